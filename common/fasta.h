@@ -1,0 +1,36 @@
+// fasta.h — streaming FASTA reader, plain or gzip (detected from the magic bytes).
+//
+// id = first word of the header line, description = the rest (may be empty). Sequence lines are
+// joined; whitespace is dropped; letters are kept as written (case preserved). Memory: the
+// largest record. Errors name the file and the line.
+#ifndef PS_FASTA_H
+#define PS_FASTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct fasta_record {
+  const char *id;     // borrowed until the next call
+  const char *desc;   // borrowed until the next call ("" when none)
+  const char *seq;    // borrowed until the next call, NUL-terminated
+  size_t len;         // sequence length
+  uint64_t index;     // 0-based record number
+  uint64_t line;      // 1-based line of the header
+} fasta_record_t;
+
+typedef struct fasta_reader fasta_reader_t;
+
+// Open path ("-" = stdin). 0 or <0 with err.
+int fasta_open(fasta_reader_t **out, const char *path, ps_err_t *err);
+// 1 = record, 0 = end, <0 = error (e.g. sequence before the first header, empty id, binary junk).
+int fasta_next(fasta_reader_t *r, fasta_record_t *rec, ps_err_t *err);
+void fasta_close(fasta_reader_t **r);
+
+// Parse a whole in-memory buffer (fuzzing, tests): calls cb for each record; stops at the first
+// error or when cb returns non-zero. Returns number of records or <0.
+int fasta_parse_buffer(const char *buf, size_t len, int (*cb)(const fasta_record_t *, void *),
+                       void *ud, ps_err_t *err);
+
+#endif
