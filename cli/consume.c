@@ -1,0 +1,171 @@
+// protsae consume — a pipeline sink: pulls Envelopes, checks EmbeddingBatches, counts rows and
+// proteins per producer, and stops when every expected producer's EndOfStream has arrived and
+// its counts are matched. Used by the demo (until the trainer takes its place), by integration
+// tests (--dump writes one line per protein: producer seq id rows checksum) and benchmarks.
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "signals.h"
+#include "wire.h"
+
+static const ps_config_entry_t table[] = {
+    {"in", "@ipc:///tmp/protsae-reader.ipc", "endpoint (@ binds, > connects)"},
+    {"producers", "1", "producers feeding this endpoint: stop after all their EndOfStreams"},
+    {"hwm", "16", "receive high-water mark"},
+    {"timeout-ms", "-1", "give up after this long without a message (-1 = never)"},
+    {"dump", NULL, "write 'producer seq id n_rows checksum val' per protein to this file"},
+    {"quiet", "0", "no summary on stdout"},
+    {"delay-ms", "0", "sleep this long after each batch (tests: a slow consumer)"},
+    {NULL, NULL, NULL},
+};
+
+typedef struct prod {
+  char name[64];
+  uint64_t rows, batches, proteins;
+  int eos;
+  uint64_t eos_rows, eos_batches, eos_proteins;
+} prod_t;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static prod_t *find_prod(prod_t *p, int *n, const char *name) {
+  for (int i = 0; i < *n; i++)
+    if (!strcmp(p[i].name, name)) return &p[i];
+  if (*n >= 64) return NULL;
+  prod_t *q = &p[(*n)++];
+  memset(q, 0, sizeof *q);
+  snprintf(q->name, sizeof q->name, "%s", name);
+  return q;
+}
+
+int cli_consume(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  void *zctx = NULL, *sock = NULL;
+  FILE *dump = NULL;
+  int status = 1;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae consume: %s\n", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae consume", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  int64_t nprod, hwm, timeout, delay;
+  int quiet;
+  if (ps_config_i64(cfg, "producers", &nprod, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||
+      ps_config_i64(cfg, "timeout-ms", &timeout, &err) < 0 ||
+      ps_config_i64(cfg, "delay-ms", &delay, &err) < 0 || ps_config_bool(cfg, "quiet", &quiet, &err) < 0)
+    goto out;
+  const char *dp = ps_config_str(cfg, "dump");
+  if (dp && !(dump = fopen(dp, "w"))) {
+    ps_err_set(&err, PS_EIO, "%s: cannot write", dp);
+    goto out;
+  }
+  wire_opts_t wo = WIRE_OPTS_DEFAULT;
+  wo.hwm = (int)hwm;
+  zctx = zmq_ctx_new();
+  if (!(sock = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto out;
+  prod_t prods[64];
+  int np = 0, eos_count = 0;
+  wire_stats_t st = {0};
+  uint64_t rows = 0, prots = 0, val = 0, heartbeats = 0, bad = 0;
+  uint32_t dim = 0;
+  double t0 = 0, t_last = 0;
+  while (eos_count < nprod) {
+    Protsae__Envelope *env = NULL;
+    int rc = wire_recv(sock, &env, (int)timeout, &ps_stop_flag, &st, &err);
+    if (rc == 0) {
+      ps_err_set(&err, PS_ETRUNC, "no message for %lld ms (%d of %lld producers finished)", (long long)timeout,
+                 eos_count, (long long)nprod);
+      goto out;
+    }
+    if (rc < 0) goto out;
+    if (t0 == 0) t0 = now_s();
+    prod_t *p = find_prod(prods, &np, env->producer);
+    if (!p) {
+      wire_free(&env);
+      continue;
+    }
+    switch (env->body_case) {
+    case PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH: {
+      Protsae__EmbeddingBatch *b = env->embedding_batch;
+      p->rows += b->n_rows;
+      p->batches++;
+      p->proteins += b->n_protein_ids;
+      rows += b->n_rows;
+      prots += b->n_protein_ids;
+      dim = b->dim;
+      const float *x = (const float *)b->rows.data;
+      for (size_t i = 0; i < b->n_protein_ids; i++) {
+        int v = i < b->n_is_validation && b->is_validation[i];
+        val += v;
+        if (!dump) continue;
+        size_t r0 = b->level == PROTSAE__LEVEL__LEVEL_RESIDUE ? b->residue_offsets[i] : i;
+        size_t r1 = b->level == PROTSAE__LEVEL__LEVEL_RESIDUE ? b->residue_offsets[i + 1] : i + 1;
+        double sum = 0;
+        for (size_t k = r0 * b->dim; k < r1 * b->dim; k++) sum += x[k] * (double)((k % 7) + 1);
+        fprintf(dump, "%s %" PRIu64 " %s %zu %.9g %d\n", env->producer, env->seq, b->protein_ids[i], r1 - r0, sum, v);
+      }
+      t_last = now_s();
+      if (delay > 0) usleep((useconds_t)delay * 1000);
+      break;
+    }
+    case PROTSAE__ENVELOPE__BODY_END_OF_STREAM:
+      if (!p->eos) eos_count++;
+      p->eos = 1;
+      p->eos_rows = env->end_of_stream->rows_sent;
+      p->eos_batches = env->end_of_stream->batches_sent;
+      p->eos_proteins = env->end_of_stream->proteins_sent;
+      break;
+    case PROTSAE__ENVELOPE__BODY_HEARTBEAT:
+      heartbeats++;
+      break;
+    default:
+      bad++;
+      break;
+    }
+    wire_free(&env);
+  }
+  int ok = 1;
+  for (int i = 0; i < np; i++) {
+    if (!prods[i].eos) continue;
+    if (prods[i].rows != prods[i].eos_rows || prods[i].batches != prods[i].eos_batches ||
+        prods[i].proteins != prods[i].eos_proteins) {
+      ok = 0;
+      fprintf(stderr, "protsae consume: producer %s sent %" PRIu64 " rows / %" PRIu64 " batches but %" PRIu64
+                      " / %" PRIu64 " arrived\n", prods[i].name, prods[i].eos_rows, prods[i].eos_batches,
+              prods[i].rows, prods[i].batches);
+    }
+  }
+  double secs = t_last > t0 ? t_last - t0 : 0;
+  if (!quiet) {
+    printf("rows: %" PRIu64 "\nproteins: %" PRIu64 "\nvalidation_proteins: %" PRIu64 "\ndim: %u\n", rows, prots, val, dim);
+    printf("producers: %d\nheartbeats: %" PRIu64 "\ndropped_malformed: %" PRIu64 "\ndropped_version: %" PRIu64 "\n", np,
+           heartbeats, st.dropped_malformed, st.dropped_version);
+    printf("counts_match: %s\n", ok ? "yes" : "NO");
+    if (secs > 0) printf("rows_per_s: %.0f\nmb_per_s: %.1f\n", rows / secs, st.bytes / secs / 1e6);
+  }
+  status = ok ? 0 : 1;
+  if (!ok) ps_err_set(&err, PS_EMISMATCH, "EndOfStream counts do not match what arrived");
+out:
+  if (status && err.msg[0]) fprintf(stderr, "protsae consume: %s\n", err.msg);
+  if (dump) fclose(dump);
+  wire_close(&sock);
+  if (zctx) zmq_ctx_term(zctx);
+  ps_config_destroy(&cfg);
+  return status;
+}

@@ -1,0 +1,37 @@
+// protsae — the front command: runs pipelines and tools.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "signals.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: protsae COMMAND [options]   (protsae COMMAND --help for its options)\n"
+          "commands:\n"
+          "  demo      end to end on the built-in planted dataset over real human proteins\n"
+          "  synth     generate embeddings with planted, known GO-term features\n"
+          "  consume   a pipeline sink that checks and counts what arrives\n"
+          "  version   print the version\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const char *cmd = argv[1];
+  ps_log_init(cmd);
+  ps_signals_install();
+  if (!strcmp(cmd, "version")) {
+    printf("protsae %s\n", PROTSAE_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "synth")) return synth_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "consume")) return cli_consume(argc - 1, argv + 1);
+  if (!strcmp(cmd, "demo")) return cli_demo(argc - 1, argv + 1);
+  fprintf(stderr, "protsae: unknown command '%s'\n", cmd);
+  usage(stderr);
+  return 2;
+}

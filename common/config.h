@@ -1,0 +1,45 @@
+// config.h — stage configuration: defaults table < command-line flags < PROTSAE_* environment.
+//
+// A stage declares a table of entries (name, default, help). Flags are `--name value` or
+// `--name=value` (a boolean flag alone means "1"); the environment variable for `batch-rows` is
+// PROTSAE_BATCH_ROWS. Unknown flags are errors. Positional arguments are collected in order.
+// ps_config_print() logs the effective configuration with the origin of each value.
+#ifndef PS_CONFIG_H
+#define PS_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+typedef struct ps_config_entry {
+  const char *name;   // "batch-rows"
+  const char *def;    // default value as text, NULL = unset
+  const char *help;
+} ps_config_entry_t;
+
+typedef struct ps_config ps_config_t;
+
+// Parse argv (argv[0] is skipped). table ends with an entry whose name is NULL. The table must
+// outlive the config. Returns 0 or <0 (err names the flag). `--help` sets help_requested.
+int ps_config_parse(ps_config_t **out, const ps_config_entry_t *table, int argc, char **argv,
+                    ps_err_t *err);
+void ps_config_destroy(ps_config_t **c);
+
+int ps_config_help_requested(const ps_config_t *c);
+void ps_config_usage(const ps_config_entry_t *table, const char *prog, FILE *f);
+void ps_config_print(const ps_config_t *c);   // to the log, one line per value
+
+// Raw value (borrowed, NULL when unset). Asking for a name not in the table is a programmer error.
+const char *ps_config_str(const ps_config_t *c, const char *name);
+// Typed getters: 0 or PS_ECONFIG with err naming the key and the bad value.
+int ps_config_i64(const ps_config_t *c, const char *name, int64_t *out, ps_err_t *err);
+int ps_config_f64(const ps_config_t *c, const char *name, double *out, ps_err_t *err);
+int ps_config_bool(const ps_config_t *c, const char *name, int *out, ps_err_t *err);
+// Override a value programmatically (e.g. derived defaults). Copies value.
+void ps_config_set(ps_config_t *c, const char *name, const char *value);
+
+size_t ps_config_n_positional(const ps_config_t *c);
+const char *ps_config_positional(const ps_config_t *c, size_t i);
+
+#endif

@@ -1,0 +1,247 @@
+#include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+#include <zmq.h>
+
+static int set_opts(void *s, int type, const wire_opts_t *o) {
+  int hwm = o->hwm > 0 ? o->hwm : 16;
+  int linger = o->linger_ms;
+  int ivl = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
+  int tmo = ivl * 5;
+  int rc = 0;
+  if (type == ZMQ_PUSH) rc |= zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  else rc |= zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  rc |= zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+  rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+  rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &tmo, sizeof tmo);
+  if (o->bufsize > 0) {
+    rc |= zmq_setsockopt(s, ZMQ_SNDBUF, &o->bufsize, sizeof o->bufsize);
+    rc |= zmq_setsockopt(s, ZMQ_RCVBUF, &o->bufsize, sizeof o->bufsize);
+  }
+  return rc;
+}
+
+void *wire_socket(void *zctx, int type, const char *endpoint, const wire_opts_t *opts, ps_err_t *err) {
+  wire_opts_t def = WIRE_OPTS_DEFAULT;
+  if (!opts) opts = &def;
+  if (!endpoint || !*endpoint) {
+    ps_err_set(err, PS_ECONFIG, "no endpoint given");
+    return NULL;
+  }
+  int bind = (type == ZMQ_PULL);
+  if (endpoint[0] == '@') bind = 1, endpoint++;
+  else if (endpoint[0] == '>') bind = 0, endpoint++;
+  void *s = zmq_socket(zctx, type);
+  if (!s) {
+    ps_err_set(err, -errno, "zmq_socket: %s", zmq_strerror(errno));
+    return NULL;
+  }
+  if (set_opts(s, type, opts) != 0) {
+    ps_err_set(err, -errno, "%s: setting socket options: %s", endpoint, zmq_strerror(errno));
+    zmq_close(s);
+    return NULL;
+  }
+  int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
+  if (rc != 0) {
+    ps_err_set(err, -errno, "%s %s: %s", bind ? "bind" : "connect", endpoint, zmq_strerror(errno));
+    zmq_close(s);
+    return NULL;
+  }
+  return s;
+}
+
+void wire_close(void **sock) {
+  if (!sock || !*sock) return;
+  zmq_close(*sock);
+  *sock = NULL;
+}
+
+void wire_envelope_init(Protsae__Envelope *env, const char *run_id, const char *producer, uint64_t seq) {
+  protsae__envelope__init(env);
+  env->schema_version = PS_SCHEMA_VERSION;
+  env->run_id = (char *)(run_id ? run_id : "");
+  env->producer = (char *)(producer ? producer : "");
+  env->seq = seq;
+}
+
+static void free_buf(void *data, void *hint) {
+  (void)hint;
+  free(data);
+}
+
+static int send_impl(void *sock, const Protsae__Envelope *env, volatile sig_atomic_t *stop, int timeout_ms,
+                     ps_err_t *err) {
+  size_t n = protsae__envelope__get_packed_size(env);
+  uint8_t *buf = ps_xmalloc(n);
+  protsae__envelope__pack(env, buf);
+  zmq_msg_t msg;
+  zmq_msg_init_data(&msg, buf, n, free_buf, NULL);  // zero-copy: zmq frees buf
+  int waited = 0;
+  for (;;) {
+    if (zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) >= 0) return 0;
+    if (errno != EAGAIN && errno != EINTR) {
+      int e = errno;
+      zmq_msg_close(&msg);
+      return ps_err_set(err, -e, "send: %s", zmq_strerror(e));
+    }
+    if (stop && *stop) {
+      zmq_msg_close(&msg);
+      return ps_err_set(err, PS_EINTR, "send interrupted by a stop request");
+    }
+    if (timeout_ms >= 0) {
+      if (waited >= timeout_ms) {
+        zmq_msg_close(&msg);
+        return ps_err_set(err, -ETIMEDOUT, "send: no room for %d ms (is the consumer running?)", timeout_ms);
+      }
+      waited += 100;
+    }
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
+    zmq_poll(&it, 1, 100);  // back-pressure: wait for room, wake to check the stop flag
+  }
+}
+
+int wire_send(void *sock, const Protsae__Envelope *env, volatile sig_atomic_t *stop, ps_err_t *err) {
+  return send_impl(sock, env, stop, -1, err);
+}
+
+int wire_send_timeout(void *sock, const Protsae__Envelope *env, int timeout_ms, ps_err_t *err) {
+  return send_impl(sock, env, NULL, timeout_ms, err);
+}
+
+int wire_decode(const uint8_t *buf, size_t len, Protsae__Envelope **out, wire_stats_t *st) {
+  *out = NULL;
+  Protsae__Envelope *env = protsae__envelope__unpack(NULL, len, buf);
+  if (!env) {
+    if (st) st->dropped_malformed++;
+    return 0;
+  }
+  if (env->schema_version / 1000 != PS_SCHEMA_MAJOR) {
+    if (st) st->dropped_version++;
+    protsae__envelope__free_unpacked(env, NULL);
+    return 0;
+  }
+  if (env->body_case == PROTSAE__ENVELOPE__BODY__NOT_SET) {
+    if (st) st->dropped_empty++;
+    protsae__envelope__free_unpacked(env, NULL);
+    return 0;
+  }
+  if (env->body_case == PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH &&
+      wire_check_embedding_batch(env->embedding_batch, NULL) < 0) {
+    if (st) st->dropped_malformed++;
+    protsae__envelope__free_unpacked(env, NULL);
+    return 0;
+  }
+  if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH &&
+      wire_check_feature_batch(env->feature_batch, NULL) < 0) {
+    if (st) st->dropped_malformed++;
+    protsae__envelope__free_unpacked(env, NULL);
+    return 0;
+  }
+  if (st) {
+    st->received++;
+    st->bytes += len;
+  }
+  *out = env;
+  return 1;
+}
+
+int wire_recv(void *sock, Protsae__Envelope **out, int timeout_ms, volatile sig_atomic_t *stop,
+              wire_stats_t *st, ps_err_t *err) {
+  *out = NULL;
+  int waited = 0;
+  for (;;) {
+    if (stop && *stop) return ps_err_set(err, PS_EINTR, "receive interrupted by a stop request");
+    int slice = 100;
+    if (timeout_ms >= 0) {
+      if (waited >= timeout_ms) return 0;
+      if (timeout_ms - waited < slice) slice = timeout_ms - waited;
+    }
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&it, 1, slice);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      return ps_err_set(err, -errno, "poll: %s", zmq_strerror(errno));
+    }
+    if (rc == 0) {
+      waited += slice;
+      continue;
+    }
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+      int e = errno;
+      zmq_msg_close(&msg);
+      if (e == EAGAIN || e == EINTR) continue;
+      return ps_err_set(err, -e, "recv: %s", zmq_strerror(e));
+    }
+    int got = wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), out, st);
+    zmq_msg_close(&msg);
+    if (got) return 1;
+  }
+}
+
+void wire_free(Protsae__Envelope **env) {
+  if (!env || !*env) return;
+  protsae__envelope__free_unpacked(*env, NULL);
+  *env = NULL;
+}
+
+int wire_check_embedding_batch(const Protsae__EmbeddingBatch *b, ps_err_t *err) {
+  uint64_t want = (uint64_t)b->n_rows * b->dim * 4;
+  if (b->dim == 0 && b->n_rows > 0) return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: dim 0 with %u rows", b->n_rows);
+  if (b->rows.len != want)
+    return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: rows hold %zu bytes, expected %u x %u x 4 = %llu",
+                      b->rows.len, b->n_rows, b->dim, (unsigned long long)want);
+  if (b->target_dim) {
+    uint64_t tw = (uint64_t)b->n_rows * b->target_dim * 4;
+    if (b->target_rows.len != tw)
+      return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: target rows hold %zu bytes, expected %llu",
+                        b->target_rows.len, (unsigned long long)tw);
+  } else if (b->target_rows.len) {
+    return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: target rows without target_dim");
+  }
+  if (b->level == PROTSAE__LEVEL__LEVEL_RESIDUE) {
+    if (b->n_residue_offsets != b->n_protein_ids + 1)
+      return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: %zu residue offsets for %zu proteins",
+                        b->n_residue_offsets, b->n_protein_ids);
+    if (b->residue_offsets[0] != 0 || b->residue_offsets[b->n_residue_offsets - 1] != b->n_rows)
+      return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: residue offsets do not span the %u rows", b->n_rows);
+    for (size_t i = 1; i < b->n_residue_offsets; i++)
+      if (b->residue_offsets[i] < b->residue_offsets[i - 1])
+        return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: residue offsets decrease at %zu", i);
+  } else if (b->n_protein_ids != b->n_rows) {
+    return ps_err_set(err, PS_EPROTO, "EmbeddingBatch: %zu ids for %u protein-level rows", b->n_protein_ids,
+                      b->n_rows);
+  }
+  return 0;
+}
+
+int wire_check_feature_batch(const Protsae__FeatureBatch *b, ps_err_t *err) {
+  if (b->n_indptr != (size_t)b->n_rows + 1)
+    return ps_err_set(err, PS_EPROTO, "FeatureBatch: %zu indptr entries for %u rows", b->n_indptr, b->n_rows);
+  if (b->n_indices != b->n_values)
+    return ps_err_set(err, PS_EPROTO, "FeatureBatch: %zu indices but %zu values", b->n_indices, b->n_values);
+  if (b->indptr[0] != 0 || b->indptr[b->n_rows] != b->n_indices)
+    return ps_err_set(err, PS_EPROTO, "FeatureBatch: indptr does not span the %zu entries", b->n_indices);
+  for (uint32_t r = 0; r < b->n_rows; r++)
+    if (b->indptr[r + 1] < b->indptr[r])
+      return ps_err_set(err, PS_EPROTO, "FeatureBatch: indptr decreases at row %u", r);
+  if (b->n_features)
+    for (size_t i = 0; i < b->n_indices; i++)
+      if (b->indices[i] >= b->n_features)
+        return ps_err_set(err, PS_EPROTO, "FeatureBatch: feature %u at entry %zu >= n_features %u", b->indices[i], i,
+                          b->n_features);
+  if (b->level == PROTSAE__LEVEL__LEVEL_RESIDUE) {
+    if (b->n_residue_offsets != b->n_protein_ids + 1 || b->residue_offsets[0] != 0 ||
+        b->residue_offsets[b->n_protein_ids] != b->n_rows)
+      return ps_err_set(err, PS_EPROTO, "FeatureBatch: residue offsets do not span the %u rows", b->n_rows);
+    for (size_t i = 1; i < b->n_residue_offsets; i++)
+      if (b->residue_offsets[i] < b->residue_offsets[i - 1])
+        return ps_err_set(err, PS_EPROTO, "FeatureBatch: residue offsets decrease at %zu", i);
+  } else if (b->n_protein_ids != b->n_rows) {
+    return ps_err_set(err, PS_EPROTO, "FeatureBatch: %zu ids for %u protein-level rows", b->n_protein_ids, b->n_rows);
+  }
+  return 0;
+}

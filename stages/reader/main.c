@@ -1,0 +1,261 @@
+// protsae-reader — streams EmbeddingBatches from embedding files to the pipeline.
+// Wiring only: configuration, socket, state file, loop, shutdown. Logic lives in reader.c.
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "log.h"
+#include "reader.h"
+#include "signals.h"
+#include "wire.h"
+
+static const ps_config_entry_t table[] = {
+    {"emb", NULL, "embeddings: .npy, .safetensors, .h5, .pt or a directory of .pt files"},
+    {"format", NULL, "force the format: npy|safetensors|h5|pt"},
+    {"fasta", NULL, "FASTA (plain or .gz): ids are checked against it (and give npy ids)"},
+    {"ids", NULL, "text file with one id per row (npy / single-matrix safetensors)"},
+    {"offsets", NULL, "npy residue level: offsets .npy (default <stem>.offsets.npy)"},
+    {"level", "protein", "protein | residue"},
+    {"layer", "-1", "layer to read (-1 = the only / highest one)"},
+    {"target", NULL, "transcoders: embeddings of the paired target (same ids and rows)"},
+    {"target-format", NULL, "format of --target"},
+    {"target-layer", "-1", "layer of --target"},
+    {"batch-rows", "1024", "rows per batch"},
+    {"val-fraction", "0.1", "share of proteins in the validation split"},
+    {"seed", "1", "split seed"},
+    {"split", "all", "which proteins to send: all | train | val"},
+    {"epochs", "1", "passes over the data"},
+    {"max-records", "0", "records per epoch (0 = all)"},
+    {"skip-nonfinite", "0", "skip records with NaN/Inf (counted) instead of stopping"},
+    {"out", "@ipc:///tmp/protsae-reader.ipc", "endpoint (@ binds, > connects)"},
+    {"consumers", "1", "consumers that will read this stream: each gets an EndOfStream"},
+    {"hwm", "16", "batches queued per consumer before sending blocks"},
+    {"linger-ms", "30000", "how long to wait for unsent batches at exit"},
+    {"heartbeat-ms", "1000", "heartbeat interval"},
+    {"run-id", "run", "run id stamped on every message"},
+    {"producer", "reader-0", "producer name stamped on every message"},
+    {"state", NULL, "state file: the position after the last sent batch"},
+    {"resume", "0", "continue from --state when it exists"},
+    {NULL, NULL, NULL},
+};
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int send_batch(void *sock, const char *run_id, const char *producer, const reader_batch_t *b,
+                      int residue, uint32_t layer, ps_err_t *err) {
+  Protsae__Envelope env;
+  Protsae__EmbeddingBatch eb;
+  wire_envelope_init(&env, run_id, producer, b->seq);
+  protsae__embedding_batch__init(&eb);
+  eb.n_protein_ids = b->n_proteins;
+  eb.protein_ids = b->ids;
+  eb.level = residue ? PROTSAE__LEVEL__LEVEL_RESIDUE : PROTSAE__LEVEL__LEVEL_PROTEIN;
+  eb.layer = layer;
+  eb.dim = b->dim;
+  eb.n_rows = b->n_rows;
+  eb.rows.data = (uint8_t *)b->rows;
+  eb.rows.len = (size_t)b->n_rows * b->dim * sizeof(float);
+  if (residue) {
+    eb.n_residue_offsets = b->n_proteins + 1;
+    eb.residue_offsets = b->offsets;
+  }
+  if (b->target_dim) {
+    eb.target_dim = b->target_dim;
+    eb.target_rows.data = (uint8_t *)b->target;
+    eb.target_rows.len = (size_t)b->n_rows * b->target_dim * sizeof(float);
+  }
+  eb.n_is_validation = b->n_proteins;
+  eb.is_validation = (protobuf_c_boolean *)ps_xmalloc(b->n_proteins * sizeof(protobuf_c_boolean));
+  for (uint32_t i = 0; i < b->n_proteins; i++) eb.is_validation[i] = b->is_val[i];
+  eb.epoch = b->epoch;
+  eb.first_record = b->first_record;
+  env.body_case = PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH;
+  env.embedding_batch = &eb;
+  int rc = wire_send(sock, &env, &ps_stop_flag, err);
+  free(eb.is_validation);
+  return rc;
+}
+
+// Heartbeats and EndOfStream carry the seq of the next batch without consuming one, so batch
+// seq numbers stay a pure function of the stream position. After a stop request the final
+// EndOfStream still gets up to eos_wait_ms to find room (a second signal exits at once).
+static int send_control(void *sock, const char *run_id, const char *producer, uint64_t seq,
+                        Protsae__Envelope *env, int eos_wait_ms, ps_err_t *err) {
+  env->schema_version = PS_SCHEMA_VERSION;
+  env->run_id = (char *)run_id;
+  env->producer = (char *)producer;
+  env->seq = seq;
+  if (eos_wait_ms >= 0) return wire_send_timeout(sock, env, eos_wait_ms, err);
+  return wire_send(sock, env, &ps_stop_flag, err);
+}
+
+int main(int argc, char **argv) {
+  ps_log_init("reader");
+  ps_signals_install();
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  reader_t *rd = NULL;
+  void *zctx = NULL, *sock = NULL;
+  int status = 1;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    PS_ERROR("%s", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae-reader", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  ps_config_print(cfg);
+
+  reader_opts_t o;
+  memset(&o, 0, sizeof o);
+  int64_t layer, tlayer, batch_rows, seed, epochs, max_records, consumers, hwm, linger, hb;
+  double valf;
+  int skip_nf, resume;
+  if (ps_config_i64(cfg, "layer", &layer, &err) < 0 || ps_config_i64(cfg, "target-layer", &tlayer, &err) < 0 ||
+      ps_config_i64(cfg, "batch-rows", &batch_rows, &err) < 0 || ps_config_i64(cfg, "seed", &seed, &err) < 0 ||
+      ps_config_i64(cfg, "epochs", &epochs, &err) < 0 || ps_config_i64(cfg, "max-records", &max_records, &err) < 0 ||
+      ps_config_i64(cfg, "consumers", &consumers, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||
+      ps_config_i64(cfg, "linger-ms", &linger, &err) < 0 || ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 ||
+      ps_config_f64(cfg, "val-fraction", &valf, &err) < 0 || ps_config_bool(cfg, "skip-nonfinite", &skip_nf, &err) < 0 ||
+      ps_config_bool(cfg, "resume", &resume, &err) < 0)
+    goto fail;
+  if (batch_rows < 1 || batch_rows > (1 << 24) || epochs < 1 || consumers < 1 || hwm < 1) {
+    ps_err_set(&err, PS_ECONFIG, "batch-rows, epochs, consumers and hwm must be >= 1");
+    goto fail;
+  }
+  o.src.path = ps_config_str(cfg, "emb");
+  if (!o.src.path) {
+    ps_err_set(&err, PS_ECONFIG, "--emb is required (see --help)");
+    goto fail;
+  }
+  o.src.format = ps_config_str(cfg, "format");
+  o.src.ids_path = ps_config_str(cfg, "ids");
+  o.src.offsets_path = ps_config_str(cfg, "offsets");
+  o.src.layer = (int)layer;
+  const char *level = ps_config_str(cfg, "level");
+  if (!level || (strcmp(level, "protein") && strcmp(level, "residue"))) {
+    ps_err_set(&err, PS_ECONFIG, "--level must be protein or residue, not '%s'", level ? level : "");
+    goto fail;
+  }
+  int residue = !strcmp(level, "residue");
+  o.src.level = residue ? EMB_LEVEL_RESIDUE : EMB_LEVEL_PROTEIN;
+  o.fasta_path = ps_config_str(cfg, "fasta");
+  o.target_path = ps_config_str(cfg, "target");
+  o.target_format = ps_config_str(cfg, "target-format");
+  o.target_layer = (int)tlayer;
+  o.batch_rows = (uint32_t)batch_rows;
+  o.val_fraction = valf;
+  o.seed = (uint64_t)seed;
+  const char *split = ps_config_str(cfg, "split");
+  if (!split || !strcmp(split, "all")) o.split = READER_SPLIT_ALL;
+  else if (!strcmp(split, "train")) o.split = READER_SPLIT_TRAIN;
+  else if (!strcmp(split, "val")) o.split = READER_SPLIT_VAL;
+  else {
+    ps_err_set(&err, PS_ECONFIG, "--split must be all, train or val, not '%s'", split);
+    goto fail;
+  }
+  o.epochs = (uint32_t)epochs;
+  o.max_records = (uint64_t)max_records;
+  o.skip_nonfinite = skip_nf;
+
+  if (reader_new(&rd, &o, &err) < 0) goto fail;
+  const char *state = ps_config_str(cfg, "state");
+  reader_pos_t pos = {0, 0, 0};
+  if (resume && state) {
+    int got = reader_pos_load(state, &pos, &err);
+    if (got < 0) goto fail;
+    if (got) {
+      PS_INFO("resuming epoch=%u record=%llu seq=%llu", pos.epoch, (unsigned long long)pos.record,
+              (unsigned long long)pos.seq);
+      if (reader_seek(rd, &pos, &err) < 0) goto fail;
+    }
+  }
+
+  const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
+  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0};
+  zctx = zmq_ctx_new();
+  if (!(sock = wire_socket(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &err))) goto fail;
+
+  int64_t per_epoch = reader_records_per_epoch(rd);
+  uint64_t t0 = now_ms(), last_hb = t0, rows_sent = 0, batches_sent = 0, prot_sent = 0;
+  uint64_t seq = pos.seq;
+  const char *reason = "done";
+  reader_batch_t b;
+  int rc;
+  while ((rc = reader_next_batch(rd, &b, &err)) > 0) {
+    if ((rc = send_batch(sock, run_id, producer, &b, residue, layer < 0 ? 0 : (uint32_t)layer, &err)) < 0) break;
+    rows_sent += b.n_rows;
+    batches_sent++;
+    prot_sent += b.n_proteins;
+    seq = b.next.seq;
+    if (state && reader_pos_save(state, &b.next, &err) < 0) goto fail;
+    uint64_t t = now_ms();
+    if (t - last_hb >= (uint64_t)hb) {
+      last_hb = t;
+      Protsae__Envelope env = PROTSAE__ENVELOPE__INIT;
+      Protsae__Heartbeat h = PROTSAE__HEARTBEAT__INIT;
+      h.unix_ms = t;
+      h.stage = "reader";
+      h.rows_done = rows_sent;
+      h.rows_per_s = rows_sent * 1000.0 / (double)(t - t0 + 1);
+      if (per_epoch > 0 && !residue) h.rows_total = (uint64_t)per_epoch * o.epochs;
+      env.body_case = PROTSAE__ENVELOPE__BODY_HEARTBEAT;
+      env.heartbeat = &h;
+      if ((rc = send_control(sock, run_id, producer, seq, &env, -1, &err)) < 0) break;
+    }
+    if (ps_signals_stop_requested()) {
+      reason = "signal";
+      PS_INFO("stop requested: finishing after batch seq=%llu", (unsigned long long)b.seq);
+      break;
+    }
+  }
+  if (rc < 0 && rc != PS_EINTR) goto fail;
+  if (rc == PS_EINTR) reason = "signal";
+  {
+    // EndOfStream, also after a stop request (reason "signal"), one per consumer so each knows
+    // the totals. While a stop is pending a blocked send gives up instead of waiting.
+    int eos_wait = ps_signals_stop_requested() ? 10000 : -1;
+    for (int64_t i = 0; i < consumers; i++) {
+      Protsae__Envelope env = PROTSAE__ENVELOPE__INIT;
+      Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
+      eos.rows_sent = rows_sent;
+      eos.batches_sent = batches_sent;
+      eos.proteins_sent = prot_sent;
+      eos.n_producers = 1;
+      eos.reason = (char *)reason;
+      env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
+      env.end_of_stream = &eos;
+      if (send_control(sock, run_id, producer, seq, &env, eos_wait, &err) < 0) {
+        PS_WARN("EndOfStream %lld of %lld not sent: %s", (long long)i + 1, (long long)consumers, err.msg);
+        break;
+      }
+    }
+  }
+  const reader_counts_t *c = reader_counts(rd);
+  double secs = (double)(now_ms() - t0) / 1000.0;
+  PS_INFO("finished reason=%s batches=%llu rows=%llu proteins=%llu skipped_nonfinite=%llu seconds=%.2f rows_per_s=%.0f",
+          reason, (unsigned long long)batches_sent, (unsigned long long)rows_sent, (unsigned long long)prot_sent,
+          (unsigned long long)c->skipped_nonfinite, secs, rows_sent / (secs > 0 ? secs : 1e-9));
+  status = 0;
+fail:
+  if (sock && ps_signals_stop_requested()) {
+    int lg = 2000;  // stopping: do not wait 30 s for a consumer that may be gone
+    zmq_setsockopt(sock, ZMQ_LINGER, &lg, sizeof lg);
+  }
+  if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
+  wire_close(&sock);
+  if (zctx) zmq_ctx_term(zctx);
+  reader_destroy(&rd);
+  ps_config_destroy(&cfg);
+  return status;
+}

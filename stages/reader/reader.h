@@ -1,0 +1,83 @@
+// reader.h — the reader stage's logic: embeddings (+ FASTA) in, batches out.
+//
+// Streams records from an emb_source (any format), matches ids against the FASTA (ids must be
+// present; at residue level the number of rows must equal the sequence length), assigns each
+// protein to the train or validation split by a seeded hash of its id (independent of order),
+// and cuts batches that close once they hold >= batch_rows rows (exactly batch_rows at protein
+// level; a protein is never split across batches, so a residue-level batch may exceed
+// batch_rows by less than one protein's rows). Several epochs re-read the source. Transcoders: a
+// second source gives the paired target rows (same ids, same row counts).
+//
+// Memory: one batch (batch_rows x (dim + target_dim) floats) + one record per source + the
+// FASTA index (ids and lengths: O(number of proteins), ~60 bytes each).
+// Determinism: batch boundaries depend only on the data and options, so a reader resumed at a
+// recorded reader_pos_t emits exactly the batches (and seq numbers) an uninterrupted one would.
+#ifndef PS_READER_H
+#define PS_READER_H
+
+#include <stdint.h>
+
+#include "emb.h"
+#include "err.h"
+
+typedef enum { READER_SPLIT_ALL = 0, READER_SPLIT_TRAIN, READER_SPLIT_VAL } reader_split_t;
+
+typedef struct reader_opts {
+  emb_source_opts_t src;       // embeddings (path, format, level, layer, ids, offsets)
+  const char *fasta_path;      // optional; when set, ids are checked against it
+  const char *target_path;     // optional paired target (transcoders)
+  const char *target_format;
+  int target_layer;
+  uint32_t batch_rows;         // rows per batch (default 1024)
+  double val_fraction;         // share of proteins in the validation split
+  uint64_t seed;               // split seed
+  reader_split_t split;        // which proteins to emit
+  uint32_t epochs;             // passes over the data (>= 1)
+  int skip_nonfinite;          // 1: skip and count records with NaN/Inf instead of failing
+  uint64_t max_records;        // 0 = all; per epoch
+} reader_opts_t;
+
+typedef struct reader_pos {
+  uint32_t epoch;
+  uint64_t record;             // next record index in the source
+  uint64_t seq;                // seq number of the next batch
+} reader_pos_t;
+
+typedef struct reader_batch {
+  uint32_t n_proteins;
+  char **ids;                  // n_proteins, owned by the reader
+  uint8_t *is_val;             // n_proteins
+  uint32_t n_rows, dim, target_dim;
+  float *rows;                 // n_rows x dim
+  float *target;               // n_rows x target_dim, or NULL
+  uint32_t *offsets;           // n_proteins + 1 (residue level)
+  uint32_t epoch;
+  uint64_t first_record;
+  uint64_t seq;
+  reader_pos_t next;           // position after this batch (for the state file)
+} reader_batch_t;
+
+typedef struct reader_counts {
+  uint64_t records, rows, batches, skipped_nonfinite, skipped_split;
+} reader_counts_t;
+
+typedef struct reader reader_t;
+
+int reader_new(reader_t **out, const reader_opts_t *opts, ps_err_t *err);
+void reader_destroy(reader_t **r);
+// Continue from a recorded position (before the first reader_next_batch).
+int reader_seek(reader_t *r, const reader_pos_t *pos, ps_err_t *err);
+// Fill *b (borrowed until the next call): 1 = batch, 0 = all epochs done, <0 = error.
+int reader_next_batch(reader_t *r, reader_batch_t *b, ps_err_t *err);
+const reader_counts_t *reader_counts(const reader_t *r);
+// Total records per epoch when the source knows it, else -1.
+int64_t reader_records_per_epoch(const reader_t *r);
+// Split assignment: 1 when `id` is in the validation split.
+int reader_is_validation(const char *id, uint64_t seed, double val_fraction);
+
+// State file: "epoch record seq\n", written to path.tmp then renamed (atomic under kill -9).
+int reader_pos_save(const char *path, const reader_pos_t *pos, ps_err_t *err);
+// 1 = loaded, 0 = no file, <0 = malformed (err names the file).
+int reader_pos_load(const char *path, reader_pos_t *pos, ps_err_t *err);
+
+#endif
