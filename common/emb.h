@@ -8,7 +8,8 @@
 //   npy          N x d matrix (float32 / float16, C order, little-endian). Ids from opts.ids_path
 //                (one per line) or else opts.fallback_ids (the FASTA order). Residue level:
 //                rows + offsets: opts.offsets_path, default "<stem>.offsets.npy" (int64/int32,
-//                N+1 entries, first 0, last = rows).
+//                N+1 entries, first 0, last = rows). A file with offsets is per-residue at any
+//                level (protein level pools it).
 //   safetensors  one tensor per protein named by its id, [d] or [L, d] (F32/F16/BF16); or, when
 //                the file holds a single 2-D tensor, N x d rows with ids as for npy.
 //                Keys may carry a layer suffix "ID.layerK" / "ID.layerK.mean"/"ID.layerK.per_residue"

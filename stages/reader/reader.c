@@ -242,7 +242,6 @@ int reader_next_batch(reader_t *r, reader_batch_t *out, ps_err_t *err) {
     b->epoch = r->pos.epoch;
     b->first_record = r->pos.record;
     b->seq = r->pos.seq;
-    if (b->offsets) b->offsets[0] = 0;
     // A batch closes as soon as it holds >= batch_rows rows (no look-ahead, so boundaries
     // depend only on the data): exactly batch_rows at protein level; at residue level it may
     // exceed batch_rows by less than one protein.
@@ -267,6 +266,7 @@ int reader_next_batch(reader_t *r, reader_batch_t *out, ps_err_t *err) {
                           r->o.target_path, (unsigned long long)rec.index, rec.id, trec.dim, b->target_dim);
       }
       ensure(r, b->n_rows + rec.n_rows, b->n_proteins + 1, b->dim, b->target_dim);
+      b->offsets[0] = 0;
       memcpy(b->rows + (size_t)b->n_rows * b->dim, rec.rows, (size_t)rec.n_rows * rec.dim * sizeof(float));
       if (r->tgt)
         memcpy(b->target + (size_t)b->n_rows * b->target_dim, trec.rows,
