@@ -15,6 +15,8 @@
 #include "config.h"
 #include "log.h"
 
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 static const ps_config_entry_t table[] = {
     {"workdir", "protsae-demo", "where the dataset, state and results go"},
     {"seed", "1", "seed of the planted dataset"},

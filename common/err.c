@@ -44,7 +44,11 @@ int ps_err_prefix(ps_err_t *e, const char *fmt, ...) {
   vsnprintf(pre, sizeof pre, fmt, ap);
   va_end(ap);
   memcpy(old, e->msg, sizeof old);
-  snprintf(e->msg, sizeof e->msg, "%s%s", pre, old);
+  size_t pl = strnlen(pre, sizeof e->msg - 1);
+  memcpy(e->msg, pre, pl);
+  size_t ol = strnlen(old, sizeof e->msg - 1 - pl);
+  memcpy(e->msg + pl, old, ol);
+  e->msg[pl + ol] = 0;
   return e->code;
 }
 

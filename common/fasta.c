@@ -1,11 +1,26 @@
 // fasta.c — streaming FASTA reader over zlib (plain and gzip alike). See fasta.h.
+//
+// Memory: a 64 KiB input buffer, the current line and the current record (id, description,
+// sequence), each grown on demand: the largest record, never the whole file. A single line may
+// not exceed FASTA_MAX_LINE (1 GiB).
 #include "fasta.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define FASTA_MAX_LINE ((size_t)1 << 30)
+
+// Reader states (fasta_reader.state).
+enum {
+  ST_START = 0,   // before the first header
+  ST_IN_RECORD,   // id/desc hold the current header
+  ST_END,         // end of input reached
+  ST_HEADER_NEXT, // the next header waits in r->ln (parsed on the next call, so returned strings stay valid)
+  ST_FAILED,      // an error was returned; it is returned again
+};
 
 struct fasta_reader {
   gzFile gz;                   // NULL when reading from memory
@@ -20,7 +35,8 @@ struct fasta_reader {
   // current line
   char *ln;
   size_t ln_len, ln_cap;
-  int have_header;     // ln holds a header read ahead
+  int state;
+  int fail_code;
   uint64_t header_line;
   // record being built
   char *id, *desc, *seq;
@@ -30,8 +46,19 @@ struct fasta_reader {
 
 int fasta_open(fasta_reader_t **out, const char *path, ps_err_t *err) {
   *out = NULL;
-  gzFile gz = !strcmp(path, "-") ? gzdopen(0, "rb") : gzopen(path, "rb");
-  if (!gz) return ps_err_set(err, errno ? -errno : PS_EIO, "%s: cannot open: %s", path, strerror(errno ? errno : EIO));
+  gzFile gz;
+  errno = 0;
+  if (!strcmp(path, "-")) {
+    int fd = dup(0);  // gzclose closes its descriptor: never close the caller's stdin
+    if (fd < 0) return ps_err_set(err, -errno, "stdin: cannot dup: %s", strerror(errno));
+    if (!(gz = gzdopen(fd, "rb"))) close(fd);
+  } else {
+    gz = gzopen(path, "rb");
+  }
+  if (!gz) {
+    int e = errno ? errno : ENOMEM;
+    return ps_err_set(err, -e, "%s: cannot open: %s", path, strerror(e));
+  }
   gzbuffer(gz, 1 << 17);
   fasta_reader_t *r = ps_xcalloc(1, sizeof *r);
   r->gz = gz;
@@ -53,7 +80,25 @@ void fasta_close(fasta_reader_t **rp) {
   *rp = NULL;
 }
 
-// Read one line into r->ln (without the newline). 1 = line, 0 = end, <0 = error.
+// A zlib error as a return code and message.
+static int gz_fail(fasta_reader_t *r, ps_err_t *err) {
+  int zerr = Z_OK;
+  const char *m = gzerror(r->gz, &zerr);
+  int code = PS_EFORMAT;
+  if (zerr == Z_ERRNO) {
+    int e = errno ? errno : EIO;
+    return ps_err_set(err, -e, "%s: line %llu: read error: %s", r->path, (unsigned long long)r->line + 1, strerror(e));
+  }
+  if (zerr == Z_BUF_ERROR) code = PS_ETRUNC;  // "unexpected end of file": truncated gzip stream
+  else if (zerr == Z_MEM_ERROR) code = PS_ENOMEM;
+  if (!m || !*m) m = "gzip error";
+  size_t pl = strlen(r->path);  // zlib prefixes its message with the path: drop it
+  if (!strncmp(m, r->path, pl) && m[pl] == ':' && m[pl + 1] == ' ') m += pl + 2;
+  return ps_err_set(err, code, "%s: line %llu: %s%s", r->path, (unsigned long long)r->line + 1, m,
+                    code == PS_ETRUNC ? " (truncated gzip file)" : " (corrupt gzip data)");
+}
+
+// Read one line into r->ln (without the newline, NUL-terminated). 1 = line, 0 = end, <0 = error.
 static int read_line(fasta_reader_t *r, ps_err_t *err) {
   r->ln_len = 0;
   int got = 0;
@@ -73,17 +118,13 @@ static int read_line(fasta_reader_t *r, ps_err_t *err) {
         r->len = n;
         continue;
       }
+      errno = 0;
       int n = gzread(r->gz, r->buf, sizeof r->buf);
-      if (n < 0) {
-        int zerr;
-        const char *m = gzerror(r->gz, &zerr);
-        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: %s", r->path, (unsigned long long)r->line + 1, m);
-      }
+      if (n < 0) return gz_fail(r, err);
       if (n == 0) {
-        int zerr;
-        const char *m = gzerror(r->gz, &zerr);
-        if (zerr != Z_OK && zerr != Z_STREAM_END)
-          return ps_err_set(err, PS_ETRUNC, "%s: line %llu: %s", r->path, (unsigned long long)r->line + 1, m);
+        int zerr = Z_OK;
+        gzerror(r->gz, &zerr);
+        if (zerr != Z_OK && zerr != Z_STREAM_END) return gz_fail(r, err);
         r->eof = 1;
         break;
       }
@@ -94,9 +135,11 @@ static int read_line(fasta_reader_t *r, ps_err_t *err) {
     size_t take = nl ? (size_t)(nl - s) : r->len - r->pos;
     if (r->ln_len + take + 1 > r->ln_cap) {
       if (r->ln_len + take + 1 > FASTA_MAX_LINE)
-        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: longer than 1 GiB", r->path, (unsigned long long)r->line + 1);
+        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: longer than 1 GiB (not a FASTA file?)", r->path,
+                          (unsigned long long)r->line + 1);
       size_t c = r->ln_cap ? r->ln_cap : 256;
       while (c < r->ln_len + take + 1) c *= 2;
+      if (c > FASTA_MAX_LINE) c = FASTA_MAX_LINE;
       r->ln = ps_xrealloc(r->ln, c);
       r->ln_cap = c;
     }
@@ -109,12 +152,14 @@ static int read_line(fasta_reader_t *r, ps_err_t *err) {
       break;
     }
   }
-  if (!got && r->eof) return 0;
+  if (!got) return 0;
   if (r->ln_len && r->ln[r->ln_len - 1] == '\r') r->ln_len--;
   r->ln[r->ln_len] = 0;
   r->line++;
-  if (memchr(r->ln, 0, r->ln_len))
-    return ps_err_set(err, PS_EFORMAT, "%s: line %llu: NUL byte (binary data?)", r->path, (unsigned long long)r->line);
+  const char *z = memchr(r->ln, 0, r->ln_len);
+  if (z)
+    return ps_err_set(err, PS_EFORMAT, "%s: line %llu, column %zu: NUL byte (binary data, not FASTA text)", r->path,
+                      (unsigned long long)r->line, (size_t)(z - r->ln) + 1);
   return 1;
 }
 
@@ -127,57 +172,76 @@ static void put(char **dst, size_t *cap, const char *s, size_t n) {
   (*dst)[n] = 0;
 }
 
+#define BLANKS " \t\r\v\f"
+static int is_blank(char c) { return c && strchr(BLANKS, c) != NULL; }
+
+// id = first word (up to any blank), desc = the rest with blanks trimmed. Control bytes in the
+// id are an error (they would corrupt logs and ids downstream); the description keeps them
+// (NCBI joins deflines with ^A).
 static int take_header(fasta_reader_t *r, ps_err_t *err) {
   const char *h = r->ln + 1;
-  while (*h == ' ' || *h == '\t') h++;
-  size_t idl = strcspn(h, " \t");
-  if (idl == 0) return ps_err_set(err, PS_EFORMAT, "%s: line %llu: header without an id", r->path, (unsigned long long)r->line);
+  while (is_blank(*h)) h++;
+  size_t idl = strcspn(h, BLANKS);
+  if (idl == 0)
+    return ps_err_set(err, PS_EFORMAT, "%s: line %llu: header '>' without an id", r->path, (unsigned long long)r->line);
+  for (size_t i = 0; i < idl; i++)
+    if ((unsigned char)h[i] < 32 || h[i] == 127)
+      return ps_err_set(err, PS_EFORMAT, "%s: line %llu, column %zu: control byte 0x%02x in the id", r->path,
+                        (unsigned long long)r->line, (size_t)(h - r->ln) + i + 1, (unsigned char)h[i]);
   put(&r->id, &r->id_cap, h, idl);
   const char *d = h + idl;
-  while (*d == ' ' || *d == '\t') d++;
+  while (is_blank(*d)) d++;
   size_t dl = strlen(d);
-  while (dl && (d[dl - 1] == ' ' || d[dl - 1] == '\t')) dl--;
+  while (dl && is_blank(d[dl - 1])) dl--;
   put(&r->desc, &r->desc_cap, d, dl);
   r->header_line = r->line;
   return 0;
 }
 
-// States: 0 = before the first header, 1 = id/desc hold the current header, 3 = the next
-// header waits in r->ln (parsed on the next call, so returned strings stay valid), 2 = end.
-int fasta_next(fasta_reader_t *r, fasta_record_t *rec, ps_err_t *err) {
+// Residue characters: letters (any case, kept as written), '*' (stop), '-' and '.' (gaps).
+static int is_residue(unsigned char c) { return isalpha(c) || c == '*' || c == '-' || c == '.'; }
+
+static int next_record(fasta_reader_t *r, fasta_record_t *rec, ps_err_t *err) {
   int rc;
-  if (r->have_header == 2) return 0;
-  if (r->have_header == 0) {  // skip blank lines, expect a header
+  if (r->state == ST_END) return 0;
+  if (r->state == ST_START) {  // skip blank lines and ';' comments, expect a header
     for (;;) {
-      if ((rc = read_line(r, err)) <= 0) return rc;
+      if ((rc = read_line(r, err)) <= 0) {
+        if (rc == 0) r->state = ST_END;
+        return rc;
+      }
       size_t k = strspn(r->ln, " \t");
-      if (r->ln[k] == 0 || r->ln[k] == ';') continue;  // blank or old-style comment
+      if (r->ln[k] == 0 || r->ln[k] == ';') continue;
       if (r->ln[0] != '>')
-        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: sequence data before the first '>' header", r->path,
-                          (unsigned long long)r->line);
+        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: sequence data before the first '>' header (not a FASTA file?)",
+                          r->path, (unsigned long long)r->line);
       break;
     }
   }
   if ((rc = take_header(r, err)) < 0) return rc;
-  r->have_header = 1;
+  r->state = ST_IN_RECORD;
   r->seq_len = 0;
   for (;;) {
     rc = read_line(r, err);
     if (rc < 0) return rc;
     if (rc == 0) {
-      r->have_header = 2;
+      r->state = ST_END;
       break;
     }
     if (r->ln[0] == '>') {
-      r->have_header = 3;
+      r->state = ST_HEADER_NEXT;
       break;
     }
     for (size_t i = 0; i < r->ln_len; i++) {
       unsigned char c = (unsigned char)r->ln[i];
-      if (c == ' ' || c == '\t') continue;
-      if (c < 33 || c > 126)
-        return ps_err_set(err, PS_EFORMAT, "%s: line %llu, column %zu: unexpected byte 0x%02x in sequence %s", r->path,
-                          (unsigned long long)r->line, i + 1, c, r->id);
+      if (is_blank((char)c)) continue;
+      if (!is_residue(c)) {
+        if (c >= 33 && c <= 126)
+          return ps_err_set(err, PS_EFORMAT, "%s: line %llu, column %zu: unexpected character '%c' in sequence %s",
+                            r->path, (unsigned long long)r->line, i + 1, c, r->id);
+        return ps_err_set(err, PS_EFORMAT, "%s: line %llu, column %zu: unexpected byte 0x%02x in sequence %s (binary data?)",
+                          r->path, (unsigned long long)r->line, i + 1, c, r->id);
+      }
       if (r->seq_len + 2 > r->seq_cap) {
         r->seq_cap = r->seq_cap ? r->seq_cap * 2 : 1024;
         r->seq = ps_xrealloc(r->seq, r->seq_cap);
@@ -197,6 +261,19 @@ int fasta_next(fasta_reader_t *r, fasta_record_t *rec, ps_err_t *err) {
   rec->index = r->index++;
   rec->line = r->header_line;
   return 1;
+}
+
+int fasta_next(fasta_reader_t *r, fasta_record_t *rec, ps_err_t *err) {
+  memset(rec, 0, sizeof *rec);
+  if (r->state == ST_FAILED)
+    return ps_err_set(err, r->fail_code, "%s: reading after an earlier error (line %llu)", r->path,
+                      (unsigned long long)r->line);
+  int rc = next_record(r, rec, err);
+  if (rc < 0) {
+    r->state = ST_FAILED;
+    r->fail_code = rc;
+  }
+  return rc;
 }
 
 int fasta_parse_buffer(const char *buf, size_t len, int (*cb)(const fasta_record_t *, void *), void *ud,

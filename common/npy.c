@@ -3,24 +3,36 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "emb.h"
+#define CONV_BYTES ((size_t)64 * 1024)  // conversion buffer for f16 / f64 data
 
-#define NPY_MAX_HEADER (1u << 20)
+const char *npy_dtype_descr(npy_dtype_t t) {
+  switch (t) {
+  case NPY_F32: return "<f4";
+  case NPY_F16: return "<f2";
+  case NPY_F64: return "<f8";
+  case NPY_I64: return "<i8";
+  case NPY_I32: return "<i4";
+  }
+  return "?";
+}
 
+// ---- header ------------------------------------------------------------------------------
 static const char *skip_ws(const char *p, const char *end) {
   while (p < end && isspace((unsigned char)*p)) p++;
   return p;
 }
 
-// Find 'key': in a Python dict literal; returns a pointer after the colon or NULL.
+// Find 'key': in a Python dict literal; returns a pointer after the colon (and spaces) or NULL.
 static const char *dict_value(const char *s, const char *end, const char *key) {
   size_t kl = strlen(key);
-  for (const char *p = s; p + kl + 2 < end; p++) {
+  for (const char *p = s; end - p >= (ptrdiff_t)(kl + 2); p++) {
     if ((*p == '\'' || *p == '"') && p[kl + 1] == *p && !memcmp(p + 1, key, kl)) {
       const char *q = skip_ws(p + kl + 2, end);
       if (q < end && *q == ':') return skip_ws(q + 1, end);
@@ -31,134 +43,285 @@ static const char *dict_value(const char *s, const char *end, const char *key) {
 
 int npy_parse_header(const uint8_t *buf, size_t len, const char *name, npy_header_t *h, ps_err_t *err) {
   memset(h, 0, sizeof *h);
-  if (len < 10) return ps_err_set(err, PS_ETRUNC, "%s: byte 0: file shorter than the 10-byte npy preamble", name);
-  if (memcmp(buf, "\x93NUMPY", 6)) return ps_err_set(err, PS_EFORMAT, "%s: byte 0: not an .npy file (bad magic)", name);
+  if (len < 6 || memcmp(buf, "\x93NUMPY", 6))
+    return ps_err_set(err, len < 6 ? PS_ETRUNC : PS_EFORMAT, "%s: byte 0: not an .npy file (bad magic)", name);
+  if (len < 10) return ps_err_set(err, PS_ETRUNC, "%s: byte %zu: file ends inside the 10-byte npy preamble", name, len);
   unsigned major = buf[6];
   uint64_t hl, pre;
   if (major == 1) {
     hl = buf[8] | (uint64_t)buf[9] << 8;
     pre = 10;
   } else if (major == 2 || major == 3) {
-    if (len < 12) return ps_err_set(err, PS_ETRUNC, "%s: byte 10: truncated npy v%u preamble", name, major);
+    if (len < 12) return ps_err_set(err, PS_ETRUNC, "%s: byte %zu: file ends inside the npy v%u preamble", name, len, major);
     hl = buf[8] | (uint64_t)buf[9] << 8 | (uint64_t)buf[10] << 16 | (uint64_t)buf[11] << 24;
     pre = 12;
   } else {
-    return ps_err_set(err, PS_EUNSUPP, "%s: byte 6: npy format version %u is not supported", name, major);
+    return ps_err_set(err, PS_EUNSUPP, "%s: byte 6: npy format version %u is not supported (1, 2, 3)", name, major);
   }
-  if (hl > NPY_MAX_HEADER) return ps_err_set(err, PS_EFORMAT, "%s: byte 8: header length %llu is absurd", name, (unsigned long long)hl);
-  if (pre + hl > len) return ps_err_set(err, PS_ETRUNC, "%s: byte %llu: header truncated", name, (unsigned long long)len);
-  const char *s = (const char *)buf + pre, *end = s + hl;
+  if (hl > NPY_MAX_HEADER)
+    return ps_err_set(err, PS_EFORMAT, "%s: byte 8: header length %" PRIu64 " exceeds the %" PRIu64 "-byte limit", name, hl,
+                      NPY_MAX_HEADER);
+  if (pre + hl > len)
+    return ps_err_set(err, PS_ETRUNC, "%s: byte %zu: file ends inside the %" PRIu64 "-byte header", name, len, hl);
+  const char *base = (const char *)buf, *s = base + pre, *end = s + hl;
+#define AT(p) ((size_t)((p) - base))
   const char *d = dict_value(s, end, "descr");
   if (!d || d >= end || (*d != '\'' && *d != '"'))
-    return ps_err_set(err, PS_EFORMAT, "%s: header: no 'descr'", name);
+    return ps_err_set(err, PS_EFORMAT, "%s: byte %" PRIu64 ": header has no 'descr' string", name, pre);
   char q = *d++;
   const char *de = memchr(d, q, (size_t)(end - d));
-  if (!de || de - d > 8) return ps_err_set(err, PS_EFORMAT, "%s: header: bad 'descr'", name);
+  if (!de || de - d > 8) return ps_err_set(err, PS_EFORMAT, "%s: byte %zu: bad 'descr' value", name, AT(d));
   char descr[9] = {0};
   memcpy(descr, d, (size_t)(de - d));
   const char *t = descr;
   if (*t == '<' || *t == '|' || *t == '=') t++;
-  else if (*t == '>') return ps_err_set(err, PS_EUNSUPP, "%s: header: big-endian dtype '%s' is not supported", name, descr);
+  else if (*t == '>')
+    return ps_err_set(err, PS_EUNSUPP, "%s: byte %zu: big-endian dtype '%s' is not supported (save little-endian)", name,
+                      AT(d), descr);
   if (!strcmp(t, "f4")) h->dtype = NPY_F32, h->esize = 4;
   else if (!strcmp(t, "f2")) h->dtype = NPY_F16, h->esize = 2;
   else if (!strcmp(t, "f8")) h->dtype = NPY_F64, h->esize = 8;
   else if (!strcmp(t, "i8")) h->dtype = NPY_I64, h->esize = 8;
   else if (!strcmp(t, "i4")) h->dtype = NPY_I32, h->esize = 4;
-  else return ps_err_set(err, PS_EUNSUPP, "%s: header: dtype '%s' is not supported (f4, f2, f8, i8, i4)", name, descr);
+  else
+    return ps_err_set(err, PS_EUNSUPP, "%s: byte %zu: dtype '%s' is not supported (f4, f2, f8, i8, i4)", name, AT(d),
+                      descr);
   const char *fo = dict_value(s, end, "fortran_order");
-  if (!fo) return ps_err_set(err, PS_EFORMAT, "%s: header: no 'fortran_order'", name);
+  if (!fo) return ps_err_set(err, PS_EFORMAT, "%s: byte %" PRIu64 ": header has no 'fortran_order'", name, pre);
   if (end - fo >= 4 && !memcmp(fo, "True", 4))
-    return ps_err_set(err, PS_EUNSUPP, "%s: header: Fortran-order arrays are not supported (save C order)", name);
+    return ps_err_set(err, PS_EUNSUPP, "%s: byte %zu: Fortran-order arrays are not supported (save in C order)", name,
+                      AT(fo));
+  if (end - fo < 5 || memcmp(fo, "False", 5))
+    return ps_err_set(err, PS_EFORMAT, "%s: byte %zu: 'fortran_order' is neither True nor False", name, AT(fo));
   const char *sh = dict_value(s, end, "shape");
-  if (!sh || *sh != '(') return ps_err_set(err, PS_EFORMAT, "%s: header: no 'shape' tuple", name);
+  if (!sh || sh >= end || *sh != '(')
+    return ps_err_set(err, PS_EFORMAT, "%s: byte %" PRIu64 ": header has no 'shape' tuple", name, pre);
   sh++;
   int nd = 0;
-  uint64_t dims[3];
+  uint64_t dims[2] = {0, 0};
   for (;;) {
     sh = skip_ws(sh, end);
-    if (sh >= end) return ps_err_set(err, PS_EFORMAT, "%s: header: unterminated shape", name);
+    if (sh >= end) return ps_err_set(err, PS_EFORMAT, "%s: byte %zu: unterminated 'shape'", name, AT(sh));
     if (*sh == ')') break;
-    if (!isdigit((unsigned char)*sh)) return ps_err_set(err, PS_EFORMAT, "%s: header: bad shape", name);
+    if (!isdigit((unsigned char)*sh)) return ps_err_set(err, PS_EFORMAT, "%s: byte %zu: bad 'shape'", name, AT(sh));
     uint64_t v = 0;
     while (sh < end && isdigit((unsigned char)*sh)) {
-      if (v > (UINT64_MAX - 9) / 10) return ps_err_set(err, PS_EFORMAT, "%s: header: shape overflows", name);
+      if (v > (UINT64_MAX - 9) / 10) return ps_err_set(err, PS_EFORMAT, "%s: byte %zu: 'shape' overflows", name, AT(sh));
       v = v * 10 + (uint64_t)(*sh++ - '0');
     }
-    if (nd >= 3) return ps_err_set(err, PS_EDIM, "%s: header: more than 2 dimensions", name);
+    if (sh < end && *sh == 'L') sh++;  // Python 2 long literal
+    if (nd >= 2) return ps_err_set(err, PS_EDIM, "%s: byte %zu: array has more than 2 dimensions", name, AT(sh));
     dims[nd++] = v;
     sh = skip_ws(sh, end);
     if (sh < end && *sh == ',') sh++;
+    else if (sh < end && *sh != ')') return ps_err_set(err, PS_EFORMAT, "%s: byte %zu: bad 'shape'", name, AT(sh));
   }
-  if (nd == 0 || nd > 2) return ps_err_set(err, PS_EDIM, "%s: header: %d-dimensional array (need 1 or 2)", name, nd);
+#undef AT
+  if (nd == 0) return ps_err_set(err, PS_EDIM, "%s: header: 0-dimensional array (need 1 or 2 dimensions)", name);
   h->ndim = nd;
   h->shape[0] = dims[0];
   h->shape[1] = nd == 2 ? dims[1] : 1;
-  if (h->shape[1] && h->shape[0] > UINT64_MAX / h->shape[1] / 8)
-    return ps_err_set(err, PS_EFORMAT, "%s: header: shape overflows", name);
+  // element count and byte size must fit comfortably in off_t
+  if (h->shape[1] && h->shape[0] > ((uint64_t)1 << 60) / h->shape[1] / h->esize)
+    return ps_err_set(err, PS_EFORMAT, "%s: header: shape (%" PRIu64 ", %" PRIu64 ") is too large", name, h->shape[0],
+                      h->shape[1]);
   h->data_offset = pre + hl;
+  h->version = (int)major;
   return 0;
 }
 
 int npy_read_header(FILE *f, const char *name, npy_header_t *h, ps_err_t *err) {
   uint8_t pre[12];
   size_t n = fread(pre, 1, sizeof pre, f);
-  if (n < 10) return ps_err_set(err, PS_ETRUNC, "%s: byte %zu: file shorter than the npy preamble", name, n);
-  if (memcmp(pre, "\x93NUMPY", 6)) return ps_err_set(err, PS_EFORMAT, "%s: byte 0: not an .npy file (bad magic)", name);
+  if (n < 10 || memcmp(pre, "\x93NUMPY", 6) || (pre[6] != 1 && n < 12))
+    return npy_parse_header(pre, n, name, h, err);  // gives the precise message
   uint64_t hl = pre[6] == 1 ? (pre[8] | (uint64_t)pre[9] << 8)
                             : (pre[8] | (uint64_t)pre[9] << 8 | (uint64_t)pre[10] << 16 | (uint64_t)pre[11] << 24);
-  if (hl > NPY_MAX_HEADER) return ps_err_set(err, PS_EFORMAT, "%s: byte 8: header length %llu is absurd", name, (unsigned long long)hl);
+  if (hl > NPY_MAX_HEADER || pre[6] < 1 || pre[6] > 3) return npy_parse_header(pre, n, name, h, err);
   size_t total = (pre[6] == 1 ? 10 : 12) + (size_t)hl;
   uint8_t *buf = ps_xmalloc(total);
-  memcpy(buf, pre, n < total ? n : total);
   size_t got = n < total ? n : total;
+  memcpy(buf, pre, got);
   if (got < total) got += fread(buf + got, 1, total - got, f);
   int rc = npy_parse_header(buf, got, name, h, err);
   free(buf);
   if (rc < 0) return rc;
-  if (fseeko(f, (off_t)h->data_offset, SEEK_SET) != 0) return ps_err_set(err, -errno, "%s: seek: %s", name, strerror(errno));
+  if (fseeko(f, (off_t)h->data_offset, SEEK_SET) != 0)
+    return ps_err_set(err, -errno, "%s: byte %" PRIu64 ": seek: %s", name, h->data_offset, strerror(errno));
   return 0;
 }
 
-static int check_size(FILE *f, const char *name, const npy_header_t *h, ps_err_t *err) {
+int npy_check_size(FILE *f, const char *name, const npy_header_t *h, ps_err_t *err) {
   struct stat st;
   if (fstat(fileno(f), &st) != 0) return ps_err_set(err, -errno, "%s: %s", name, strerror(errno));
+  if (!S_ISREG(st.st_mode)) return 0;  // pipes etc.: truncation is caught at the row
   uint64_t want = h->data_offset + h->shape[0] * h->shape[1] * h->esize;
-  if ((uint64_t)st.st_size < want)
-    return ps_err_set(err, PS_ETRUNC, "%s: truncated: the header promises %llu x %llu values (%llu bytes) but the file has %llu bytes",
-                      name, (unsigned long long)h->shape[0], (unsigned long long)h->shape[1], (unsigned long long)want,
-                      (unsigned long long)st.st_size);
+  if ((uint64_t)st.st_size < want) {
+    uint64_t have = (uint64_t)st.st_size > h->data_offset ? (uint64_t)st.st_size - h->data_offset : 0;
+    uint64_t row_bytes = h->shape[1] * h->esize;
+    return ps_err_set(err, PS_ETRUNC,
+                      "%s: truncated at byte %" PRIu64 " (row %" PRIu64 "): the header promises %" PRIu64 " x %" PRIu64
+                      " values (%" PRIu64 " bytes) but the file has %" PRIu64 " bytes",
+                      name, (uint64_t)st.st_size, row_bytes ? have / row_bytes : 0, h->shape[0], h->shape[1], want,
+                      (uint64_t)st.st_size);
+  }
   return 0;
 }
 
 int npy_read_i64_vector(const char *path, int64_t **out, uint64_t *n, ps_err_t *err) {
   *out = NULL;
+  *n = 0;
+  int64_t *v = NULL;
+  int32_t *tmp = NULL;
+  int rc = 0;
   FILE *f = fopen(path, "rb");
   if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
   npy_header_t h;
-  int rc = npy_read_header(f, path, &h, err);
-  if (rc == 0) rc = check_size(f, path, &h, err);
-  if (rc == 0 && (h.ndim != 1 || (h.dtype != NPY_I64 && h.dtype != NPY_I32)))
-    rc = ps_err_set(err, PS_EDIM, "%s: offsets must be a 1-D int64 or int32 array", path);
-  if (rc == 0) {
-    int64_t *v = ps_xmalloc((h.shape[0] ? h.shape[0] : 1) * sizeof(int64_t));
-    for (uint64_t i = 0; i < h.shape[0] && rc == 0; i++) {
-      if (h.dtype == NPY_I64) {
-        if (fread(&v[i], 8, 1, f) != 1) rc = ps_err_set(err, PS_ETRUNC, "%s: entry %llu: truncated", path, (unsigned long long)i);
-      } else {
-        int32_t x;
-        if (fread(&x, 4, 1, f) != 1) rc = ps_err_set(err, PS_ETRUNC, "%s: entry %llu: truncated", path, (unsigned long long)i);
-        v[i] = x;
-      }
-    }
-    if (rc == 0) {
-      *out = v;
-      *n = h.shape[0];
-    } else {
-      free(v);
-    }
+  if ((rc = npy_read_header(f, path, &h, err)) < 0 || (rc = npy_check_size(f, path, &h, err)) < 0) goto fail;
+  if (h.ndim != 1 || (h.dtype != NPY_I64 && h.dtype != NPY_I32)) {
+    rc = ps_err_set(err, PS_EDIM, "%s: must be a 1-D int64 or int32 array (it is %d-D %s)", path, h.ndim,
+                    npy_dtype_descr(h.dtype));
+    goto fail;
   }
+  v = ps_xmalloc((h.shape[0] ? h.shape[0] : 1) * sizeof(int64_t));
+  if (h.dtype == NPY_I64) {
+    size_t got = fread(v, 8, h.shape[0], f);
+    if (got != h.shape[0]) {
+      rc = ps_err_set(err, PS_ETRUNC, "%s: entry %zu (byte %" PRIu64 "): truncated", path, got, h.data_offset + 8 * got);
+      goto fail;
+    }
+  } else {
+    tmp = ps_xmalloc((h.shape[0] ? h.shape[0] : 1) * sizeof(int32_t));
+    size_t got = fread(tmp, 4, h.shape[0], f);
+    if (got != h.shape[0]) {
+      rc = ps_err_set(err, PS_ETRUNC, "%s: entry %zu (byte %" PRIu64 "): truncated", path, got, h.data_offset + 4 * got);
+      goto fail;
+    }
+    for (uint64_t i = 0; i < h.shape[0]; i++) v[i] = tmp[i];
+  }
+  *out = v;
+  *n = h.shape[0];
+  v = NULL;
+fail:
+  free(tmp);
+  free(v);
   fclose(f);
   return rc;
+}
+
+// ---- ids ---------------------------------------------------------------------------------
+struct npy_ids {
+  FILE *f;                   // ids file, or NULL
+  char *path;
+  const char *const *fb;     // fallback ids (borrowed)
+  uint64_t n, i;             // records, next record
+  uint64_t line_no;          // lines read from f
+  char *line;
+  size_t line_cap;
+  char rowbuf[32];
+};
+
+// First whitespace-separated token of the line, NUL-terminated in place; NULL for a blank line.
+static char *first_token(char *s) {
+  while (*s && isspace((unsigned char)*s)) s++;
+  if (!*s) return NULL;
+  char *e = s;
+  while (*e && !isspace((unsigned char)*e)) e++;
+  *e = 0;
+  return s;
+}
+
+void npy_ids_destroy(npy_ids_t **p) {
+  if (!p || !*p) return;
+  npy_ids_t *ids = *p;
+  if (ids->f) fclose(ids->f);
+  free(ids->path);
+  free(ids->line);
+  free(ids);
+  *p = NULL;
+}
+
+int npy_ids_open(npy_ids_t **out, const emb_source_opts_t *o, const char *data_name, uint64_t n_records,
+                 ps_err_t *err) {
+  *out = NULL;
+  npy_ids_t *ids = ps_xcalloc(1, sizeof *ids);
+  ids->n = n_records;
+  int rc = 0;
+  if (o->ids_path) {
+    ids->path = ps_xstrdup(o->ids_path);
+    if (!(ids->f = fopen(o->ids_path, "r"))) {
+      rc = ps_err_set(err, -errno, "%s: cannot open ids: %s", o->ids_path, strerror(errno));
+      goto fail;
+    }
+    uint64_t count = 0;
+    while (getline(&ids->line, &ids->line_cap, ids->f) >= 0)
+      if (first_token(ids->line)) count++;
+    if (ferror(ids->f)) {
+      rc = ps_err_set(err, PS_EIO, "%s: read error", o->ids_path);
+      goto fail;
+    }
+    if (count != n_records) {
+      rc = ps_err_set(err, PS_EMISMATCH, "%s has %" PRIu64 " ids but %s has %" PRIu64 " records", o->ids_path, count,
+                      data_name, n_records);
+      goto fail;
+    }
+    rewind(ids->f);
+  } else if (o->fallback_ids) {
+    if (o->n_fallback_ids != n_records) {
+      rc = ps_err_set(err, PS_EMISMATCH,
+                      "%s has %" PRIu64 " records but the FASTA has %zu sequences (give an ids file, one id a line)",
+                      data_name, n_records, o->n_fallback_ids);
+      goto fail;
+    }
+    ids->fb = o->fallback_ids;
+  }
+  *out = ids;
+  return 0;
+fail:
+  npy_ids_destroy(&ids);
+  return rc;
+}
+
+int npy_ids_next(npy_ids_t *ids, const char **id, ps_err_t *err) {
+  *id = NULL;
+  if (ids->i >= ids->n) return ps_err_set(err, PS_ESTATE, "ids: record %" PRIu64 " is past the end", ids->i);
+  if (ids->f) {
+    for (;;) {
+      if (getline(&ids->line, &ids->line_cap, ids->f) < 0)
+        return ps_err_set(err, PS_ETRUNC, "%s: line %" PRIu64 ": ids end before record %" PRIu64 " (file changed?)",
+                          ids->path, ids->line_no + 1, ids->i);
+      ids->line_no++;
+      char *t = first_token(ids->line);
+      if (t) {
+        *id = t;
+        break;
+      }
+    }
+  } else if (ids->fb) {
+    *id = ids->fb[ids->i];
+    if (!*id) return ps_err_set(err, PS_EFORMAT, "fallback id %" PRIu64 " is NULL", ids->i);
+  } else {
+    snprintf(ids->rowbuf, sizeof ids->rowbuf, "row%" PRIu64, ids->i);
+    *id = ids->rowbuf;
+  }
+  ids->i++;
+  return 0;
+}
+
+int npy_ids_skip(npy_ids_t *ids, uint64_t n, ps_err_t *err) {
+  if (n > ids->n - ids->i)
+    return ps_err_set(err, PS_ETRUNC, "ids: cannot skip %" PRIu64 " past record %" PRIu64 " of %" PRIu64, n, ids->i,
+                      ids->n);
+  if (!ids->f) {
+    ids->i += n;
+    return 0;
+  }
+  const char *id;
+  for (uint64_t k = 0; k < n; k++) {
+    int rc = npy_ids_next(ids, &id, err);
+    if (rc < 0) return rc;
+  }
+  return 0;
 }
 
 // ---- embedding source ----------------------------------------------------------------------
@@ -166,29 +329,26 @@ typedef struct npy_source {
   emb_source_t base;
   FILE *f;
   char *path;
+  char *off_path;
   npy_header_t h;
-  FILE *ids;               // ids file, read line by line
-  const char *const *fb;   // fallback ids
-  size_t n_fb;
-  int64_t *off;            // residue level: N+1 offsets
+  uint32_t dim;
+  int64_t *off;        // residue level: N+1 offsets, or NULL
   uint64_t n_records;
-  uint64_t rec;            // next record
-  char idbuf[256];
-  char *line;
-  size_t line_cap;
+  uint64_t rec;        // next record
+  uint64_t pos_row;    // row at which f is positioned
+  npy_ids_t *ids;
   float *rows;
-  size_t rows_cap;
-  void *raw;
-  size_t raw_cap;
+  size_t rows_cap;     // floats
+  uint8_t *raw;        // CONV_BYTES, for f16 / f64
 } npy_source_t;
 
 static void npy_destroy(emb_source_t *s) {
   npy_source_t *n = (npy_source_t *)s;
   if (n->f) fclose(n->f);
-  if (n->ids) fclose(n->ids);
+  npy_ids_destroy(&n->ids);
   free(n->path);
+  free(n->off_path);
   free(n->off);
-  free(n->line);
   free(n->rows);
   free(n->raw);
   free(n);
@@ -196,20 +356,51 @@ static void npy_destroy(emb_source_t *s) {
 
 static int64_t npy_count(emb_source_t *s) { return (int64_t)((npy_source_t *)s)->n_records; }
 
-static int next_id(npy_source_t *n, ps_err_t *err) {
-  if (n->ids) {
-    ssize_t len = getline(&n->line, &n->line_cap, n->ids);
-    if (len < 0)
-      return ps_err_set(err, PS_EMISMATCH, "%s: ends before record %llu of %s", n->base.opts.ids_path,
-                        (unsigned long long)n->rec, n->path);
-    while (len && (n->line[len - 1] == '\n' || n->line[len - 1] == '\r')) n->line[--len] = 0;
-    char *sp = strpbrk(n->line, " \t");
-    if (sp) *sp = 0;
-    snprintf(n->idbuf, sizeof n->idbuf, "%s", n->line);
-  } else if (n->fb) {
-    snprintf(n->idbuf, sizeof n->idbuf, "%s", n->fb[n->rec]);
-  } else {
-    snprintf(n->idbuf, sizeof n->idbuf, "row%llu", (unsigned long long)n->rec);
+static int seek_row(npy_source_t *n, uint64_t row, ps_err_t *err) {
+  if (n->pos_row == row) return 0;
+  uint64_t at = n->h.data_offset + row * n->dim * n->h.esize;
+  if (fseeko(n->f, (off_t)at, SEEK_SET) != 0)
+    return ps_err_set(err, -errno, "%s: record %" PRIu64 ": seek to byte %" PRIu64 ": %s", n->path, n->rec, at,
+                      strerror(errno));
+  n->pos_row = row;
+  return 0;
+}
+
+// Read nv values starting at row r0 (already positioned) into n->rows, converting to float.
+static int read_values(npy_source_t *n, uint64_t r0, size_t nv, ps_err_t *err) {
+  size_t done = 0;
+  while (done < nv) {
+    size_t want = nv - done, got;
+    if (n->h.dtype == NPY_F32) {
+      got = fread(n->rows + done, 4, want, n->f);
+    } else {
+      size_t cap = CONV_BYTES / n->h.esize;
+      if (want > cap) want = cap;
+      got = fread(n->raw, n->h.esize, want, n->f);
+      for (size_t i = 0; i < got; i++) {
+        if (n->h.dtype == NPY_F16) {
+          uint16_t x;
+          memcpy(&x, n->raw + 2 * i, 2);
+          n->rows[done + i] = emb_half_to_float(x);
+        } else {
+          double x;
+          memcpy(&x, n->raw + 8 * i, 8);
+          n->rows[done + i] = (float)x;
+        }
+      }
+    }
+    done += got;
+    if (got < want) {
+      uint64_t row = r0 + done / n->dim;
+      uint64_t byte = n->h.data_offset + (r0 * n->dim + done) * n->h.esize;
+      n->pos_row = UINT64_MAX;  // position unknown
+      if (ferror(n->f))
+        return ps_err_set(err, PS_EIO, "%s: record %" PRIu64 ", row %" PRIu64 " (byte %" PRIu64 "): read error", n->path,
+                          n->rec, row, byte);
+      return ps_err_set(err, PS_ETRUNC,
+                        "%s: record %" PRIu64 ", row %" PRIu64 " (byte %" PRIu64 "): file ends early (truncated data)",
+                        n->path, n->rec, row, byte);
+    }
   }
   return 0;
 }
@@ -217,44 +408,22 @@ static int next_id(npy_source_t *n, ps_err_t *err) {
 static int npy_next(emb_source_t *s, emb_record_t *rec, ps_err_t *err) {
   npy_source_t *n = (npy_source_t *)s;
   if (n->rec >= n->n_records) return 0;
-  uint64_t r0 = n->off ? (uint64_t)n->off[n->rec] : n->rec, r1 = n->off ? (uint64_t)n->off[n->rec + 1] : n->rec + 1;
-  uint64_t nrows = r1 - r0, d = n->h.shape[1];
-  size_t nv = (size_t)(nrows * d);
+  uint64_t r0 = n->off ? (uint64_t)n->off[n->rec] : n->rec;
+  uint64_t r1 = n->off ? (uint64_t)n->off[n->rec + 1] : n->rec + 1;
+  uint64_t nrows = r1 - r0;
+  size_t nv = (size_t)(nrows * n->dim);  // <= NPY_MAX_RECORD_FLOATS (checked at open)
   if (nv > n->rows_cap) {
     n->rows = ps_xrealloc(n->rows, nv * sizeof(float));
     n->rows_cap = nv;
   }
-  if (n->off && fseeko(n->f, (off_t)(n->h.data_offset + r0 * d * n->h.esize), SEEK_SET) != 0)
-    return ps_err_set(err, -errno, "%s: record %llu: seek: %s", n->path, (unsigned long long)n->rec, strerror(errno));
-  if (n->h.dtype == NPY_F32) {
-    if (fread(n->rows, 4, nv, n->f) != nv)
-      return ps_err_set(err, PS_ETRUNC, "%s: record %llu (row %llu): truncated data", n->path, (unsigned long long)n->rec,
-                        (unsigned long long)r0);
-  } else {
-    if (nv * n->h.esize > n->raw_cap) {
-      n->raw_cap = nv * n->h.esize;
-      n->raw = ps_xrealloc(n->raw, n->raw_cap);
-    }
-    if (fread(n->raw, n->h.esize, nv, n->f) != nv)
-      return ps_err_set(err, PS_ETRUNC, "%s: record %llu (row %llu): truncated data", n->path, (unsigned long long)n->rec,
-                        (unsigned long long)r0);
-    for (size_t i = 0; i < nv; i++) {
-      if (n->h.dtype == NPY_F16) {
-        uint16_t x;
-        memcpy(&x, (uint8_t *)n->raw + 2 * i, 2);
-        n->rows[i] = emb_half_to_float(x);
-      } else {
-        double x;
-        memcpy(&x, (uint8_t *)n->raw + 8 * i, 8);
-        n->rows[i] = (float)x;
-      }
-    }
-  }
-  int rc = next_id(n, err);
-  if (rc < 0) return rc;
-  rec->id = n->idbuf;
+  int rc;
+  if ((rc = seek_row(n, r0, err)) < 0 || (rc = read_values(n, r0, nv, err)) < 0) return rc;
+  n->pos_row = r1;
+  const char *id;
+  if ((rc = npy_ids_next(n->ids, &id, err)) < 0) return rc;
+  rec->id = id;
   rec->n_rows = (uint32_t)nrows;
-  rec->dim = (uint32_t)d;
+  rec->dim = n->dim;
   rec->rows = n->rows;
   n->rec++;
   return 1;
@@ -262,34 +431,47 @@ static int npy_next(emb_source_t *s, emb_record_t *rec, ps_err_t *err) {
 
 static int npy_skip(emb_source_t *s, uint64_t k, ps_err_t *err) {
   npy_source_t *n = (npy_source_t *)s;
-  if (n->rec + k > n->n_records)
-    return ps_err_set(err, PS_ETRUNC, "%s: cannot skip to record %llu: the file has %llu", n->path,
-                      (unsigned long long)(n->rec + k), (unsigned long long)n->n_records);
-  for (uint64_t i = 0; i < k; i++) {
-    if (n->ids) {
-      int rc = next_id(n, err);
-      if (rc < 0) return rc;
-    }
-    n->rec++;
-  }
-  uint64_t row = n->off ? (uint64_t)n->off[n->rec] : n->rec;
-  if (fseeko(n->f, (off_t)(n->h.data_offset + row * n->h.shape[1] * n->h.esize), SEEK_SET) != 0)
-    return ps_err_set(err, -errno, "%s: seek: %s", n->path, strerror(errno));
+  if (k > n->n_records - n->rec)
+    return ps_err_set(err, PS_ETRUNC, "%s: cannot skip to record %" PRIu64 ": the file has %" PRIu64, n->path, n->rec + k,
+                      n->n_records);
+  int rc = npy_ids_skip(n->ids, k, err);
+  if (rc < 0) return rc;
+  n->rec += k;
+  if (n->rec < n->n_records) return seek_row(n, n->off ? (uint64_t)n->off[n->rec] : n->rec, err);
   return 0;
 }
 
 static const emb_source_vt npy_vt = {"npy", npy_next, npy_skip, npy_destroy, npy_count};
 
-static uint64_t count_lines(FILE *f) {
-  uint64_t n = 0;
-  int c, last = '\n';
-  while ((c = getc(f)) != EOF) {
-    if (c == '\n') n++;
-    last = c;
+static int load_offsets(npy_source_t *n, ps_err_t *err) {
+  uint64_t no;
+  int rc = npy_read_i64_vector(n->off_path, &n->off, &no, err);
+  if (rc < 0) {
+    ps_err_prefix(err, "%s needs residue offsets: ", n->path);
+    return rc;
   }
-  if (last != '\n') n++;
-  rewind(f);
-  return n;
+  uint64_t rows = n->h.shape[0];
+  if (no < 1 || n->off[0] != 0)
+    return ps_err_set(err, PS_EFORMAT, "%s: entry 0: offsets must start at 0 (they %s)", n->off_path,
+                      no ? "start elsewhere" : "are empty");
+  for (uint64_t i = 1; i < no; i++) {
+    if (n->off[i] < n->off[i - 1])
+      return ps_err_set(err, PS_EFORMAT, "%s: entry %" PRIu64 ": offsets decrease (%" PRId64 " after %" PRId64 ")",
+                        n->off_path, i, n->off[i], n->off[i - 1]);
+    if ((uint64_t)n->off[i] > rows)
+      return ps_err_set(err, PS_EMISMATCH, "%s: entry %" PRIu64 ": offset %" PRId64 " is past the %" PRIu64 " rows of %s",
+                        n->off_path, i, n->off[i], rows, n->path);
+    uint64_t len = (uint64_t)(n->off[i] - n->off[i - 1]);
+    if (len > UINT32_MAX || len * n->dim > NPY_MAX_RECORD_FLOATS)
+      return ps_err_set(err, PS_EDIM, "%s: record %" PRIu64 " has %" PRIu64 " rows of %u: larger than the %" PRIu64
+                        "-float record limit", n->off_path, i - 1, len, n->dim, NPY_MAX_RECORD_FLOATS);
+  }
+  if ((uint64_t)n->off[no - 1] != rows)
+    return ps_err_set(err, PS_EMISMATCH,
+                      "%s: entry %" PRIu64 ": offsets must end at the %" PRIu64 " rows of %s (they end at %" PRId64 ")",
+                      n->off_path, no - 1, rows, n->path, n->off[no - 1]);
+  n->n_records = no - 1;
+  return 0;
 }
 
 int npy_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_err_t *err) {
@@ -303,64 +485,42 @@ int npy_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_err_t *er
     rc = ps_err_set(err, -errno, "%s: cannot open: %s", o->path, strerror(errno));
     goto fail;
   }
-  if ((rc = npy_read_header(n->f, o->path, &n->h, err)) < 0 || (rc = check_size(n->f, o->path, &n->h, err)) < 0) goto fail;
+  if ((rc = npy_read_header(n->f, o->path, &n->h, err)) < 0 || (rc = npy_check_size(n->f, o->path, &n->h, err)) < 0)
+    goto fail;
+  n->pos_row = 0;
   if (n->h.dtype != NPY_F32 && n->h.dtype != NPY_F16 && n->h.dtype != NPY_F64) {
-    rc = ps_err_set(err, PS_EUNSUPP, "%s: embeddings must be float32, float16 or float64", o->path);
+    rc = ps_err_set(err, PS_EUNSUPP, "%s: embeddings must be float32, float16 or float64, not %s", o->path,
+                    npy_dtype_descr(n->h.dtype));
     goto fail;
   }
   if (n->h.ndim != 2) {
-    rc = ps_err_set(err, PS_EDIM, "%s: embeddings must be a 2-D array (rows x dim), not 1-D", o->path);
+    rc = ps_err_set(err, PS_EDIM, "%s: embeddings must be a 2-D array (rows x dim), not 1-D of %" PRIu64, o->path,
+                    n->h.shape[0]);
     goto fail;
   }
+  if (n->h.shape[1] == 0 || n->h.shape[1] > NPY_MAX_RECORD_FLOATS) {
+    rc = ps_err_set(err, PS_EDIM, "%s: embedding dimension %" PRIu64 " is out of range (1 .. %" PRIu64 ")", o->path,
+                    n->h.shape[1], NPY_MAX_RECORD_FLOATS);
+    goto fail;
+  }
+  n->dim = (uint32_t)n->h.shape[1];
   n->n_records = n->h.shape[0];
+  if (n->h.dtype != NPY_F32) n->raw = ps_xmalloc(CONV_BYTES);
   // Per-residue file: an offsets file is given or sits beside it (<stem>.offsets.npy). Asked at
   // protein level, its proteins are mean-pooled (emb.c); at residue level offsets are required.
-  char op[4096];
   if (o->offsets_path) {
-    snprintf(op, sizeof op, "%s", o->offsets_path);
+    n->off_path = ps_xstrdup(o->offsets_path);
   } else {
     size_t l = strlen(o->path);
-    snprintf(op, sizeof op, "%.*s.offsets.npy", (int)(l > 4 && !strcmp(o->path + l - 4, ".npy") ? l - 4 : l), o->path);
+    size_t stem = l > 4 && !strcmp(o->path + l - 4, ".npy") ? l - 4 : l;
+    n->off_path = ps_xmalloc(stem + sizeof ".offsets.npy");
+    memcpy(n->off_path, o->path, stem);
+    memcpy(n->off_path + stem, ".offsets.npy", sizeof ".offsets.npy");
   }
-  if (o->level == EMB_LEVEL_RESIDUE || o->offsets_path || access(op, R_OK) == 0) {
-    uint64_t no;
-    if ((rc = npy_read_i64_vector(op, &n->off, &no, err)) < 0) {
-      ps_err_prefix(err, "residue-level %s needs offsets: ", o->path);
-      goto fail;
-    }
-    if (no < 1 || n->off[0] != 0 || (uint64_t)n->off[no - 1] != n->h.shape[0]) {
-      rc = ps_err_set(err, PS_EMISMATCH, "%s: offsets must start at 0 and end at the %llu rows of %s (they end at %lld)", op,
-                      (unsigned long long)n->h.shape[0], o->path, no ? (long long)n->off[no - 1] : -1LL);
-      goto fail;
-    }
-    for (uint64_t i = 1; i < no; i++)
-      if (n->off[i] < n->off[i - 1]) {
-        rc = ps_err_set(err, PS_EFORMAT, "%s: entry %llu: offsets decrease (%lld after %lld)", op, (unsigned long long)i,
-                        (long long)n->off[i], (long long)n->off[i - 1]);
-        goto fail;
-      }
-    n->n_records = no - 1;
+  if (o->level == EMB_LEVEL_RESIDUE || o->offsets_path || access(n->off_path, F_OK) == 0) {
+    if ((rc = load_offsets(n, err)) < 0) goto fail;
   }
-  if (o->ids_path) {
-    if (!(n->ids = fopen(o->ids_path, "r"))) {
-      rc = ps_err_set(err, -errno, "%s: cannot open: %s", o->ids_path, strerror(errno));
-      goto fail;
-    }
-    uint64_t nl = count_lines(n->ids);
-    if (nl != n->n_records) {
-      rc = ps_err_set(err, PS_EMISMATCH, "%s has %llu ids but %s has %llu records", o->ids_path, (unsigned long long)nl,
-                      o->path, (unsigned long long)n->n_records);
-      goto fail;
-    }
-  } else if (o->fallback_ids) {
-    if (o->n_fallback_ids != n->n_records) {
-      rc = ps_err_set(err, PS_EMISMATCH, "%s has %llu records but the FASTA has %zu sequences (give --ids)", o->path,
-                      (unsigned long long)n->n_records, o->n_fallback_ids);
-      goto fail;
-    }
-    n->fb = o->fallback_ids;
-    n->n_fb = o->n_fallback_ids;
-  }
+  if ((rc = npy_ids_open(&n->ids, o, o->path, n->n_records, err)) < 0) goto fail;
   *out = &n->base;
   return 0;
 fail:
@@ -378,30 +538,39 @@ struct npy_writer {
   size_t half_cap;
 };
 
-#define NPY_WRITER_HEADER 128  // fixed header room so the final shape fits without moving data
+#define NPY_WRITER_HEADER 128  // fixed header room (a multiple of 64) so the final shape fits
 
 static int write_header(npy_writer_t *w, ps_err_t *err) {
-  char hdr[NPY_WRITER_HEADER];
-  const char *descr = w->dtype == NPY_F32 ? "<f4" : w->dtype == NPY_F16 ? "<f2" : "<i8";
-  int n = w->ncols ? snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (%llu, %llu), }",
-                              descr, (unsigned long long)w->n, (unsigned long long)w->ncols)
-                   : snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (%llu,), }", descr,
-                              (unsigned long long)w->n);
+  char hdr[NPY_WRITER_HEADER + 1];
+  const char *descr = npy_dtype_descr(w->dtype);
+  int n = w->ncols ? snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (%" PRIu64
+                              ", %" PRIu64 "), }", descr, w->n, w->ncols)
+                   : snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (%" PRIu64
+                              ",), }", descr, w->n);
+  PS_ASSERT(n > 0 && n < NPY_WRITER_HEADER - 11);
   memcpy(hdr, "\x93NUMPY\x01\x00", 8);
   uint16_t hl = NPY_WRITER_HEADER - 10;
   hdr[8] = (char)(hl & 0xff);
   hdr[9] = (char)(hl >> 8);
   memset(hdr + 10 + n, ' ', (size_t)(NPY_WRITER_HEADER - 10 - n));
   hdr[NPY_WRITER_HEADER - 1] = '\n';
-  if (fseeko(w->f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr)
-    return ps_err_set(err, -errno, "%s: write: %s", w->tmp, strerror(errno));
+  if (fseeko(w->f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, NPY_WRITER_HEADER, w->f) != NPY_WRITER_HEADER ||
+      fseeko(w->f, 0, SEEK_END) != 0)
+    return ps_err_set(err, -errno, "%s: byte 0: writing the header: %s", w->tmp, strerror(errno));
   return 0;
+}
+
+static void writer_free(npy_writer_t *w) {
+  free(w->half);
+  free(w->path);
+  free(w->tmp);
+  free(w);
 }
 
 int npy_writer_open(npy_writer_t **out, const char *path, npy_dtype_t dtype, uint64_t ncols, ps_err_t *err) {
   *out = NULL;
   if (dtype != NPY_F32 && dtype != NPY_F16 && dtype != NPY_I64)
-    return ps_err_set(err, PS_EUNSUPP, "%s: the writer handles f4, f2 and i8", path);
+    return ps_err_set(err, PS_EUNSUPP, "%s: the npy writer writes f4, f2 and i8, not %s", path, npy_dtype_descr(dtype));
   npy_writer_t *w = ps_xcalloc(1, sizeof *w);
   w->path = ps_xstrdup(path);
   w->tmp = ps_xmalloc(strlen(path) + 5);
@@ -410,9 +579,7 @@ int npy_writer_open(npy_writer_t **out, const char *path, npy_dtype_t dtype, uin
   w->ncols = ncols;
   if (!(w->f = fopen(w->tmp, "wb"))) {
     int rc = ps_err_set(err, -errno, "%s: cannot create: %s", w->tmp, strerror(errno));
-    free(w->path);
-    free(w->tmp);
-    free(w);
+    writer_free(w);
     return rc;
   }
   int rc = write_header(w, err);
@@ -424,17 +591,23 @@ int npy_writer_open(npy_writer_t **out, const char *path, npy_dtype_t dtype, uin
   return 0;
 }
 
+static int write_fail(npy_writer_t *w, ps_err_t *err) {
+  int e = errno ? errno : EIO;
+  return ps_err_set(err, -e, "%s: row %" PRIu64 ": write: %s", w->tmp, w->n, strerror(e));
+}
+
 int npy_writer_append_f32(npy_writer_t *w, const float *rows, uint64_t n, ps_err_t *err) {
   uint64_t nv = n * (w->ncols ? w->ncols : 1);
+  errno = 0;
   if (w->dtype == NPY_F32) {
-    if (fwrite(rows, 4, nv, w->f) != nv) return ps_err_set(err, -errno, "%s: write: %s", w->tmp, strerror(errno));
+    if (fwrite(rows, 4, nv, w->f) != nv) return write_fail(w, err);
   } else if (w->dtype == NPY_F16) {
     if (nv > w->half_cap) {
       w->half = ps_xrealloc(w->half, nv * 2);
       w->half_cap = nv;
     }
     for (uint64_t i = 0; i < nv; i++) w->half[i] = emb_float_to_half(rows[i]);
-    if (fwrite(w->half, 2, nv, w->f) != nv) return ps_err_set(err, -errno, "%s: write: %s", w->tmp, strerror(errno));
+    if (fwrite(w->half, 2, nv, w->f) != nv) return write_fail(w, err);
   } else {
     return ps_err_set(err, PS_ESTATE, "%s: float rows appended to an int64 array", w->path);
   }
@@ -445,24 +618,40 @@ int npy_writer_append_f32(npy_writer_t *w, const float *rows, uint64_t n, ps_err
 int npy_writer_append_i64(npy_writer_t *w, const int64_t *vals, uint64_t n, ps_err_t *err) {
   if (w->dtype != NPY_I64) return ps_err_set(err, PS_ESTATE, "%s: int64 values appended to a float array", w->path);
   uint64_t nv = n * (w->ncols ? w->ncols : 1);
-  if (fwrite(vals, 8, nv, w->f) != nv) return ps_err_set(err, -errno, "%s: write: %s", w->tmp, strerror(errno));
+  errno = 0;
+  if (fwrite(vals, 8, nv, w->f) != nv) return write_fail(w, err);
   w->n += n;
   return 0;
 }
 
+uint64_t npy_writer_count(const npy_writer_t *w) { return w ? w->n : 0; }
+
+static void fsync_dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char dir[4096];
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == path) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);  // best effort: some file systems refuse fsync on directories
+    close(fd);
+  }
+}
+
 int npy_writer_close(npy_writer_t **wp, ps_err_t *err) {
+  if (!wp || !*wp) return 0;
   npy_writer_t *w = *wp;
   int rc = write_header(w, err);
   if (rc == 0 && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0))
     rc = ps_err_set(err, -errno, "%s: flush: %s", w->tmp, strerror(errno));
   if (fclose(w->f) != 0 && rc == 0) rc = ps_err_set(err, -errno, "%s: close: %s", w->tmp, strerror(errno));
   w->f = NULL;
-  if (rc == 0 && rename(w->tmp, w->path) != 0) rc = ps_err_set(err, -errno, "%s: rename: %s", w->path, strerror(errno));
+  if (rc == 0 && rename(w->tmp, w->path) != 0)
+    rc = ps_err_set(err, -errno, "%s: rename from %s: %s", w->path, w->tmp, strerror(errno));
   if (rc < 0) unlink(w->tmp);
-  free(w->half);
-  free(w->path);
-  free(w->tmp);
-  free(w);
+  else fsync_dir_of(w->path);
+  writer_free(w);
   *wp = NULL;
   return rc;
 }
@@ -472,9 +661,6 @@ void npy_writer_abort(npy_writer_t **wp) {
   npy_writer_t *w = *wp;
   if (w->f) fclose(w->f);
   unlink(w->tmp);
-  free(w->half);
-  free(w->path);
-  free(w->tmp);
-  free(w);
+  writer_free(w);
   *wp = NULL;
 }

@@ -9,7 +9,7 @@ B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 data=$SHARED/data/human-swissprot
 [ -f "$data/proteins.fasta.gz" ] || { echo "no shared data: skip"; exit 77; }
 P=$B/cli/protsae; R=$B/stages/reader/protsae-reader
-T=$(mktemp -d /tmp/protsae-it.XXXXXX); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
+T=$(mktemp -d /tmp/protsae-it.XXXXXX); trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$P" synth --data "$data" --out "$T/s" --dim 24 --n-terms 40 --seed 7 --level both \
@@ -23,7 +23,7 @@ run_pipe() {
   "$P" consume --in "$ep_c" --dump "$T/$name.dump" --timeout-ms 60000 >"$T/$name.out" 2>"$T/$name.cerr" &
   local c=$!
   "$R" --out "$ep_r" "$@" 2>"$T/$name.rerr" || { cat "$T/$name.rerr"; fail "$name: reader failed"; }
-  wait $c || { cat "$T/$name.cerr" "$T/$name.out"; fail "$name: consumer failed"; }
+  wait $c || { cat "$T/$name.cerr" "$T/$name.out" "$T/$name.rerr" | tail -20; fail "$name: consumer failed"; }
   grep -q "counts_match: yes" "$T/$name.out" || fail "$name: EndOfStream counts differ"
 }
 check_once() {  # every id of FILE exactly once in DUMP

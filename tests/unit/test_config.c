@@ -25,7 +25,7 @@ static void test_precedence(void **state) {
   (void)state;
   unsetenv("PROTSAE_BATCH_ROWS");
   unsetenv("PROTSAE_LR");
-  char *argv[] = {"prog", "--batch-rows", "64", "--verbose", "pos1", "--lr=0.5", "pos2", NULL};
+  char *argv[] = {"prog", "--batch-rows", "64", "pos1", "--verbose", "--lr=0.5", "pos2", NULL};
   ps_config_t *c = NULL;
   ps_err_t err = {0};
   assert_int_equal(ps_config_parse(&c, table, 7, argv, &err), 0);
