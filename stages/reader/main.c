@@ -248,10 +248,6 @@ int main(int argc, char **argv) {
           (unsigned long long)c->skipped_nonfinite, secs, rows_sent / (secs > 0 ? secs : 1e-9));
   status = 0;
 fail:
-  if (sock && ps_signals_stop_requested()) {
-    int lg = 2000;  // stopping: do not wait 30 s for a consumer that may be gone
-    zmq_setsockopt(sock, ZMQ_LINGER, &lg, sizeof lg);
-  }
   if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
   wire_close(&sock);
   if (zctx) zmq_ctx_term(zctx);
