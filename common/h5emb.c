@@ -463,7 +463,7 @@ fail:
 // ---- writer ------------------------------------------------------------------------------------
 struct h5emb_writer {
   char *path, *tmp;
-  hid_t file, lcpl;
+  hid_t file, lcpl, dcpl;
   emb_level_t level;
   uint64_t n;
   uint32_t dim;  // of the first record; every record must match
@@ -473,6 +473,7 @@ uint64_t h5emb_writer_count(const h5emb_writer_t *w) { return w ? w->n : 0; }
 
 static void writer_free(h5emb_writer_t *w) {
   if (w->lcpl >= 0) H5Pclose(w->lcpl);
+  if (w->dcpl >= 0) H5Pclose(w->dcpl);
   free(w->path);
   free(w->tmp);
   free(w);
@@ -484,14 +485,19 @@ int h5emb_writer_open(h5emb_writer_t **out, const char *path, emb_level_t level,
   char eb[512];
   int rc = 0;
   h5emb_writer_t *w = ps_xcalloc(1, sizeof *w);
-  w->file = w->lcpl = -1;
+  w->file = w->lcpl = w->dcpl = -1;
   w->level = level;
   w->path = ps_xstrdup(path);
   w->tmp = ps_xmalloc(strlen(path) + 5);
   sprintf(w->tmp, "%s.tmp", path);
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
   w->lcpl = H5Pcreate(H5P_LINK_CREATE);
-  if (fcpl < 0 || fapl < 0 || w->lcpl < 0 ||
+  w->dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  // Deterministic output: identical input gives a byte-identical file. Object headers carry no
+  // access/modification/change/birth times (the file creation list covers the root group, the
+  // dataset creation list every record).
+  if (fcpl < 0 || fapl < 0 || w->lcpl < 0 || w->dcpl < 0 ||
+      H5Pset_obj_track_times(fcpl, 0) < 0 || H5Pset_obj_track_times(w->dcpl, 0) < 0 ||
       H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0 ||
       H5Pset_char_encoding(w->lcpl, H5T_CSET_UTF8) < 0 ||
 #if H5_VERSION_GE(1, 10, 2)
@@ -569,7 +575,7 @@ int h5emb_writer_add(h5emb_writer_t *w, const char *id, const float *rows, uint3
                     h5emb_last_error(eb, sizeof eb));
     goto out;
   }
-  if ((ds = H5Dcreate2(w->file, dname, H5T_IEEE_F32LE, sp, w->lcpl, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+  if ((ds = H5Dcreate2(w->file, dname, H5T_IEEE_F32LE, sp, w->lcpl, w->dcpl, H5P_DEFAULT)) < 0) {
     const char *m = h5emb_last_error(eb, sizeof eb);
     if (H5Lexists(w->file, dname, H5P_DEFAULT) > 0)
       rc = ps_err_set(err, PS_EFORMAT, "%s: record %llu: duplicate id '%s'", w->path, recno, show(dname, nb, sizeof nb));

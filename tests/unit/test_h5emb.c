@@ -429,6 +429,64 @@ static void test_skipped_objects(void **state) {
   emb_source_destroy(&s);
 }
 
+// ---- determinism -----------------------------------------------------------------------------
+// Identical input must give byte-identical files: object headers carry no timestamps. The two
+// writes are more than a second apart, so tracked (second-resolution) times would differ.
+static void write_fixed(const char *path, emb_level_t level) {
+  ps_err_t err = {0};
+  h5emb_writer_t *w = NULL;
+  assert_int_equal(h5emb_writer_open(&w, path, level, &err), 0);
+  for (uint32_t i = 0; i < N_IDS; i++) {
+    uint32_t n = level == EMB_LEVEL_PROTEIN ? 1 : 1 + 5 * i;
+    float *x = make_rows(i, n, 24);
+    if (h5emb_writer_add(w, k_ids[i], x, n, 24, &err) < 0) fail_msg("%s", err.msg);
+    free(x);
+  }
+  if (h5emb_writer_close(&w, &err) < 0) fail_msg("%s", err.msg);
+}
+
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  assert_int_equal(fseek(f, 0, SEEK_END), 0);
+  long n = ftell(f);
+  assert_true(n > 0);
+  rewind(f);
+  unsigned char *b = malloc((size_t)n);
+  assert_non_null(b);
+  assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *len = (size_t)n;
+  return b;
+}
+
+static void test_deterministic_bytes(void **state) {
+  (void)state;
+  const emb_level_t levels[] = {EMB_LEVEL_PROTEIN, EMB_LEVEL_RESIDUE};
+  char a[PATH_MAX], b[PATH_MAX];
+  tmp_path(a, sizeof a, "det_a_p.h5");
+  write_fixed(a, levels[0]);
+  char a2[PATH_MAX];
+  tmp_path(a2, sizeof a2, "det_a_r.h5");
+  write_fixed(a2, levels[1]);
+  usleep(1100 * 1000);
+  for (int k = 0; k < 2; k++) {
+    const char *first = k ? a2 : a;
+    tmp_path(b, sizeof b, k ? "det_b_r.h5" : "det_b_p.h5");
+    write_fixed(b, levels[k]);
+    size_t na, nb;
+    unsigned char *xa = slurp(first, &na), *xb = slurp(b, &nb);
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++)
+      if (xa[i] != xb[i]) fail_msg("%s and %s differ at byte %zu (of %zu)", first, b, i, na);
+    free(xa);
+    free(xb);
+    emb_source_t *s = open_ok(b, levels[k]);  // and the file is still a valid one
+    assert_int_equal(emb_source_count(s), N_IDS);
+    emb_source_destroy(&s);
+  }
+}
+
 // ---- h5py cross-check ------------------------------------------------------------------------
 static int have_h5py(void) { return system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") == 0; }
 
@@ -583,6 +641,7 @@ int main(void) {
       cmocka_unit_test(test_protein_roundtrip), cmocka_unit_test(test_residue_roundtrip),
       cmocka_unit_test(test_writer_errors),     cmocka_unit_test(test_broken_inputs),
       cmocka_unit_test(test_skipped_objects),   cmocka_unit_test(test_h5py_crosscheck),
+      cmocka_unit_test(test_deterministic_bytes),
   };
   h5emb_quiet();
   return cmocka_run_group_tests_name("h5emb", tests, setup, teardown);
