@@ -1,0 +1,96 @@
+// sae_train.h — one SAE / transcoder training step: loss, gradients (sparse where the
+// architecture allows), gradient clipping, Adam, decoder constraints, dead-latent bookkeeping.
+//
+// Inputs are rows already scaled by the dataset normalisation; per-sample normalisation
+// (cfg.normalize_per_sample) is applied here to x and to the target, as in sae_enc_run.
+// Loss, for a batch of B rows (y = x for an SAE, the paired target for a transcoder):
+//   mse  = 1/B sum_b ||y^_b - y_b||^2                    (SAELens: sum over dims, mean over rows)
+//   l1   = c_l1(t)/B sum_b sum_j f_bj ||W_dec_j||        relu; c_l1 ramps up over l1_warmup_steps
+//   aux  = c_aux min(n_dead/k_aux, 1)/B sum_b ||a_b - (y_b - y^_b)||^2     topk / batchtopk (AuxK)
+//          a_b = sum over the top min(k_aux, n_dead) dead latents of ReLU(pre_bj) W_dec_j (no bias);
+//          the residual is a constant (detached); dead = no firing in the last dead_steps steps.
+// Speed: only the encoder product (B x d_in x d_sae) is dense for topk / batchtopk and for relu
+// when few latents fire (active fraction <= dense_threshold); the decoder, its gradient and the
+// encoder gradient touch the active latents only. Adam updates every parameter every step
+// (exact semantics, as torch.optim.Adam). Results are bitwise reproducible at a fixed thread count.
+// Memory: params + grad + 2 Adam moments (4 x params) + chunk_rows x d_sae (pre-activations;
+// batchtopk: the whole batch) + the active entries of a chunk.
+#ifndef PS_SAE_TRAIN_H
+#define PS_SAE_TRAIN_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "pool.h"
+#include "sae.h"
+
+typedef struct sae_train_opts {
+  double lr, beta1, beta2, eps;
+  int64_t warmup_steps;       // linear warm-up of the learning rate from 0 (0 = none)
+  int64_t decay_steps;        // linear decay to 0 over the last decay_steps of total_steps (0 = none)
+  int64_t total_steps;
+  double clip_norm;           // global gradient norm clip (0 = none)
+  double l1_coeff;            // relu
+  int64_t l1_warmup_steps;
+  int32_t k_aux;              // topk / batchtopk AuxK (0 = off)
+  double aux_coeff;
+  int64_t dead_steps;         // a latent is dead after this many steps without firing
+  int unit_norm_decoder;      // remove the gradient parallel to each decoder row, renormalise after
+  double dense_threshold;     // relu: dense GEMM path when the active fraction exceeds this
+  double threshold_ema;       // batchtopk: threshold <- ema thr + (1 - ema) batch minimum
+  int64_t chunk_rows;         // rows per pass (memory bound), ignored by batchtopk
+} sae_train_opts_t;
+
+void sae_train_opts_default(sae_train_opts_t *o, const sae_cfg_t *cfg);
+
+typedef struct sae_losses {
+  double loss, mse, l1, aux;
+  double l0;                  // mean active latents per row
+  double var;                 // 1/B sum_b ||y_b - mean_y||^2 (FVU = mse / var)
+  double grad_norm;           // before clipping
+  double lr;
+  int64_t n_dead;
+  int64_t n_rows;
+  int dense_path;             // 1 when the relu dense path ran
+  uint64_t selection_hash;    // fingerprint of the (row, latent) pairs selected (main and aux)
+} sae_losses_t;
+
+typedef struct sae_trainer sae_trainer_t;
+
+// model is borrowed (updated in place). pool may be NULL.
+int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o, ps_pool_t *pool, ps_err_t *err);
+void sae_trainer_free(sae_trainer_t **t);
+
+// Loss and gradient of the batch into the gradient buffer (no update; step counter unchanged).
+// y may be NULL (SAE: y = x). Non-finite rows are the caller's job (the loop skips them).
+int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t n, sae_losses_t *out, ps_err_t *err);
+// grad, clip, Adam, decoder constraint, dead-latent and threshold bookkeeping; step += 1.
+int sae_trainer_step(sae_trainer_t *t, const float *x, const float *y, int64_t n, sae_losses_t *out, ps_err_t *err);
+
+// State (for checkpoints and tests). Flat arrays of sae->n_params floats.
+float *sae_trainer_grad_buf(sae_trainer_t *t);
+float *sae_trainer_adam_m(sae_trainer_t *t);
+float *sae_trainer_adam_v(sae_trainer_t *t);
+int64_t *sae_trainer_steps_since_fired(sae_trainer_t *t);   // d_sae
+int64_t sae_trainer_step_count(const sae_trainer_t *t);
+void sae_trainer_set_step_count(sae_trainer_t *t, int64_t step);
+const sae_train_opts_t *sae_trainer_opts(const sae_trainer_t *t);
+int64_t sae_trainer_n_dead(const sae_trainer_t *t);
+
+// ---- initialisation ----------------------------------------------------------------------------
+// Decoder rows: random directions (Gaussian, normalised) of norm dec_norm; W_enc = W_dec^T when
+// d_in == d_out (else its own random directions); b_enc = 0; b_dec = 0. Deterministic in seed.
+void sae_init_weights(sae_t *s, uint64_t seed, float dec_norm);
+// b_dec from the first batch of targets (n rows x d_out, per-sample normalised when the model
+// is): geometric median (Weiszfeld, max_iter iterations) or, with max_iter = 0, the mean.
+void sae_init_b_dec(sae_t *s, const float *y, int64_t n, int max_iter);
+
+// splitmix64 / xoshiro-free RNG shared by init and the shuffle buffer.
+static inline uint64_t sae_rng_next(uint64_t *st) {
+  uint64_t z = (*st += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+#endif

@@ -1,0 +1,360 @@
+// sae_train: gradients against central finite differences of the loss for every architecture
+// (topk with and without AuxK, relu-L1 on the sparse and the dense path, batchtopk, a transcoder,
+// per-sample normalisation), the sparse and dense relu paths agreeing, Adam against a scalar
+// re-implementation, the unit-norm decoder constraint, bitwise determinism at a fixed thread
+// count, SAELens directory save/load (with a folded dataset scale) and the inference encoder
+// agreeing with the training forward pass.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sae.h"
+#include "sae_train.h"
+
+static float *rand_rows(uint64_t seed, int64_t n, int64_t d, float scale) {
+  float *x = malloc((size_t)(n * d) * sizeof(float));
+  uint64_t st = seed;
+  for (int64_t i = 0; i < n * d; i++)
+    x[i] = scale * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+  return x;
+}
+
+static sae_t *make_sae(sae_arch_t arch, int d, int n, int o, int k, int norm) {
+  sae_cfg_t c;
+  sae_cfg_default(&c);
+  c.arch = arch;
+  c.d_in = d;
+  c.d_sae = n;
+  c.d_out = o;
+  c.k = k;
+  c.apply_b_dec_to_input = d == o;
+  c.transcoder = d != o;
+  c.normalize_per_sample = norm;
+  sae_t *s = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(sae_new(&s, &c, &err), 0);
+  sae_init_weights(s, 7, 1.0f);
+  // non-trivial biases
+  uint64_t st = 99;
+  for (int64_t j = 0; j < n; j++) s->b_enc[j] = 0.1f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 - 0.3);
+  for (int64_t i = 0; i < o; i++) s->b_dec[i] = 0.05f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 - 0.5);
+  return s;
+}
+
+static double loss_of(sae_trainer_t *t, const float *x, const float *y, int64_t B) {
+  sae_losses_t L;
+  ps_err_t err = {0};
+  assert_int_equal(sae_trainer_grad(t, x, y, B, &L, &err), 0);
+  return L.loss;
+}
+
+// Check every parameter (or a stride of them) whose selection stays fixed under +-h.
+// only: NULL = all; else a mask over params.
+static void gradcheck(sae_t *s, sae_trainer_t *t, const float *x, const float *y, int64_t B, const uint8_t *only,
+                      int *n_checked) {
+  sae_losses_t L;
+  ps_err_t err = {0};
+  assert_int_equal(sae_trainer_grad(t, x, y, B, &L, &err), 0);
+  size_t np = s->n_params;
+  float *g = malloc(np * sizeof(float));
+  memcpy(g, sae_trainer_grad_buf(t), np * sizeof(float));
+  uint64_t h0 = L.selection_hash;
+  int bad = 0, checked = 0;
+  for (size_t i = 0; i < np; i++) {
+    if (only && !only[i]) continue;
+    float p0 = s->params[i];
+    const float h = 1e-2f;
+    s->params[i] = p0 + h;
+    double lp = loss_of(t, x, y, B);
+    sae_losses_t L2;
+    sae_trainer_grad(t, x, y, B, &L2, &err);
+    uint64_t l0p = L2.selection_hash;
+    s->params[i] = p0 - h;
+    double lm = loss_of(t, x, y, B);
+    sae_trainer_grad(t, x, y, B, &L2, &err);
+    uint64_t l0m = L2.selection_hash;
+    s->params[i] = p0;
+    if (l0p != h0 || l0m != h0) continue;  // selection changed: not differentiable here
+    double num = (lp - lm) / (2.0 * h);
+    double tol = 2e-3 + 2e-2 * fabs(num);
+    if (fabs(num - g[i]) > tol) {
+      if (bad < 10) fprintf(stderr, "param %zu: analytic %.6g numeric %.6g\n", i, g[i], num);
+      bad++;
+    }
+    checked++;
+  }
+  free(g);
+  assert_int_equal(bad, 0);
+  *n_checked = checked;
+}
+
+static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm, double dense_thr, int aux_mode) {
+  sae_t *s = make_sae(arch, d, n, o, k, norm);
+  sae_train_opts_t opts;
+  sae_train_opts_default(&opts, &s->cfg);
+  opts.dense_threshold = dense_thr;
+  opts.chunk_rows = 3;  // several chunks
+  if (arch == SAE_RELU) opts.l1_coeff = 0.3;
+  opts.k_aux = aux_mode ? 4 : 0;
+  opts.dead_steps = 1;
+  sae_trainer_t *t = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
+  int64_t B = 7;
+  float *x = rand_rows(11, B, d, 1.0f);
+  float *y = d != o ? rand_rows(12, B, o, 1.0f) : NULL;
+  uint8_t *mask = NULL;
+  if (aux_mode) {
+    // latents 0..n/2 dead; with the residual detached the finite difference equals the analytic
+    // gradient only for parameters the residual does not depend on: those of dead latents that
+    // no row selects. Check those with aux on, everything else with aux off.
+    int64_t *sf = sae_trainer_steps_since_fired(t);
+    for (int j = 0; j < n / 2; j++) sf[j] = 10;
+    sae_losses_t L;
+    assert_int_equal(sae_trainer_grad(t, x, y, B, &L, &err), 0);
+    assert_true(L.aux > 0);
+    assert_int_equal(L.n_dead, n / 2);
+    // which latents are selected by the main path: probe with the encoder
+    sae_enc_t *e = NULL;
+    sae_codes_t codes = {0};
+    assert_int_equal(sae_enc_new(&e, s, NULL, 16, &err), 0);
+    assert_int_equal(sae_enc_run(e, x, B, &codes, &err), 0);
+    uint8_t *sel = calloc((size_t)n, 1);
+    for (int64_t q = 0; q < codes.indptr[B]; q++) sel[codes.indices[q]] = 1;
+    mask = calloc(s->n_params, 1);
+    int nm = 0;
+    for (int j = 0; j < n / 2; j++)
+      if (!sel[j]) {
+        for (int i = 0; i < d; i++) mask[(size_t)(j * d + i)] = 1;
+        for (int i = 0; i < o; i++) mask[(size_t)(n * d + n + j * o + i)] = 1;
+        mask[(size_t)(n * d + j)] = 1;
+        nm++;
+      }
+    assert_true(nm > 0);
+    free(sel);
+    sae_codes_free(&codes);
+    sae_enc_free(&e);
+  }
+  int checked = 0;
+  gradcheck(s, t, x, y, B, mask, &checked);
+  assert_true(checked > (mask ? 10 : (int)s->n_params / 2));
+  free(mask);
+  free(x);
+  free(y);
+  sae_trainer_free(&t);
+  sae_free(&s);
+}
+
+static void test_grad_topk(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 0, 0.05, 0); }
+static void test_grad_topk_aux(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 24, 6, 2, 0, 0.05, 1); }
+static void test_grad_topk_norm(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 1, 0.05, 0); }
+static void test_grad_relu_sparse(void **st) { (void)st; run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 2.0, 0); }
+static void test_grad_relu_dense(void **st) { (void)st; run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 0.0, 0); }
+static void test_grad_batchtopk(void **st) { (void)st; run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 2, 0, 0.05, 0); }
+static void test_grad_transcoder(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 5, 3, 0, 0.05, 0); }
+static void test_grad_transcoder_relu(void **st) { (void)st; run_gradcheck(SAE_RELU, 5, 10, 7, 0, 1, 0.0, 0); }
+
+// The relu dense and sparse paths compute the same gradient.
+static void test_relu_paths_agree(void **st) {
+  (void)st;
+  ps_err_t err = {0};
+  sae_t *s = make_sae(SAE_RELU, 16, 64, 16, 0, 0);
+  float *x = rand_rows(5, 40, 16, 1.0f);
+  float *g[2];
+  for (int path = 0; path < 2; path++) {
+    sae_train_opts_t o;
+    sae_train_opts_default(&o, &s->cfg);
+    o.l1_coeff = 0.5;
+    o.dense_threshold = path ? 0.0 : 2.0;
+    sae_trainer_t *t = NULL;
+    assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+    sae_losses_t L;
+    assert_int_equal(sae_trainer_grad(t, x, NULL, 40, &L, &err), 0);
+    assert_int_equal(L.dense_path, path);
+    g[path] = malloc(s->n_params * sizeof(float));
+    memcpy(g[path], sae_trainer_grad_buf(t), s->n_params * sizeof(float));
+    sae_trainer_free(&t);
+  }
+  for (size_t i = 0; i < s->n_params; i++) assert_float_equal(g[0][i], g[1][i], 1e-5 + 1e-4 * fabsf(g[0][i]));
+  free(g[0]);
+  free(g[1]);
+  free(x);
+  sae_free(&s);
+}
+
+// One Adam step equals torch.optim.Adam's formula on the clipped gradient; unit-norm rows after.
+static void test_adam_step(void **st) {
+  (void)st;
+  ps_err_t err = {0};
+  sae_t *s = make_sae(SAE_TOPK, 8, 20, 8, 4, 0);
+  sae_train_opts_t o;
+  sae_train_opts_default(&o, &s->cfg);
+  o.unit_norm_decoder = 0;
+  o.k_aux = 0;
+  o.clip_norm = 0.05;
+  o.lr = 1e-2;
+  sae_trainer_t *t = NULL;
+  assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+  float *x = rand_rows(3, 10, 8, 1.0f);
+  float *p0 = malloc(s->n_params * sizeof(float));
+  for (int step = 1; step <= 3; step++) {
+    memcpy(p0, s->params, s->n_params * sizeof(float));
+    float *m0 = malloc(s->n_params * sizeof(float)), *v0 = malloc(s->n_params * sizeof(float));
+    memcpy(m0, sae_trainer_adam_m(t), s->n_params * sizeof(float));
+    memcpy(v0, sae_trainer_adam_v(t), s->n_params * sizeof(float));
+    sae_losses_t L;
+    assert_int_equal(sae_trainer_step(t, x, NULL, 10, &L, &err), 0);
+    const float *g = sae_trainer_grad_buf(t);
+    double gn = 0;
+    for (size_t i = 0; i < s->n_params; i++) gn += (double)g[i] * g[i];
+    gn = sqrt(gn);
+    assert_float_equal(gn, L.grad_norm, 1e-6 * gn + 1e-9);
+    double sc = gn > 0.05 ? 0.05 / (gn + 1e-6) : 1.0;
+    double bc1 = 1 - pow(0.9, step), bc2 = 1 - pow(0.999, step);
+    for (size_t i = 0; i < s->n_params; i++) {
+      double gi = g[i] * sc;
+      double m = 0.9 * m0[i] + 0.1 * gi, v = 0.999 * v0[i] + 0.001 * gi * gi;
+      double p = p0[i] - (1e-2 / bc1) * m / (sqrt(v) / sqrt(bc2) + 1e-8);
+      assert_float_equal(s->params[i], p, 1e-6 + 1e-5 * fabs(p));
+    }
+    free(m0);
+    free(v0);
+  }
+  assert_int_equal(sae_trainer_step_count(t), 3);
+  sae_trainer_free(&t);
+  // unit-norm decoder
+  o.unit_norm_decoder = 1;
+  assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+  sae_losses_t L;
+  assert_int_equal(sae_trainer_step(t, x, NULL, 10, &L, &err), 0);
+  for (int j = 0; j < 20; j++) {
+    double nn = 0;
+    for (int i = 0; i < 8; i++) nn += (double)s->W_dec[j * 8 + i] * s->W_dec[j * 8 + i];
+    assert_float_equal(sqrt(nn), 1.0, 1e-5);
+  }
+  sae_trainer_free(&t);
+  free(p0);
+  free(x);
+  sae_free(&s);
+}
+
+// Same data, same thread count: bitwise identical parameters; training lowers the loss.
+static void test_deterministic_threads(void **st) {
+  (void)st;
+  ps_err_t err = {0};
+  float *x = rand_rows(21, 300, 32, 1.0f);
+  float *res[2];
+  double first = 0, last = 0;
+  for (int rep = 0; rep < 2; rep++) {
+    sae_t *s = make_sae(SAE_TOPK, 32, 256, 32, 8, 0);
+    ps_pool_t *pool = ps_pool_new(2);
+    sae_train_opts_t o;
+    sae_train_opts_default(&o, &s->cfg);
+    o.lr = 1e-2;
+    o.chunk_rows = 64;
+    o.dead_steps = 5;
+    sae_trainer_t *t = NULL;
+    assert_int_equal(sae_trainer_new(&t, s, &o, pool, &err), 0);
+    for (int stp = 0; stp < 30; stp++) {
+      sae_losses_t L;
+      assert_int_equal(sae_trainer_step(t, x + (stp % 3) * 100 * 32, NULL, 100, &L, &err), 0);
+      if (stp == 0) first = L.mse;
+      last = L.mse;
+    }
+    res[rep] = malloc(s->n_params * sizeof(float));
+    memcpy(res[rep], s->params, s->n_params * sizeof(float));
+    sae_trainer_free(&t);
+    ps_pool_destroy(&pool);
+    sae_free(&s);
+  }
+  assert_true(last < 0.7 * first);
+  assert_memory_equal(res[0], res[1], (size_t)(256 * 32 * 2 + 256 + 32) * sizeof(float));
+  free(res[0]);
+  free(res[1]);
+  free(x);
+}
+
+// Save -> load round trip; a folded dataset scale gives the same codes on raw inputs; encoder
+// codes equal the training selection.
+static void test_save_load_encode(void **st) {
+  (void)st;
+  ps_err_t err = {0};
+  char dir[] = "/tmp/protsae-saeXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  sae_t *s = make_sae(SAE_TOPK, 10, 40, 10, 5, 0);
+  float scale = 2.5f;
+  assert_int_equal(sae_save(s, dir, scale, &err), 0);
+  sae_t *l = NULL;
+  assert_int_equal(sae_load(&l, dir, &err), 0);
+  assert_int_equal(l->cfg.arch, SAE_TOPK);
+  assert_int_equal(l->cfg.k, 5);
+  assert_int_equal(l->cfg.d_sae, 40);
+  float *x = rand_rows(8, 20, 10, 1.0f);
+  float *xs = malloc(20 * 10 * sizeof(float));
+  for (int i = 0; i < 200; i++) xs[i] = x[i] * scale;
+  sae_codes_t a = {0}, b = {0};
+  sae_enc_t *ea = NULL, *eb = NULL;
+  assert_int_equal(sae_enc_new(&ea, s, NULL, 7, &err), 0);
+  assert_int_equal(sae_enc_new(&eb, l, NULL, 7, &err), 0);
+  assert_int_equal(sae_enc_run(ea, xs, 20, &a, &err), 0);  // model trained on scaled inputs
+  assert_int_equal(sae_enc_run(eb, x, 20, &b, &err), 0);   // saved model applies to raw inputs
+  assert_int_equal(a.indptr[20], b.indptr[20]);
+  for (int r = 0; r < 20; r++) assert_true(a.indptr[r + 1] - a.indptr[r] <= 5);
+  assert_true(a.indptr[20] > 20);
+  for (int64_t q = 0; q < a.indptr[20]; q++) {
+    assert_int_equal(a.indices[q], b.indices[q]);
+    assert_float_equal(a.values[q], b.values[q], 1e-4 * fabsf(a.values[q]) + 1e-5);
+  }
+  // NaN input: error naming the row
+  x[3 * 10 + 4] = NAN;
+  assert_int_equal(sae_enc_run(eb, x, 20, &b, &err), PS_ENAN);
+  assert_non_null(strstr(err.msg, "row 3"));
+  // wrong shape in the weights file: error naming the tensor
+  char p[256];
+  snprintf(p, sizeof p, "%s/cfg.json", dir);
+  FILE *f = fopen(p, "r");
+  char buf[8192];
+  size_t nr = fread(buf, 1, sizeof buf - 1, f);
+  buf[nr] = 0;
+  fclose(f);
+  char *pos = strstr(buf, "\"d_sae\": 40");
+  assert_non_null(pos);
+  memcpy(pos, "\"d_sae\": 41", 11);
+  f = fopen(p, "w");
+  fwrite(buf, 1, nr, f);
+  fclose(f);
+  sae_t *bad = NULL;
+  assert_true(sae_load(&bad, dir, &err) < 0);
+  assert_non_null(strstr(err.msg, "W_enc"));
+  assert_null(bad);
+  sae_codes_free(&a);
+  sae_codes_free(&b);
+  sae_enc_free(&ea);
+  sae_enc_free(&eb);
+  free(x);
+  free(xs);
+  sae_free(&s);
+  sae_free(&l);
+  snprintf(p, sizeof p, "rm -rf %s", dir);
+  assert_int_equal(system(p), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_grad_topk),        cmocka_unit_test(test_grad_topk_aux),
+      cmocka_unit_test(test_grad_topk_norm),   cmocka_unit_test(test_grad_relu_sparse),
+      cmocka_unit_test(test_grad_relu_dense),  cmocka_unit_test(test_grad_batchtopk),
+      cmocka_unit_test(test_grad_transcoder),  cmocka_unit_test(test_grad_transcoder_relu),
+      cmocka_unit_test(test_relu_paths_agree), cmocka_unit_test(test_adam_step),
+      cmocka_unit_test(test_deterministic_threads), cmocka_unit_test(test_save_load_encode),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
