@@ -6,6 +6,7 @@
 
 int cli_consume(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int cli_recovery(int argc, char **argv);
 int synth_main(int argc, char **argv);
 
 // Path of a stage executable (protsae-NAME): $PROTSAE_LIBEXEC, else beside this binary, else the

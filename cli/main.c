@@ -13,6 +13,7 @@ static void usage(FILE *f) {
           "  demo      end to end on the built-in planted dataset over real human proteins\n"
           "  synth     generate embeddings with planted, known GO-term features\n"
           "  consume   a pipeline sink that checks and counts what arrives\n"
+          "  recovery  how many planted directions a trained SAE's decoder recovers (cosine)\n"
           "  version   print the version\n");
 }
 
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "synth")) return synth_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "consume")) return cli_consume(argc - 1, argv + 1);
   if (!strcmp(cmd, "demo")) return cli_demo(argc - 1, argv + 1);
+  if (!strcmp(cmd, "recovery")) return cli_recovery(argc - 1, argv + 1);
   fprintf(stderr, "protsae: unknown command '%s'\n", cmd);
   usage(stderr);
   return 2;

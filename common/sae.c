@@ -133,7 +133,7 @@ static int write_file_atomic(const char *path, const char *data, size_t len, ps_
   return 0;
 }
 
-int sae_save(const sae_t *s, const char *dir, float scale, ps_err_t *err) {
+int sae_save(const sae_t *s, const char *dir, float in_scale, float out_scale, ps_err_t *err) {
   const sae_cfg_t *c = &s->cfg;
   int64_t d = c->d_in, n = c->d_sae, o = c->d_out;
   char path[4096];
@@ -164,7 +164,8 @@ int sae_save(const sae_t *s, const char *dir, float scale, ps_err_t *err) {
   json_object_set_new(j, "protsae_arch", json_string(sae_arch_name(c->arch)));
   json_object_set_new(j, "protsae_level", json_string(c->level));
   json_object_set_new(j, "protsae_target_layer", json_integer(c->target_layer));
-  json_object_set_new(j, "protsae_dataset_scale_folded", json_real(scale));
+  json_object_set_new(j, "protsae_in_scale_folded", json_real(in_scale));
+  json_object_set_new(j, "protsae_out_scale_folded", json_real(out_scale));
   char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(j);
   snprintf(path, sizeof path, "%s/cfg.json", dir);
@@ -185,7 +186,7 @@ int sae_save(const sae_t *s, const char *dir, float scale, ps_err_t *err) {
   sh[1] = (uint64_t)n;
   rc = st_writer_begin(w, "W_enc", ST_F32, sh, 2, err);
   for (int64_t i = 0; !rc && i < d; i++) {
-    for (int64_t jj = 0; jj < n; jj++) row[jj] = s->W_encT[jj * d + i] * scale;
+    for (int64_t jj = 0; jj < n; jj++) row[jj] = s->W_encT[jj * d + i] * in_scale;
     rc = st_writer_append_f32(w, row, (uint64_t)n, err);
   }
   if (!rc) rc = st_writer_end(w, err);
@@ -195,12 +196,12 @@ int sae_save(const sae_t *s, const char *dir, float scale, ps_err_t *err) {
   sh[1] = (uint64_t)o;
   if (!rc) rc = st_writer_begin(w, "W_dec", ST_F32, sh, 2, err);
   for (int64_t jj = 0; !rc && jj < n; jj++) {
-    for (int64_t i = 0; i < o; i++) buf[i] = s->W_dec[jj * o + i] / scale;
+    for (int64_t i = 0; i < o; i++) buf[i] = s->W_dec[jj * o + i] / out_scale;
     rc = st_writer_append_f32(w, buf, (uint64_t)o, err);
   }
   if (!rc) rc = st_writer_end(w, err);
   sh[0] = (uint64_t)o;
-  for (int64_t i = 0; i < o; i++) buf[i] = s->b_dec[i] / scale;
+  for (int64_t i = 0; i < o; i++) buf[i] = s->b_dec[i] / out_scale;
   if (!rc) rc = st_writer_add_f32(w, "b_dec", ST_F32, sh, 1, buf, err);
   if (!rc && s->threshold) {
     sh[0] = (uint64_t)n;
@@ -449,7 +450,6 @@ int sae_topk_subset(const float *v, const int32_t *cand, int64_t mcand, int k, i
       thr = val[0];
     }
   }
-  sort_by_index(idx, val, m);
   return m;
 }
 

@@ -61,9 +61,10 @@ void sae_free(sae_t **s);
 int sae_copy(sae_t **out, const sae_t *src, ps_err_t *err);
 
 // Write dir/cfg.json and dir/sae_weights.safetensors (each via tmp + fsync + rename). dir must
-// exist. scale != 1 folds a dataset normalisation x' = scale x into the saved weights
-// (W_enc * scale, W_dec / scale, b_dec / scale) so the files apply to raw inputs.
-int sae_save(const sae_t *s, const char *dir, float scale, ps_err_t *err);
+// exist. Scales != 1 fold a dataset normalisation (x' = in_scale x, y' = out_scale y; equal for
+// an SAE) into the saved weights (W_enc * in_scale, W_dec / out_scale, b_dec / out_scale) so the
+// files apply to raw inputs.
+int sae_save(const sae_t *s, const char *dir, float in_scale, float out_scale, ps_err_t *err);
 int sae_load(sae_t **out, const char *dir, ps_err_t *err);
 
 // ---- encoding ------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ void sae_preact(const sae_t *s, const float *xin, int64_t n, float *pre);
 // The k largest of v[0..n) with v > 0 (TopK then ReLU): writes up to k (index, value) pairs,
 // indices ascending; returns how many. idx/val need room for k. Ties: lower index first.
 int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val);
-// The same over the positions cand[0..m) only (AuxK: the dead latents); indices ascending.
+// The same over the positions cand[0..m) only (AuxK: the dead latents); heap order, not sorted.
 int sae_topk_subset(const float *v, const int32_t *cand, int64_t m, int k, int32_t *idx, float *val);
 
 #endif

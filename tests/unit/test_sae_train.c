@@ -291,7 +291,7 @@ static void test_save_load_encode(void **st) {
   assert_non_null(mkdtemp(dir));
   sae_t *s = make_sae(SAE_TOPK, 10, 40, 10, 5, 0);
   float scale = 2.5f;
-  assert_int_equal(sae_save(s, dir, scale, &err), 0);
+  assert_int_equal(sae_save(s, dir, scale, scale, &err), 0);
   sae_t *l = NULL;
   assert_int_equal(sae_load(&l, dir, &err), 0);
   assert_int_equal(l->cfg.arch, SAE_TOPK);

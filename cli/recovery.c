@@ -1,0 +1,108 @@
+// protsae recovery — how many planted directions (protsae synth truth/directions.npy, or any
+// matrix of known directions) some decoder row of a trained SAE recovers: for each direction the
+// best cosine over all decoder rows. Prints `key: value` lines: planted_recovery_cos09 (share
+// with best cosine >= 0.9), planted_recovery_cos08, mean_best_cos, n_directions, d_sae.
+// Memory: the decoder (d_sae x d) + the directions (n x d) + one n x d_sae block of 256 rows.
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "emb.h"
+#include "sae.h"
+
+static const ps_config_entry_t table[] = {
+    {"sae", NULL, "SAE directory (cfg.json + sae_weights.safetensors), e.g. OUT/best"},
+    {"truth", NULL, "directions (.npy, one row per planted feature), e.g. synth/truth/directions.npy"},
+    {NULL, NULL, NULL},
+};
+
+static void normalize_rows(float *a, int64_t n, int64_t d) {
+  for (int64_t i = 0; i < n; i++) {
+    double s = 0;
+    for (int64_t k = 0; k < d; k++) s += (double)a[i * d + k] * a[i * d + k];
+    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+    for (int64_t k = 0; k < d; k++) a[i * d + k] *= inv;
+  }
+}
+
+int cli_recovery(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae recovery: %s\n", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg) || !ps_config_str(cfg, "sae") || !ps_config_str(cfg, "truth")) {
+    int help = ps_config_help_requested(cfg);
+    ps_config_usage(table, "protsae recovery", stdout);
+    ps_config_destroy(&cfg);
+    return help ? 0 : 2;
+  }
+  sae_t *s = NULL;
+  emb_source_t *src = NULL;
+  float *dir = NULL, *W = NULL, *sim = NULL;
+  int rc = 1;
+  if (sae_load(&s, ps_config_str(cfg, "sae"), &err)) goto out;
+  emb_source_opts_t eo = {0};
+  eo.path = ps_config_str(cfg, "truth");
+  eo.level = EMB_LEVEL_PROTEIN;
+  eo.layer = -1;
+  if (emb_source_open(&src, &eo, &err)) goto out;
+  int64_t d = s->cfg.d_out, n = 0, cap = 0, m = s->cfg.d_sae;
+  emb_record_t rec;
+  int g;
+  while ((g = emb_source_next(src, &rec, &err)) == 1) {
+    if (rec.dim != d) {
+      ps_err_set(&err, PS_EDIM, "%s: record %llu has %u dims, the SAE decodes to %lld", eo.path,
+                 (unsigned long long)rec.index, rec.dim, (long long)d);
+      goto out;
+    }
+    if (n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      dir = realloc(dir, (size_t)(cap * d) * sizeof(float));
+    }
+    memcpy(dir + n * d, rec.rows, (size_t)d * sizeof(float));
+    n++;
+  }
+  if (g < 0) goto out;
+  if (n == 0) {
+    ps_err_set(&err, PS_ETRUNC, "%s: no directions", eo.path);
+    goto out;
+  }
+  W = malloc((size_t)(m * d) * sizeof(float));
+  memcpy(W, s->W_dec, (size_t)(m * d) * sizeof(float));
+  normalize_rows(W, m, d);
+  normalize_rows(dir, n, d);
+  int64_t blk = 256, hit9 = 0, hit8 = 0;
+  double sum = 0;
+  sim = malloc((size_t)(blk * m) * sizeof(float));
+  for (int64_t i0 = 0; i0 < n; i0 += blk) {
+    int64_t nb = n - i0 < blk ? n - i0 : blk;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)m, (int)d, 1.0f, dir + i0 * d, (int)d, W, (int)d,
+                0.0f, sim, (int)m);
+    for (int64_t i = 0; i < nb; i++) {
+      float best = -1;
+      for (int64_t j = 0; j < m; j++) best = sim[i * m + j] > best ? sim[i * m + j] : best;
+      hit9 += best >= 0.9f;
+      hit8 += best >= 0.8f;
+      sum += best;
+    }
+  }
+  printf("n_directions: %lld\nd_sae: %lld\nplanted_recovery_cos09: %.4f\nplanted_recovery_cos08: %.4f\n"
+         "mean_best_cos: %.4f\n", (long long)n, (long long)m, (double)hit9 / (double)n, (double)hit8 / (double)n,
+         sum / (double)n);
+  rc = 0;
+out:
+  if (rc) fprintf(stderr, "protsae recovery: %s\n", err.msg);
+  emb_source_destroy(&src);
+  sae_free(&s);
+  free(dir);
+  free(W);
+  free(sim);
+  ps_config_destroy(&cfg);
+  return rc;
+}

@@ -1,0 +1,412 @@
+// protsae-trainer — trains an SAE / transcoder from an embedding stream.
+// Wiring only: configuration, source (embedding files in-process, or a reader over the wire),
+// heartbeats, signals. The loop lives in trainer.c, the step in sae_train.c.
+#include <cblas.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "log.h"
+#include "reader.h"
+#include "signals.h"
+#include "trainer.h"
+#include "wire.h"
+
+static const ps_config_entry_t table[] = {
+    // source: files (in-process reader; resumable) or the wire
+    {"emb", NULL, "embeddings (.npy, .safetensors, .h5, .pt): read in-process"},
+    {"format", NULL, "force the format of --emb"},
+    {"fasta", NULL, "FASTA: ids are checked against it"},
+    {"ids", NULL, "text file with one id per row (npy)"},
+    {"offsets", NULL, "npy residue level: offsets .npy"},
+    {"level", "protein", "protein | residue"},
+    {"layer", "-1", "layer to read (-1 = the only / highest one)"},
+    {"target", NULL, "transcoder: paired target embeddings (same ids and rows)"},
+    {"target-format", NULL, "format of --target"},
+    {"target-layer", "-1", "layer of --target"},
+    {"epochs", "1", "passes over the data (--emb)"},
+    {"val-fraction", "0.1", "share of proteins held out for validation (--emb)"},
+    {"split-seed", "1", "seed of the train/validation split (--emb)"},
+    {"skip-nonfinite", "1", "skip (and count) rows with NaN/Inf instead of stopping"},
+    {"in", NULL, "instead of --emb: endpoint to pull EmbeddingBatches from (@ binds, > connects)"},
+    {"producers", "1", "--in: readers feeding the stream (each ends with an EndOfStream)"},
+    {"timeout-ms", "0", "--in: give up after this long without a message (0 = wait)"},
+    // model
+    {"arch", "topk", "topk | relu | batchtopk"},
+    {"d-sae", "4096", "dictionary size (latents)"},
+    {"k", "32", "active latents per row (topk; batchtopk: mean per row)"},
+    {"k-aux", "-1", "AuxK latents (-1 = d_in / 2; 0 = off)"},
+    {"aux-coeff", "0.03125", "AuxK loss weight"},
+    {"dead-steps", "100", "steps without firing after which a latent is dead"},
+    {"l1", "5", "relu: L1 coefficient (decoder-norm weighted)"},
+    {"l1-warmup-steps", "0", "relu: steps over which the L1 coefficient ramps up"},
+    {"normalize-per-sample", "0", "(x - mean) / std on every row"},
+    {"dataset-norm", "1", "scale rows so that E||x|| = sqrt(d) (folded into the saved weights)"},
+    {"unit-norm-decoder", "-1", "unit-norm decoder rows (-1 = on except for relu)"},
+    {"b-dec-init", "median", "none | mean | median (geometric median of the first batch)"},
+    {"dec-init-norm", "0.1", "initial decoder row norm"},
+    {"model-name", "esm2", "name recorded in cfg.json"},
+    // optimiser
+    {"lr", "-1", "learning rate (-1 = 1e-4, relu 5e-5)"},
+    {"beta1", "0.9", "Adam beta1"},
+    {"beta2", "0.999", "Adam beta2"},
+    {"eps", "1e-8", "Adam epsilon"},
+    {"warmup-steps", "0", "linear learning-rate warm-up"},
+    {"decay-steps", "0", "linear decay to 0 over the last N of --total-steps"},
+    {"total-steps", "0", "planned steps (for --decay-steps; default --max-steps)"},
+    {"clip", "1.0", "gradient norm clip (0 = off)"},
+    // loop
+    {"batch-rows", "4096", "rows per training step"},
+    {"shuffle-rows", "65536", "shuffle buffer (rows; 0 = stream order)"},
+    {"max-steps", "0", "stop after N steps (0 = end of stream)"},
+    {"eval-every", "100", "validate every N steps"},
+    {"ckpt-every", "500", "checkpoint every N steps"},
+    {"log-every", "20", "log / heartbeat every N steps"},
+    {"val-max-rows", "16384", "held-out rows kept for validation"},
+    {"chunk-rows", "1024", "rows per pass in a step (memory: chunk x d_sae floats)"},
+    {"seed", "1", "initialisation and shuffle seed"},
+    {"threads", "0", "threads for BLAS and the sparse kernels (0 = all CPUs)"},
+    {"out", "protsae-train", "output directory (checkpoints, metrics.jsonl)"},
+    {"resume", "1", "continue from OUT/latest when it exists"},
+    {"keep-ckpts", "1", "checkpoints kept besides the best"},
+    {"heartbeat", NULL, "endpoint to push Heartbeats to (monitoring)"},
+    {"run-id", "run", "run id stamped on heartbeats"},
+    {NULL, NULL, NULL},
+};
+
+// ---- sources ---------------------------------------------------------------------------------
+typedef struct {
+  reader_opts_t ro;
+  reader_t *r;
+} file_src_t;
+
+static int file_next(void *ctx, reader_batch_t *b, ps_err_t *err) {
+  file_src_t *s = ctx;
+  return reader_next_batch(s->r, b, err);
+}
+
+static int file_seek(void *ctx, const reader_pos_t *pos, ps_err_t *err) {
+  file_src_t *s = ctx;
+  reader_destroy(&s->r);
+  int rc = reader_new(&s->r, &s->ro, err);
+  if (rc) return rc;
+  return reader_seek(s->r, pos, err);
+}
+
+typedef struct {
+  void *sock;
+  int producers, eos;
+  int64_t timeout_ms;
+  Protsae__Envelope *env;
+  float *rows, *target;
+  size_t rows_cap, target_cap;
+  uint8_t *is_val;
+  uint32_t *offsets;
+  int have_seek;
+  reader_pos_t seek;
+  wire_stats_t st;
+} wire_src_t;
+
+static int wire_next(void *ctx, reader_batch_t *b, ps_err_t *err) {
+  wire_src_t *s = ctx;
+  for (;;) {
+    wire_free(&s->env);
+    if (s->eos >= s->producers) return 0;
+    int rc = wire_recv(s->sock, &s->env, s->timeout_ms > 0 ? (int)s->timeout_ms : -1, &ps_stop_flag, &s->st, err);
+    if (rc < 0) return rc;
+    if (rc == 0) return ps_err_set(err, PS_ETRUNC, "trainer: no message for %lld ms", (long long)s->timeout_ms);
+    Protsae__Envelope *e = s->env;
+    if (e->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) {
+      s->eos++;
+      continue;
+    }
+    if (e->body_case != PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH) continue;
+    Protsae__EmbeddingBatch *eb = e->embedding_batch;
+    if (wire_check_embedding_batch(eb, err)) {
+      PS_WARN("trainer: dropping batch seq %" PRIu64 " from %s: %s", e->seq, e->producer, err->msg);
+      continue;
+    }
+    if (s->have_seek) {  // resume: skip what the checkpoint already holds
+      if (eb->epoch < s->seek.epoch || (eb->epoch == s->seek.epoch && eb->first_record < s->seek.record)) continue;
+      if (eb->epoch != s->seek.epoch || eb->first_record != s->seek.record)
+        return ps_err_set(err, PS_EMISMATCH, "trainer: resuming at epoch %u record %" PRIu64 " but the stream "
+                          "continues at epoch %u record %" PRIu64 "; restart the reader from that position "
+                          "(protsae-reader --state FILE --resume with \"%u %" PRIu64 " %" PRIu64 "\" in FILE)",
+                          s->seek.epoch, s->seek.record, eb->epoch, eb->first_record, s->seek.epoch, s->seek.record,
+                          s->seek.seq);
+      s->have_seek = 0;
+    }
+    size_t nf = (size_t)eb->n_rows * eb->dim;
+    if (nf > s->rows_cap) {
+      s->rows = realloc(s->rows, nf * sizeof(float));
+      s->rows_cap = nf;
+    }
+    memcpy(s->rows, eb->rows.data, nf * sizeof(float));
+    size_t nt = (size_t)eb->n_rows * eb->target_dim;
+    if (nt > s->target_cap) {
+      s->target = realloc(s->target, nt * sizeof(float));
+      s->target_cap = nt;
+    }
+    if (nt) memcpy(s->target, eb->target_rows.data, nt * sizeof(float));
+    free(s->is_val);
+    free(s->offsets);
+    s->is_val = calloc(eb->n_protein_ids + 1, 1);
+    for (size_t i = 0; i < eb->n_is_validation && i < eb->n_protein_ids; i++) s->is_val[i] = eb->is_validation[i];
+    s->offsets = NULL;
+    if (eb->n_residue_offsets) {
+      s->offsets = malloc(eb->n_residue_offsets * sizeof(uint32_t));
+      memcpy(s->offsets, eb->residue_offsets, eb->n_residue_offsets * sizeof(uint32_t));
+    }
+    memset(b, 0, sizeof *b);
+    b->n_proteins = (uint32_t)eb->n_protein_ids;
+    b->ids = eb->protein_ids;
+    b->is_val = s->is_val;
+    b->n_rows = eb->n_rows;
+    b->dim = eb->dim;
+    b->target_dim = eb->target_dim;
+    b->rows = s->rows;
+    b->target = nt ? s->target : NULL;
+    b->offsets = s->offsets;
+    b->epoch = eb->epoch;
+    b->first_record = eb->first_record;
+    b->seq = e->seq;
+    b->next.epoch = eb->epoch;
+    b->next.record = eb->first_record + eb->n_protein_ids;
+    b->next.seq = e->seq + 1;
+    return 1;
+  }
+}
+
+static int wire_seek(void *ctx, const reader_pos_t *pos, ps_err_t *err) {
+  wire_src_t *s = ctx;
+  (void)err;
+  s->seek = *pos;
+  s->have_seek = 1;
+  return 0;
+}
+
+// ---- heartbeats ------------------------------------------------------------------------------
+typedef struct {
+  void *sock;
+  const char *run_id;
+  uint64_t seq;
+} hb_t;
+
+static void progress(void *ctx, const trainer_report_t *r, const sae_losses_t *L) {
+  hb_t *h = ctx;
+  if (!h->sock) return;
+  Protsae__Envelope env;
+  Protsae__Heartbeat hb = PROTSAE__HEARTBEAT__INIT;
+  wire_envelope_init(&env, h->run_id, "trainer", h->seq++);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  hb.unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  hb.stage = "trainer";
+  hb.rows_done = (uint64_t)r->rows_trained;
+  hb.rows_per_s = r->rows_per_s;
+  hb.loss = L->loss;
+  hb.l0 = L->l0;
+  hb.dead_fraction = r->dead_fraction;
+  env.body_case = PROTSAE__ENVELOPE__BODY_HEARTBEAT;
+  env.heartbeat = &hb;
+  ps_err_t err = {0};
+  wire_send_timeout(h->sock, &env, 0, &err);  // monitoring never blocks training
+}
+
+#define GET_I(name, var) ps_config_i64(cfg, name, &var, &err) < 0
+#define GET_F(name, var) ps_config_f64(cfg, name, &var, &err) < 0
+
+int main(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  int rc = 1;
+  void *zctx = NULL;
+  file_src_t fs = {0};
+  wire_src_t ws = {0};
+  hb_t hb = {0};
+  ps_pool_t *pool = NULL;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae-trainer: %s\n", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae-trainer", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  ps_log_init("trainer");
+  ps_config_print(cfg);
+  ps_signals_install();
+  trainer_opts_t o;
+  trainer_opts_default(&o);
+  int64_t d_sae, k, kaux, dead, l1w, ws_, ds, ts_, bat, shuf, maxs, ev, ck, lg, vm, chunk, seed, threads, keep, epochs,
+      sseed, producers, tmo;
+  double auxc, l1, din, lr, b1, b2, eps, clip, valf;
+  int pern, dnorm, unorm, resume, skipnf;
+  const char *s;
+  if (GET_I("d-sae", d_sae) || GET_I("k", k) || GET_I("k-aux", kaux) || GET_I("dead-steps", dead) ||
+      GET_I("l1-warmup-steps", l1w) || GET_I("warmup-steps", ws_) || GET_I("decay-steps", ds) ||
+      GET_I("total-steps", ts_) || GET_I("batch-rows", bat) || GET_I("shuffle-rows", shuf) ||
+      GET_I("max-steps", maxs) || GET_I("eval-every", ev) || GET_I("ckpt-every", ck) || GET_I("log-every", lg) ||
+      GET_I("val-max-rows", vm) || GET_I("chunk-rows", chunk) || GET_I("seed", seed) || GET_I("threads", threads) ||
+      GET_I("keep-ckpts", keep) || GET_I("epochs", epochs) || GET_I("split-seed", sseed) ||
+      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("l1", l1) ||
+      GET_F("dec-init-norm", din) || GET_F("lr", lr) || GET_F("beta1", b1) || GET_F("beta2", b2) || GET_F("eps", eps) ||
+      GET_F("clip", clip) || GET_F("val-fraction", valf) ||
+      ps_config_bool(cfg, "normalize-per-sample", &pern, &err) < 0 ||
+      ps_config_bool(cfg, "dataset-norm", &dnorm, &err) < 0 || ps_config_bool(cfg, "resume", &resume, &err) < 0 ||
+      ps_config_bool(cfg, "skip-nonfinite", &skipnf, &err) < 0 ||
+      ps_config_i64(cfg, "unit-norm-decoder", &(int64_t){0}, &err) < 0)
+    goto fail;
+  {
+    int64_t un;
+    ps_config_i64(cfg, "unit-norm-decoder", &un, &err);
+    unorm = (int)un;
+  }
+  if (sae_arch_parse(ps_config_str(cfg, "arch"), &o.cfg.arch) || o.cfg.arch == SAE_JUMPRELU) {
+    ps_err_set(&err, PS_ECONFIG, "--arch %s: expected topk, relu or batchtopk", ps_config_str(cfg, "arch"));
+    goto fail;
+  }
+  if (d_sae <= 0 || bat <= 0 || (o.cfg.arch != SAE_RELU && (k <= 0 || k > d_sae))) {
+    ps_err_set(&err, PS_ECONFIG, "--d-sae %lld --k %lld --batch-rows %lld: need d_sae > 0, 0 < k <= d_sae, batch > 0",
+               (long long)d_sae, (long long)k, (long long)bat);
+    goto fail;
+  }
+  o.cfg.d_sae = d_sae;
+  o.cfg.k = (int32_t)k;
+  o.cfg.normalize_per_sample = pern;
+  snprintf(o.cfg.level, sizeof o.cfg.level, "%s", ps_config_str(cfg, "level"));
+  snprintf(o.cfg.model_name, sizeof o.cfg.model_name, "%s", ps_config_str(cfg, "model-name"));
+  {
+    int64_t layer, tlayer;
+    ps_config_i64(cfg, "layer", &layer, &err);
+    ps_config_i64(cfg, "target-layer", &tlayer, &err);
+    o.cfg.layer = (int32_t)layer;
+    o.cfg.target_layer = (int32_t)tlayer;
+  }
+  sae_train_opts_default(&o.train, &o.cfg);
+  if (lr > 0) o.train.lr = lr;
+  o.train.beta1 = b1;
+  o.train.beta2 = b2;
+  o.train.eps = eps;
+  o.train.warmup_steps = ws_;
+  o.train.decay_steps = ds;
+  o.train.total_steps = ts_ ? ts_ : maxs;
+  o.train.clip_norm = clip;
+  o.train.l1_coeff = o.cfg.arch == SAE_RELU ? l1 : 0;
+  o.train.l1_warmup_steps = l1w;
+  o.train.aux_coeff = auxc;
+  o.train.dead_steps = dead;
+  o.train.chunk_rows = chunk;
+  if (kaux >= 0) o.train.k_aux = (int32_t)kaux;
+  else o.train.k_aux = -1;  // resolved below from d_in
+  if (unorm >= 0) o.train.unit_norm_decoder = unorm;
+  o.batch_rows = bat;
+  o.shuffle_rows = shuf;
+  o.max_steps = maxs;
+  o.eval_every = ev;
+  o.ckpt_every = ck;
+  o.log_every = lg;
+  o.val_max_rows = vm;
+  o.dataset_norm = dnorm;
+  s = ps_config_str(cfg, "b-dec-init");
+  o.b_dec_init = !strcmp(s, "none") ? 0 : !strcmp(s, "mean") ? 1 : !strcmp(s, "median") ? 2 : -1;
+  if (o.b_dec_init < 0) {
+    ps_err_set(&err, PS_ECONFIG, "--b-dec-init %s: expected none, mean or median", s);
+    goto fail;
+  }
+  o.dec_init_norm = (float)din;
+  o.seed = (uint64_t)seed;
+  o.out_dir = ps_config_str(cfg, "out");
+  o.resume = resume;
+  o.keep_ckpts = (int)keep;
+
+  if (threads > 0) openblas_set_num_threads((int)threads);
+  pool = ps_pool_new((int)threads);
+
+  trainer_hooks_t h = {0};
+  h.stop = &ps_stop_flag;
+  h.progress = progress;
+  h.progress_ctx = &hb;
+  hb.run_id = ps_config_str(cfg, "run-id");
+  zctx = zmq_ctx_new();
+  wire_opts_t wo = WIRE_OPTS_DEFAULT;
+  if (ps_config_str(cfg, "heartbeat")) {
+    wire_opts_t ho = wo;
+    ho.linger_ms = 0;
+    if (!(hb.sock = wire_socket(zctx, ZMQ_PUSH, ps_config_str(cfg, "heartbeat"), &ho, &err))) goto fail;
+  }
+  if (ps_config_str(cfg, "emb") && ps_config_str(cfg, "in")) {
+    ps_err_set(&err, PS_ECONFIG, "give either --emb (files) or --in (a reader stream), not both");
+    goto fail;
+  }
+  if (ps_config_str(cfg, "emb")) {
+    reader_opts_t *ro = &fs.ro;
+    memset(ro, 0, sizeof *ro);
+    ro->src.path = ps_config_str(cfg, "emb");
+    ro->src.format = ps_config_str(cfg, "format");
+    ro->src.ids_path = ps_config_str(cfg, "ids");
+    ro->src.offsets_path = ps_config_str(cfg, "offsets");
+    ro->src.level = !strcmp(ps_config_str(cfg, "level"), "residue") ? EMB_LEVEL_RESIDUE : EMB_LEVEL_PROTEIN;
+    ro->src.layer = o.cfg.layer;
+    ro->fasta_path = ps_config_str(cfg, "fasta");
+    ro->target_path = ps_config_str(cfg, "target");
+    ro->target_format = ps_config_str(cfg, "target-format");
+    ro->target_layer = o.cfg.target_layer;
+    ro->batch_rows = 1024;
+    ro->val_fraction = valf;
+    ro->seed = (uint64_t)sseed;
+    ro->split = READER_SPLIT_ALL;
+    ro->epochs = (uint32_t)(epochs > 0 ? epochs : 1);
+    ro->skip_nonfinite = skipnf;
+    if (reader_new(&fs.r, ro, &err)) goto fail;
+    h.next = file_next;
+    h.seek = file_seek;
+    h.src_ctx = &fs;
+  } else if (ps_config_str(cfg, "in")) {
+    if (!(ws.sock = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
+    ws.producers = (int)producers;
+    ws.timeout_ms = tmo;
+    h.next = wire_next;
+    h.seek = wire_seek;
+    h.src_ctx = &ws;
+  } else {
+    ps_err_set(&err, PS_ECONFIG, "no input: give --emb FILE or --in ENDPOINT (see --help)");
+    goto fail;
+  }
+  trainer_report_t rep;
+  int trc = trainer_run(&o, &h, pool, &rep, &err);
+  if (trc) {
+    if (rep.stopped == 2) PS_ERROR("protsae-trainer: diverged: %s (last good checkpoint: %s/latest)", err.msg, o.out_dir);
+    goto fail;
+  }
+  printf("steps: %lld\nrows_trained: %lld\nrows_skipped_nonfinite: %lld\nval_rows: %lld\nbest_val_mse: %.6g\n"
+         "best_step: %lld\nlast_val_fvu: %.6g\nlast_val_l0: %.2f\ndead_fraction: %.4f\nstopped: %s\ncheckpoint: %s/latest\n",
+         (long long)rep.steps, (long long)rep.rows_trained, (long long)rep.rows_skipped_nonfinite,
+         (long long)rep.val_rows, rep.best_val_mse, (long long)rep.best_step, rep.last_val_fvu, rep.last_val_l0,
+         rep.dead_fraction, rep.stopped == 1 ? "signal" : "no", o.out_dir);
+  if (fs.r) printf("records_skipped_nonfinite: %llu\n", (unsigned long long)reader_counts(fs.r)->skipped_nonfinite);
+  rc = 0;
+  goto out;
+fail:
+  PS_ERROR("protsae-trainer: %s", err.msg);
+  rc = 1;
+out:
+  reader_destroy(&fs.r);
+  wire_free(&ws.env);
+  free(ws.rows);
+  free(ws.target);
+  free(ws.is_val);
+  free(ws.offsets);
+  wire_close(&ws.sock);
+  wire_close(&hb.sock);
+  if (zctx) zmq_ctx_term(zctx);
+  ps_pool_destroy(&pool);
+  ps_config_destroy(&cfg);
+  return rc;
+}
