@@ -20,7 +20,7 @@ static const ps_config_entry_t table[] = {
     {"producers", "1", "producers feeding this endpoint: stop after all their EndOfStreams"},
     {"hwm", "16", "receive high-water mark"},
     {"timeout-ms", "-1", "give up after this long without a message (-1 = never)"},
-    {"dump", NULL, "write 'producer seq id n_rows checksum val' per protein to this file"},
+    {"dump", NULL, "write 'producer seq id n_rows checksum val' per protein to this file (checksum: of its rows)"},
     {"quiet", "0", "no summary on stdout"},
     {"delay-ms", "0", "sleep this long after each batch (tests: a slow consumer)"},
     {NULL, NULL, NULL},
@@ -116,8 +116,8 @@ int cli_consume(int argc, char **argv) {
         if (!dump) continue;
         size_t r0 = b->level == PROTSAE__LEVEL__LEVEL_RESIDUE ? b->residue_offsets[i] : i;
         size_t r1 = b->level == PROTSAE__LEVEL__LEVEL_RESIDUE ? b->residue_offsets[i + 1] : i + 1;
-        double sum = 0;
-        for (size_t k = r0 * b->dim; k < r1 * b->dim; k++) sum += x[k] * (double)((k % 7) + 1);
+        double sum = 0;  // the protein's rows alone: the same whatever its place in the batch
+        for (size_t k = r0 * b->dim; k < r1 * b->dim; k++) sum += x[k] * (double)(((k - r0 * b->dim) % 7) + 1);
         fprintf(dump, "%s %" PRIu64 " %s %zu %.9g %d\n", env->producer, env->seq, b->protein_ids[i], r1 - r0, sum, v);
       }
       t_last = now_s();
@@ -140,6 +140,9 @@ int cli_consume(int argc, char **argv) {
     }
     wire_free(&env);
   }
+  // Every EndOfStream is in: hang up now. Producers keep their connections open until their
+  // consumers hang up (wire.h: closing earlier can lose the tail of a stream), so they wait on us.
+  wire_close(&sock);
   int ok = 1;
   for (int i = 0; i < np; i++) {
     if (!prods[i].eos) continue;

@@ -1,7 +1,9 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 static int set_opts(void *s, int type, const wire_opts_t *o) {
@@ -23,9 +25,45 @@ static int set_opts(void *s, int type, const wire_opts_t *o) {
   return rc;
 }
 
-void *wire_socket(void *zctx, int type, const char *endpoint, const wire_opts_t *opts, ps_err_t *err) {
+struct wire_peers {
+  void *sock;  // the watched socket (borrowed)
+  void *mon;   // PAIR reading the socket's monitor events
+  int live;    // connections up now
+  int seen;    // connections made since the socket was opened
+};
+
+// The monitor sends each event with a blocking send from libzmq's I/O thread, so the reading
+// end takes any number of events (RCVHWM 0) and is connected before the socket makes its first
+// connection; it is stopped before it is closed (wire_peers_destroy).
+static wire_peers_t *peers_attach(void *zctx, void *s, ps_err_t *err) {
+  char ep[64];
+  snprintf(ep, sizeof ep, "inproc://protsae-wire-peers-%p", s);
+  if (zmq_socket_monitor(s, ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+    ps_err_set(err, -errno, "zmq_socket_monitor: %s", zmq_strerror(errno));
+    return NULL;
+  }
+  void *mon = zmq_socket(zctx, ZMQ_PAIR);
+  int zero = 0;
+  if (!mon || zmq_setsockopt(mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
+      zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof zero) != 0 || zmq_connect(mon, ep) != 0) {
+    int e = errno;
+    if (mon) zmq_close(mon);
+    zmq_socket_monitor(s, NULL, 0);
+    ps_err_set(err, -e, "%s: %s", ep, zmq_strerror(e));
+    return NULL;
+  }
+  wire_peers_t *p = ps_xmalloc(sizeof *p);
+  p->sock = s;
+  p->mon = mon;
+  p->live = p->seen = 0;
+  return p;
+}
+
+static void *socket_open(void *zctx, int type, const char *endpoint, const wire_opts_t *opts, wire_peers_t **peers,
+                         ps_err_t *err) {
   wire_opts_t def = WIRE_OPTS_DEFAULT;
   if (!opts) opts = &def;
+  if (peers) *peers = NULL;
   if (!endpoint || !*endpoint) {
     ps_err_set(err, PS_ECONFIG, "no endpoint given");
     return NULL;
@@ -43,19 +81,117 @@ void *wire_socket(void *zctx, int type, const char *endpoint, const wire_opts_t 
     zmq_close(s);
     return NULL;
   }
-  int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
-  if (rc != 0) {
-    ps_err_set(err, -errno, "%s %s: %s", bind ? "bind" : "connect", endpoint, zmq_strerror(errno));
+  wire_peers_t *p = NULL;
+  if (peers && !(p = peers_attach(zctx, s, err))) {
     zmq_close(s);
     return NULL;
   }
+  int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
+  if (rc != 0) {
+    ps_err_set(err, -errno, "%s %s: %s", bind ? "bind" : "connect", endpoint, zmq_strerror(errno));
+    wire_peers_destroy(&p);
+    zmq_close(s);
+    return NULL;
+  }
+  if (peers) *peers = p;
   return s;
+}
+
+void *wire_socket(void *zctx, int type, const char *endpoint, const wire_opts_t *opts, ps_err_t *err) {
+  return socket_open(zctx, type, endpoint, opts, NULL, err);
+}
+
+void *wire_socket_watched(void *zctx, int type, const char *endpoint, const wire_opts_t *opts,
+                          wire_peers_t **peers, ps_err_t *err) {
+  PS_ASSERT(peers);
+  return socket_open(zctx, type, endpoint, opts, peers, err);
 }
 
 void wire_close(void **sock) {
   if (!sock || !*sock) return;
   zmq_close(*sock);
   *sock = NULL;
+}
+
+// Apply the monitor events that have arrived: [uint16 event, uint32 value] + endpoint frame.
+static int peers_update(wire_peers_t *p, ps_err_t *err) {
+  for (;;) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, p->mon, ZMQ_DONTWAIT) < 0) {
+      int e = errno;
+      zmq_msg_close(&m);
+      if (e == EAGAIN) return 0;
+      if (e == EINTR) continue;
+      return ps_err_set(err, -e, "socket monitor: %s", zmq_strerror(e));
+    }
+    uint16_t ev = 0;
+    if (zmq_msg_size(&m) >= sizeof ev) memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+    int more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) {  // the endpoint frame
+      zmq_msg_init(&m);
+      int r;
+      while ((r = zmq_msg_recv(&m, p->mon, 0)) < 0 && errno == EINTR) {
+      }
+      if (r < 0) {
+        int e = errno;
+        zmq_msg_close(&m);
+        return ps_err_set(err, -e, "socket monitor: %s", zmq_strerror(e));
+      }
+      more = zmq_msg_more(&m);
+      zmq_msg_close(&m);
+    }
+    if (ev == ZMQ_EVENT_CONNECTED || ev == ZMQ_EVENT_ACCEPTED) {
+      p->live++;
+      p->seen++;
+    } else if (ev == ZMQ_EVENT_DISCONNECTED && p->live > 0) {
+      p->live--;
+    }
+  }
+}
+
+int wire_peers_live(wire_peers_t *p) {
+  peers_update(p, NULL);
+  return p->live;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wire_peers_wait_hangup(wire_peers_t *p, int timeout_ms, ps_err_t *err) {
+  int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+  for (;;) {
+    int rc = peers_update(p, err);
+    if (rc < 0) return rc;
+    if (p->seen && !p->live) return 0;
+    int slice = 100;
+    if (deadline >= 0) {
+      int64_t left = deadline - mono_ms();
+      if (left <= 0) {
+        if (!p->seen)
+          return ps_err_set(err, -ETIMEDOUT, "no consumer connected within %d ms", timeout_ms);
+        return ps_err_set(err, -ETIMEDOUT, "%d consumer(s) still connected after %d ms (a consumer closes its "
+                          "socket after its last EndOfStream)", p->live, timeout_ms);
+      }
+      if (left < slice) slice = (int)left;
+    }
+    zmq_pollitem_t it = {p->mon, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, slice) < 0 && errno != EINTR)
+      return ps_err_set(err, -errno, "poll: %s", zmq_strerror(errno));
+  }
+}
+
+void wire_peers_destroy(wire_peers_t **pp) {
+  if (!pp || !*pp) return;
+  wire_peers_t *p = *pp;
+  zmq_socket_monitor(p->sock, NULL, 0);  // stop the events before their reader goes
+  zmq_close(p->mon);
+  free(p);
+  *pp = NULL;
 }
 
 void wire_envelope_init(Protsae__Envelope *env, const char *run_id, const char *producer, uint64_t seq) {

@@ -44,6 +44,30 @@ typedef struct wire_stats {
 void *wire_socket(void *zctx, int type, const char *endpoint, const wire_opts_t *opts, ps_err_t *err);
 void wire_close(void **sock);
 
+// Ending a stream. LINGER only covers handing the last messages to the kernel: libzmq (4.3)
+// drops a connection without reading what is still in the kernel buffer when the peer hangs up
+// while the receiver is held at its receive high-water mark, so a producer that exits right
+// after its EndOfStream loses the tail of its stream (and the EndOfStream) whenever the
+// consumer lags. A producer therefore keeps its connections open until the consumers hang up.
+// The rule on the other side: a consumer closes its socket once it has every EndOfStream it
+// expects (protsae consume does).
+//
+// wire_peers_t counts a socket's live connections (a ZMQ monitor attached before the bind or
+// connect, so none is missed). Opaque; free with wire_peers_destroy BEFORE wire_close of its
+// socket.
+typedef struct wire_peers wire_peers_t;
+// wire_socket that also watches the socket's connections: *peers is set (caller frees).
+void *wire_socket_watched(void *zctx, int type, const char *endpoint, const wire_opts_t *opts,
+                          wire_peers_t **peers, ps_err_t *err);
+// Connections up now (monitor events are applied first).
+int wire_peers_live(wire_peers_t *p);
+// After the last message: wait until a peer has connected and every peer has hung up, i.e. the
+// consumers have read the whole stream. 0 when they have, -ETIMEDOUT after timeout_ms (-1 =
+// no limit), <0 on a socket error. Not interrupted by the stop flag: it runs after a stop
+// request too, for the final EndOfStream; a second signal exits the process.
+int wire_peers_wait_hangup(wire_peers_t *p, int timeout_ms, ps_err_t *err);
+void wire_peers_destroy(wire_peers_t **p);
+
 // Fill the header fields (schema_version, run_id, producer, seq). Strings are borrowed.
 void wire_envelope_init(Protsae__Envelope *env, const char *run_id, const char *producer, uint64_t seq);
 

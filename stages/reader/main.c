@@ -34,7 +34,7 @@ static const ps_config_entry_t table[] = {
     {"out", "@ipc:///tmp/protsae-reader.ipc", "endpoint (@ binds, > connects)"},
     {"consumers", "1", "consumers that will read this stream: each gets an EndOfStream"},
     {"hwm", "16", "batches queued per consumer before sending blocks"},
-    {"linger-ms", "30000", "how long to wait for unsent batches at exit"},
+    {"linger-ms", "30000", "at exit, how long to wait for the consumers to take the stream and hang up"},
     {"heartbeat-ms", "1000", "heartbeat interval"},
     {"run-id", "run", "run id stamped on every message"},
     {"producer", "reader-0", "producer name stamped on every message"},
@@ -104,6 +104,7 @@ int main(int argc, char **argv) {
   ps_config_t *cfg = NULL;
   reader_t *rd = NULL;
   void *zctx = NULL, *sock = NULL;
+  wire_peers_t *peers = NULL;
   int status = 1;
   if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
     PS_ERROR("%s", err.msg);
@@ -184,7 +185,7 @@ int main(int argc, char **argv) {
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
   wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0};
   zctx = zmq_ctx_new();
-  if (!(sock = wire_socket(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &err))) goto fail;
+  if (!(sock = wire_socket_watched(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &peers, &err))) goto fail;
 
   int64_t per_epoch = reader_records_per_epoch(rd);
   uint64_t t0 = now_ms(), last_hb = t0, rows_sent = 0, batches_sent = 0, prot_sent = 0;
@@ -246,9 +247,23 @@ int main(int argc, char **argv) {
   PS_INFO("finished reason=%s batches=%llu rows=%llu proteins=%llu skipped_nonfinite=%llu seconds=%.2f rows_per_s=%.0f",
           reason, (unsigned long long)batches_sent, (unsigned long long)rows_sent, (unsigned long long)prot_sent,
           (unsigned long long)c->skipped_nonfinite, secs, rows_sent / (secs > 0 ? secs : 1e-9));
+  {
+    // Closing now would lose the tail of the stream whenever a consumer lags (see wire.h): keep
+    // the connections open until the consumers have read everything and hung up, within the
+    // linger budget, of which closing gets what is left.
+    uint64_t tw = now_ms();
+    if (wire_peers_wait_hangup(peers, (int)linger, &err) < 0) PS_WARN("stream end: %s", err.msg);
+    else PS_INFO("consumers hung up waited_ms=%llu", (unsigned long long)(now_ms() - tw));
+    if (linger >= 0) {
+      uint64_t t1 = now_ms(), waited = t1 > tw ? t1 - tw : 0;
+      int left = waited >= (uint64_t)linger ? 0 : (int)(linger - (int64_t)waited);
+      zmq_setsockopt(sock, ZMQ_LINGER, &left, sizeof left);
+    }
+  }
   status = 0;
 fail:
   if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
+  wire_peers_destroy(&peers);
   wire_close(&sock);
   if (zctx) zmq_ctx_term(zctx);
   reader_destroy(&rd);

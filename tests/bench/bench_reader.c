@@ -226,6 +226,7 @@ static run_t run_ipc(const char *reader_exe, const char *path, uint32_t batch_ro
   res.secs = now_s() - t0;
   res.wire_bytes = st.bytes;
   free(row);
+  wire_close(&sock);  // hang up first: the reader waits for that before it exits (wire.h)
   int status = 0;
   if (waitpid(pid, &status, 0) < 0) die("waitpid: %s", strerror(errno));
   g_child = 0;
