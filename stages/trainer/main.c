@@ -116,7 +116,10 @@ static int wire_next(void *ctx, reader_batch_t *b, ps_err_t *err) {
   wire_src_t *s = ctx;
   for (;;) {
     wire_free(&s->env);
-    if (s->eos >= s->producers) return 0;
+    if (s->eos >= s->producers) {
+      wire_close(&s->sock);  // hang up now: the readers wait for their consumers before exiting
+      return 0;
+    }
     int rc = wire_recv(s->sock, &s->env, s->timeout_ms > 0 ? (int)s->timeout_ms : -1, &ps_stop_flag, &s->st, err);
     if (rc < 0) return rc;
     if (rc == 0) return ps_err_set(err, PS_ETRUNC, "trainer: no message for %lld ms", (long long)s->timeout_ms);
