@@ -347,6 +347,68 @@ static void test_save_load_encode(void **st) {
   assert_int_equal(system(p), 0);
 }
 
+
+// A directory as SAELens writes it (no protsae fields; "standard" = ReLU; JumpReLU threshold)
+// loads and encodes.
+static void test_load_saelens_dir(void **st) {
+  (void)st;
+  ps_err_t err = {0};
+  char dir[] = "/tmp/protsae-slXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  const char *archs[2] = {"standard", "jumprelu"};
+  for (int a = 0; a < 2; a++) {
+    sae_t *s = make_sae(a ? SAE_JUMPRELU : SAE_RELU, 6, 16, 6, 0, 0);
+    if (s->threshold)
+      for (int j = 0; j < 16; j++) s->threshold[j] = 0.05f * (float)j;
+    assert_int_equal(sae_save(s, dir, 1.0f, 1.0f, &err), 0);
+    char p[256], cfgtxt[512];
+    snprintf(p, sizeof p, "%s/cfg.json", dir);
+    snprintf(cfgtxt, sizeof cfgtxt,
+             "{\"architecture\": \"%s\", \"d_in\": 6, \"d_sae\": 16, \"dtype\": \"float32\", "
+             "\"device\": \"cpu\", \"apply_b_dec_to_input\": true, \"normalize_activations\": \"none\", "
+             "\"model_name\": \"esm2_t6_8M_UR50D\", \"hook_name\": \"blocks.5.hook_resid_post\", "
+             "\"hook_layer\": 5}", archs[a]);
+    FILE *f = fopen(p, "w");
+    fputs(cfgtxt, f);
+    fclose(f);
+    sae_t *l = NULL;
+    assert_int_equal(sae_load(&l, dir, &err), 0);
+    assert_int_equal(l->cfg.arch, a ? SAE_JUMPRELU : SAE_RELU);
+    assert_int_equal(l->cfg.d_out, 6);
+    assert_int_equal(l->cfg.layer, 5);
+    assert_true(l->cfg.apply_b_dec_to_input);
+    assert_memory_equal(l->params, s->params, s->n_params * sizeof(float));
+    float *x = rand_rows(31, 9, 6, 1.0f);
+    sae_enc_t *e = NULL;
+    sae_codes_t c = {0};
+    assert_int_equal(sae_enc_new(&e, l, NULL, 4, &err), 0);
+    assert_int_equal(sae_enc_run(e, x, 9, &c, &err), 0);
+    // reference: relu((x - b_dec) W_enc + b_enc), thresholded for jumprelu
+    int64_t q = 0;
+    for (int r = 0; r < 9; r++)
+      for (int j = 0; j < 16; j++) {
+        float v = l->b_enc[j];
+        for (int i = 0; i < 6; i++) v += (x[r * 6 + i] - l->b_dec[i]) * l->W_encT[j * 6 + i];
+        int on = v > 0 && (!a || v > l->threshold[j]);
+        if (on) {
+          assert_true(q < c.indptr[r + 1]);
+          assert_int_equal(c.indices[q], j);
+          assert_float_equal(c.values[q], v, 1e-5);
+          q++;
+        }
+      }
+    assert_int_equal(q, c.indptr[9]);
+    free(x);
+    sae_codes_free(&c);
+    sae_enc_free(&e);
+    sae_free(&l);
+    sae_free(&s);
+  }
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grad_topk),        cmocka_unit_test(test_grad_topk_aux),
@@ -355,6 +417,7 @@ int main(void) {
       cmocka_unit_test(test_grad_transcoder),  cmocka_unit_test(test_grad_transcoder_relu),
       cmocka_unit_test(test_relu_paths_agree), cmocka_unit_test(test_adam_step),
       cmocka_unit_test(test_deterministic_threads), cmocka_unit_test(test_save_load_encode),
+      cmocka_unit_test(test_load_saelens_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
