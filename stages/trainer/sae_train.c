@@ -34,6 +34,7 @@ typedef struct {
   uint64_t hash;
   double *gbdec;            // d_out partial of d b_dec (double: summed over rows)
   double *ysum;             // d_out partial of sum y (for var)
+  double *gbenc;            // d_in partial of sum_j (sum_b dpre_bj) W_enc_j (columns phase)
 } tpart_t;
 
 struct sae_trainer {
@@ -125,6 +126,7 @@ int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o
   for (int i = 0; i < t->nt; i++) {
     t->parts[i].gbdec = ps_xmalloc((size_t)c->d_out * sizeof(double));
     t->parts[i].ysum = ps_xmalloc((size_t)c->d_out * sizeof(double));
+    t->parts[i].gbenc = ps_xmalloc((size_t)c->d_in * sizeof(double));
   }
   *out = t;
   return 0;
@@ -154,7 +156,7 @@ void sae_trainer_free(sae_trainer_t **tp) {
     for (int i = 0; i < t->nt; i++) {
       tpart_t *p = &t->parts[i];
       free(p->idx); free(p->f); free(p->dpre); free(p->aidx); free(p->af); free(p->adpre);
-      free(p->gbdec); free(p->ysum);
+      free(p->gbdec); free(p->ysum); free(p->gbenc);
     }
   }
   free(t->parts);
@@ -262,7 +264,7 @@ static void ph_rows(void *ctx, int tid, int nt) {
   sae_trainer_t *t = ctx;
   sae_t *s = t->s;
   const sae_cfg_t *c = &s->cfg;
-  int64_t d = c->d_in, n = c->d_sae, o = c->d_out;
+  int64_t n = c->d_sae, o = c->d_out;
   tpart_t *p = &t->parts[tid];
   ps_pool_range(t->rows, tid, nt, &p->rb, &p->re);
   p->nnz = p->annz = 0;
@@ -273,7 +275,6 @@ static void ph_rows(void *ctx, int tid, int nt) {
   const float inv2B = (float)(2.0 / (double)t->B);
   const float l1B = (float)(t->l1c / (double)t->B);
   const float ga_scale = (float)(2.0 * t->auxc / (double)t->B);
-  float *dtmp = ps_xmalloc((size_t)d * sizeof(float));
   for (int64_t r = p->rb; r < p->re; r++) {
     const float *pre = t->pre + r * n;
     const float *yr = t->yn + r * o;
@@ -334,17 +335,6 @@ static void ph_rows(void *ctx, int tid, int nt) {
         p->l1 += (double)fv[q] * t->dec_norm[ix[q]];
       }
     }
-    // d b_dec through the encoder input: - sum_j dpre_bj W_enc_j
-    if (c->apply_b_dec_to_input) {
-      memset(dtmp, 0, (size_t)d * sizeof(float));
-      for (int64_t q = 0; q < cnt; q++) axpyf(dp[q], s->W_encT + (int64_t)ix[q] * d, dtmp, d);
-      if (acnt) {
-        const int32_t *aix = p->aidx + p->annz;
-        const float *adp = p->adpre + p->annz;
-        for (int64_t q = 0; q < acnt; q++) axpyf(adp[q], s->W_encT + (int64_t)aix[q] * d, dtmp, d);
-      }
-      for (int64_t i = 0; i < d; i++) p->gbdec[i] -= dtmp[i];
-    }
     for (int64_t q = 0; q < cnt; q++) p->hash += sel_mix((uint64_t)(t->r0 + r), (uint64_t)ix[q], 0);
     for (int64_t q = 0; q < acnt; q++) p->hash += sel_mix((uint64_t)(t->r0 + r), (uint64_t)p->aidx[p->annz + q], 1);
     p->cnt[r - p->rb] = cnt;
@@ -352,7 +342,6 @@ static void ph_rows(void *ctx, int tid, int nt) {
     p->nnz += cnt;
     p->annz += acnt;
   }
-  free(dtmp);
 }
 
 // ---- phase 4: columns -------------------------------------------------------------------------
@@ -364,6 +353,8 @@ static void ph_cols(void *ctx, int tid, int nt) {
   ps_pool_range(n, tid, nt, &jb, &je);
   float *gWe = t->grad, *gbe = t->grad + n * d, *gWd = gbe + n;
   const float l1B = (float)(t->l1c / (double)t->B);
+  double *gbenc = t->parts[tid].gbenc;
+  memset(gbenc, 0, (size_t)d * sizeof(double));
   for (int64_t j = jb; j < je; j++) {
     int64_t a = t->ccount[j], b = t->ccount[j + 1];
     if (a == b) continue;
@@ -378,6 +369,10 @@ static void ph_cols(void *ctx, int tid, int nt) {
       if (!ce->kind) fsum += ce->f;
     }
     gbe[j] += gb;
+    if (c->apply_b_dec_to_input) {  // d b_dec through the encoder input: - sum_j (sum_b dpre_bj) W_enc_j
+      const float *we = s->W_encT + j * d;
+      for (int64_t i = 0; i < d; i++) gbenc[i] += (double)gb * we[i];
+    }
     if (c->arch == SAE_RELU && l1B != 0.0f && t->dec_norm[j] > 0) {
       // d/dW_dec_j of l1B * sum_b f_bj ||W_dec_j||
       axpyf(l1B * fsum / t->dec_norm[j], s->W_dec + j * o, gd, o);
@@ -626,6 +621,9 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
     }
     build_csc(t);
     ps_pool_run(t->pool, ph_cols, t);
+    if (c->apply_b_dec_to_input)
+      for (int i = 0; i < t->nt; i++)
+        for (int64_t k = 0; k < d; k++) gbdec[k] -= t->parts[i].gbenc[k];
   }
   float *gbd = t->grad + n * d + n + n * o;
   for (int64_t k = 0; k < o; k++) gbd[k] = (float)gbdec[k];
