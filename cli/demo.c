@@ -24,6 +24,9 @@ static const ps_config_entry_t table[] = {
     {"n-terms", "1000", "planted GO-term features"},
     {"batch-rows", "1024", "rows per batch"},
     {"regenerate", "0", "regenerate the dataset even when the work directory has one"},
+    {"train-epochs", "30", "passes over the data for the SAE"},
+    {"d-sae", "4096", "SAE dictionary size"},
+    {"k", "16", "TopK: active latents per protein"},
     {NULL, NULL, NULL},
 };
 
@@ -63,7 +66,7 @@ int cli_demo(int argc, char **argv) {
                       "(../shared/data/human-swissprot, or scripts/fetch-annotations DIR)\n");
       goto out;
     }
-    printf("[1/2] generating the planted dataset from %s into %s\n", datadir, synth_dir);
+    printf("[1/3] generating the planted dataset from %s into %s\n", datadir, synth_dir);
     fflush(stdout);
     char *sargv[] = {"synth", "--data", datadir, "--out", synth_dir, "--seed", (char *)ps_config_str(cfg, "seed"),
                      "--dim", (char *)ps_config_str(cfg, "dim"), "--n-terms", (char *)ps_config_str(cfg, "n-terms"),
@@ -73,7 +76,7 @@ int cli_demo(int argc, char **argv) {
       goto out;
     }
   } else {
-    printf("[1/2] reusing the planted dataset in %s (--regenerate to rebuild)\n", synth_dir);
+    printf("[1/3] reusing the planted dataset in %s (--regenerate to rebuild)\n", synth_dir);
   }
   if (!cli_stage_path("reader", reader, sizeof reader)) {
     fprintf(stderr, "protsae demo: cannot find the protsae-reader executable (set PROTSAE_LIBEXEC)\n");
@@ -85,7 +88,7 @@ int cli_demo(int argc, char **argv) {
   if (!realpath(work, absw)) snprintf(absw, sizeof absw, "%s", work);
   snprintf(ep_bind, sizeof ep_bind, "@ipc://%s/reader.ipc", absw);
   snprintf(ep_conn, sizeof ep_conn, ">ipc://%s/reader.ipc", absw);
-  printf("[2/2] streaming it: protsae-reader -> ipc:// -> sink\n");
+  printf("[2/3] streaming it: protsae-reader -> ipc:// -> sink\n");
   fflush(stdout);
   char *rargv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", ep_bind, "--batch-rows",
                    (char *)ps_config_str(cfg, "batch-rows"), "--run-id", "demo", NULL};
@@ -99,6 +102,45 @@ int cli_demo(int argc, char **argv) {
     goto out;
   }
   if (crc != 0) goto out;
+
+  // [3/3] train a TopK SAE on the stream, then measure how many planted features it recovered
+  char trainer[PATH_MAX], sae_dir[PATH_MAX], best[PATH_MAX + 8], truth[PATH_MAX + 32], tb[PATH_MAX + 16],
+      tc[PATH_MAX + 16], cmd[PATH_MAX + 32];
+  if (!cli_stage_path("trainer", trainer, sizeof trainer)) {
+    fprintf(stderr, "protsae demo: cannot find the protsae-trainer executable (set PROTSAE_LIBEXEC)\n");
+    goto out;
+  }
+  snprintf(sae_dir, sizeof sae_dir, "%s/sae", absw);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", sae_dir);
+  if (system(cmd) != 0) goto out;
+  snprintf(tb, sizeof tb, "@ipc://%s/train.ipc", absw);
+  snprintf(tc, sizeof tc, ">ipc://%s/train.ipc", absw);
+  printf("[3/3] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> ipc:// -> protsae-trainer\n",
+         ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
+  fflush(stdout);
+  char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", "0", "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
+                   "--k", (char *)ps_config_str(cfg, "k"), "--batch-rows", "1024", "--lr", "5e-4",
+                   "--shuffle-rows", "16384", "--eval-every", "200", "--ckpt-every", "1000", "--log-every", "100",
+                   "--timeout-ms", "600000", NULL};
+  pid_t tpid = cli_spawn(targv);
+  if (tpid < 0) goto out;
+  char *r2argv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", tc, "--batch-rows",
+                    (char *)ps_config_str(cfg, "batch-rows"), "--epochs", (char *)ps_config_str(cfg, "train-epochs"),
+                    "--run-id", "demo-train", NULL};
+  pid_t rpid = cli_spawn(r2argv);
+  int r2 = rpid < 0 ? -1 : cli_wait(rpid);
+  int t2 = cli_wait(tpid);
+  if (r2 != 0 || t2 != 0) {
+    fprintf(stderr, "protsae demo: training failed (reader exit %d, trainer exit %d); see the log above\n", r2, t2);
+    goto out;
+  }
+  snprintf(best, sizeof best, "%s/best", sae_dir);
+  snprintf(truth, sizeof truth, "%s/truth/directions.npy", synth_dir);
+  printf("planted features recovered by the SAE (best decoder-row cosine per planted GO-term direction):\n");
+  fflush(stdout);
+  char *vargv[] = {"recovery", "--sae", best, "--truth", truth, NULL};
+  if (cli_recovery(5, vargv) != 0) goto out;
+  printf("sae: %s (SAELens directory)\n", best);
   printf("seconds: %.1f\n", now_s() - t0);
   printf("dataset: %s\n", synth_dir);
   status = 0;

@@ -562,6 +562,14 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
       }
     }
   }
+  if (!resumed && o->out_dir) {  // never mix a fresh run into an old run's checkpoints
+    char lt[256];
+    if (link_target(o->out_dir, "latest", lt, sizeof lt) == 0) {
+      rc = ps_err_set(err, PS_ESTATE, "trainer: %s already holds a run (latest -> %s); resume it (--resume 1) or "
+                                      "choose another --out", o->out_dir, lt);
+      goto out;
+    }
+  }
   r.t0 = now_s();
   r.rows_at_t0 = r.rep.rows_trained;
   row = malloc((size_t)r.w * sizeof(float));
