@@ -24,9 +24,9 @@ static const ps_config_entry_t table[] = {
     {"n-terms", "1000", "planted GO-term features"},
     {"batch-rows", "1024", "rows per batch"},
     {"regenerate", "0", "regenerate the dataset even when the work directory has one"},
-    {"train-epochs", "30", "passes over the data for the SAE"},
-    {"d-sae", "4096", "SAE dictionary size"},
-    {"k", "16", "TopK: active latents per protein"},
+    {"train-epochs", "100", "passes over the data for the SAE"},
+    {"d-sae", "2048", "SAE dictionary size"},
+    {"k", "8", "TopK: active latents per protein"},
     {NULL, NULL, NULL},
 };
 
@@ -119,8 +119,8 @@ int cli_demo(int argc, char **argv) {
          ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
   fflush(stdout);
   char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", "0", "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
-                   "--k", (char *)ps_config_str(cfg, "k"), "--batch-rows", "1024", "--lr", "5e-4",
-                   "--shuffle-rows", "16384", "--eval-every", "200", "--ckpt-every", "1000", "--log-every", "100",
+                   "--k", (char *)ps_config_str(cfg, "k"), "--batch-rows", "512", "--lr", "1e-3",
+                   "--shuffle-rows", "16384", "--eval-every", "500", "--ckpt-every", "2000", "--log-every", "500",
                    "--timeout-ms", "600000", NULL};
   pid_t tpid = cli_spawn(targv);
   if (tpid < 0) goto out;
@@ -134,13 +134,13 @@ int cli_demo(int argc, char **argv) {
     fprintf(stderr, "protsae demo: training failed (reader exit %d, trainer exit %d); see the log above\n", r2, t2);
     goto out;
   }
-  snprintf(best, sizeof best, "%s/best", sae_dir);
+  snprintf(best, sizeof best, "%s/latest", sae_dir);
   snprintf(truth, sizeof truth, "%s/truth/directions.npy", synth_dir);
   printf("planted features recovered by the SAE (best decoder-row cosine per planted GO-term direction):\n");
   fflush(stdout);
   char *vargv[] = {"recovery", "--sae", best, "--truth", truth, NULL};
   if (cli_recovery(5, vargv) != 0) goto out;
-  printf("sae: %s (SAELens directory)\n", best);
+  printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
   printf("seconds: %.1f\n", now_s() - t0);
   printf("dataset: %s\n", synth_dir);
   status = 0;
