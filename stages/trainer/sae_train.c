@@ -654,7 +654,8 @@ static void ph_adam(void *ctx, int tid, int nt) {
   sae_trainer_t *t = a->t;
   int64_t b, e;
   ps_pool_range((int64_t)t->s->n_params, tid, nt, &b, &e);
-  float *p = t->s->params, *g = t->grad, *m = t->m, *v = t->v;
+  float *restrict p = t->s->params, *restrict m = t->m, *restrict v = t->v;
+  const float *restrict g = t->grad;
   const float sc = a->scale, b1 = a->b1, b2 = a->b2, omb1 = a->omb1, omb2 = a->omb2, ss = a->step_size,
               bc2s = a->bc2s, eps = a->eps;
   for (int64_t i = b; i < e; i++) {
