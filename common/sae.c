@@ -565,7 +565,7 @@ static void enc_select(void *ctx, int tid, int nt) {
       for (int64_t j = 0; j < m; j++) {
         float v = pre[j];
         if (v > 0.0f && (!th || v > th[j])) {
-          part_reserve(p, 1);
+          part_reserve(p, cnt + 1);  // room past the entries of this row already written
           p->idx[p->nnz + cnt] = (int32_t)j;
           p->val[p->nnz + cnt] = v;
           cnt++;

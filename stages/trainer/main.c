@@ -37,14 +37,18 @@ static const ps_config_entry_t table[] = {
     {"producers", "1", "--in: readers feeding the stream (each ends with an EndOfStream)"},
     {"timeout-ms", "0", "--in: give up after this long without a message (0 = wait)"},
     // model
-    {"arch", "topk", "topk | relu | batchtopk"},
+    {"arch", "topk", "topk | relu | batchtopk | jumprelu"},
     {"d-sae", "4096", "dictionary size (latents)"},
     {"k", "32", "active latents per row (topk; batchtopk: mean per row)"},
     {"k-aux", "-1", "AuxK latents (-1 = d_in / 2; 0 = off)"},
     {"aux-coeff", "0.03125", "AuxK loss weight"},
     {"dead-steps", "100", "steps without firing after which a latent is dead"},
     {"l1", "5", "relu: L1 coefficient (decoder-norm weighted)"},
-    {"l1-warmup-steps", "0", "relu: steps over which the L1 coefficient ramps up"},
+    {"l1-warmup-steps", "0", "relu / jumprelu: steps over which the L1 / L0 coefficient ramps up"},
+    {"l0-coeff", "1", "jumprelu: L0 coefficient"},
+    {"jumprelu-bandwidth", "0.001", "jumprelu: straight-through rectangle kernel width"},
+    {"jumprelu-init-threshold", "0.001", "jumprelu: initial threshold"},
+    {"matryoshka", NULL, "topk / batchtopk: nested prefix sizes, e.g. 128,512,2048 (d_sae added last)"},
     {"normalize-per-sample", "0", "(x - mean) / std on every row"},
     {"dataset-norm", "1", "scale rows so that E||x|| = sqrt(d) (folded into the saved weights)"},
     {"unit-norm-decoder", "-1", "unit-norm decoder rows (-1 = on except for relu)"},
@@ -249,7 +253,7 @@ int main(int argc, char **argv) {
   trainer_opts_default(&o);
   int64_t d_sae, k, kaux, dead, l1w, ws_, ds, ts_, bat, shuf, maxs, ev, ck, lg, vm, chunk, seed, threads, keep, epochs,
       sseed, producers, tmo;
-  double auxc, l1, din, lr, b1, b2, eps, clip, valf;
+  double auxc, l1, l0c, jbw, jthr, din, lr, b1, b2, eps, clip, valf;
   int pern, dnorm, unorm, resume, skipnf;
   const char *s;
   if (GET_I("d-sae", d_sae) || GET_I("k", k) || GET_I("k-aux", kaux) || GET_I("dead-steps", dead) ||
@@ -258,7 +262,8 @@ int main(int argc, char **argv) {
       GET_I("max-steps", maxs) || GET_I("eval-every", ev) || GET_I("ckpt-every", ck) || GET_I("log-every", lg) ||
       GET_I("val-max-rows", vm) || GET_I("chunk-rows", chunk) || GET_I("seed", seed) || GET_I("threads", threads) ||
       GET_I("keep-ckpts", keep) || GET_I("epochs", epochs) || GET_I("split-seed", sseed) ||
-      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("l1", l1) ||
+      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("l1", l1) || GET_F("l0-coeff", l0c) ||
+      GET_F("jumprelu-bandwidth", jbw) || GET_F("jumprelu-init-threshold", jthr) ||
       GET_F("dec-init-norm", din) || GET_F("lr", lr) || GET_F("beta1", b1) || GET_F("beta2", b2) || GET_F("eps", eps) ||
       GET_F("clip", clip) || GET_F("val-fraction", valf) ||
       ps_config_bool(cfg, "normalize-per-sample", &pern, &err) < 0 ||
@@ -271,11 +276,11 @@ int main(int argc, char **argv) {
     ps_config_i64(cfg, "unit-norm-decoder", &un, &err);
     unorm = (int)un;
   }
-  if (sae_arch_parse(ps_config_str(cfg, "arch"), &o.cfg.arch) || o.cfg.arch == SAE_JUMPRELU) {
-    ps_err_set(&err, PS_ECONFIG, "--arch %s: expected topk, relu or batchtopk", ps_config_str(cfg, "arch"));
+  if (sae_arch_parse(ps_config_str(cfg, "arch"), &o.cfg.arch)) {
+    ps_err_set(&err, PS_ECONFIG, "--arch %s: expected topk, relu, batchtopk or jumprelu", ps_config_str(cfg, "arch"));
     goto fail;
   }
-  if (d_sae <= 0 || bat <= 0 || (o.cfg.arch != SAE_RELU && (k <= 0 || k > d_sae))) {
+  if (d_sae <= 0 || bat <= 0 || ((o.cfg.arch == SAE_TOPK || o.cfg.arch == SAE_BATCHTOPK) && (k <= 0 || k > d_sae))) {
     ps_err_set(&err, PS_ECONFIG, "--d-sae %lld --k %lld --batch-rows %lld: need d_sae > 0, 0 < k <= d_sae, batch > 0",
                (long long)d_sae, (long long)k, (long long)bat);
     goto fail;
@@ -303,6 +308,12 @@ int main(int argc, char **argv) {
   o.train.clip_norm = clip;
   o.train.l1_coeff = o.cfg.arch == SAE_RELU ? l1 : 0;
   o.train.l1_warmup_steps = l1w;
+  o.train.l0_coeff = o.cfg.arch == SAE_JUMPRELU ? l0c : 0;
+  o.train.jumprelu_bandwidth = jbw;
+  o.train.jumprelu_init_threshold = jthr;
+  if (ps_config_str(cfg, "matryoshka") &&
+      sae_train_parse_matryoshka(&o.train, ps_config_str(cfg, "matryoshka"), d_sae, &err))
+    goto fail;
   o.train.aux_coeff = auxc;
   o.train.dead_steps = dead;
   o.train.chunk_rows = chunk;

@@ -31,10 +31,15 @@ typedef struct {
   float *f, *dpre, *af, *adpre;
   int64_t nnz, cap, annz, acap;
   double mse, l1, aux, var_part;
+  double mse_nested;        // matryoshka: sum over prefixes of the squared errors
   uint64_t hash;
   double *gbdec;            // d_out partial of d b_dec (double: summed over rows)
   double *ysum;             // d_out partial of sum y (for var)
   double *gbenc;            // d_in partial of sum_j (sum_b dpre_bj) W_enc_j (columns phase)
+  int32_t *widx;            // jumprelu: (row, latent) pairs in the STE window, row order
+  int32_t *wrow;
+  float *wg;                // their d loss / d theta contributions
+  int64_t wnnz, wcap;
 } tpart_t;
 
 struct sae_trainer {
@@ -54,6 +59,8 @@ struct sae_trainer {
   float *xin, *yn, *pre, *ebuf, *gabuf, *dpre_dense;
   tpart_t *parts;
   int64_t *ccount;          // d_sae + 1
+  int np;                   // matryoshka prefixes (1 = plain loss); ebuf holds np error rows a row
+  uint8_t *mgroup;          // d_sae: first prefix that contains the latent
   centry_t *cent;
   int64_t ccap;
   // current job
@@ -64,6 +71,12 @@ struct sae_trainer {
   int32_t kaux;
   float btk_thr;            // batchtopk: this batch's selection threshold
   double gnorm2_part[64];
+  // jumprelu
+  float *lt, *glt, *mlt, *vlt;   // log_threshold, gradient, Adam moments (d_sae each)
+  double *glt_acc;          // d loss / d theta, summed in row order
+  double l0c;
+  int64_t *dwin;            // dense path: window entries (r n + j) of the chunk
+  int64_t dwin_n, dwin_cap;
 };
 
 void sae_train_opts_default(sae_train_opts_t *o, const sae_cfg_t *cfg) {
@@ -81,6 +94,9 @@ void sae_train_opts_default(sae_train_opts_t *o, const sae_cfg_t *cfg) {
   o->dense_threshold = 0.05;
   o->threshold_ema = 0.99;
   o->chunk_rows = 1024;
+  o->l0_coeff = cfg->arch == SAE_JUMPRELU ? 1.0 : 0.0;
+  o->jumprelu_bandwidth = 0.001;
+  o->jumprelu_init_threshold = 0.001;
 }
 
 static void *xalloc_f(int64_t n) {
@@ -91,8 +107,22 @@ static void *xalloc_f(int64_t n) {
 int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o, ps_pool_t *pool, ps_err_t *err) {
   *out = NULL;
   const sae_cfg_t *c = &model->cfg;
-  if (c->arch == SAE_JUMPRELU)
-    return ps_err_set(err, PS_EUNSUPP, "trainer: JumpReLU training is not implemented (it encodes; train batchtopk)");
+  if (c->arch == SAE_JUMPRELU && (!(o->jumprelu_bandwidth > 0) || !(o->jumprelu_init_threshold > 0) ||
+                                  !(o->l0_coeff >= 0)))
+    return ps_err_set(err, PS_ECONFIG, "trainer: jumprelu needs bandwidth > 0 (%g), initial threshold > 0 (%g) and "
+                      "l0 coefficient >= 0 (%g)", o->jumprelu_bandwidth, o->jumprelu_init_threshold, o->l0_coeff);
+  if (o->n_matryoshka < 0 || o->n_matryoshka > 16)
+    return ps_err_set(err, PS_ECONFIG, "trainer: %d matryoshka prefixes (at most 16)", o->n_matryoshka);
+  if (o->n_matryoshka > 0) {
+    if (c->arch != SAE_TOPK && c->arch != SAE_BATCHTOPK)
+      return ps_err_set(err, PS_ECONFIG, "trainer: matryoshka prefixes need --arch topk or batchtopk");
+    for (int i = 0; i < o->n_matryoshka; i++)
+      if (o->matryoshka[i] <= (i ? o->matryoshka[i - 1] : 0) || o->matryoshka[i] > c->d_sae)
+        return ps_err_set(err, PS_ECONFIG, "trainer: matryoshka prefix sizes must increase within [1, d_sae]");
+    if (o->matryoshka[o->n_matryoshka - 1] != c->d_sae)
+      return ps_err_set(err, PS_ECONFIG, "trainer: the last matryoshka prefix must be d_sae = %lld",
+                        (long long)c->d_sae);
+  }
   if (!(o->lr > 0) || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0))
     return ps_err_set(err, PS_ECONFIG, "trainer: bad Adam settings lr=%g betas=(%g, %g) eps=%g", o->lr, o->beta1,
                       o->beta2, o->eps);
@@ -128,6 +158,21 @@ int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o
     t->parts[i].ysum = ps_xmalloc((size_t)c->d_out * sizeof(double));
     t->parts[i].gbenc = ps_xmalloc((size_t)c->d_in * sizeof(double));
   }
+  t->np = o->n_matryoshka > 1 ? o->n_matryoshka : 1;
+  t->mgroup = ps_xcalloc((size_t)n, 1);
+  for (int g = 0, j = 0; t->np > 1 && g < t->np; g++)
+    for (; j < o->matryoshka[g]; j++) t->mgroup[j] = (uint8_t)g;
+  if (c->arch == SAE_JUMPRELU) {
+    t->lt = ps_xmalloc((size_t)n * sizeof(float));
+    t->glt = ps_xcalloc((size_t)n, sizeof(float));
+    t->mlt = ps_xcalloc((size_t)n, sizeof(float));
+    t->vlt = ps_xcalloc((size_t)n, sizeof(float));
+    t->glt_acc = ps_xcalloc((size_t)n, sizeof(double));
+    // continue from the model's threshold where it has one (a loaded SAE), else the initial value
+    for (int64_t j = 0; j < n; j++)
+      t->lt[j] = model->threshold[j] > 0 ? logf(model->threshold[j]) : (float)log(o->jumprelu_init_threshold);
+    sae_trainer_sync_threshold(t);
+  }
   *out = t;
   return 0;
 }
@@ -157,12 +202,14 @@ void sae_trainer_free(sae_trainer_t **tp) {
       tpart_t *p = &t->parts[i];
       free(p->idx); free(p->f); free(p->dpre); free(p->aidx); free(p->af); free(p->adpre);
       free(p->gbdec); free(p->ysum); free(p->gbenc);
+      free(p->widx); free(p->wrow); free(p->wg);
     }
   }
   free(t->parts);
   free(t->grad); free(t->m); free(t->v);
   free(t->since_fired); free(t->fired); free(t->dead); free(t->dec_norm);
-  free(t->ccount); free(t->cent);
+  free(t->ccount); free(t->cent); free(t->mgroup);
+  free(t->lt); free(t->glt); free(t->mlt); free(t->vlt); free(t->glt_acc); free(t->dwin);
   free(t);
   *tp = NULL;
 }
@@ -174,6 +221,14 @@ int64_t *sae_trainer_steps_since_fired(sae_trainer_t *t) { return t->since_fired
 int64_t sae_trainer_step_count(const sae_trainer_t *t) { return t->step; }
 void sae_trainer_set_step_count(sae_trainer_t *t, int64_t step) { t->step = step; }
 const sae_train_opts_t *sae_trainer_opts(const sae_trainer_t *t) { return &t->o; }
+float *sae_trainer_log_threshold(sae_trainer_t *t) { return t->lt; }
+float *sae_trainer_log_threshold_grad(sae_trainer_t *t) { return t->glt; }
+float *sae_trainer_log_threshold_adam_m(sae_trainer_t *t) { return t->mlt; }
+float *sae_trainer_log_threshold_adam_v(sae_trainer_t *t) { return t->vlt; }
+void sae_trainer_sync_threshold(sae_trainer_t *t) {
+  if (!t->lt) return;
+  for (int64_t j = 0; j < t->s->cfg.d_sae; j++) t->s->threshold[j] = expf(t->lt[j]);
+}
 int64_t sae_trainer_n_dead(const sae_trainer_t *t) {
   int64_t nd = 0;
   for (int64_t j = 0; j < t->s->cfg.d_sae; j++) nd += t->o.dead_steps > 0 && t->since_fired[j] >= t->o.dead_steps;
@@ -187,7 +242,7 @@ static int ensure_chunk(sae_trainer_t *t, int64_t rows, ps_err_t *err) {
   t->xin = xalloc_f(rows * c->d_in);
   t->yn = xalloc_f(rows * c->d_out);
   t->pre = xalloc_f(rows * c->d_sae);
-  t->ebuf = xalloc_f(rows * c->d_out);
+  t->ebuf = xalloc_f(rows * c->d_out * t->np);
   t->gabuf = xalloc_f(rows * c->d_out);
   if (!t->xin || !t->yn || !t->pre || !t->ebuf || !t->gabuf) {
     free_chunk(t);
@@ -210,6 +265,22 @@ static void part_grow(int32_t **idx, float **f, float **dp, int64_t *cap, int64_
   *f = ps_xrealloc(*f, (size_t)c * sizeof(float));
   *dp = ps_xrealloc(*dp, (size_t)c * sizeof(float));
   *cap = c;
+}
+
+static void win_grow(tpart_t *p, int64_t need) {
+  if (need <= p->wcap) return;
+  int64_t c = p->wcap ? p->wcap : 1024;
+  while (c < need) c *= 2;
+  p->widx = ps_xrealloc(p->widx, (size_t)c * sizeof(int32_t));
+  p->wrow = ps_xrealloc(p->wrow, (size_t)c * sizeof(int32_t));
+  p->wg = ps_xrealloc(p->wg, (size_t)c * sizeof(float));
+  p->wcap = c;
+}
+
+// jumprelu: is pre in the STE window of theta (rectangle kernel, computed as torch does)?
+static inline int in_window(float v, float th, float bw) {
+  float u = (v - th) / bw;
+  return u > -0.5f && u < 0.5f;
 }
 
 static inline uint64_t sel_mix(uint64_t row, uint64_t j, uint64_t kind) {
@@ -267,23 +338,42 @@ static void ph_rows(void *ctx, int tid, int nt) {
   int64_t n = c->d_sae, o = c->d_out;
   tpart_t *p = &t->parts[tid];
   ps_pool_range(t->rows, tid, nt, &p->rb, &p->re);
-  p->nnz = p->annz = 0;
-  p->mse = p->l1 = p->aux = p->var_part = 0;
+  p->nnz = p->annz = p->wnnz = 0;
+  p->mse = p->l1 = p->aux = p->var_part = p->mse_nested = 0;
+  const int NP = t->np;
   p->hash = 0;
   memset(p->gbdec, 0, (size_t)o * sizeof(double));
   memset(p->ysum, 0, (size_t)o * sizeof(double));
   const float inv2B = (float)(2.0 / (double)t->B);
   const float l1B = (float)(t->l1c / (double)t->B);
   const float ga_scale = (float)(2.0 * t->auxc / (double)t->B);
+  const float bw = (float)t->o.jumprelu_bandwidth, l0B = (float)(t->l0c / (double)t->B);
+  const float *th = s->threshold;
   for (int64_t r = p->rb; r < p->re; r++) {
     const float *pre = t->pre + r * n;
     const float *yr = t->yn + r * o;
-    float *er = t->ebuf + r * o;
+    float *eb = t->ebuf + r * NP * o, *er = eb + (NP - 1) * o;  // er: the full model's error
     // select
     int64_t cnt = 0;
     if (c->arch == SAE_TOPK) {
       part_grow(&p->idx, &p->f, &p->dpre, &p->cap, p->nnz + c->k);
       cnt = sae_topk_relu(pre, n, c->k, p->idx + p->nnz, p->f + p->nnz);
+    } else if (c->arch == SAE_JUMPRELU) {
+      for (int64_t j = 0; j < n; j++) {
+        float v = pre[j];
+        if (v > th[j]) {
+          part_grow(&p->idx, &p->f, &p->dpre, &p->cap, p->nnz + cnt + 1);
+          p->idx[p->nnz + cnt] = (int32_t)j;
+          p->f[p->nnz + cnt] = v;
+          cnt++;
+        }
+        if (in_window(v, th[j], bw)) {
+          win_grow(p, p->wnnz + 1);
+          p->widx[p->wnnz] = (int32_t)j;
+          p->wrow[p->wnnz] = (int32_t)r;
+          p->wnnz++;
+        }
+      }
     } else {
       float thr = c->arch == SAE_BATCHTOPK ? t->btk_thr : 0.0f;
       for (int64_t j = 0; j < n; j++) {
@@ -298,9 +388,23 @@ static void ph_rows(void *ctx, int tid, int nt) {
     }
     int32_t *ix = p->idx + p->nnz;
     float *fv = p->f + p->nnz, *dp = p->dpre + p->nnz;
-    // decode, error
+    // decode, error (matryoshka: the partial sums at each prefix boundary; indices ascend)
     memcpy(er, s->b_dec, (size_t)o * sizeof(float));
-    for (int64_t q = 0; q < cnt; q++) axpyf(fv[q], s->W_dec + (int64_t)ix[q] * o, er, o);
+    int g = 0;
+    for (int64_t q = 0; q < cnt; q++) {
+      for (; NP > 1 && g < NP - 1 && ix[q] >= t->o.matryoshka[g]; g++) memcpy(eb + g * o, er, (size_t)o * sizeof(float));
+      axpyf(fv[q], s->W_dec + (int64_t)ix[q] * o, er, o);
+    }
+    for (; g < NP - 1; g++) memcpy(eb + g * o, er, (size_t)o * sizeof(float));
+    for (int pp = 0; pp < NP - 1; pp++) {
+      float *ep = eb + pp * o;
+      double sp = 0;
+      for (int64_t i = 0; i < o; i++) {
+        ep[i] -= yr[i];
+        sp += (double)ep[i] * ep[i];
+      }
+      p->mse_nested += sp;
+    }
     double se = 0;
     for (int64_t i = 0; i < o; i++) {
       er[i] -= yr[i];
@@ -309,6 +413,7 @@ static void ph_rows(void *ctx, int tid, int nt) {
       p->var_part += (double)yr[i] * yr[i];
     }
     p->mse += se;
+    p->mse_nested += se;
     // aux (before er is scaled): a_b - (y - y^) = a_b + err
     int64_t acnt = 0;
     if (t->kaux > 0) {
@@ -326,13 +431,29 @@ static void ph_rows(void *ctx, int tid, int nt) {
       for (int64_t q = 0; q < acnt; q++) adp[q] = dotf(ga, s->W_dec + (int64_t)aix[q] * o, o);
     }
     // e_b = 2/B err
-    for (int64_t i = 0; i < o; i++) er[i] *= inv2B;
-    for (int64_t i = 0; i < o; i++) p->gbdec[i] += er[i];
+    if (NP == 1) {
+      for (int64_t i = 0; i < o; i++) er[i] *= inv2B;
+    } else {  // d loss / d y^(p) = 2/(B P) e^(p); slot p <- sum over the prefixes >= p
+      const float sc = (float)(2.0 / ((double)t->B * NP));
+      for (int64_t i = 0; i < o; i++) er[i] *= sc;
+      for (int pp = NP - 2; pp >= 0; pp--)
+        for (int64_t i = 0; i < o; i++) eb[pp * o + i] = eb[pp * o + i] * sc + eb[(pp + 1) * o + i];
+    }
+    for (int64_t i = 0; i < o; i++) p->gbdec[i] += eb[i];  // every prefix holds b_dec
     for (int64_t q = 0; q < cnt; q++) {
-      dp[q] = dotf(er, s->W_dec + (int64_t)ix[q] * o, o);
+      dp[q] = dotf(eb + (NP > 1 ? t->mgroup[ix[q]] : 0) * o, s->W_dec + (int64_t)ix[q] * o, o);
       if (c->arch == SAE_RELU && l1B != 0.0f) {
         dp[q] += l1B * t->dec_norm[ix[q]];
         p->l1 += (double)fv[q] * t->dec_norm[ix[q]];
+      }
+    }
+    if (c->arch == SAE_JUMPRELU) {
+      p->l1 += (double)cnt;
+      // STE: d/dtheta of JumpReLU (-(theta/eps) dL/df) and of the L0 step (-(1/eps) c_l0/B)
+      for (int64_t q = p->wnnz - 1; q >= 0 && p->wrow[q] == (int32_t)r; q--) {
+        int32_t j = p->widx[q];
+        float gf = dotf(er, s->W_dec + (int64_t)j * o, o);
+        p->wg[q] = -(th[j] / bw) * gf + -(1.0f / bw) * l0B;
       }
     }
     for (int64_t q = 0; q < cnt; q++) p->hash += sel_mix((uint64_t)(t->r0 + r), (uint64_t)ix[q], 0);
@@ -362,7 +483,8 @@ static void ph_cols(void *ctx, int tid, int nt) {
     float gb = 0.0f, fsum = 0.0f;
     for (int64_t q = a; q < b; q++) {
       const centry_t *ce = &t->cent[q];
-      const float *ev = (ce->kind ? t->gabuf : t->ebuf) + (int64_t)ce->row * o;
+      const float *ev = ce->kind ? t->gabuf + (int64_t)ce->row * o
+                                 : t->ebuf + ((int64_t)ce->row * t->np + (t->np > 1 ? t->mgroup[j] : 0)) * o;
       axpyf(ce->f, ev, gd, o);
       axpyf(ce->dpre, t->xin + (int64_t)ce->row * d, ge, d);
       gb += ce->dpre;
@@ -447,12 +569,20 @@ static void dense_chunk(sae_trainer_t *t, double *mse, double *l1, double *var, 
       if (fr[j] > 0) {
         t->dense_hash += sel_mix((uint64_t)(t->r0 + r), (uint64_t)j, 0);
         *l0 += 1;
-        *l1 += (double)fr[j] * t->dec_norm[j];
+        *l1 += c->arch == SAE_JUMPRELU ? 1.0 : (double)fr[j] * t->dec_norm[j];
       }
   }
   // DP = (E W_dec^T + l1B ||W_dec_j||) * (F > 0)
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)R, (blasint)n, (blasint)o, 1.0f, E, (blasint)o,
               s->W_dec, (blasint)o, 0.0f, DP, (blasint)n);
+  if (c->arch == SAE_JUMPRELU) {  // STE window entries (row order), before DP is masked
+    const float bw = (float)t->o.jumprelu_bandwidth, l0B = (float)(t->l0c / (double)t->B);
+    for (int64_t q = 0; q < t->dwin_n; q++) {
+      int64_t j = t->dwin[q] % n;
+      float th = s->threshold[j];
+      t->glt_acc[j] += -(th / bw) * DP[t->dwin[q]] + -(1.0f / bw) * l0B;
+    }
+  }
   float *colf = ps_xcalloc((size_t)n, sizeof(float)), *cold = ps_xcalloc((size_t)n, sizeof(float));
   for (int64_t r = 0; r < R; r++) {
     float *dr = DP + r * n;
@@ -568,7 +698,10 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   t->B = B;
   // schedule-dependent coefficients (for the step about to run: step + 1)
   double st = (double)(t->step + 1);
-  t->l1c = t->o.l1_coeff * (t->o.l1_warmup_steps > 0 ? fmin(1.0, st / (double)t->o.l1_warmup_steps) : 1.0);
+  double ramp = t->o.l1_warmup_steps > 0 ? fmin(1.0, st / (double)t->o.l1_warmup_steps) : 1.0;
+  t->l1c = c->arch == SAE_RELU ? t->o.l1_coeff * ramp : 0.0;
+  t->l0c = c->arch == SAE_JUMPRELU ? t->o.l0_coeff * ramp : 0.0;
+  if (t->glt_acc) memset(t->glt_acc, 0, (size_t)n * sizeof(double));
   // dead latents
   t->n_dead = 0;
   if (t->o.k_aux > 0 && t->o.dead_steps > 0)
@@ -577,7 +710,7 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   t->kaux = t->n_dead > 0 ? (int32_t)(t->o.k_aux < t->n_dead ? t->o.k_aux : t->n_dead) : 0;
   t->auxc = t->kaux > 0 ? t->o.aux_coeff * fmin((double)t->n_dead / (double)t->o.k_aux, 1.0) : 0.0;
   update_dec_norms(t);
-  double mse = 0, l1 = 0, aux = 0, var = 0, l0 = 0;
+  double mse = 0, l1 = 0, aux = 0, var = 0, l0 = 0, mse_nested = 0;
   double *ysum = ps_xcalloc((size_t)o, sizeof(double)), *gbdec = ps_xcalloc((size_t)o, sizeof(double));
   t->dense_hash = 0;
   uint64_t hash = 0;
@@ -597,10 +730,32 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
         pos += v > 0.0f;
       }
       dense = (double)pos > t->o.dense_threshold * (double)tot;
+    } else if (c->arch == SAE_JUMPRELU) {
+      int64_t pos = 0, tot = t->rows * n;
+      for (int64_t r = 0; r < t->rows; r++)
+        for (int64_t j = 0; j < n; j++) pos += t->pre[r * n + j] > s->threshold[j];
+      dense = (double)pos > t->o.dense_threshold * (double)tot;
+    }
+    if (dense && c->arch == SAE_JUMPRELU) {
+      const float bw = (float)t->o.jumprelu_bandwidth;
+      t->dwin_n = 0;
+      for (int64_t r = 0; r < t->rows; r++)
+        for (int64_t j = 0; j < n; j++) {
+          float *v = &t->pre[r * n + j];
+          if (in_window(*v, s->threshold[j], bw)) {
+            if (t->dwin_n == t->dwin_cap) {
+              t->dwin_cap = t->dwin_cap ? 2 * t->dwin_cap : 4096;
+              t->dwin = ps_xrealloc(t->dwin, (size_t)t->dwin_cap * sizeof(int64_t));
+            }
+            t->dwin[t->dwin_n++] = r * n + j;
+          }
+          *v = *v > s->threshold[j] ? *v : 0.0f;
+        }
     }
     if (dense) {
       if (!t->dpre_dense) t->dpre_dense = xalloc_f(t->chunk * n);
-      for (int64_t q = 0; q < t->rows * n; q++) t->pre[q] = t->pre[q] > 0.0f ? t->pre[q] : 0.0f;
+      if (c->arch == SAE_RELU)
+        for (int64_t q = 0; q < t->rows * n; q++) t->pre[q] = t->pre[q] > 0.0f ? t->pre[q] : 0.0f;
       dense_chunk(t, &mse, &l1, &var, &l0, ysum, gbdec);
       L->dense_path = 1;
       continue;
@@ -609,11 +764,13 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
     for (int i = 0; i < t->nt; i++) {
       tpart_t *p = &t->parts[i];
       mse += p->mse;
+      mse_nested += p->mse_nested;
       l1 += p->l1;
       aux += p->aux;
       var += p->var_part;
       l0 += (double)p->nnz;
       hash += p->hash;
+      for (int64_t q = 0; q < p->wnnz; q++) t->glt_acc[p->widx[q]] += p->wg[q];  // thread order = row order
       for (int64_t k = 0; k < o; k++) {
         ysum[k] += p->ysum[k];
         gbdec[k] += p->gbdec[k];
@@ -633,9 +790,11 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   free(gbdec);
   L->n_rows = B;
   L->mse = mse / (double)B;
-  L->l1 = t->l1c * l1 / (double)B;
+  L->l1 = (c->arch == SAE_JUMPRELU ? t->l0c : t->l1c) * l1 / (double)B;
+  if (t->glt)  // d loss / d log_threshold = theta d loss / d theta
+    for (int64_t j = 0; j < n; j++) t->glt[j] = (float)t->glt_acc[j] * s->threshold[j];
   L->aux = t->auxc * aux / (double)B;
-  L->loss = L->mse + L->l1 + L->aux;
+  L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux;
   L->l0 = l0 / (double)B;
   L->var = (var - ss / (double)B) / (double)B;
   L->n_dead = t->n_dead;
@@ -700,6 +859,11 @@ int sae_trainer_step(sae_trainer_t *t, const float *x, const float *y, int64_t B
   ps_pool_run(t->pool, ph_gnorm, t);
   double g2 = 0;
   for (int i = 0; i < t->nt; i++) g2 += t->gnorm2_part[i];
+  if (t->glt) {
+    double a2 = 0;
+    for (int64_t j = 0; j < n; j++) a2 += (double)t->glt[j] * t->glt[j];
+    g2 += a2;
+  }
   L->grad_norm = sqrt(g2);
   if (!isfinite(L->grad_norm))
     return ps_err_set(err, PS_ENAN, "trainer: gradient norm is %g at step %lld (diverged); parameters left unchanged",
@@ -721,6 +885,18 @@ int sae_trainer_step(sae_trainer_t *t, const float *x, const float *y, int64_t B
   adam_job_t a = {t, scale, (float)t->o.beta1, (float)t->o.beta2, (float)(1.0 - t->o.beta1), (float)(1.0 - t->o.beta2),
                   (float)(lr / bc1), (float)sqrt(bc2), (float)t->o.eps};
   ps_pool_run(t->pool, ph_adam, &a);
+  if (t->lt) {  // log_threshold: the same Adam, then threshold = exp(log_threshold)
+    for (int64_t j = 0; j < n; j++) {
+      float gi = t->glt[j] * a.scale;
+      float mi = t->mlt[j] * a.b1 + gi * a.omb1;
+      float vi = t->vlt[j] * a.b2 + gi * gi * a.omb2;
+      t->mlt[j] = mi;
+      t->vlt[j] = vi;
+      float den = sqrtf(vi) / a.bc2s + a.eps;
+      t->lt[j] -= a.step_size * (mi / den);
+    }
+    sae_trainer_sync_threshold(t);
+  }
   if (t->o.unit_norm_decoder)
     for (int64_t j = 0; j < n; j++) {
       float *w = s->W_dec + j * o;
@@ -805,4 +981,33 @@ void sae_init_b_dec(sae_t *s, const float *y, int64_t n, int max_iter) {
   for (int64_t i = 0; i < o; i++) s->b_dec[i] = (float)mu[i];
   free(mu);
   free(acc);
+}
+
+int sae_train_parse_matryoshka(sae_train_opts_t *o, const char *list, int64_t d_sae, ps_err_t *err) {
+  int64_t v[17];
+  int n = 0;
+  const char *p = list;
+  while (*p) {
+    char *end;
+    long long x = strtoll(p, &end, 10);
+    if (end == p || x <= 0 || (*end && *end != ','))
+      return ps_err_set(err, PS_ECONFIG, "--matryoshka %s: expected positive sizes separated by commas", list);
+    if (n == 16) return ps_err_set(err, PS_ECONFIG, "--matryoshka %s: at most 16 prefixes", list);
+    v[n++] = x < d_sae ? x : d_sae;
+    p = *end ? end + 1 : end;
+  }
+  for (int i = 1; i < n; i++)  // sort (few entries)
+    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+      int64_t tmp = v[j]; v[j] = v[j - 1]; v[j - 1] = tmp;
+    }
+  int m = 0;
+  for (int i = 0; i < n; i++)
+    if (m == 0 || v[i] != v[m - 1]) v[m++] = v[i];
+  if (m == 0 || v[m - 1] != d_sae) {
+    if (m == 16) return ps_err_set(err, PS_ECONFIG, "--matryoshka %s: at most 16 prefixes with d_sae", list);
+    v[m++] = d_sae;
+  }
+  o->n_matryoshka = m;
+  memcpy(o->matryoshka, v, (size_t)m * sizeof(int64_t));
+  return 0;
 }

@@ -6,9 +6,23 @@
 // Loss, for a batch of B rows (y = x for an SAE, the paired target for a transcoder):
 //   mse  = 1/B sum_b ||y^_b - y_b||^2                    (SAELens: sum over dims, mean over rows)
 //   l1   = c_l1(t)/B sum_b sum_j f_bj ||W_dec_j||        relu; c_l1 ramps up over l1_warmup_steps
+//   l0   = c_l0(t)/B sum_b sum_j H(pre_bj - theta_j)         jumprelu; c_l0 ramps like c_l1
 //   aux  = c_aux min(n_dead/k_aux, 1)/B sum_b ||a_b - (y_b - y^_b)||^2     topk / batchtopk (AuxK)
 //          a_b = sum over the top min(k_aux, n_dead) dead latents of ReLU(pre_bj) W_dec_j (no bias);
 //          the residual is a constant (detached); dead = no firing in the last dead_steps steps.
+// JumpReLU (Rajamanoharan et al. 2024, as SAELens' JumpReLUTrainingSAE): f_bj = pre_bj H(pre_bj -
+// theta_j), theta_j = exp(log_threshold_j) learnt (Adam, clipped with the rest). pre gets the true
+// gradient (H(pre - theta) dL/df); theta gets the straight-through pseudo-gradients with the
+// rectangle kernel K(u) = 1 for |u| < 1/2 and bandwidth eps:
+//   dL/dtheta_j = sum_b K((pre_bj - theta_j)/eps) (-(theta_j/eps) dL/df_bj - c_l0/(B eps))
+// and dL/dlog_threshold_j = theta_j dL/dtheta_j. The L0 term gives no gradient to pre (as in
+// SAELens, whose "step" L0 is not weighted by decoder norms; with the unit-norm decoder, on by
+// default, a norm weighting would be the same loss). The model's threshold mirrors
+// exp(log_threshold) after every step (SAELens saves threshold = exp(log_threshold)).
+// Matryoshka (Bussmann et al. 2025; topk / batchtopk): with prefixes m_1 < ... < m_P = d_sae the
+// loss sums the reconstruction error of every nested dictionary: y^(p)_b = sum_{j < m_p} f_bj
+// W_dec_j + b_dec, mse = 1/B sum_b sum_p ||y^(p)_b - y_b||^2 (the selection is the full model's;
+// latents beyond m_p are dropped from prefix p). AuxK uses the full model's residual.
 // Speed: only the encoder product (B x d_in x d_sae) is dense for topk / batchtopk and for relu
 // when few latents fire (active fraction <= dense_threshold); the decoder, its gradient and the
 // encoder gradient touch the active latents only. Adam updates every parameter every step
@@ -39,12 +53,17 @@ typedef struct sae_train_opts {
   double dense_threshold;     // relu: dense GEMM path when the active fraction exceeds this
   double threshold_ema;       // batchtopk: threshold <- ema thr + (1 - ema) batch minimum
   int64_t chunk_rows;         // rows per pass (memory bound), ignored by batchtopk
+  double l0_coeff;            // jumprelu: L0 coefficient (ramps up over l1_warmup_steps)
+  double jumprelu_bandwidth;  // jumprelu: STE rectangle width eps
+  double jumprelu_init_threshold;  // jumprelu: initial theta (latents whose model threshold is <= 0)
+  int32_t n_matryoshka;       // topk / batchtopk: number of nested prefixes (0 = plain loss)
+  int64_t matryoshka[16];     // prefix sizes, increasing, the last one = d_sae
 } sae_train_opts_t;
 
 void sae_train_opts_default(sae_train_opts_t *o, const sae_cfg_t *cfg);
 
 typedef struct sae_losses {
-  double loss, mse, l1, aux;
+  double loss, mse, l1, aux;   // l1: the sparsity penalty (relu: L1, jumprelu: L0 term)
   double l0;                  // mean active latents per row
   double var;                 // 1/B sum_b ||y_b - mean_y||^2 (FVU = mse / var)
   double grad_norm;           // before clipping
@@ -76,6 +95,15 @@ int64_t sae_trainer_step_count(const sae_trainer_t *t);
 void sae_trainer_set_step_count(sae_trainer_t *t, int64_t step);
 const sae_train_opts_t *sae_trainer_opts(const sae_trainer_t *t);
 int64_t sae_trainer_n_dead(const sae_trainer_t *t);
+// jumprelu (NULL otherwise): log_threshold [d_sae], its gradient (after sae_trainer_grad) and Adam
+// moments. After changing log_threshold call sae_trainer_sync_threshold (model threshold = exp).
+float *sae_trainer_log_threshold(sae_trainer_t *t);
+float *sae_trainer_log_threshold_grad(sae_trainer_t *t);
+float *sae_trainer_log_threshold_adam_m(sae_trainer_t *t);
+float *sae_trainer_log_threshold_adam_v(sae_trainer_t *t);
+void sae_trainer_sync_threshold(sae_trainer_t *t);
+// Parse "128,512,2048" into o->matryoshka (sorted, unique, capped and completed with d_sae).
+int sae_train_parse_matryoshka(sae_train_opts_t *o, const char *list, int64_t d_sae, ps_err_t *err);
 
 // ---- initialisation ----------------------------------------------------------------------------
 // Decoder rows: random directions (Gaussian, normalised) of norm dec_norm; W_enc = W_dec^T when

@@ -216,6 +216,11 @@ static int save_ckpt(run_t *r, int as_best, ps_err_t *err) {
   sh[0] = (uint64_t)r->s->cfg.d_sae;
   if (!rc) rc = st_writer_add_i64(w, "since_fired", sh, 1, sae_trainer_steps_since_fired(r->tr), err);
   if (!rc && r->s->threshold) rc = st_writer_add_f32(w, "threshold", ST_F32, sh, 1, r->s->threshold, err);
+  if (!rc && sae_trainer_log_threshold(r->tr)) {  // jumprelu
+    rc = st_writer_add_f32(w, "log_threshold", ST_F32, sh, 1, sae_trainer_log_threshold(r->tr), err);
+    if (!rc) rc = st_writer_add_f32(w, "log_threshold_adam_m", ST_F32, sh, 1, sae_trainer_log_threshold_adam_m(r->tr), err);
+    if (!rc) rc = st_writer_add_f32(w, "log_threshold_adam_v", ST_F32, sh, 1, sae_trainer_log_threshold_adam_v(r->tr), err);
+  }
   if (!rc) rc = add_rows(w, "shuffle", r->sbuf, r->sn, r->w, err);
   if (!rc) rc = add_rows(w, "batch", r->batch, r->bn, r->w, err);
   if (!rc) rc = add_rows(w, "val", r->val, r->vn, r->w, err);
@@ -297,7 +302,9 @@ static int load_state(run_t *r, ps_err_t *err) {
   int rc = sae_load(&ls, dir, err);
   if (rc) return ps_err_prefix(err, "resume: ");
   const sae_cfg_t *a = &ls->cfg, *b = &r->s->cfg;
-  if (a->arch != b->arch || a->d_in != b->d_in || a->d_sae != b->d_sae || a->d_out != b->d_out || a->k != b->k) {
+  int uses_k = b->arch == SAE_TOPK || b->arch == SAE_BATCHTOPK;  // relu / jumprelu files carry no k
+  if (a->arch != b->arch || a->d_in != b->d_in || a->d_sae != b->d_sae || a->d_out != b->d_out ||
+      (uses_k && a->k != b->k)) {
     rc = ps_err_set(err, PS_EMISMATCH, "resume: %s is a %s SAE %lld->%lld->%lld k=%d; the options ask for %s "
                                        "%lld->%lld->%lld k=%d", dir, sae_arch_name(a->arch), (long long)a->d_in,
                     (long long)a->d_sae, (long long)a->d_out, a->k, sae_arch_name(b->arch), (long long)b->d_in,
@@ -339,6 +346,13 @@ static int load_state(run_t *r, ps_err_t *err) {
   if (!rc) rc = st_read_f32(f, "adam_m", sae_trainer_adam_m(r->tr), np, err);
   if (!rc) rc = st_read_f32(f, "adam_v", sae_trainer_adam_v(r->tr), np, err);
   if (!rc && r->s->threshold) rc = st_read_f32(f, "threshold", r->s->threshold, (uint64_t)r->s->cfg.d_sae, err);
+  if (!rc && sae_trainer_log_threshold(r->tr)) {
+    uint64_t n = (uint64_t)r->s->cfg.d_sae;
+    rc = st_read_f32(f, "log_threshold", sae_trainer_log_threshold(r->tr), n, err);
+    if (!rc) rc = st_read_f32(f, "log_threshold_adam_m", sae_trainer_log_threshold_adam_m(r->tr), n, err);
+    if (!rc) rc = st_read_f32(f, "log_threshold_adam_v", sae_trainer_log_threshold_adam_v(r->tr), n, err);
+    if (!rc) sae_trainer_sync_threshold(r->tr);
+  }
   if (!rc) {
     const st_tensor_info_t *t = st_tensor_find(f, "since_fired");
     if (!t || t->n_elems != (uint64_t)r->s->cfg.d_sae || t->dtype != ST_I64)

@@ -11,7 +11,8 @@
 // Checkpoints (every ckpt_every steps, at the end, on SIGTERM/SIGINT): OUT/ckpt-<step>/ holds a
 // SAELens directory (cfg.json + sae_weights.safetensors, dataset scale folded in) and
 // trainer_state.safetensors (raw weights, Adam moments, dead-latent counters, shuffle buffer,
-// pending batch, held-out rows, RNG, stream position, dataset scales). Each is written to
+// pending batch, held-out rows, RNG, stream position, dataset scales; jumprelu: log_threshold and
+// its Adam moments). Each is written to
 // ckpt-<step>.tmp/ (files fsynced), renamed, the directory fsynced, then the symlink OUT/latest
 // (and OUT/best) atomically replaced; older checkpoints are deleted. After kill -9 a run
 // restarted with resume=1 continues from OUT/latest and ends with the same weights as an

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Integration: protsae-trainer on protsae synth data.
 #  - kill -9 mid-run, restart: the resumed run ends with byte-identical weights to an
-#    uninterrupted one (same threads); also after SIGTERM (checkpoint on stop, exit 0).
+#    uninterrupted one (same threads), TopK and JumpReLU; also after SIGTERM (checkpoint on
+#    stop, exit 0).
 #  - checkpoints are SAELens directories (cfg.json + sae_weights.safetensors); `best` and
 #    `latest` point at complete directories; metrics.jsonl has train and eval lines.
 #  - a trainer fed over the wire (protsae-reader -> --in) trains on the same stream.
@@ -46,6 +47,37 @@ cmp "$T/A/latest/sae_weights.safetensors" "$T/B/latest/sae_weights.safetensors" 
   fail "kill -9 at $at + resume: weights differ from the uninterrupted run"
 cmp "$T/A/latest/trainer_state.safetensors" "$T/B/latest/trainer_state.safetensors" || fail "trainer state differs"
 echo "kill -9 at $at + resume: identical weights after $steps steps"
+
+# JumpReLU (learnt per-latent threshold, its Adam state in the checkpoint): kill -9 + resume is
+# byte-identical too; saved as SAELens "jumprelu" with a learnt threshold
+jargs=("${args[@]}" --arch jumprelu --lr 1e-3 --l0-coeff 0.05 --jumprelu-bandwidth 0.05 --jumprelu-init-threshold 0.02)
+"$TR" "${jargs[@]}" --out "$T/JA" >"$T/JA.out" 2>"$T/JA.err" || { tail "$T/JA.err"; fail "jumprelu run"; }
+grep -q '"architecture": "jumprelu"' "$T/JA/latest/cfg.json" || fail "jumprelu cfg.json: architecture"
+/usr/bin/python3 - "$T/JA/latest/sae_weights.safetensors" <<'PY' || fail "jumprelu threshold not learnt"
+import json, struct, sys
+import numpy as np
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])["threshold"]
+t = np.frombuffer(b[8 + n + h["data_offsets"][0]:8 + n + h["data_offsets"][1]], dtype="<f4")
+print(f"jumprelu threshold: min {t.min():.4g} median {np.median(t):.4g} max {t.max():.4g}")
+sys.exit(0 if np.all(t > 0) and np.ptp(t) > 1e-3 else 1)
+PY
+"$TR" "${jargs[@]}" --out "$T/JB" >"$T/JB1.out" 2>"$T/JB1.err" &
+pid=$!
+for i in $(seq 1 600); do
+  [ -L "$T/JB/latest" ] && [ "$(readlink "$T/JB/latest")" \> "ckpt-0000000030" ] && break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null || fail "jumprelu run B finished before it could be killed"
+wait $pid 2>/dev/null || true
+at=$(readlink "$T/JB/latest")
+"$TR" "${jargs[@]}" --out "$T/JB" >"$T/JB2.out" 2>"$T/JB2.err" || { tail "$T/JB2.err"; fail "jumprelu resume"; }
+grep -q "resumed from" "$T/JB2.err" || fail "jumprelu run B did not resume"
+cmp "$T/JA/latest/sae_weights.safetensors" "$T/JB/latest/sae_weights.safetensors" ||
+  fail "jumprelu kill -9 at $at + resume: weights differ from the uninterrupted run"
+cmp "$T/JA/latest/trainer_state.safetensors" "$T/JB/latest/trainer_state.safetensors" || fail "jumprelu trainer state differs"
+echo "jumprelu kill -9 at $at + resume: identical weights and threshold"
 
 # SIGTERM: checkpoint on stop, exit 0, resume to the same end
 "$TR" "${args[@]}" --out "$T/C" >"$T/C1.out" 2>"$T/C1.err" &

@@ -3,7 +3,10 @@
 // per-sample normalisation), the sparse and dense relu paths agreeing, Adam against a scalar
 // re-implementation, the unit-norm decoder constraint, bitwise determinism at a fixed thread
 // count, SAELens directory save/load (with a folded dataset scale) and the inference encoder
-// agreeing with the training forward pass.
+// agreeing with the training forward pass. JumpReLU: finite differences for the parameters with a
+// true gradient, the straight-through threshold gradient against a double-precision re-derivation
+// of SAELens' formula, dense and sparse paths agreeing, Adam on log_threshold, save as SAELens
+// "jumprelu" with threshold = exp(log_threshold). Matryoshka: finite differences of the nested loss.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +49,8 @@ static sae_t *make_sae(sae_arch_t arch, int d, int n, int o, int k, int norm) {
   uint64_t st = 99;
   for (int64_t j = 0; j < n; j++) s->b_enc[j] = 0.1f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 - 0.3);
   for (int64_t i = 0; i < o; i++) s->b_dec[i] = 0.05f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 - 0.5);
+  if (arch == SAE_JUMPRELU)  // per-latent thresholds (the trainer takes their logs)
+    for (int64_t j = 0; j < n; j++) s->threshold[j] = 0.02f + 0.2f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0);
   return s;
 }
 
@@ -103,6 +108,10 @@ static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm,
   opts.dense_threshold = dense_thr;
   opts.chunk_rows = 3;  // several chunks
   if (arch == SAE_RELU) opts.l1_coeff = 0.3;
+  if (arch == SAE_JUMPRELU) {
+    opts.l0_coeff = 0.3;
+    opts.jumprelu_bandwidth = 0.1;
+  }
   opts.k_aux = aux_mode ? 4 : 0;
   opts.dead_steps = 1;
   sae_trainer_t *t = NULL;
@@ -161,6 +170,179 @@ static void test_grad_relu_dense(void **st) { (void)st; run_gradcheck(SAE_RELU, 
 static void test_grad_batchtopk(void **st) { (void)st; run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 2, 0, 0.05, 0); }
 static void test_grad_transcoder(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 5, 3, 0, 0.05, 0); }
 static void test_grad_transcoder_relu(void **st) { (void)st; run_gradcheck(SAE_RELU, 5, 10, 7, 0, 1, 0.0, 0); }
+static void test_grad_jumprelu_sparse(void **st) { (void)st; run_gradcheck(SAE_JUMPRELU, 6, 12, 6, 0, 0, 2.0, 0); }
+static void test_grad_jumprelu_dense(void **st) { (void)st; run_gradcheck(SAE_JUMPRELU, 6, 12, 6, 0, 0, 0.0, 0); }
+static void test_grad_jumprelu_transcoder(void **st) { (void)st; run_gradcheck(SAE_JUMPRELU, 5, 10, 7, 0, 1, 2.0, 0); }
+
+// JumpReLU threshold pseudo-gradient (SAELens' Step / JumpReLU backward, rectangle kernel) against
+// a double-precision re-derivation, on the sparse and the dense path; the two paths agree on
+// every gradient.
+static void test_jumprelu_ste(void **st) {
+  (void)st;
+  ps_err_t err = {0};
+  const int d = 12, n = 48, B = 30;
+  const double bw = 0.3, lam = 0.7;
+  sae_t *s = make_sae(SAE_JUMPRELU, d, n, d, 0, 0);
+  float *x = rand_rows(41, B, d, 1.0f);
+  float *gp[2], *gt[2];
+  for (int path = 0; path < 2; path++) {
+    sae_train_opts_t o;
+    sae_train_opts_default(&o, &s->cfg);
+    o.l0_coeff = lam;
+    o.jumprelu_bandwidth = bw;
+    o.dense_threshold = path ? 0.0 : 2.0;
+    o.chunk_rows = 7;
+    sae_trainer_t *t = NULL;
+    assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+    sae_losses_t L;
+    assert_int_equal(sae_trainer_grad(t, x, NULL, B, &L, &err), 0);
+    assert_int_equal(L.dense_path, path);
+    // reference in double
+    double *ref = calloc((size_t)n, sizeof(double)), l0 = 0;
+    int in_win = 0, win_off = 0;
+    for (int b = 0; b < B; b++) {
+      double pre[48], yh[12], e[12];
+      for (int j = 0; j < n; j++) {
+        double v = s->b_enc[j];
+        for (int i = 0; i < d; i++) v += ((double)x[b * d + i] - s->b_dec[i]) * s->W_encT[j * d + i];
+        pre[j] = v;
+      }
+      for (int i = 0; i < d; i++) yh[i] = s->b_dec[i];
+      for (int j = 0; j < n; j++)
+        if (pre[j] > s->threshold[j]) {
+          l0 += 1;
+          for (int i = 0; i < d; i++) yh[i] += pre[j] * s->W_dec[j * d + i];
+        }
+      for (int i = 0; i < d; i++) e[i] = 2.0 / B * (yh[i] - x[b * d + i]);
+      for (int j = 0; j < n; j++) {
+        double th = s->threshold[j], u = (pre[j] - th) / bw;
+        if (!(u > -0.5 && u < 0.5)) continue;
+        double g = 0;
+        for (int i = 0; i < d; i++) g += e[i] * s->W_dec[j * d + i];
+        ref[j] += -(th / bw) * g - (1.0 / bw) * lam / B;
+        in_win++;
+        win_off += pre[j] <= th;
+      }
+    }
+    assert_true(in_win > 20);
+    assert_true(win_off > 5);  // inactive latents inside the window get a gradient too
+    assert_float_equal(L.l1, lam * l0 / B, 1e-9);
+    const float *g = sae_trainer_log_threshold_grad(t);
+    double mx = 0;
+    for (int j = 0; j < n; j++) mx = fmax(mx, fabs(ref[j] * s->threshold[j]));
+    for (int j = 0; j < n; j++) {
+      double want = ref[j] * s->threshold[j];
+      if (fabs(g[j] - want) > 1e-5 * mx) fprintf(stderr, "latent %d: log_threshold grad %.8g, reference %.8g\n", j, g[j], want);
+      assert_true(fabs(g[j] - want) <= 1e-5 * mx);
+    }
+    gp[path] = malloc(s->n_params * sizeof(float));
+    memcpy(gp[path], sae_trainer_grad_buf(t), s->n_params * sizeof(float));
+    gt[path] = malloc((size_t)n * sizeof(float));
+    memcpy(gt[path], g, (size_t)n * sizeof(float));
+    free(ref);
+    sae_trainer_free(&t);
+  }
+  for (size_t i = 0; i < s->n_params; i++) assert_float_equal(gp[0][i], gp[1][i], 1e-5 + 1e-4 * fabsf(gp[0][i]));
+  for (int j = 0; j < n; j++) assert_float_equal(gt[0][j], gt[1][j], 1e-5 + 1e-4 * fabsf(gt[0][j]));
+  for (int p = 0; p < 2; p++) {
+    free(gp[p]);
+    free(gt[p]);
+  }
+  free(x);
+  sae_free(&s);
+}
+
+// A JumpReLU step: Adam on log_threshold with the clipped gradient (the same scale as the other
+// parameters), the model threshold = exp(log_threshold) after it; a fresh model starts at the
+// initial threshold; saved as SAELens "jumprelu" with that threshold, it encodes as trained.
+static void test_jumprelu_step_save(void **st) {
+  (void)st;
+  ps_err_t err = {0};
+  sae_cfg_t c;
+  sae_cfg_default(&c);
+  c.arch = SAE_JUMPRELU;
+  c.d_in = c.d_out = 10;
+  c.d_sae = 40;
+  sae_t *s = NULL;
+  assert_int_equal(sae_new(&s, &c, &err), 0);
+  sae_init_weights(s, 3, 1.0f);
+  sae_train_opts_t o;
+  sae_train_opts_default(&o, &s->cfg);
+  assert_float_equal(o.l0_coeff, 1.0, 0);
+  assert_float_equal(o.jumprelu_bandwidth, 0.001, 0);
+  assert_int_equal(o.k_aux, 0);
+  o.jumprelu_init_threshold = 0.05;
+  o.jumprelu_bandwidth = 0.2;
+  o.clip_norm = 0.5;
+  o.lr = 1e-2;
+  sae_trainer_t *t = NULL;
+  assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+  for (int j = 0; j < 40; j++) {
+    assert_float_equal(s->threshold[j], 0.05, 1e-7);
+    assert_float_equal(sae_trainer_log_threshold(t)[j], log(0.05), 1e-6);
+  }
+  float *x = rand_rows(17, 25, 10, 1.0f);
+  float *lt0 = malloc(40 * sizeof(float)), *m0 = malloc(40 * sizeof(float)), *v0 = malloc(40 * sizeof(float));
+  int moved = 0;
+  for (int step = 1; step <= 3; step++) {
+    memcpy(lt0, sae_trainer_log_threshold(t), 40 * sizeof(float));
+    memcpy(m0, sae_trainer_log_threshold_adam_m(t), 40 * sizeof(float));
+    memcpy(v0, sae_trainer_log_threshold_adam_v(t), 40 * sizeof(float));
+    sae_losses_t L;
+    assert_int_equal(sae_trainer_step(t, x, NULL, 25, &L, &err), 0);
+    const float *g = sae_trainer_log_threshold_grad(t), *gp = sae_trainer_grad_buf(t);
+    double gn = 0;
+    for (size_t i = 0; i < s->n_params; i++) gn += (double)gp[i] * gp[i];
+    for (int j = 0; j < 40; j++) gn += (double)g[j] * g[j];
+    gn = sqrt(gn);
+    assert_float_equal(L.grad_norm, gn, 1e-6 * gn);
+    double sc = gn > 0.5 ? 0.5 / (gn + 1e-6) : 1.0;
+    double bc1 = 1 - pow(0.9, step), bc2 = 1 - pow(0.999, step);
+    for (int j = 0; j < 40; j++) {
+      double gi = g[j] * sc;
+      double m = 0.9 * m0[j] + 0.1 * gi, v = 0.999 * v0[j] + 0.001 * gi * gi;
+      double want = lt0[j] - (1e-2 / bc1) * m / (sqrt(v) / sqrt(bc2) + 1e-8);
+      assert_float_equal(sae_trainer_log_threshold(t)[j], want, 1e-6 + 1e-5 * fabs(want));
+      assert_float_equal(s->threshold[j], exp(sae_trainer_log_threshold(t)[j]), 1e-6 * s->threshold[j]);
+      moved += g[j] != 0;
+    }
+  }
+  assert_true(moved > 10);
+  // save / load / encode = the training selection
+  char dir[] = "/tmp/protsae-jrXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  assert_int_equal(sae_save(s, dir, 1.0f, 1.0f, &err), 0);
+  char p[256], buf[8192];
+  snprintf(p, sizeof p, "%s/cfg.json", dir);
+  FILE *f = fopen(p, "r");
+  size_t nr = fread(buf, 1, sizeof buf - 1, f);
+  buf[nr] = 0;
+  fclose(f);
+  assert_non_null(strstr(buf, "\"architecture\": \"jumprelu\""));
+  sae_t *l = NULL;
+  assert_int_equal(sae_load(&l, dir, &err), 0);
+  assert_int_equal(l->cfg.arch, SAE_JUMPRELU);
+  assert_memory_equal(l->threshold, s->threshold, 40 * sizeof(float));
+  sae_enc_t *e = NULL;
+  sae_codes_t codes = {0};
+  assert_int_equal(sae_enc_new(&e, l, NULL, 8, &err), 0);
+  assert_int_equal(sae_enc_run(e, x, 25, &codes, &err), 0);
+  sae_losses_t L;
+  assert_int_equal(sae_trainer_grad(t, x, NULL, 25, &L, &err), 0);
+  assert_float_equal(L.l0, (double)codes.indptr[25] / 25.0, 1e-12);
+  assert_true(codes.indptr[25] > 0);
+  sae_codes_free(&codes);
+  sae_enc_free(&e);
+  sae_free(&l);
+  snprintf(p, sizeof p, "rm -rf %s", dir);
+  assert_int_equal(system(p), 0);
+  sae_trainer_free(&t);
+  free(lt0);
+  free(m0);
+  free(v0);
+  free(x);
+  sae_free(&s);
+}
 
 // The relu dense and sparse paths compute the same gradient.
 static void test_relu_paths_agree(void **st) {
@@ -409,6 +591,72 @@ static void test_load_saelens_dir(void **st) {
   assert_int_equal(system(cmd), 0);
 }
 
+// Matryoshka: the loss is the mean over the nested prefixes of their reconstruction errors
+// (checked against a direct computation from the encoder's codes), its gradient passes finite
+// differences (topk and batchtopk, several chunks), and one prefix = d_sae is the plain loss.
+static void run_matryoshka(sae_arch_t arch) {
+  ps_err_t err = {0};
+  const int d = 6, n = 16, B = 7;
+  sae_t *s = make_sae(arch, d, n, d, 3, 0);
+  sae_train_opts_t o;
+  sae_train_opts_default(&o, &s->cfg);
+  o.k_aux = 0;
+  o.chunk_rows = 3;
+  assert_int_equal(sae_train_parse_matryoshka(&o, "8,3", n, &err), 0);
+  assert_int_equal(o.n_matryoshka, 3);
+  assert_int_equal(o.matryoshka[0], 3);
+  assert_int_equal(o.matryoshka[2], 16);
+  assert_true(sae_train_parse_matryoshka(&o, "3,x", n, &err) < 0);
+  assert_int_equal(sae_train_parse_matryoshka(&o, "3,8", n, &err), 0);
+  sae_trainer_t *t = NULL;
+  assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+  float *x = rand_rows(51, B, d, 1.0f);
+  sae_losses_t L;
+  assert_int_equal(sae_trainer_grad(t, x, NULL, B, &L, &err), 0);
+  if (arch == SAE_TOPK) {  // direct: codes from the encoder, prefix reconstructions in double
+    sae_enc_t *e = NULL;
+    sae_codes_t codes = {0};
+    assert_int_equal(sae_enc_new(&e, s, NULL, 16, &err), 0);
+    assert_int_equal(sae_enc_run(e, x, B, &codes, &err), 0);
+    double tot = 0, full = 0;
+    const int pref[3] = {3, 8, 16};
+    int some_cut = 0;
+    for (int b = 0; b < B; b++)
+      for (int pp = 0; pp < 3; pp++) {
+        double se = 0;
+        for (int i = 0; i < d; i++) {
+          double v = s->b_dec[i];
+          for (int64_t q = codes.indptr[b]; q < codes.indptr[b + 1]; q++)
+            if (codes.indices[q] < pref[pp]) v += (double)codes.values[q] * s->W_dec[codes.indices[q] * d + i];
+            else some_cut += pp < 2;
+          se += (v - x[b * d + i]) * (v - x[b * d + i]);
+        }
+        tot += se;
+        if (pp == 2) full += se;
+      }
+    assert_true(some_cut > 0);
+    assert_float_equal(L.loss, tot / (3.0 * B), 1e-5 * L.loss);
+    assert_float_equal(L.mse, full / B, 1e-5 * L.mse);
+    sae_codes_free(&codes);
+    sae_enc_free(&e);
+  }
+  int checked = 0;
+  gradcheck(s, t, x, NULL, B, NULL, &checked);
+  assert_true(checked > (int)s->n_params / 2);
+  sae_trainer_free(&t);
+  // one prefix (= d_sae): the plain loss
+  assert_int_equal(sae_train_parse_matryoshka(&o, "16", n, &err), 0);
+  assert_int_equal(o.n_matryoshka, 1);
+  assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+  assert_int_equal(sae_trainer_grad(t, x, NULL, B, &L, &err), 0);
+  assert_float_equal(L.loss, L.mse, 1e-12);
+  sae_trainer_free(&t);
+  free(x);
+  sae_free(&s);
+}
+static void test_matryoshka_topk(void **st) { (void)st; run_matryoshka(SAE_TOPK); }
+static void test_matryoshka_batchtopk(void **st) { (void)st; run_matryoshka(SAE_BATCHTOPK); }
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grad_topk),        cmocka_unit_test(test_grad_topk_aux),
@@ -418,6 +666,10 @@ int main(void) {
       cmocka_unit_test(test_relu_paths_agree), cmocka_unit_test(test_adam_step),
       cmocka_unit_test(test_deterministic_threads), cmocka_unit_test(test_save_load_encode),
       cmocka_unit_test(test_load_saelens_dir),
+      cmocka_unit_test(test_grad_jumprelu_sparse), cmocka_unit_test(test_grad_jumprelu_dense),
+      cmocka_unit_test(test_grad_jumprelu_transcoder), cmocka_unit_test(test_jumprelu_ste),
+      cmocka_unit_test(test_jumprelu_step_save), cmocka_unit_test(test_matryoshka_topk),
+      cmocka_unit_test(test_matryoshka_batchtopk),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
