@@ -1,15 +1,22 @@
 // protsae demo — end to end on the built-in planted dataset (protsae synth over the real human
-// Swiss-Prot proteins and their GO annotations). Today: generate (once, cached in the work
-// directory), then stream it through the reader stage (a separate process over ipc://) into a
-// checking sink, and print a summary. Later stages (trainer, encoder, scorer, interpreter) join
-// this pipeline as they land.
+// Swiss-Prot proteins and their GO annotations), each stage a separate process over ipc://:
+//   1. generate the dataset (once; cached in the work directory)
+//   2. train a TopK SAE: protsae-reader -> protsae-trainer; planted-feature recovery
+//   3. encode: protsae-reader -> 2 x protsae-encoder -> protsae-scorer (RocksDB feature store), and
+//      the same with the raw dimensions (protsae-encoder --neurons) for the baseline
+//   4. GO enrichment of every feature and every neuron (protsae enrich --db)
+//   5. explanations scored on held-out proteins (protsae-interpreter; offline unless a key is set)
+// then a summary. Stage logs go to WORKDIR/logs/.
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "cli.h"
 #include "config.h"
@@ -27,6 +34,10 @@ static const ps_config_entry_t table[] = {
     {"train-epochs", "100", "passes over the data for the SAE"},
     {"d-sae", "2048", "SAE dictionary size"},
     {"k", "8", "TopK: active latents per protein"},
+    {"encoders", "2", "encoder processes"},
+    {"retrain", "1", "0: reuse the SAE already trained in the work directory (sae/latest) when there is one"},
+    {"n-interpret", "200", "features and neurons explained and scored (each)"},
+    {"mode", "auto", "interpreter: auto (Claude when ANTHROPIC_API_KEY is set, else offline) | offline | anthropic"},
     {NULL, NULL, NULL},
 };
 
@@ -34,6 +45,140 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char g_logs[PATH_MAX];
+
+static void log_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s.log", g_logs, name); }
+
+static int need_stage(const char *name, char *buf, size_t cap) {
+  if (cli_stage_path(name, buf, cap)) return 0;
+  fprintf(stderr, "protsae demo: cannot find the protsae-%s executable (set PROTSAE_LIBEXEC)\n", name);
+  return -1;
+}
+
+static void tail_log(const char *name) {
+  char p[PATH_MAX + 64], cmd[PATH_MAX + 96];
+  log_path(p, sizeof p, name);
+  fprintf(stderr, "--- last lines of %s ---\n", p);
+  snprintf(cmd, sizeof cmd, "tail -n 8 '%s' >&2", p);
+  if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
+}
+
+// reader -> n encoders -> scorer into `store`; neurons: the encoders use the raw dimensions.
+static int encode_stream(const char *name, const char *work, const char *emb, const char *fasta, const char *sae,
+                         int n_enc, const char *batch_rows, const char *store) {
+  char reader[PATH_MAX], encoder[PATH_MAX], scorer[PATH_MAX];
+  if (need_stage("reader", reader, sizeof reader) || need_stage("encoder", encoder, sizeof encoder) ||
+      need_stage("scorer", scorer, sizeof scorer))
+    return -1;
+  char rd_b[PATH_MAX + 32], rd_c[PATH_MAX + 32], sc_b[PATH_MAX + 32], sc_c[PATH_MAX + 32], ct_b[PATH_MAX + 32],
+      ct_c[PATH_MAX + 32], lg[PATH_MAX + 64], cmd[PATH_MAX + 32], nenc[16];
+  snprintf(rd_b, sizeof rd_b, "@ipc://%s/%s-rd.ipc", work, name);
+  snprintf(rd_c, sizeof rd_c, ">ipc://%s/%s-rd.ipc", work, name);
+  snprintf(sc_b, sizeof sc_b, "@ipc://%s/%s-sc.ipc", work, name);
+  snprintf(sc_c, sizeof sc_c, ">ipc://%s/%s-sc.ipc", work, name);
+  snprintf(ct_b, sizeof ct_b, "@ipc://%s/%s-ctl.ipc", work, name);
+  snprintf(ct_c, sizeof ct_c, ">ipc://%s/%s-ctl.ipc", work, name);
+  snprintf(nenc, sizeof nenc, "%d", n_enc);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", store);
+  if (system(cmd) != 0) return -1;
+  char sname[64];
+  snprintf(sname, sizeof sname, "%s-scorer", name);
+  log_path(lg, sizeof lg, sname);
+  char *sargv[] = {scorer, "--db", (char *)store, "--in", sc_b, "--control", ct_c, "--run-id", (char *)name, NULL};
+  pid_t sp = cli_spawn_log(sargv, lg);
+  if (sp < 0) return -1;
+  pid_t ep[16];
+  int ne = 0;
+  for (int i = 0; i < n_enc && i < 16; i++) {
+    char ename[64], prod[32];
+    snprintf(ename, sizeof ename, "%s-encoder-%d", name, i);
+    snprintf(prod, sizeof prod, "encoder-%d", i);
+    log_path(lg, sizeof lg, ename);
+    char *eargv[] = {encoder, sae ? "--sae" : "--neurons", sae ? (char *)sae : "1", "--in", rd_c, "--out", sc_c,
+                     "--producer", prod, "--run-id", (char *)name, NULL};
+    if ((ep[ne] = cli_spawn_log(eargv, lg)) > 0) ne++;
+  }
+  char rname[64];
+  snprintf(rname, sizeof rname, "%s-reader", name);
+  log_path(lg, sizeof lg, rname);
+  char *rargv[] = {reader, "--emb", (char *)emb, "--fasta", (char *)fasta, "--out", rd_b, "--control", ct_b,
+                   "--consumers", nenc, "--batch-rows", (char *)batch_rows, "--run-id", (char *)name, NULL};
+  pid_t rp = cli_spawn_log(rargv, lg);
+  // Supervision: a stage that dies before the scorer has every batch is reported and restarted
+  // (at most 3 times each); the store ends the same (exactly-once apply, re-send of lost batches;
+  // a restarted reader starts over and the scorer ignores what it already has).
+  int restarts = 0, src = -1, rrc = -1, fail_stage = 0;
+  for (;;) {
+    int st;
+    pid_t w = waitpid(-1, &st, 0);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    const char *what = NULL;
+    char *const *av = NULL;
+    char lgn[64];
+    pid_t *slot = NULL;
+    if (w == sp) {
+      if (code == 0) {
+        src = 0;
+        break;
+      }
+      what = "scorer", av = sargv, slot = &sp;
+      snprintf(lgn, sizeof lgn, "%s", sname);
+    } else if (w == rp) {
+      if (code == 0) {  // the reader ends after the scorer said it has everything
+        rrc = 0;
+        rp = -1;
+        continue;
+      }
+      what = "reader", av = rargv, slot = &rp;
+      snprintf(lgn, sizeof lgn, "%s", rname);
+    } else {
+      for (int i = 0; i < ne; i++)
+        if (w == ep[i]) {
+          what = "encoder", slot = &ep[i];
+          snprintf(lgn, sizeof lgn, "%s-encoder-%d", name, i);
+        }
+      if (!what) continue;  // not ours
+    }
+    if (++restarts > 3 * (n_enc + 2)) {
+      fprintf(stderr, "protsae demo: %s (%s) exited with status %d; too many restarts, giving up\n", what, name, code);
+      fail_stage = 1;
+      break;
+    }
+    printf("      ! %s (%s) exited with status %d%s: restarting it (see logs/%s.log)\n", what, name, code,
+           code > 128 ? " (killed)" : "", lgn);
+    fflush(stdout);
+    log_path(lg, sizeof lg, lgn);
+    if (!av) {  // an encoder: rebuild its argv
+      int i = (int)(slot - ep);
+      char prod[32];
+      snprintf(prod, sizeof prod, "encoder-%d", i);
+      char *eargv[] = {encoder, sae ? "--sae" : "--neurons", sae ? (char *)sae : "1", "--in", rd_c, "--out", sc_c,
+                       "--producer", prod, "--run-id", (char *)name, NULL};
+      *slot = cli_spawn_log(eargv, lg);
+    } else {
+      *slot = cli_spawn_log(av, lg);
+    }
+  }
+  for (int i = 0; i < ne; i++) kill(ep[i], SIGTERM);
+  for (int i = 0; i < ne; i++) cli_wait(ep[i]);
+  if ((src != 0 || fail_stage) && rp > 0) kill(rp, SIGTERM);
+  if (rp > 0) rrc = cli_wait(rp);
+  if (src != 0 || rrc != 0) {
+    fprintf(stderr, "protsae demo: encoding (%s) failed: scorer exit %d, reader exit %d\n", name, src, rrc);
+    tail_log(sname);
+    tail_log(rname);
+    if (sp > 0 && src != 0) kill(sp, SIGTERM);
+    return -1;
+  }
+  if (restarts) printf("      %d stage restart%s during encoding (%s); the store is complete\n", restarts,
+                       restarts > 1 ? "s" : "", name);
+  return 0;
 }
 
 int cli_demo(int argc, char **argv) {
@@ -49,100 +194,141 @@ int cli_demo(int argc, char **argv) {
     return 0;
   }
   int status = 1, regen = 0;
-  char work[PATH_MAX], synth_dir[PATH_MAX], meta[PATH_MAX], datadir[PATH_MAX], reader[PATH_MAX];
-  char emb[PATH_MAX], fasta[PATH_MAX], ep_bind[PATH_MAX + 16], ep_conn[PATH_MAX + 16];
+  int64_t n_enc = 2;
+  char work[PATH_MAX], synth_dir[PATH_MAX], meta[PATH_MAX], datadir[PATH_MAX], emb[PATH_MAX], fasta[PATH_MAX],
+      absw[PATH_MAX], lg[PATH_MAX + 64];
   snprintf(work, sizeof work, "%s", ps_config_str(cfg, "workdir"));
   ps_config_bool(cfg, "regenerate", &regen, NULL);
+  if (ps_config_i64(cfg, "encoders", &n_enc, &err) < 0 || n_enc < 1 || n_enc > 16) {
+    fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
+    goto out;
+  }
   mkdir(work, 0755);
-  snprintf(synth_dir, sizeof synth_dir, "%s/synth", work);
+  if (!realpath(work, absw)) snprintf(absw, sizeof absw, "%s", work);
+  snprintf(g_logs, sizeof g_logs, "%s/logs", absw);
+  mkdir(g_logs, 0755);
+  snprintf(synth_dir, sizeof synth_dir, "%s/synth", absw);
   snprintf(meta, sizeof meta, "%s/truth/meta.json", synth_dir);
-  double t0 = now_s();
+  double t0 = now_s(), t1;
+  if (!cli_data_dir(datadir, sizeof datadir)) {
+    fprintf(stderr, "protsae demo: no protein data found: set PROTSAE_DATA to a directory holding "
+                    "proteins.fasta.gz, proteins.tsv.gz, go_annotations.tsv.gz and go-2022-07-01.obo.gz "
+                    "(../shared/data/human-swissprot, or scripts/fetch-annotations DIR)\n");
+    goto out;
+  }
 
   printf("== protsae demo: planted GO-term features over real human proteins ==\n");
+  printf("work directory %s (stage logs in logs/)\n", absw);
   if (regen || access(meta, R_OK) != 0) {
-    if (!cli_data_dir(datadir, sizeof datadir)) {
-      fprintf(stderr, "protsae demo: no protein data found: set PROTSAE_DATA to a directory holding "
-                      "proteins.fasta.gz, proteins.tsv.gz, go_annotations.tsv.gz and go-2022-07-01.obo.gz "
-                      "(../shared/data/human-swissprot, or scripts/fetch-annotations DIR)\n");
-      goto out;
-    }
-    printf("[1/3] generating the planted dataset from %s into %s\n", datadir, synth_dir);
+    printf("[1/5] generating the planted dataset from %s\n", datadir);
     fflush(stdout);
     char *sargv[] = {"synth", "--data", datadir, "--out", synth_dir, "--seed", (char *)ps_config_str(cfg, "seed"),
                      "--dim", (char *)ps_config_str(cfg, "dim"), "--n-terms", (char *)ps_config_str(cfg, "n-terms"),
-                     NULL};
-    if (synth_main(11, sargv) != 0) {
+                     "--formats", "npy", "--quiet", "1", NULL};
+    if (synth_main(15, sargv) != 0) {
       fprintf(stderr, "protsae demo: generating the dataset failed\n");
       goto out;
     }
   } else {
-    printf("[1/3] reusing the planted dataset in %s (--regenerate to rebuild)\n", synth_dir);
-  }
-  if (!cli_stage_path("reader", reader, sizeof reader)) {
-    fprintf(stderr, "protsae demo: cannot find the protsae-reader executable (set PROTSAE_LIBEXEC)\n");
-    goto out;
+    printf("[1/5] reusing the planted dataset in %s (--regenerate to rebuild)\n", synth_dir);
   }
   snprintf(emb, sizeof emb, "%s/emb.npy", synth_dir);
   snprintf(fasta, sizeof fasta, "%s/proteins.fasta", synth_dir);
-  char absw[PATH_MAX];
-  if (!realpath(work, absw)) snprintf(absw, sizeof absw, "%s", work);
-  snprintf(ep_bind, sizeof ep_bind, "@ipc://%s/reader.ipc", absw);
-  snprintf(ep_conn, sizeof ep_conn, ">ipc://%s/reader.ipc", absw);
-  printf("[2/3] streaming it: protsae-reader -> ipc:// -> sink\n");
-  fflush(stdout);
-  char *rargv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", ep_bind, "--batch-rows",
-                   (char *)ps_config_str(cfg, "batch-rows"), "--run-id", "demo", NULL};
-  pid_t pid = cli_spawn(rargv);
-  if (pid < 0) goto out;
-  char *cargv[] = {"consume", "--in", ep_conn, "--timeout-ms", "120000", NULL};
-  int crc = cli_consume(5, cargv);
-  int rrc = cli_wait(pid);
-  if (rrc != 0) {
-    fprintf(stderr, "protsae demo: the reader stage failed (exit %d); see its log above\n", rrc);
-    goto out;
-  }
-  if (crc != 0) goto out;
 
-  // [3/3] train a TopK SAE on the stream, then measure how many planted features it recovered
-  char trainer[PATH_MAX], sae_dir[PATH_MAX], best[PATH_MAX + 8], truth[PATH_MAX + 32], tb[PATH_MAX + 16],
-      tc[PATH_MAX + 16], cmd[PATH_MAX + 32];
-  if (!cli_stage_path("trainer", trainer, sizeof trainer)) {
-    fprintf(stderr, "protsae demo: cannot find the protsae-trainer executable (set PROTSAE_LIBEXEC)\n");
-    goto out;
-  }
+  // [2/5] train a TopK SAE on the stream, then measure how many planted features it recovered
+  char reader[PATH_MAX], trainer[PATH_MAX], sae_dir[PATH_MAX], best[PATH_MAX + 8], truth[PATH_MAX + 32],
+      tb[PATH_MAX + 16], tc[PATH_MAX + 16], cmd[PATH_MAX + 32];
+  if (need_stage("reader", reader, sizeof reader) || need_stage("trainer", trainer, sizeof trainer)) goto out;
   snprintf(sae_dir, sizeof sae_dir, "%s/sae", absw);
+  snprintf(best, sizeof best, "%s/latest", sae_dir);
+  snprintf(truth, sizeof truth, "%s/truth/directions.npy", synth_dir);
+  int retrain = 1;
+  ps_config_bool(cfg, "retrain", &retrain, NULL);
+  snprintf(cmd, sizeof cmd, "%s/cfg.json", best);
+  if (!retrain && access(cmd, R_OK) == 0) {
+    printf("[2/5] reusing the SAE in %s (--retrain 1 to train again)\n", best);
+    goto trained;
+  }
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", sae_dir);
   if (system(cmd) != 0) goto out;
   snprintf(tb, sizeof tb, "@ipc://%s/train.ipc", absw);
   snprintf(tc, sizeof tc, ">ipc://%s/train.ipc", absw);
-  printf("[3/3] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> ipc:// -> protsae-trainer\n",
+  t1 = now_s();
+  printf("[2/5] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> protsae-trainer\n",
          ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
   fflush(stdout);
   char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", "0", "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
                    "--k", (char *)ps_config_str(cfg, "k"), "--batch-rows", "512", "--lr", "1e-3",
                    "--shuffle-rows", "16384", "--eval-every", "500", "--ckpt-every", "2000", "--log-every", "500",
                    "--timeout-ms", "600000", NULL};
-  pid_t tpid = cli_spawn(targv);
+  log_path(lg, sizeof lg, "trainer");
+  pid_t tpid = cli_spawn_log(targv, lg);
   if (tpid < 0) goto out;
   char *r2argv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", tc, "--batch-rows",
                     (char *)ps_config_str(cfg, "batch-rows"), "--epochs", (char *)ps_config_str(cfg, "train-epochs"),
                     "--run-id", "demo-train", NULL};
-  pid_t rpid = cli_spawn(r2argv);
+  log_path(lg, sizeof lg, "train-reader");
+  pid_t rpid = cli_spawn_log(r2argv, lg);
   int r2 = rpid < 0 ? -1 : cli_wait(rpid);
   int t2 = cli_wait(tpid);
   if (r2 != 0 || t2 != 0) {
-    fprintf(stderr, "protsae demo: training failed (reader exit %d, trainer exit %d); see the log above\n", r2, t2);
+    fprintf(stderr, "protsae demo: training failed (reader exit %d, trainer exit %d)\n", r2, t2);
+    tail_log("trainer");
+    tail_log("train-reader");
     goto out;
   }
-  snprintf(best, sizeof best, "%s/latest", sae_dir);
-  snprintf(truth, sizeof truth, "%s/truth/directions.npy", synth_dir);
-  printf("planted features recovered by the SAE (best decoder-row cosine per planted GO-term direction):\n");
+  printf("      trained in %.0f s\n", now_s() - t1);
+trained:
+  printf("      planted features recovered (best decoder-row cosine per planted direction):\n");
   fflush(stdout);
   char *vargv[] = {"recovery", "--sae", best, "--truth", truth, NULL};
   if (cli_recovery(5, vargv) != 0) goto out;
+
+  // [3/5] encode every protein with the SAE and with the raw dimensions (baseline)
+  char fstore[PATH_MAX + 16], nstore[PATH_MAX + 16];
+  snprintf(fstore, sizeof fstore, "%s/features.db", absw);
+  snprintf(nstore, sizeof nstore, "%s/neurons.db", absw);
+  t1 = now_s();
+  printf("[3/5] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB), SAE and neurons\n",
+         (long long)n_enc);
+  fflush(stdout);
+  if (encode_stream("features", absw, emb, fasta, best, (int)n_enc, ps_config_str(cfg, "batch-rows"), fstore) < 0 ||
+      encode_stream("neurons", absw, emb, fasta, NULL, (int)n_enc, ps_config_str(cfg, "batch-rows"), nstore) < 0)
+    goto out;
+  printf("      encoded in %.0f s; feature stores %s, %s (protsae features / feature N --db ...)\n", now_s() - t1,
+         fstore, nstore);
+
+  // [4/5] GO enrichment: features vs neurons
+  char enr[PATH_MAX + 16];
+  snprintf(enr, sizeof enr, "%s/enrichment", absw);
+  t1 = now_s();
+  printf("[4/5] GO enrichment of every feature and every neuron (Fisher's exact test, BH FDR)\n");
+  fflush(stdout);
+  if (demo_enrich(fstore, nstore, datadir, enr, 2) != 0) goto out;
+  printf("      in %.0f s; per-feature TSVs and the full table in %s\n", now_s() - t1, enr);
+
+  // [5/5] interpretation: explanations scored on held-out proteins, features vs neurons
+  char interp[PATH_MAX], interp_dir[PATH_MAX + 16];
+  if (need_stage("interpreter", interp, sizeof interp)) goto out;
+  snprintf(interp_dir, sizeof interp_dir, "%s/interp", absw);
+  t1 = now_s();
+  printf("[5/5] explaining %s features and %s neurons, scored on held-out proteins (protsae-interpreter)\n",
+         ps_config_str(cfg, "n-interpret"), ps_config_str(cfg, "n-interpret"));
+  fflush(stdout);
+  char *iargv[] = {interp, "--features", fstore, "--neurons", nstore, "--data", datadir, "--out", interp_dir,
+                   "--n-features", (char *)ps_config_str(cfg, "n-interpret"), "--n-neurons",
+                   (char *)ps_config_str(cfg, "n-interpret"), "--mode", (char *)ps_config_str(cfg, "mode"), NULL};
+  log_path(lg, sizeof lg, "interpreter");
+  pid_t ipid = cli_spawn_log_fds(iargv, lg, 0);
+  if (ipid < 0 || cli_wait(ipid) != 0) {
+    fprintf(stderr, "protsae demo: the interpreter failed\n");
+    goto out;
+  }
+  printf("      in %.0f s; explanations in %s/features.jsonl and neurons.jsonl\n", now_s() - t1, interp_dir);
+  char *pargv[] = {"report", "--workdir", absw, "--data", datadir, NULL};
+  if (cli_report(5, pargv) != 0) goto out;
+  printf("\nseconds: %.1f\n", now_s() - t0);
   printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
-  printf("seconds: %.1f\n", now_s() - t0);
-  printf("dataset: %s\n", synth_dir);
   status = 0;
 out:
   ps_config_destroy(&cfg);

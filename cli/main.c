@@ -14,6 +14,14 @@ static void usage(FILE *f) {
           "  synth     generate embeddings with planted, known GO-term features\n"
           "  consume   a pipeline sink that checks and counts what arrives\n"
           "  recovery  how many planted directions a trained SAE's decoder recovers (cosine)\n"
+          "  embed     native ESM2: FASTA + Hugging Face ESM2 checkpoint -> npy / safetensors representations\n"
+          "  enrich    GO enrichment of every SAE feature (and/or neuron) against the GO hierarchy\n"
+          "  features  the feature store's table: frequency, mean, max, dead / dense flags (sortable)\n"
+          "  feature   one feature: statistics, top proteins with names, histogram\n"
+          "  report    one self-contained HTML report of a run (curves, features vs neurons, feature cards)\n"
+          "  status    every stage's progress from its metrics endpoint (rows, rate, ETA, loss, L0, dead %%)\n"
+          "  enrich-store  GO enrichment of the features (and neurons) in feature stores, side by side\n"
+          "  encode-check  the feature store's codes against a direct in-process encode\n"
           "  version   print the version\n");
 }
 
@@ -33,6 +41,14 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "consume")) return cli_consume(argc - 1, argv + 1);
   if (!strcmp(cmd, "demo")) return cli_demo(argc - 1, argv + 1);
   if (!strcmp(cmd, "recovery")) return cli_recovery(argc - 1, argv + 1);
+  if (!strcmp(cmd, "features")) return cli_features(argc - 1, argv + 1);
+  if (!strcmp(cmd, "enrich-store")) return cli_enrich_store(argc - 1, argv + 1);
+  if (!strcmp(cmd, "status")) return cli_status(argc - 1, argv + 1);
+  if (!strcmp(cmd, "report")) return cli_report(argc - 1, argv + 1);
+  if (!strcmp(cmd, "feature")) return cli_feature(argc - 1, argv + 1);
+  if (!strcmp(cmd, "encode-check")) return cli_encode_check(argc - 1, argv + 1);
+  if (!strcmp(cmd, "embed")) return cli_embed(argc - 1, argv + 1);
+  if (!strcmp(cmd, "enrich")) return cli_enrich(argc - 1, argv + 1);
   fprintf(stderr, "protsae: unknown command '%s'\n", cmd);
   usage(stderr);
   return 2;

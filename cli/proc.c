@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -43,6 +44,23 @@ const char *cli_stage_path(const char *name, char *buf, size_t cap) {
 pid_t cli_spawn(char *const argv[]) {
   pid_t pid;
   int rc = posix_spawn(&pid, argv[0], NULL, NULL, argv, environ);
+  if (rc != 0) {
+    fprintf(stderr, "protsae: cannot start %s: %s\n", argv[0], strerror(rc));
+    return -1;
+  }
+  return pid;
+}
+
+pid_t cli_spawn_log(char *const argv[], const char *log_path) { return cli_spawn_log_fds(argv, log_path, 1); }
+
+pid_t cli_spawn_log_fds(char *const argv[], const char *log_path, int with_stdout) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (with_stdout) posix_spawn_file_actions_adddup2(&fa, 2, 1);
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
     fprintf(stderr, "protsae: cannot start %s: %s\n", argv[0], strerror(rc));
     return -1;

@@ -376,6 +376,21 @@ int wire_check_feature_batch(const Protsae__FeatureBatch *b, ps_err_t *err) {
     for (size_t i = 1; i < b->n_residue_offsets; i++)
       if (b->residue_offsets[i] < b->residue_offsets[i - 1])
         return ps_err_set(err, PS_EPROTO, "FeatureBatch: residue offsets decrease at %zu", i);
+    if (b->n_pooled_indptr) {
+      if (b->n_pooled_indptr != b->n_protein_ids + 1 || b->n_pooled_indices != b->n_pooled_values ||
+          b->pooled_indptr[0] != 0 || b->pooled_indptr[b->n_protein_ids] != b->n_pooled_indices)
+        return ps_err_set(err, PS_EPROTO, "FeatureBatch: pooled codes do not span %zu proteins", b->n_protein_ids);
+      for (size_t i = 1; i < b->n_pooled_indptr; i++)
+        if (b->pooled_indptr[i] < b->pooled_indptr[i - 1])
+          return ps_err_set(err, PS_EPROTO, "FeatureBatch: pooled indptr decreases at %zu", i);
+      if (b->n_features)
+        for (size_t i = 0; i < b->n_pooled_indices; i++)
+          if (b->pooled_indices[i] >= b->n_features)
+            return ps_err_set(err, PS_EPROTO, "FeatureBatch: pooled feature %u at entry %zu >= n_features %u",
+                              b->pooled_indices[i], i, b->n_features);
+    }
+  } else if (b->n_pooled_indptr || b->n_pooled_indices) {
+    return ps_err_set(err, PS_EPROTO, "FeatureBatch: pooled codes at protein level");
   } else if (b->n_protein_ids != b->n_rows) {
     return ps_err_set(err, PS_EPROTO, "FeatureBatch: %zu ids for %u protein-level rows", b->n_protein_ids, b->n_rows);
   }

@@ -10,11 +10,21 @@
 #include "config.h"
 #include "log.h"
 #include "reader.h"
+#include "replay.h"
 #include "signals.h"
 #include "wire.h"
 
 static const ps_config_entry_t table[] = {
     {"emb", NULL, "embeddings: .npy, .safetensors, .h5, .pt or a directory of .pt files"},
+    {"esm2", NULL, "native ESM2: Hugging Face checkpoint directory (config.json + model.safetensors); "
+                   "embeddings computed from --fasta instead of read from --emb"},
+    {"layers", "last", "esm2: layer to send, or 'L,L+1' (the second becomes the transcoder target)"},
+    {"tokens-per-batch", "4096", "esm2: token budget of one forward batch (BOS/EOS included)"},
+    {"sort-window", "4096", "esm2: sequences read ahead and sorted by length (1 = FASTA order)"},
+    {"max-residues", "1022", "esm2: longer sequences are truncated or an error (see --long)"},
+    {"long", "truncate", "esm2: sequences over --max-residues: truncate (as ESM) | error"},
+    {"unknown", "error", "esm2: letters outside the alphabet: error (names sequence and position) | unk"},
+    {"threads", "1", "esm2: threads for the forward pass (projections, attention, element-wise)"},
     {"format", NULL, "force the format: npy|safetensors|h5|pt"},
     {"fasta", NULL, "FASTA (plain or .gz): ids are checked against it (and give npy ids)"},
     {"ids", NULL, "text file with one id per row (npy / single-matrix safetensors)"},
@@ -34,12 +44,15 @@ static const ps_config_entry_t table[] = {
     {"out", "@ipc:///tmp/protsae-reader.ipc", "endpoint (@ binds, > connects)"},
     {"consumers", "1", "consumers that will read this stream: each gets an EndOfStream"},
     {"hwm", "16", "batches queued per consumer before sending blocks"},
+    {"max-rate", "0", "at most this many batches per second (0 = as fast as the consumers take them)"},
     {"linger-ms", "30000", "at exit, how long to wait for the consumers to take the stream and hang up"},
     {"heartbeat-ms", "1000", "heartbeat interval"},
     {"run-id", "run", "run id stamped on every message"},
     {"producer", "reader-0", "producer name stamped on every message"},
     {"state", NULL, "state file: the position after the last sent batch"},
     {"resume", "0", "continue from --state when it exists"},
+    {"control", "", "after the stream, serve ResendRequests from the last stage on this endpoint "
+                    "(PULL; e.g. @ipc:///tmp/protsae-reader-ctl.ipc) until it reports the stream complete"},
     {NULL, NULL, NULL},
 };
 
@@ -88,6 +101,83 @@ static int send_batch(void *sock, const char *run_id, const char *producer, cons
 // seq numbers stay a pure function of the stream position. After a stop request the final
 // EndOfStream still gets up to eos_wait_ms to find room (a second signal exits at once).
 static int send_control(void *sock, const char *run_id, const char *producer, uint64_t seq,
+                        Protsae__Envelope *env, int eos_wait_ms, ps_err_t *err);
+
+static int send_eos(void *sock, const char *run_id, const char *producer, uint64_t seq, uint64_t rows_sent,
+                    uint64_t batches_sent, uint64_t prot_sent, const char *reason, int eos_wait, ps_err_t *err) {
+  Protsae__Envelope env = PROTSAE__ENVELOPE__INIT;
+  Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
+  eos.rows_sent = rows_sent;
+  eos.batches_sent = batches_sent;
+  eos.proteins_sent = prot_sent;
+  eos.n_producers = 1;
+  eos.reason = (char *)reason;
+  env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
+  env.end_of_stream = &eos;
+  return send_control(sock, run_id, producer, seq, &env, eos_wait, err);
+}
+
+// Serve ResendRequests (see protsae-scorer) until one says the stream is complete, or a stop
+// request. Requests queued while busy are drained first; only the newest one is served.
+static void serve_control(void *ctl, void *sock, replay_t *rp, const char *run_id, const char *producer,
+                          uint64_t seq, uint64_t rows_sent, uint64_t batches_sent, uint64_t prot_sent, int residue,
+                          uint32_t layer) {
+  PS_INFO("stream sent: serving re-send requests until the last stage has every batch");
+  for (;;) {
+    ps_err_t e = {0};
+    Protsae__Envelope *req = NULL, *env = NULL;
+    int rc = wire_recv(ctl, &env, 500, &ps_stop_flag, NULL, &e);
+    if (rc == PS_EINTR) return;
+    if (rc < 0) {
+      PS_WARN("control: %s", e.msg);
+      return;
+    }
+    while (rc == 1) {
+      if (env->body_case == PROTSAE__ENVELOPE__BODY_RESEND_REQUEST) {
+        if (env->resend_request->finished) {
+          PS_INFO("the last stage has every batch (%s)", env->producer);
+          wire_free(&env);
+          wire_free(&req);
+          return;
+        }
+        wire_free(&req);
+        req = env;
+      } else {
+        wire_free(&env);
+      }
+      env = NULL;
+      rc = wire_recv(ctl, &env, 0, &ps_stop_flag, NULL, &e);
+    }
+    if (!req) continue;
+    const Protsae__ResendRequest *rq = req->resend_request;
+    if (rq->producer[0] && strcmp(rq->producer, producer)) {
+      wire_free(&req);
+      continue;  // another reader's stream
+    }
+    size_t sent = 0, unknown = 0;
+    for (size_t i = 0; i < rq->n_seqs && !ps_signals_stop_requested(); i++) {
+      reader_batch_t b;
+      int got = replay_batch(rp, rq->seqs[i], &b, &e);
+      if (got < 0) {
+        PS_ERROR("re-send of seq %llu: %s", (unsigned long long)rq->seqs[i], e.msg);
+        break;
+      }
+      if (got == 0) {
+        unknown++;
+        continue;
+      }
+      if (send_batch(sock, run_id, producer, &b, residue, layer, &e) < 0) break;
+      sent++;
+    }
+    if (rq->n_seqs)
+      PS_INFO("re-sent %zu of %zu requested batches (%zu not sent by this process)", sent, rq->n_seqs, unknown);
+    if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, "done", 2000, &e) < 0)
+      PS_WARN("EndOfStream not re-sent: %s", e.msg);
+    wire_free(&req);
+  }
+}
+
+static int send_control(void *sock, const char *run_id, const char *producer, uint64_t seq,
                         Protsae__Envelope *env, int eos_wait_ms, ps_err_t *err) {
   env->schema_version = PS_SCHEMA_VERSION;
   env->run_id = (char *)run_id;
@@ -103,7 +193,8 @@ int main(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   reader_t *rd = NULL;
-  void *zctx = NULL, *sock = NULL;
+  void *zctx = NULL, *sock = NULL, *ctl = NULL;
+  replay_t *rp = NULL;
   wire_peers_t *peers = NULL;
   int status = 1;
   if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
@@ -121,8 +212,9 @@ int main(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   int64_t layer, tlayer, batch_rows, seed, epochs, max_records, consumers, hwm, linger, hb;
   double valf;
+  double max_rate;
   int skip_nf, resume;
-  if (ps_config_i64(cfg, "layer", &layer, &err) < 0 || ps_config_i64(cfg, "target-layer", &tlayer, &err) < 0 ||
+  if (ps_config_f64(cfg, "max-rate", &max_rate, &err) < 0 || ps_config_i64(cfg, "layer", &layer, &err) < 0 || ps_config_i64(cfg, "target-layer", &tlayer, &err) < 0 ||
       ps_config_i64(cfg, "batch-rows", &batch_rows, &err) < 0 || ps_config_i64(cfg, "seed", &seed, &err) < 0 ||
       ps_config_i64(cfg, "epochs", &epochs, &err) < 0 || ps_config_i64(cfg, "max-records", &max_records, &err) < 0 ||
       ps_config_i64(cfg, "consumers", &consumers, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||
@@ -134,9 +226,40 @@ int main(int argc, char **argv) {
     ps_err_set(&err, PS_ECONFIG, "batch-rows, epochs, consumers and hwm must be >= 1");
     goto fail;
   }
+  if (!(max_rate >= 0)) {
+    ps_err_set(&err, PS_ECONFIG, "max-rate must be >= 0 (got %g)", max_rate);
+    goto fail;
+  }
   o.src.path = ps_config_str(cfg, "emb");
-  if (!o.src.path) {
-    ps_err_set(&err, PS_ECONFIG, "--emb is required (see --help)");
+  o.esm2_dir = ps_config_str(cfg, "esm2");
+  if (o.esm2_dir) {
+    // --layers is parsed by reader_new once the model (and its layer count) is loaded
+    int64_t tpb, win, maxres, threads;
+    if (ps_config_i64(cfg, "tokens-per-batch", &tpb, &err) < 0 || ps_config_i64(cfg, "sort-window", &win, &err) < 0 ||
+        ps_config_i64(cfg, "max-residues", &maxres, &err) < 0 || ps_config_i64(cfg, "threads", &threads, &err) < 0)
+      goto fail;
+    if (tpb < 3 || win < 1 || win > (1 << 24) || maxres < 1 || maxres > (1 << 20) || threads < 1 || threads > 256) {
+      ps_err_set(&err, PS_ECONFIG, "tokens-per-batch >= 3, sort-window >= 1, max-residues >= 1, threads 1..256");
+      goto fail;
+    }
+    const char *lp = ps_config_str(cfg, "long"), *up = ps_config_str(cfg, "unknown");
+    if (!lp || (strcmp(lp, "truncate") && strcmp(lp, "error")) || !up || (strcmp(up, "error") && strcmp(up, "unk"))) {
+      ps_err_set(&err, PS_ECONFIG, "--long must be truncate|error and --unknown error|unk");
+      goto fail;
+    }
+    o.esm2_layers = ps_config_str(cfg, "layers");
+    o.esm2.tokens_per_batch = (uint32_t)tpb;
+    o.esm2.sort_window = (uint32_t)win;
+    o.esm2.max_residues = (uint32_t)maxres;
+    o.esm2.long_policy = !strcmp(lp, "error") ? ESM2_LONG_ERROR : ESM2_LONG_TRUNCATE;
+    o.esm2.unknown = !strcmp(up, "unk") ? ESM2_UNKNOWN_UNK : ESM2_UNKNOWN_ERROR;
+    o.esm2.threads = (int)threads;
+    if (!ps_config_str(cfg, "fasta")) {
+      ps_err_set(&err, PS_ECONFIG, "--esm2 needs --fasta");
+      goto fail;
+    }
+  } else if (!o.src.path) {
+    ps_err_set(&err, PS_ECONFIG, "--emb (or --esm2 with --fasta) is required (see --help)");
     goto fail;
   }
   o.src.format = ps_config_str(cfg, "format");
@@ -170,6 +293,7 @@ int main(int argc, char **argv) {
   o.skip_nonfinite = skip_nf;
 
   if (reader_new(&rd, &o, &err) < 0) goto fail;
+  if (o.esm2_dir) layer = reader_esm2_layer(rd);
   const char *state = ps_config_str(cfg, "state");
   reader_pos_t pos = {0, 0, 0};
   if (resume && state) {
@@ -185,6 +309,10 @@ int main(int argc, char **argv) {
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
   wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0};
   zctx = zmq_ctx_new();
+  const char *ctl_ep = ps_config_str(cfg, "control");
+  if (ctl_ep && ctl_ep[0] && !(ctl = wire_socket(zctx, ZMQ_PULL, ctl_ep, &wo, &err))) goto fail;
+  rp = replay_new(&o, pos.seq);
+  reader_pos_t cur_pos = pos;
   if (!(sock = wire_socket_watched(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &peers, &err))) goto fail;
 
   int64_t per_epoch = reader_records_per_epoch(rd);
@@ -199,7 +327,16 @@ int main(int argc, char **argv) {
     batches_sent++;
     prot_sent += b.n_proteins;
     seq = b.next.seq;
+    replay_note(rp, b.seq, &cur_pos);
+    cur_pos = b.next;
     if (state && reader_pos_save(state, &b.next, &err) < 0) goto fail;
+    if (max_rate > 0) {  // throttle: batch n leaves no earlier than t0 + n / max_rate
+      uint64_t due = t0 + (uint64_t)((double)batches_sent * 1000.0 / max_rate), t = now_ms();
+      if (due > t && !ps_signals_stop_requested()) {
+        struct timespec ts = {(time_t)((due - t) / 1000), (long)((due - t) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+      }
+    }
     uint64_t t = now_ms();
     if (t - last_hb >= (uint64_t)hb) {
       last_hb = t;
@@ -242,6 +379,9 @@ int main(int argc, char **argv) {
       }
     }
   }
+  if (ctl && !ps_signals_stop_requested())
+    serve_control(ctl, sock, rp, run_id, producer, seq, rows_sent, batches_sent, prot_sent, residue,
+                  layer < 0 ? 0 : (uint32_t)layer);
   const reader_counts_t *c = reader_counts(rd);
   double secs = (double)(now_ms() - t0) / 1000.0;
   PS_INFO("finished reason=%s batches=%llu rows=%llu proteins=%llu skipped_nonfinite=%llu seconds=%.2f rows_per_s=%.0f",
@@ -264,6 +404,8 @@ int main(int argc, char **argv) {
 fail:
   if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
   wire_peers_destroy(&peers);
+  wire_close(&ctl);
+  replay_destroy(&rp);
   wire_close(&sock);
   if (zctx) zmq_ctx_term(zctx);
   reader_destroy(&rd);

@@ -28,6 +28,7 @@ struct reader {
   reader_batch_t b;
   size_t cap_rows, cap_prot, cap_ids_alloc;
   int64_t per_epoch;
+  esm2_model_t *esm2;       // native ESM2 mode
 };
 
 int reader_is_validation(const char *id, uint64_t seed, double val_fraction) {
@@ -68,6 +69,13 @@ static int load_fasta(reader_t *r, ps_err_t *err) {
 static int open_sources(reader_t *r, ps_err_t *err) {
   emb_source_destroy(&r->src);
   emb_source_destroy(&r->tgt);
+  if (r->esm2) {
+    esm2_run_opts_t eo = r->o.esm2;
+    eo.fasta_path = r->o.fasta_path;
+    r->per_epoch = -1;
+    return esm2_source_open(&r->src, eo.req.n_layers > 1 ? &r->tgt : NULL, r->esm2, &eo, r->o.src.level,
+                            r->o.skip_nonfinite, err);
+  }
   emb_source_opts_t so = r->o.src;
   so.allow_nonfinite = r->o.skip_nonfinite;
   if (r->fasta_ids && !so.fallback_ids) {
@@ -101,7 +109,30 @@ int reader_new(reader_t **out, const reader_opts_t *opts, ps_err_t *err) {
     rc = ps_err_set(err, PS_ECONFIG, "validation fraction %g is outside [0, 1]", r->o.val_fraction);
     goto fail;
   }
-  if (r->o.fasta_path && (rc = load_fasta(r, err)) < 0) goto fail;
+  if (r->o.esm2_dir) {
+    if (!r->o.fasta_path) {
+      rc = ps_err_set(err, PS_ECONFIG, "native ESM2 needs a FASTA");
+      goto fail;
+    }
+    if ((rc = esm2_load(&r->esm2, r->o.esm2_dir, err)) < 0) goto fail;
+    // our own copy of the layer list (the runner copies it too, per epoch)
+    int *lay = NULL, nl = 0;
+    const int *given = r->o.esm2.req.layers;
+    r->o.esm2.req.layers = NULL;  // owned by the reader from here (freed in reader_destroy)
+    if (r->o.esm2_layers) {
+      if ((rc = esm2_parse_layers(r->o.esm2_layers, esm2_config(r->esm2)->n_layers, &lay, &nl, err)) < 0) goto fail;
+    } else {
+      nl = r->o.esm2.req.n_layers;
+      lay = ps_xmalloc((size_t)(nl > 0 ? nl : 1) * sizeof(int));
+      if (nl > 0) memcpy(lay, given, (size_t)nl * sizeof(int));
+    }
+    r->o.esm2.req.layers = lay;
+    r->o.esm2.req.n_layers = nl;
+    if (nl < 1 || nl > 2) {
+      rc = ps_err_set(err, PS_ECONFIG, "native ESM2: give one layer, or two (input and target), not %d", nl);
+      goto fail;
+    }
+  } else if (r->o.fasta_path && (rc = load_fasta(r, err)) < 0) goto fail;
   if ((rc = open_sources(r, err)) < 0) goto fail;
   r->opened_epoch = 0;
   *out = r;
@@ -116,6 +147,8 @@ void reader_destroy(reader_t **rp) {
   reader_t *r = *rp;
   emb_source_destroy(&r->src);
   emb_source_destroy(&r->tgt);
+  if (r->esm2) free((void *)r->o.esm2.req.layers);
+  esm2_destroy(&r->esm2);
   strmap_destroy(&r->fasta);
   for (size_t i = 0; i < r->n_fasta; i++) free(r->fasta_ids[i]);
   free(r->fasta_ids);
@@ -144,6 +177,7 @@ int reader_seek(reader_t *r, const reader_pos_t *pos, ps_err_t *err) {
 }
 
 const reader_counts_t *reader_counts(const reader_t *r) { return &r->counts; }
+int reader_esm2_layer(const reader_t *r) { return r->esm2 ? r->o.esm2.req.layers[0] : -1; }
 int64_t reader_records_per_epoch(const reader_t *r) { return r->per_epoch; }
 
 static void ensure(reader_t *r, uint32_t rows, uint32_t prot, uint32_t dim, uint32_t tdim) {

@@ -19,6 +19,7 @@
 
 #include "emb.h"
 #include "err.h"
+#include "esm2.h"
 
 typedef enum { READER_SPLIT_ALL = 0, READER_SPLIT_TRAIN, READER_SPLIT_VAL } reader_split_t;
 
@@ -35,6 +36,16 @@ typedef struct reader_opts {
   uint32_t epochs;             // passes over the data (>= 1)
   int skip_nonfinite;          // 1: skip and count records with NaN/Inf instead of failing
   uint64_t max_records;        // 0 = all; per epoch
+  // Native ESM2 (esm2_dir set): the embeddings are computed from fasta_path by the checkpoint in
+  // esm2_dir instead of read from src.path; esm2.req.layers[0] is the layer sent, a second
+  // layer (esm2.req.layers[1]) becomes the paired target (transcoders). src.level applies; the
+  // FASTA is the source, so ids are not matched against it (records come length-sorted within
+  // windows, see esm2.h; a truncated sequence has max_residues rows). Every epoch reruns the model.
+  // esm2_layers: "L" or "L,L+1" (esm2_parse_layers syntax), parsed once the model is loaded;
+  // esm2.req.layers may be given instead.
+  const char *esm2_dir;
+  const char *esm2_layers;
+  esm2_run_opts_t esm2;
 } reader_opts_t;
 
 typedef struct reader_pos {
@@ -72,6 +83,8 @@ int reader_next_batch(reader_t *r, reader_batch_t *b, ps_err_t *err);
 const reader_counts_t *reader_counts(const reader_t *r);
 // Total records per epoch when the source knows it, else -1.
 int64_t reader_records_per_epoch(const reader_t *r);
+// Native ESM2: the layer sent (first of esm2_layers), -1 otherwise.
+int reader_esm2_layer(const reader_t *r);
 // Split assignment: 1 when `id` is in the validation split.
 int reader_is_validation(const char *id, uint64_t seed, double val_fraction);
 

@@ -1,0 +1,402 @@
+// protsae features / feature N / encode-check — read the scorer's feature store.
+//   features      a sortable table: frequency, mean, max, dead / dense flags
+//   feature N     one feature: statistics, top proteins with gene and protein names (from the
+//                 data directory's proteins.tsv.gz, streamed), a text histogram
+//   encode-check  the store's codes against a direct in-process encode of the same rows
+// The store is opened read-only: these work while the scorer runs (as of its last commit).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "cli.h"
+#include "config.h"
+#include "emb.h"
+#include "featstore.h"
+#include "sae.h"
+#include "strmap.h"
+
+static int usage_or(ps_config_t *cfg, const ps_config_entry_t *t, const char *prog, int bad) {
+  int help = ps_config_help_requested(cfg);
+  if (help || bad) {
+    ps_config_usage(t, prog, help ? stdout : stderr);
+    ps_config_destroy(&cfg);
+    return help ? 0 : 2;
+  }
+  return -1;
+}
+
+static int open_store(const char *path, fs_t **fs, fs_meta_t *m, ps_err_t *err) {
+  int rc = fs_open(fs, path, FS_OPEN_READONLY, err);
+  if (rc < 0) return rc;
+  rc = fs_meta_get(*fs, m, err);
+  if (rc == 0) rc = ps_err_set(err, PS_ENOTFOUND, "%s: the feature store is empty (nothing committed yet)", path);
+  return rc < 0 ? rc : 0;
+}
+
+// ---- features --------------------------------------------------------------------------------
+typedef struct row {
+  uint32_t id;
+  uint64_t n;
+  double freq, mean, max;
+} row_t;
+
+static const ps_config_entry_t features_table[] = {
+    {"db", "protsae-features.db", "feature store (protsae-scorer --db)"},
+    {"sort", "frequency", "frequency | max | mean | id"},
+    {"asc", "0", "ascending order (default: descending; id sorts ascending)"},
+    {"limit", "50", "rows shown (0 = all)"},
+    {"dense", "0.1", "a feature active on more than this fraction of proteins is flagged dense"},
+    {"filter", "all", "all | dead | dense | alive"},
+    {"dump", "0", "1: print the whole store as text instead (meta, features, codes; byte-identical for equal stores)"},
+    {NULL, NULL, NULL},
+};
+
+static int sort_key;  // 0 freq, 1 max, 2 mean, 3 id
+static int sort_asc;
+static int cmp_rows(const void *a, const void *b) {
+  const row_t *x = a, *y = b;
+  double u = 0, v = 0;
+  if (sort_key == 0) u = x->freq, v = y->freq;
+  else if (sort_key == 1) u = x->max, v = y->max;
+  else if (sort_key == 2) u = x->mean, v = y->mean;
+  int c = sort_key == 3 ? 0 : (u < v ? -1 : u > v);
+  if (!sort_asc) c = -c;
+  if (c == 0) c = x->id < y->id ? -1 : x->id > y->id;  // ties (and --sort id): by id
+  return c;
+}
+
+struct fill_ctx {
+  row_t *rows;
+  uint64_t proteins;
+};
+static int fill_row(uint32_t id, const fs_feat_t *f, void *ctx) {
+  struct fill_ctx *c = ctx;
+  row_t *r = &c->rows[id];
+  r->n = f->n_active;
+  r->freq = c->proteins ? (double)f->n_active / (double)c->proteins : 0;
+  r->mean = fs_feat_mean(f);
+  r->max = f->max;
+  return 0;
+}
+
+int cli_features(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, features_table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae features: %s\n", err.msg);
+    return 2;
+  }
+  int u = usage_or(cfg, features_table, "protsae features", 0);
+  if (u >= 0) return u;
+  fs_t *fs = NULL;
+  fs_meta_t m;
+  row_t *rows = NULL;
+  int status = 1;
+  int64_t limit;
+  double dense;
+  if (ps_config_i64(cfg, "limit", &limit, &err) < 0 || ps_config_f64(cfg, "dense", &dense, &err) < 0 ||
+      ps_config_bool(cfg, "asc", &sort_asc, &err) < 0)
+    goto out;
+  const char *s = ps_config_str(cfg, "sort"), *flt = ps_config_str(cfg, "filter");
+  if (!strcmp(s, "frequency")) sort_key = 0;
+  else if (!strcmp(s, "max")) sort_key = 1;
+  else if (!strcmp(s, "mean")) sort_key = 2;
+  else if (!strcmp(s, "id")) sort_key = 3, sort_asc = 1;
+  else {
+    ps_err_set(&err, PS_ECONFIG, "--sort must be frequency, max, mean or id, not '%s'", s);
+    goto out;
+  }
+  int fk = !strcmp(flt, "all") ? 0 : !strcmp(flt, "dead") ? 1 : !strcmp(flt, "dense") ? 2 : !strcmp(flt, "alive") ? 3 : -1;
+  if (fk < 0) {
+    ps_err_set(&err, PS_ECONFIG, "--filter must be all, dead, dense or alive, not '%s'", flt);
+    goto out;
+  }
+  if (open_store(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
+  int dump = 0;
+  ps_config_bool(cfg, "dump", &dump, NULL);
+  if (dump) {
+    if (fs_dump(fs, stdout, &err) < 0) goto out;
+    status = 0;
+    goto out;
+  }
+  rows = ps_xcalloc(m.n_features ? m.n_features : 1, sizeof *rows);
+  for (uint32_t i = 0; i < m.n_features; i++) rows[i].id = i;
+  struct fill_ctx fc = {rows, m.proteins};
+  if (fs_feat_each(fs, m.top_n, fill_row, &fc, &err) < 0) goto out;
+  size_t n_dead = 0, n_dense = 0, n = 0;
+  for (uint32_t i = 0; i < m.n_features; i++) {
+    int dead = rows[i].n == 0, dn = rows[i].freq > dense;
+    n_dead += dead;
+    n_dense += dn;
+    if (fk == 0 || (fk == 1 && dead) || (fk == 2 && dn) || (fk == 3 && !dead)) rows[n++] = rows[i];
+  }
+  qsort(rows, n, sizeof *rows, cmp_rows);
+  printf("# %s: %u %s, %llu proteins%s; dead %zu (%.1f%%), dense (> %.0f%% of proteins) %zu\n",
+         ps_config_str(cfg, "db"), m.n_features, m.neurons ? "neurons" : "features", (unsigned long long)m.proteins,
+         m.level ? " (residue level, pooled)" : "", n_dead, m.n_features ? 100.0 * (double)n_dead / m.n_features : 0.0,
+         dense * 100, n_dense);
+  printf("%8s %10s %9s %11s %11s  %s\n", "feature", "active", "freq", "mean", "max", "flags");
+  for (size_t i = 0; i < n && (limit <= 0 || (int64_t)i < limit); i++) {
+    const row_t *r = &rows[i];
+    printf("%8u %10llu %8.4f%% %11.4g %11.4g  %s\n", r->id, (unsigned long long)r->n, 100 * r->freq, r->mean, r->max,
+           r->n == 0 ? "dead" : r->freq > dense ? "dense" : "");
+  }
+  status = 0;
+out:
+  if (status) fprintf(stderr, "protsae features: %s\n", err.msg);
+  free(rows);
+  fs_close(&fs);
+  ps_config_destroy(&cfg);
+  return status;
+}
+
+// ---- feature N -------------------------------------------------------------------------------
+static const ps_config_entry_t feature_table[] = {
+    {"db", "protsae-features.db", "feature store (protsae-scorer --db)"},
+    {"data", NULL, "data directory with proteins.tsv.gz (accession, gene, name, pfam) for names"},
+    {NULL, NULL, NULL},
+};
+
+typedef struct pinfo {
+  char *gene, *name, *pfam;
+} pinfo_t;
+
+// Stream proteins.tsv(.gz) and keep the rows of the wanted ids. Memory: the wanted rows only.
+static int load_names(const char *dir, const fs_feat_t *f, pinfo_t *out, ps_err_t *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/proteins.tsv.gz", dir);
+  gzFile g = gzopen(path, "rb");
+  if (!g) {
+    snprintf(path, sizeof path, "%s/proteins.tsv", dir);
+    g = gzopen(path, "rb");
+  }
+  if (!g) return ps_err_set(err, PS_ENOTFOUND, "%s: no proteins.tsv(.gz) for protein names", dir);
+  strmap_t *want = strmap_new(f->n_top * 2 + 1);
+  for (uint32_t i = 0; i < f->n_top; i++) strmap_put(want, f->top[i].id, i);
+  char line[65536];
+  while (gzgets(g, line, sizeof line)) {
+    line[strcspn(line, "\r\n")] = 0;
+    char *cols[5] = {0};
+    int nc = 0;
+    for (char *p = line; nc < 5;) {
+      cols[nc++] = p;
+      char *t = strchr(p, '\t');
+      if (!t) break;
+      *t = 0;
+      p = t + 1;
+    }
+    if (nc < 3) continue;
+    // every top entry with this id (several positions of one protein at residue level)
+    for (uint32_t i = 0; i < f->n_top; i++)
+      if (!strcmp(f->top[i].id, cols[0]) && !out[i].gene) {
+        out[i].gene = ps_xstrdup(cols[1]);
+        out[i].name = ps_xstrdup(cols[2]);
+        out[i].pfam = ps_xstrdup(nc > 3 ? cols[3] : "");
+      }
+  }
+  gzclose(g);
+  strmap_destroy(&want);
+  return 0;
+}
+
+int cli_feature(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, feature_table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae feature: %s\n", err.msg);
+    return 2;
+  }
+  int u = usage_or(cfg, feature_table, "protsae feature N", ps_config_n_positional(cfg) != 1);
+  if (u >= 0) return u;
+  fs_t *fs = NULL;
+  fs_meta_t m;
+  fs_feat_t f = {0};
+  pinfo_t *info = NULL;
+  int status = 1;
+  char *end;
+  const char *arg = ps_config_positional(cfg, 0);
+  unsigned long id = strtoul(arg, &end, 10);
+  if (!*arg || *end) {
+    ps_err_set(&err, PS_ECONFIG, "feature id must be a number, not '%s'", arg);
+    goto out;
+  }
+  if (open_store(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
+  if (id >= m.n_features) {
+    ps_err_set(&err, PS_ENOTFOUND, "feature %lu: the store has features 0..%u", id, m.n_features - 1);
+    goto out;
+  }
+  fs_feat_init(&f, m.top_n);
+  int got = fs_feat_get(fs, (uint32_t)id, m.top_n, &f, &err);
+  if (got < 0) goto out;
+  printf("%s %lu  (%s)\n", m.neurons ? "neuron" : "feature", id, ps_config_str(cfg, "db"));
+  printf("  active on   %llu of %llu proteins (%.4f%%)%s\n", (unsigned long long)f.n_active,
+         (unsigned long long)m.proteins, m.proteins ? 100.0 * (double)f.n_active / (double)m.proteins : 0.0,
+         f.n_active ? "" : "  -- dead");
+  if (m.level)
+    printf("  residues    %llu of %llu active, max %.4g\n", (unsigned long long)f.res_active,
+           (unsigned long long)m.residues, (double)f.res_max);
+  printf("  activation  mean %.4g  sd %.4g  max %.4g%s\n", fs_feat_mean(&f), fs_feat_std(&f), (double)f.max,
+         m.level ? (m.pooling ? "  (max-pooled per protein)" : "  (mean-pooled per protein)") : "");
+  if (f.n_top) {
+    info = ps_xcalloc(f.n_top, sizeof *info);
+    const char *data = ps_config_str(cfg, "data");
+    if (data && load_names(data, &f, info, &err) < 0) {
+      fprintf(stderr, "protsae feature: %s (names not shown)\n", err.msg);
+      ps_err_clear(&err);
+    }
+    printf("\n  top proteins%s\n", m.level ? " (max residue activation, 1-based position)" : "");
+    for (uint32_t i = 0; i < f.n_top; i++) {
+      const fs_top_t *t = &f.top[i];
+      char pos[24] = "";
+      if (t->pos != FS_POS_NONE) snprintf(pos, sizeof pos, "@%u", t->pos + 1);
+      printf("  %3u. %9.4g  %-12s%-7s %-10s %s%s%s%s\n", i + 1, (double)t->value, t->id, pos,
+             info[i].gene ? info[i].gene : "", info[i].name ? info[i].name : "",
+             info[i].pfam && info[i].pfam[0] ? "  [" : "", info[i].pfam ? info[i].pfam : "",
+             info[i].pfam && info[i].pfam[0] ? "]" : "");
+    }
+  }
+  // histogram over the non-empty bins
+  int lo = FS_HIST_BINS, hi = -1;
+  uint64_t mx = 0;
+  for (int b = 0; b < FS_HIST_BINS; b++)
+    if (f.hist[b]) {
+      if (b < lo) lo = b;
+      hi = b;
+      if (f.hist[b] > mx) mx = f.hist[b];
+    }
+  if (hi >= 0) {
+    printf("\n  activation histogram (bins of x sqrt 2)\n");
+    for (int b = lo; b <= hi; b++) {
+      int w = (int)((double)f.hist[b] * 50.0 / (double)mx + 0.5);
+      printf("  %9.3g .. %-9.3g %8llu  ", fs_hist_lower(b), fs_hist_lower(b + 1), (unsigned long long)f.hist[b]);
+      for (int k = 0; k < w; k++) fputs("#", stdout);
+      fputc('\n', stdout);
+    }
+  }
+  status = 0;
+out:
+  if (status) fprintf(stderr, "protsae feature: %s\n", err.msg);
+  if (info) {
+    for (uint32_t i = 0; i < f.n_top; i++) {
+      free(info[i].gene);
+      free(info[i].name);
+      free(info[i].pfam);
+    }
+    free(info);
+  }
+  fs_feat_clear(&f);
+  fs_close(&fs);
+  ps_config_destroy(&cfg);
+  return status;
+}
+
+// ---- encode-check ----------------------------------------------------------------------------
+static const ps_config_entry_t check_table[] = {
+    {"db", "protsae-features.db", "feature store (protsae-scorer --db), protein level"},
+    {"sae", NULL, "the SAE the encoders used"},
+    {"emb", NULL, "the embeddings the reader streamed (any format the reader takes)"},
+    {"ids", NULL, "ids file (npy)"},
+    {"batch-rows", "1024", "the reader's --batch-rows (same BLAS shapes: codes must be bitwise equal)"},
+    {NULL, NULL, NULL},
+};
+
+int cli_encode_check(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, check_table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae encode-check: %s\n", err.msg);
+    return 2;
+  }
+  int u = usage_or(cfg, check_table, "protsae encode-check", !ps_config_str(cfg, "sae") || !ps_config_str(cfg, "emb"));
+  if (u >= 0) return u;
+  fs_t *fs = NULL;
+  fs_meta_t m;
+  sae_t *s = NULL;
+  sae_enc_t *enc = NULL;
+  emb_source_t *src = NULL;
+  sae_codes_t codes = {0};
+  int status = 1;
+  uint64_t checked = 0, mismatches = 0, missing = 0;
+  float *x = NULL;
+  char **ids = NULL;
+  int64_t br_alloc = 0;
+  double max_diff = 0;
+  if (open_store(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
+  if (sae_load(&s, ps_config_str(cfg, "sae"), &err) < 0) goto out;
+  if (sae_enc_new(&enc, s, NULL, 1024, &err) < 0) goto out;
+  emb_source_opts_t eo = {0};
+  eo.path = ps_config_str(cfg, "emb");
+  eo.ids_path = ps_config_str(cfg, "ids");
+  eo.layer = -1;
+  if (emb_source_open(&src, &eo, &err) < 0) goto out;
+  // Batches of the reader's size (protein level: exactly batch-rows), so BLAS sees the same shapes
+  // and the codes must be bitwise equal; values are also compared with a tolerance.
+  int64_t br;
+  if (ps_config_i64(cfg, "batch-rows", &br, &err) < 0) goto out;
+  if (br < 1) br = 1;
+  int64_t d = s->cfg.d_in, nb = 0;
+  x = ps_xmalloc((size_t)(br * d) * sizeof(float));
+  ids = ps_xcalloc((size_t)br, sizeof(char *));
+  br_alloc = br;
+  emb_record_t rec;
+  int g;
+  for (;;) {
+    g = emb_source_next(src, &rec, &err);
+    if (g < 0) goto out;
+    if (g == 1) {
+      if (rec.dim != d || rec.n_rows != 1) {
+        ps_err_set(&err, PS_EDIM, "%s: record %llu: %u x %u, the SAE takes 1 x %lld (protein level)", eo.path,
+                   (unsigned long long)rec.index, rec.n_rows, rec.dim, (long long)d);
+        goto out;
+      }
+      memcpy(x + nb * d, rec.rows, (size_t)d * sizeof(float));
+      free(ids[nb]);
+      ids[nb++] = ps_xstrdup(rec.id);
+    }
+    if (nb == br || (g == 0 && nb)) {
+      if (sae_enc_run(enc, x, nb, &codes, &err) < 0) goto out;
+      for (int64_t r = 0; r < nb; r++) {
+        uint32_t nnz, *idx;
+        float *val;
+        int got = fs_code_get(fs, ids[r], &nnz, &idx, &val, &err);
+        if (got < 0) goto out;
+        checked++;
+        if (!got) {
+          missing++;
+          continue;
+        }
+        int64_t a = codes.indptr[r], n = codes.indptr[r + 1] - a;
+        int same = (int64_t)nnz == n;
+        for (int64_t j = 0; same && j < n; j++) {
+          same = idx[j] == (uint32_t)codes.indices[a + j];
+          double diff = fabs((double)val[j] - codes.values[a + j]);
+          if (diff > max_diff) max_diff = diff;
+          if (memcmp(&val[j], &codes.values[a + j], sizeof(float))) same = 0;
+        }
+        if (!same && mismatches++ < 5) fprintf(stderr, "mismatch: %s\n", ids[r]);
+        free(idx);
+        free(val);
+      }
+      nb = 0;
+    }
+    if (g == 0) break;
+  }
+  printf("proteins_checked: %llu\nmissing: %llu\nmismatches: %llu\nmax_abs_diff: %g\n", (unsigned long long)checked,
+         (unsigned long long)missing, (unsigned long long)mismatches, max_diff);
+  status = mismatches || missing ? 1 : 0;
+out:
+  if (status && err.msg[0]) fprintf(stderr, "protsae encode-check: %s\n", err.msg);
+  sae_codes_free(&codes);
+  if (ids)
+    for (int64_t i = 0; i < br_alloc; i++) free(ids[i]);
+  free(ids);
+  free(x);
+  emb_source_destroy(&src);
+  sae_enc_free(&enc);
+  sae_free(&s);
+  fs_close(&fs);
+  ps_config_destroy(&cfg);
+  return status;
+}

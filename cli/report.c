@@ -1,0 +1,596 @@
+// protsae report — one self-contained static HTML file (inline SVG and CSS, no network assets)
+// from a run's work directory (the demo's layout): training curves (loss, validation MSE, L0, dead
+// fraction), the feature-frequency distribution, features vs neurons (GO enrichment and
+// interpretability), a feature table, and per-feature cards (top proteins with names, activation
+// histogram, GO terms, explanation and its score). Every input but the feature store is optional;
+// a missing part is said so in the page. Memory: the feature table (n_features rows), the
+// interpreted units, the GO terms of the carded features, the protein names of their top proteins.
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "cli.h"
+#include "config.h"
+#include "featstore.h"
+#include "strmap.h"
+
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+static const ps_config_entry_t table[] = {
+    {"workdir", "protsae-demo", "run directory: sae/, features.db, neurons.db, enrichment/, interp/"},
+    {"out", NULL, "HTML file (default WORKDIR/report.html)"},
+    {"data", NULL, "data directory with proteins.tsv.gz for protein names (default: the shared human data)"},
+    {"cards", "24", "feature cards (the best-explained features first)"},
+    {"rows", "200", "rows of the feature table"},
+    {NULL, NULL, NULL},
+};
+
+static void esc(FILE *o, const char *s) {
+  for (; s && *s; s++) {
+    if (*s == '<') fputs("&lt;", o);
+    else if (*s == '>') fputs("&gt;", o);
+    else if (*s == '&') fputs("&amp;", o);
+    else if (*s == '"') fputs("&quot;", o);
+    else fputc(*s, o);
+  }
+}
+
+// ---- SVG line chart ------------------------------------------------------------------------------
+typedef struct series {
+  const char *name, *color;
+  double *x, *y;
+  size_t n;
+} series_t;
+
+static void chart(FILE *o, const char *title, const series_t *s, int ns, int logy) {
+  const double W = 460, H = 220, L = 56, R = 12, T = 26, B = 30;
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (int k = 0; k < ns; k++)
+    for (size_t i = 0; i < s[k].n; i++) {
+      double y = logy ? log10(s[k].y[i] > 1e-12 ? s[k].y[i] : 1e-12) : s[k].y[i];
+      if (!isfinite(y)) continue;
+      x0 = fmin(x0, s[k].x[i]), x1 = fmax(x1, s[k].x[i]), y0 = fmin(y0, y), y1 = fmax(y1, y);
+    }
+  fprintf(o, "<svg class=chart width=%.0f height=%.0f viewBox='0 0 %.0f %.0f'><text x=%.0f y=16 class=t>", W, H, W, H, L);
+  esc(o, title);
+  fputs("</text>", o);
+  if (!isfinite(x0)) {
+    fprintf(o, "<text x=%.0f y=%.0f>no data</text></svg>\n", L + 10, H / 2);
+    return;
+  }
+  if (x1 == x0) x1 = x0 + 1;
+  if (y1 == y0) y1 = y0 + (fabs(y0) > 0 ? fabs(y0) * 0.1 : 1), y0 -= (y1 - y0) * 0.5;
+  fprintf(o, "<rect x=%.0f y=%.0f width=%.0f height=%.0f class=frame />", L, T, W - L - R, H - T - B);
+  for (int g = 0; g <= 4; g++) {
+    double yv = y0 + (y1 - y0) * g / 4, py = H - B - (H - T - B) * g / 4;
+    fprintf(o, "<text x=%.0f y=%.1f class=ax text-anchor=end>%.3g</text>", L - 4, py + 4, logy ? pow(10, yv) : yv);
+    double xv = x0 + (x1 - x0) * g / 4, px = L + (W - L - R) * g / 4;
+    fprintf(o, "<text x=%.1f y=%.0f class=ax text-anchor=middle>%.3g</text>", px, H - B + 14, xv);
+  }
+  for (int k = 0; k < ns; k++) {
+    fprintf(o, "<polyline fill=none stroke='%s' stroke-width=1.6 points='", s[k].color);
+    for (size_t i = 0; i < s[k].n; i++) {
+      double y = logy ? log10(s[k].y[i] > 1e-12 ? s[k].y[i] : 1e-12) : s[k].y[i];
+      if (!isfinite(y)) continue;
+      fprintf(o, "%.1f,%.1f ", L + (W - L - R) * (s[k].x[i] - x0) / (x1 - x0), H - B - (H - T - B) * (y - y0) / (y1 - y0));
+    }
+    fprintf(o, "'/><text x=%.0f y=%d fill='%s' class=ax>", W - R - 150, 40 + 13 * k, s[k].color);
+    esc(o, s[k].name);
+    fputs("</text>", o);
+  }
+  fputs("</svg>\n", o);
+}
+
+static void bars(FILE *o, const char *title, const double *v, const char *const *labels, int n, int w, int h) {
+  double mx = 0;
+  for (int i = 0; i < n; i++) mx = fmax(mx, v[i]);
+  fprintf(o, "<svg class=chart width=%d height=%d viewBox='0 0 %d %d'>", w, h, w, h);
+  if (title) {
+    fprintf(o, "<text x=4 y=14 class=t>");
+    esc(o, title);
+    fputs("</text>", o);
+  }
+  double top = title ? 22 : 4, bw = (double)(w - 8) / (n ? n : 1);
+  for (int i = 0; i < n; i++) {
+    double bh = mx > 0 ? (h - top - 18) * v[i] / mx : 0;
+    fprintf(o, "<rect x=%.1f y=%.1f width=%.1f height=%.1f class=bar><title>%s: %.0f</title></rect>", 4 + i * bw,
+            h - 18 - bh, bw * 0.9, bh, labels ? labels[i] : "", v[i]);
+    if (labels && (n <= 12 || i % (n / 8 + 1) == 0))
+      fprintf(o, "<text x=%.1f y=%d class=ax text-anchor=middle>%s</text>", 4 + i * bw + bw / 2, h - 5, labels[i]);
+  }
+  fputs("</svg>\n", o);
+}
+
+// ---- inputs --------------------------------------------------------------------------------------
+typedef struct unit {
+  int64_t unit;
+  double r, p;
+  char *explanation;
+  int offline, failed;
+} unit_t;
+
+static unit_t *load_interp(const char *path, size_t *n) {
+  *n = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  unit_t *u = NULL;
+  size_t cap = 0;
+  char *line = NULL;
+  size_t lc = 0;
+  while (getline(&line, &lc, f) > 0) {
+    json_t *j = json_loads(line, 0, NULL);
+    if (!j) continue;
+    if (*n == cap) u = ps_xrealloc(u, (cap = cap ? 2 * cap : 64) * sizeof *u);
+    unit_t *x = &u[*n];
+    x->unit = json_integer_value(json_object_get(j, "unit"));
+    json_t *r = json_object_get(j, "r"), *p = json_object_get(j, "p");
+    x->r = json_is_number(r) ? json_number_value(r) : NAN;
+    x->p = json_is_number(p) ? json_number_value(p) : NAN;
+    const char *e = json_string_value(json_object_get(j, "explanation"));
+    x->explanation = ps_xstrdup(e ? e : "");
+    x->offline = json_is_true(json_object_get(j, "offline"));
+    x->failed = !json_is_null(json_object_get(j, "failure")) && json_object_get(j, "failure");
+    (*n)++;
+    json_decref(j);
+  }
+  free(line);
+  fclose(f);
+  return u;
+}
+
+static int cmp_unit_r(const void *a, const void *b) {
+  double x = ((const unit_t *)a)->r, y = ((const unit_t *)b)->r;
+  if (isnan(x)) x = -2;
+  if (isnan(y)) y = -2;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+typedef struct metrics {
+  double *step, *loss, *val, *l0, *dead, *vstep;
+  size_t n, nv, cap, capv;
+} metrics_t;
+
+static void load_metrics(const char *path, metrics_t *m) {
+  memset(m, 0, sizeof *m);
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  char *line = NULL;
+  size_t lc = 0;
+  while (getline(&line, &lc, f) > 0) {
+    json_t *j = json_loads(line, 0, NULL);
+    if (!j) continue;
+    const char *kind = json_string_value(json_object_get(j, "kind"));
+    double step = json_number_value(json_object_get(j, "step"));
+    if (kind && strcmp(kind, "final")) {
+      if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 256;
+        m->step = ps_xrealloc(m->step, m->cap * sizeof(double));
+        m->loss = ps_xrealloc(m->loss, m->cap * sizeof(double));
+        m->l0 = ps_xrealloc(m->l0, m->cap * sizeof(double));
+        m->dead = ps_xrealloc(m->dead, m->cap * sizeof(double));
+      }
+      m->step[m->n] = step;
+      m->loss[m->n] = json_number_value(json_object_get(j, "mse"));
+      m->l0[m->n] = json_number_value(json_object_get(j, "l0"));
+      m->dead[m->n] = json_number_value(json_object_get(j, "dead_fraction"));
+      m->n++;
+      json_t *v = json_object_get(j, "val_mse");
+      if (json_is_number(v)) {
+        if (m->nv == m->capv) {
+          m->capv = m->capv ? 2 * m->capv : 64;
+          m->vstep = ps_xrealloc(m->vstep, m->capv * sizeof(double));
+          m->val = ps_xrealloc(m->val, m->capv * sizeof(double));
+        }
+        m->vstep[m->nv] = step;
+        m->val[m->nv++] = json_number_value(v);
+      }
+    }
+    json_decref(j);
+  }
+  free(line);
+  fclose(f);
+}
+
+// enrichment TSV: the first `keep` terms (ascending p) of each wanted feature, as HTML rows.
+static char **load_terms(const char *path, uint32_t n_features, const uint8_t *want, int keep) {
+  gzFile g = gzopen(path, "rb");
+  if (!g) return NULL;
+  char **rows = ps_xcalloc(n_features ? n_features : 1, sizeof *rows);
+  int *cnt = ps_xcalloc(n_features ? n_features : 1, sizeof *cnt);
+  char line[8192];
+  while (gzgets(g, line, sizeof line)) {
+    char *c[16];
+    int nc = 0;
+    line[strcspn(line, "\r\n")] = 0;
+    for (char *p = line; nc < 16;) {
+      c[nc++] = p;
+      char *t = strchr(p, '\t');
+      if (!t) break;
+      *t = 0;
+      p = t + 1;
+    }
+    if (nc < 15 || !strcmp(c[0], "feature")) continue;
+    unsigned long f = strtoul(c[0], NULL, 10);
+    if (f >= n_features || !want[f] || cnt[f] >= keep) continue;
+    cnt[f]++;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "<tr><td>%s</td><td>%s</td><td class=n>%s/%s</td><td class=n>%.3g</td><td class=n>%.1f</td><td class=n>%s</td><td>",
+             c[1], c[2][0] == 'b' ? "BP" : c[2][0] == 'm' ? "MF" : "CC", c[5], c[6], strtod(c[10], NULL), strtod(c[9], NULL), c[14]);
+    size_t l = rows[f] ? strlen(rows[f]) : 0, add = strlen(buf) + strlen(c[4]) * 6 + 16;
+    rows[f] = ps_xrealloc(rows[f], l + add + 1);
+    FILE *m = fmemopen(rows[f] + l, add + 1, "w");
+    fputs(buf, m);
+    esc(m, c[4]);
+    fputs("</td></tr>", m);
+    fclose(m);
+  }
+  gzclose(g);
+  free(cnt);
+  return rows;
+}
+
+typedef struct names {
+  strmap_t *idx;
+  char **gene, **name;
+  size_t n;
+} names_t;
+
+static void load_names(const char *dir, names_t *nm) {
+  memset(nm, 0, sizeof *nm);
+  if (!dir) return;
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/proteins.tsv.gz", dir);
+  gzFile g = gzopen(path, "rb");
+  if (!g) return;
+  nm->idx = strmap_new(20000);
+  size_t cap = 0;
+  char line[8192];
+  while (gzgets(g, line, sizeof line)) {
+    line[strcspn(line, "\r\n")] = 0;
+    char *a = line, *b = strchr(a, '\t');
+    if (!b) continue;
+    *b++ = 0;
+    char *c = strchr(b, '\t');
+    if (!c) continue;
+    *c++ = 0;
+    char *d = strchr(c, '\t');
+    if (d) *d = 0;
+    if (nm->n == cap) {
+      cap = cap ? 2 * cap : 1024;
+      nm->gene = ps_xrealloc(nm->gene, cap * sizeof(char *));
+      nm->name = ps_xrealloc(nm->name, cap * sizeof(char *));
+    }
+    nm->gene[nm->n] = ps_xstrdup(b);
+    nm->name[nm->n] = ps_xstrdup(c);
+    strmap_put(nm->idx, a, nm->n++);
+  }
+  gzclose(g);
+}
+
+typedef struct frow {
+  uint32_t id;
+  uint64_t n;
+  double max, mean;
+} frow_t;
+struct fr_ctx {
+  frow_t *rows;
+};
+static int fr_fn(uint32_t id, const fs_feat_t *f, void *ctx) {
+  frow_t *r = &((struct fr_ctx *)ctx)->rows[id];
+  r->n = f->n_active;
+  r->max = f->max;
+  r->mean = fs_feat_mean(f);
+  return 0;
+}
+
+static void read_summary_txt(const char *path, const char *key, char *out, size_t cap) {
+  snprintf(out, cap, "-");
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  char line[512];
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, kl) && line[kl] == ':') {
+      char *v = line + kl + 1;
+      while (*v == ' ') v++;
+      v[strcspn(v, "\n")] = 0;
+      snprintf(out, cap, "%s", v);
+      break;
+    }
+  fclose(f);
+}
+
+static double summary_num(json_t *s, const char *kind, const char *key) {
+  json_t *v = json_object_get(json_object_get(s, kind), key);
+  return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static int cmpn(const void *a, const void *b) {
+  const frow_t *x = a, *y = b;
+  if (x->n != y->n) return x->n < y->n ? 1 : -1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int cli_report(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae report: %s\n", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae report", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  const char *w = ps_config_str(cfg, "workdir");
+  char out[PATH_MAX], p[PATH_MAX], tmp[PATH_MAX + 8], dd[PATH_MAX];
+  snprintf(out, sizeof out, "%s", ps_config_str(cfg, "out") ? ps_config_str(cfg, "out") : "");
+  if (!out[0]) snprintf(out, sizeof out, "%s/report.html", w);
+  const char *data = ps_config_str(cfg, "data");
+  if (!data) data = cli_data_dir(dd, sizeof dd);
+  int64_t n_cards = 24, n_rows = 200;
+  ps_config_i64(cfg, "cards", &n_cards, NULL);
+  ps_config_i64(cfg, "rows", &n_rows, NULL);
+  int status = 1;
+  fs_t *fs = NULL;
+  fs_meta_t m = {0}, nmeta;
+  frow_t *fr = NULL;
+  unit_t *fu = NULL, *nu = NULL;
+  size_t nfu = 0, nnu = 0;
+  char **terms = NULL;
+  uint8_t *want = NULL;
+  names_t names = {0};
+  metrics_t mt = {0};
+  json_t *isum = NULL;
+  FILE *o = NULL;
+  int have_neurons = 0;
+
+  snprintf(p, sizeof p, "%s/features.db", w);
+  if (fs_open(&fs, p, FS_OPEN_READONLY, &err) < 0) goto out;
+  int rc = fs_meta_get(fs, &m, &err);
+  if (rc <= 0) {
+    if (rc == 0) ps_err_set(&err, PS_ENOTFOUND, "%s: empty feature store", p);
+    goto out;
+  }
+  fr = ps_xcalloc(m.n_features ? m.n_features : 1, sizeof *fr);
+  for (uint32_t i = 0; i < m.n_features; i++) fr[i].id = i;
+  struct fr_ctx frc = {fr};
+  if (fs_feat_each(fs, m.top_n, fr_fn, &frc, &err) < 0) goto out;
+  {
+    fs_t *nfs = NULL;
+    snprintf(p, sizeof p, "%s/neurons.db", w);
+    ps_err_t e2 = {0};
+    if (fs_open(&nfs, p, FS_OPEN_READONLY, &e2) == 0 && fs_meta_get(nfs, &nmeta, &e2) == 1) have_neurons = 1;
+    fs_close(&nfs);
+  }
+  snprintf(p, sizeof p, "%s/interp/features.jsonl", w);
+  fu = load_interp(p, &nfu);
+  snprintf(p, sizeof p, "%s/interp/neurons.jsonl", w);
+  nu = load_interp(p, &nnu);
+  if (fu) qsort(fu, nfu, sizeof *fu, cmp_unit_r);
+  snprintf(p, sizeof p, "%s/interp/summary.json", w);
+  isum = json_load_file(p, 0, NULL);
+  snprintf(p, sizeof p, "%s/sae/metrics.jsonl", w);
+  load_metrics(p, &mt);
+  want = ps_xcalloc(m.n_features ? m.n_features : 1, 1);
+  size_t n_card = 0;
+  for (size_t i = 0; i < nfu && (int64_t)n_card < n_cards; i++)
+    if (fu[i].unit >= 0 && (uint64_t)fu[i].unit < m.n_features) want[fu[i].unit] = 1, n_card++;
+  // the table's top features (by frequency) get their top term too
+  snprintf(p, sizeof p, "%s/enrichment/features_terms.tsv", w);
+  terms = load_terms(p, m.n_features, want, 6);
+  load_names(data, &names);
+
+  snprintf(tmp, sizeof tmp, "%s.tmp", out);
+  o = fopen(tmp, "w");
+  if (!o) {
+    ps_err_set(&err, PS_EIO, "%s: cannot write", tmp);
+    goto out;
+  }
+  time_t now = time(NULL);
+  char when[64];
+  strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+  int offline = isum && json_is_true(json_object_get(isum, "offline"));
+  fputs("<!doctype html><html><head><meta charset=utf-8><title>protsae report</title><style>"
+        "body{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}"
+        "h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;margin-top:28px}"
+        "table{border-collapse:collapse;margin:8px 0}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}"
+        "td.n,th.n{text-align:right}.chart{border:1px solid #eee;margin:4px}.t{font-weight:600;font-size:12px}"
+        ".ax{font-size:10px;fill:#555}.frame{fill:none;stroke:#bbb}.bar{fill:#4a7ab5}"
+        ".card{border:1px solid #ddd;border-radius:6px;padding:10px;margin:12px 0}.off{color:#a33;font-weight:600}"
+        ".muted{color:#777}</style></head><body>\n", o);
+  fprintf(o, "<h1>protsae report</h1><p class=muted>%s &middot; work directory <code>", when);
+  esc(o, w);
+  fprintf(o, "</code></p>\n");
+  if (offline)
+    fputs("<p class=off>Explanations are OFFLINE (no LLM): built from enriched GO terms, Pfam families and gene names; "
+          "their scores are a baseline, not Claude's.</p>\n", o);
+
+  // summary
+  uint64_t dead = 0;
+  for (uint32_t i = 0; i < m.n_features; i++) dead += fr[i].n == 0;
+  fprintf(o, "<h2>Summary</h2><table><tr><td>%s</td><td class=n>%u</td></tr><tr><td>proteins encoded</td><td class=n>%llu</td></tr>"
+             "<tr><td>dead features</td><td class=n>%llu (%.1f%%)</td></tr><tr><td>mean active features per protein</td><td class=n>%.2f</td></tr></table>\n",
+          m.neurons ? "neurons" : "features", m.n_features, (unsigned long long)m.proteins, (unsigned long long)dead,
+          m.n_features ? 100.0 * (double)dead / m.n_features : 0.0, m.proteins ? (double)m.nnz / (double)m.proteins : 0.0);
+  fputs("<h2>Features vs neurons</h2><table><tr><th></th><th class=n>SAE features</th><th class=n>ESM2 neurons</th></tr>\n", o);
+  snprintf(p, sizeof p, "%s/enrichment/summary.txt", w);
+  static const char *const ekeys[][2] = {{"frac_alive_with_term", "with >= 1 significant GO term (alive units)"},
+                                         {"frac_with_term_bp", "... biological process (all units)"},
+                                         {"frac_with_term_mf", "... molecular function (all units)"},
+                                         {"frac_with_term_cc", "... cellular component (all units)"},
+                                         {"median_best_f1", "median best F1 to a GO term"},
+                                         {"frac_alive_best_f1_ge_0.5", "with a GO term at F1 >= 0.5"},
+                                         {"sig_mean_depth", "mean GO depth of significant terms"},
+                                         {"mono_dag_distance", "DAG distance between a unit's terms"},
+                                         {"mono_dag_distance_random", "... between random terms"},
+                                         {"mono_lca_depth", "depth of their deepest common ancestor"},
+                                         {"mono_lca_depth_random", "... for random terms"}};
+  for (size_t k = 0; k < sizeof ekeys / sizeof *ekeys; k++) {
+    char a[64], b[64], key[96];
+    snprintf(key, sizeof key, "features_%s", ekeys[k][0]);
+    read_summary_txt(p, key, a, sizeof a);
+    snprintf(key, sizeof key, "neurons_%s", ekeys[k][0]);
+    read_summary_txt(p, key, b, sizeof b);
+    fprintf(o, "<tr><td>%s</td><td class=n>%s</td><td class=n>%s</td></tr>\n", ekeys[k][1], a, b);
+  }
+  static const char *const ikeys[][2] = {{"mean_r", "explanation score: mean Pearson r"},
+                                         {"median_r", "... median r"},
+                                         {"frac_p_lt_0.05", "... share with p < 0.05"},
+                                         {"scored", "units scored"}};
+  for (size_t k = 0; k < sizeof ikeys / sizeof *ikeys; k++) {
+    double a = summary_num(isum, "features", ikeys[k][0]), b = summary_num(isum, "neurons", ikeys[k][0]);
+    fprintf(o, "<tr><td>%s%s</td><td class=n>%.3g</td><td class=n>%.3g</td></tr>\n", ikeys[k][1],
+            offline && k == 0 ? " <span class=off>(offline)</span>" : "", a, b);
+  }
+  fputs("</table>\n", o);
+  if (!have_neurons) fputs("<p class=muted>No neuron store (neurons.db): the baseline column is empty.</p>\n", o);
+
+  // training
+  fputs("<h2>Training</h2>\n", o);
+  if (mt.n) {
+    series_t s1[2] = {{"train MSE", "#4a7ab5", mt.step, mt.loss, mt.n}, {"validation MSE", "#d0582a", mt.vstep, mt.val, mt.nv}};
+    chart(o, "reconstruction MSE by step", s1, 2, 1);
+    series_t s2[1] = {{"L0", "#2a8a4a", mt.step, mt.l0, mt.n}};
+    chart(o, "L0 (active latents per row)", s2, 1, 0);
+    series_t s3[1] = {{"dead fraction", "#8a2a8a", mt.step, mt.dead, mt.n}};
+    chart(o, "dead latents (fraction)", s3, 1, 0);
+  } else {
+    fputs("<p class=muted>No sae/metrics.jsonl.</p>\n", o);
+  }
+  // frequency distribution (log10 of the share of proteins)
+  {
+    double hb[14] = {0};
+    const char *lab[14] = {"dead", "1e-5", "3e-5", "1e-4", "3e-4", "1e-3", "3e-3", "1e-2", "3e-2", "0.1", "0.3", "1", "", ""};
+    for (uint32_t i = 0; i < m.n_features; i++) {
+      if (!fr[i].n) {
+        hb[0]++;
+        continue;
+      }
+      double l = log10((double)fr[i].n / (double)(m.proteins ? m.proteins : 1));
+      int b = 1 + (int)floor((l + 5.0) * 2);
+      hb[b < 1 ? 1 : b > 11 ? 11 : b]++;
+    }
+    bars(o, "features by activation frequency (share of proteins)", hb, lab, 12, 460, 200);
+  }
+
+  // feature table: most frequent first
+  fputs("<h2>Features</h2><table><tr><th class=n>feature</th><th class=n>active</th><th class=n>freq</th><th class=n>mean</th>"
+        "<th class=n>max</th><th class=n>explanation r</th></tr>\n", o);
+  {
+    frow_t *sorted = ps_xmalloc((m.n_features ? m.n_features : 1) * sizeof *sorted);
+    memcpy(sorted, fr, m.n_features * sizeof *sorted);
+    qsort(sorted, m.n_features, sizeof *sorted, cmpn);
+    double *rv = ps_xmalloc((m.n_features ? m.n_features : 1) * sizeof *rv);
+    for (uint32_t i = 0; i < m.n_features; i++) rv[i] = NAN;
+    for (size_t i = 0; i < nfu; i++)
+      if (fu[i].unit >= 0 && (uint64_t)fu[i].unit < m.n_features) rv[fu[i].unit] = fu[i].r;
+    for (uint32_t i = 0; i < m.n_features && (int64_t)i < n_rows; i++) {
+      const frow_t *r = &sorted[i];
+      char rs[32] = "";
+      if (!isnan(rv[r->id])) snprintf(rs, sizeof rs, "%.2f", rv[r->id]);
+      char idc[64];
+      if (want[r->id]) snprintf(idc, sizeof idc, "<a href='#f%u'>%u</a>", r->id, r->id);
+      else snprintf(idc, sizeof idc, "%u", r->id);
+      fprintf(o, "<tr><td class=n>%s</td><td class=n>%llu</td><td class=n>%.3f%%</td><td class=n>%.3g</td><td class=n>%.3g</td><td class=n>%s</td></tr>\n",
+              idc, (unsigned long long)r->n,
+              m.proteins ? 100.0 * (double)r->n / (double)m.proteins : 0.0, r->mean, r->max, rs);
+    }
+    free(rv);
+    free(sorted);
+  }
+  fputs("</table>\n", o);
+
+  // cards
+  fprintf(o, "<h2>Feature cards</h2><p class=muted>The %zu best-explained features (explanation score first).</p>\n", n_card);
+  fs_feat_t f;
+  fs_feat_init(&f, m.top_n);
+  size_t shown = 0;
+  for (size_t i = 0; i < nfu && shown < n_card; i++) {
+    if (fu[i].unit < 0 || (uint64_t)fu[i].unit >= m.n_features) continue;
+    uint32_t id = (uint32_t)fu[i].unit;
+    if (fs_feat_get(fs, id, m.top_n, &f, &err) < 0) goto out;
+    shown++;
+    fprintf(o, "<div class=card id=f%u><b>feature %u</b> &middot; active on %llu proteins &middot; max %.3g &middot; "
+               "explanation r = %.2f (p = %.2g)%s<p>", id, id, (unsigned long long)f.n_active, (double)f.max, fu[i].r,
+            fu[i].p, fu[i].offline ? " <span class=off>offline</span>" : "");
+    esc(o, fu[i].explanation);
+    fputs("</p><table><tr><th class=n>#</th><th>protein</th><th>gene</th><th>name</th><th class=n>activation</th></tr>", o);
+    for (uint32_t t = 0; t < f.n_top && t < 10; t++) {
+      uint64_t ix;
+      int known = names.idx && strmap_get(names.idx, f.top[t].id, &ix);
+      fprintf(o, "<tr><td class=n>%u</td><td>", t + 1);
+      esc(o, f.top[t].id);
+      fputs("</td><td>", o);
+      if (known) esc(o, names.gene[ix]);
+      fputs("</td><td>", o);
+      if (known) esc(o, names.name[ix]);
+      fprintf(o, "</td><td class=n>%.3g</td></tr>", (double)f.top[t].value);
+    }
+    fputs("</table>", o);
+    int lo = FS_HIST_BINS, hi = -1;
+    for (int b = 0; b < FS_HIST_BINS; b++)
+      if (f.hist[b]) lo = b < lo ? b : lo, hi = b;
+    if (hi >= 0) {
+      double hv[FS_HIST_BINS];
+      char lb[FS_HIST_BINS][16];
+      const char *lp[FS_HIST_BINS];
+      int nb = 0;
+      for (int b = lo; b <= hi; b++, nb++) {
+        hv[nb] = (double)f.hist[b];
+        snprintf(lb[nb], sizeof lb[nb], "%.2g", fs_hist_lower(b));
+        lp[nb] = lb[nb];
+      }
+      bars(o, "activation histogram (proteins per x1.41 bin)", hv, lp, nb, 420, 140);
+    }
+    if (terms && terms[id])
+      fprintf(o, "<table><tr><th>GO term</th><th></th><th class=n>k/n</th><th class=n>p</th><th class=n>fold</th><th class=n>F1</th><th>name</th></tr>%s</table>",
+              terms[id]);
+    else
+      fputs("<p class=muted>No significant GO term.</p>", o);
+    fputs("</div>\n", o);
+  }
+  fs_feat_clear(&f);
+  if (!nfu) fputs("<p class=muted>No interp/features.jsonl: run the interpreter for explanations.</p>\n", o);
+  fprintf(o, "<p class=muted>neurons interpreted: %zu</p></body></html>\n", nnu);
+  if (fclose(o) != 0) {
+    o = NULL;
+    ps_err_set(&err, PS_EIO, "%s: write failed", tmp);
+    goto out;
+  }
+  o = NULL;
+  if (rename(tmp, out) != 0) {
+    ps_err_set(&err, PS_EIO, "%s: cannot rename to %s", tmp, out);
+    goto out;
+  }
+  printf("report: %s\n", out);
+  status = 0;
+out:
+  if (status) fprintf(stderr, "protsae report: %s\n", err.msg);
+  if (o) fclose(o);
+  fs_close(&fs);
+  free(fr);
+  for (size_t i = 0; i < nfu; i++) free(fu[i].explanation);
+  for (size_t i = 0; i < nnu; i++) free(nu[i].explanation);
+  free(fu);
+  free(nu);
+  if (terms)
+    for (uint32_t i = 0; i < m.n_features; i++) free(terms[i]);
+  free(terms);
+  free(want);
+  for (size_t i = 0; i < names.n; i++) free(names.gene[i]), free(names.name[i]);
+  free(names.gene);
+  free(names.name);
+  strmap_destroy(&names.idx);
+  free(mt.step), free(mt.loss), free(mt.val), free(mt.l0), free(mt.dead), free(mt.vstep);
+  if (isum) json_decref(isum);
+  ps_config_destroy(&cfg);
+  return status;
+}
+

@@ -1,0 +1,152 @@
+// protsae status — one line per stage from the stages' Prometheus endpoints (/metrics): rows
+// done, rate, progress / ETA where the stage knows its total, loss, L0, dead %, and whether
+// /healthz answers ok. Endpoints: --endpoints host:port,... or PROTSAE_STATUS_ENDPOINTS.
+#include <curl/curl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+static const ps_config_entry_t table[] = {
+    {"endpoints", "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103,127.0.0.1:9104,127.0.0.1:9105",
+     "comma-separated host:port of the stages' --metrics-port"},
+    {"timeout-ms", "2000", "per-request timeout"},
+    {NULL, NULL, NULL},
+};
+
+typedef struct buf {
+  char *p;
+  size_t n;
+} buf_t;
+
+static size_t on_data(char *d, size_t sz, size_t nm, void *ctx) {
+  buf_t *b = ctx;
+  size_t n = sz * nm;
+  if (b->n + n > (1u << 22)) return 0;  // 4 MB is not a metrics page
+  b->p = realloc(b->p, b->n + n + 1);
+  if (!b->p) return 0;
+  memcpy(b->p + b->n, d, n);
+  b->n += n;
+  b->p[b->n] = 0;
+  return n;
+}
+
+static long fetch(const char *url, long timeout_ms, buf_t *b) {
+  CURL *c = curl_easy_init();
+  if (!c) return -1;
+  b->p = NULL;
+  b->n = 0;
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  long code = -1;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(c);
+  return code;
+}
+
+// Value of protsae_<name>{...} in a metrics page, NAN when absent. *label gets the stage label.
+static double metric(const char *page, const char *name, char *stage, size_t cap, char *producer, size_t pcap) {
+  char key[96];
+  snprintf(key, sizeof key, "\nprotsae_%s{", name);
+  const char *p = strstr(page, key);
+  if (!p) return NAN;
+  p += strlen(key);
+  const char *s = strstr(p, "stage=\""), *q = strstr(p, "producer=\""), *e = strchr(p, '}');
+  if (!e) return NAN;
+  if (stage && s && s < e) {
+    s += 7;
+    size_t l = strcspn(s, "\"");
+    snprintf(stage, cap, "%.*s", (int)(l < cap ? l : cap - 1), s);
+  }
+  if (producer && q && q < e) {
+    q += 10;
+    size_t l = strcspn(q, "\"");
+    snprintf(producer, pcap, "%.*s", (int)(l < pcap ? l : pcap - 1), q);
+  }
+  return strtod(e + 1, NULL);
+}
+
+static void fmt(char *out, size_t cap, double v, const char *f) {
+  if (isnan(v)) snprintf(out, cap, "-");
+  else snprintf(out, cap, f, v);
+}
+
+int cli_status(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae status: %s\n", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae status", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  int64_t tmo = 2000;
+  ps_config_i64(cfg, "timeout-ms", &tmo, NULL);
+  char *eps = ps_xstrdup(ps_config_str(cfg, "endpoints"));
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  printf("%-22s %-10s %-12s %12s %10s %9s %10s %9s %7s %7s %s\n", "endpoint", "stage", "producer", "rows", "rows/s",
+         "progress", "eta", "loss", "l0", "dead%", "health");
+  int up = 0, n = 0;
+  for (char *save = NULL, *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+    n++;
+    char url[512];
+    buf_t b = {0}, h = {0};
+    snprintf(url, sizeof url, "http://%s/metrics", ep);
+    long code = fetch(url, (long)tmo, &b);
+    if (code != 200 || !b.p) {
+      printf("%-22s %-10s (no answer%s)\n", ep, "-", code > 0 ? ": HTTP error" : "");
+      free(b.p);
+      continue;
+    }
+    up++;
+    char stage[32] = "?", prod[64] = "?";
+    char *pg = malloc(b.n + 2);
+    pg[0] = '\n';
+    memcpy(pg + 1, b.p, b.n + 1);
+    metric(pg, "up", stage, sizeof stage, prod, sizeof prod);
+    double rows = metric(pg, "rows_total", NULL, 0, NULL, 0);
+    double rate = metric(pg, "rows_per_second", NULL, 0, NULL, 0);
+    double done = metric(pg, "rows_done", NULL, 0, NULL, 0), total = metric(pg, "rows_planned", NULL, 0, NULL, 0);
+    double applied = metric(pg, "batches_applied_total", NULL, 0, NULL, 0);
+    double planned_b = metric(pg, "stream_batches", NULL, 0, NULL, 0);
+    double loss = metric(pg, "loss", NULL, 0, NULL, 0), l0 = metric(pg, "l0", NULL, 0, NULL, 0);
+    double dead = metric(pg, "dead_fraction", NULL, 0, NULL, 0);
+    double prog = NAN, eta = NAN;
+    if (!isnan(done) && !isnan(total) && total > 0) {
+      prog = done / total;
+      if (!isnan(rate) && rate > 0) eta = (total - done) / rate;
+    } else if (!isnan(applied) && !isnan(planned_b) && planned_b > 0) {
+      prog = applied / planned_b;
+    }
+    if (isnan(rows) && !isnan(done)) rows = done;
+    snprintf(url, sizeof url, "http://%s/healthz", ep);
+    long hc = fetch(url, (long)tmo, &h);
+    char c_rows[24], c_rate[24], c_prog[24], c_eta[24], c_loss[24], c_l0[24], c_dead[24];
+    fmt(c_rows, sizeof c_rows, rows, "%.0f");
+    fmt(c_rate, sizeof c_rate, rate, "%.0f");
+    fmt(c_prog, sizeof c_prog, isnan(prog) ? NAN : 100 * prog, "%.1f%%");
+    fmt(c_eta, sizeof c_eta, eta, "%.0fs");
+    fmt(c_loss, sizeof c_loss, loss, "%.4g");
+    fmt(c_l0, sizeof c_l0, l0, "%.1f");
+    fmt(c_dead, sizeof c_dead, isnan(dead) ? NAN : 100 * dead, "%.1f");
+    printf("%-22s %-10s %-12s %12s %10s %9s %10s %9s %7s %7s %s\n", ep, stage, prod, c_rows, c_rate, c_prog, c_eta,
+           c_loss, c_l0, c_dead, hc == 200 ? "ok" : "UNHEALTHY");
+    free(pg);
+    free(b.p);
+    free(h.p);
+  }
+  curl_global_cleanup();
+  free(eps);
+  ps_config_destroy(&cfg);
+  printf("%d of %d endpoints answered\n", up, n);
+  return up > 0 ? 0 : 1;
+}

@@ -1,0 +1,154 @@
+// featstore.h — the per-feature statistics and per-protein sparse codes of one encoded stream,
+// in RocksDB. Written by the scorer (the only writer), read by the CLI (protsae feature(s)),
+// the enrichment and the interpreter.
+//
+// Column families:
+//   default  meta (format, n_features, top_n, level, neurons, pooling, totals), upstream
+//            EndOfStream counts ("eos/<producer>")
+//   feat     u32 big-endian feature id -> fs_feat_t record
+//   codes    protein id -> sparse code (u32 nnz, then nnz x (u32 feature, f32 value), LE);
+//            at residue level the pooled code
+//   applied  producer '\0' u64 big-endian seq -> "" : the upstream batches already applied
+// A commit (fs_commit) writes the effects of a group of batches and their applied keys in one
+// WriteBatch, so a batch's effects are either all in the store with its applied key or absent.
+//
+// Order independence: every statistic is a function of the set of values seen, never of their
+// order, so any interleaving of the same batches (1..n encoders, restarts, replays) gives the
+// same bytes. Sums are kept in 128-bit fixed point (2^-32 resolution: each value, and each
+// square, is truncated to a multiple of 2^-32 before adding; exact integer addition), maxima
+// are order-free, the histogram has fixed bins, the top list breaks ties on (id, position).
+// Values must be finite and >= 0 (SAE codes, ReLU'd neurons). Range: sums exact while the
+// total stays below 2^95 (e.g. 2^20 activations of up to 2^37 each).
+//
+// Memory: a loaded fs_feat_t is ~600 bytes + top_n x (16 + id) bytes; the store keeps nothing
+// per protein in memory.
+#ifndef PS_FEATSTORE_H
+#define PS_FEATSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+#define FS_FORMAT 1
+#define FS_HIST_BINS 64          // bin b holds v in [2^((b-32)/2), 2^((b-31)/2)); 0 and 63 open-ended
+#define FS_POS_NONE UINT32_MAX   // top entry at protein level: no residue position
+
+typedef unsigned __int128 fs_u128;
+
+typedef struct fs_top {
+  float value;      // protein level: the activation; residue level: the max residue activation
+  uint32_t pos;     // residue level: 0-based position of that maximum; else FS_POS_NONE
+  char *id;         // protein id (owned)
+} fs_top_t;
+
+typedef struct fs_feat {
+  uint64_t n_active;         // proteins (pooled rows) with value > 0
+  fs_u128 sum_fx, sumsq_fx;  // over those values, fixed point (x 2^32)
+  float max;
+  uint64_t res_active;       // residue level: residues with value > 0
+  float res_max;
+  uint64_t hist[FS_HIST_BINS];
+  uint32_t n_top;
+  fs_top_t *top;             // sorted best first: value desc, then id asc, then pos asc
+} fs_feat_t;
+
+typedef struct fs_meta {
+  uint32_t format;
+  uint32_t n_features;
+  uint32_t top_n;
+  uint32_t level;            // 0 protein, 1 residue
+  uint32_t neurons;          // 1: raw dimensions (baseline), not SAE features
+  uint32_t pooling;          // 0 mean, 1 max (residue level)
+  uint64_t proteins;         // proteins applied
+  uint64_t residues;         // residues applied (residue level)
+  uint64_t batches;          // batches applied
+  uint64_t nnz;              // non-zero protein-level entries applied
+} fs_meta_t;
+
+typedef struct fs_eos {
+  uint64_t batches, rows, proteins;
+} fs_eos_t;
+
+// ---- statistics in memory --------------------------------------------------------------------
+void fs_feat_init(fs_feat_t *f, uint32_t top_n);   // zeroed, top array of top_n entries
+void fs_feat_clear(fs_feat_t *f);                  // frees ids and the top array
+// Histogram bin of a value > 0.
+int fs_hist_bin(float v);
+// Lower edge of bin b (0 for bin 0).
+double fs_hist_lower(int b);
+// v >= 0; values >= 2^95 saturate (their sums would overflow anyway)
+static inline fs_u128 fs_fx(double v) { return v < 0x1p95 ? (fs_u128)(v * 4294967296.0) : (fs_u128)1 << 127; }
+static inline double fs_fx_double(fs_u128 x) { return (double)x / 4294967296.0; }
+// Add one protein-level value v > 0 (count, sums, max, histogram; not the top list).
+void fs_feat_add(fs_feat_t *f, float v);
+// Offer (value, id, pos) to the top list of capacity top_n. Returns 1 when it entered.
+int fs_feat_offer_top(fs_feat_t *f, uint32_t top_n, float value, const char *id, uint32_t pos);
+double fs_feat_mean(const fs_feat_t *f);  // over active proteins
+double fs_feat_std(const fs_feat_t *f);
+
+// Record bytes (little-endian, versioned). enc: *buf grown with realloc as needed.
+size_t fs_feat_encode(const fs_feat_t *f, uint8_t **buf, size_t *cap);
+// Decode into f (fs_feat_init'ed with the store's top_n); errors name `what` and the offset.
+int fs_feat_decode(fs_feat_t *f, uint32_t top_n, const uint8_t *buf, size_t len, const char *what, ps_err_t *err);
+
+// ---- the store ---------------------------------------------------------------------------------
+typedef struct fs fs_t;
+typedef struct fs_wb fs_wb_t;
+
+enum { FS_OPEN_READONLY = 0, FS_OPEN_WRITE = 1, FS_OPEN_CREATE = 2 };
+// Open path. FS_OPEN_CREATE creates the store if missing (meta written at the first commit);
+// FS_OPEN_READONLY works while a writer has it open (sees its last commit when opened).
+int fs_open(fs_t **out, const char *path, int mode, ps_err_t *err);
+void fs_close(fs_t **fs);
+const char *fs_path(const fs_t *fs);
+// 1 and *m when the store has meta, 0 when new (empty).
+int fs_meta_get(fs_t *fs, fs_meta_t *m, ps_err_t *err);
+// Feature record: 1 found, 0 absent (never active), <0 error.
+int fs_feat_get(fs_t *fs, uint32_t feature, uint32_t top_n, fs_feat_t *f, ps_err_t *err);
+// Every upstream EndOfStream recorded: cb(producer, eos, ctx) per entry, producer order.
+int fs_eos_each(fs_t *fs, int (*cb)(const char *producer, const fs_eos_t *e, void *ctx), void *ctx, ps_err_t *err);
+// Every applied (producer, seq), in key order.
+int fs_applied_each(fs_t *fs, int (*cb)(const char *producer, uint64_t seq, void *ctx), void *ctx, ps_err_t *err);
+// Every feature record in id order: cb(feature, f, ctx); f is reused between calls.
+int fs_feat_each(fs_t *fs, uint32_t top_n, int (*cb)(uint32_t feature, const fs_feat_t *f, void *ctx), void *ctx,
+                 ps_err_t *err);
+// Every protein code in id (byte) order. Arrays valid during the call only.
+int fs_code_each(fs_t *fs, int (*cb)(const char *id, uint32_t nnz, const uint32_t *idx, const float *val, void *ctx),
+                 void *ctx, ps_err_t *err);
+// One protein's code: 1 found (arrays malloc'ed, caller frees), 0 absent.
+int fs_code_get(fs_t *fs, const char *id, uint32_t *nnz, uint32_t **idx, float **val, ps_err_t *err);
+
+// Write batches: collect, then commit atomically (sync: fsync the WAL; without it a commit
+// survives a killed process but not a machine crash).
+fs_wb_t *fs_wb_new(void);
+void fs_wb_free(fs_wb_t **wb);
+void fs_wb_clear(fs_wb_t *wb);
+size_t fs_wb_bytes(const fs_wb_t *wb);
+void fs_wb_put_meta(fs_t *fs, fs_wb_t *wb, const fs_meta_t *m);
+void fs_wb_put_feat(fs_t *fs, fs_wb_t *wb, uint32_t feature, const fs_feat_t *f);
+void fs_wb_put_code(fs_t *fs, fs_wb_t *wb, const char *id, uint32_t nnz, const uint32_t *idx, const float *val);
+void fs_wb_put_applied(fs_t *fs, fs_wb_t *wb, const char *producer, uint64_t seq);
+void fs_wb_put_eos(fs_t *fs, fs_wb_t *wb, const char *producer, const fs_eos_t *e);
+int fs_commit(fs_t *fs, fs_wb_t *wb, int sync, ps_err_t *err);
+
+// Feature-major view of every protein's code (CSC), for enrichment and interpretation:
+// feature f is active on proteins rows[colptr[f] .. colptr[f+1]) (ascending) with vals.
+// Proteins are numbered in id (byte) order. Memory: O(proteins + non-zeros), two passes.
+typedef struct fs_csc {
+  size_t n_proteins;
+  char **ids;              // n_proteins, owned
+  uint32_t n_features;
+  uint64_t *colptr;        // n_features + 1
+  uint32_t *rows;
+  float *vals;
+} fs_csc_t;
+int fs_load_csc(fs_t *fs, fs_csc_t *out, ps_err_t *err);
+void fs_csc_free(fs_csc_t *c);
+
+// Text dump of the whole store (meta, eos, features, codes) — byte-identical for equal content.
+// Used to compare runs; values printed exactly (%a for floats, hex for fixed-point sums).
+int fs_dump(fs_t *fs, FILE *out, ps_err_t *err);
+
+#endif

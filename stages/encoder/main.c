@@ -1,0 +1,199 @@
+// protsae-encoder — EmbeddingBatches in, FeatureBatches (sparse codes) out. Stateless: start as
+// many as cores or machines allow; PUSH/PULL spreads the batches. Wiring only; logic in encoder.c.
+//
+// Stream end: an upstream EndOfStream is relayed downstream (source_producer, source_next_seq)
+// so the scorer knows how many batches the stream holds. An encoder runs until SIGTERM (or
+// --idle-exit-ms after it relayed an EndOfStream): the scorer decides when a stream is complete
+// and asks the reader to re-send what a killed encoder lost (ResendRequest), so an encoder never
+// needs to know whether it was the last one.
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "encoder.h"
+#include "log.h"
+#include "metrics.h"
+#include "signals.h"
+#include "wire.h"
+
+static const ps_config_entry_t table[] = {
+    {"sae", NULL, "SAE checkpoint directory (protsae or SAELens: cfg.json + sae_weights.safetensors)"},
+    {"neurons", "0", "baseline: the raw dimensions (ReLU) are the features"},
+    {"pooling", "mean", "residue level: per-protein pooling of the residue codes, mean | max"},
+    {"in", ">ipc:///tmp/protsae-reader.ipc", "input endpoint (PULL; > connects, @ binds)"},
+    {"out", ">ipc:///tmp/protsae-scorer.ipc", "output endpoint (PUSH)"},
+    {"threads", "1", "threads for the top-k selection (OpenBLAS: OPENBLAS_NUM_THREADS)"},
+    {"chunk-rows", "1024", "rows encoded at a time (bounds the pre-activation buffer)"},
+    {"hwm", "16", "messages queued per peer"},
+    {"linger-ms", "5000", "at exit, how long to wait for unsent messages"},
+    {"heartbeat-ms", "1000", "heartbeat interval"},
+    {"idle-exit-ms", "0", "exit when idle this long after relaying an EndOfStream (0 = run until SIGTERM)"},
+    {"run-id", "run", "run id stamped on every message"},
+    {"producer", "encoder-0", "producer name stamped on every message"},
+    {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
+    {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
+    {NULL, NULL, NULL},
+};
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv) {
+  ps_log_init("encoder");
+  ps_signals_install();
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  encoder_t *enc = NULL;
+  void *zctx = NULL, *in = NULL, *out = NULL;
+  ps_metrics_t *mx = NULL;
+  int status = 1;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    PS_ERROR("%s", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae-encoder", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  ps_config_print(cfg);
+  int64_t threads, chunk, hwm, linger, hb, idle_exit, mport;
+  int neurons;
+  if (ps_config_i64(cfg, "threads", &threads, &err) < 0 || ps_config_i64(cfg, "chunk-rows", &chunk, &err) < 0 ||
+      ps_config_i64(cfg, "hwm", &hwm, &err) < 0 || ps_config_i64(cfg, "linger-ms", &linger, &err) < 0 ||
+      ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 || ps_config_i64(cfg, "idle-exit-ms", &idle_exit, &err) < 0 ||
+      ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 ||
+      ps_config_bool(cfg, "neurons", &neurons, &err) < 0)
+    goto fail;
+  encoder_opts_t eo = {0};
+  eo.sae_dir = ps_config_str(cfg, "sae");
+  eo.neurons = neurons;
+  eo.threads = (int)threads;
+  eo.chunk_rows = chunk;
+  const char *pooling = ps_config_str(cfg, "pooling");
+  if (!strcmp(pooling, "mean")) eo.pooling = ENC_POOL_MEAN;
+  else if (!strcmp(pooling, "max")) eo.pooling = ENC_POOL_MAX;
+  else {
+    ps_err_set(&err, PS_ECONFIG, "--pooling must be mean or max, not '%s'", pooling);
+    goto fail;
+  }
+  if (neurons && eo.sae_dir) {
+    ps_err_set(&err, PS_ECONFIG, "--sae and --neurons exclude each other");
+    goto fail;
+  }
+  if (encoder_new(&enc, &eo, &err) < 0) goto fail;
+  if (!neurons) PS_INFO("SAE %s: d_in=%u d_sae=%u", eo.sae_dir, (unsigned)encoder_sae(enc)->cfg.d_in, encoder_n_features(enc));
+
+  const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
+  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0};
+  zctx = zmq_ctx_new();
+  if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
+  if (!(out = wire_socket(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &err))) goto fail;
+
+  if (ps_metrics_start(&mx, "encoder", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
+  int m_rows = ps_metrics_add(mx, "rows_total", PS_COUNTER, "embedding rows encoded");
+  int m_batches = ps_metrics_add(mx, "batches_total", PS_COUNTER, "batches encoded");
+  int m_bad = ps_metrics_add(mx, "bad_batches_total", PS_COUNTER, "batches dropped (bad dimension, NaN)");
+  int m_rate = ps_metrics_add(mx, "rows_per_second", PS_GAUGE, "rows encoded per second since start");
+  wire_stats_t st = {0};
+  uint64_t seq = 0, rows = 0, batches = 0, bad = 0, t0 = now_ms(), last_hb = t0, last_msg = t0;
+  int relayed_eos = 0;
+  for (;;) {
+    Protsae__Envelope *env = NULL;
+    int rc = wire_recv(in, &env, 200, &ps_stop_flag, &st, &err);
+    if (rc == PS_EINTR) break;
+    if (rc < 0) goto fail;
+    uint64_t t = now_ms();
+    if (rc == 0) {
+      if (idle_exit > 0 && relayed_eos && t - last_msg >= (uint64_t)idle_exit) {
+        PS_INFO("idle for %lld ms after the end of stream: exiting", (long long)idle_exit);
+        break;
+      }
+      if (ps_signals_stop_requested()) break;
+      continue;
+    }
+    last_msg = t;
+    Protsae__Envelope oe;
+    if (env->body_case == PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH) {
+      Protsae__FeatureBatch fb;
+      rc = encoder_encode(enc, env->embedding_batch, &fb, &err);
+      if (rc < 0) {
+        // A bad batch is dropped and counted (the scorer will see it missing and report it).
+        bad++;
+        ps_metrics_inc(mx, m_bad, 1);
+        PS_ERROR("%s batch seq=%" PRIu64 ": %s", env->producer, env->seq, err.msg);
+        wire_free(&env);
+        continue;
+      }
+      fb.source_seq = env->seq;
+      fb.source_producer = env->producer;
+      wire_envelope_init(&oe, run_id, producer, seq++);
+      oe.body_case = PROTSAE__ENVELOPE__BODY_FEATURE_BATCH;
+      oe.feature_batch = &fb;
+      rc = wire_send(out, &oe, &ps_stop_flag, &err);
+      rows += env->embedding_batch->n_rows;
+      batches++;
+      ps_metrics_inc(mx, m_rows, env->embedding_batch->n_rows);
+      ps_metrics_inc(mx, m_batches, 1);
+      ps_metrics_set(mx, m_rate, rows * 1000.0 / (double)(t - t0 + 1));
+    } else if (env->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) {
+      const Protsae__EndOfStream *ue = env->end_of_stream;
+      Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
+      eos.rows_sent = ue->rows_sent;
+      eos.batches_sent = ue->batches_sent;
+      eos.proteins_sent = ue->proteins_sent;
+      eos.n_producers = ue->n_producers;
+      eos.reason = ue->reason;
+      eos.source_producer = ue->source_producer;
+      eos.source_next_seq = ue->source_next_seq;
+      if (!eos.source_producer || !eos.source_producer[0]) {
+        eos.source_producer = env->producer;
+        eos.source_next_seq = env->seq;
+      }
+      wire_envelope_init(&oe, run_id, producer, seq);
+      oe.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
+      oe.end_of_stream = &eos;
+      rc = wire_send(out, &oe, &ps_stop_flag, &err);
+      relayed_eos = 1;
+      PS_INFO("relayed the end of %s's stream (%" PRIu64 " batches)", eos.source_producer, eos.source_next_seq);
+    } else {
+      rc = 0;  // heartbeats of the upstream stage are not forwarded
+    }
+    wire_free(&env);
+    if (rc == PS_EINTR) break;
+    if (rc < 0) goto fail;
+    if (t - last_hb >= (uint64_t)hb) {
+      last_hb = t;
+      Protsae__Heartbeat h = PROTSAE__HEARTBEAT__INIT;
+      h.unix_ms = (uint64_t)time(NULL) * 1000;
+      h.stage = "encoder";
+      h.rows_done = rows;
+      h.rows_per_s = rows * 1000.0 / (double)(t - t0 + 1);
+      wire_envelope_init(&oe, run_id, producer, seq);
+      oe.body_case = PROTSAE__ENVELOPE__BODY_HEARTBEAT;
+      oe.heartbeat = &h;
+      if (wire_send(out, &oe, &ps_stop_flag, &err) == PS_EINTR) break;
+    }
+    if (ps_signals_stop_requested()) break;
+  }
+  double secs = (double)(now_ms() - t0) / 1000.0;
+  PS_INFO("finished batches=%" PRIu64 " rows=%" PRIu64 " bad_batches=%" PRIu64 " dropped=%" PRIu64 " seconds=%.2f rows_per_s=%.0f",
+          batches, rows, bad, st.dropped_malformed + st.dropped_version + st.dropped_empty, secs,
+          rows / (secs > 0 ? secs : 1e-9));
+  status = 0;
+fail:
+  if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
+  ps_metrics_stop(&mx);
+  wire_close(&in);
+  wire_close(&out);
+  if (zctx) zmq_ctx_term(zctx);
+  encoder_destroy(&enc);
+  ps_config_destroy(&cfg);
+  return status;
+}

@@ -1,0 +1,296 @@
+// protsae-interpreter — LLM-written explanations of SAE features (and of ESM2 neurons, the
+// baseline), scored by predicting activations on held-out proteins. Wiring only: configuration,
+// sources, the client and its cache, output. The protocol lives in protocol.c.
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "config.h"
+#include "db.h"
+#include "llm.h"
+#include "log.h"
+#include "npysrc.h"
+#include "storesrc.h"
+#include "protocol.h"
+#include "signals.h"
+
+static const ps_config_entry_t table[] = {
+    {"features", NULL, "SAE feature activations: a feature store (protsae-scorer --db) or a .npy, proteins x features"},
+    {"neurons", NULL, "neuron baseline: a feature store of protsae-encoder --neurons 1, or a .npy of the embeddings "
+                      "(proteins x d; ReLU applied)"},
+    {"ids", NULL, "accession of each row of the .npy inputs, one a line (stores carry their ids)"},
+    {"data", "../shared/data/human-swissprot", "data dir: proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz"},
+    {"out", "protsae-interp", "output dir: features.jsonl, neurons.jsonl, summary.json"},
+    {"n-features", "200", "random features to analyse (0 = all eligible)"},
+    {"n-neurons", "200", "random neurons to analyse (0 = all eligible)"},
+    {"seed", "1", "unit choice, sampling and split seed"},
+    {"bins", "6,3,3,3,2", "active proteins per activation bin, top first"},
+    {"n-inactive", "15", "inactive proteins per unit"},
+    {"min-active", "34", "skip units with fewer active proteins"},
+    {"active-threshold", "0", "active = activation > this"},
+    {"go-terms", "12", "GO term names per protein in prompts"},
+    {"with-sequence", "0", "show sequences in prompts (reads proteins.fasta.gz)"},
+    {"mode", "auto", "auto (anthropic when a key is set, else offline) | anthropic | openai | offline"},
+    {"model", "claude-3-5-sonnet-latest", "model name"},
+    {"base-url", NULL, "API base URL (anthropic: https://api.anthropic.com; openai: http://127.0.0.1:8080/v1)"},
+    {"key-file", NULL, "file holding the API key (else ANTHROPIC_API_KEY / OPENAI_API_KEY)"},
+    {"anthropic-version", "2023-06-01", "anthropic-version header"},
+    {"temperature", "0", "sampling temperature"},
+    {"max-tokens", "512", "max_tokens per answer"},
+    {"parallel", "4", "requests in flight"},
+    {"rpm", "50", "requests per minute (0 = unlimited)"},
+    {"tpm", "0", "estimated tokens per minute (0 = unlimited)"},
+    {"timeout-ms", "60000", "per-request timeout"},
+    {"max-retries", "5", "retries on 429 / 5xx / timeouts"},
+    {"backoff-ms", "1000", "first retry delay (doubles, with jitter)"},
+    {"cache", NULL, "RocksDB response cache (default OUT/llm-cache)"},
+    {NULL, NULL, NULL},
+};
+
+static int get_i(const ps_config_t *c, const char *k, int64_t *v, ps_err_t *e) { return ps_config_i64(c, k, v, e); }
+
+static json_t *summary_json(const interp_summary_t *s) {
+  json_t *j = json_object();
+  json_object_set_new(j, "units", json_integer((json_int_t)s->n_units));
+  json_object_set_new(j, "checked", json_integer((json_int_t)s->n_checked));
+  json_object_set_new(j, "skipped_too_few_active", json_integer((json_int_t)s->n_too_few));
+  json_object_set_new(j, "skipped_constant", json_integer((json_int_t)s->n_constant));
+  json_object_set_new(j, "analysed", json_integer((json_int_t)s->n_selected));
+  json_object_set_new(j, "scored", json_integer((json_int_t)s->n_scored));
+  json_object_set_new(j, "failed", json_integer((json_int_t)s->n_failed));
+  json_object_set_new(j, "constant_predictions", json_integer((json_int_t)s->n_constant_pred));
+  json_object_set_new(j, "mean_r", isfinite(s->mean_r) ? json_real(s->mean_r) : json_null());
+  json_object_set_new(j, "median_r", isfinite(s->median_r) ? json_real(s->median_r) : json_null());
+  json_object_set_new(j, "frac_p_lt_0.05", isfinite(s->frac_p05) ? json_real(s->frac_p05) : json_null());
+  return j;
+}
+
+static int run_kind(const char *npy, const char *ids, const char *kind, int relu, size_t n_units, interp_opts_t *o,
+                    const interp_db_t *db, const interp_run_opts_t *ro, const char *out_dir, const char *mode,
+                    interp_summary_t *sum, ps_err_t *err) {
+  interp_source_t src;
+  interp_npysrc_t *ns = NULL;
+  interp_storesrc_t *ss = NULL;
+  struct stat sb;
+  int rc = stat(npy, &sb) == 0 && S_ISDIR(sb.st_mode) ? interp_storesrc_open(&ss, npy, &src, err)
+           : !ids ? ps_err_set(err, PS_ECONFIG, "%s: a .npy input needs --ids", npy)
+                  : interp_npysrc_open(&ns, npy, ids, &src, err);
+  if (rc < 0) return rc;
+  o->unit_kind = kind;
+  o->relu = relu;
+  o->n_units = n_units;
+  PS_INFO("interpreter start kind=%s proteins=%zu units=%zu analyse=%zu mode=%s", kind, src.n_proteins, src.n_units,
+          n_units, mode);
+  interp_result_t *res = NULL;
+  size_t nres = 0;
+  rc = interp_run(&src, db, o, ro, &res, &nres, sum, err);
+  if (rc == 0) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%ss.jsonl", out_dir, kind);
+    rc = interp_write_jsonl(path, o, &src, res, nres, mode, ro->offline, err);
+    if (rc == 0)
+      PS_INFO("interpreter done kind=%s analysed=%zu scored=%zu failed=%zu mean_r=%.4f out=%s", kind, sum->n_selected,
+              sum->n_scored, sum->n_failed, sum->mean_r, path);
+  }
+  interp_results_free(res, nres);
+  interp_npysrc_destroy(&ns);
+  interp_storesrc_destroy(&ss);
+  return rc;
+}
+
+static void print_row(const char *key, const char *fmt, double a, double b, int have_a, int have_b) {
+  char x[64] = "-", y[64] = "-";
+  if (have_a) snprintf(x, sizeof x, fmt, a);
+  if (have_b) snprintf(y, sizeof y, fmt, b);
+  printf("%-22s %12s %12s\n", key, x, y);
+}
+
+int main(int argc, char **argv) {
+  ps_log_init("interpreter");
+  ps_err_t err = {0, {0}};
+  ps_config_t *cfg = NULL;
+  llm_cache_t *cache = NULL;
+  llm_client_t *llm = NULL;
+  interp_db_t *db = NULL;
+  char *key = NULL;
+  int status = 1;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae-interpreter: %s\n", err.msg);
+    ps_config_usage(table, "protsae-interpreter", stderr);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae-interpreter", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  ps_config_print(cfg);
+  ps_signals_install();
+  const char *features = ps_config_str(cfg, "features"), *neurons = ps_config_str(cfg, "neurons");
+  const char *ids = ps_config_str(cfg, "ids"), *out_dir = ps_config_str(cfg, "out");
+  if (!features && !neurons) {
+    fprintf(stderr, "protsae-interpreter: at least one of --features / --neurons is required\n");
+    ps_config_destroy(&cfg);
+    return 2;
+  }
+  interp_opts_t o;
+  interp_opts_default(&o);
+  llm_opts_t lo;
+  llm_opts_default(&lo);
+  int64_t nf, nn, seed, ninact, minact, goterms, withseq, maxtok, par, timeout, retries, backoff;
+  double thr, temp, rpm, tpm;
+  if (get_i(cfg, "n-features", &nf, &err) < 0 || get_i(cfg, "n-neurons", &nn, &err) < 0 ||
+      get_i(cfg, "seed", &seed, &err) < 0 || get_i(cfg, "n-inactive", &ninact, &err) < 0 ||
+      get_i(cfg, "min-active", &minact, &err) < 0 || get_i(cfg, "go-terms", &goterms, &err) < 0 ||
+      get_i(cfg, "with-sequence", &withseq, &err) < 0 || get_i(cfg, "max-tokens", &maxtok, &err) < 0 ||
+      get_i(cfg, "parallel", &par, &err) < 0 || get_i(cfg, "timeout-ms", &timeout, &err) < 0 ||
+      get_i(cfg, "max-retries", &retries, &err) < 0 || get_i(cfg, "backoff-ms", &backoff, &err) < 0 ||
+      ps_config_f64(cfg, "active-threshold", &thr, &err) < 0 || ps_config_f64(cfg, "temperature", &temp, &err) < 0 ||
+      ps_config_f64(cfg, "rpm", &rpm, &err) < 0 || ps_config_f64(cfg, "tpm", &tpm, &err) < 0)
+    goto fail;
+  if (nf < 0 || nn < 0 || ninact < 0 || minact < 1 || goterms < 0) {
+    ps_err_set(&err, PS_ECONFIG, "n-features, n-neurons, n-inactive, go-terms must be >= 0, min-active >= 1");
+    goto fail;
+  }
+  if (interp_parse_bins(ps_config_str(cfg, "bins"), o.bins) < 0) {
+    ps_err_set(&err, PS_ECONFIG, "--bins '%s': five comma-separated counts expected", ps_config_str(cfg, "bins"));
+    goto fail;
+  }
+  o.seed = (uint64_t)seed;
+  o.n_inactive = (int)ninact;
+  o.min_active = (int)minact;
+  o.active_threshold = thr;
+  o.max_go_terms = (int)goterms;
+  o.with_sequence = (int)withseq;
+  // mode and key
+  const char *mode_s = ps_config_str(cfg, "mode");
+  const char *key_file = ps_config_str(cfg, "key-file");
+  int offline = 0;
+  if (!strcmp(mode_s, "offline")) {
+    offline = 1;
+  } else {
+    int ok = 1;
+    if (!strcmp(mode_s, "auto")) lo.api = LLM_API_ANTHROPIC;
+    else lo.api = llm_api_parse(mode_s, &ok);
+    if (!ok) {
+      ps_err_set(&err, PS_ECONFIG, "--mode '%s': auto, anthropic, openai or offline expected", mode_s);
+      goto fail;
+    }
+    if (key_file) {
+      if (llm_read_key_file(key_file, &key, &err) < 0) goto fail;
+    } else {
+      const char *env = getenv(lo.api == LLM_API_ANTHROPIC ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY");
+      if (env && *env) key = ps_xstrdup(env);
+    }
+    if (!strcmp(mode_s, "auto") && !key) {
+      offline = 1;
+      PS_WARN("no API key (ANTHROPIC_API_KEY or --key-file): running OFFLINE (explanations from enriched annotations, no LLM)");
+    }
+  }
+  if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+    ps_err_set(&err, -errno, "%s: cannot create: %s", out_dir, strerror(errno));
+    goto fail;
+  }
+  char mode[512];
+  if (offline) {
+    snprintf(mode, sizeof mode, "offline");
+  } else {
+    lo.model = ps_config_str(cfg, "model");
+    lo.base_url = ps_config_str(cfg, "base-url");
+    lo.api_key = key;
+    lo.anthropic_version = ps_config_str(cfg, "anthropic-version");
+    lo.temperature = temp;
+    lo.max_tokens = (int)maxtok;
+    lo.parallel = (int)par;
+    lo.requests_per_min = rpm;
+    lo.tokens_per_min = tpm;
+    lo.timeout_ms = timeout;
+    lo.max_retries = (int)retries;
+    lo.backoff_base_ms = backoff;
+    lo.seed = (uint64_t)seed;
+    lo.stop = &ps_stop_flag;
+    char cpath[4096];
+    const char *cp = ps_config_str(cfg, "cache");
+    if (!cp) {
+      snprintf(cpath, sizeof cpath, "%s/llm-cache", out_dir);
+      cp = cpath;
+    }
+    if (llm_cache_open(&cache, cp, &err) < 0) goto fail;
+    if (llm_client_new(&llm, &lo, cache, &err) < 0) goto fail;
+    snprintf(mode, sizeof mode, "%s:%s", lo.api == LLM_API_ANTHROPIC ? "anthropic" : "openai", lo.model);
+    PS_INFO("llm endpoint=%s model=%s key=%s cache=%s", llm_endpoint(llm), lo.model, key ? "set" : "none", cp);
+  }
+  if (interp_db_load(&db, ps_config_str(cfg, "data"), o.with_sequence, &err) < 0) goto fail;
+  interp_run_opts_t ro = {llm, offline};
+  interp_summary_t sf, sn;
+  int have_f = 0, have_n = 0;
+  if (features) {
+    if (run_kind(features, ids, "feature", 0, (size_t)nf, &o, db, &ro, out_dir, mode, &sf, &err) < 0) goto fail;
+    have_f = 1;
+  }
+  if (neurons) {
+    if (run_kind(neurons, ids, "neuron", 1, (size_t)nn, &o, db, &ro, out_dir, mode, &sn, &err) < 0) goto fail;
+    have_n = 1;
+  }
+  // summary
+  json_t *j = json_object();
+  json_object_set_new(j, "offline", json_boolean(offline));
+  json_object_set_new(j, "mode", json_string(mode));
+  if (offline)
+    json_object_set_new(j, "note", json_string("OFFLINE: no LLM; explanations from enriched GO terms, Pfam families "
+                                               "and gene-name stems, predictions from annotation matches"));
+  if (have_f) json_object_set_new(j, "features", summary_json(&sf));
+  if (have_n) json_object_set_new(j, "neurons", summary_json(&sn));
+  if (llm) {
+    llm_stats_t st;
+    llm_get_stats(llm, &st);
+    json_t *s = json_object();
+    json_object_set_new(s, "requests", json_integer((json_int_t)st.requests));
+    json_object_set_new(s, "retries", json_integer((json_int_t)st.retries));
+    json_object_set_new(s, "cache_hits", json_integer((json_int_t)st.cache_hits));
+    json_object_set_new(s, "failed", json_integer((json_int_t)st.failed));
+    json_object_set_new(s, "input_tokens", json_integer((json_int_t)st.input_tokens));
+    json_object_set_new(s, "output_tokens", json_integer((json_int_t)st.output_tokens));
+    json_object_set_new(j, "llm", s);
+  }
+  char spath[4096], stmp[4200];
+  snprintf(spath, sizeof spath, "%s/summary.json", out_dir);
+  snprintf(stmp, sizeof stmp, "%s.tmp", spath);
+  int wrc = json_dump_file(j, stmp, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+  json_decref(j);
+  if (wrc != 0 || rename(stmp, spath) != 0) {
+    ps_err_set(&err, PS_EIO, "%s: cannot write", spath);
+    goto fail;
+  }
+  printf("mode: %s%s\n", mode, offline ? " (OFFLINE: no LLM, annotation-enrichment explanations)" : "");
+  printf("%-22s %12s %12s\n", "", "features", "neurons");
+  print_row("analysed", "%.0f", (double)sf.n_selected, (double)sn.n_selected, have_f, have_n);
+  print_row("scored", "%.0f", (double)sf.n_scored, (double)sn.n_scored, have_f, have_n);
+  print_row("failed", "%.0f", (double)sf.n_failed, (double)sn.n_failed, have_f, have_n);
+  print_row("skipped_too_few", "%.0f", (double)sf.n_too_few, (double)sn.n_too_few, have_f, have_n);
+  print_row("mean_r", "%.4f", sf.mean_r, sn.mean_r, have_f, have_n);
+  print_row("median_r", "%.4f", sf.median_r, sn.median_r, have_f, have_n);
+  print_row("frac_p_lt_0.05", "%.4f", sf.frac_p05, sn.frac_p05, have_f, have_n);
+  printf("summary: %s\n", spath);
+  status = 0;
+fail:
+  if (status) {
+    PS_ERROR("interpreter failed: %s", err.msg);
+    if (err.code == PS_EINTR) status = 0;
+  }
+  llm_client_destroy(&llm);
+  llm_cache_destroy(&cache);
+  interp_db_destroy(&db);
+  if (key) {
+    memset(key, 0, strlen(key));
+    free(key);
+  }
+  ps_config_destroy(&cfg);
+  return status;
+}

@@ -1,0 +1,875 @@
+// protocol.c — see protocol.h.
+#include "protocol.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "offline.h"
+
+// ---- small helpers ---------------------------------------------------------------------------
+typedef struct rng {
+  uint64_t s;
+} rng_t;
+
+static uint64_t rng_u64(rng_t *r) {
+  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static size_t rng_below(rng_t *r, size_t n) { return n ? (size_t)(rng_u64(r) % n) : 0; }
+static void rng_seed(rng_t *r, uint64_t seed, uint64_t stream) {
+  r->s = seed * 0x9e3779b97f4a7c15ull ^ (stream + 0x632be59bd9b4e019ull);
+  rng_u64(r);
+}
+
+typedef struct sbuf {
+  char *s;
+  size_t n, cap;
+} sbuf_t;
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf_t *b, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = b->cap - b->n;
+    int k = vsnprintf(b->s ? b->s + b->n : NULL, room, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    if ((size_t)k < room) {
+      b->n += (size_t)k;
+      return;
+    }
+    b->cap = (b->cap + (size_t)k + 1) * 2;
+    b->s = ps_xrealloc(b->s, b->cap);
+  }
+}
+
+void interp_opts_default(interp_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  int def[INTERP_N_BINS] = {6, 3, 3, 3, 2};
+  memcpy(o->bins, def, sizeof def);
+  o->n_inactive = 15;
+  o->min_active = 34;
+  o->active_threshold = 0;
+  o->seed = 1;
+  o->n_units = 200;
+  o->max_go_terms = 12;
+  o->unit_kind = "feature";
+  o->model_desc = "the protein language model ESM2";
+}
+
+int interp_parse_bins(const char *s, int bins[INTERP_N_BINS]) {
+  int k = 0;
+  const char *p = s;
+  while (*p && k < INTERP_N_BINS) {
+    char *e;
+    long v = strtol(p, &e, 10);
+    if (e == p || v < 0 || v > 1000) return PS_ECONFIG;
+    bins[k++] = (int)v;
+    p = e;
+    if (*p == ',') p++;
+    else if (*p) return PS_ECONFIG;
+  }
+  return k == INTERP_N_BINS && !*p ? 0 : PS_ECONFIG;
+}
+
+void interp_sample_free(interp_sample_t *s) {
+  free(s->shown);
+  free(s->shown_act);
+  free(s->held);
+  free(s->held_act);
+  free(s->shown_bin);
+  free(s->held_bin);
+  memset(s, 0, sizeof *s);
+}
+
+// ---- sampling --------------------------------------------------------------------------------
+static int bin_of(float v) {  // top bin (0) = (0.8, 1], bottom (4) = [0, 0.2]
+  for (int b = 0; b < INTERP_N_BINS - 1; b++)
+    if (v > 1.0f - (float)(b + 1) / INTERP_N_BINS) return b;
+  return INTERP_N_BINS - 1;
+}
+
+// Choose k of the n values in a[] at random (partial Fisher-Yates); they end up in a[0..k).
+static void choose(rng_t *r, int64_t *a, size_t n, size_t k) {
+  for (size_t i = 0; i < k && i < n; i++) {
+    size_t j = i + rng_below(r, n - i);
+    int64_t t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+}
+
+int interp_sample_unit(const interp_opts_t *o, float *act, size_t n, size_t unit, interp_sample_t *s, char *why,
+                       size_t cap) {
+  memset(s, 0, sizeof *s);
+  float lo = INFINITY, hi = -INFINITY;
+  size_t n_active = 0;
+  for (size_t i = 0; i < n; i++) {
+    float v = act[i];
+    if (!isfinite(v)) v = 0;
+    if (o->relu && v < 0) v = 0;
+    act[i] = v;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+    if ((double)v > o->active_threshold) n_active++;
+  }
+  s->n_active = n_active;
+  if (n == 0 || !(hi > lo)) {
+    snprintf(why, cap, "constant activations");
+    return 0;
+  }
+  if (n_active < (size_t)o->min_active) {
+    snprintf(why, cap, "too few active proteins (%zu < %d)", n_active, o->min_active);
+    return 0;
+  }
+  float range = hi - lo;
+  // group rows: bins 0..4 for active, 5 for inactive
+  size_t cnt[INTERP_N_BINS + 1] = {0};
+  int64_t *grp[INTERP_N_BINS + 1];
+  for (size_t i = 0; i < n; i++) {
+    int g = (double)act[i] > o->active_threshold ? bin_of((act[i] - lo) / range) : INTERP_N_BINS;
+    cnt[g]++;
+  }
+  for (int g = 0; g <= INTERP_N_BINS; g++) grp[g] = ps_xmalloc((cnt[g] ? cnt[g] : 1) * sizeof(int64_t));
+  size_t fill[INTERP_N_BINS + 1] = {0};
+  for (size_t i = 0; i < n; i++) {
+    int g = (double)act[i] > o->active_threshold ? bin_of((act[i] - lo) / range) : INTERP_N_BINS;
+    grp[g][fill[g]++] = (int64_t)i;
+  }
+  // quotas with spill-over: down first, then back up
+  size_t take[INTERP_N_BINS + 1] = {0};
+  size_t carry = 0;
+  for (int b = 0; b < INTERP_N_BINS; b++) {
+    size_t want = (size_t)o->bins[b] + carry;
+    take[b] = want < cnt[b] ? want : cnt[b];
+    carry = want - take[b];
+  }
+  for (int b = INTERP_N_BINS - 1; b >= 0 && carry; b--) {
+    size_t more = cnt[b] - take[b];
+    if (more > carry) more = carry;
+    take[b] += more;
+    carry -= more;
+  }
+  take[INTERP_N_BINS] = (size_t)o->n_inactive < cnt[INTERP_N_BINS] ? (size_t)o->n_inactive : cnt[INTERP_N_BINS];
+  rng_t r;
+  rng_seed(&r, o->seed, unit);
+  size_t total = 0;
+  for (int g = 0; g <= INTERP_N_BINS; g++) total += take[g];
+  s->shown = ps_xmalloc(total * sizeof *s->shown);
+  s->held = ps_xmalloc(total * sizeof *s->held);
+  s->shown_act = ps_xmalloc(total * sizeof *s->shown_act);
+  s->held_act = ps_xmalloc(total * sizeof *s->held_act);
+  s->shown_bin = ps_xmalloc(total * sizeof *s->shown_bin);
+  s->held_bin = ps_xmalloc(total * sizeof *s->held_bin);
+  size_t parity = rng_below(&r, 2);
+  for (int g = 0; g <= INTERP_N_BINS; g++) {
+    choose(&r, grp[g], cnt[g], take[g]);  // random picks in random order
+    for (size_t k = 0; k < take[g]; k++, parity++) {
+      int64_t row = grp[g][k];
+      float v = (act[row] - lo) / range;
+      if (parity % 2 == 0) {
+        s->shown[s->n_shown] = row;
+        s->shown_act[s->n_shown] = v;
+        s->shown_bin[s->n_shown++] = g;
+      } else {
+        s->held[s->n_held] = row;
+        s->held_act[s->n_held] = v;
+        s->held_bin[s->n_held++] = g;
+      }
+    }
+  }
+  for (int g = 0; g <= INTERP_N_BINS; g++) free(grp[g]);
+  // shown: by activation descending (insertion sort: ~16 items)
+  for (size_t i = 1; i < s->n_shown; i++)
+    for (size_t j = i; j > 0 && s->shown_act[j] > s->shown_act[j - 1]; j--) {
+      float tv = s->shown_act[j];
+      s->shown_act[j] = s->shown_act[j - 1];
+      s->shown_act[j - 1] = tv;
+      int64_t tr = s->shown[j];
+      s->shown[j] = s->shown[j - 1];
+      s->shown[j - 1] = tr;
+      int tb = s->shown_bin[j];
+      s->shown_bin[j] = s->shown_bin[j - 1];
+      s->shown_bin[j - 1] = tb;
+    }
+  // held out: shuffled
+  for (size_t i = s->n_held; i > 1; i--) {
+    size_t j = rng_below(&r, i);
+    float tv = s->held_act[i - 1];
+    s->held_act[i - 1] = s->held_act[j];
+    s->held_act[j] = tv;
+    int64_t tr = s->held[i - 1];
+    s->held[i - 1] = s->held[j];
+    s->held[j] = tr;
+    int tb = s->held_bin[i - 1];
+    s->held_bin[i - 1] = s->held_bin[j];
+    s->held_bin[j] = tb;
+  }
+  return 1;
+}
+
+// ---- prompts ---------------------------------------------------------------------------------
+static void sb_clean(sbuf_t *b, const char *s) {  // no line breaks or '|' inside a field
+  for (; *s; s++) sb_printf(b, "%c", (*s == '\n' || *s == '\r' || *s == '\t' || *s == '|') ? ' ' : *s);
+}
+
+static void describe(sbuf_t *b, const interp_opts_t *o, const interp_db_t *db, const char *acc, int64_t k) {
+  sb_clean(b, acc);
+  const interp_protein_t *p = db && k >= 0 ? &db->p[k] : NULL;
+  sb_printf(b, " | gene: ");
+  sb_clean(b, p && *p->gene ? p->gene : "-");
+  sb_printf(b, " | name: ");
+  sb_clean(b, p && *p->name ? p->name : "-");
+  sb_printf(b, " | Pfam: ");
+  if (!p || !p->n_pfam) sb_printf(b, "-");
+  for (uint32_t i = 0; p && i < p->n_pfam; i++) sb_printf(b, "%s%s", i ? ", " : "", db->pfam_names[p->pfam[i]]);
+  sb_printf(b, " | GO: ");
+  uint32_t ng = p ? p->n_direct : 0;
+  if (o->max_go_terms >= 0 && ng > (uint32_t)o->max_go_terms) ng = (uint32_t)o->max_go_terms;
+  if (!ng) sb_printf(b, "-");
+  for (uint32_t i = 0; i < ng; i++) {
+    const go_term_t *t = go_term(db->go, p->direct[i]);
+    sb_printf(b, "%s", i ? "; " : "");
+    sb_clean(b, t && *t->name ? t->name : t ? t->id : "?");
+  }
+  if (o->with_sequence && p && p->seq) sb_printf(b, " | sequence: %s", p->seq);
+}
+
+char *interp_prompt_explain(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,
+                            const int64_t *row_db, const interp_sample_t *s) {
+  sbuf_t b = {0};
+  sb_printf(&b,
+            "We are studying one %s of %s. Below are proteins with the %s's activation on each, scaled "
+            "to [0, 1] (0 = inactive, 1 = its strongest activation over all analysed proteins). Each line: "
+            "accession | gene | protein name | Pfam families | Gene Ontology terms%s | activation.\n\n",
+            o->unit_kind, o->model_desc, o->unit_kind, o->with_sequence ? " | sequence" : "");
+  for (size_t i = 0; i < s->n_shown; i++) {
+    sb_printf(&b, "%zu. ", i + 1);
+    describe(&b, o, db, ids[s->shown[i]], row_db ? row_db[s->shown[i]] : -1);
+    sb_printf(&b, " | activation: %.2f\n", (double)s->shown_act[i]);
+  }
+  sb_printf(&b,
+            "\nIn one sentence, explain which property of a protein this %s detects, so that someone could "
+            "predict its activation on other proteins from their annotations. Answer with that one sentence "
+            "only.",
+            o->unit_kind);
+  return b.s;
+}
+
+char *interp_prompt_predict(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,
+                            const int64_t *row_db, const interp_sample_t *s, const char *explanation) {
+  sbuf_t b = {0};
+  sb_printf(&b, "One %s of %s has been explained as follows:\n\"", o->unit_kind, o->model_desc);
+  sb_clean(&b, explanation);
+  sb_printf(&b,
+            "\"\n\nFor each protein below, predict the %s's activation from the explanation and the "
+            "protein's annotations, as a number from 0 (inactive) to 1 (strongest). Each line: accession | gene "
+            "| protein name | Pfam families | Gene Ontology terms%s.\n\n",
+            o->unit_kind, o->with_sequence ? " | sequence" : "");
+  for (size_t i = 0; i < s->n_held; i++) {
+    sb_printf(&b, "%zu. ", i + 1);
+    describe(&b, o, db, ids[s->held[i]], row_db ? row_db[s->held[i]] : -1);
+    sb_printf(&b, "\n");
+  }
+  sb_printf(&b,
+            "\nAnswer with exactly %zu lines, one per protein in the order above, each of the form "
+            "\"<number>: <prediction>\" (for example \"1: 0.25\"), and nothing else.",
+            s->n_held);
+  return b.s;
+}
+
+// ---- answer parsing --------------------------------------------------------------------------
+int interp_parse_explanation(const char *text, char **out, char *why, size_t cap) {
+  *out = NULL;
+  const char *p = text;
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (!*p) {
+      snprintf(why, cap, "empty explanation");
+      return PS_EFORMAT;
+    }
+    size_t l = strcspn(p, "\r\n");
+    // strip markdown, labels and quotes
+    const char *a = p, *e = p + l;
+    while (a < e && (*a == '*' || *a == '#' || *a == '>' || *a == '-' || *a == ' ' || *a == '"' || *a == '`')) a++;
+    static const char *const labels[] = {"Explanation:", "explanation:", "EXPLANATION:", "Answer:", "Sentence:"};
+    for (size_t i = 0; i < sizeof labels / sizeof *labels; i++) {
+      size_t ll = strlen(labels[i]);
+      if ((size_t)(e - a) >= ll && !strncmp(a, labels[i], ll)) {
+        a += ll;
+        break;
+      }
+    }
+    while (a < e && (*a == '*' || *a == ' ' || *a == '"' || *a == '`')) a++;
+    while (e > a && (e[-1] == '*' || e[-1] == ' ' || e[-1] == '"' || e[-1] == '`' || e[-1] == '\t')) e--;
+    if (e > a) {
+      size_t n = (size_t)(e - a);
+      if (n > 1000) {  // cut on a UTF-8 character boundary
+        n = 1000;
+        while (n > 0 && ((unsigned char)a[n] & 0xC0) == 0x80) n--;
+      }
+      *out = ps_xmalloc(n + 1);
+      memcpy(*out, a, n);
+      (*out)[n] = 0;
+      return 0;
+    }
+    p += l;
+  }
+}
+
+static int is_word(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+// First standalone number in [p, e): not glued to letters or digits on its left, not followed by a
+// letter. Sets *val (percent divided by 100) and returns 1, else 0.
+static int first_number(const char *p, const char *e, double *val, const char **after) {
+  for (const char *q = p; q < e; q++) {
+    if (!(isdigit((unsigned char)*q) || (*q == '.' && q + 1 < e && isdigit((unsigned char)q[1])) ||
+          ((*q == '-' || *q == '+') && q + 1 < e && (isdigit((unsigned char)q[1]) || q[1] == '.'))))
+      continue;
+    if (q > p && (is_word(q[-1]) || q[-1] == '.')) {  // inside a word (P12345, ABC1, v2.0)
+      const char *w = q + 1;  // always moves on
+      while (w < e && (is_word(*w) || *w == '.')) w++;
+      q = w - 1;
+      continue;
+    }
+    char buf[64];
+    size_t l = 0;
+    const char *r = q;
+    while (r < e && l < sizeof buf - 1 && (isdigit((unsigned char)*r) || *r == '.' || *r == '-' || *r == '+' ||
+                                           *r == 'e' || *r == 'E'))
+      buf[l++] = *r++;
+    buf[l] = 0;
+    char *end;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (end == buf) continue;
+    const char *stop = q + (end - buf);
+    if (stop < e && isalpha((unsigned char)*stop)) {  // "3rd", "2x": not a value
+      q = stop;  // past the number (strtod consumed at least one byte), then the word
+      while (q < e && is_word(*q)) q++;
+      q--;
+      continue;
+    }
+    if (stop < e && *stop == '%') {
+      v /= 100.0;
+      stop++;
+    }
+    *val = v;
+    if (after) *after = stop;
+    return 1;
+  }
+  return 0;
+}
+
+#define MAX_ANSWER (1u << 20)
+
+int interp_parse_predictions(const char *text, size_t len, size_t m, const char *const *acc, double *out,
+                             char *why, size_t cap) {
+  if (m == 0) {
+    snprintf(why, cap, "no proteins to predict");
+    return PS_EFORMAT;
+  }
+  if (len > MAX_ANSWER) {
+    snprintf(why, cap, "answer too long (%zu bytes)", len);
+    return PS_EFORMAT;
+  }
+  uint8_t *seen = ps_xcalloc(m, 1);
+  double *bare = ps_xmalloc(m * sizeof *bare);
+  size_t n_seen = 0, n_bare = 0, n_indexed_lines = 0, n_other = 0;
+  int rc = 0;
+  const char *p = text, *end = text + len;
+  while (p < end && !rc) {
+    const char *le = p;
+    while (le < end && *le != '\n' && *le != '\r' && *le != '\0') le++;
+    const char *a = p;
+    p = le < end ? le + 1 : le;
+    while (a < le && (*a == ' ' || *a == '\t' || *a == '-' || *a == '*' || *a == '#' || *a == '|' || *a == '>' ||
+                      *a == '`' || *a == '(' || *a == '['))
+      a++;
+    if (a >= le) continue;
+    if (le - a >= 7 && !strncasecmp(a, "protein", 7)) {
+      a += 7;
+      while (a < le && (*a == ' ' || *a == '#')) a++;
+      if (a >= le) continue;
+    }
+    size_t idx = 0;
+    int have_idx = 0;
+    const char *rest = a;
+    if (a < le && isdigit((unsigned char)*a)) {
+      const char *q = a;
+      uint64_t v = 0;
+      while (q < le && isdigit((unsigned char)*q) && v < 1000000) v = v * 10 + (uint64_t)(*q++ - '0');
+      int decimal = q < le && *q == '.' && q + 1 < le && isdigit((unsigned char)q[1]);
+      if (!decimal && (q >= le || strchr(":.)=-]|* \t,", *q))) {
+        while (q < le && strchr(":.)=-]|*", *q)) q++;  // the separator ("**4**:", "3)")
+        // "N: v" needs a value after it; "0.5" alone is a bare number
+        double tmp;
+        if (first_number(q, le, &tmp, NULL)) {
+          have_idx = 1;
+          idx = (size_t)v;
+          rest = q;
+        }
+      }
+    }
+    if (!have_idx && acc) {  // keyed by accession
+      for (size_t i = 0; i < m && !have_idx; i++) {
+        size_t al = acc[i] ? strlen(acc[i]) : 0;
+        if (!al) continue;
+        for (const char *q = a; q + al <= le; q++)
+          if (!memcmp(q, acc[i], al) && (q == a || !is_word(q[-1])) && (q + al == le || !is_word(q[al]))) {
+            have_idx = 1;
+            idx = i + 1;
+            rest = q + al;
+            break;
+          }
+      }
+    }
+    double v;
+    if (have_idx) {
+      n_indexed_lines++;
+      // the value follows the last ':', '=' or '>' when one is followed by a number ("1. P12345
+      // (kinase 2): 0.75"), else it is the first standalone number after the index
+      const char *lastsep = NULL;
+      for (const char *q = rest; q < le; q++)
+        if (*q == ':' || *q == '=' || *q == '>') lastsep = q;
+      if (lastsep && first_number(lastsep + 1, le, &v, NULL)) rest = lastsep + 1;
+      if (!first_number(rest, le, &v, NULL)) {
+        n_other++;
+        n_indexed_lines--;
+        continue;
+      }
+      if (idx < 1 || idx > m) {
+        snprintf(why, cap, "index %zu out of range 1..%zu", idx, m);
+        rc = PS_EFORMAT;
+        break;
+      }
+      if (!isfinite(v) || v < 0 || v > 1) {
+        snprintf(why, cap, "prediction %zu = %g outside [0, 1]", idx, v);
+        rc = PS_EFORMAT;
+        break;
+      }
+      if (seen[idx - 1]) {
+        if (out[idx - 1] != v) {
+          snprintf(why, cap, "two different predictions for protein %zu", idx);
+          rc = PS_EFORMAT;
+          break;
+        }
+        continue;
+      }
+      seen[idx - 1] = 1;
+      out[idx - 1] = v;
+      n_seen++;
+    } else {
+      // a line of bare numbers ("0.1, 0.5 0.9") or a JSON array
+      const char *q = a, *after;
+      int all_numbers = 1, any = 0;
+      while (q < le) {
+        while (q < le && (*q == ' ' || *q == '\t' || *q == ',' || *q == ';' || *q == '[' || *q == ']')) q++;
+        if (q >= le) break;
+        if (!first_number(q, le, &v, &after) || !(isdigit((unsigned char)*q) || *q == '.' || *q == '-' || *q == '+')) {
+          all_numbers = 0;
+          break;
+        }
+        q = after;
+        if (q < le && !strchr(" \t,;]", *q)) {
+          all_numbers = 0;
+          break;
+        }
+        if (n_bare < m) bare[n_bare] = v;
+        n_bare++;
+        any = 1;
+      }
+      if (!all_numbers || !any) n_other++;
+    }
+  }
+  if (!rc) {
+    if (n_seen) {
+      if (n_seen != m) {
+        snprintf(why, cap, "got %zu of %zu predictions", n_seen, m);
+        rc = PS_EFORMAT;
+      }
+    } else if (n_bare) {
+      if (n_bare != m) {
+        snprintf(why, cap, "got %zu numbers for %zu proteins", n_bare, m);
+        rc = PS_EFORMAT;
+      } else {
+        for (size_t i = 0; i < m && !rc; i++) {
+          if (!isfinite(bare[i]) || bare[i] < 0 || bare[i] > 1) {
+            snprintf(why, cap, "prediction %zu = %g outside [0, 1]", i + 1, bare[i]);
+            rc = PS_EFORMAT;
+          }
+          out[i] = bare[i];
+        }
+      }
+    } else {
+      snprintf(why, cap, "no predictions found in the answer");
+      rc = PS_EFORMAT;
+    }
+  }
+  free(seen);
+  free(bare);
+  return rc;
+}
+
+// ---- statistics ------------------------------------------------------------------------------
+// Continued fraction for the incomplete beta (modified Lentz; Numerical Recipes 6.4).
+static double betacf(double a, double b, double x) {
+  const double tiny = 1e-300, eps = 1e-16;
+  double qab = a + b, qap = a + 1, qam = a - 1, c = 1, d = 1 - qab * x / qap;
+  if (fabs(d) < tiny) d = tiny;
+  d = 1 / d;
+  double h = d;
+  for (int m = 1; m <= 10000; m++) {
+    int m2 = 2 * m;
+    double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+    d = 1 + aa * d;
+    if (fabs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (fabs(c) < tiny) c = tiny;
+    d = 1 / d;
+    h *= d * c;
+    aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+    d = 1 + aa * d;
+    if (fabs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (fabs(c) < tiny) c = tiny;
+    d = 1 / d;
+    double del = d * c;
+    h *= del;
+    if (fabs(del - 1) < eps) break;
+  }
+  return h;
+}
+
+double interp_betai(double a, double b, double x) {
+  if (!(x > 0)) return 0;
+  if (!(x < 1)) return 1;
+  double lbt = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+  if (x < (a + 1) / (a + b + 2)) return exp(lbt) * betacf(a, b, x) / a;
+  return 1 - exp(lbt) * betacf(b, a, 1 - x) / b;
+}
+
+int interp_pearson(const double *x, const double *y, size_t n, double *r, double *p) {
+  *r = NAN;
+  *p = NAN;
+  if (n < 3) return PS_EDIM;
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(x[i]) || !isfinite(y[i])) return PS_ENAN;
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= (double)n;
+  my /= (double)n;
+  double sxx = 0, syy = 0, sxy = 0;
+  for (size_t i = 0; i < n; i++) {
+    double dx = x[i] - mx, dy = y[i] - my;
+    sxx += dx * dx;
+    syy += dy * dy;
+    sxy += dx * dy;
+  }
+  if (!(sxx > 0) || !(syy > 0)) return PS_ENAN;
+  double rr = sxy / sqrt(sxx * syy);
+  if (rr > 1) rr = 1;
+  if (rr < -1) rr = -1;
+  *r = rr;
+  double df = (double)n - 2;
+  if (fabs(rr) >= 1) {
+    *p = 0;
+    return 0;
+  }
+  double t2 = rr * rr * df / (1 - rr * rr);
+  *p = interp_betai(df / 2, 0.5, df / (df + t2));
+  return 0;
+}
+
+// ---- the run ---------------------------------------------------------------------------------
+void interp_results_free(interp_result_t *r, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    interp_sample_free(&r[i].s);
+    free(r[i].explanation);
+    free(r[i].pred);
+    free(r[i].answer1);
+    free(r[i].answer2);
+  }
+  free(r);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void score(interp_result_t *res) {
+  double *truth = ps_xmalloc((res->s.n_held ? res->s.n_held : 1) * sizeof *truth);
+  for (size_t i = 0; i < res->s.n_held; i++) truth[i] = res->s.held_act[i];
+  int rc = interp_pearson(res->pred, truth, res->s.n_held, &res->r, &res->p);
+  if (rc == 0) {
+    res->scored = 1;
+  } else if (rc == PS_ENAN && res->s.n_held >= 3) {
+    res->scored = 1;  // constant predictions (or, never, constant truth): no correlation
+    res->constant_pred = 1;
+    res->r = 0;
+    res->p = 1;
+  } else {
+    snprintf(res->failure, sizeof res->failure, "cannot score: %zu held-out proteins", res->s.n_held);
+  }
+  free(truth);
+}
+
+static void format_offline_answer(const double *pred, size_t m, sbuf_t *b) {
+  for (size_t i = 0; i < m; i++) sb_printf(b, "%zu: %.4f\n", i + 1, pred[i]);
+}
+
+int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_opts_t *o, const interp_run_opts_t *ro,
+               interp_result_t **results, size_t *n_results, interp_summary_t *sum, ps_err_t *err) {
+  *results = NULL;
+  *n_results = 0;
+  memset(sum, 0, sizeof *sum);
+  sum->n_units = src->n_units;
+  int offline = ro->offline || !ro->llm;
+  if (offline && !db) return ps_err_set(err, PS_ECONFIG, "interpreter: the offline mode needs the protein data");
+  size_t np = src->n_proteins;
+  int64_t *row_db = ps_xmalloc((np ? np : 1) * sizeof *row_db);
+  for (size_t i = 0; i < np; i++) row_db[i] = db ? interp_db_find(db, src->protein_ids[i]) : -1;
+  offline_bg_t *bg = offline ? offline_bg_new(db, row_db, np) : NULL;
+  float *col = ps_xmalloc((np ? np : 1) * sizeof *col);
+  size_t want = o->n_units && o->n_units < src->n_units ? o->n_units : src->n_units;
+  interp_result_t *res = ps_xcalloc(want ? want : 1, sizeof *res);
+  size_t nres = 0;
+  int rc = 0;
+  // units in a seeded random order; the first `want` eligible ones are analysed
+  size_t *perm = ps_xmalloc((src->n_units ? src->n_units : 1) * sizeof *perm);
+  for (size_t i = 0; i < src->n_units; i++) perm[i] = i;
+  rng_t r;
+  rng_seed(&r, o->seed, 0xfeedull);
+  if (!(o->n_units == 0 || o->n_units >= src->n_units))
+    for (size_t i = src->n_units; i > 1; i--) {
+      size_t j = rng_below(&r, i);
+      size_t t = perm[i - 1];
+      perm[i - 1] = perm[j];
+      perm[j] = t;
+    }
+  int64_t *study = ps_xmalloc((np ? np : 1) * sizeof *study);
+  for (size_t pi = 0; pi < src->n_units && nres < want; pi++) {
+    size_t u = perm[pi];
+    if ((rc = src->column(src->ctx, u, col, err)) < 0) goto out;
+    sum->n_checked++;
+    interp_result_t *x = &res[nres];
+    char why[128];
+    if (!interp_sample_unit(o, col, np, u, &x->s, why, sizeof why)) {
+      if (x->s.n_active >= (size_t)o->min_active) sum->n_constant++;
+      else sum->n_too_few++;
+      memset(x, 0, sizeof *x);
+      continue;
+    }
+    x->unit = u;
+    nres++;
+    if (offline) {  // explanation now, while the column is at hand
+      size_t ns = 0;
+      for (size_t i = 0; i < np; i++) {
+        if ((double)col[i] <= o->active_threshold) continue;
+        int held = 0;
+        for (size_t k = 0; k < x->s.n_held; k++) held |= x->s.held[k] == (int64_t)i;
+        if (!held) study[ns++] = (int64_t)i;
+      }
+      offline_expl_t ex;
+      offline_explain(bg, db, row_db, study, ns, x->s.held, x->s.n_held, o->unit_kind, &ex);
+      x->explanation = ps_xstrdup(ex.text);
+      x->pred = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *x->pred);
+      double *pv = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *pv);
+      for (size_t k = 0; k < x->s.n_held; k++) pv[k] = offline_predict(&ex, db, row_db[x->s.held[k]]);
+      // through the same answer parser as a model's answer
+      sbuf_t ans = {0};
+      format_offline_answer(pv, x->s.n_held, &ans);
+      x->answer2 = ans.s ? ans.s : ps_xstrdup("");
+      char pw[160];
+      if (interp_parse_predictions(x->answer2, strlen(x->answer2), x->s.n_held, NULL, x->pred, pw, sizeof pw) < 0) {
+        snprintf(x->failure, sizeof x->failure, "offline answer: %s", pw);
+        free(x->pred);
+        x->pred = NULL;
+      } else {
+        score(x);
+      }
+      free(pv);
+      offline_expl_free(&ex);
+    }
+  }
+  sum->n_selected = nres;
+  if (!offline) {
+    const char *const *ids = src->protein_ids;
+    // call 1: explanations
+    llm_call_t *calls = ps_xcalloc(nres ? nres : 1, sizeof *calls);
+    char **prompts = ps_xcalloc(nres ? nres : 1, sizeof *prompts);
+    for (size_t i = 0; i < nres; i++) {
+      prompts[i] = interp_prompt_explain(o, db, ids, row_db, &res[i].s);
+      calls[i].prompt = prompts[i];
+    }
+    PS_INFO("interpreter call 1 (explain) kind=%s units=%zu", o->unit_kind, nres);
+    rc = llm_run(ro->llm, calls, nres, err);
+    for (size_t i = 0; i < nres && rc == 0; i++) {
+      interp_result_t *x = &res[i];
+      if (calls[i].rc < 0) {
+        snprintf(x->failure, sizeof x->failure, "explain request: %s", calls[i].error);
+        continue;
+      }
+      x->answer1 = ps_xstrdup(calls[i].text);
+      char why[160];
+      if (interp_parse_explanation(calls[i].text, &x->explanation, why, sizeof why) < 0)
+        snprintf(x->failure, sizeof x->failure, "explain answer: %s", why);
+    }
+    llm_calls_free(calls, nres);
+    for (size_t i = 0; i < nres; i++) {
+      free(prompts[i]);
+      prompts[i] = NULL;
+    }
+    if (rc < 0) {
+      free(calls);
+      free(prompts);
+      goto out;
+    }
+    // call 2: predictions
+    size_t n2 = 0;
+    size_t *which = ps_xmalloc((nres ? nres : 1) * sizeof *which);
+    for (size_t i = 0; i < nres; i++) {
+      if (!res[i].explanation) continue;
+      prompts[n2] = interp_prompt_predict(o, db, ids, row_db, &res[i].s, res[i].explanation);
+      memset(&calls[n2], 0, sizeof calls[n2]);
+      calls[n2].prompt = prompts[n2];
+      which[n2++] = i;
+    }
+    PS_INFO("interpreter call 2 (predict) kind=%s units=%zu", o->unit_kind, n2);
+    rc = llm_run(ro->llm, calls, n2, err);
+    for (size_t j = 0; j < n2 && rc == 0; j++) {
+      interp_result_t *x = &res[which[j]];
+      if (calls[j].rc < 0) {
+        snprintf(x->failure, sizeof x->failure, "predict request: %s", calls[j].error);
+        continue;
+      }
+      x->answer2 = ps_xstrdup(calls[j].text);
+      const char **acc = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *acc);
+      for (size_t k = 0; k < x->s.n_held; k++) acc[k] = ids[x->s.held[k]];
+      x->pred = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *x->pred);
+      char why[160];
+      if (interp_parse_predictions(calls[j].text, strlen(calls[j].text), x->s.n_held, acc, x->pred, why,
+                                   sizeof why) < 0) {
+        snprintf(x->failure, sizeof x->failure, "predict answer: %s", why);
+        free(x->pred);
+        x->pred = NULL;
+      } else {
+        score(x);
+      }
+      free(acc);
+    }
+    llm_calls_free(calls, n2);
+    for (size_t j = 0; j < n2; j++) free(prompts[j]);
+    free(prompts);
+    free(calls);
+    free(which);
+    if (rc < 0) goto out;
+  }
+  // summary
+  double *rs = ps_xmalloc((nres ? nres : 1) * sizeof *rs);
+  size_t ns = 0, n05 = 0;
+  double tot = 0;
+  for (size_t i = 0; i < nres; i++) {
+    if (!res[i].scored) {
+      sum->n_failed++;
+      continue;
+    }
+    sum->n_constant_pred += res[i].constant_pred;
+    rs[ns++] = res[i].r;
+    tot += res[i].r;
+    n05 += res[i].p < 0.05;
+  }
+  sum->n_scored = ns;
+  if (ns) {
+    qsort(rs, ns, sizeof *rs, cmp_double);
+    sum->mean_r = tot / (double)ns;
+    sum->median_r = ns % 2 ? rs[ns / 2] : 0.5 * (rs[ns / 2 - 1] + rs[ns / 2]);
+    sum->frac_p05 = (double)n05 / (double)ns;
+  } else {
+    sum->mean_r = sum->median_r = sum->frac_p05 = NAN;
+  }
+  free(rs);
+out:
+  free(study);
+  free(perm);
+  free(col);
+  free(row_db);
+  offline_bg_destroy(&bg);
+  if (rc < 0) {
+    interp_results_free(res, nres);
+    return rc;
+  }
+  *results = res;
+  *n_results = nres;
+  return 0;
+}
+
+// ---- output ----------------------------------------------------------------------------------
+static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+int interp_write_jsonl(const char *path, const interp_opts_t *o, const interp_source_t *src, const interp_result_t *r,
+                       size_t n, const char *mode, int offline, ps_err_t *err) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return ps_err_set(err, -errno, "%s: cannot create: %s", tmp, strerror(errno));
+  for (size_t i = 0; i < n; i++) {
+    const interp_result_t *x = &r[i];
+    json_t *j = json_object();
+    json_object_set_new(j, "kind", json_string(o->unit_kind));
+    json_object_set_new(j, "unit", json_integer((json_int_t)x->unit));
+    json_object_set_new(j, "offline", json_boolean(offline));
+    json_object_set_new(j, "mode", json_string(mode));
+    json_object_set_new(j, "n_active", json_integer((json_int_t)x->s.n_active));
+    json_object_set_new(j, "explanation", x->explanation ? json_string(x->explanation) : json_null());
+    json_t *shown = json_array();
+    for (size_t k = 0; k < x->s.n_shown; k++) {
+      json_t *e = json_object();
+      json_object_set_new(e, "accession", json_string(src->protein_ids[x->s.shown[k]]));
+      json_object_set_new(e, "activation", json_real(x->s.shown_act[k]));
+      json_array_append_new(shown, e);
+    }
+    json_object_set_new(j, "shown", shown);
+    json_t *held = json_array();
+    for (size_t k = 0; k < x->s.n_held; k++) {
+      json_t *e = json_object();
+      json_object_set_new(e, "accession", json_string(src->protein_ids[x->s.held[k]]));
+      json_object_set_new(e, "true", json_real(x->s.held_act[k]));
+      json_object_set_new(e, "pred", x->pred ? json_real(x->pred[k]) : json_null());
+      json_array_append_new(held, e);
+    }
+    json_object_set_new(j, "held_out", held);
+    json_object_set_new(j, "r", x->scored ? num_or_null(x->r) : json_null());
+    json_object_set_new(j, "p", x->scored ? num_or_null(x->p) : json_null());
+    json_object_set_new(j, "constant_predictions", json_boolean(x->constant_pred));
+    json_object_set_new(j, "failure", x->failure[0] ? json_string(x->failure) : json_null());
+    char *line = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(8));
+    json_decref(j);
+    if (!line) continue;  // invalid UTF-8 in an answer: jansson refuses; skip the line
+    fputs(line, f);
+    fputc('\n', f);
+    free(line);
+  }
+  int rc = 0;
+  if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = ps_err_set(err, -errno, "%s: write: %s", tmp, strerror(errno));
+  if (fclose(f) != 0 && !rc) rc = ps_err_set(err, -errno, "%s: close: %s", tmp, strerror(errno));
+  if (!rc && rename(tmp, path) != 0) rc = ps_err_set(err, -errno, "%s: rename: %s", path, strerror(errno));
+  if (rc) unlink(tmp);
+  return rc;
+}

@@ -1,0 +1,225 @@
+// protsae-scorer — FeatureBatches in, per-feature statistics and per-protein codes in RocksDB.
+// Wiring only; logic in scorer.c.
+//
+// Completion and recovery: encoders relay each upstream EndOfStream with the upstream's batch
+// count. When nothing has arrived for --resend-after-ms and a known stream still misses batches
+// (lost in a killed encoder's queue, or in this process's queue before a kill -9), the scorer
+// sends a ResendRequest for them on --control (the reader re-sends them, then its EndOfStream);
+// while no EndOfStream is known, an empty request asks for it. Once --sources streams are complete
+// it commits, sends `finished`, and exits 0 (--exit-when-complete).
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "scorer.h"
+#include "signals.h"
+#include "wire.h"
+
+static const ps_config_entry_t table[] = {
+    {"db", "protsae-features.db", "feature store directory (RocksDB), created when missing"},
+    {"in", "@ipc:///tmp/protsae-scorer.ipc", "input endpoint (PULL; @ binds)"},
+    {"control", "", "reader control endpoint for ResendRequests (PUSH; e.g. >ipc:///tmp/protsae-reader-ctl.ipc)"},
+    {"sources", "1", "upstream streams (readers) that make the whole input"},
+    {"top-n", "20", "top proteins kept per feature (fixed when the store is created)"},
+    {"commit-batches", "16", "commit after this many applied batches"},
+    {"commit-ms", "1000", "... or after this long with pending work"},
+    {"resend-after-ms", "3000", "idle time before missing batches are requested again"},
+    {"exit-when-complete", "1", "exit once every source stream is complete"},
+    {"sync", "0", "fsync the write-ahead log at each commit (survives a machine crash, slower)"},
+    {"dump", NULL, "at completion, write the full store as text to this file"},
+    {"hwm", "16", "messages queued per peer"},
+    {"heartbeat-ms", "1000", "heartbeat interval"},
+    {"run-id", "run", "run id stamped on control messages"},
+    {"producer", "scorer-0", "producer name stamped on control messages"},
+    {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
+    {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
+    {NULL, NULL, NULL},
+};
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define MAX_RESEND 4096
+
+static void send_resend(void *ctl, const char *run_id, const char *producer, uint64_t *cseq, const char *stream,
+                        uint64_t *seqs, size_t n, int finished) {
+  Protsae__Envelope env;
+  Protsae__ResendRequest rq = PROTSAE__RESEND_REQUEST__INIT;
+  wire_envelope_init(&env, run_id, producer, (*cseq)++);
+  rq.producer = (char *)(stream ? stream : "");
+  rq.n_seqs = n;
+  rq.seqs = seqs;
+  rq.finished = finished;
+  env.body_case = PROTSAE__ENVELOPE__BODY_RESEND_REQUEST;
+  env.resend_request = &rq;
+  ps_err_t e = {0};
+  if (wire_send_timeout(ctl, &env, 200, &e) < 0) PS_WARN("control message not sent: %s", e.msg);
+}
+
+int main(int argc, char **argv) {
+  ps_log_init("scorer");
+  ps_signals_install();
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  scorer_t *sc = NULL;
+  void *zctx = NULL, *in = NULL, *ctl = NULL;
+  uint64_t *seqs = NULL;
+  ps_metrics_t *mx = NULL;
+  int status = 1;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    PS_ERROR("%s", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae-scorer", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  ps_config_print(cfg);
+  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, hb, mport;
+  int exit_done, sync;
+  if (ps_config_i64(cfg, "sources", &sources, &err) < 0 || ps_config_i64(cfg, "top-n", &top_n, &err) < 0 ||
+      ps_config_i64(cfg, "commit-batches", &commit_batches, &err) < 0 ||
+      ps_config_i64(cfg, "commit-ms", &commit_ms, &err) < 0 || ps_config_i64(cfg, "resend-after-ms", &resend_ms, &err) < 0 ||
+      ps_config_i64(cfg, "hwm", &hwm, &err) < 0 || ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 ||
+      ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 || ps_config_bool(cfg, "exit-when-complete", &exit_done, &err) < 0 || ps_config_bool(cfg, "sync", &sync, &err) < 0)
+    goto fail;
+  if (sources < 1 || top_n < 1 || top_n > 100000 || commit_batches < 1 || commit_ms < 1 || resend_ms < 1) {
+    ps_err_set(&err, PS_ECONFIG, "sources, top-n (<= 100000), commit-batches, commit-ms, resend-after-ms must be >= 1");
+    goto fail;
+  }
+  scorer_opts_t so = {ps_config_str(cfg, "db"), (uint32_t)top_n, sync};
+  if (scorer_open(&sc, &so, &err) < 0) goto fail;
+  {
+    const fs_meta_t *m = scorer_meta(sc);
+    PS_INFO("store %s: %u features, %" PRIu64 " batches and %" PRIu64 " proteins applied so far", so.db_path,
+            m->n_features, m->batches, m->proteins);
+  }
+  const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
+  wire_opts_t wo = {(int)hwm, 1000, (int)hb, 0};
+  zctx = zmq_ctx_new();
+  if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
+  const char *cep = ps_config_str(cfg, "control");
+  if (cep && cep[0] && !(ctl = wire_socket(zctx, ZMQ_PUSH, cep, &wo, &err))) goto fail;
+  seqs = ps_xmalloc(MAX_RESEND * sizeof *seqs);
+
+  if (ps_metrics_start(&mx, "scorer", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
+  int m_applied = ps_metrics_add(mx, "batches_applied_total", PS_COUNTER, "batches applied (exactly once)");
+  int m_dup = ps_metrics_add(mx, "batches_duplicate_total", PS_COUNTER, "replayed batches ignored");
+  int m_rej = ps_metrics_add(mx, "batches_rejected_total", PS_COUNTER, "batches rejected (malformed, NaN, mismatch)");
+  int m_rows = ps_metrics_add(mx, "rows_total", PS_COUNTER, "rows applied since start");
+  int m_prot = ps_metrics_add(mx, "store_proteins", PS_GAUGE, "proteins in the feature store");
+  int m_rate = ps_metrics_add(mx, "rows_per_second", PS_GAUGE, "rows applied per second since start");
+  int m_known = ps_metrics_add(mx, "streams_ended", PS_GAUGE, "upstream streams whose end is known");
+  int m_done = ps_metrics_add(mx, "streams_complete", PS_GAUGE, "upstream streams with every batch applied");
+  int m_total = ps_metrics_add(mx, "stream_batches", PS_GAUGE, "batches in the ended upstream streams");
+  wire_stats_t st = {0};
+  uint64_t t0 = now_ms(), last_msg = t0, last_commit = t0, last_resend = 0, last_log = t0, cseq = 0, rows0 = 0;
+  int complete = 0;
+  for (;;) {
+    if (scorer_streams_complete(sc) >= (size_t)sources) {
+      complete = 1;
+      if (exit_done) break;
+    }
+    Protsae__Envelope *env = NULL;
+    int rc = wire_recv(in, &env, 100, &ps_stop_flag, &st, &err);
+    if (rc == PS_EINTR) break;
+    if (rc < 0) goto fail;
+    uint64_t t = now_ms();
+    if (rc == 1) {
+      last_msg = t;
+      if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH) {
+        ps_err_t be = {0};
+        if (scorer_apply(sc, env->feature_batch, &be) < 0) PS_ERROR("rejected from %s: %s", env->producer, be.msg);
+      } else if (env->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) {
+        const Protsae__EndOfStream *e = env->end_of_stream;
+        const char *src = e->source_producer && e->source_producer[0] ? e->source_producer : env->producer;
+        uint64_t next = e->source_producer && e->source_producer[0] ? e->source_next_seq : env->seq;
+        scorer_note_eos(sc, src, next, e->rows_sent, e->proteins_sent);
+      }
+      wire_free(&env);
+    }
+    const scorer_counts_t *c = scorer_counts(sc);
+    if (c->pending >= (uint64_t)commit_batches || (c->pending && t - last_commit >= (uint64_t)commit_ms) ||
+        (rc == 0 && t - last_commit >= (uint64_t)commit_ms)) {
+      if (scorer_commit(sc, &err) < 0) goto fail;
+      last_commit = t;
+    }
+    if (ctl && t - last_msg >= (uint64_t)resend_ms && t - last_resend >= (uint64_t)resend_ms) {
+      last_resend = t;
+      size_t known = scorer_streams_known(sc);
+      for (size_t i = 0; i < known; i++) {
+        const char *sp;
+        size_t n = scorer_missing(sc, i, &sp, seqs, MAX_RESEND);
+        if (!n) continue;
+        PS_WARN("%s: %zu batches missing after %lld ms idle: asking for them again (first seq %" PRIu64 ")", sp, n,
+                (long long)resend_ms, seqs[0]);
+        send_resend(ctl, run_id, producer, &cseq, sp, seqs, n < MAX_RESEND ? n : MAX_RESEND, 0);
+      }
+      if (known < (size_t)sources) {
+        PS_INFO("%zu of %lld source streams have ended: asking for EndOfStream again", known, (long long)sources);
+        send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 0);
+      }
+    }
+    if (mx) {
+      ps_metrics_set(mx, m_applied, (double)c->applied);
+      ps_metrics_set(mx, m_dup, (double)c->duplicates);
+      ps_metrics_set(mx, m_rej, (double)c->rejected);
+      ps_metrics_set(mx, m_rows, (double)c->rows);
+      ps_metrics_set(mx, m_prot, (double)scorer_meta(sc)->proteins);
+      ps_metrics_set(mx, m_rate, (double)c->rows * 1000.0 / (double)(t - t0 + 1));
+      ps_metrics_set(mx, m_known, (double)scorer_streams_known(sc));
+      ps_metrics_set(mx, m_done, (double)scorer_streams_complete(sc));
+      ps_metrics_set(mx, m_total, (double)scorer_stream_batches(sc));
+    }
+    if (t - last_log >= (uint64_t)hb * 10) {
+      PS_INFO("applied=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64 " proteins=%" PRIu64 " rows_per_s=%.0f",
+              c->applied, c->duplicates, c->rejected, c->proteins, (c->rows - rows0) * 1000.0 / (double)(t - last_log));
+      rows0 = c->rows;
+      last_log = t;
+    }
+  }
+  if (scorer_commit(sc, &err) < 0) goto fail;
+  if (complete) {
+    if (ctl) send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 1);
+    const char *dump = ps_config_str(cfg, "dump");
+    if (dump) {
+      FILE *f = fopen(dump, "w");
+      if (!f) {
+        ps_err_set(&err, -errno, "%s: cannot write the dump", dump);
+        goto fail;
+      }
+      int rc = fs_dump(scorer_store(sc), f, &err);
+      if (fclose(f) != 0 && rc >= 0) rc = ps_err_set(&err, PS_EIO, "%s: write failed", dump);
+      if (rc < 0) goto fail;
+    }
+  }
+  {
+    const scorer_counts_t *c = scorer_counts(sc);
+    const fs_meta_t *m = scorer_meta(sc);
+    double secs = (double)(now_ms() - t0) / 1000.0;
+    PS_INFO("finished complete=%d applied=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64 " dropped=%" PRIu64
+            " store_batches=%" PRIu64 " store_proteins=%" PRIu64 " seconds=%.2f",
+            complete, c->applied, c->duplicates, c->rejected, st.dropped_malformed + st.dropped_version + st.dropped_empty,
+            m->batches, m->proteins, secs);
+  }
+  status = 0;
+fail:
+  if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
+  free(seqs);
+  ps_metrics_stop(&mx);
+  wire_close(&in);
+  wire_close(&ctl);
+  if (zctx) zmq_ctx_term(zctx);
+  scorer_close(&sc);
+  ps_config_destroy(&cfg);
+  return status;
+}

@@ -1,0 +1,350 @@
+// scorer.c — see scorer.h.
+#include "scorer.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "strmap.h"
+#include "wire.h"
+
+typedef struct stream {
+  char *producer;
+  uint8_t *bits;        // applied seqs
+  uint64_t cap_bits;
+  uint64_t applied;
+  int eos_known, eos_dirty;
+  uint64_t next_seq, rows, proteins;
+} stream_t;
+
+struct scorer {
+  scorer_opts_t o;
+  fs_t *fs;
+  fs_wb_t *wb;
+  fs_meta_t meta;
+  int have_meta;
+  fs_feat_t *feats;
+  uint8_t *dirty;
+  stream_t *streams;
+  size_t n_streams, cap_streams;
+  strmap_t *by_name;
+  scorer_counts_t c;
+  // residue-level scratch
+  float *pmax;
+  uint32_t *ppos, *touched;
+  uint8_t *seen;
+};
+
+static stream_t *stream_get(scorer_t *s, const char *producer) {
+  uint64_t i;
+  if (strmap_get(s->by_name, producer, &i)) return &s->streams[i];
+  if (s->n_streams == s->cap_streams) {
+    s->cap_streams = s->cap_streams ? 2 * s->cap_streams : 4;
+    s->streams = ps_xrealloc(s->streams, s->cap_streams * sizeof *s->streams);
+  }
+  stream_t *st = &s->streams[s->n_streams];
+  memset(st, 0, sizeof *st);
+  st->producer = ps_xstrdup(producer);
+  strmap_put(s->by_name, producer, s->n_streams++);
+  return st;
+}
+
+static int bit_get(const stream_t *st, uint64_t seq) { return seq < st->cap_bits && (st->bits[seq >> 3] >> (seq & 7) & 1); }
+static void bit_set(stream_t *st, uint64_t seq) {
+  if (seq >= st->cap_bits) {
+    uint64_t c = st->cap_bits ? st->cap_bits : 1024;
+    while (c <= seq) c *= 2;
+    st->bits = ps_xrealloc(st->bits, c / 8);
+    memset(st->bits + st->cap_bits / 8, 0, (c - st->cap_bits) / 8);
+    st->cap_bits = c;
+  }
+  st->bits[seq >> 3] |= (uint8_t)(1u << (seq & 7));
+  st->applied++;
+}
+
+static void alloc_features(scorer_t *s) {
+  uint32_t n = s->meta.n_features;
+  s->feats = ps_xcalloc(n ? n : 1, sizeof *s->feats);
+  for (uint32_t f = 0; f < n; f++) fs_feat_init(&s->feats[f], s->meta.top_n);
+  s->dirty = ps_xcalloc(n ? n : 1, 1);
+}
+
+static int load_feat(uint32_t id, const fs_feat_t *f, void *ctx) {
+  scorer_t *s = ctx;
+  if (id >= s->meta.n_features) return ps_err_set(NULL, PS_EFORMAT, "feature %u", id);
+  fs_feat_t *d = &s->feats[id];
+  fs_top_t *top = d->top;
+  *d = *f;
+  d->top = top;
+  for (uint32_t i = 0; i < f->n_top; i++) {
+    top[i] = f->top[i];
+    top[i].id = ps_xstrdup(f->top[i].id);
+  }
+  return 0;
+}
+static int load_applied(const char *producer, uint64_t seq, void *ctx) {
+  bit_set(stream_get(ctx, producer), seq);
+  return 0;
+}
+static int load_eos(const char *producer, const fs_eos_t *e, void *ctx) {
+  stream_t *st = stream_get(ctx, producer);
+  st->eos_known = 1;
+  st->next_seq = e->batches;
+  st->rows = e->rows;
+  st->proteins = e->proteins;
+  return 0;
+}
+
+int scorer_open(scorer_t **out, const scorer_opts_t *o, ps_err_t *err) {
+  *out = NULL;
+  scorer_t *s = ps_xcalloc(1, sizeof *s);
+  s->o = *o;
+  if (!s->o.top_n) s->o.top_n = 20;
+  s->by_name = strmap_new(8);
+  s->wb = fs_wb_new();
+  int rc;
+  if ((rc = fs_open(&s->fs, o->db_path, FS_OPEN_CREATE, err)) < 0) goto fail;
+  if ((rc = fs_meta_get(s->fs, &s->meta, err)) < 0) goto fail;
+  s->have_meta = rc;
+  if (s->have_meta) {
+    alloc_features(s);
+    if ((rc = fs_feat_each(s->fs, s->meta.top_n, load_feat, s, err)) < 0) goto fail;
+    if ((rc = fs_applied_each(s->fs, load_applied, s, err)) < 0) goto fail;
+  }
+  if ((rc = fs_eos_each(s->fs, load_eos, s, err)) < 0) goto fail;
+  *out = s;
+  return 0;
+fail:
+  ps_err_prefix(err, "scorer: ");
+  scorer_close(&s);
+  return rc;
+}
+
+void scorer_close(scorer_t **sp) {
+  scorer_t *s = *sp;
+  if (!s) return;
+  if (s->feats)
+    for (uint32_t f = 0; f < s->meta.n_features; f++) fs_feat_clear(&s->feats[f]);
+  free(s->feats);
+  free(s->dirty);
+  for (size_t i = 0; i < s->n_streams; i++) {
+    free(s->streams[i].producer);
+    free(s->streams[i].bits);
+  }
+  free(s->streams);
+  strmap_destroy(&s->by_name);
+  fs_wb_free(&s->wb);
+  fs_close(&s->fs);
+  free(s->pmax);
+  free(s->ppos);
+  free(s->touched);
+  free(s->seen);
+  free(s);
+  *sp = NULL;
+}
+
+fs_t *scorer_store(scorer_t *s) { return s->fs; }
+const scorer_counts_t *scorer_counts(const scorer_t *s) { return &s->c; }
+const fs_meta_t *scorer_meta(const scorer_t *s) { return &s->meta; }
+
+static int check_values(const float *v, size_t n, const char *what, const char *prod, uint64_t seq, ps_err_t *err) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i]) || v[i] < 0)
+      return ps_err_set(err, PS_ENAN, "%s batch seq=%llu: %s value %g at entry %zu (codes must be finite and >= 0)",
+                        prod, (unsigned long long)seq, what, (double)v[i], i);
+  return 0;
+}
+
+int scorer_apply(scorer_t *s, const Protsae__FeatureBatch *fb, ps_err_t *err) {
+  const char *prod = fb->source_producer && fb->source_producer[0] ? fb->source_producer : NULL;
+  uint64_t seq = fb->source_seq;
+  int rc;
+  if (!prod) {
+    s->c.rejected++;
+    return ps_err_set(err, PS_EPROTO, "FeatureBatch without source_producer (seq %llu)", (unsigned long long)seq);
+  }
+  if ((rc = wire_check_feature_batch(fb, err)) < 0) {
+    s->c.rejected++;
+    return ps_err_prefix(err, "%s batch seq=%llu: ", prod, (unsigned long long)seq);
+  }
+  stream_t *st = stream_get(s, prod);
+  if (bit_get(st, seq)) {
+    s->c.duplicates++;
+    return 0;
+  }
+  int residue = fb->level == PROTSAE__LEVEL__LEVEL_RESIDUE;
+  if (residue && fb->n_pooled_indptr != fb->n_protein_ids + 1) {
+    s->c.rejected++;
+    return ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: residue-level batch without pooled codes", prod,
+                      (unsigned long long)seq);
+  }
+  if (!fb->n_features) {
+    s->c.rejected++;
+    return ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: n_features is 0", prod, (unsigned long long)seq);
+  }
+  if (s->have_meta) {
+    if (fb->n_features != s->meta.n_features || (uint32_t)residue != s->meta.level ||
+        (uint32_t)(fb->neurons != 0) != s->meta.neurons) {
+      s->c.rejected++;
+      return ps_err_set(err, PS_EMISMATCH,
+                        "%s batch seq=%llu: %u %s at %s level, but the store %s holds %u %s at %s level", prod,
+                        (unsigned long long)seq, fb->n_features, fb->neurons ? "neurons" : "features",
+                        residue ? "residue" : "protein", fs_path(s->fs), s->meta.n_features,
+                        s->meta.neurons ? "neurons" : "features", s->meta.level ? "residue" : "protein");
+    }
+  }
+  if ((rc = check_values(fb->values, fb->n_values, "code", prod, seq, err)) < 0 ||
+      (rc = check_values(fb->pooled_values, fb->n_pooled_values, "pooled code", prod, seq, err)) < 0) {
+    s->c.rejected++;
+    return rc;
+  }
+  if (!s->have_meta) {
+    memset(&s->meta, 0, sizeof s->meta);
+    s->meta.format = FS_FORMAT;
+    s->meta.n_features = fb->n_features;
+    s->meta.top_n = s->o.top_n;
+    s->meta.level = (uint32_t)residue;
+    s->meta.neurons = fb->neurons != 0;
+    s->meta.pooling = fb->pooling == PROTSAE__POOLING__POOLING_MAX;
+    s->have_meta = 1;
+    alloc_features(s);
+  }
+  uint32_t top_n = s->meta.top_n;
+  const uint32_t *pi = residue ? fb->pooled_indptr : fb->indptr;
+  const uint32_t *px = residue ? fb->pooled_indices : fb->indices;
+  const float *pv = residue ? fb->pooled_values : fb->values;
+  size_t n_prot = fb->n_protein_ids;
+  if (residue && !s->pmax) {
+    s->pmax = ps_xcalloc(s->meta.n_features, sizeof *s->pmax);
+    s->ppos = ps_xcalloc(s->meta.n_features, sizeof *s->ppos);
+    s->touched = ps_xmalloc(s->meta.n_features * sizeof *s->touched);
+    s->seen = ps_xcalloc(s->meta.n_features, 1);
+  }
+  for (size_t p = 0; p < n_prot; p++) {
+    const char *id = fb->protein_ids[p];
+    for (uint32_t j = pi[p]; j < pi[p + 1]; j++) {
+      float v = pv[j];
+      if (!(v > 0)) continue;
+      fs_feat_t *f = &s->feats[px[j]];
+      fs_feat_add(f, v);
+      if (!residue) fs_feat_offer_top(f, top_n, v, id, FS_POS_NONE);
+      s->dirty[px[j]] = 1;
+    }
+    fs_wb_put_code(s->fs, s->wb, id, pi[p + 1] - pi[p], px + pi[p], pv + pi[p]);
+    s->meta.nnz += pi[p + 1] - pi[p];
+    if (residue) {
+      uint32_t r0 = fb->residue_offsets[p], r1 = fb->residue_offsets[p + 1], nt = 0;
+      for (uint32_t r = r0; r < r1; r++)
+        for (uint32_t j = fb->indptr[r]; j < fb->indptr[r + 1]; j++) {
+          uint32_t f = fb->indices[j];
+          float v = fb->values[j];
+          if (!(v > 0)) continue;
+          fs_feat_t *ft = &s->feats[f];
+          ft->res_active++;
+          if (v > ft->res_max) ft->res_max = v;
+          s->dirty[f] = 1;
+          if (!s->seen[f]) {
+            s->seen[f] = 1;
+            s->touched[nt++] = f;
+            s->pmax[f] = v;
+            s->ppos[f] = r - r0;
+          } else if (v > s->pmax[f]) {  // first position of the maximum
+            s->pmax[f] = v;
+            s->ppos[f] = r - r0;
+          }
+        }
+      for (uint32_t i = 0; i < nt; i++) {
+        uint32_t f = s->touched[i];
+        fs_feat_offer_top(&s->feats[f], top_n, s->pmax[f], id, s->ppos[f]);
+        s->seen[f] = 0;
+      }
+      s->meta.residues += r1 - r0;
+    }
+  }
+  s->meta.proteins += n_prot;
+  s->meta.batches++;
+  bit_set(st, seq);
+  fs_wb_put_applied(s->fs, s->wb, prod, seq);
+  s->c.applied++;
+  s->c.pending++;
+  s->c.proteins += n_prot;
+  s->c.rows += fb->n_rows;
+  return 1;
+}
+
+void scorer_note_eos(scorer_t *s, const char *producer, uint64_t next_seq, uint64_t rows, uint64_t proteins) {
+  stream_t *st = stream_get(s, producer);
+  if (st->eos_known && st->next_seq == next_seq) return;
+  st->eos_known = 1;
+  st->eos_dirty = 1;
+  st->next_seq = next_seq;
+  st->rows = rows;
+  st->proteins = proteins;
+}
+
+int scorer_commit(scorer_t *s, ps_err_t *err) {
+  int any = s->c.pending > 0;
+  if (s->have_meta && s->c.pending) {
+    for (uint32_t f = 0; f < s->meta.n_features; f++)
+      if (s->dirty[f]) fs_wb_put_feat(s->fs, s->wb, f, &s->feats[f]);
+    fs_wb_put_meta(s->fs, s->wb, &s->meta);
+  }
+  for (size_t i = 0; i < s->n_streams; i++)
+    if (s->streams[i].eos_dirty) {
+      stream_t *st = &s->streams[i];
+      fs_eos_t e = {st->next_seq, st->rows, st->proteins};
+      fs_wb_put_eos(s->fs, s->wb, st->producer, &e);
+      any = 1;
+    }
+  if (!any) return 0;
+  int rc = fs_commit(s->fs, s->wb, s->o.sync, err);
+  if (rc < 0) return rc;
+  if (s->dirty) memset(s->dirty, 0, s->meta.n_features);
+  for (size_t i = 0; i < s->n_streams; i++) s->streams[i].eos_dirty = 0;
+  s->c.pending = 0;
+  return 0;
+}
+
+size_t scorer_streams_known(const scorer_t *s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_streams; i++) n += s->streams[i].eos_known;
+  return n;
+}
+
+uint64_t scorer_stream_batches(const scorer_t *s) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < s->n_streams; i++)
+    if (s->streams[i].eos_known) n += s->streams[i].next_seq;
+  return n;
+}
+
+static int stream_complete(const stream_t *st) {
+  if (!st->eos_known || st->applied < st->next_seq) return 0;
+  for (uint64_t q = 0; q < st->next_seq; q++)
+    if (!bit_get(st, q)) return 0;
+  return 1;
+}
+
+size_t scorer_streams_complete(const scorer_t *s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_streams; i++) n += stream_complete(&s->streams[i]);
+  return n;
+}
+
+size_t scorer_missing(const scorer_t *s, size_t i, const char **producer, uint64_t *seqs, size_t cap) {
+  size_t k = 0;
+  for (size_t j = 0; j < s->n_streams; j++) {
+    const stream_t *st = &s->streams[j];
+    if (!st->eos_known) continue;
+    if (k++ != i) continue;
+    *producer = st->producer;
+    size_t n = 0;
+    for (uint64_t q = 0; q < st->next_seq; q++)
+      if (!bit_get(st, q)) {
+        if (n < cap) seqs[n] = q;
+        n++;
+      }
+    return n;
+  }
+  *producer = NULL;
+  return 0;
+}

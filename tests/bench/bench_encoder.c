@@ -1,0 +1,229 @@
+// bench_encoder — the encoder stage's core (encoder_encode: SAE encode + CSR FeatureBatch) against
+// the machine's limit, cblas_sgemm on the same shape (batch x d_in times d_in x d_sae), measured in
+// the same process; then the scorer's ingest rate (scorer_apply + commits into a RocksDB store) on
+// the codes the encoder produced, against what two encoders produce.
+// Shapes: 480 x 20000 (ESM2-35M, the reference study's dictionary) and 320 x 10240 (ESM2-8M); TopK.
+// Prints key: value lines: encoder_rows_per_s, sgemm_bound_rows_per_s, encoder_fraction_of_sgemm
+// (480 x 20000), the same with a _320x10240 suffix, scorer_ingest_rows_per_s, scorer_vs_two_encoders.
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "encoder.h"
+#include "scorer.h"
+
+static const ps_config_entry_t table[] = {
+    {"batch", "1024", "rows per batch (the reader's default)"},
+    {"k", "64", "TopK k (the reference study's protein-level k)"},
+    {"threads", "2", "encoder top-k threads"},
+    {"repeat", "7", "timed repetitions (median)"},
+    {"scorer-batches", "64", "batches ingested by the scorer"},
+    {"tmpdir", "/tmp", "where the scorer's store goes"},
+    {NULL, NULL, NULL},
+};
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static int cmpd(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmpd);
+  return v[n / 2];
+}
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float randn(void) {
+  double u = 0;
+  for (int i = 0; i < 12; i++) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    u += (double)(rng >> 11) * 0x1.0p-53;
+  }
+  return (float)(u - 6.0);
+}
+
+// Save a random TopK SAE to dir (the encoder loads checkpoints).
+static int make_sae(const char *dir, int64_t d_in, int64_t d_sae, int k, ps_err_t *err) {
+  sae_cfg_t c;
+  sae_cfg_default(&c);
+  c.arch = SAE_TOPK;
+  c.d_in = c.d_out = d_in;
+  c.d_sae = d_sae;
+  c.k = k;
+  sae_t *s = NULL;
+  int rc = sae_new(&s, &c, err);
+  if (rc < 0) return rc;
+  float sc = 1.0f / sqrtf((float)d_in);
+  for (int64_t i = 0; i < d_in * d_sae; i++) s->W_encT[i] = randn() * sc;
+  for (int64_t i = 0; i < d_sae; i++) s->b_enc[i] = -0.01f * (float)(i % 7);
+  memcpy(s->W_dec, s->W_encT, (size_t)(d_in * d_sae) * sizeof(float));
+  mkdir(dir, 0755);
+  rc = sae_save(s, dir, 1.0f, 1.0f, err);
+  sae_free(&s);
+  return rc;
+}
+
+typedef struct shape_result {
+  double enc_rows_s, sgemm_rows_s;
+} shape_result_t;
+
+static int run_shape(int64_t d_in, int64_t d_sae, int k, int batch, int threads, int repeat, const char *tmp,
+                     shape_result_t *res, encoder_t **keep, float **keep_x, ps_err_t *err) {
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/bench-encoder-%d-%lld-%lld", tmp, (int)getpid(), (long long)d_in, (long long)d_sae);
+  int rc = make_sae(dir, d_in, d_sae, k, err);
+  if (rc < 0) return rc;
+  encoder_opts_t eo = {0};
+  eo.sae_dir = dir;
+  eo.threads = threads;
+  eo.chunk_rows = batch;
+  encoder_t *enc = NULL;
+  if ((rc = encoder_new(&enc, &eo, err)) < 0) return rc;
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "bench_encoder: could not remove %s\n", dir);
+  float *x = ps_xmalloc((size_t)batch * d_in * sizeof(float));
+  for (int64_t i = 0; i < (int64_t)batch * d_in; i++) x[i] = randn();
+  char **ids = ps_xmalloc((size_t)batch * sizeof(char *));
+  for (int i = 0; i < batch; i++) {
+    ids[i] = ps_xmalloc(16);
+    snprintf(ids[i], 16, "P%06d", i);
+  }
+  Protsae__EmbeddingBatch eb = PROTSAE__EMBEDDING_BATCH__INIT;
+  eb.n_protein_ids = (size_t)batch;
+  eb.protein_ids = ids;
+  eb.dim = (uint32_t)d_in;
+  eb.n_rows = (uint32_t)batch;
+  eb.rows.data = (uint8_t *)x;
+  eb.rows.len = (size_t)batch * d_in * sizeof(float);
+  Protsae__FeatureBatch fb;
+  double *t = ps_xmalloc((size_t)(repeat + 1) * sizeof *t);
+  if ((rc = encoder_encode(enc, &eb, &fb, err)) < 0) return rc;  // warm-up
+  for (int r = 0; r < repeat; r++) {
+    double t0 = now();
+    if ((rc = encoder_encode(enc, &eb, &fb, err)) < 0) return rc;
+    t[r] = now() - t0;
+  }
+  res->enc_rows_s = batch / median(t, repeat);
+  const sae_t *s = encoder_sae(enc);
+  float *y = ps_xmalloc((size_t)batch * d_sae * sizeof(float));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, (int)d_sae, (int)d_in, 1.0f, x, (int)d_in, s->W_encT,
+              (int)d_in, 0.0f, y, (int)d_sae);
+  for (int r = 0; r < repeat; r++) {
+    double t0 = now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, (int)d_sae, (int)d_in, 1.0f, x, (int)d_in, s->W_encT,
+                (int)d_in, 0.0f, y, (int)d_sae);
+    t[r] = now() - t0;
+  }
+  res->sgemm_rows_s = batch / median(t, repeat);
+  free(y);
+  free(t);
+  for (int i = 0; i < batch; i++) free(ids[i]);
+  free(ids);
+  if (keep) {
+    *keep = enc;
+    *keep_x = x;
+  } else {
+    encoder_destroy(&enc);
+    free(x);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "bench_encoder: %s\n", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "bench_encoder", stdout);
+    return 0;
+  }
+  int64_t batch, k, threads, repeat, sbatches;
+  if (ps_config_i64(cfg, "batch", &batch, &err) < 0 || ps_config_i64(cfg, "k", &k, &err) < 0 ||
+      ps_config_i64(cfg, "threads", &threads, &err) < 0 || ps_config_i64(cfg, "repeat", &repeat, &err) < 0 ||
+      ps_config_i64(cfg, "scorer-batches", &sbatches, &err) < 0) {
+    fprintf(stderr, "bench_encoder: %s\n", err.msg);
+    return 2;
+  }
+  const char *tmp = ps_config_str(cfg, "tmpdir");
+  printf("batch: %lld\nk: %lld\nthreads: %lld\nopenblas: %s\n", (long long)batch, (long long)k, (long long)threads,
+         openblas_get_config());
+  shape_result_t a, b;
+  encoder_t *enc = NULL;
+  float *x = NULL;
+  if (run_shape(480, 20000, (int)k, (int)batch, (int)threads, (int)repeat, tmp, &a, &enc, &x, &err) < 0 ||
+      run_shape(320, 10240, (int)(k / 2 > 0 ? k / 2 : 1), (int)batch, (int)threads, (int)repeat, tmp, &b, NULL, NULL, &err) < 0) {
+    fprintf(stderr, "bench_encoder: %s\n", err.msg);
+    return 1;
+  }
+  printf("encoder_rows_per_s: %.0f\nsgemm_bound_rows_per_s: %.0f\nencoder_fraction_of_sgemm: %.3f\n", a.enc_rows_s,
+         a.sgemm_rows_s, a.enc_rows_s / a.sgemm_rows_s);
+  printf("encoder_rows_per_s_320x10240: %.0f\nsgemm_bound_rows_per_s_320x10240: %.0f\n"
+         "encoder_fraction_of_sgemm_320x10240: %.3f\n",
+         b.enc_rows_s, b.sgemm_rows_s, b.enc_rows_s / b.sgemm_rows_s);
+
+  // scorer ingest: the 480 x 20000 codes, fresh protein ids per batch, default commit interval (16)
+  char db[512];
+  snprintf(db, sizeof db, "%s/bench-scorer-%d", tmp, (int)getpid());
+  scorer_t *sc = NULL;
+  scorer_opts_t so = {db, 20, 0};
+  if (scorer_open(&sc, &so, &err) < 0) {
+    fprintf(stderr, "bench_encoder: %s\n", err.msg);
+    return 1;
+  }
+  char **ids = ps_xmalloc((size_t)batch * sizeof(char *));
+  for (int i = 0; i < batch; i++) ids[i] = ps_xmalloc(32);
+  Protsae__EmbeddingBatch eb = PROTSAE__EMBEDDING_BATCH__INIT;
+  eb.n_protein_ids = (size_t)batch;
+  eb.protein_ids = ids;
+  eb.dim = 480;
+  eb.n_rows = (uint32_t)batch;
+  eb.rows.data = (uint8_t *)x;
+  eb.rows.len = (size_t)batch * 480 * sizeof(float);
+  Protsae__FeatureBatch fb;
+  if (encoder_encode(enc, &eb, &fb, &err) < 0) {
+    fprintf(stderr, "bench_encoder: %s\n", err.msg);
+    return 1;
+  }
+  fb.source_producer = "bench";
+  double t0 = now();
+  uint64_t rows = 0;
+  for (int64_t q = 0; q < sbatches; q++) {
+    for (int i = 0; i < batch; i++) snprintf(ids[i], 32, "P%05lld_%06d", (long long)q, i);
+    fb.source_seq = (uint64_t)q;
+    if (scorer_apply(sc, &fb, &err) != 1 || (scorer_counts(sc)->pending >= 16 && scorer_commit(sc, &err) < 0)) {
+      fprintf(stderr, "bench_encoder: scorer: %s\n", err.msg);
+      return 1;
+    }
+    rows += fb.n_rows;
+  }
+  if (scorer_commit(sc, &err) < 0) {
+    fprintf(stderr, "bench_encoder: scorer: %s\n", err.msg);
+    return 1;
+  }
+  double ingest = (double)rows / (now() - t0);
+  printf("scorer_ingest_rows_per_s: %.0f\nscorer_nnz_per_row: %.1f\nscorer_vs_two_encoders: %.2f\n", ingest,
+         (double)fb.n_values / (double)fb.n_rows, ingest / (2 * a.enc_rows_s));
+  scorer_close(&sc);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
+  if (system(cmd) != 0) fprintf(stderr, "bench_encoder: could not remove %s\n", db);
+  for (int i = 0; i < batch; i++) free(ids[i]);
+  free(ids);
+  free(x);
+  encoder_destroy(&enc);
+  ps_config_destroy(&cfg);
+  return 0;
+}

@@ -1,0 +1,307 @@
+// bench_esm2 — native ESM2 forward: accuracy on the esm2-tiny test vectors and throughput at the
+// esm2_t12_35M shape (12 layers, d 480, 20 heads, ffn 1920; random weights) against the plain
+// PyTorch reference (tests/bench/esm2_torch.py) on the same weights and sequences, same command.
+//
+// 1. esm2-tiny: every tensor of expected.safetensors (tokens, layers 0..2 per residue and mean,
+//    logits), all six sequences in one batch and one at a time -> esm2_max_abs_err (the larger).
+//    The C outputs go to a safetensors file that the PyTorch reference compares with its own
+//    forward -> torch_vs_c_max_abs_err, torch_vs_expected_max_abs_err.
+// 2. Throughput: --n-seqs proteins (the first of ../shared/data/human-swissprot/proteins.fasta.gz,
+//    else random sequences), truncated at 1022 residues, batched by --tokens-per-batch, both sides
+//    --threads threads. tokens = residues + BOS/EOS (no padding). Best of --repeat runs, model load
+//    excluded -> esm2_tokens_per_s, torch_tokens_per_s, esm2_speedup_vs_torch; the checksum (sum of
+//    squares) of the last layer's means on both sides -> esm2_vs_torch_checksum_rel_diff.
+//
+// Usage: bench_esm2 [--n-seqs 12] [--threads 2] [--tokens-per-batch 4096] [--repeat 1]
+//                   [--layers 12 --d 480 --heads 20 --ffn 1920] [--python /usr/bin/python3]
+//                   [--torch-ref PATH] [--no-torch] [--shared DIR]
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "esm2.h"
+#include "fasta.h"
+#include "safetensors.h"
+
+#ifndef ESM2_TORCH_REF
+#define ESM2_TORCH_REF "tests/bench/esm2_torch.py"
+#endif
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct {
+  int n_seqs, threads, tpb, repeat, layers, d, heads, ffn, no_torch;
+  const char *python, *torch_ref, *shared;
+} args_t;
+
+static double max_abs(const float *a, const float *b, uint64_t n) {
+  double m = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (!(d <= m)) m = d;
+  }
+  return m;
+}
+
+static double cmp_expected(st_file_t *e, const char *name, const float *v, uint64_t n) {
+  const st_tensor_info_t *t = st_tensor_find(e, name);
+  if (!t || t->n_elems != n) {
+    fprintf(stderr, "bench_esm2: expected tensor %s missing or of another size\n", name);
+    return INFINITY;
+  }
+  float *x = malloc(n * sizeof(float));
+  ps_err_t err = {0};
+  if (st_read_f32(e, name, x, n, &err) < 0) {
+    free(x);
+    return INFINITY;
+  }
+  double d = max_abs(v, x, n);
+  free(x);
+  return d;
+}
+
+// Run the runner over fasta with the given budget; compare every item with expected. Optionally
+// write the outputs (protsae layout) to out_path.
+static double tiny_check(const esm2_model_t *m, const char *fasta, st_file_t *exp, uint32_t tpb, const char *out_path) {
+  int lay[3] = {0, 1, 2};
+  esm2_run_opts_t o = {0};
+  o.fasta_path = fasta;
+  o.req = (esm2_request_t){lay, 3, 1, 1, 1};
+  o.tokens_per_batch = tpb;
+  esm2_runner_t *r = NULL;
+  ps_err_t err = {0};
+  st_writer_t *w = NULL;
+  if (esm2_runner_new(&r, m, &o, &err) < 0 || (out_path && st_writer_open(&w, out_path, &err) < 0)) {
+    fprintf(stderr, "bench_esm2: %s\n", err.msg);
+    esm2_runner_destroy(&r);
+    return INFINITY;
+  }
+  const int D = esm2_config(m)->d_model, V = esm2_config(m)->vocab;
+  esm2_item_t it;
+  double worst = 0;
+  int rc;
+  char name[512];
+  while ((rc = esm2_runner_next(r, &it, &err)) > 0) {
+    for (int l = 0; l < 3; l++) {
+      snprintf(name, sizeof name, "%s.layer%d.per_residue", it.id, l);
+      worst = fmax(worst, cmp_expected(exp, name, it.residue[l], (uint64_t)it.n_residues * D));
+      uint64_t sh[2] = {it.n_residues, (uint64_t)D};
+      if (w) st_writer_add_f32(w, name, ST_F32, sh, 2, it.residue[l], &err);
+      snprintf(name, sizeof name, "%s.layer%d.mean", it.id, l);
+      worst = fmax(worst, cmp_expected(exp, name, it.mean[l], (uint64_t)D));
+    }
+    snprintf(name, sizeof name, "%s.logits", it.id);
+    worst = fmax(worst, cmp_expected(exp, name, it.logits, (uint64_t)(it.n_residues + 2) * V));
+    uint64_t sh[2] = {it.n_residues + 2, (uint64_t)V};
+    if (w) st_writer_add_f32(w, name, ST_F32, sh, 2, it.logits, &err);
+  }
+  if (rc < 0) {
+    fprintf(stderr, "bench_esm2: %s\n", err.msg);
+    worst = INFINITY;
+  }
+  if (w && st_writer_close(&w, &err) < 0) fprintf(stderr, "bench_esm2: %s\n", err.msg);
+  esm2_runner_destroy(&r);
+  return worst;
+}
+
+static uint64_t rng(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Write n sequences to path: the first of the shared human proteins, else random ones.
+static int write_seqs(const args_t *a, const char *path) {
+  char src[4096];
+  snprintf(src, sizeof src, "%s/data/human-swissprot/proteins.fasta.gz", a->shared);
+  FILE *out = fopen(path, "w");
+  if (!out) return -1;
+  fasta_reader_t *f = NULL;
+  ps_err_t err = {0};
+  int n = 0;
+  if (access(src, R_OK) == 0 && fasta_open(&f, src, &err) == 0) {
+    fasta_record_t rec;
+    while (n < a->n_seqs && fasta_next(f, &rec, &err) > 0) {
+      int ok = rec.len > 0;
+      for (size_t i = 0; i < rec.len && ok; i++) ok = rec.seq[i] >= 'A' && rec.seq[i] <= 'Z' && rec.seq[i] != 'J';
+      if (!ok) continue;
+      fprintf(out, ">%s\n%.*s\n", rec.id, (int)(rec.len > 1022 ? 1022 : rec.len), rec.seq);
+      n++;
+    }
+    fasta_close(&f);
+    fprintf(stderr, "bench_esm2: %d proteins from %s\n", n, src);
+  } else {
+    uint64_t s = 42;
+    const char *aa = "ACDEFGHIKLMNPQRSTVWY";
+    for (; n < a->n_seqs; n++) {
+      int len = 50 + (int)(rng(&s) % 700);
+      fprintf(out, ">rand%d\n", n);
+      for (int i = 0; i < len; i++) fputc(aa[rng(&s) % 20], out);
+      fputc('\n', out);
+    }
+    fprintf(stderr, "bench_esm2: %d random sequences (no %s)\n", n, src);
+  }
+  fclose(out);
+  return n;
+}
+
+// Run a command, collect `key: value` lines into vals (by key list). Returns exit status.
+static int run_collect(const char *cmd, const char *const *keys, double *vals, int nk) {
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  char line[1024];
+  while (fgets(line, sizeof line, p)) {
+    for (int i = 0; i < nk; i++) {
+      size_t kl = strlen(keys[i]);
+      if (!strncmp(line, keys[i], kl) && line[kl] == ':') vals[i] = atof(line + kl + 1);
+    }
+  }
+  return pclose(p);
+}
+
+int main(int argc, char **argv) {
+  args_t a = {12, 2, 4096, 1, 12, 480, 20, 1920, 0, "/usr/bin/python3", ESM2_TORCH_REF, NULL};
+  const char *sh = getenv("PROTSAE_SHARED");
+  a.shared = sh ? sh : "../shared";
+  for (int i = 1; i < argc; i++) {
+    const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT_I(name, field) \
+  if (!strcmp(k, name) && v) { a.field = atoi(v); i++; continue; }
+#define OPT_S(name, field) \
+  if (!strcmp(k, name) && v) { a.field = v; i++; continue; }
+    OPT_I("--n-seqs", n_seqs) OPT_I("--threads", threads) OPT_I("--tokens-per-batch", tpb) OPT_I("--repeat", repeat)
+    OPT_I("--layers", layers) OPT_I("--d", d) OPT_I("--heads", heads) OPT_I("--ffn", ffn)
+    OPT_S("--python", python) OPT_S("--torch-ref", torch_ref) OPT_S("--shared", shared)
+    if (!strcmp(k, "--no-torch")) {
+      a.no_torch = 1;
+      continue;
+    }
+    fprintf(stderr, "usage: bench_esm2 [--n-seqs N] [--threads N] [--tokens-per-batch N] [--repeat N] [--layers L --d D "
+                    "--heads H --ffn F] [--python P] [--torch-ref PATH] [--no-torch] [--shared DIR]\n");
+    return 2;
+  }
+  char tmp[] = "/tmp/protsae-bench-esm2.XXXXXX";
+  if (!mkdtemp(tmp)) return 1;
+  char p[2400], q[2600], cmd[32768];
+  ps_err_t err = {0};
+  int status = 0;
+
+  // 1. accuracy on the test vectors
+  char tiny[2048], fasta[2200], expp[2200];
+  snprintf(tiny, sizeof tiny, "%s/testvectors/esm2-tiny", a.shared);
+  snprintf(fasta, sizeof fasta, "%s/sequences.fasta", tiny);
+  snprintf(expp, sizeof expp, "%s/expected.safetensors", tiny);
+  esm2_model_t *m = NULL;
+  st_file_t *exp = NULL;
+  if (esm2_load(&m, tiny, &err) < 0 || st_open(&exp, expp, &err) < 0) {
+    fprintf(stderr, "bench_esm2: %s\n", err.msg);
+    return 1;
+  }
+  snprintf(p, sizeof p, "%s/c_tiny.safetensors", tmp);
+  double e_batched = tiny_check(m, fasta, exp, 1 << 20, p);
+  double e_single = tiny_check(m, fasta, exp, 3, NULL);  // a budget of 3 tokens: one at a time
+  esm2_destroy(&m);
+  st_close(&exp);
+  printf("esm2_max_abs_err: %.3g\n", fmax(e_batched, e_single));
+  printf("esm2_max_abs_err_batched: %.3g\n", e_batched);
+  printf("esm2_max_abs_err_single: %.3g\n", e_single);
+  fflush(stdout);
+  if (!a.no_torch) {
+    snprintf(cmd, sizeof cmd, "%s %s --model %s --fasta %s --compare %s --expected %s --threads %d", a.python,
+             a.torch_ref, tiny, fasta, p, expp, a.threads);
+    const char *keys[2] = {"torch_vs_c_max_abs_err", "torch_vs_expected_max_abs_err"};
+    double vals[2] = {NAN, NAN};
+    if (run_collect(cmd, keys, vals, 2) != 0) fprintf(stderr, "bench_esm2: torch compare failed: %s\n", cmd);
+    printf("%s: %.3g\n%s: %.3g\n", keys[0], vals[0], keys[1], vals[1]);
+    fflush(stdout);
+  }
+
+  // 2. throughput at the esm2_t12_35M shape
+  m = esm2_new_random(a.layers, a.d, a.heads, a.ffn, 1234);
+  snprintf(p, sizeof p, "%s/model", tmp);
+  mkdir(p, 0755);
+  snprintf(q, sizeof q, "%s/config.json", p);
+  FILE *f = fopen(q, "w");
+  fprintf(f,
+          "{\"hidden_size\": %d, \"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"intermediate_size\": %d, "
+          "\"vocab_size\": 33, \"token_dropout\": true, \"mask_token_id\": 32, \"pad_token_id\": 1, "
+          "\"layer_norm_eps\": 1e-05, \"position_embedding_type\": \"rotary\", \"emb_layer_norm_before\": false, "
+          "\"hidden_act\": \"gelu\"}\n",
+          a.d, a.layers, a.heads, a.ffn);
+  fclose(f);
+  snprintf(q, sizeof q, "%s/model/model.safetensors", tmp);
+  if (esm2_save(m, q, &err) < 0) {
+    fprintf(stderr, "bench_esm2: %s\n", err.msg);
+    return 1;
+  }
+  esm2_destroy(&m);
+  if (esm2_load(&m, p, &err) < 0) {
+    fprintf(stderr, "bench_esm2: %s\n", err.msg);
+    return 1;
+  }
+  snprintf(q, sizeof q, "%s/seqs.fasta", tmp);
+  if (write_seqs(&a, q) <= 0) return 1;
+  printf("esm2_bench_shape: layers=%d d=%d heads=%d ffn=%d params=%llu threads=%d tokens_per_batch=%d\n", a.layers,
+         a.d, a.heads, a.ffn, (unsigned long long)esm2_n_params(m), a.threads, a.tpb);
+  double best = INFINITY, checksum = 0;
+  uint64_t ntok = 0;
+  int last = a.layers;
+  for (int rep = 0; rep < a.repeat; rep++) {
+    esm2_run_opts_t o = {0};
+    o.fasta_path = q;
+    o.req = (esm2_request_t){&last, 1, 1, 1, 0};
+    o.tokens_per_batch = (uint32_t)a.tpb;
+    o.threads = a.threads;
+    esm2_runner_t *r = NULL;
+    if (esm2_runner_new(&r, m, &o, &err) < 0) {
+      fprintf(stderr, "bench_esm2: %s\n", err.msg);
+      return 1;
+    }
+    double t0 = now(), cs = 0;
+    esm2_item_t it;
+    int rc;
+    while ((rc = esm2_runner_next(r, &it, &err)) > 0)
+      for (int j = 0; j < a.d; j++) cs += (double)it.mean[0][j] * it.mean[0][j];
+    double dt = now() - t0;
+    if (rc < 0) {
+      fprintf(stderr, "bench_esm2: %s\n", err.msg);
+      return 1;
+    }
+    ntok = esm2_runner_tokens(r);
+    esm2_runner_destroy(&r);
+    if (dt < best) best = dt;
+    checksum = cs;
+  }
+  esm2_destroy(&m);
+  double c_tps = (double)ntok / best;
+  printf("esm2_tokens: %llu\nesm2_seconds: %.3f\nesm2_tokens_per_s: %.1f\n", (unsigned long long)ntok, best, c_tps);
+  fflush(stdout);
+  if (!a.no_torch) {
+    snprintf(cmd, sizeof cmd, "%s %s --model %s --fasta %s --bench --threads %d --tokens-per-batch %d --repeat %d",
+             a.python, a.torch_ref, p, q, a.threads, a.tpb, a.repeat);
+    const char *keys[3] = {"torch_tokens_per_s", "torch_last_mean_checksum", "torch_tokens"};
+    double vals[3] = {NAN, NAN, NAN};
+    if (run_collect(cmd, keys, vals, 3) != 0) {
+      fprintf(stderr, "bench_esm2: torch reference failed: %s\n", cmd);
+      status = 1;
+    }
+    if (vals[2] != (double)ntok) fprintf(stderr, "bench_esm2: token counts differ: torch %.0f, C %llu\n", vals[2],
+                                         (unsigned long long)ntok);
+    printf("torch_tokens_per_s: %.1f\n", vals[0]);
+    printf("esm2_speedup_vs_torch: %.2f\n", c_tps / vals[0]);
+    printf("esm2_vs_torch_checksum_rel_diff: %.3g\n", fabs(checksum - vals[1]) / fmax(1e-30, fabs(vals[1])));
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  if (system(cmd) != 0) fprintf(stderr, "bench_esm2: could not remove %s\n", tmp);
+  return status;
+}

@@ -1,0 +1,548 @@
+// Feature store and scorer: histogram bins, top lists and fixed-point sums are order-free; records
+// round trip and bad records are named errors; the scorer applies each (producer, seq) once,
+// whatever the order, across restarts (commit / crash before commit), rejects NaN, negative and
+// inconsistent batches without changing anything, reports missing seqs; residue level keeps
+// pooled statistics and top positions. Also the encoder stage's core: its codes equal a direct
+// sae_enc encode, residue pooling (mean, max) and neuron mode match a hand computation.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "encoder.h"
+#include "featstore.h"
+#include "scorer.h"
+#include "wire.h"
+
+static char tmpl[64];
+
+static const char *tmpdir(void) {
+  strcpy(tmpl, "/tmp/protsae-scorer-test.XXXXXX");
+  assert_non_null(mkdtemp(tmpl));
+  return tmpl;
+}
+static void rmrf(const char *d) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+  assert_int_equal(system(cmd), 0);
+}
+
+// ---- featstore ------------------------------------------------------------------------------------
+static void test_hist_bins(void **st) {
+  (void)st;
+  assert_int_equal(fs_hist_bin(1.0f), 32);
+  assert_int_equal(fs_hist_bin(1.4f), 32);
+  assert_int_equal(fs_hist_bin(1.5f), 33);
+  assert_int_equal(fs_hist_bin(2.0f), 34);
+  assert_int_equal(fs_hist_bin(0.5f), 30);
+  assert_int_equal(fs_hist_bin(0.7f), 30);
+  assert_int_equal(fs_hist_bin(1e-30f), 0);
+  assert_int_equal(fs_hist_bin(1e30f), FS_HIST_BINS - 1);
+  for (int b = 1; b < FS_HIST_BINS - 1; b++) {
+    // the lower edge of bin b falls in bin b (edges rounded to float may land one below)
+    float lo = (float)fs_hist_lower(b) * 1.0001f;
+    assert_int_equal(fs_hist_bin(lo), b);
+  }
+}
+
+static void offer_all(fs_feat_t *f, const float *v, const char *const *ids, const int *order, int n, uint32_t cap) {
+  for (int i = 0; i < n; i++) {
+    int j = order[i];
+    fs_feat_add(f, v[j]);
+    fs_feat_offer_top(f, cap, v[j], ids[j], FS_POS_NONE);
+  }
+}
+
+static void test_top_order_free(void **st) {
+  (void)st;
+  const float v[] = {0.5f, 2.0f, 2.0f, 1.0f, 3.0f, 0.25f, 2.0f, 1.0f};
+  const char *const ids[] = {"E", "B", "A", "D", "Z", "F", "C", "G"};
+  const int o1[] = {0, 1, 2, 3, 4, 5, 6, 7}, o2[] = {7, 6, 5, 4, 3, 2, 1, 0}, o3[] = {4, 2, 6, 0, 7, 1, 5, 3};
+  const int *orders[] = {o1, o2, o3};
+  uint8_t *buf0 = NULL, *buf = NULL;
+  size_t cap0 = 0, cap = 0, n0 = 0;
+  for (int k = 0; k < 3; k++) {
+    fs_feat_t f;
+    fs_feat_init(&f, 4);
+    offer_all(&f, v, ids, orders[k], 8, 4);
+    assert_int_equal(f.n_top, 4);
+    assert_true(f.top[0].value == 3.0f && !strcmp(f.top[0].id, "Z"));
+    // ties on value broken by id
+    assert_string_equal(f.top[1].id, "A");
+    assert_string_equal(f.top[2].id, "B");
+    assert_string_equal(f.top[3].id, "C");
+    assert_int_equal(f.n_active, 8);
+    assert_true(f.max == 3.0f);
+    size_t n = fs_feat_encode(&f, k == 0 ? &buf0 : &buf, k == 0 ? &cap0 : &cap);
+    if (k == 0) n0 = n;
+    else assert_memory_equal(buf0, buf, n0), assert_int_equal(n, n0);
+    fs_feat_clear(&f);
+  }
+  // the same id offered again keeps one entry, with its best value
+  fs_feat_t f;
+  fs_feat_init(&f, 3);
+  fs_feat_offer_top(&f, 3, 1.0f, "X", FS_POS_NONE);
+  fs_feat_offer_top(&f, 3, 2.0f, "X", FS_POS_NONE);
+  fs_feat_offer_top(&f, 3, 0.5f, "X", FS_POS_NONE);
+  assert_int_equal(f.n_top, 1);
+  assert_true(f.top[0].value == 2.0f);
+  fs_feat_clear(&f);
+  free(buf0);
+  free(buf);
+}
+
+static void test_fixed_point_sums(void **st) {
+  (void)st;
+  // sums do not depend on the order (floating-point sums would: 1e8 + 1 - 1e8)
+  fs_feat_t a, b;
+  fs_feat_init(&a, 1);
+  fs_feat_init(&b, 1);
+  const float v[] = {1e7f, 0.1f, 3.0e-3f, 12345.678f, 0.7f};
+  for (int i = 0; i < 5; i++) fs_feat_add(&a, v[i]);
+  for (int i = 4; i >= 0; i--) fs_feat_add(&b, v[i]);
+  assert_true(a.sum_fx == b.sum_fx && a.sumsq_fx == b.sumsq_fx);
+  double s = 0;
+  for (int i = 0; i < 5; i++) s += v[i];
+  assert_true(fabs(fs_fx_double(a.sum_fx) - s) < 1e-6 * s);
+  assert_true(fabs(fs_feat_mean(&a) - s / 5) < 1e-6 * s);
+  fs_feat_clear(&a);
+  fs_feat_clear(&b);
+}
+
+static void test_record_errors(void **st) {
+  (void)st;
+  fs_feat_t f, g;
+  fs_feat_init(&f, 2);
+  fs_feat_init(&g, 2);
+  fs_feat_add(&f, 1.0f);
+  fs_feat_offer_top(&f, 2, 1.0f, "P12345", 7);
+  uint8_t *buf = NULL;
+  size_t cap = 0, n = fs_feat_encode(&f, &buf, &cap);
+  ps_err_t err = {0};
+  assert_int_equal(fs_feat_decode(&g, 2, buf, n, "rec", &err), 0);
+  assert_int_equal(g.n_top, 1);
+  assert_string_equal(g.top[0].id, "P12345");
+  assert_int_equal(g.top[0].pos, 7);
+  assert_int_equal(fs_feat_decode(&g, 2, buf, n - 3, "rec", &err), PS_ETRUNC);
+  assert_non_null(strstr(err.msg, "rec: top entry 0"));
+  assert_int_equal(fs_feat_decode(&g, 2, buf, 20, "rec", &err), PS_ETRUNC);
+  assert_int_equal(fs_feat_decode(&g, 0, buf, n, "rec", &err), PS_EFORMAT);  // more entries than the store keeps
+  buf[0] ^= 0xff;
+  assert_int_equal(fs_feat_decode(&g, 2, buf, n, "rec", &err), PS_EFORMAT);
+  assert_non_null(strstr(err.msg, "bad magic"));
+  free(buf);
+  fs_feat_clear(&f);
+  fs_feat_clear(&g);
+}
+
+// ---- scorer ---------------------------------------------------------------------------------------
+#define NF 16
+#define NB 12
+#define ROWS 5
+
+typedef struct tbatch {
+  char *ids[ROWS];
+  uint32_t indptr[ROWS + 1], indices[ROWS * 4];
+  float values[ROWS * 4];
+  Protsae__FeatureBatch fb;
+} tbatch_t;
+
+static void make_batch(tbatch_t *b, uint64_t seq) {
+  memset(b, 0, sizeof *b);
+  protsae__feature_batch__init(&b->fb);
+  uint64_t x = seq * 0x9E3779B97F4A7C15ull + 1;
+  uint32_t nnz = 0;
+  for (int r = 0; r < ROWS; r++) {
+    b->ids[r] = malloc(16);
+    snprintf(b->ids[r], 16, "P%02llu_%d", (unsigned long long)seq, r);
+    b->indptr[r] = nnz;
+    uint32_t f = (uint32_t)((x >> 7) % NF);
+    for (int j = 0; j < 3; j++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      b->indices[nnz] = (f + (uint32_t)j * 5) % NF;  // ascending is not required by the store
+      b->values[nnz] = (float)((x >> 40) % 1000) / 100.0f + 0.01f;
+      nnz++;
+    }
+  }
+  b->indptr[ROWS] = nnz;
+  b->fb.n_protein_ids = ROWS;
+  b->fb.protein_ids = b->ids;
+  b->fb.n_rows = ROWS;
+  b->fb.n_features = NF;
+  b->fb.n_indptr = ROWS + 1;
+  b->fb.indptr = b->indptr;
+  b->fb.n_indices = b->fb.n_values = nnz;
+  b->fb.indices = b->indices;
+  b->fb.values = b->values;
+  b->fb.source_seq = seq;
+  b->fb.source_producer = "reader-0";
+}
+static void free_batch(tbatch_t *b) {
+  for (int r = 0; r < ROWS; r++) free(b->ids[r]);
+}
+
+static char *dump_store(const char *db) {
+  fs_t *fs = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(fs_open(&fs, db, FS_OPEN_READONLY, &err), 0);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_int_equal(fs_dump(fs, f, &err), 0);
+  fclose(f);
+  fs_close(&fs);
+  return buf;
+}
+
+static void apply_order(const char *db, const int *order, int n, int commit_every) {
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db, 4, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  for (int i = 0; i < n; i++) {
+    tbatch_t b;
+    make_batch(&b, (uint64_t)order[i]);
+    assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+    free_batch(&b);
+    if ((i + 1) % commit_every == 0) assert_int_equal(scorer_commit(s, &err), 0);
+  }
+  scorer_note_eos(s, "reader-0", NB, NB * ROWS, NB * ROWS);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  scorer_close(&s);
+}
+
+static void test_scorer_order_free_exactly_once(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char db1[128], db2[128], db3[128];
+  snprintf(db1, sizeof db1, "%s/a", d);
+  snprintf(db2, sizeof db2, "%s/b", d);
+  snprintf(db3, sizeof db3, "%s/c", d);
+  int o1[NB], o2[NB];
+  for (int i = 0; i < NB; i++) o1[i] = i, o2[i] = (i * 5 + 3) % NB;
+  apply_order(db1, o1, NB, 4);
+  apply_order(db2, o2, NB, 5);
+  char *a = dump_store(db1), *b = dump_store(db2);
+  assert_string_equal(a, b);
+  assert_non_null(strstr(a, "proteins=60"));
+  assert_non_null(strstr(a, "batches=12"));
+  // crash before a commit: uncommitted batches vanish; re-applying them (and replays of the
+  // committed ones) gives the same store
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db3, 4, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  for (int i = 0; i < 8; i++) {
+    tbatch_t t;
+    make_batch(&t, (uint64_t)i);
+    assert_int_equal(scorer_apply(s, &t.fb, &err), 1);
+    free_batch(&t);
+    if (i == 4) assert_int_equal(scorer_commit(s, &err), 0);  // 0..4 committed, 5..7 pending
+  }
+  scorer_close(&s);  // "kill -9": no commit
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  assert_int_equal(scorer_meta(s)->batches, 5);
+  for (int i = NB - 1; i >= 0; i--) {
+    tbatch_t t;
+    make_batch(&t, (uint64_t)i);
+    assert_int_equal(scorer_apply(s, &t.fb, &err), i <= 4 ? 0 : 1);
+    free_batch(&t);
+  }
+  assert_int_equal(scorer_counts(s)->duplicates, 5);
+  scorer_note_eos(s, "reader-0", NB, NB * ROWS, NB * ROWS);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  assert_int_equal(scorer_streams_complete(s), 1);
+  scorer_close(&s);
+  char *c = dump_store(db3);
+  assert_string_equal(a, c);
+  free(a);
+  free(b);
+  free(c);
+  rmrf(d);
+}
+
+static void test_scorer_rejects_and_missing(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char db[128];
+  snprintf(db, sizeof db, "%s/db", d);
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db, 4, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  tbatch_t b;
+  make_batch(&b, 0);
+  assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+  free_batch(&b);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  char *before = dump_store(db);
+  // NaN at entry 4
+  make_batch(&b, 1);
+  b.values[4] = NAN;
+  assert_int_equal(scorer_apply(s, &b.fb, &err), PS_ENAN);
+  assert_non_null(strstr(err.msg, "reader-0 batch seq=1"));
+  assert_non_null(strstr(err.msg, "entry 4"));
+  b.values[4] = -1.0f;
+  assert_int_equal(scorer_apply(s, &b.fb, &err), PS_ENAN);
+  b.values[4] = 1.0f;
+  // another dictionary size
+  b.fb.n_features = NF * 2;
+  assert_int_equal(scorer_apply(s, &b.fb, &err), PS_EMISMATCH);
+  assert_non_null(strstr(err.msg, "32 features"));
+  b.fb.n_features = NF;
+  // a feature id out of range, a broken indptr
+  b.indices[2] = NF;
+  assert_int_equal(scorer_apply(s, &b.fb, &err), PS_EPROTO);
+  b.indices[2] = 1;
+  b.indptr[2] = 99;
+  assert_true(scorer_apply(s, &b.fb, &err) < 0);
+  free_batch(&b);
+  assert_int_equal(scorer_counts(s)->rejected, 5);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  char *after = dump_store(db);
+  assert_string_equal(before, after);  // nothing changed
+  // missing seqs: 0 applied, the stream has 4
+  scorer_note_eos(s, "reader-0", 4, 0, 0);
+  uint64_t seqs[8];
+  const char *p = NULL;
+  assert_int_equal(scorer_streams_known(s), 1);
+  assert_int_equal(scorer_missing(s, 0, &p, seqs, 8), 3);
+  assert_string_equal(p, "reader-0");
+  assert_true(seqs[0] == 1 && seqs[1] == 2 && seqs[2] == 3);
+  assert_int_equal(scorer_streams_complete(s), 0);
+  scorer_close(&s);
+  free(before);
+  free(after);
+  rmrf(d);
+}
+
+static void test_scorer_residue_level(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char db[128];
+  snprintf(db, sizeof db, "%s/db", d);
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db, 3, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  // 2 proteins: A has 3 residues, B has 2; 4 features
+  char *ids[] = {"A", "B"};
+  uint32_t offs[] = {0, 3, 5};
+  uint32_t indptr[] = {0, 1, 3, 3, 4, 5};
+  uint32_t idx[] = {0, 0, 2, 0, 3};
+  float val[] = {1.0f, 3.0f, 0.5f, 2.0f, 4.0f};
+  uint32_t pptr[] = {0, 2, 4}, pidx[] = {0, 2, 0, 3};
+  float pval[] = {4.0f / 3, 0.5f / 3, 1.0f, 2.0f};
+  Protsae__FeatureBatch fb = PROTSAE__FEATURE_BATCH__INIT;
+  fb.n_protein_ids = 2;
+  fb.protein_ids = ids;
+  fb.level = PROTSAE__LEVEL__LEVEL_RESIDUE;
+  fb.n_rows = 5;
+  fb.n_features = 4;
+  fb.n_indptr = 6;
+  fb.indptr = indptr;
+  fb.n_indices = fb.n_values = 5;
+  fb.indices = idx;
+  fb.values = val;
+  fb.n_residue_offsets = 3;
+  fb.residue_offsets = offs;
+  fb.n_pooled_indptr = 3;
+  fb.pooled_indptr = pptr;
+  fb.n_pooled_indices = fb.n_pooled_values = 4;
+  fb.pooled_indices = pidx;
+  fb.pooled_values = pval;
+  fb.source_producer = "r";
+  assert_int_equal(scorer_apply(s, &fb, &err), 1);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  fs_feat_t f;
+  fs_feat_init(&f, 3);
+  assert_int_equal(fs_feat_get(scorer_store(s), 0, 3, &f, &err), 1);
+  assert_int_equal(f.n_active, 2);     // proteins (pooled)
+  assert_int_equal(f.res_active, 3);   // residues
+  assert_true(f.res_max == 3.0f);
+  assert_true(f.max == 4.0f / 3);
+  assert_int_equal(f.n_top, 2);
+  assert_string_equal(f.top[0].id, "A");  // max residue 3.0 at position 1
+  assert_int_equal(f.top[0].pos, 1);
+  assert_string_equal(f.top[1].id, "B");
+  assert_int_equal(f.top[1].pos, 0);
+  uint32_t nnz, *ci;
+  float *cv;
+  assert_int_equal(fs_code_get(scorer_store(s), "B", &nnz, &ci, &cv, &err), 1);
+  assert_int_equal(nnz, 2);
+  assert_true(ci[1] == 3 && cv[1] == 2.0f);
+  free(ci);
+  free(cv);
+  fs_feat_clear(&f);
+  // feature-major view: feature 0 on A and B, 2 on A, 3 on B, 1 nowhere
+  fs_csc_t c;
+  assert_int_equal(fs_load_csc(scorer_store(s), &c, &err), 0);
+  assert_int_equal(c.n_proteins, 2);
+  assert_string_equal(c.ids[0], "A");
+  assert_int_equal(c.n_features, 4);
+  const uint64_t want_ptr[] = {0, 2, 2, 3, 4};
+  for (int i = 0; i < 5; i++) assert_int_equal(c.colptr[i], want_ptr[i]);
+  assert_true(c.rows[0] == 0 && c.rows[1] == 1 && c.rows[2] == 0 && c.rows[3] == 1);
+  assert_true(c.vals[0] == 4.0f / 3 && c.vals[1] == 1.0f && c.vals[3] == 2.0f);
+  fs_csc_free(&c);
+  // a residue-level batch without pooled codes is rejected
+  fb.n_pooled_indptr = 0;
+  fb.source_seq = 1;
+  assert_true(scorer_apply(s, &fb, &err) < 0);
+  scorer_close(&s);
+  rmrf(d);
+}
+
+// ---- encoder --------------------------------------------------------------------------------------
+static void save_sae(const char *dir, int d_in, int d_sae, int k) {
+  sae_cfg_t c;
+  sae_cfg_default(&c);
+  c.arch = SAE_TOPK;
+  c.d_in = c.d_out = d_in;
+  c.d_sae = d_sae;
+  c.k = k;
+  sae_t *s = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(sae_new(&s, &c, &err), 0);
+  uint64_t x = 7;
+  for (int64_t i = 0; i < (int64_t)d_in * d_sae; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    s->W_encT[i] = (float)((int64_t)(x >> 40) % 2001 - 1000) / 1000.0f;
+    s->W_dec[i] = s->W_encT[i];
+  }
+  mkdir(dir, 0755);
+  assert_int_equal(sae_save(s, dir, 1.0f, 1.0f, &err), 0);
+  sae_free(&s);
+}
+
+static void test_encoder_matches_direct(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s/sae", d);
+  enum { DI = 12, DS = 40, K = 4, N = 9 };
+  save_sae(dir, DI, DS, K);
+  float x[N * DI];
+  for (int i = 0; i < N * DI; i++) x[i] = sinf((float)i * 0.37f) + 0.1f * (float)(i % 5);
+  char *ids[N];
+  for (int i = 0; i < N; i++) {
+    ids[i] = malloc(8);
+    snprintf(ids[i], 8, "p%d", i);
+  }
+  encoder_opts_t eo = {0};
+  eo.sae_dir = dir;
+  eo.threads = 2;
+  eo.chunk_rows = 4;  // several chunks per batch
+  encoder_t *e = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(encoder_new(&e, &eo, &err), 0);
+  Protsae__EmbeddingBatch eb = PROTSAE__EMBEDDING_BATCH__INIT;
+  eb.n_protein_ids = N;
+  eb.protein_ids = ids;
+  eb.dim = DI;
+  eb.n_rows = N;
+  eb.rows.data = (uint8_t *)x;
+  eb.rows.len = sizeof x;
+  Protsae__FeatureBatch fb;
+  assert_int_equal(encoder_encode(e, &eb, &fb, &err), 0);
+  // direct encode
+  sae_t *s = NULL;
+  sae_enc_t *se = NULL;
+  sae_codes_t c = {0};
+  assert_int_equal(sae_load(&s, dir, &err), 0);
+  assert_int_equal(sae_enc_new(&se, s, NULL, 4, &err), 0);
+  assert_int_equal(sae_enc_run(se, x, N, &c, &err), 0);
+  assert_int_equal(fb.n_rows, N);
+  assert_int_equal(fb.n_features, DS);
+  assert_int_equal(fb.n_values, (size_t)c.indptr[N]);
+  assert_true(fb.n_values > 0);
+  for (int r = 0; r <= N; r++) assert_int_equal(fb.indptr[r], (uint32_t)c.indptr[r]);
+  for (size_t j = 0; j < fb.n_values; j++) {
+    assert_int_equal(fb.indices[j], (uint32_t)c.indices[j]);
+    assert_memory_equal(&fb.values[j], &c.values[j], sizeof(float));
+  }
+  // dimension mismatch and NaN: named errors
+  eb.dim = DI - 1;
+  eb.rows.len = (size_t)N * (DI - 1) * 4;
+  assert_int_equal(encoder_encode(e, &eb, &fb, &err), PS_EDIM);
+  eb.dim = DI;
+  eb.rows.len = sizeof x;
+  x[3 * DI + 2] = NAN;
+  assert_true(encoder_encode(e, &eb, &fb, &err) < 0);
+  assert_non_null(strstr(err.msg, "row 3"));
+  sae_codes_free(&c);
+  sae_enc_free(&se);
+  sae_free(&s);
+  encoder_destroy(&e);
+  for (int i = 0; i < N; i++) free(ids[i]);
+  rmrf(d);
+}
+
+static void test_encoder_residue_pooling_and_neurons(void **st) {
+  (void)st;
+  // neuron mode: features = dims, ReLU; residue level: 2 proteins of 3 and 1 residues
+  float x[4 * 3] = {1, -1, 2,  /**/ 3, 0, -2, /**/ 0.5f, 0, 4, /**/ -1, 5, 0};
+  char *ids[] = {"A", "B"};
+  uint32_t offs[] = {0, 3, 4};
+  for (int pool = 0; pool < 2; pool++) {
+    encoder_opts_t eo = {0};
+    eo.neurons = 1;
+    eo.pooling = pool ? ENC_POOL_MAX : ENC_POOL_MEAN;
+    encoder_t *e = NULL;
+    ps_err_t err = {0};
+    assert_int_equal(encoder_new(&e, &eo, &err), 0);
+    Protsae__EmbeddingBatch eb = PROTSAE__EMBEDDING_BATCH__INIT;
+    eb.n_protein_ids = 2;
+    eb.protein_ids = ids;
+    eb.level = PROTSAE__LEVEL__LEVEL_RESIDUE;
+    eb.dim = 3;
+    eb.n_rows = 4;
+    eb.rows.data = (uint8_t *)x;
+    eb.rows.len = sizeof x;
+    eb.n_residue_offsets = 3;
+    eb.residue_offsets = offs;
+    Protsae__FeatureBatch fb;
+    assert_int_equal(encoder_encode(e, &eb, &fb, &err), 0);
+    assert_true(fb.neurons);
+    assert_int_equal(fb.n_features, 3);
+    assert_int_equal(fb.n_values, 6);  // positives: 1,2 | 3 | 0.5,4 | 5
+    assert_int_equal(fb.indptr[1], 2);
+    assert_int_equal(fb.n_pooled_indptr, 3);
+    // protein A: dims 0 (1, 3, 0.5) and 2 (2, 4); B: dim 1 (5)
+    assert_int_equal(fb.pooled_indptr[1], 2);
+    assert_int_equal(fb.pooled_indices[0], 0);
+    assert_int_equal(fb.pooled_indices[1], 2);
+    if (pool) {
+      assert_true(fb.pooled_values[0] == 3.0f && fb.pooled_values[1] == 4.0f);
+    } else {
+      assert_true(fabsf(fb.pooled_values[0] - 4.5f / 3) < 1e-6f);
+      assert_true(fabsf(fb.pooled_values[1] - 2.0f) < 1e-6f);
+    }
+    assert_int_equal(fb.pooled_indices[2], 1);
+    assert_true(fb.pooled_values[2] == 5.0f);
+    assert_true(wire_check_feature_batch(&fb, &err) == 0);
+    encoder_destroy(&e);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hist_bins),
+      cmocka_unit_test(test_top_order_free),
+      cmocka_unit_test(test_fixed_point_sums),
+      cmocka_unit_test(test_record_errors),
+      cmocka_unit_test(test_scorer_order_free_exactly_once),
+      cmocka_unit_test(test_scorer_rejects_and_missing),
+      cmocka_unit_test(test_scorer_residue_level),
+      cmocka_unit_test(test_encoder_matches_direct),
+      cmocka_unit_test(test_encoder_residue_pooling_and_neurons),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
