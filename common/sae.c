@@ -395,16 +395,21 @@ static void sort_by_index(int32_t *idx, float *val, int m) {
   free(tmp);
 }
 
-int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val) {
+// Top-k of v (+ bias b when not NULL, added on the fly) among the positive entries.
+static inline int topk_relu_bias(const float *v, const float *b, int64_t n, int k, int32_t *idx, float *val) {
   int m = 0;
   float thr = 0.0f;  // a candidate must beat this: 0 (ReLU) until the heap is full, then its root
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
+    float x16[16];
     int any = 0;
-    for (int j = 0; j < 16; j++) any |= v[i + j] > thr;
+    for (int j = 0; j < 16; j++) {
+      x16[j] = b ? v[i + j] + b[i + j] : v[i + j];
+      any |= x16[j] > thr;
+    }
     if (!any) continue;
     for (int j = 0; j < 16; j++) {
-      float x = v[i + j];
+      float x = x16[j];
       if (!(x > thr)) continue;
       if (m < k) {
         heap_push(val, idx, &m, x, (int32_t)(i + j));
@@ -418,7 +423,7 @@ int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val) {
     }
   }
   for (; i < n; i++) {
-    float x = v[i];
+    float x = b ? v[i] + b[i] : v[i];
     if (!(x > thr)) continue;
     if (m < k) {
       heap_push(val, idx, &m, x, (int32_t)i);
@@ -432,6 +437,10 @@ int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val) {
   }
   sort_by_index(idx, val, m);
   return m;
+}
+
+int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val) {
+  return topk_relu_bias(v, NULL, n, k, idx, val);
 }
 
 int sae_topk_subset(const float *v, const int32_t *cand, int64_t mcand, int k, int32_t *idx, float *val) {
@@ -527,11 +536,27 @@ static void part_reserve(enc_part_t *p, int64_t extra) {
   p->cap = cap;
 }
 
+static void enc_select(void *ctx, int tid, int nt);
+
+// A thread's rows of the chunk: whole blocks of ENC_BLOCK rows at fixed offsets from the chunk
+// start. Each block is one single-threaded sgemm call, so a row's pre-activations come out of the
+// same call shape whatever the thread count and codes are bitwise the same for 1, 2 or 16
+// threads (BLAS kernels sum in another order on edge tiles, so slices of other sizes would not
+// be). 256 rows keep the cost of packing W_enc per call to a few % of the product.
+enum { ENC_BLOCK = 256 };
+static void enc_range(const sae_enc_t *e, int tid, int nt, int64_t *b, int64_t *en) {
+  ps_pool_range((e->rows + ENC_BLOCK - 1) / ENC_BLOCK, tid, nt, b, en);
+  *b *= ENC_BLOCK;
+  *en *= ENC_BLOCK;
+  if (*en > e->rows) *en = e->rows;
+  if (*b > *en) *b = *en;
+}
+
 static void enc_prepare(void *ctx, int tid, int nt) {
   sae_enc_t *e = ctx;
   const sae_cfg_t *c = &e->s->cfg;
   int64_t b, en, d = c->d_in;
-  ps_pool_range(e->rows, tid, nt, &b, &en);
+  enc_range(e, tid, nt, &b, &en);
   for (int64_t r = b; r < en; r++) {
     float *row = e->xin + r * d;
     memcpy(row, e->x + r * d, (size_t)d * sizeof(float));
@@ -546,24 +571,43 @@ static void enc_prepare(void *ctx, int tid, int nt) {
   }
 }
 
+// One thread's share of a chunk, start to end: its rows are prepared, multiplied by W_enc
+// (single-threaded sgemm, beta 0), biased and selected while still in cache. Splitting rows
+// between the pool's threads, rather than letting OpenBLAS thread one big product, keeps
+// OpenBLAS's spinning workers from competing with the selection for the same cores.
+static void enc_chunk(void *ctx, int tid, int nt) {
+  sae_enc_t *e = ctx;
+  const sae_t *s = e->s;
+  int64_t b, en, m = s->cfg.d_sae, d = s->cfg.d_in;
+  enc_prepare(ctx, tid, nt);
+  enc_range(e, tid, nt, &b, &en);
+  for (int64_t r = b; r < en; r += ENC_BLOCK) {
+    int64_t nr = en - r < ENC_BLOCK ? en - r : ENC_BLOCK;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nr, (blasint)m, (blasint)d, 1.0f, e->xin + r * d,
+                (blasint)d, s->W_encT, (blasint)d, 0.0f, e->pre + r * m, (blasint)m);
+  }
+  enc_select(ctx, tid, nt);
+}
+
 static void enc_select(void *ctx, int tid, int nt) {
   sae_enc_t *e = ctx;
   const sae_t *s = e->s;
   int64_t b, en, m = s->cfg.d_sae;
-  ps_pool_range(e->rows, tid, nt, &b, &en);
+  enc_range(e, tid, nt, &b, &en);
   enc_part_t *p = &e->parts[tid];
   p->n_rows = en - b;
   p->nnz = 0;
+  const float *be = s->b_enc;
   for (int64_t r = b; r < en; r++) {
-    const float *pre = e->pre + r * m;
+    const float *pre = e->pre + r * m;  // without the bias: it is added here, in the same pass
     int64_t cnt = 0;
     if (s->cfg.arch == SAE_TOPK) {
       part_reserve(p, s->cfg.k);
-      cnt = sae_topk_relu(pre, m, s->cfg.k, p->idx + p->nnz, p->val + p->nnz);
+      cnt = topk_relu_bias(pre, be, m, s->cfg.k, p->idx + p->nnz, p->val + p->nnz);
     } else {
       const float *th = s->threshold;
       for (int64_t j = 0; j < m; j++) {
-        float v = pre[j];
+        float v = pre[j] + be[j];
         if (v > 0.0f && (!th || v > th[j])) {
           part_reserve(p, cnt + 1);  // room past the entries of this row already written
           p->idx[p->nnz + cnt] = (int32_t)j;
@@ -587,20 +631,23 @@ int sae_enc_run(sae_enc_t *e, const float *x, int64_t n, sae_codes_t *codes, ps_
   codes->n_rows = 0;
   codes->indptr[0] = 0;
   int64_t nnz = 0;
+  // the pool's threads each run a single-threaded product (see enc_chunk); restored at the end
+  int blas_threads = openblas_get_num_threads();
+  if (blas_threads > 1) openblas_set_num_threads(1);
   for (int64_t r0 = 0; r0 < n; r0 += e->chunk) {
     e->rows = n - r0 < e->chunk ? n - r0 : e->chunk;
     e->x = x + r0 * s->cfg.d_in;
     e->bad_row = -1;
-    ps_pool_run(e->pool, enc_prepare, e);
+    ps_pool_run(e->pool, enc_chunk, e);
     if (e->bad_row >= 0) {
       int64_t row = r0 + e->bad_row;
       for (int64_t i = 0; i < s->cfg.d_in; i++)
-        if (!isfinite(x[row * s->cfg.d_in + i]))
+        if (!isfinite(x[row * s->cfg.d_in + i])) {
+          if (blas_threads > 1) openblas_set_num_threads(blas_threads);
           return ps_err_set(err, PS_ENAN, "sae encode: non-finite input at row %lld, column %lld", (long long)row,
                             (long long)i);
+        }
     }
-    sae_preact(s, e->xin, e->rows, e->pre);
-    ps_pool_run(e->pool, enc_select, e);
     int64_t add = 0;
     for (int t = 0; t < nt; t++) add += e->parts[t].nnz;
     if (codes->cap_nnz < nnz + add) {
@@ -621,6 +668,7 @@ int sae_enc_run(sae_enc_t *e, const float *x, int64_t n, sae_codes_t *codes, ps_
       nnz += p->nnz;
     }
   }
+  if (blas_threads > 1) openblas_set_num_threads(blas_threads);
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "pool.h"
 #include "encoder.h"
 #include "featstore.h"
 #include "scorer.h"
@@ -477,6 +478,31 @@ static void test_encoder_matches_direct(void **st) {
   x[3 * DI + 2] = NAN;
   assert_true(encoder_encode(e, &eb, &fb, &err) < 0);
   assert_non_null(strstr(err.msg, "row 3"));
+  // a chunk big enough to be split between threads: 1, 2 and 3 threads give bitwise the same codes
+  enum { N2 = 701 };
+  float *x2 = malloc(sizeof(float) * N2 * DI);
+  for (int i = 0; i < N2 * DI; i++) x2[i] = sinf((float)i * 0.113f) * 1.7f + 0.05f * (float)(i % 11);
+  sae_codes_t c1 = {0};
+  sae_enc_t *se1 = NULL;
+  assert_int_equal(sae_enc_new(&se1, s, NULL, 600, &err), 0);
+  assert_int_equal(sae_enc_run(se1, x2, N2, &c1, &err), 0);
+  for (int nt = 2; nt <= 3; nt++) {
+    ps_pool_t *pool = ps_pool_new(nt);
+    sae_enc_t *se2 = NULL;
+    sae_codes_t c2 = {0};
+    assert_int_equal(sae_enc_new(&se2, s, pool, 600, &err), 0);
+    assert_int_equal(sae_enc_run(se2, x2, N2, &c2, &err), 0);
+    assert_int_equal(c2.n_rows, N2);
+    assert_memory_equal(c1.indptr, c2.indptr, (N2 + 1) * sizeof(int64_t));
+    assert_memory_equal(c1.indices, c2.indices, (size_t)c1.indptr[N2] * sizeof(int32_t));
+    assert_memory_equal(c1.values, c2.values, (size_t)c1.indptr[N2] * sizeof(float));
+    sae_codes_free(&c2);
+    sae_enc_free(&se2);
+    ps_pool_destroy(&pool);
+  }
+  sae_codes_free(&c1);
+  sae_enc_free(&se1);
+  free(x2);
   sae_codes_free(&c);
   sae_enc_free(&se);
   sae_free(&s);
