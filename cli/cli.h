@@ -18,6 +18,7 @@ int synth_main(int argc, char **argv);
 int cli_enrich_store(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_report(int argc, char **argv);
+int cli_annotate(int argc, char **argv);
 int demo_enrich(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads);
 
 // Path of a stage executable (protsae-NAME): $PROTSAE_LIBEXEC, else beside this binary, else the

@@ -18,6 +18,7 @@ static void usage(FILE *f) {
           "  enrich    GO enrichment of every SAE feature (and/or neuron) against the GO hierarchy\n"
           "  features  the feature store's table: frequency, mean, max, dead / dense flags (sortable)\n"
           "  feature   one feature: statistics, top proteins with names, histogram\n"
+          "  annotate  continuous annotation: watch a drop directory of proteomes, write features, explanations, GO terms\n"
           "  report    one self-contained HTML report of a run (curves, features vs neurons, feature cards)\n"
           "  status    every stage's progress from its metrics endpoint (rows, rate, ETA, loss, L0, dead %%)\n"
           "  enrich-store  GO enrichment of the features (and neurons) in feature stores, side by side\n"
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "features")) return cli_features(argc - 1, argv + 1);
   if (!strcmp(cmd, "enrich-store")) return cli_enrich_store(argc - 1, argv + 1);
   if (!strcmp(cmd, "status")) return cli_status(argc - 1, argv + 1);
+  if (!strcmp(cmd, "annotate")) return cli_annotate(argc - 1, argv + 1);
   if (!strcmp(cmd, "report")) return cli_report(argc - 1, argv + 1);
   if (!strcmp(cmd, "feature")) return cli_feature(argc - 1, argv + 1);
   if (!strcmp(cmd, "encode-check")) return cli_encode_check(argc - 1, argv + 1);

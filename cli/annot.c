@@ -1,0 +1,579 @@
+// annot.c — see annot.h.
+#include "annot.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "emb.h"
+#include "fasta.h"
+#include "strmap.h"
+
+// ---- Fmax ----------------------------------------------------------------------------------
+void annot_fmax_init(annot_fmax_t *f) { memset(f, 0, sizeof *f); }
+
+void annot_fmax_add(annot_fmax_t *f, const float *score, const uint8_t *correct, size_t n_pred, size_t n_true) {
+  if (!n_true) return;
+  // per threshold bin: predictions (and true ones) whose score reaches exactly that bin
+  int64_t np[ANNOT_N_TAU + 2] = {0}, ntp[ANNOT_N_TAU + 2] = {0};
+  for (size_t i = 0; i < n_pred; i++) {
+    double s = score[i];
+    if (!(s > 0)) continue;
+    int b = (int)floor(s * ANNOT_N_TAU + 1e-6);
+    if (b > ANNOT_N_TAU) b = ANNOT_N_TAU;
+    if (b < 1) continue;  // below the lowest threshold
+    np[b]++;
+    if (correct[i]) ntp[b]++;
+  }
+  int64_t cp = 0, ctp = 0;
+  for (int i = ANNOT_N_TAU; i >= 1; i--) {  // suffix sums: predictions with score >= i / 100
+    cp += np[i];
+    ctp += ntp[i];
+    if (cp > 0) {
+      f->prec_sum[i] += (double)ctp / (double)cp;
+      f->n_prec[i]++;
+    }
+    f->rec_sum[i] += (double)ctp / (double)n_true;
+  }
+  f->n_proteins++;
+}
+
+void annot_fmax_result(const annot_fmax_t *f, annot_fmax_result_t *r) {
+  memset(r, 0, sizeof *r);
+  r->n_proteins = f->n_proteins;
+  if (!f->n_proteins) return;
+  for (int i = 1; i <= ANNOT_N_TAU; i++) {
+    if (!f->n_prec[i]) continue;
+    double pr = f->prec_sum[i] / (double)f->n_prec[i], rc = f->rec_sum[i] / (double)f->n_proteins;
+    double fv = pr + rc > 0 ? 2 * pr * rc / (pr + rc) : 0;
+    if (fv >= r->fmax && fv > 0) {
+      r->fmax = fv;
+      r->tau = (double)i / ANNOT_N_TAU;
+      r->precision = pr;
+      r->recall = rc;
+    }
+  }
+}
+
+// ---- the model -------------------------------------------------------------------------------
+struct annot_model {
+  annot_opts_t o;
+  sae_t *sae;
+  sae_enc_t *enc;
+  go_ontology_t *onto;
+  int64_t n_features;
+  float *max_act;         // per feature (0: unknown / dead)
+  int64_t *t_ptr;         // per feature CSR of closed terms
+  int32_t *t_go;
+  float *t_conf;
+  char **expl;            // per feature explanation or NULL
+  double *expl_r;         // its score (NAN when none)
+  int32_t roots[3];
+  // scratch
+  float *score;           // per ontology term
+  int32_t *touched;
+  size_t n_touched;
+};
+
+const go_ontology_t *annot_model_onto(const annot_model_t *m) { return m->onto; }
+int64_t annot_model_d_in(const annot_model_t *m) { return m->sae->cfg.d_in; }
+int64_t annot_model_n_with_terms(const annot_model_t *m) {
+  int64_t n = 0;
+  for (int64_t f = 0; f < m->n_features; f++) n += m->t_ptr[f + 1] > m->t_ptr[f];
+  return n;
+}
+
+void annot_model_free(annot_model_t **mp) {
+  annot_model_t *m = *mp;
+  if (!m) return;
+  sae_enc_free(&m->enc);
+  sae_free(&m->sae);
+  go_ontology_destroy(&m->onto);
+  free(m->max_act);
+  free(m->t_ptr);
+  free(m->t_go);
+  free(m->t_conf);
+  if (m->expl)
+    for (int64_t f = 0; f < m->n_features; f++) free(m->expl[f]);
+  free(m->expl);
+  free(m->expl_r);
+  free(m->score);
+  free(m->touched);
+  free(m);
+  *mp = NULL;
+}
+
+static int is_root(const annot_model_t *m, int32_t t) { return t == m->roots[0] || t == m->roots[1] || t == m->roots[2]; }
+
+// Split a line on tabs in place (the newline removed); returns the field count (<= cap).
+static int split_tabs(char *line, char **fld, int cap) {
+  size_t l = strlen(line);
+  while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
+  int n = 0;
+  char *p = line;
+  while (n < cap) {
+    fld[n++] = p;
+    char *t = strchr(p, '\t');
+    if (!t) break;
+    *t = 0;
+    p = t + 1;
+  }
+  return n;
+}
+
+static int parse_i64(const char *s, int64_t *v) {
+  char *e;
+  errno = 0;
+  long long x = strtoll(s, &e, 10);
+  if (errno || e == s || *e) return -1;
+  *v = x;
+  return 0;
+}
+static int parse_f64(const char *s, double *v) {
+  char *e;
+  errno = 0;
+  double x = strtod(s, &e);
+  if (e == s || *e) return -1;
+  *v = x;
+  return 0;
+}
+
+static int load_max_act(annot_model_t *m, const char *path, ps_err_t *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
+  char *line = NULL;
+  size_t cap = 0;
+  int64_t ln = 0;
+  int rc = 0;
+  while (getline(&line, &cap, f) > 0) {
+    ln++;
+    if (ln == 1) continue;  // header
+    char *fld[16];
+    int64_t feat;
+    double mx;
+    if (split_tabs(line, fld, 16) < 4 || parse_i64(fld[0], &feat) < 0 || parse_f64(fld[3], &mx) < 0) {
+      rc = ps_err_set(err, PS_EFORMAT, "%s: line %lld: expected feature<TAB>n_active<TAB>n_study<TAB>max_act...", path,
+                      (long long)ln);
+      break;
+    }
+    if (feat < 0 || feat >= m->n_features) {
+      rc = ps_err_set(err, PS_EDIM, "%s: line %lld: feature %lld but the SAE has %lld", path, (long long)ln,
+                      (long long)feat, (long long)m->n_features);
+      break;
+    }
+    m->max_act[feat] = isfinite(mx) && mx > 0 ? (float)mx : 0.f;
+  }
+  free(line);
+  fclose(f);
+  return rc;
+}
+
+typedef struct pair {
+  int64_t feat;
+  int32_t term;
+  float conf;
+} pair_t;
+
+static int cmp_pair(const void *a, const void *b) {
+  const pair_t *x = a, *y = b;
+  if (x->feat != y->feat) return x->feat < y->feat ? -1 : 1;
+  return (x->term > y->term) - (x->term < y->term);
+}
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int load_terms(annot_model_t *m, const char *path, ps_err_t *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
+  char *line = NULL;
+  size_t cap = 0, np = 0, pcap = 0;
+  pair_t *pairs = NULL;
+  int64_t ln = 0, unknown = 0;
+  int rc = 0;
+  while (getline(&line, &cap, f) > 0) {
+    ln++;
+    if (ln == 1) continue;
+    char *fld[17];
+    int64_t feat, k, n;
+    double q, f1;
+    if (split_tabs(line, fld, 17) < 16 || parse_i64(fld[0], &feat) < 0 || parse_i64(fld[5], &k) < 0 ||
+        parse_i64(fld[6], &n) < 0 || parse_f64(fld[13], &q) < 0 || parse_f64(fld[14], &f1) < 0) {
+      rc = ps_err_set(err, PS_EFORMAT, "%s: line %lld: not an enrichment line (feature go_id namespace depth name k n K N "
+                                       "fold p ln_p p_bonf q_bh f1 f1_threshold)", path, (long long)ln);
+      break;
+    }
+    if (feat < 0 || feat >= m->n_features) {
+      rc = ps_err_set(err, PS_EDIM, "%s: line %lld: feature %lld but the SAE has %lld", path, (long long)ln,
+                      (long long)feat, (long long)m->n_features);
+      break;
+    }
+    int32_t t = go_lookup(m->onto, fld[1]);
+    if (t >= 0) t = go_resolve(m->onto, t);
+    if (t < 0) {
+      unknown++;
+      continue;
+    }
+    double c = m->o.conf == ANNOT_CONF_F1 ? f1 : m->o.conf == ANNOT_CONF_PRECISION ? (n > 0 ? (double)k / (double)n : 0) : 1 - q;
+    if (!(c > 0)) continue;
+    if (c > 1) c = 1;
+    if (np == pcap) {
+      pcap = pcap ? 2 * pcap : 4096;
+      pairs = ps_xrealloc(pairs, pcap * sizeof *pairs);
+    }
+    pairs[np++] = (pair_t){feat, t, (float)c};
+  }
+  free(line);
+  fclose(f);
+  if (rc < 0) {
+    free(pairs);
+    return rc;
+  }
+  if (np) qsort(pairs, np, sizeof *pairs, cmp_pair);
+  // close each feature's terms upward: conf(f, a) = max over its terms at or below a
+  size_t nt = go_n_terms(m->onto), tcap = 0, nout = 0;
+  int32_t *anc = ps_xmalloc(nt * sizeof *anc);
+  m->t_ptr = ps_xcalloc((size_t)m->n_features + 1, sizeof *m->t_ptr);
+  size_t i = 0;
+  for (int64_t feat = 0; feat < m->n_features; feat++) {
+    m->t_ptr[feat] = (int64_t)nout;
+    m->n_touched = 0;
+    for (; i < np && pairs[i].feat == feat; i++) {
+      size_t na = go_ancestors(m->onto, pairs[i].term, anc, nt);
+      for (size_t a = 0; a < na; a++) {
+        int32_t t = anc[a];
+        if (is_root(m, t)) continue;
+        if (m->score[t] == 0) m->touched[m->n_touched++] = t;
+        if (pairs[i].conf > m->score[t]) m->score[t] = pairs[i].conf;
+      }
+    }
+    qsort(m->touched, m->n_touched, sizeof *m->touched, cmp_i32);
+    if (nout + m->n_touched > tcap) {
+      tcap = (nout + m->n_touched) * 2 + 1024;
+      m->t_go = ps_xrealloc(m->t_go, tcap * sizeof *m->t_go);
+      m->t_conf = ps_xrealloc(m->t_conf, tcap * sizeof *m->t_conf);
+    }
+    for (size_t j = 0; j < m->n_touched; j++) {
+      int32_t t = m->touched[j];
+      m->t_go[nout] = t;
+      m->t_conf[nout++] = m->score[t];
+      m->score[t] = 0;
+    }
+  }
+  m->t_ptr[m->n_features] = (int64_t)nout;
+  m->n_touched = 0;
+  free(anc);
+  free(pairs);
+  if (unknown) fprintf(stderr, "annotate: %s: %lld lines name a GO id the ontology does not know (skipped)\n", path, (long long)unknown);
+  return 0;
+}
+
+static int load_explanations(annot_model_t *m, const char *path, ps_err_t *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
+  m->expl = ps_xcalloc((size_t)m->n_features, sizeof *m->expl);
+  m->expl_r = ps_xmalloc((size_t)m->n_features * sizeof *m->expl_r);
+  for (int64_t i = 0; i < m->n_features; i++) m->expl_r[i] = NAN;
+  char *line = NULL;
+  size_t cap = 0;
+  int64_t ln = 0;
+  int rc = 0;
+  while (getline(&line, &cap, f) > 0) {
+    ln++;
+    json_error_t je;
+    json_t *j = json_loads(line, 0, &je);
+    if (!j || !json_is_object(j)) {
+      rc = ps_err_set(err, PS_EFORMAT, "%s: line %lld: not a JSON object: %s", path, (long long)ln, j ? "" : je.text);
+      json_decref(j);
+      break;
+    }
+    const char *kind = json_string_value(json_object_get(j, "kind"));
+    json_t *u = json_object_get(j, "unit");
+    const char *ex = json_string_value(json_object_get(j, "explanation"));
+    if ((!kind || !strcmp(kind, "feature")) && json_is_integer(u) && ex) {
+      json_int_t id = json_integer_value(u);
+      if (id >= 0 && id < m->n_features) {
+        free(m->expl[id]);
+        m->expl[id] = ps_xstrdup(ex);
+        json_t *r = json_object_get(j, "r");
+        if (json_is_number(r)) m->expl_r[id] = json_number_value(r);
+      }
+    }
+    json_decref(j);
+  }
+  free(line);
+  fclose(f);
+  return rc;
+}
+
+int annot_model_load(annot_model_t **out, const annot_opts_t *o, ps_err_t *err) {
+  *out = NULL;
+  annot_model_t *m = ps_xcalloc(1, sizeof *m);
+  m->o = *o;
+  if (m->o.batch_rows <= 0) m->o.batch_rows = 256;
+  int rc;
+  char p[4096];
+  if ((rc = sae_load(&m->sae, o->sae_dir, err)) < 0) goto fail;
+  if ((rc = sae_enc_new(&m->enc, m->sae, NULL, m->o.batch_rows, err)) < 0) goto fail;
+  m->n_features = m->sae->cfg.d_sae;
+  if ((rc = go_ontology_load(&m->onto, o->obo, NULL, err)) < 0) goto fail;
+  m->roots[0] = go_lookup(m->onto, "GO:0008150");
+  m->roots[1] = go_lookup(m->onto, "GO:0003674");
+  m->roots[2] = go_lookup(m->onto, "GO:0005575");
+  m->score = ps_xcalloc(go_n_terms(m->onto), sizeof *m->score);
+  m->touched = ps_xmalloc(go_n_terms(m->onto) * sizeof *m->touched);
+  m->max_act = ps_xcalloc((size_t)m->n_features, sizeof *m->max_act);
+  snprintf(p, sizeof p, "%s/features.tsv", o->enrich_dir);
+  if ((rc = load_max_act(m, p, err)) < 0) goto fail;
+  snprintf(p, sizeof p, "%s/features_terms.tsv", o->enrich_dir);
+  if ((rc = load_terms(m, p, err)) < 0) goto fail;
+  if (o->explanations && (rc = load_explanations(m, o->explanations, err)) < 0) goto fail;
+  *out = m;
+  return 0;
+fail:
+  annot_model_free(&m);
+  return rc;
+}
+
+// ---- one proteome ------------------------------------------------------------------------------
+typedef struct fa_ids {
+  char **ids;
+  size_t n, cap;
+  strmap_t *idx;
+} fa_ids_t;
+
+static void fa_ids_free(fa_ids_t *f) {
+  for (size_t i = 0; i < f->n; i++) free(f->ids[i]);
+  free(f->ids);
+  strmap_destroy(&f->idx);
+}
+
+static int read_fasta_ids(const char *path, fa_ids_t *out, ps_err_t *err) {
+  fasta_reader_t *r = NULL;
+  int rc = fasta_open(&r, path, err);
+  if (rc < 0) return rc;
+  out->idx = strmap_new(1024);
+  fasta_record_t rec;
+  while ((rc = fasta_next(r, &rec, err)) > 0) {
+    if (strmap_get(out->idx, rec.id, NULL)) {
+      rc = ps_err_set(err, PS_EFORMAT, "%s: line %llu: duplicate id '%s'", path, (unsigned long long)rec.line, rec.id);
+      break;
+    }
+    if (out->n == out->cap) {
+      out->cap = out->cap ? 2 * out->cap : 1024;
+      out->ids = ps_xrealloc(out->ids, out->cap * sizeof *out->ids);
+    }
+    strmap_put(out->idx, rec.id, out->n);
+    out->ids[out->n++] = ps_xstrdup(rec.id);
+  }
+  fasta_close(&r);
+  if (rc == 0 && out->n == 0) rc = ps_err_set(err, PS_EFORMAT, "%s: no FASTA record", path);
+  return rc;
+}
+
+typedef struct scored {
+  int32_t id;
+  float v;
+} scored_t;
+static int cmp_scored(const void *a, const void *b) {  // value descending, then id ascending
+  const scored_t *x = a, *y = b;
+  if (x->v != y->v) return x->v > y->v ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+static const char *ns_short(go_namespace_t ns) { return ns == GO_NS_BP ? "BP" : ns == GO_NS_MF ? "MF" : ns == GO_NS_CC ? "CC" : "?"; }
+
+// A label for a TSV cell: tabs and newlines become spaces.
+static void tsv_cell(FILE *f, const char *s) {
+  for (; s && *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+// Encode and write the rows of one batch.
+static int write_batch(annot_model_t *m, const float *x, char **ids, int64_t n, sae_codes_t *codes, FILE *tsv,
+                       FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, annot_stats_t *st,
+                       scored_t **sbuf, size_t *scap, uint8_t **cbuf, ps_err_t *err) {
+  int rc = sae_enc_run(m->enc, x, n, codes, err);
+  if (rc < 0) return rc;
+  const go_ontology_t *o = m->onto;
+  for (int64_t r = 0; r < n; r++) {
+    int64_t a0 = codes->indptr[r], a1 = codes->indptr[r + 1];
+    size_t na = (size_t)(a1 - a0);
+    // features, strongest first
+    if (na > *scap) {
+      *scap = na + go_n_terms(o);
+      *sbuf = ps_xrealloc(*sbuf, *scap * sizeof **sbuf);
+      *cbuf = ps_xrealloc(*cbuf, *scap);
+    }
+    scored_t *fs = *sbuf;
+    for (size_t j = 0; j < na; j++) fs[j] = (scored_t){codes->indices[a0 + (int64_t)j], codes->values[a0 + (int64_t)j]};
+    qsort(fs, na, sizeof *fs, cmp_scored);
+    json_t *jo = json_object();
+    json_object_set_new(jo, "protein", json_string(ids[r]));
+    json_t *jf = json_array();
+    m->n_touched = 0;
+    for (size_t j = 0; j < na; j++) {
+      int32_t f = fs[j].id;
+      float a = fs[j].v, mx = m->max_act[f];
+      float s = mx > 0 ? (a / mx < 1 ? a / mx : 1) : 0;
+      const char *ex = m->expl ? m->expl[f] : NULL;
+      fprintf(tsv, "%s\tfeature\t%d\t%.6g\t%.4f\t", ids[r], f, (double)a, (double)s);
+      tsv_cell(tsv, ex ? ex : "");
+      fputc('\n', tsv);
+      json_t *e = json_object();
+      json_object_set_new(e, "id", json_integer(f));
+      json_object_set_new(e, "activation", json_real(a));
+      json_object_set_new(e, "scaled", json_real(s));
+      json_object_set_new(e, "explanation", ex ? json_string(ex) : json_null());
+      if (ex && isfinite(m->expl_r[f])) json_object_set_new(e, "explanation_r", json_real(m->expl_r[f]));
+      json_array_append_new(jf, e);
+      for (int64_t t = m->t_ptr[f]; t < m->t_ptr[f + 1]; t++) {
+        int32_t g = m->t_go[t];
+        float v = s * m->t_conf[t];
+        if (m->score[g] == 0 && v > 0) m->touched[m->n_touched++] = g;
+        if (v > m->score[g]) m->score[g] = v;
+      }
+    }
+    json_object_set_new(jo, "features", jf);
+    // GO terms, best first
+    size_t ng = 0;
+    scored_t *gs = fs;  // the features are written: reuse the buffer
+    if (m->n_touched > *scap) {
+      *scap = m->n_touched;
+      *sbuf = gs = fs = ps_xrealloc(*sbuf, *scap * sizeof **sbuf);
+      *cbuf = ps_xrealloc(*cbuf, *scap);
+    }
+    for (size_t j = 0; j < m->n_touched; j++) {
+      int32_t g = m->touched[j];
+      float v = floorf(m->score[g] * 1e4f + 0.5f) / 1e4f;  // the 4 decimals written are the scores evaluated
+      m->score[g] = 0;
+      if (v >= m->o.min_score && v > 0) gs[ng++] = (scored_t){g, v};
+    }
+    m->n_touched = 0;
+    qsort(gs, ng, sizeof *gs, cmp_scored);
+    json_t *jg = json_array();
+    for (size_t j = 0; j < ng; j++) {
+      const go_term_t *t = go_term(o, gs[j].id);
+      fprintf(tsv, "%s\tgo\t%s\t%.4f\t%s\t", ids[r], t->id, (double)gs[j].v, ns_short(t->ns));
+      tsv_cell(tsv, t->name);
+      fputc('\n', tsv);
+      json_t *e = json_object();
+      json_object_set_new(e, "id", json_string(t->id));
+      json_object_set_new(e, "score", json_real(gs[j].v));
+      json_object_set_new(e, "namespace", json_string(ns_short(t->ns)));
+      json_object_set_new(e, "name", json_string(t->name));
+      json_array_append_new(jg, e);
+    }
+    json_object_set_new(jo, "go", jg);
+    char *line = json_dumps(jo, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(jo);
+    if (!line) return ps_err_set(err, PS_EFORMAT, "protein %s: cannot encode its JSON line (invalid UTF-8?)", ids[r]);
+    fputs(line, jsonl);
+    fputc('\n', jsonl);
+    free(line);
+    st->n_proteins++;
+    st->n_active_sum += (int64_t)na;
+    st->n_with_go += ng > 0;
+    if (truth && fm) {
+      int64_t pi = go_annotations_find(truth, ids[r]);
+      if (pi >= 0) {
+        const int32_t *tt = truth->terms[pi];
+        uint32_t ntt = truth->n_terms[pi];
+        size_t n_true = 0;
+        for (uint32_t j = 0; j < ntt; j++) n_true += !is_root(m, tt[j]);
+        float *sc = ps_xmalloc((ng ? ng : 1) * sizeof *sc);
+        uint8_t *cor = *cbuf;
+        for (size_t j = 0; j < ng; j++) {
+          sc[j] = gs[j].v;
+          cor[j] = bsearch(&gs[j].id, tt, ntt, sizeof *tt, cmp_i32) != NULL;
+        }
+        annot_fmax_add(fm, sc, cor, ng, n_true);
+        free(sc);
+      }
+    }
+  }
+  if (ferror(tsv) || ferror(jsonl)) return ps_err_set(err, PS_EIO, "write failed: %s", strerror(errno));
+  return 0;
+}
+
+int annot_proteome(annot_model_t *m, const char *fasta, const char *emb, const char *ids_path, FILE *tsv,
+                   FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, int pace_ms, int (*stop)(void),
+                   annot_stats_t *st, ps_err_t *err) {
+  memset(st, 0, sizeof *st);
+  fa_ids_t fa = {0};
+  emb_source_t *src = NULL;
+  sae_codes_t codes = {0};
+  int64_t d = m->sae->cfg.d_in, bn = m->o.batch_rows, n = 0;
+  float *x = ps_xmalloc((size_t)(bn * d) * sizeof *x);
+  char **bids = ps_xcalloc((size_t)bn, sizeof *bids);
+  scored_t *sbuf = NULL;
+  uint8_t *cbuf = NULL;
+  size_t scap = 0;
+  int rc = read_fasta_ids(fasta, &fa, err);
+  if (rc < 0) goto out;
+  st->n_fasta = (int64_t)fa.n;
+  emb_source_opts_t eo = {.path = emb, .level = EMB_LEVEL_PROTEIN, .layer = -1, .ids_path = ids_path,
+                          .fallback_ids = (const char *const *)fa.ids, .n_fallback_ids = fa.n};
+  if ((rc = emb_source_open(&src, &eo, err)) < 0) goto out;
+  fprintf(tsv, "protein\tkind\tid\tvalue\tscaled_or_namespace\tlabel\n");
+  emb_record_t rec;
+  for (;;) {
+    rc = emb_source_next(src, &rec, err);
+    if (rc < 0) goto out;
+    if (rc > 0) {
+      if ((int64_t)rec.dim != d) {
+        rc = ps_err_set(err, PS_EDIM, "%s: record %llu (%s): dimension %u but the SAE expects %lld", emb,
+                        (unsigned long long)rec.index, rec.id, rec.dim, (long long)d);
+        goto out;
+      }
+      if (!strmap_get(fa.idx, rec.id, NULL)) {
+        rc = ps_err_set(err, PS_EMISMATCH, "%s: record %llu: id '%s' is not in %s", emb, (unsigned long long)rec.index,
+                        rec.id, fasta);
+        goto out;
+      }
+      for (int64_t c = 0; c < d; c++)
+        if (!isfinite(rec.rows[c])) {
+          rc = ps_err_set(err, PS_ENAN, "%s: record %llu (%s): %s at column %lld", emb, (unsigned long long)rec.index,
+                          rec.id, isnan(rec.rows[c]) ? "NaN" : "Inf", (long long)c);
+          goto out;
+        }
+      memcpy(x + n * d, rec.rows, (size_t)d * sizeof *x);
+      free(bids[n]);
+      bids[n++] = ps_xstrdup(rec.id);
+    }
+    int got = rc;
+    if (n == bn || (got == 0 && n > 0)) {
+      if ((rc = write_batch(m, x, bids, n, &codes, tsv, jsonl, truth, fm, st, &sbuf, &scap, &cbuf, err)) < 0) {
+        ps_err_prefix(err, "%s: ", emb);
+        goto out;
+      }
+      n = 0;
+      if (pace_ms > 0) sleep_ms(pace_ms);
+      if (stop && stop()) {
+        rc = ps_err_set(err, PS_EINTR, "stopped by a signal");
+        goto out;
+      }
+    }
+    if (got == 0) break;
+  }
+  if (st->n_proteins == 0) rc = ps_err_set(err, PS_EFORMAT, "%s: no embeddings", emb);
+out:
+  emb_source_destroy(&src);
+  sae_codes_free(&codes);
+  for (int64_t i = 0; i < bn; i++) free(bids[i]);
+  free(bids);
+  free(x);
+  free(sbuf);
+  free(cbuf);
+  fa_ids_free(&fa);
+  return rc;
+}

@@ -1,0 +1,89 @@
+// annot.h — annotating proteins with a trained SAE: active features, their explanations and GO
+// terms predicted from the features' enrichment (`protsae annotate`, the demo's held-out test).
+//
+// GO prediction rule. Inputs: the enrichment of the SAE's features (enrich_write_tsv's
+// features_terms.tsv: the significant enriched (feature, term) pairs, and features.tsv: each
+// feature's max activation over the proteins the enrichment saw). For feature f and term t,
+// conf(f, t) = the pair's best-threshold F1 (default; or its precision k/n, or 1 - q_bh), then
+// closed upward over the ontology: conf(f, a) = max over f's terms t that are a or below a.
+// A protein with activations a_f scores each term
+//     score(t) = max over its active features f of  min(1, a_f / max_act_f) x conf(f, t)
+// so predictions are consistent with the DAG (a term scores at least as high as any
+// descendant). The three namespace roots are never predicted (nor evaluated).
+//
+// Evaluation (CAFA protein-centric Fmax, Radivojac et al. 2013) over thresholds tau = 0.01,
+// 0.02, ..., 1.00: a protein's predicted set at tau = its terms with score >= tau;
+// precision(tau) = mean over proteins with >= 1 predicted term of |P n T| / |P|;
+// recall(tau) = mean over all evaluated proteins (those with >= 1 true non-root annotation,
+// propagated) of |P n T| / |T|; F(tau) = 2 pr rc / (pr + rc); Fmax = max over tau (the highest
+// tau among ties). All namespaces together.
+//
+// Memory: the SAE, one batch (batch_rows x d_in floats + chunk pre-activations), per feature
+// its closed term list (8 bytes a term), the ontology, the FASTA's ids (the check that every
+// embedding id is in the FASTA), per-term scratch (8 bytes a GO term). Never a whole proteome.
+#ifndef PS_ANNOT_H
+#define PS_ANNOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+#include "go.h"
+#include "sae.h"
+
+// ---- Fmax ----------------------------------------------------------------------------------
+#define ANNOT_N_TAU 100
+typedef struct annot_fmax {
+  double prec_sum[ANNOT_N_TAU + 1];   // index i: tau = i / 100 (i >= 1)
+  int64_t n_prec[ANNOT_N_TAU + 1];
+  double rec_sum[ANNOT_N_TAU + 1];
+  int64_t n_proteins;                 // evaluated (>= 1 true term)
+} annot_fmax_t;
+
+typedef struct annot_fmax_result {
+  double fmax, tau, precision, recall;  // 0 (tau 0) when nothing was predicted
+  int64_t n_proteins;
+} annot_fmax_result_t;
+
+void annot_fmax_init(annot_fmax_t *f);
+// One protein: n_pred predicted terms with scores in [0, 1] and whether each is a true term;
+// n_true its true terms. Ignored when n_true == 0.
+void annot_fmax_add(annot_fmax_t *f, const float *score, const uint8_t *correct, size_t n_pred, size_t n_true);
+void annot_fmax_result(const annot_fmax_t *f, annot_fmax_result_t *r);
+
+// ---- the model -------------------------------------------------------------------------------
+typedef enum { ANNOT_CONF_F1 = 0, ANNOT_CONF_PRECISION = 1, ANNOT_CONF_ONE_MINUS_Q = 2 } annot_conf_t;
+
+typedef struct annot_opts {
+  const char *sae_dir;        // SAELens / protsae checkpoint directory
+  const char *enrich_dir;     // features_terms.tsv + features.tsv (protsae enrich / enrich-store / demo)
+  const char *explanations;   // interpreter features.jsonl, or NULL
+  const char *obo;            // GO ontology (go*.obo[.gz])
+  annot_conf_t conf;
+  double min_score;           // terms below are not written (0.01)
+  int64_t batch_rows;         // rows encoded at a time (256)
+} annot_opts_t;
+
+typedef struct annot_model annot_model_t;
+
+// Errors name the file and line. The caller frees with annot_model_free.
+int annot_model_load(annot_model_t **out, const annot_opts_t *o, ps_err_t *err);
+void annot_model_free(annot_model_t **m);
+const go_ontology_t *annot_model_onto(const annot_model_t *m);
+int64_t annot_model_d_in(const annot_model_t *m);
+int64_t annot_model_n_with_terms(const annot_model_t *m);  // features with >= 1 term
+
+// One proteome: FASTA + embeddings (any reader format; ids from ids_path, else the FASTA order)
+// -> tsv and jsonl (written to these paths as given; the caller renames). truth (propagated
+// annotations, may be NULL) adds the proteome's proteins to fm. pace_ms sleeps after each batch
+// (tests). stop (may be NULL) is polled between batches: returns PS_EINTR when it says so.
+// Errors name the file and the record (missing id in the FASTA, wrong dimension, NaN).
+typedef struct annot_stats {
+  int64_t n_proteins, n_fasta, n_with_go, n_active_sum;
+} annot_stats_t;
+int annot_proteome(annot_model_t *m, const char *fasta, const char *emb, const char *ids_path, FILE *tsv,
+                   FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, int pace_ms, int (*stop)(void),
+                   annot_stats_t *st, ps_err_t *err);
+
+#endif

@@ -1,0 +1,466 @@
+// protsae annotate — continuous annotation of new proteomes dropped into a directory.
+//
+// Drop-directory convention: a proteome NAME is NAME.fasta (or .fa, .fasta.gz, .fa.gz) beside its
+// embeddings NAME.npy (or NAME.safetensors / NAME.h5; any layout the reader takes; a per-residue
+// NAME.npy with NAME.offsets.npy is mean-pooled) and optionally NAME.ids (the embeddings' ids, one
+// per line; else the FASTA order). It is taken when NAME.ready exists, or when its files have not
+// changed for --settle-ms (with --once 1: at once). Files whose names start with '.' are ignored
+// (copy to .NAME.npy, then rename).
+//
+// Per proteome (annot.h does the work): OUT/NAME.tsv and OUT/NAME.jsonl (+ OUT/NAME.eval.txt with
+// --evaluate 1), written under OUT/.tmp, fsynced and renamed; then the ledger entry
+// OUT/ledger/NAME.HASH (HASH = 64-bit FNV-1a of the input files' bytes) is written the same way,
+// and the inputs move to DROP/done/. A proteome whose (name, hash) is in the ledger is skipped
+// (moved to done/, not written again). A kill at any point redoes at most the proteome in hand,
+// and its output is a function of the inputs only: a restart writes the same bytes.
+// Bad input (no embeddings, wrong dimension, NaN, ids not in the FASTA) moves the inputs to
+// DROP/failed/ with NAME.error naming the file and record; the watcher goes on.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "annot.h"
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "signals.h"
+
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+static const ps_config_entry_t table[] = {
+    {"watch", NULL, "drop directory: NAME.fasta[.gz] + NAME.npy|.safetensors|.h5 [+ NAME.ids] [+ NAME.ready]"},
+    {"out", NULL, "output directory: NAME.tsv, NAME.jsonl, ledger/ (default: WATCH/annotated)"},
+    {"sae", NULL, "trained SAE (checkpoint / SAELens directory)"},
+    {"enrichment", NULL, "enrichment directory with features_terms.tsv and features.tsv (protsae enrich-store --out)"},
+    {"explanations", NULL, "interpreter output features.jsonl (explanations per feature; optional)"},
+    {"data", NULL, "data directory: go*.obo[.gz] (and go_annotations.tsv[.gz] for --evaluate); default the shared human data"},
+    {"once", "0", "1: process what is in the drop directory and exit (status 1 when a proteome failed)"},
+    {"interval-ms", "2000", "polling interval of the drop directory"},
+    {"settle-ms", "1000", "a proteome without NAME.ready is taken when its files are this old"},
+    {"missing-after", "60", "seconds after which a FASTA without embeddings (or the reverse) fails"},
+    {"batch-rows", "256", "proteins encoded at a time (bounds memory)"},
+    {"min-score", "0.01", "GO terms scoring below are not written"},
+    {"confidence", "f1", "confidence of a feature -> term pair: f1 | precision | 1-q"},
+    {"evaluate", "0", "1: Fmax of the predictions against the data's GO annotations (propagated), per proteome"},
+    {"pace-ms", "0", "sleep after each batch (tests)"},
+    {NULL, NULL, NULL},
+};
+
+static int stop_requested(void) { return ps_signals_stop_requested(); }
+
+static double file_age_s(const char *p) {
+  struct stat st;
+  if (stat(p, &st) != 0) return -1;
+  return difftime(time(NULL), st.st_mtime);
+}
+static int exists(const char *p) { return access(p, F_OK) == 0; }
+
+static int fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return -errno;
+  int rc = fsync(fd) == 0 ? 0 : -errno;
+  close(fd);
+  return rc;
+}
+
+static int fsync_close(FILE *f) {
+  int rc = 0;
+  if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = -errno;
+  if (fclose(f) != 0 && !rc) rc = -errno;
+  return rc;
+}
+
+// Write text to path atomically (tmp + fsync + rename + fsync of the directory).
+static int write_atomic(const char *dir, const char *name, const char *text, ps_err_t *err) {
+  char tmp[PATH_MAX], path[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return ps_err_set(err, -errno, "%s: cannot create: %s", tmp, strerror(errno));
+  fputs(text, f);
+  if (fsync_close(f) < 0 || rename(tmp, path) != 0 || fsync_dir(dir) < 0)
+    return ps_err_set(err, PS_EIO, "%s: cannot write: %s", path, strerror(errno));
+  return 0;
+}
+
+static int hash_file(const char *p, uint64_t *h, ps_err_t *err) {
+  FILE *f = fopen(p, "rb");
+  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", p, strerror(errno));
+  static unsigned char buf[1 << 16];
+  size_t n;
+  uint64_t x = *h;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    for (size_t i = 0; i < n; i++) x = (x ^ buf[i]) * 1099511628211ULL;
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) return ps_err_set(err, PS_EIO, "%s: read error", p);
+  x = (x ^ 0xff) * 1099511628211ULL;  // file separator
+  *h = x;
+  return 0;
+}
+
+typedef struct proteome {
+  char name[256];
+  char fasta[PATH_MAX], emb[PATH_MAX], ids[PATH_MAX], offsets[PATH_MAX], ready[PATH_MAX];
+  int has_fasta, has_emb, has_ids, has_offsets, has_ready;
+} proteome_t;
+
+static const char *const fasta_ext[] = {".fasta.gz", ".fa.gz", ".fasta", ".fa", NULL};
+static const char *const emb_ext[] = {".npy", ".safetensors", ".h5", NULL};
+
+static int has_suffix(const char *s, const char *suf) {
+  size_t l = strlen(s), k = strlen(suf);
+  return l > k && !strcmp(s + l - k, suf);
+}
+
+// The stem of a drop-directory file, or 0 when it is not one of ours.
+static int file_stem(const char *n, char *stem, size_t cap) {
+  static const char *const all[] = {".offsets.npy", ".fasta.gz", ".fa.gz", ".fasta", ".fa", ".npy", ".safetensors",
+                                    ".h5", ".ids", ".ready", NULL};
+  if (n[0] == '.') return 0;
+  for (int i = 0; all[i]; i++)
+    if (has_suffix(n, all[i])) {
+      size_t l = strlen(n) - strlen(all[i]);
+      if (l >= cap) return 0;
+      memcpy(stem, n, l);
+      stem[l] = 0;
+      return 1;
+    }
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void describe(const char *dir, const char *name, proteome_t *p) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", name);
+  for (int i = 0; fasta_ext[i] && !p->has_fasta; i++) {
+    snprintf(p->fasta, sizeof p->fasta, "%s/%s%s", dir, name, fasta_ext[i]);
+    p->has_fasta = exists(p->fasta);
+  }
+  for (int i = 0; emb_ext[i] && !p->has_emb; i++) {
+    snprintf(p->emb, sizeof p->emb, "%s/%s%s", dir, name, emb_ext[i]);
+    p->has_emb = exists(p->emb);
+  }
+  snprintf(p->ids, sizeof p->ids, "%s/%s.ids", dir, name);
+  p->has_ids = exists(p->ids);
+  snprintf(p->offsets, sizeof p->offsets, "%s/%s.offsets.npy", dir, name);
+  p->has_offsets = exists(p->offsets);
+  snprintf(p->ready, sizeof p->ready, "%s/%s.ready", dir, name);
+  p->has_ready = exists(p->ready);
+}
+
+// Move the proteome's files into dir/sub/ (created).
+static void move_inputs(const char *dir, const proteome_t *p, const char *sub) {
+  char d[PATH_MAX + 16], to[PATH_MAX * 2];
+  snprintf(d, sizeof d, "%s/%s", dir, sub);
+  mkdir(d, 0755);
+  const char *files[5] = {p->has_fasta ? p->fasta : NULL, p->has_emb ? p->emb : NULL, p->has_ids ? p->ids : NULL,
+                          p->has_offsets ? p->offsets : NULL, p->has_ready ? p->ready : NULL};
+  for (int i = 0; i < 5; i++) {
+    if (!files[i]) continue;
+    const char *b = strrchr(files[i], '/');
+    snprintf(to, sizeof to, "%s/%s", d, b ? b + 1 : files[i]);
+    if (rename(files[i], to) != 0) PS_WARN("cannot move file=%s to=%s: %s", files[i], to, strerror(errno));
+  }
+  fsync_dir(d);
+  fsync_dir(dir);
+}
+
+typedef struct ctx {
+  annot_model_t *model;
+  go_annotations_t *truth;
+  const char *drop, *out;
+  char tmpdir[PATH_MAX], ledger[PATH_MAX];
+  int pace_ms, evaluate;
+  int n_done, n_skipped, n_failed;
+} ctx_t;
+
+static void fail_proteome(ctx_t *c, const proteome_t *p, const char *msg) {
+  fprintf(stderr, "protsae annotate: %s: FAILED: %s\n", p->name, msg);
+  PS_ERROR("proteome failed name=%s error=\"%s\"", p->name, msg);
+  move_inputs(c->drop, p, "failed");
+  char d[PATH_MAX + 16], nm[300], txt[2048];
+  snprintf(d, sizeof d, "%s/failed", c->drop);
+  snprintf(nm, sizeof nm, "%s.error", p->name);
+  snprintf(txt, sizeof txt, "%s\n", msg);
+  ps_err_t e = {0};
+  write_atomic(d, nm, txt, &e);
+  c->n_failed++;
+}
+
+// 0 done or skipped, 1 failed, -1 stopped by a signal (nothing written).
+static int process(ctx_t *c, proteome_t *p) {
+  ps_err_t err = {0};
+  uint64_t h = 1469598103934665603ULL;
+  const char *in[4] = {p->fasta, p->emb, p->has_ids ? p->ids : NULL, p->has_offsets ? p->offsets : NULL};
+  for (int i = 0; i < 4; i++)
+    if (in[i] && hash_file(in[i], &h, &err) < 0) {
+      fail_proteome(c, p, err.msg);
+      return 1;
+    }
+  char key[300], lpath[PATH_MAX * 2];
+  snprintf(key, sizeof key, "%s.%016llx", p->name, (unsigned long long)h);
+  snprintf(lpath, sizeof lpath, "%s/%s", c->ledger, key);
+  if (exists(lpath)) {
+    printf("%s: skipped: already annotated (ledger %s)\n", p->name, key);
+    fflush(stdout);
+    PS_INFO("proteome skipped name=%s ledger=%s", p->name, key);
+    move_inputs(c->drop, p, "done");
+    c->n_skipped++;
+    return 0;
+  }
+  PS_INFO("proteome start name=%s fasta=%s emb=%s", p->name, p->fasta, p->emb);
+  char t_tsv[PATH_MAX * 2], t_js[PATH_MAX * 2], o_tsv[PATH_MAX * 2], o_js[PATH_MAX * 2];
+  snprintf(t_tsv, sizeof t_tsv, "%s/%s.tsv", c->tmpdir, p->name);
+  snprintf(t_js, sizeof t_js, "%s/%s.jsonl", c->tmpdir, p->name);
+  snprintf(o_tsv, sizeof o_tsv, "%s/%s.tsv", c->out, p->name);
+  snprintf(o_js, sizeof o_js, "%s/%s.jsonl", c->out, p->name);
+  FILE *ft = fopen(t_tsv, "w"), *fj = fopen(t_js, "w");
+  if (!ft || !fj) {
+    fprintf(stderr, "protsae annotate: %s: cannot create %s: %s\n", p->name, c->tmpdir, strerror(errno));
+    if (ft) fclose(ft);
+    if (fj) fclose(fj);
+    return 1;
+  }
+  annot_fmax_t fm;
+  annot_fmax_init(&fm);
+  annot_stats_t st;
+  int rc = annot_proteome(c->model, p->fasta, p->emb, p->has_ids ? p->ids : NULL, ft, fj, c->truth, &fm, c->pace_ms,
+                          stop_requested, &st, &err);
+  int rt = fsync_close(ft), rj = fsync_close(fj);
+  if (rc == 0 && (rt < 0 || rj < 0)) rc = ps_err_set(&err, PS_EIO, "%s: write failed: %s", c->tmpdir, strerror(-(rt < 0 ? rt : rj)));
+  if (rc == PS_EINTR) {
+    unlink(t_tsv), unlink(t_js);
+    return -1;
+  }
+  if (rc < 0) {
+    unlink(t_tsv), unlink(t_js);
+    fail_proteome(c, p, err.msg);
+    return 1;
+  }
+  annot_fmax_result_t fr;
+  annot_fmax_result(&fm, &fr);
+  char text[1024];
+  if (c->evaluate) {
+    char nm[300];
+    snprintf(nm, sizeof nm, "%s.eval.txt", p->name);
+    snprintf(text, sizeof text,
+             "proteins: %lld\nproteins_evaluated: %lld\nfmax: %.4f\nthreshold: %.2f\nprecision: %.4f\nrecall: %.4f\n",
+             (long long)st.n_proteins, (long long)fr.n_proteins, fr.fmax, fr.tau, fr.precision, fr.recall);
+    if (write_atomic(c->out, nm, text, &err) < 0) {
+      fprintf(stderr, "protsae annotate: %s: %s\n", p->name, err.msg);
+      return 1;
+    }
+  }
+  if (rename(t_tsv, o_tsv) != 0 || rename(t_js, o_js) != 0 || fsync_dir(c->out) < 0) {
+    fprintf(stderr, "protsae annotate: %s: cannot rename into %s: %s\n", p->name, c->out, strerror(errno));
+    return 1;
+  }
+  snprintf(text, sizeof text, "name\t%s\nfasta\t%s\nembeddings\t%s\nproteins\t%lld\nwith_go\t%lld\ntsv\t%s\njsonl\t%s\n",
+           p->name, p->fasta, p->emb, (long long)st.n_proteins, (long long)st.n_with_go, o_tsv, o_js);
+  if (write_atomic(c->ledger, key, text, &err) < 0) {
+    fprintf(stderr, "protsae annotate: %s: ledger: %s\n", p->name, err.msg);
+    return 1;
+  }
+  move_inputs(c->drop, p, "done");
+  printf("%s: %lld proteins (of %lld in the FASTA), %.1f active features each, %lld with GO terms -> %s, %s",
+         p->name, (long long)st.n_proteins, (long long)st.n_fasta,
+         st.n_proteins ? (double)st.n_active_sum / (double)st.n_proteins : 0.0, (long long)st.n_with_go, o_tsv, o_js);
+  if (c->evaluate)
+    printf("; Fmax %.4f at %.2f (precision %.4f, recall %.4f, %lld proteins with GO annotations)", fr.fmax, fr.tau,
+           fr.precision, fr.recall, (long long)fr.n_proteins);
+  printf("\n");
+  fflush(stdout);
+  PS_INFO("proteome done name=%s proteins=%lld ledger=%s", p->name, (long long)st.n_proteins, key);
+  c->n_done++;
+  return 0;
+}
+
+// One pass over the drop directory. -1 when stopped by a signal.
+static int poll_once(ctx_t *c, int once, double settle_s, double missing_s) {
+  DIR *dh = opendir(c->drop);
+  if (!dh) {
+    fprintf(stderr, "protsae annotate: %s: cannot open: %s\n", c->drop, strerror(errno));
+    return 1;
+  }
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(dh))) {
+    char stem[256], p[PATH_MAX * 2];
+    if (!file_stem(de->d_name, stem, sizeof stem)) continue;
+    snprintf(p, sizeof p, "%s/%s", c->drop, de->d_name);
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (n == cap) names = ps_xrealloc(names, (cap = cap ? 2 * cap : 16) * sizeof *names);
+    names[n++] = ps_xstrdup(stem);
+  }
+  closedir(dh);
+  if (n) qsort(names, n, sizeof *names, cmp_str);
+  int rc = 0;
+  for (size_t i = 0; i < n && rc >= 0; i++) {
+    if (i && !strcmp(names[i], names[i - 1])) continue;
+    proteome_t p;
+    describe(c->drop, names[i], &p);
+    double age = 1e30;
+    const char *fs[4] = {p.has_fasta ? p.fasta : NULL, p.has_emb ? p.emb : NULL, p.has_ids ? p.ids : NULL,
+                         p.has_offsets ? p.offsets : NULL};
+    for (int k = 0; k < 4; k++)
+      if (fs[k]) {
+        double a = file_age_s(fs[k]);
+        if (a < age) age = a;
+      }
+    if (!p.has_fasta || !p.has_emb) {
+      if (once || p.has_ready || age >= missing_s) {
+        char msg[PATH_MAX + 256];
+        if (!p.has_fasta && !p.has_emb)
+          snprintf(msg, sizeof msg, "%s/%s.*: neither a FASTA nor embeddings", c->drop, p.name);
+        else if (!p.has_emb)
+          snprintf(msg, sizeof msg, "%s: missing embeddings (%s.npy, %s.safetensors or %s.h5 beside it)", p.fasta,
+                   p.name, p.name, p.name);
+        else
+          snprintf(msg, sizeof msg, "%s: missing FASTA (%s.fasta[.gz] or %s.fa[.gz] beside it)", p.emb, p.name, p.name);
+        fail_proteome(c, &p, msg);
+      }
+      continue;
+    }
+    if (!once && !p.has_ready && age * 1000.0 < settle_s * 1000.0) continue;  // still arriving
+    if (process(c, &p) < 0) rc = -1;
+    if (stop_requested()) rc = -1;
+  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  return rc;
+}
+
+static int find_obo(const char *dir, char *out, size_t cap) {
+  DIR *dh = opendir(dir);
+  if (!dh) return -1;
+  char best[256] = "";
+  struct dirent *de;
+  while ((de = readdir(dh))) {
+    const char *n = de->d_name;
+    if (!strncmp(n, "go", 2) && (has_suffix(n, ".obo") || has_suffix(n, ".obo.gz")) && strcmp(n, best) > 0 &&
+        strlen(n) < sizeof best)
+      snprintf(best, sizeof best, "%s", n);
+  }
+  closedir(dh);
+  if (!best[0]) return -1;
+  snprintf(out, cap, "%s/%s", dir, best);
+  return 0;
+}
+
+int cli_annotate(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "protsae annotate: %s\n", err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(cfg)) {
+    ps_config_usage(table, "protsae annotate", stdout);
+    ps_config_destroy(&cfg);
+    return 0;
+  }
+  int status = 2, once = 0;
+  ctx_t c = {0};
+  int64_t interval = 2000, settle = 1000, missing = 60, batch = 256, pace = 0;
+  double min_score = 0.01;
+  char outbuf[PATH_MAX], dd[PATH_MAX], obo[PATH_MAX];
+  const char *conf_s = ps_config_str(cfg, "confidence");
+  annot_opts_t ao = {0};
+  ao.sae_dir = ps_config_str(cfg, "sae");
+  ao.enrich_dir = ps_config_str(cfg, "enrichment");
+  ao.explanations = ps_config_str(cfg, "explanations");
+  c.drop = ps_config_str(cfg, "watch");
+  if (!c.drop || !ao.sae_dir || !ao.enrich_dir) {
+    fprintf(stderr, "protsae annotate: --watch, --sae and --enrichment are required (--help)\n");
+    goto out;
+  }
+  if (ps_config_bool(cfg, "once", &once, &err) < 0 || ps_config_bool(cfg, "evaluate", &c.evaluate, &err) < 0 ||
+      ps_config_i64(cfg, "interval-ms", &interval, &err) < 0 || ps_config_i64(cfg, "settle-ms", &settle, &err) < 0 ||
+      ps_config_i64(cfg, "missing-after", &missing, &err) < 0 || ps_config_i64(cfg, "batch-rows", &batch, &err) < 0 ||
+      ps_config_i64(cfg, "pace-ms", &pace, &err) < 0 || ps_config_f64(cfg, "min-score", &min_score, &err) < 0) {
+    fprintf(stderr, "protsae annotate: %s\n", err.msg);
+    goto out;
+  }
+  if (!strcmp(conf_s, "f1")) ao.conf = ANNOT_CONF_F1;
+  else if (!strcmp(conf_s, "precision")) ao.conf = ANNOT_CONF_PRECISION;
+  else if (!strcmp(conf_s, "1-q")) ao.conf = ANNOT_CONF_ONE_MINUS_Q;
+  else {
+    fprintf(stderr, "protsae annotate: --confidence must be f1, precision or 1-q (got '%s')\n", conf_s);
+    goto out;
+  }
+  if (batch < 1 || batch > 1 << 20 || interval < 1 || min_score < 0 || min_score > 1) {
+    fprintf(stderr, "protsae annotate: --batch-rows, --interval-ms or --min-score out of range\n");
+    goto out;
+  }
+  ao.min_score = min_score;
+  ao.batch_rows = batch;
+  c.pace_ms = (int)pace;
+  const char *data = ps_config_str(cfg, "data");
+  if (!data) data = cli_data_dir(dd, sizeof dd);
+  if (!data || find_obo(data, obo, sizeof obo) < 0) {
+    fprintf(stderr, "protsae annotate: no GO ontology: --data DIR with go*.obo[.gz] (or PROTSAE_DATA)\n");
+    goto out;
+  }
+  ao.obo = obo;
+  c.out = ps_config_str(cfg, "out");
+  if (!c.out) {
+    snprintf(outbuf, sizeof outbuf, "%s/annotated", c.drop);
+    c.out = outbuf;
+  }
+  struct stat sd;
+  if (stat(c.drop, &sd) != 0 || !S_ISDIR(sd.st_mode)) {
+    fprintf(stderr, "protsae annotate: %s: not a directory\n", c.drop);
+    goto out;
+  }
+  mkdir(c.out, 0755);
+  snprintf(c.tmpdir, sizeof c.tmpdir, "%s/.tmp", c.out);
+  snprintf(c.ledger, sizeof c.ledger, "%s/ledger", c.out);
+  if ((mkdir(c.tmpdir, 0755) != 0 && errno != EEXIST) || (mkdir(c.ledger, 0755) != 0 && errno != EEXIST)) {
+    fprintf(stderr, "protsae annotate: %s: cannot create: %s\n", c.out, strerror(errno));
+    goto out;
+  }
+  ps_config_print(cfg);
+  status = 1;
+  if (annot_model_load(&c.model, &ao, &err) < 0) {
+    fprintf(stderr, "protsae annotate: %s\n", err.msg);
+    goto out;
+  }
+  if (c.evaluate) {
+    char ann[PATH_MAX + 32];
+    snprintf(ann, sizeof ann, "%s/go_annotations.tsv.gz", data);
+    if (access(ann, R_OK) != 0) snprintf(ann, sizeof ann, "%s/go_annotations.tsv", data);
+    c.truth = go_annotations_new();
+    if (go_annotations_load_tsv(c.truth, annot_model_onto(c.model), ann, NULL, NULL, &err) < 0) {
+      fprintf(stderr, "protsae annotate: %s\n", err.msg);
+      goto out;
+    }
+    go_annotations_propagate(c.truth, annot_model_onto(c.model));
+  }
+  PS_INFO("annotate ready features_with_go=%lld watch=%s out=%s", (long long)annot_model_n_with_terms(c.model), c.drop,
+          c.out);
+  for (;;) {
+    int rc = poll_once(&c, once, (double)settle / 1000.0, (double)missing);
+    if (rc < 0 || once || stop_requested()) break;
+    for (int64_t w = 0; w < interval && !stop_requested(); w += 50) usleep(50 * 1000);
+    if (stop_requested()) break;
+  }
+  printf("annotated: %d, skipped: %d, failed: %d\n", c.n_done, c.n_skipped, c.n_failed);
+  status = c.n_failed && once ? 1 : 0;
+out:
+  annot_model_free(&c.model);
+  go_annotations_destroy(&c.truth);
+  ps_config_destroy(&cfg);
+  return status;
+}
