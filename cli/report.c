@@ -79,7 +79,15 @@ static void chart(FILE *o, const char *title, const series_t *s, int ns, int log
       if (!isfinite(y)) continue;
       fprintf(o, "%.1f,%.1f ", L + (W - L - R) * (s[k].x[i] - x0) / (x1 - x0), H - B - (H - T - B) * (y - y0) / (y1 - y0));
     }
-    fprintf(o, "'/><text x=%.0f y=%d fill='%s' class=ax>", W - R - 150, 40 + 13 * k, s[k].color);
+    fputs("'/>", o);
+    if (s[k].n <= 40)  // few points (a short run): mark each, a lone point draws no line
+      for (size_t i = 0; i < s[k].n; i++) {
+        double y = logy ? log10(s[k].y[i] > 1e-12 ? s[k].y[i] : 1e-12) : s[k].y[i];
+        if (!isfinite(y)) continue;
+        fprintf(o, "<circle r=2.5 fill='%s' cx=%.1f cy=%.1f/>", s[k].color,
+                L + (W - L - R) * (s[k].x[i] - x0) / (x1 - x0), H - B - (H - T - B) * (y - y0) / (y1 - y0));
+      }
+    fprintf(o, "<text x=%.0f y=%d fill='%s' class=ax>", W - R - 150, 40 + 13 * k, s[k].color);
     esc(o, s[k].name);
     fputs("</text>", o);
   }
@@ -404,7 +412,7 @@ int cli_report(int argc, char **argv) {
         "td.n,th.n{text-align:right}.chart{border:1px solid #eee;margin:4px}.t{font-weight:600;font-size:12px}"
         ".ax{font-size:10px;fill:#555}.frame{fill:none;stroke:#bbb}.bar{fill:#4a7ab5}"
         ".card{border:1px solid #ddd;border-radius:6px;padding:10px;margin:12px 0}.off{color:#a33;font-weight:600}"
-        ".muted{color:#777}</style></head><body>\n", o);
+        ".muted{color:#777}.scroll{max-height:420px;overflow-y:auto;border:1px solid #eee;display:inline-block}</style></head><body>\n", o);
   fprintf(o, "<h1>protsae report</h1><p class=muted>%s &middot; work directory <code>", when);
   esc(o, w);
   fprintf(o, "</code></p>\n");
@@ -481,8 +489,9 @@ int cli_report(int argc, char **argv) {
   }
 
   // feature table: most frequent first
-  fputs("<h2>Features</h2><table><tr><th class=n>feature</th><th class=n>active</th><th class=n>freq</th><th class=n>mean</th>"
-        "<th class=n>max</th><th class=n>explanation r</th></tr>\n", o);
+  fprintf(o, "<h2>Features</h2><p class=muted>The %lld most frequent features (linked: those with a card below).</p>"
+             "<div class=scroll><table><tr><th class=n>feature</th><th class=n>active</th><th class=n>freq</th><th class=n>mean</th>"
+        "<th class=n>max</th><th class=n>explanation r</th></tr>\n", (long long)n_rows);
   {
     frow_t *sorted = ps_xmalloc((m.n_features ? m.n_features : 1) * sizeof *sorted);
     memcpy(sorted, fr, m.n_features * sizeof *sorted);
@@ -505,7 +514,7 @@ int cli_report(int argc, char **argv) {
     free(rv);
     free(sorted);
   }
-  fputs("</table>\n", o);
+  fputs("</table></div>\n", o);
 
   // cards
   fprintf(o, "<h2>Feature cards</h2><p class=muted>The %zu best-explained features (explanation score first).</p>\n", n_card);
