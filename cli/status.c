@@ -96,6 +96,8 @@ int cli_status(int argc, char **argv) {
   printf("%-22s %-10s %-12s %12s %10s %9s %10s %9s %7s %7s %s\n", "endpoint", "stage", "producer", "rows", "rows/s",
          "progress", "eta", "loss", "l0", "dead%", "health");
   int up = 0, n = 0;
+  double sent_b = 0, applied_b = 0;  // queue depth of the pipeline: batches between reader and scorer
+  int have_sent = 0, have_applied = 0;
   for (char *save = NULL, *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
     n++;
     char url[512];
@@ -128,6 +130,9 @@ int cli_status(int argc, char **argv) {
       prog = applied / planned_b;
     }
     if (isnan(rows) && !isnan(done)) rows = done;
+    double sb = metric(pg, "batches_total", NULL, 0, NULL, 0);
+    if (!strcmp(stage, "reader") && !isnan(sb)) sent_b += sb, have_sent = 1;
+    if (!strcmp(stage, "scorer") && !isnan(applied)) applied_b += applied, have_applied = 1;
     snprintf(url, sizeof url, "http://%s/healthz", ep);
     long hc = fetch(url, (long)tmo, &h);
     char c_rows[24], c_rate[24], c_prog[24], c_eta[24], c_loss[24], c_l0[24], c_dead[24];
@@ -147,6 +152,9 @@ int cli_status(int argc, char **argv) {
   curl_global_cleanup();
   free(eps);
   ps_config_destroy(&cfg);
+  if (have_sent && have_applied)
+    printf("queue: %.0f batches in flight between the reader(s) and the scorer (sent %.0f, applied %.0f)\n",
+           sent_b > applied_b ? sent_b - applied_b : 0.0, sent_b, applied_b);
   printf("%d of %d endpoints answered\n", up, n);
   return up > 0 ? 0 : 1;
 }

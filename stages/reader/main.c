@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "reader.h"
 #include "replay.h"
 #include "signals.h"
@@ -44,6 +45,8 @@ static const ps_config_entry_t table[] = {
     {"out", "@ipc:///tmp/protsae-reader.ipc", "endpoint (@ binds, > connects)"},
     {"consumers", "1", "consumers that will read this stream: each gets an EndOfStream"},
     {"hwm", "16", "batches queued per consumer before sending blocks"},
+    {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
+    {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
     {"max-rate", "0", "at most this many batches per second (0 = as fast as the consumers take them)"},
     {"linger-ms", "30000", "at exit, how long to wait for the consumers to take the stream and hang up"},
     {"heartbeat-ms", "1000", "heartbeat interval"},
@@ -196,6 +199,7 @@ int main(int argc, char **argv) {
   void *zctx = NULL, *sock = NULL, *ctl = NULL;
   replay_t *rp = NULL;
   wire_peers_t *peers = NULL;
+  ps_metrics_t *mx = NULL;
   int status = 1;
   if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
     PS_ERROR("%s", err.msg);
@@ -315,17 +319,39 @@ int main(int argc, char **argv) {
   reader_pos_t cur_pos = pos;
   if (!(sock = wire_socket_watched(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &peers, &err))) goto fail;
 
-  int64_t per_epoch = reader_records_per_epoch(rd);
+  int64_t per_epoch = reader_records_per_epoch(rd), mport = 0;
+  if (ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 ||
+      ps_metrics_start(&mx, "reader", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0)
+    goto fail;
+  int m_rows = ps_metrics_add(mx, "rows_total", PS_COUNTER, "embedding rows sent");
+  int m_done = ps_metrics_add(mx, "rows_done", PS_GAUGE, "rows sent (progress; see rows_planned)");
+  int m_plan = ps_metrics_add(mx, "rows_planned", PS_GAUGE, "rows the stream will send (protein level; known totals only)");
+  int m_batches = ps_metrics_add(mx, "batches_total", PS_COUNTER, "batches sent");
+  int m_prot = ps_metrics_add(mx, "proteins_total", PS_COUNTER, "proteins sent");
+  int m_rate = ps_metrics_add(mx, "rows_per_second", PS_GAUGE, "rows sent per second since start");
+  int m_block = ps_metrics_add(mx, "send_seconds_total", PS_COUNTER,
+                               "time spent handing batches to the socket; high = consumers are the bottleneck (queues full)");
+  if (per_epoch > 0 && !residue) ps_metrics_set(mx, m_plan, (double)per_epoch * (double)o.epochs);
   uint64_t t0 = now_ms(), last_hb = t0, rows_sent = 0, batches_sent = 0, prot_sent = 0;
   uint64_t seq = pos.seq;
   const char *reason = "done";
   reader_batch_t b;
   int rc;
   while ((rc = reader_next_batch(rd, &b, &err)) > 0) {
+    uint64_t ts0 = now_ms();
     if ((rc = send_batch(sock, run_id, producer, &b, residue, layer < 0 ? 0 : (uint32_t)layer, &err)) < 0) break;
     rows_sent += b.n_rows;
     batches_sent++;
     prot_sent += b.n_proteins;
+    if (mx) {
+      uint64_t ts1 = now_ms();
+      ps_metrics_inc(mx, m_block, (double)(ts1 - ts0) / 1000.0);
+      ps_metrics_set(mx, m_rows, (double)rows_sent);
+      ps_metrics_set(mx, m_done, (double)rows_sent);
+      ps_metrics_set(mx, m_batches, (double)batches_sent);
+      ps_metrics_set(mx, m_prot, (double)prot_sent);
+      ps_metrics_set(mx, m_rate, (double)rows_sent * 1000.0 / (double)(ts1 - t0 + 1));
+    }
     seq = b.next.seq;
     replay_note(rp, b.seq, &cur_pos);
     cur_pos = b.next;
@@ -403,6 +429,7 @@ int main(int argc, char **argv) {
   status = 0;
 fail:
   if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
+  ps_metrics_stop(&mx);
   wire_peers_destroy(&peers);
   wire_close(&ctl);
   replay_destroy(&rp);

@@ -75,7 +75,9 @@ start reader "$T/reader.log" PROTSAE_BATCH_ROWS=64 PROTSAE_HWM=2; rd=$!
 ports=$(grep -o 'PROTSAE_METRICS_PORT=[0-9]*' "$T/services.tsv" | cut -d= -f2)
 eb=$(svc encoder | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
 eps=""; for p in $ports $((eb + 1)) $((eb + 2)); do eps="$eps${eps:+,}127.0.0.1:$p"; done
+rport=$(svc reader | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
 for i in $(seq 1 200); do
+  curl -sf "http://127.0.0.1:$rport/metrics" >"$T/reader.tmp" 2>/dev/null && mv "$T/reader.tmp" "$T/reader.prom"
   "$P" status --endpoints "$eps" >"$T/status.out" 2>&1 || true
   grep -q "scorer .*100.0%" "$T/status.out" && break
   sleep 0.3
@@ -83,6 +85,19 @@ done
 cat "$T/status.out"
 grep -q "scorer .*100.0%" "$T/status.out" || fail "protsae status never showed the scorer complete"
 [ "$(grep -c ' encoder ' "$T/status.out")" -eq 3 ] || fail "protsae status does not see the 3 encoders"
+grep -q " reader .* ok$" "$T/status.out" || fail "protsae status does not see the reader"
+grep -q "^queue: 0 batches in flight .*applied 47)" "$T/status.out" || fail "protsae status: no or wrong queue line"
+[ -s "$T/reader.prom" ] || fail "reader /metrics never answered"
+/usr/bin/python3 - "$T/reader.prom" <<'PY' || fail "reader /metrics is not Prometheus text"
+import re, sys
+ok = 0
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if not line or line.startswith("# HELP ") or line.startswith("# TYPE "): continue
+    assert re.fullmatch(r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? [-+0-9.eEinfaINFA]+', line), line
+    ok += line.startswith("protsae_rows_total{")
+assert ok == 1
+PY
 kill -TERM $sc
 wait $sc || { tail "$T/scorer.log"; fail scorer; }
 kill -TERM "${enc[@]}"; for p in "${enc[@]}"; do wait "$p" || true; done
