@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "emb.h"
 #include "fasta.h"
@@ -327,9 +328,13 @@ int annot_model_load(annot_model_t **out, const annot_opts_t *o, ps_err_t *err) 
   m->score = ps_xcalloc(go_n_terms(m->onto), sizeof *m->score);
   m->touched = ps_xmalloc(go_n_terms(m->onto) * sizeof *m->touched);
   m->max_act = ps_xcalloc((size_t)m->n_features, sizeof *m->max_act);
+  // protsae enrich-store / the demo write features.tsv + features_terms.tsv; protsae enrich
+  // features_sae.tsv + enrich_sae.tsv
   snprintf(p, sizeof p, "%s/features.tsv", o->enrich_dir);
+  if (access(p, R_OK) != 0) snprintf(p, sizeof p, "%s/features_sae.tsv", o->enrich_dir);
   if ((rc = load_max_act(m, p, err)) < 0) goto fail;
   snprintf(p, sizeof p, "%s/features_terms.tsv", o->enrich_dir);
+  if (access(p, R_OK) != 0) snprintf(p, sizeof p, "%s/enrich_sae.tsv", o->enrich_dir);
   if ((rc = load_terms(m, p, err)) < 0) goto fail;
   if (o->explanations && (rc = load_explanations(m, o->explanations, err)) < 0) goto fail;
   *out = m;
@@ -460,6 +465,7 @@ static int write_batch(annot_model_t *m, const float *x, char **ids, int64_t n, 
     }
     m->n_touched = 0;
     qsort(gs, ng, sizeof *gs, cmp_scored);
+    if (m->o.max_terms > 0 && ng > (size_t)m->o.max_terms) ng = (size_t)m->o.max_terms;
     json_t *jg = json_array();
     for (size_t j = 0; j < ng; j++) {
       const go_term_t *t = go_term(o, gs[j].id);

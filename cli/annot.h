@@ -57,11 +57,13 @@ typedef enum { ANNOT_CONF_F1 = 0, ANNOT_CONF_PRECISION = 1, ANNOT_CONF_ONE_MINUS
 
 typedef struct annot_opts {
   const char *sae_dir;        // SAELens / protsae checkpoint directory
-  const char *enrich_dir;     // features_terms.tsv + features.tsv (protsae enrich / enrich-store / demo)
+  const char *enrich_dir;     // features_terms.tsv + features.tsv (enrich-store, demo) or enrich_sae.tsv +
+                              // features_sae.tsv (protsae enrich)
   const char *explanations;   // interpreter features.jsonl, or NULL
   const char *obo;            // GO ontology (go*.obo[.gz])
   annot_conf_t conf;
   double min_score;           // terms below are not written (0.01)
+  int64_t max_terms;          // at most this many GO terms a protein, best first (0 = all)
   int64_t batch_rows;         // rows encoded at a time (256)
 } annot_opts_t;
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,7 @@ static const ps_config_entry_t table[] = {
     {"missing-after", "60", "seconds after which a FASTA without embeddings (or the reverse) fails"},
     {"batch-rows", "256", "proteins encoded at a time (bounds memory)"},
     {"min-score", "0.01", "GO terms scoring below are not written"},
+    {"max-terms", "100", "at most this many GO terms a protein, best first (0 = all)"},
     {"confidence", "f1", "confidence of a feature -> term pair: f1 | precision | 1-q"},
     {"evaluate", "0", "1: Fmax of the predictions against the data's GO annotations (propagated), per proteome"},
     {"pace-ms", "0", "sleep after each batch (tests)"},
@@ -371,9 +373,9 @@ int cli_annotate(int argc, char **argv) {
     ps_config_destroy(&cfg);
     return 0;
   }
-  int status = 2, once = 0;
+  int status = 2, once = 0, lock_fd = -1;
   ctx_t c = {0};
-  int64_t interval = 2000, settle = 1000, missing = 60, batch = 256, pace = 0;
+  int64_t interval = 2000, settle = 1000, missing = 60, batch = 256, pace = 0, max_terms = 100;
   double min_score = 0.01;
   char outbuf[PATH_MAX], dd[PATH_MAX], obo[PATH_MAX];
   const char *conf_s = ps_config_str(cfg, "confidence");
@@ -389,7 +391,7 @@ int cli_annotate(int argc, char **argv) {
   if (ps_config_bool(cfg, "once", &once, &err) < 0 || ps_config_bool(cfg, "evaluate", &c.evaluate, &err) < 0 ||
       ps_config_i64(cfg, "interval-ms", &interval, &err) < 0 || ps_config_i64(cfg, "settle-ms", &settle, &err) < 0 ||
       ps_config_i64(cfg, "missing-after", &missing, &err) < 0 || ps_config_i64(cfg, "batch-rows", &batch, &err) < 0 ||
-      ps_config_i64(cfg, "pace-ms", &pace, &err) < 0 || ps_config_f64(cfg, "min-score", &min_score, &err) < 0) {
+      ps_config_i64(cfg, "pace-ms", &pace, &err) < 0 || ps_config_i64(cfg, "max-terms", &max_terms, &err) < 0 || ps_config_f64(cfg, "min-score", &min_score, &err) < 0) {
     fprintf(stderr, "protsae annotate: %s\n", err.msg);
     goto out;
   }
@@ -406,6 +408,7 @@ int cli_annotate(int argc, char **argv) {
   }
   ao.min_score = min_score;
   ao.batch_rows = batch;
+  ao.max_terms = max_terms < 0 ? 0 : max_terms;
   c.pace_ms = (int)pace;
   const char *data = ps_config_str(cfg, "data");
   if (!data) data = cli_data_dir(dd, sizeof dd);
@@ -429,6 +432,16 @@ int cli_annotate(int argc, char **argv) {
   snprintf(c.ledger, sizeof c.ledger, "%s/ledger", c.out);
   if ((mkdir(c.tmpdir, 0755) != 0 && errno != EEXIST) || (mkdir(c.ledger, 0755) != 0 && errno != EEXIST)) {
     fprintf(stderr, "protsae annotate: %s: cannot create: %s\n", c.out, strerror(errno));
+    goto out;
+  }
+  // one annotate per output directory (two would write the same temporary files); the kernel
+  // drops the lock with the process, also after kill -9
+  char lockp[PATH_MAX + 16];
+  snprintf(lockp, sizeof lockp, "%s/.lock", c.out);
+  lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    fprintf(stderr, "protsae annotate: another protsae annotate is using %s (%s)\n", c.out,
+            lock_fd < 0 ? strerror(errno) : "locked");
     goto out;
   }
   ps_config_print(cfg);
@@ -461,6 +474,7 @@ int cli_annotate(int argc, char **argv) {
 out:
   annot_model_free(&c.model);
   go_annotations_destroy(&c.truth);
+  if (lock_fd >= 0) close(lock_fd);
   ps_config_destroy(&cfg);
   return status;
 }

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Integration: protsae annotate (continuous annotation of dropped proteomes).
+#  - a dropped proteome -> NAME.tsv + NAME.jsonl (every protein, its features, GO terms), a ledger entry;
+#  - the same proteome dropped again -> skipped by the ledger, the output not written again;
+#  - kill -9 mid-proteome, restart -> byte-identical to the undisturbed run's output;
+#  - bad proteomes (NaN, missing embeddings, wrong dimension, an id not in the FASTA, a truncated npy)
+#    -> a clear error naming file and record, moved to failed/, and the good one after them is
+#    still processed (--once and the watching loop);
+#  - the Fmax of the written predictions recomputed here (CAFA protein-centric, python) equals
+#    the one annotate reports.
+set -euo pipefail
+B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
+data=$SHARED/data/human-swissprot
+[ -f "$data/proteins.fasta.gz" ] || { echo "no shared data: skip"; exit 77; }
+P=$B/cli/protsae; TR=$B/stages/trainer/protsae-trainer
+T=$(mktemp -d /tmp/protsae-annot.XXXXXX); trap 'kill -9 $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$P" synth --data "$data" --out "$T/s" --dim 32 --n-terms 60 --seed 3 --formats npy --max-proteins 3000 --quiet 1 \
+  >"$T/synth.log" 2>&1 || { cat "$T/synth.log"; fail synth; }
+"$P" synth --data "$data" --out "$T/s2" --dim 32 --n-terms 60 --seed 4 --formats npy --max-proteins 400 --quiet 1 \
+  >"$T/synth2.log" 2>&1 || { cat "$T/synth2.log"; fail synth2; }
+"$TR" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --epochs 3 --d-sae 128 --k 6 --batch-rows 128 --threads 1 \
+  --seed 2 --out "$T/sae" >"$T/tr.out" 2>"$T/tr.err" || { tail "$T/tr.err"; fail train; }
+"$P" enrich --sae "$T/sae/latest" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --data "$data" --out "$T/enr" \
+  >"$T/enr.log" 2>&1 || { tail "$T/enr.log"; fail enrich; }
+
+# drop NAME DIR SYNTH_DIR: the proteome files (FASTA + npy + ids)
+drop() { mkdir -p "$2"; cp "$3/proteins.fasta" "$2/$1.fasta"; cp "$3/emb.npy" "$2/$1.npy"; cp "$3/proteins.ids" "$2/$1.ids"; }
+A=(--sae "$T/sae/latest" --enrichment "$T/enr" --data "$data" --evaluate 1)
+ann() { "$P" annotate "${A[@]}" "$@"; }
+
+# 1. undisturbed run
+drop p1 "$T/d1" "$T/s"
+ann --watch "$T/d1" --out "$T/o1" --once 1 >"$T/a1.out" 2>"$T/a1.err" || { cat "$T/a1.out"; tail "$T/a1.err"; fail "annotate p1"; }
+cat "$T/a1.out"
+[ -s "$T/o1/p1.tsv" ] && [ -s "$T/o1/p1.jsonl" ] || fail "no output for p1"
+n=$(wc -l <"$T/o1/p1.jsonl"); [ "$n" -eq 3000 ] || fail "p1.jsonl has $n lines, want 3000"
+nf=$(awk -F'\t' '$2=="feature"' "$T/o1/p1.tsv" | wc -l); ng=$(awk -F'\t' '$2=="go"' "$T/o1/p1.tsv" | wc -l)
+[ "$nf" -gt 3000 ] && [ "$nf" -le 18000 ] || fail "feature rows $nf (k 6, 3000 proteins)"
+[ "$ng" -gt 0 ] || fail "no GO rows"
+# every protein of the FASTA appears, with at most k = 6 features, scores in (0, 1], no root term
+awk -F'\t' 'NR>1 && $2=="feature"{c[$1]++} END{for (p in c) if (c[p] > 6) exit 1}' "$T/o1/p1.tsv" || fail "> k features"
+awk -F'\t' 'NR>1 && $2=="go" && ($4 <= 0 || $4 > 1 || $3=="GO:0008150" || $3=="GO:0003674" || $3=="GO:0005575"){exit 1}' \
+  "$T/o1/p1.tsv" || fail "GO score out of (0, 1] or a root term predicted"
+[ "$(ls "$T/o1/ledger" | wc -l)" -eq 1 ] || fail "ledger entries: $(ls "$T/o1/ledger")"
+[ -f "$T/d1/done/p1.npy" ] || fail "inputs not moved to done/"
+grep -q '^fmax: ' "$T/o1/p1.eval.txt" || fail "no eval file"
+# Fmax recomputed from the written TSV against the propagated truth (python, independent code)
+/usr/bin/python3 - "$T/o1/p1.tsv" "$data" "$T/o1/p1.eval.txt" <<'PY' || fail "Fmax recomputation"
+import gzip, sys, collections
+tsv, data, ev = sys.argv[1:4]
+parents = collections.defaultdict(set); cur = None; obs = set(); roots = {"GO:0008150", "GO:0003674", "GO:0005575"}
+import glob
+obo = sorted(glob.glob(data + "/go*.obo*"))[-1]
+op = gzip.open if obo.endswith(".gz") else open
+with op(obo, "rt") as f:
+    stanza = None
+    for line in f:
+        line = line.strip()
+        if line.startswith("["): stanza = line; cur = None; continue
+        if stanza != "[Term]": continue
+        if line.startswith("id: "): cur = line[4:]
+        elif line.startswith("alt_id: "): pass
+        elif line.startswith("is_a: "): parents[cur].add(line[6:].split()[0])
+        elif line.startswith("relationship: part_of "): parents[cur].add(line.split()[2])
+        elif line == "is_obsolete: true": obs.add(cur)
+anc_cache = {}
+def anc(t):
+    if t in anc_cache: return anc_cache[t]
+    s = {t}
+    for p in parents.get(t, ()): s |= anc(p)
+    anc_cache[t] = s; return s
+pred = collections.defaultdict(dict); prots = set()
+for line in open(tsv):
+    c = line.rstrip("\n").split("\t")
+    if c[1] == "feature": prots.add(c[0])
+    if c[1] == "go": pred[c[0]][c[2]] = float(c[3])
+truth = collections.defaultdict(set)
+with gzip.open(data + "/go_annotations.tsv.gz", "rt") as f:
+    for line in f:
+        c = line.split("\t")
+        if len(c) < 3 or ":" not in c[1] or c[0] not in prots: continue
+        truth[c[0]].add(c[1])
+# alt ids / obsolete ids: annotate maps them; this check keeps the plain ids of the file
+for p in truth: truth[p] = set().union(*(anc(t) for t in truth[p])) - roots
+ev_prots = [p for p in truth if truth[p]]
+best = (0, 0)
+for i in range(1, 101):
+    tau = i / 100; ps = []; rs = []
+    for p in ev_prots:
+        P = {t for t, s in pred[p].items() if s >= tau - 1e-9}
+        tp = len(P & truth[p])
+        if P: ps.append(tp / len(P))
+        rs.append(tp / len(truth[p]))
+    if not ps: continue
+    pr = sum(ps) / len(ps); rc = sum(rs) / len(ev_prots)
+    fv = 2 * pr * rc / (pr + rc) if pr + rc else 0
+    if fv >= best[0] and fv > 0: best = (fv, tau)
+got = dict(l.split(": ") for l in open(ev).read().splitlines())
+print(f"Fmax python {best[0]:.4f} at {best[1]:.2f}; annotate {got['fmax']} at {got['threshold']}")
+assert abs(best[0] - float(got["fmax"])) < 2e-3, "Fmax differs"
+assert 0 < best[0] <= 1
+PY
+
+# 2. the same proteome dropped again: skipped, not written again
+cp "$T/o1/p1.tsv" "$T/p1.ref.tsv"; cp "$T/o1/p1.jsonl" "$T/p1.ref.jsonl"
+before=$(stat -c '%i %Y %s' "$T/o1/p1.tsv" "$T/o1/p1.jsonl")
+sleep 1.1
+drop p1 "$T/d1" "$T/s"
+ann --watch "$T/d1" --out "$T/o1" --once 1 >"$T/a2.out" 2>"$T/a2.err" || { tail "$T/a2.err"; fail "annotate p1 again"; }
+cat "$T/a2.out"
+grep -q '^p1: skipped: already annotated (ledger p1\.' "$T/a2.out" || fail "second drop not skipped by the ledger"
+grep -q '^annotated: 0, skipped: 1, failed: 0' "$T/a2.out" || fail "second drop counts"
+[ "$before" = "$(stat -c '%i %Y %s' "$T/o1/p1.tsv" "$T/o1/p1.jsonl")" ] || fail "output rewritten on the second drop"
+[ "$(ls "$T/o1/ledger" | wc -l)" -eq 1 ] || fail "ledger grew on the second drop"
+[ ! -e "$T/d1/p1.npy" ] || fail "second drop left in the drop directory"
+
+# 3. kill -9 mid-proteome (paced: 30 batches of 100 at 100 ms), restart: identical output
+drop p1 "$T/d2" "$T/s"
+"$P" annotate "${A[@]}" --watch "$T/d2" --out "$T/o2" --once 1 --batch-rows 100 --pace-ms 100 >"$T/a3.out" 2>"$T/a3.err" &
+pid=$!
+for i in $(seq 1 200); do [ -s "$T/o2/.tmp/p1.jsonl" ] && break; sleep 0.05; done
+[ -s "$T/o2/.tmp/p1.jsonl" ] || fail "no partial output before the kill"
+if ann --watch "$T/d2" --out "$T/o2" --once 1 >"$T/lock.out" 2>"$T/lock.err"; then fail "a second annotate ran on a busy output directory"; fi
+grep -q "another protsae annotate is using" "$T/lock.err" || { cat "$T/lock.err"; fail "lock message"; }
+sleep "0.$((RANDOM % 8 + 1))"
+kill -0 $pid 2>/dev/null || fail "annotate finished before the kill (proteome too short)"
+kill -9 $pid; wait $pid 2>/dev/null || true
+[ ! -e "$T/o2/p1.tsv" ] && [ -z "$(ls "$T/o2/ledger")" ] || fail "output or ledger entry visible after a kill mid-proteome"
+echo "killed with $(wc -l <"$T/o2/.tmp/p1.jsonl") proteins written to the temporary file"
+ann --watch "$T/d2" --out "$T/o2" --once 1 >"$T/a4.out" 2>"$T/a4.err" || { tail "$T/a4.err"; fail "restart"; }
+cmp "$T/o2/p1.tsv" "$T/p1.ref.tsv" || fail "TSV after kill -9 + restart differs from the undisturbed run's"
+cmp "$T/o2/p1.jsonl" "$T/p1.ref.jsonl" || fail "JSONL after kill -9 + restart differs"
+cmp "$T/o2/p1.eval.txt" "$T/o1/p1.eval.txt" || fail "eval after kill -9 + restart differs"
+echo "kill -9 mid-proteome + restart: byte-identical output"
+
+# 4. bad proteomes, then a good one
+d=$T/d3; mkdir -p "$d"
+# npy writer (no numpy here): rows x cols float32, with a NaN at (row, col) when asked
+mknpy() { /usr/bin/python3 - "$@" <<'PY'
+import struct, sys
+src, out, cols, nan_row = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+raw = open(src, "rb").read(); hl = struct.unpack("<H", raw[8:10])[0]; body = raw[10 + hl:]
+d0 = len(body) // 4; rows_src = d0 // 32
+vals = list(struct.unpack("<%df" % d0, body))
+rows = [vals[i * 32:(i + 1) * 32] for i in range(rows_src)]
+rows = [(r * 2)[:cols] for r in rows]
+if nan_row >= 0: rows[nan_row][5] = float("nan")
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (len(rows), cols)
+hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+with open(out, "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
+    for r in rows: f.write(struct.pack("<%df" % cols, *r))
+PY
+}
+cp "$T/s2/proteins.fasta" "$d/a_nan.fasta"; cp "$T/s2/proteins.ids" "$d/a_nan.ids"; mknpy "$T/s2/emb.npy" "$d/a_nan.npy" 32 17
+cp "$T/s2/proteins.fasta" "$d/b_noemb.fasta"
+cp "$T/s2/proteins.fasta" "$d/c_dim.fasta"; cp "$T/s2/proteins.ids" "$d/c_dim.ids"; mknpy "$T/s2/emb.npy" "$d/c_dim.npy" 48 -1
+cp "$T/s2/proteins.fasta" "$d/d_id.fasta"; cp "$T/s2/emb.npy" "$d/d_id.npy"; sed '3s/.*/NOT_A_PROTEIN/' "$T/s2/proteins.ids" >"$d/d_id.ids"
+cp "$T/s2/proteins.fasta" "$d/e_trunc.fasta"; head -c 20000 "$T/s2/emb.npy" >"$d/e_trunc.npy"; cp "$T/s2/proteins.ids" "$d/e_trunc.ids"
+drop z_good "$d" "$T/s2"
+set +e
+ann --watch "$d" --out "$T/o3" --once 1 >"$T/a5.out" 2>"$T/a5.err"; rc=$?
+set -e
+cat "$T/a5.out"; grep FAILED "$T/a5.err" || true
+[ $rc -eq 1 ] || fail "annotate --once with failed proteomes: exit $rc, want 1"
+grep -q '^annotated: 1, skipped: 0, failed: 5' "$T/a5.out" || fail "counts with bad proteomes"
+grep -q "a_nan: FAILED: .*a_nan.npy.*record 17.*NaN" "$T/a5.err" || fail "NaN error does not name file and record"
+grep -q "b_noemb: FAILED: .*b_noemb.fasta: missing embeddings" "$T/a5.err" || fail "missing embeddings error"
+grep -q "c_dim: FAILED: .*c_dim.npy.*record 0.*dimension 48 but the SAE expects 32" "$T/a5.err" || fail "dimension error"
+grep -q "d_id: FAILED: .*d_id.npy: record 2: id 'NOT_A_PROTEIN' is not in .*d_id.fasta" "$T/a5.err" || fail "id error"
+grep -q "e_trunc: FAILED: .*e_trunc.npy" "$T/a5.err" || fail "truncated npy error"
+for n in a_nan b_noemb c_dim d_id e_trunc; do
+  [ -s "$d/failed/$n.error" ] || fail "$n not listed in failed/"
+  [ ! -e "$T/o3/$n.tsv" ] || fail "$n has output"
+done
+[ "$(wc -l <"$T/o3/z_good.jsonl")" -eq 400 ] || fail "the good proteome after the bad ones"
+[ "$(ls "$T/o3/ledger")" = "$(ls "$T/o3/ledger" | grep '^z_good\.')" ] || fail "ledger lists a failed proteome"
+
+# 5. watching: a bad and a good proteome dropped while it runs (NAME.ready marks a complete drop)
+w=$T/d4; mkdir -p "$w"
+"$P" annotate "${A[@]}" --watch "$w" --out "$T/o4" --interval-ms 100 --settle-ms 300 >"$T/a6.out" 2>"$T/a6.err" &
+pid=$!
+sleep 0.5
+cp "$T/s2/proteins.fasta" "$w/bad.fasta"; touch "$w/bad.ready"
+drop good "$w" "$T/s2"
+for i in $(seq 1 200); do [ -s "$T/o4/good.jsonl" ] && [ -s "$w/failed/bad.error" ] && break; sleep 0.05; done
+kill -TERM $pid; wait $pid || fail "watcher exit status after SIGTERM"
+[ -s "$T/o4/good.jsonl" ] || { tail "$T/a6.err"; fail "watcher did not annotate the dropped proteome"; }
+[ -s "$w/failed/bad.error" ] || fail "watcher did not fail the bad proteome"
+cmp "$T/o4/good.tsv" "$T/o3/z_good.tsv" || fail "the same proteome under another name gives other rows"
+echo OK
