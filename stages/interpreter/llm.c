@@ -428,6 +428,7 @@ int llm_run(llm_client_t *c, llm_call_t *calls, size_t n, ps_err_t *err) {
         n_done++;
         c->st.cache_hits++;
         c->st.answered++;
+        if (c->o.progress) c->o.progress(c->o.progress_ctx, &c->st);
       }
     }
   }
@@ -555,6 +556,7 @@ int llm_run(llm_client_t *c, llm_call_t *calls, size_t n, ps_err_t *err) {
           c->st.failed++;
           PS_WARN("llm failed call=%zu reason=\"%s\"", x->idx, k->error);
         }
+        if (c->o.progress) c->o.progress(c->o.progress_ctx, &c->st);
       }
       for (int s = 0; s < c->o.parallel; s++)
         if (active[s] == x) active[s] = NULL;

@@ -31,6 +31,8 @@ typedef enum { LLM_API_ANTHROPIC = 0, LLM_API_OPENAI = 1 } llm_api_t;
 #define LLM_ANTHROPIC_DEFAULT_URL "https://api.anthropic.com"
 #define LLM_OPENAI_DEFAULT_URL "http://127.0.0.1:8080/v1"
 
+typedef struct llm_stats llm_stats_t;
+
 typedef struct llm_opts {
   llm_api_t api;
   const char *base_url;          // NULL = LLM_*_DEFAULT_URL
@@ -49,6 +51,9 @@ typedef struct llm_opts {
   long backoff_max_ms;           // cap of the backoff and of retry-after (60000)
   uint64_t seed;                 // jitter
   const volatile sig_atomic_t *stop;  // when set and nonzero, llm_run stops (PS_EINTR)
+  // Called (on llm_run's thread) each time a call is done, answered or failed: for monitoring.
+  void (*progress)(void *ctx, const llm_stats_t *st);
+  void *progress_ctx;
 } llm_opts_t;
 
 void llm_opts_default(llm_opts_t *o);
@@ -66,10 +71,10 @@ typedef struct llm_call {
 
 void llm_calls_free(llm_call_t *calls, size_t n);  // frees text fields (not the array)
 
-typedef struct llm_stats {
+struct llm_stats {
   uint64_t requests, retries, cache_hits, answered, failed;
   uint64_t input_tokens, output_tokens;  // as reported by the server's usage
-} llm_stats_t;
+};
 
 typedef struct llm_client llm_client_t;
 

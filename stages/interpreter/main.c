@@ -15,6 +15,7 @@
 #include "db.h"
 #include "llm.h"
 #include "log.h"
+#include "metrics.h"
 #include "npysrc.h"
 #include "storesrc.h"
 #include "protocol.h"
@@ -50,8 +51,28 @@ static const ps_config_entry_t table[] = {
     {"max-retries", "5", "retries on 429 / 5xx / timeouts"},
     {"backoff-ms", "1000", "first retry delay (doubles, with jitter)"},
     {"cache", NULL, "RocksDB response cache (default OUT/llm-cache)"},
+    {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
+    {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
+    {"producer", "interpreter-0", "name in the metrics labels"},
     {NULL, NULL, NULL},
 };
+
+// monitoring: the LLM client's counters, updated each time a call is done
+typedef struct interp_mx {
+  ps_metrics_t *m;
+  int req, retries, hits, answered, failed, in_tok, out_tok;
+} interp_mx_t;
+
+static void on_llm_progress(void *ctx, const llm_stats_t *st) {
+  interp_mx_t *x = ctx;
+  ps_metrics_set(x->m, x->req, (double)st->requests);
+  ps_metrics_set(x->m, x->retries, (double)st->retries);
+  ps_metrics_set(x->m, x->hits, (double)st->cache_hits);
+  ps_metrics_set(x->m, x->answered, (double)st->answered);
+  ps_metrics_set(x->m, x->failed, (double)st->failed);
+  ps_metrics_set(x->m, x->in_tok, (double)st->input_tokens);
+  ps_metrics_set(x->m, x->out_tok, (double)st->output_tokens);
+}
 
 static int get_i(const ps_config_t *c, const char *k, int64_t *v, ps_err_t *e) { return ps_config_i64(c, k, v, e); }
 
@@ -118,6 +139,7 @@ int main(int argc, char **argv) {
   llm_cache_t *cache = NULL;
   llm_client_t *llm = NULL;
   interp_db_t *db = NULL;
+  interp_mx_t mx = {0};
   char *key = NULL;
   int status = 1;
   if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
@@ -193,6 +215,19 @@ int main(int argc, char **argv) {
       PS_WARN("no API key (ANTHROPIC_API_KEY or --key-file): running OFFLINE (explanations from enriched annotations, no LLM)");
     }
   }
+  int64_t mport = 0;
+  if (get_i(cfg, "metrics-port", &mport, &err) < 0 ||
+      ps_metrics_start(&mx.m, "interpreter", ps_config_str(cfg, "producer"), ps_config_str(cfg, "metrics-bind"),
+                       (int)mport, &err) < 0)
+    goto fail;
+  mx.req = ps_metrics_add(mx.m, "llm_requests_total", PS_COUNTER, "HTTP requests sent (retries included)");
+  mx.retries = ps_metrics_add(mx.m, "llm_retries_total", PS_COUNTER, "retries after 429 / 5xx / timeouts");
+  mx.hits = ps_metrics_add(mx.m, "llm_cache_hits_total", PS_COUNTER, "answers taken from the cache (not paid)");
+  mx.answered = ps_metrics_add(mx.m, "llm_answered_total", PS_COUNTER, "calls answered");
+  mx.failed = ps_metrics_add(mx.m, "llm_failed_total", PS_COUNTER, "calls failed after all retries");
+  mx.in_tok = ps_metrics_add(mx.m, "llm_input_tokens_total", PS_COUNTER, "input tokens (server usage)");
+  mx.out_tok = ps_metrics_add(mx.m, "llm_output_tokens_total", PS_COUNTER, "output tokens (server usage)");
+  int m_units = ps_metrics_add(mx.m, "units_done", PS_GAUGE, "features and neurons interpreted");
   if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
     ps_err_set(&err, -errno, "%s: cannot create: %s", out_dir, strerror(errno));
     goto fail;
@@ -215,6 +250,8 @@ int main(int argc, char **argv) {
     lo.backoff_base_ms = backoff;
     lo.seed = (uint64_t)seed;
     lo.stop = &ps_stop_flag;
+    lo.progress = mx.m ? on_llm_progress : NULL;
+    lo.progress_ctx = &mx;
     char cpath[4096];
     const char *cp = ps_config_str(cfg, "cache");
     if (!cp) {
@@ -228,15 +265,17 @@ int main(int argc, char **argv) {
   }
   if (interp_db_load(&db, ps_config_str(cfg, "data"), o.with_sequence, &err) < 0) goto fail;
   interp_run_opts_t ro = {llm, offline};
-  interp_summary_t sf, sn;
+  interp_summary_t sf = {0}, sn = {0};
   int have_f = 0, have_n = 0;
   if (features) {
     if (run_kind(features, ids, "feature", 0, (size_t)nf, &o, db, &ro, out_dir, mode, &sf, &err) < 0) goto fail;
     have_f = 1;
+    ps_metrics_set(mx.m, m_units, (double)sf.n_selected);
   }
   if (neurons) {
     if (run_kind(neurons, ids, "neuron", 1, (size_t)nn, &o, db, &ro, out_dir, mode, &sn, &err) < 0) goto fail;
     have_n = 1;
+    ps_metrics_set(mx.m, m_units, (double)(sf.n_selected * (size_t)have_f + sn.n_selected));
   }
   // summary
   json_t *j = json_object();
@@ -285,6 +324,7 @@ fail:
     if (err.code == PS_EINTR) status = 0;
   }
   llm_client_destroy(&llm);
+  ps_metrics_stop(&mx.m);
   llm_cache_destroy(&cache);
   interp_db_destroy(&db);
   if (key) {

@@ -36,7 +36,7 @@ shift = random.randint(20000, 40000)
 exe = {"protsae-reader": "stages/reader/protsae-reader", "protsae-encoder": "stages/encoder/protsae-encoder",
        "protsae-scorer": "stages/scorer/protsae-scorer", "protsae-interpreter": "stages/interpreter/protsae-interpreter",
        "protsae-trainer": "stages/trainer/protsae-trainer"}
-metrics = {"reader": 1, "encoder": 2, "scorer": 5}
+metrics = {"reader": 1, "encoder": 2, "scorer": 5, "interpreter": 6}
 for name in ["reader", "encoder", "scorer", "interpreter"]:
     svc = doc["services"][name]
     cmd = svc["command"][0]

@@ -350,6 +350,13 @@ static void test_parallel_and_rate_limit(void **state) {
   llm_calls_free(calls, 5);
 }
 
+typedef struct { int calls; llm_stats_t last; } progress_seen_t;
+static void on_progress(void *ctx, const llm_stats_t *st) {
+  progress_seen_t *p = ctx;
+  p->calls++;
+  p->last = *st;
+}
+
 static void test_cache(void **state) {
   (void)state;
   char path[512];
@@ -374,6 +381,17 @@ static void test_cache(void **state) {
   assert_string_equal(calls[0].text, "A:cache 1");
   assert_int_equal(calls[2].cached, 0);
   llm_calls_free(calls, 3);
+  // monitoring: the progress hook sees each finished call (2 from the cache, 1 failed again)
+  progress_seen_t seen = {0};
+  o.progress = on_progress;
+  o.progress_ctx = &seen;
+  run1(&o, cache, calls, 3);
+  assert_int_equal(seen.calls, 3);
+  assert_int_equal(seen.last.cache_hits, 2);
+  assert_int_equal(seen.last.failed, 1);
+  assert_int_equal(seen.last.answered, 2);
+  llm_calls_free(calls, 3);
+  o.progress = NULL;
   // another model or endpoint is another key
   o.model = "other-model";
   from = llm_test_server_n_requests(srv);
