@@ -23,7 +23,7 @@ void annot_fmax_add(annot_fmax_t *f, const float *score, const uint8_t *correct,
   for (size_t i = 0; i < n_pred; i++) {
     double s = score[i];
     if (!(s > 0)) continue;
-    int b = (int)floor(s * ANNOT_N_TAU + 1e-6);
+    int b = (int)floor(s * ANNOT_N_TAU + 1e-4);  // float 0.9f counts at 0.90 (scores have 4 decimals)
     if (b > ANNOT_N_TAU) b = ANNOT_N_TAU;
     if (b < 1) continue;  // below the lowest threshold
     np[b]++;
