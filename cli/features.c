@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "config.h"
@@ -156,8 +159,100 @@ out:
 static const ps_config_entry_t feature_table[] = {
     {"db", "protsae-features.db", "feature store (protsae-scorer --db)"},
     {"data", NULL, "data directory with proteins.tsv.gz (accession, gene, name, pfam) for names"},
+    {"enrichment", NULL, "GO enrichment table (protsae enrich-store's <stem>_terms.tsv; default: "
+                         "enrichment/<db stem>_terms.tsv next to the store, when present)"},
+    {"explanations", NULL, "interpreter output (default: interp/<db stem>.jsonl next to the store, when present)"},
+    {"terms", "10", "enriched GO terms shown (best p first)"},
     {NULL, NULL, NULL},
 };
+
+// DIR/SUB/<stem of db><suffix>, where db = DIR/<stem>.db; 0 when it exists.
+static int sibling(const char *db, const char *sub, const char *suffix, char *out, size_t cap) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", db);
+  size_t l = strlen(tmp);
+  while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+  char *slash = strrchr(tmp, '/');
+  const char *base = slash ? slash + 1 : tmp;
+  char stem[1024];
+  snprintf(stem, sizeof stem, "%s", base);
+  char *dot = strrchr(stem, '.');
+  if (dot && !strcmp(dot, ".db")) *dot = 0;
+  if (slash) *slash = 0;
+  int n = snprintf(out, cap, "%s/%s/%s%s", slash ? tmp : ".", sub, stem, suffix);
+  return n > 0 && (size_t)n < cap && access(out, R_OK) == 0 ? 0 : -1;
+}
+
+// The feature's rows of the enrichment TSV (feature, go_id, namespace, depth, name, k, n, K, N,
+// fold, p, ln_p, p_bonf, q_bh, f1, ...), streamed: memory is the rows shown. Rows come best p first.
+static int print_terms(const char *path, unsigned long id, int64_t max_terms) {
+  gzFile g = gzopen(path, "rb");
+  if (!g) {
+    fprintf(stderr, "protsae feature: %s: cannot open (GO terms not shown)\n", path);
+    return -1;
+  }
+  char line[65536], want[32];
+  snprintf(want, sizeof want, "%lu\t", id);
+  size_t wl = strlen(want);
+  int64_t shown = 0, lineno = 0, total = 0;
+  while (gzgets(g, line, sizeof line)) {
+    lineno++;
+    if (strncmp(line, want, wl)) continue;
+    total++;
+    if (shown >= max_terms) continue;
+    line[strcspn(line, "\r\n")] = 0;
+    char *c[16] = {0};
+    int nc = 0;
+    for (char *p = line; nc < 16;) {
+      c[nc++] = p;
+      char *t = strchr(p, '\t');
+      if (!t) break;
+      *t = 0;
+      p = t + 1;
+    }
+    if (nc < 15) {
+      fprintf(stderr, "protsae feature: %s line %lld: %d columns, 15 expected (skipped)\n", path, (long long)lineno, nc);
+      continue;
+    }
+    if (!shown)
+      printf("\n  enriched GO terms (%s)\n  %-11s %-2s %9s %8s %10s %6s  %s\n", path, "term", "ns", "k/n", "fold", "q (BH)",
+             "F1", "name");
+    char kn[32];
+    snprintf(kn, sizeof kn, "%s/%s", c[5], c[6]);
+    const char *ns = !strcmp(c[2], "biological_process") ? "BP" : !strcmp(c[2], "molecular_function") ? "MF" : "CC";
+    printf("  %-11s %-2s %9s %8.4g %10.3g %6.3f  %s\n", c[1], ns, kn, atof(c[9]), atof(c[13]), atof(c[14]), c[4]);
+    shown++;
+  }
+  gzclose(g);
+  if (!total) printf("\n  no significantly enriched GO term (%s)\n", path);
+  else if (total > shown) printf("  ... %lld more\n", (long long)(total - shown));
+  return 0;
+}
+
+// The unit's explanation and score from the interpreter's JSONL, when it was analysed.
+static void print_explanation(const char *path, unsigned long id) {
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  char *line = NULL;
+  size_t cap = 0;
+  while (getline(&line, &cap, f) > 0) {
+    json_t *j = json_loads(line, 0, NULL);
+    if (!j) continue;
+    json_t *u = json_object_get(j, "unit");
+    if (json_is_integer(u) && (unsigned long)json_integer_value(u) == id) {
+      const char *e = json_string_value(json_object_get(j, "explanation"));
+      json_t *r = json_object_get(j, "r");
+      printf("\n  explanation%s: %s\n", json_is_true(json_object_get(j, "offline")) ? " (OFFLINE)" : "",
+             e ? e : "(none: the interpreter failed on this unit)");
+      if (json_is_number(r)) printf("  score: Pearson r %.3f on held-out proteins\n", json_number_value(r));
+      json_decref(j);
+      break;
+    }
+    json_decref(j);
+  }
+  free(line);
+  fclose(f);
+}
 
 typedef struct pinfo {
   char *gene, *name, *pfam;
@@ -256,6 +351,19 @@ int cli_feature(int argc, char **argv) {
              info[i].pfam && info[i].pfam[0] ? "  [" : "", info[i].pfam ? info[i].pfam : "",
              info[i].pfam && info[i].pfam[0] ? "]" : "");
     }
+  }
+  {
+    char path[4096];
+    int64_t nterms = 10;
+    ps_config_i64(cfg, "terms", &nterms, NULL);
+    const char *enr = ps_config_str(cfg, "enrichment");
+    if (enr) print_terms(enr, id, nterms);
+    else if (sibling(ps_config_str(cfg, "db"), "enrichment", "_terms.tsv", path, sizeof path) == 0)
+      print_terms(path, id, nterms);
+    const char *ex = ps_config_str(cfg, "explanations");
+    if (ex) print_explanation(ex, id);
+    else if (sibling(ps_config_str(cfg, "db"), "interp", ".jsonl", path, sizeof path) == 0)
+      print_explanation(path, id);
   }
   // histogram over the non-empty bins
   int lo = FS_HIST_BINS, hi = -1;

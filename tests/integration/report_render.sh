@@ -16,6 +16,15 @@ unset ANTHROPIC_API_KEY OPENAI_API_KEY
 export PROTSAE_DATA=$SHARED/data/human-swissprot
 "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 2 --n-interpret 30 --batch-rows 128 \
   >"$T/out" 2>"$T/err" || { tail -20 "$T/out" "$T/err"; fail "demo"; }
+# protsae feature N on the demo's store shows the feature's enriched GO terms (names) and explanation
+f=$(awk -F'\t' 'NR>1{print $1; exit}' "$T/w/enrichment/features_terms.tsv")
+"$B/cli/protsae" feature "$f" --db "$T/w/features.db" >"$T/feature.out" || fail "protsae feature $f"
+t=$(awk -F'\t' -v f="$f" '$1==f{print $2; exit}' "$T/w/enrichment/features_terms.tsv")
+grep -q "enriched GO terms" "$T/feature.out" && grep -q "^  $t " "$T/feature.out" ||
+  { cat "$T/feature.out"; fail "feature $f: enriched term $t not shown"; }
+u=$(head -1 "$T/w/interp/features.jsonl" | grep -o '"unit":[0-9]*' | cut -d: -f2)
+"$B/cli/protsae" feature "$u" --db "$T/w/features.db" | grep -q "explanation (OFFLINE): \[offline\]" ||
+  fail "feature $u: explanation not shown"
 ch() { HOME=$T timeout 120 "$CH" --headless --no-sandbox --disable-gpu --hide-scrollbars "$@" 2>>"$T/chromium.log"; }
 shot() {  # HTML PNG -> number of cards in the rendered DOM; screenshot written
   ch --dump-dom "file://$1" >"$T/dom.html" || fail "chromium --dump-dom $1"
