@@ -20,6 +20,10 @@ int cli_status(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_annotate(int argc, char **argv);
 int demo_enrich(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads);
+// The same with the proteins listed in holdout_ids (one id a line; NULL = none) left out: not in the
+// population and their activations dropped, so the feature -> term map is learned without them.
+int demo_enrich_holdout(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads,
+                        const char *holdout_ids);
 
 // Path of a stage executable (protsae-NAME): $PROTSAE_LIBEXEC, else beside this binary, else the
 // build tree (../stages/NAME/). Writes into buf; returns buf or NULL when not found.

@@ -6,7 +6,10 @@
 //      the same with the raw dimensions (protsae-encoder --neurons) for the baseline
 //   4. GO enrichment of every feature and every neuron (protsae enrich --db)
 //   5. explanations scored on held-out proteins (protsae-interpreter; offline unless a key is set)
-// then a summary. Stage logs go to WORKDIR/logs/.
+//   6. GO prediction on held-out proteins: --holdout of the proteins (seeded) are left out of the
+//      enrichment of step 4, dropped as one proteome into WORKDIR/annotate/drop and annotated by
+//      `protsae annotate --once 1 --evaluate 1` (Fmax against their propagated annotations)
+// then the report and a summary of `key: value` lines. Stage logs go to WORKDIR/logs/.
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,9 +21,16 @@
 #include <unistd.h>
 #include <errno.h>
 
+#include <jansson.h>
+#include <math.h>
+
 #include "cli.h"
 #include "config.h"
+#include "emb.h"
+#include "fasta.h"
 #include "log.h"
+#include "npy.h"
+#include "strmap.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -37,6 +47,7 @@ static const ps_config_entry_t table[] = {
     {"encoders", "2", "encoder processes"},
     {"retrain", "1", "0: reuse the SAE already trained in the work directory (sae/latest) when there is one"},
     {"n-interpret", "200", "features and neurons explained and scored (each)"},
+    {"holdout", "0.1", "share of proteins held out of the GO enrichment and annotated in step 6 (seeded by --seed)"},
     {"mode", "auto", "interpreter: auto (Claude when ANTHROPIC_API_KEY is set, else offline) | offline | anthropic"},
     {NULL, NULL, NULL},
 };
@@ -181,6 +192,107 @@ static int encode_stream(const char *name, const char *work, const char *emb, co
   return 0;
 }
 
+// Held-out proteins: a seeded hash of the id (splitmix64 of FNV-1a ^ seed) below frac.
+static int held_out(const char *id, uint64_t seed, double frac) {
+  uint64_t z = strmap_hash(id) ^ (seed * 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return (double)(z >> 11) * 0x1.0p-53 < frac;
+}
+
+// The held-out proteins of the dataset as one proteome: dir/heldout.fasta, .npy, .ids; their ids
+// also in ids_out. Streams the FASTA and the embeddings (one record at a time).
+static int write_holdout(const char *fasta, const char *emb, const char *ids, const char *dir, const char *ids_out,
+                         uint64_t seed, double frac, int64_t *n_out, ps_err_t *err) {
+  char p[PATH_MAX + 32];
+  fasta_reader_t *fr = NULL;
+  emb_source_t *src = NULL;
+  npy_writer_t *w = NULL;
+  FILE *ff = NULL, *fi = NULL, *fo = NULL;
+  int rc = 0;
+  *n_out = 0;
+  snprintf(p, sizeof p, "%s/heldout.fasta", dir);
+  ff = fopen(p, "w");
+  snprintf(p, sizeof p, "%s/heldout.ids", dir);
+  fi = fopen(p, "w");
+  fo = fopen(ids_out, "w");
+  if (!ff || !fi || !fo) {
+    rc = ps_err_set(err, PS_EIO, "%s: cannot write the held-out proteome", dir);
+    goto out;
+  }
+  if ((rc = fasta_open(&fr, fasta, err)) < 0) goto out;
+  fasta_record_t r;
+  while ((rc = fasta_next(fr, &r, err)) > 0)
+    if (held_out(r.id, seed, frac)) fprintf(ff, ">%s%s%s\n%s\n", r.id, r.desc[0] ? " " : "", r.desc, r.seq);
+  if (rc < 0) goto out;
+  emb_source_opts_t eo = {.path = emb, .level = EMB_LEVEL_PROTEIN, .layer = -1, .ids_path = ids};
+  if ((rc = emb_source_open(&src, &eo, err)) < 0) goto out;
+  emb_record_t e;
+  snprintf(p, sizeof p, "%s/heldout.npy", dir);
+  while ((rc = emb_source_next(src, &e, err)) > 0) {
+    if (!held_out(e.id, seed, frac)) continue;
+    if (!w && (rc = npy_writer_open(&w, p, NPY_F32, e.dim, err)) < 0) goto out;
+    if ((rc = npy_writer_append_f32(w, e.rows, 1, err)) < 0) goto out;
+    fprintf(fi, "%s\n", e.id);
+    fprintf(fo, "%s\n", e.id);
+    (*n_out)++;
+  }
+  if (rc < 0) goto out;
+  if (w) rc = npy_writer_close(&w, err);
+out:
+  npy_writer_abort(&w);
+  emb_source_destroy(&src);
+  fasta_close(&fr);
+  if (ff && fclose(ff) != 0 && rc == 0) rc = ps_err_set(err, PS_EIO, "%s: write failed", dir);
+  if (fi && fclose(fi) != 0 && rc == 0) rc = ps_err_set(err, PS_EIO, "%s: write failed", dir);
+  if (fo && fclose(fo) != 0 && rc == 0) rc = ps_err_set(err, PS_EIO, "%s: write failed", ids_out);
+  return rc;
+}
+
+// The value of `key: value` in a file (NAN when absent).
+static double read_kv(const char *path, const char *key) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NAN;
+  char line[512];
+  size_t kl = strlen(key);
+  double v = NAN;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, kl) && line[kl] == ':') {
+      v = strtod(line + kl + 1, NULL);
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+static double json_path_num(json_t *root, const char *a, const char *b) {
+  json_t *x = json_object_get(json_object_get(root, a), b);
+  return json_is_number(x) ? json_number_value(x) : NAN;
+}
+
+// `protsae NAME ...` of this same binary as a child, its stdout echoed; *val = the value of key.
+static int run_self_kv(char *const argv[], const char *key, double *val) {
+  char self[PATH_MAX], cmd[8192];
+  ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (l <= 0) return -1;
+  self[l] = 0;
+  size_t o = (size_t)snprintf(cmd, sizeof cmd, "'%s'", self);
+  for (int i = 0; argv[i] && o < sizeof cmd; i++) o += (size_t)snprintf(cmd + o, sizeof cmd - o, " '%s'", argv[i]);
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  char line[1024];
+  size_t kl = strlen(key);
+  *val = NAN;
+  while (fgets(line, sizeof line, p)) {
+    fputs(line, stdout);
+    if (!strncmp(line, key, kl) && line[kl] == ':') *val = strtod(line + kl + 1, NULL);
+  }
+  fflush(stdout);
+  int st = pclose(p);
+  return st == 0 ? 0 : -1;
+}
+
 int cli_demo(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -220,7 +332,7 @@ int cli_demo(int argc, char **argv) {
   printf("== protsae demo: planted GO-term features over real human proteins ==\n");
   printf("work directory %s (stage logs in logs/)\n", absw);
   if (regen || access(meta, R_OK) != 0) {
-    printf("[1/5] generating the planted dataset from %s\n", datadir);
+    printf("[1/6] generating the planted dataset from %s\n", datadir);
     fflush(stdout);
     char *sargv[] = {"synth", "--data", datadir, "--out", synth_dir, "--seed", (char *)ps_config_str(cfg, "seed"),
                      "--dim", (char *)ps_config_str(cfg, "dim"), "--n-terms", (char *)ps_config_str(cfg, "n-terms"),
@@ -230,7 +342,7 @@ int cli_demo(int argc, char **argv) {
       goto out;
     }
   } else {
-    printf("[1/5] reusing the planted dataset in %s (--regenerate to rebuild)\n", synth_dir);
+    printf("[1/6] reusing the planted dataset in %s (--regenerate to rebuild)\n", synth_dir);
   }
   snprintf(emb, sizeof emb, "%s/emb.npy", synth_dir);
   snprintf(fasta, sizeof fasta, "%s/proteins.fasta", synth_dir);
@@ -246,7 +358,7 @@ int cli_demo(int argc, char **argv) {
   ps_config_bool(cfg, "retrain", &retrain, NULL);
   snprintf(cmd, sizeof cmd, "%s/cfg.json", best);
   if (!retrain && access(cmd, R_OK) == 0) {
-    printf("[2/5] reusing the SAE in %s (--retrain 1 to train again)\n", best);
+    printf("[2/6] reusing the SAE in %s (--retrain 1 to train again)\n", best);
     goto trained;
   }
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", sae_dir);
@@ -254,7 +366,7 @@ int cli_demo(int argc, char **argv) {
   snprintf(tb, sizeof tb, "@ipc://%s/train.ipc", absw);
   snprintf(tc, sizeof tc, ">ipc://%s/train.ipc", absw);
   t1 = now_s();
-  printf("[2/5] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> protsae-trainer\n",
+  printf("[2/6] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> protsae-trainer\n",
          ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
   fflush(stdout);
   char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", "0", "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
@@ -282,14 +394,18 @@ trained:
   printf("      planted features recovered (best decoder-row cosine per planted direction):\n");
   fflush(stdout);
   char *vargv[] = {"recovery", "--sae", best, "--truth", truth, NULL};
-  if (cli_recovery(5, vargv) != 0) goto out;
+  double recovery09 = NAN;
+  if (run_self_kv(vargv, "planted_recovery_cos09", &recovery09) != 0) {
+    fprintf(stderr, "protsae demo: protsae recovery failed\n");
+    goto out;
+  }
 
   // [3/5] encode every protein with the SAE and with the raw dimensions (baseline)
   char fstore[PATH_MAX + 16], nstore[PATH_MAX + 16];
   snprintf(fstore, sizeof fstore, "%s/features.db", absw);
   snprintf(nstore, sizeof nstore, "%s/neurons.db", absw);
   t1 = now_s();
-  printf("[3/5] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB), SAE and neurons\n",
+  printf("[3/6] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB), SAE and neurons\n",
          (long long)n_enc);
   fflush(stdout);
   if (encode_stream("features", absw, emb, fasta, best, (int)n_enc, ps_config_str(cfg, "batch-rows"), fstore) < 0 ||
@@ -302,9 +418,34 @@ trained:
   char enr[PATH_MAX + 16];
   snprintf(enr, sizeof enr, "%s/enrichment", absw);
   t1 = now_s();
-  printf("[4/5] GO enrichment of every feature and every neuron (Fisher's exact test, BH FDR)\n");
+  printf("[4/6] GO enrichment of every feature and every neuron (Fisher's exact test, BH FDR)\n");
   fflush(stdout);
-  if (demo_enrich(fstore, nstore, datadir, enr, 2) != 0) goto out;
+  // the held-out proteins (step 6) are left out of it: the feature -> term map is learned without them
+  char ann_dir[PATH_MAX + 16], drop[PATH_MAX + 32], hold_ids[PATH_MAX + 32], synth_ids[PATH_MAX + 32];
+  double holdout = 0.1;
+  int64_t seed = 1, n_held = 0;
+  ps_config_f64(cfg, "holdout", &holdout, NULL);
+  ps_config_i64(cfg, "seed", &seed, NULL);
+  if (!(holdout >= 0 && holdout < 1)) {
+    fprintf(stderr, "protsae demo: --holdout must be in [0, 1)\n");
+    goto out;
+  }
+  snprintf(ann_dir, sizeof ann_dir, "%s/annotate", absw);
+  snprintf(drop, sizeof drop, "%s/drop", ann_dir);
+  snprintf(hold_ids, sizeof hold_ids, "%s/holdout.ids", ann_dir);
+  snprintf(synth_ids, sizeof synth_ids, "%s/proteins.ids", synth_dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", ann_dir);
+  if (system(cmd) != 0) goto out;
+  mkdir(ann_dir, 0755);
+  mkdir(drop, 0755);
+  if (holdout > 0 &&
+      write_holdout(fasta, emb, synth_ids, drop, hold_ids, (uint64_t)seed, holdout, &n_held, &err) < 0) {
+    fprintf(stderr, "protsae demo: held-out proteins: %s\n", err.msg);
+    goto out;
+  }
+  if (holdout > 0) printf("      %lld proteins (%.0f%%) held out of the enrichment for step 6\n", (long long)n_held, 100 * holdout);
+  fflush(stdout);
+  if (demo_enrich_holdout(fstore, nstore, datadir, enr, 2, n_held ? hold_ids : NULL) != 0) goto out;
   printf("      in %.0f s; per-feature TSVs and the full table in %s\n", now_s() - t1, enr);
 
   // [5/5] interpretation: explanations scored on held-out proteins, features vs neurons
@@ -312,7 +453,7 @@ trained:
   if (need_stage("interpreter", interp, sizeof interp)) goto out;
   snprintf(interp_dir, sizeof interp_dir, "%s/interp", absw);
   t1 = now_s();
-  printf("[5/5] explaining %s features and %s neurons, scored on held-out proteins (protsae-interpreter)\n",
+  printf("[5/6] explaining %s features and %s neurons, scored on held-out proteins (protsae-interpreter)\n",
          ps_config_str(cfg, "n-interpret"), ps_config_str(cfg, "n-interpret"));
   fflush(stdout);
   char *iargv[] = {interp, "--features", fstore, "--neurons", nstore, "--data", datadir, "--out", interp_dir,
@@ -325,9 +466,62 @@ trained:
     goto out;
   }
   printf("      in %.0f s; explanations in %s/features.jsonl and neurons.jsonl\n", now_s() - t1, interp_dir);
+
+  // [6/6] GO prediction on the held-out proteins: protsae annotate on them as a dropped proteome
+  char ann_out[PATH_MAX + 32], expl[PATH_MAX + 32], eval[PATH_MAX + 64], self[PATH_MAX];
+  double fmax = NAN, fprec = NAN, frec = NAN, ftau = NAN, fprot = NAN;
+  snprintf(ann_out, sizeof ann_out, "%s/out", ann_dir);
+  snprintf(expl, sizeof expl, "%s/features.jsonl", interp_dir);
+  snprintf(eval, sizeof eval, "%s/heldout.eval.txt", ann_out);
+  if (n_held > 0) {
+    t1 = now_s();
+    printf("[6/6] GO prediction for the %lld held-out proteins from their features (protsae annotate)\n", (long long)n_held);
+    fflush(stdout);
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) goto out;
+    self[sl] = 0;
+    char *aargv[] = {self, "annotate", "--watch", drop, "--out", ann_out, "--sae", best, "--enrichment", enr,
+                     "--explanations", expl, "--data", datadir, "--once", "1", "--evaluate", "1", NULL};
+    log_path(lg, sizeof lg, "annotate");
+    printf("      ");
+    fflush(stdout);
+    pid_t apid = cli_spawn_log_fds(aargv, lg, 0);
+    if (apid < 0 || cli_wait(apid) != 0) {
+      fprintf(stderr, "protsae demo: protsae annotate failed\n");
+      tail_log("annotate");
+      goto out;
+    }
+    fmax = read_kv(eval, "fmax"), fprec = read_kv(eval, "precision"), frec = read_kv(eval, "recall");
+    ftau = read_kv(eval, "threshold"), fprot = read_kv(eval, "proteins_evaluated");
+    printf("      in %.0f s; per protein: features, explanations, GO terms in %s/heldout.{tsv,jsonl}\n", now_s() - t1,
+           ann_out);
+  } else {
+    printf("[6/6] no held-out proteins (--holdout 0): GO prediction not evaluated\n");
+  }
+  // the figures of the steps, collected
+  double fgo = NAN, ngo = NAN, fr = NAN, nr = NAN;
+  char sumf[PATH_MAX + 32];
+  snprintf(sumf, sizeof sumf, "%s/summary.txt", enr);
+  fgo = read_kv(sumf, "features_frac_alive_with_term");
+  ngo = read_kv(sumf, "neurons_frac_alive_with_term");
+  snprintf(sumf, sizeof sumf, "%s/summary.json", interp_dir);
+  json_t *isum = json_load_file(sumf, 0, NULL);
+  if (isum) {
+    fr = json_path_num(isum, "features", "mean_r");
+    nr = json_path_num(isum, "neurons", "mean_r");
+    json_decref(isum);
+  }
+  printf("\n");
+  fflush(stdout);
   char *pargv[] = {"report", "--workdir", absw, "--data", datadir, NULL};
   if (cli_report(5, pargv) != 0) goto out;
-  printf("\nseconds: %.1f\n", now_s() - t0);
+  printf("planted_recovery_cos09: %.4f\n", recovery09);
+  printf("features_with_go_fraction: %.4f\nneurons_with_go_fraction: %.4f\n", fgo, ngo);
+  printf("features_mean_r: %.4f\nneurons_mean_r: %.4f\n", fr, nr);
+  printf("annotate_heldout_proteins: %lld\nannotate_evaluated_proteins: %.0f\n", (long long)n_held, fprot);
+  printf("annotate_precision: %.4f\nannotate_recall: %.4f\nannotate_threshold: %.2f\nannotate_fmax: %.4f\n", fprec,
+         frec, ftau, fmax);
+  printf("seconds: %.1f\n", now_s() - t0);
   printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
   status = 0;
 out:

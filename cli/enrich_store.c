@@ -15,6 +15,7 @@
 #include "enrich.h"
 #include "featstore.h"
 #include "pool.h"
+#include "strmap.h"
 
 static int find_obo(const char *dir, char *out, size_t cap) {
   DIR *dh = opendir(dir);
@@ -42,8 +43,9 @@ typedef struct store_run {
   int have;
 } store_run_t;
 
+// excl (may be NULL): proteins left out (not in the population, their activations dropped).
 static int run_store(const char *store, const go_ontology_t *onto, const go_annotations_t *annot, ps_pool_t *pool,
-                     const char *tsv_dir, const char *name, store_run_t *out, ps_err_t *err) {
+                     const char *tsv_dir, const char *name, const strmap_t *excl, store_run_t *out, ps_err_t *err) {
   fs_t *fs = NULL;
   fs_csc_t c = {0};
   int rc = fs_open(&fs, store, FS_OPEN_READONLY, err);
@@ -54,11 +56,25 @@ static int run_store(const char *store, const go_ontology_t *onto, const go_anno
   int64_t nf = c.n_features, np = (int64_t)c.n_proteins, nnz = (int64_t)c.colptr[c.n_features];
   int64_t *indptr = ps_xmalloc((size_t)(nf + 1) * sizeof *indptr);
   int32_t *rows = ps_xmalloc((size_t)(nnz ? nnz : 1) * sizeof *rows);
-  for (int64_t f = 0; f <= nf; f++) indptr[f] = (int64_t)c.colptr[f];
-  for (int64_t j = 0; j < nnz; j++) rows[j] = (int32_t)c.rows[j];
   out->annot_of = ps_xmalloc((size_t)(np ? np : 1) * sizeof *out->annot_of);
-  for (int64_t p = 0; p < np; p++) out->annot_of[p] = go_annotations_find(annot, c.ids[p]);
-  enrich_csc_t acts = {nf, np, indptr, rows, c.vals};
+  uint8_t *held = ps_xcalloc((size_t)(np ? np : 1), 1);
+  for (int64_t p = 0; p < np; p++) {
+    held[p] = excl && strmap_get(excl, c.ids[p], NULL);
+    out->annot_of[p] = held[p] ? -1 : go_annotations_find(annot, c.ids[p]);
+  }
+  float *vals = c.vals;
+  int64_t o = 0;
+  indptr[0] = 0;
+  for (int64_t f = 0; f < nf; f++) {  // held-out proteins' activations dropped (in place)
+    for (uint64_t j = c.colptr[f]; j < c.colptr[f + 1]; j++)
+      if (!held[c.rows[j]]) {
+        rows[o] = (int32_t)c.rows[j];
+        vals[o++] = c.vals[j];
+      }
+    indptr[f + 1] = o;
+  }
+  free(held);
+  enrich_csc_t acts = {nf, np, indptr, rows, vals};
   rc = enrich_engine_new(&out->eng, onto, annot, out->annot_of, np, NULL, err);
   if (rc == 0) rc = enrich_run(out->eng, &acts, pool, &out->res, err);
   if (rc == 0) {
@@ -104,6 +120,12 @@ static void print_compact(const enrich_summary_t *f, const enrich_summary_t *n) 
 }
 
 int demo_enrich(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads) {
+  return demo_enrich_holdout(fstore, nstore, datadir, outdir, threads, NULL);
+}
+
+int demo_enrich_holdout(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads,
+                        const char *holdout_ids) {
+  strmap_t *excl = NULL;
   ps_err_t err = {0};
   go_ontology_t *onto = NULL;
   go_annotations_t *annot = NULL;
@@ -122,8 +144,22 @@ int demo_enrich(const char *fstore, const char *nstore, const char *datadir, con
   annot = go_annotations_new();
   if (go_annotations_load_tsv(annot, onto, ann, NULL, NULL, &err) < 0) goto out;
   go_annotations_propagate(annot, onto);
-  if (run_store(fstore, onto, annot, pool, outdir, "features", &f, &err) < 0) goto out;
-  if (nstore && run_store(nstore, onto, annot, pool, outdir, "neurons", &n, &err) < 0) goto out;
+  if (holdout_ids) {
+    FILE *hf = fopen(holdout_ids, "r");
+    if (!hf) {
+      ps_err_set(&err, PS_EIO, "%s: cannot open", holdout_ids);
+      goto out;
+    }
+    excl = strmap_new(1024);
+    char line[512];
+    while (fgets(line, sizeof line, hf)) {
+      line[strcspn(line, "\r\n")] = 0;
+      if (line[0]) strmap_put(excl, line, 1);
+    }
+    fclose(hf);
+  }
+  if (run_store(fstore, onto, annot, pool, outdir, "features", excl, &f, &err) < 0) goto out;
+  if (nstore && run_store(nstore, onto, annot, pool, outdir, "neurons", excl, &n, &err) < 0) goto out;
   {
     char sp[PATH_MAX];
     snprintf(sp, sizeof sp, "%s/summary.txt", outdir);
@@ -141,6 +177,7 @@ out:
   if (status && err.msg[0]) fprintf(stderr, "protsae: enrichment: %s\n", err.msg);
   free_run(&f);
   free_run(&n);
+  strmap_destroy(&excl);
   go_annotations_destroy(&annot);
   go_ontology_destroy(&onto);
   ps_pool_destroy(&pool);
