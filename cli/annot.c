@@ -13,6 +13,11 @@
 #include "fasta.h"
 #include "strmap.h"
 
+static int cmp_i32_(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
 // ---- Fmax ----------------------------------------------------------------------------------
 void annot_fmax_init(annot_fmax_t *f) { memset(f, 0, sizeof *f); }
 
@@ -57,6 +62,62 @@ void annot_fmax_result(const annot_fmax_t *f, annot_fmax_result_t *r) {
       r->recall = rc;
     }
   }
+}
+
+void annot_naive_fmax(const go_ontology_t *onto, const go_annotations_t *truth, char *const *eval_ids, size_t n,
+                      annot_fmax_result_t *r) {
+  size_t nt = go_n_terms(onto);
+  int32_t roots[3] = {go_lookup(onto, "GO:0008150"), go_lookup(onto, "GO:0003674"), go_lookup(onto, "GO:0005575")};
+  int64_t *cnt = ps_xcalloc(nt, sizeof *cnt);
+  uint8_t *held = ps_xcalloc(truth->n_proteins ? truth->n_proteins : 1, 1);
+  for (size_t i = 0; i < n; i++) {
+    int64_t p = go_annotations_find(truth, eval_ids[i]);
+    if (p >= 0) held[p] = 1;
+  }
+  int64_t n_train = 0;
+  for (size_t p = 0; p < truth->n_proteins; p++) {
+    if (held[p] || !truth->n_terms[p]) continue;
+    n_train++;
+    for (uint32_t j = 0; j < truth->n_terms[p]; j++) cnt[truth->terms[p][j]]++;
+  }
+  // the terms with frequency >= 0.01 (4 decimals, as annotate writes scores), ascending term index
+  int32_t *terms = NULL;
+  float *score = NULL;
+  size_t m = 0;
+  for (size_t t = 0; t < nt && n_train; t++) {
+    if ((int32_t)t == roots[0] || (int32_t)t == roots[1] || (int32_t)t == roots[2]) continue;
+    float v = floorf((float)((double)cnt[t] / (double)n_train) * 1e4f + 0.5f) / 1e4f;
+    if (v < 0.01f) continue;
+    terms = ps_xrealloc(terms, (m + 1) * sizeof *terms);
+    score = ps_xrealloc(score, (m + 1) * sizeof *score);
+    terms[m] = (int32_t)t, score[m++] = v;
+  }
+  annot_fmax_t fm;
+  annot_fmax_init(&fm);
+  uint8_t *cor = ps_xmalloc(m ? m : 1);
+  for (size_t i = 0; i < n; i++) {
+    int64_t p = go_annotations_find(truth, eval_ids[i]);
+    if (p < 0) continue;
+    const int32_t *tt = truth->terms[p];
+    uint32_t ntt = truth->n_terms[p];
+    size_t n_true = 0;
+    for (uint32_t j = 0; j < ntt; j++) n_true += tt[j] != roots[0] && tt[j] != roots[1] && tt[j] != roots[2];
+    for (size_t j = 0; j < m; j++) cor[j] = bsearch(&terms[j], tt, ntt, sizeof *tt, cmp_i32_) != NULL;
+    annot_fmax_add(&fm, score, cor, m, n_true);
+  }
+  annot_fmax_result(&fm, r);
+  free(cor);
+  free(terms);
+  free(score);
+  free(held);
+  free(cnt);
+}
+
+void annot_stats_free(annot_stats_t *st) {
+  for (size_t i = 0; i < st->n_eval; i++) free(st->eval_ids[i]);
+  free(st->eval_ids);
+  st->eval_ids = NULL;
+  st->n_eval = st->cap_eval = 0;
 }
 
 // ---- the model -------------------------------------------------------------------------------
@@ -504,6 +565,11 @@ static int write_batch(annot_model_t *m, const float *x, char **ids, int64_t n, 
         }
         annot_fmax_add(fm, sc, cor, ng, n_true);
         free(sc);
+        if (n_true) {
+          if (st->n_eval == st->cap_eval)
+            st->eval_ids = ps_xrealloc(st->eval_ids, (st->cap_eval = st->cap_eval ? 2 * st->cap_eval : 256) * sizeof(char *));
+          st->eval_ids[st->n_eval++] = ps_xstrdup(ids[r]);
+        }
       }
     }
   }
@@ -514,6 +580,7 @@ static int write_batch(annot_model_t *m, const float *x, char **ids, int64_t n, 
 int annot_proteome(annot_model_t *m, const char *fasta, const char *emb, const char *ids_path, FILE *tsv,
                    FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, int pace_ms, int (*stop)(void),
                    annot_stats_t *st, ps_err_t *err) {
+  annot_stats_free(st);
   memset(st, 0, sizeof *st);
   fa_ids_t fa = {0};
   emb_source_t *src = NULL;

@@ -4,7 +4,8 @@
 // GO prediction rule. Inputs: the enrichment of the SAE's features (enrich_write_tsv's
 // features_terms.tsv: the significant enriched (feature, term) pairs, and features.tsv: each
 // feature's max activation over the proteins the enrichment saw). For feature f and term t,
-// conf(f, t) = the pair's best-threshold F1 (default; or its precision k/n, or 1 - q_bh), then
+// conf(f, t) = the pair's precision k/n (share of f's active proteins annotated with t; `protsae
+// annotate`'s default), or its best-threshold F1, or 1 - q_bh; then
 // closed upward over the ontology: conf(f, a) = max over f's terms t that are a or below a.
 // A protein with activations a_f scores each term
 //     score(t) = max over its active features f of  min(1, a_f / max_act_f) x conf(f, t)
@@ -52,6 +53,12 @@ void annot_fmax_init(annot_fmax_t *f);
 void annot_fmax_add(annot_fmax_t *f, const float *score, const uint8_t *correct, size_t n_pred, size_t n_true);
 void annot_fmax_result(const annot_fmax_t *f, annot_fmax_result_t *r);
 
+// The naive baseline of the same evaluation (CAFA's "naive"): every protein gets each term scored
+// by its frequency among the annotated proteins of truth that are not evaluated here (the
+// training population), roots excluded. eval_ids: the n evaluated proteins (ids in truth).
+void annot_naive_fmax(const go_ontology_t *onto, const go_annotations_t *truth, char *const *eval_ids, size_t n,
+                      annot_fmax_result_t *r);
+
 // ---- the model -------------------------------------------------------------------------------
 typedef enum { ANNOT_CONF_F1 = 0, ANNOT_CONF_PRECISION = 1, ANNOT_CONF_ONE_MINUS_Q = 2 } annot_conf_t;
 
@@ -83,7 +90,10 @@ int64_t annot_model_n_with_terms(const annot_model_t *m);  // features with >= 1
 // Errors name the file and the record (missing id in the FASTA, wrong dimension, NaN).
 typedef struct annot_stats {
   int64_t n_proteins, n_fasta, n_with_go, n_active_sum;
+  char **eval_ids;          // the evaluated proteins' ids (with truth), caller frees with annot_stats_free
+  size_t n_eval, cap_eval;
 } annot_stats_t;
+void annot_stats_free(annot_stats_t *st);
 int annot_proteome(annot_model_t *m, const char *fasta, const char *emb, const char *ids_path, FILE *tsv,
                    FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, int pace_ms, int (*stop)(void),
                    annot_stats_t *st, ps_err_t *err);
