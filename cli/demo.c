@@ -469,7 +469,7 @@ trained:
 
   // [6/6] GO prediction on the held-out proteins: protsae annotate on them as a dropped proteome
   char ann_out[PATH_MAX + 32], expl[PATH_MAX + 32], eval[PATH_MAX + 64], self[PATH_MAX];
-  double fmax = NAN, fprec = NAN, frec = NAN, ftau = NAN, fprot = NAN;
+  double fmax = NAN, fprec = NAN, frec = NAN, ftau = NAN, fprot = NAN, fnaive = NAN;
   snprintf(ann_out, sizeof ann_out, "%s/out", ann_dir);
   snprintf(expl, sizeof expl, "%s/features.jsonl", interp_dir);
   snprintf(eval, sizeof eval, "%s/heldout.eval.txt", ann_out);
@@ -492,7 +492,7 @@ trained:
       goto out;
     }
     fmax = read_kv(eval, "fmax"), fprec = read_kv(eval, "precision"), frec = read_kv(eval, "recall");
-    ftau = read_kv(eval, "threshold"), fprot = read_kv(eval, "proteins_evaluated");
+    ftau = read_kv(eval, "threshold"), fprot = read_kv(eval, "proteins_evaluated"), fnaive = read_kv(eval, "naive_fmax");
     printf("      in %.0f s; per protein: features, explanations, GO terms in %s/heldout.{tsv,jsonl}\n", now_s() - t1,
            ann_out);
   } else {
@@ -521,6 +521,7 @@ trained:
   printf("annotate_heldout_proteins: %lld\nannotate_evaluated_proteins: %.0f\n", (long long)n_held, fprot);
   printf("annotate_precision: %.4f\nannotate_recall: %.4f\nannotate_threshold: %.2f\nannotate_fmax: %.4f\n", fprec,
          frec, ftau, fmax);
+  printf("annotate_naive_fmax: %.4f\n", fnaive);
   printf("seconds: %.1f\n", now_s() - t0);
   printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
   status = 0;

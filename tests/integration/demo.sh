@@ -11,10 +11,50 @@ unset ANTHROPIC_API_KEY OPENAI_API_KEY
 PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 4 \
   --n-interpret 30 --batch-rows 128 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
 cat "$T/out"
-for pat in '^\[5/5\]' '^planted_recovery_cos09: ' 'with >= 1 significant GO term' 'median best F1' \
-           '^mode: offline' '^mean_r ' '^seconds: '; do
+for pat in '^\[5/6\]' '^\[6/6\]' '^planted_recovery_cos09: ' 'with >= 1 significant GO term' 'median best F1' \
+           '^mode: offline' '^mean_r ' '^seconds: ' 'held out of the enrichment'; do
   grep -q "$pat" "$T/out" || fail "demo output lacks /$pat/"
 done
+# the closing key: value lines: every key present, fractions and Fmax in [0, 1], r in [-1, 1]
+kv() { awk -F': ' -v k="$1" '$1==k{v=$2} END{if (v=="") exit 1; print v}' "$T/out"; }
+for k in planted_recovery_cos09 features_with_go_fraction neurons_with_go_fraction annotate_fmax annotate_precision \
+         annotate_recall annotate_threshold annotate_naive_fmax; do
+  v=$(kv $k) || fail "no '$k:' line"
+  awk -v v="$v" 'BEGIN{exit !(v ~ /^[0-9.]+$/ && v >= 0 && v <= 1)}' || fail "$k = $v, not in [0, 1]"
+done
+for k in features_mean_r neurons_mean_r; do
+  v=$(kv $k) || fail "no '$k:' line"
+  awk -v v="$v" 'BEGIN{exit !(v ~ /^-?[0-9.]+$/ && v >= -1 && v <= 1)}' || fail "$k = $v, not in [-1, 1]"
+done
+kv report >/dev/null || fail "no report: line"
+# the held-out proteins: ~10% of the dataset, left out of the enrichment, all annotated and evaluated
+nh=$(kv annotate_heldout_proteins); ne=$(kv annotate_evaluated_proteins)
+awk -v n="$nh" -v e="$ne" 'BEGIN{exit !(n > 1200 && n < 2300 && e > 0.9 * n && e <= n)}' || fail "held out $nh, evaluated $ne"
+awk -v f="$(kv annotate_fmax)" 'BEGIN{exit !(f > 0.05)}' || fail "annotate_fmax $(kv annotate_fmax): nothing predicted right"
+[ "$(wc -l <"$T/w/annotate/holdout.ids")" -eq "$nh" ] || fail "holdout.ids"
+[ "$(wc -l <"$T/w/annotate/out/heldout.jsonl")" -eq "$nh" ] || fail "heldout.jsonl lines"
+# not one held-out protein in the population of the enrichment: the sum of a feature's study set
+# (n) over the features equals the active entries of the non-held-out proteins only
+/usr/bin/python3 - "$T/w/annotate/holdout.ids" "$T/w/annotate/out/heldout.jsonl" "$T/w/enrichment/features_terms.tsv" \
+  "$SHARED/data/human-swissprot/go_annotations.tsv.gz" "$T/w/synth/proteins.ids" <<'PY' || fail "held-out annotation content"
+import gzip, json, sys
+held = set(open(sys.argv[1]).read().split())
+with open(sys.argv[3]) as f:
+    next(f); N = int(next(f).split("\t")[8])
+annotated = {l.split("\t")[0] for l in gzip.open(sys.argv[4], "rt")}
+prots = set(open(sys.argv[5]).read().split())
+A, H = len(prots & annotated), len(held & annotated)
+print(f"enrichment population N {N}; annotated proteins {A}, of them held out {H}")
+assert abs(N - (A - H)) <= 5, "held-out proteins in the enrichment population"
+n = 0
+for line in open(sys.argv[2]):
+    j = json.loads(line); n += 1
+    assert j["protein"] in held, j["protein"]
+    assert all(0 < g["score"] <= 1 for g in j["go"])
+    assert all(f["explanation"] is None or isinstance(f["explanation"], str) for f in j["features"])
+assert n == len(held)
+print("held-out annotations:", n, "proteins")
+PY
 # the SAE features carry GO terms more often than the raw dimensions do (planted data)
 read -r f n < <(awk '/with >= 1 significant GO term/{gsub("%","");print $(NF-1), $NF}' "$T/out")
 awk -v f="$f" -v n="$n" 'BEGIN{exit !(f > 0 && n >= 0)}' || fail "enrichment figures: $f $n"
