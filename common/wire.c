@@ -18,9 +18,10 @@ static int set_opts(void *s, int type, const wire_opts_t *o) {
   rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
   rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
   rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &tmo, sizeof tmo);
-  if (o->bufsize > 0) {
-    rc |= zmq_setsockopt(s, ZMQ_SNDBUF, &o->bufsize, sizeof o->bufsize);
-    rc |= zmq_setsockopt(s, ZMQ_RCVBUF, &o->bufsize, sizeof o->bufsize);
+  int buf = o->bufsize == 0 ? WIRE_BUFSIZE_DEFAULT : o->bufsize;
+  if (buf > 0) {
+    rc |= zmq_setsockopt(s, ZMQ_SNDBUF, &buf, sizeof buf);
+    rc |= zmq_setsockopt(s, ZMQ_RCVBUF, &buf, sizeof buf);
   }
   return rc;
 }

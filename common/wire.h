@@ -26,9 +26,14 @@ typedef struct wire_opts {
   int hwm;              // messages queued per peer before send blocks (default 16)
   int linger_ms;        // how long close waits for unsent messages (default 30000)
   int heartbeat_ms;     // ZMTP heartbeat interval (default 1000; timeout 5x)
-  int bufsize;          // kernel SO_SNDBUF/RCVBUF bytes, 0 = OS default
+  int bufsize;          // kernel SO_SNDBUF/RCVBUF bytes: 0 = WIRE_BUFSIZE_DEFAULT, < 0 = the OS default
 } wire_opts_t;
 
+// 4 MiB socket buffers: a batch of 1024 x 480 floats (2 MB) then crosses ipc:// or tcp:// in one
+// or two system calls instead of ~10 with context switches between the processes (measured:
+// reader -> consumer over ipc:// 0.41 -> 0.51 of in-process parsing). The kernel clamps the value
+// to net.core.wmem_max / rmem_max (often 208 KiB, 4 MiB here); memory: up to 8 MiB per connection.
+#define WIRE_BUFSIZE_DEFAULT (4 << 20)
 #define WIRE_OPTS_DEFAULT {16, 30000, 1000, 0}
 
 typedef struct wire_stats {
