@@ -48,7 +48,8 @@ static void usage(void) {
   fprintf(stderr, "usage: parity_torch topk|relu|batchtopk|jumprelu|transcoder K OUTDIR [--steps N] [--batch B]\n"
                   "  [--d-in D] [--d-sae N] [--d-out O] [--seed S] [--threads T] [--chunk R] [--lr X] [--clip X]\n"
                   "  [--k-aux N] [--aux-coeff X] [--dead-steps N] [--l1 X] [--l1-warmup N] [--dense-threshold X]\n"
-                  "  [--threshold-ema X] [--unit-norm 0|1] [--norm 0|1] [--l0 X] [--bandwidth X] [--init-threshold X]\n");
+                  "  [--threshold-ema X] [--unit-norm 0|1] [--norm 0|1] [--l0 X] [--bandwidth X] [--init-threshold X]\n"
+                  "  [--matryoshka M1,M2,... (topk / batchtopk nested prefixes)]\n");
   exit(2);
 }
 
@@ -111,9 +112,14 @@ int main(int argc, char **argv) {
   o.dense_threshold = 0.05;
   o.threshold_ema = 0.99;
   o.chunk_rows = 24;
+  const char *mat = NULL;
   for (int i = 4; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 >= argc) usage();
+    if (!strcmp(a, "--matryoshka")) {
+      mat = argv[++i];
+      continue;
+    }
     double v = num(argv[++i]);
     if (!strcmp(a, "--steps")) steps = (int64_t)v;
     else if (!strcmp(a, "--batch")) B = (int64_t)v;
@@ -145,6 +151,7 @@ int main(int argc, char **argv) {
   c.apply_b_dec_to_input = !tc;
   const int64_t d = c.d_in, n = c.d_sae, od = c.d_out;
   ps_err_t err = {0};
+  if (mat && sae_train_parse_matryoshka(&o, mat, n, &err)) die("--matryoshka", &err);
 
   // ---- model ----
   sae_t *s = NULL;
@@ -217,13 +224,16 @@ int main(int argc, char **argv) {
           " \"k_aux\": %d, \"aux_coeff\": %.17g, \"dead_steps\": %lld, \"l1_coeff\": %.17g, \"l1_warmup_steps\": %lld,\n"
           " \"unit_norm_decoder\": %s, \"dense_threshold\": %.17g, \"threshold_ema\": %.17g,\n"
           " \"normalize_per_sample\": %s, \"apply_b_dec_to_input\": %s,\n"
-          " \"l0_coeff\": %.17g, \"jumprelu_bandwidth\": %.17g, \"jumprelu_init_threshold\": %.17g}\n",
+          " \"l0_coeff\": %.17g, \"jumprelu_bandwidth\": %.17g, \"jumprelu_init_threshold\": %.17g,\n"
+          " \"matryoshka\": [",
           sae_arch_name(c.arch), tc ? "true" : "false", c.k, (long long)d, (long long)n, (long long)od,
           (long long)steps, (long long)B, (unsigned long long)seed, threads, (long long)o.chunk_rows, o.lr, o.beta1,
           o.beta2, o.eps, o.clip_norm, o.k_aux, o.aux_coeff, (long long)o.dead_steps, o.l1_coeff,
           (long long)o.l1_warmup_steps, o.unit_norm_decoder ? "true" : "false", o.dense_threshold, o.threshold_ema,
           c.normalize_per_sample ? "true" : "false", c.apply_b_dec_to_input ? "true" : "false", o.l0_coeff,
           o.jumprelu_bandwidth, o.jumprelu_init_threshold);
+  for (int i = 0; i < o.n_matryoshka; i++) fprintf(pf, "%s%lld", i ? ", " : "", (long long)o.matryoshka[i]);
+  fprintf(pf, "]}\n");
   fclose(pf);
 
   // ---- training ----

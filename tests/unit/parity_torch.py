@@ -71,7 +71,8 @@ TOL_STEP = 1e-5   # teacher-forced, per step
 TOL_RUN = 1e-4    # free-running trajectory
 BLOCKS = ("W_enc", "b_enc", "W_dec", "b_dec")
 PERTURBATIONS = ("aux_coeff", "no_detach", "l1_coeff", "l1_warmup", "dead_steps", "unit_norm", "clip", "eps",
-                 "k_aux", "lr", "beta2", "ema", "l0_coeff", "bandwidth", "no_theta_ste")
+                 "k_aux", "lr", "beta2", "ema", "l0_coeff", "bandwidth", "no_theta_ste", "matryoshka_sum",
+                 "matryoshka_prefix")
 REQUIREMENTS = ("aux", "aux_trunc", "aux_scale", "dense", "sparse", "mixed", "window")
 
 
@@ -159,8 +160,16 @@ class Reference:
         self.unit, self.norm, self.bdec_in = P["unit_norm_decoder"], P["normalize_per_sample"], P["apply_b_dec_to_input"]
         self.ema = P["threshold_ema"]
         self.chunk = P["chunk_rows"] if P["chunk_rows"] > 0 else 1024
+        # Matryoshka: the loss is the mean over the nested prefixes m_1 < ... < m_P = d_sae of the
+        # reconstruction error using only the first m_p latents (the full model's selection)
+        self.mat = list(P.get("matryoshka", []))
         self.detach = True
-        if perturb == "aux_coeff":
+        self.mat_sum = False
+        if perturb == "matryoshka_sum":
+            self.mat_sum = True
+        elif perturb == "matryoshka_prefix":  # the first boundary one latent later
+            self.mat[0] += 1
+        elif perturb == "aux_coeff":
             self.aux_coeff *= 1.25
         elif perturb == "no_detach":
             self.detach = False
@@ -230,6 +239,9 @@ class Reference:
         yh = f @ W_dec + b_dec
         mse = ((yh - y) ** 2).sum(-1).mean()
         loss = mse
+        if len(self.mat) > 1:
+            nested = [((f[:, :m] @ W_dec[:m] + b_dec - y) ** 2).sum(-1).mean() for m in self.mat]
+            loss = sum(nested) / (1.0 if self.mat_sum else len(self.mat))
         l1v = torch.zeros((), dtype=self.dtype)
         if self.relu and self.l1_coeff != 0:
             c1 = self.l1_coeff * (min(1.0, (s + 1) / self.l1_warm) if self.l1_warm > 0 else 1.0)

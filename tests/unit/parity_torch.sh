@@ -6,7 +6,8 @@
 # k_aux > n_dead, and jumprelu (SAELens' defaults: bandwidth and initial threshold 0.001, L0
 # coefficient 1 with warm-up, dense and sparse paths; and a wider window with per-sample
 # normalisation on the sparse path; both with pre-activations inside the STE window above and
-# below theta), the C
+# below theta), Matryoshka topk and batchtopk (nested prefixes: the mean of the prefixes'
+# reconstruction errors), the C
 # trainer (parity_torch) and the PyTorch reference (parity_torch.py) train
 # the same initial model on the same 20 batches: every step's losses and gradient (at the C
 # side's parameters) and PyTorch's own run (losses, final parameters, Adam state) must agree,
@@ -46,6 +47,8 @@ run batchtopk batchtopk 8 aux,aux_scale
 run transcoder transcoder 8 aux --norm 1
 run topk_kaux48 topk 8 aux,aux_scale --threads 1 --chunk 1024 --seed 2 --k-aux 48
 run jumprelu jumprelu 0 dense,sparse,mixed,window
+run matryoshka topk 8 aux --matryoshka 5,13,30
+run matryoshka_btk batchtopk 8 aux --matryoshka 10,40 --seed 5
 run jumprelu_wide jumprelu 0 sparse,window --dense-threshold 2 --norm 1 --bandwidth 0.05 --init-threshold 0.01 --l0 0.2 --seed 3
 # negative controls: the same C results against a wrong reference must not pass
 neg() {  # name perturbation
@@ -68,5 +71,7 @@ neg transcoder aux_coeff
 neg topk_kaux48 k_aux
 for p in l0_coeff bandwidth no_theta_ste l1_warmup clip; do neg jumprelu $p; done
 for p in l0_coeff no_theta_ste; do neg jumprelu_wide $p; done
+for p in matryoshka_sum matryoshka_prefix aux_coeff; do neg matryoshka $p; done
+for p in matryoshka_sum matryoshka_prefix; do neg matryoshka_btk $p; done
 [ $fail -eq 0 ] && echo "parity_torch.sh: all architectures match PyTorch"
 exit $fail
