@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "log.h"
 #include "safetensors.h"
 
@@ -172,6 +174,38 @@ static int add_rows(st_writer_t *w, const char *name, const float *rows, int64_t
   return st_writer_add_f32(w, name, ST_F32, sh, 2, rows, err);
 }
 
+
+// Matryoshka: record the nested prefix sizes in cfg.json (protsae_matryoshka_prefixes). The saved
+// SAE is a plain TopK / BatchTopK SAE for encoding; the prefixes only say how it was trained.
+static int cfg_add_matryoshka(const char *dir, const sae_train_opts_t *o, ps_err_t *err) {
+  if (o->n_matryoshka <= 0) return 0;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/cfg.json", dir);
+  json_error_t je;
+  json_t *j = json_load_file(path, 0, &je);
+  if (!j) return ps_err_set(err, PS_EFORMAT, "%s: %s", path, je.text);
+  json_t *a = json_array();
+  for (int i = 0; i < o->n_matryoshka; i++) json_array_append_new(a, json_integer(o->matryoshka[i]));
+  json_object_set_new(j, "protsae_matryoshka_prefixes", a);
+  char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(j);
+  if (!txt) return ps_err_set(err, PS_ENOMEM, "%s: cannot serialise", path);
+  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  size_t len = strlen(txt), off = 0;
+  int rc = fd < 0 ? -1 : 0;
+  while (!rc && off < len) {
+    ssize_t w = write(fd, txt + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) rc = -1;
+    else off += (size_t)w;
+  }
+  if (!rc && fsync(fd) != 0) rc = -1;
+  int e = errno;
+  if (fd >= 0 && close(fd) != 0 && !rc) { rc = -1; e = errno; }
+  free(txt);
+  return rc ? ps_err_set(err, -e, "%s: %s", path, strerror(e)) : 0;
+}
+
 static int save_ckpt(run_t *r, int as_best, ps_err_t *err) {
   const char *out = r->o->out_dir;
   int64_t step = sae_trainer_step_count(r->tr);
@@ -187,6 +221,7 @@ static int save_ckpt(run_t *r, int as_best, ps_err_t *err) {
   rm_tree(tmpdir);
   if (mkdir(tmpdir, 0755) != 0) return ps_err_set(err, -errno, "checkpoint: mkdir %s: %s", tmpdir, strerror(errno));
   int rc = sae_save(r->s, tmpdir, r->in_scale, r->out_scale, err);
+  if (!rc) rc = cfg_add_matryoshka(tmpdir, sae_trainer_opts(r->tr), err);
   if (rc) goto fail;
   st_writer_t *w = NULL;
   snprintf(path, sizeof path, "%s/trainer_state.safetensors", tmpdir);

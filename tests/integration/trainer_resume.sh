@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integration: protsae-trainer on protsae synth data.
 #  - kill -9 mid-run, restart: the resumed run ends with byte-identical weights to an
-#    uninterrupted one (same threads), TopK and JumpReLU; also after SIGTERM (checkpoint on
+#    uninterrupted one (same threads), TopK, JumpReLU and Matryoshka TopK; also after SIGTERM (checkpoint on
 #    stop, exit 0).
 #  - checkpoints are SAELens directories (cfg.json + sae_weights.safetensors); `best` and
 #    `latest` point at complete directories; metrics.jsonl has train and eval lines.
@@ -78,6 +78,32 @@ cmp "$T/JA/latest/sae_weights.safetensors" "$T/JB/latest/sae_weights.safetensors
   fail "jumprelu kill -9 at $at + resume: weights differ from the uninterrupted run"
 cmp "$T/JA/latest/trainer_state.safetensors" "$T/JB/latest/trainer_state.safetensors" || fail "jumprelu trainer state differs"
 echo "jumprelu kill -9 at $at + resume: identical weights and threshold"
+
+# Matryoshka (nested prefixes; their errors in the loss): kill -9 + resume is byte-identical too;
+# saved as a plain SAELens topk SAE with the prefix sizes recorded in cfg.json
+margs=("${args[@]}" --matryoshka 16,64)
+"$TR" "${margs[@]}" --out "$T/MA" >"$T/MA.out" 2>"$T/MA.err" || { tail "$T/MA.err"; fail "matryoshka run"; }
+grep -q '"architecture": "topk"' "$T/MA/latest/cfg.json" || fail "matryoshka cfg.json: architecture"
+tr -d ' \n' <"$T/MA/latest/cfg.json" | grep -q '"protsae_matryoshka_prefixes":\[16,64,256\]' ||
+  { cat "$T/MA/latest/cfg.json"; fail "matryoshka cfg.json: prefixes"; }
+cmp -s "$T/A/latest/sae_weights.safetensors" "$T/MA/latest/sae_weights.safetensors" &&
+  fail "matryoshka run equals the plain run"
+"$TR" "${margs[@]}" --out "$T/MB" >"$T/MB1.out" 2>"$T/MB1.err" &
+pid=$!
+for i in $(seq 1 600); do
+  [ -L "$T/MB/latest" ] && [ "$(readlink "$T/MB/latest")" \> "ckpt-0000000030" ] && break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null || fail "matryoshka run B finished before it could be killed"
+wait $pid 2>/dev/null || true
+at=$(readlink "$T/MB/latest")
+"$TR" "${margs[@]}" --out "$T/MB" >"$T/MB2.out" 2>"$T/MB2.err" || { tail "$T/MB2.err"; fail "matryoshka resume"; }
+grep -q "resumed from" "$T/MB2.err" || fail "matryoshka run B did not resume"
+cmp "$T/MA/latest/sae_weights.safetensors" "$T/MB/latest/sae_weights.safetensors" ||
+  fail "matryoshka kill -9 at $at + resume: weights differ from the uninterrupted run"
+cmp "$T/MA/latest/trainer_state.safetensors" "$T/MB/latest/trainer_state.safetensors" || fail "matryoshka trainer state differs"
+cmp "$T/MA/latest/cfg.json" "$T/MB/latest/cfg.json" || fail "matryoshka cfg.json differs"
+echo "matryoshka kill -9 at $at + resume: identical weights"
 
 # SIGTERM: checkpoint on stop, exit 0, resume to the same end
 "$TR" "${args[@]}" --out "$T/C" >"$T/C1.out" 2>"$T/C1.err" &
