@@ -390,16 +390,7 @@ int main(int argc, char **argv) {
     // the totals. While a stop is pending a blocked send gives up instead of waiting.
     int eos_wait = ps_signals_stop_requested() ? 10000 : -1;
     for (int64_t i = 0; i < consumers; i++) {
-      Protsae__Envelope env = PROTSAE__ENVELOPE__INIT;
-      Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
-      eos.rows_sent = rows_sent;
-      eos.batches_sent = batches_sent;
-      eos.proteins_sent = prot_sent;
-      eos.n_producers = 1;
-      eos.reason = (char *)reason;
-      env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
-      env.end_of_stream = &eos;
-      if (send_control(sock, run_id, producer, seq, &env, eos_wait, &err) < 0) {
+      if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, reason, eos_wait, &err) < 0) {
         PS_WARN("EndOfStream %lld of %lld not sent: %s", (long long)i + 1, (long long)consumers, err.msg);
         break;
       }
