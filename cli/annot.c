@@ -490,7 +490,7 @@ static int write_batch(annot_model_t *m, const float *x, char **ids, int64_t n, 
     for (size_t j = 0; j < na; j++) {
       int32_t f = fs[j].id;
       float a = fs[j].v, mx = m->max_act[f];
-      float s = mx > 0 ? (a / mx < 1 ? a / mx : 1) : 0;
+      float s = mx > 0 ? (m->o.no_scaling || a / mx >= 1 ? 1 : a / mx) : 0;
       const char *ex = m->expl ? m->expl[f] : NULL;
       fprintf(tsv, "%s\tfeature\t%d\t%.6g\t%.4f\t", ids[r], f, (double)a, (double)s);
       tsv_cell(tsv, ex ? ex : "");

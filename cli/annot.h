@@ -72,6 +72,7 @@ typedef struct annot_opts {
   double min_score;           // terms below are not written (0.01)
   int64_t max_terms;          // at most this many GO terms a protein, best first (0 = all)
   int64_t batch_rows;         // rows encoded at a time (256)
+  int no_scaling;             // 1: a_f / max_act_f taken as 1 (any active feature counts fully)
 } annot_opts_t;
 
 typedef struct annot_model annot_model_t;

@@ -50,6 +50,7 @@ static const ps_config_entry_t table[] = {
     {"batch-rows", "256", "proteins encoded at a time (bounds memory)"},
     {"min-score", "0.01", "GO terms scoring below are not written"},
     {"max-terms", "100", "at most this many GO terms a protein, best first (0 = all)"},
+    {"scale-activation", "1", "1: score = min(1, activation / the feature's max) x confidence; 0: confidence alone"},
     {"confidence", "precision", "confidence of a feature -> term pair: precision (k/n of the enrichment) | f1 | 1-q"},
     {"evaluate", "0", "1: Fmax of the predictions against the data's GO annotations (propagated), per proteome"},
     {"pace-ms", "0", "sleep after each batch (tests)"},
@@ -401,6 +402,12 @@ int cli_annotate(int argc, char **argv) {
     fprintf(stderr, "protsae annotate: %s\n", err.msg);
     goto out;
   }
+  int scale_act = 1;
+  if (ps_config_bool(cfg, "scale-activation", &scale_act, &err) < 0) {
+    fprintf(stderr, "protsae annotate: %s\n", err.msg);
+    goto out;
+  }
+  ao.no_scaling = !scale_act;
   if (!strcmp(conf_s, "f1")) ao.conf = ANNOT_CONF_F1;
   else if (!strcmp(conf_s, "precision")) ao.conf = ANNOT_CONF_PRECISION;
   else if (!strcmp(conf_s, "1-q")) ao.conf = ANNOT_CONF_ONE_MINUS_Q;
