@@ -273,10 +273,9 @@ static double json_path_num(json_t *root, const char *a, const char *b) {
 
 // `protsae NAME ...` of this same binary as a child, its stdout echoed; *val = the value of key.
 static int run_self_kv(char *const argv[], const char *key, double *val) {
-  char self[PATH_MAX], cmd[8192];
-  ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (l <= 0) return -1;
-  self[l] = 0;
+  char self[64], cmd[8192];
+  // this very binary, also when its file was replaced meanwhile (a rebuild during the demo)
+  snprintf(self, sizeof self, "/proc/%d/exe", (int)getpid());
   size_t o = (size_t)snprintf(cmd, sizeof cmd, "'%s'", self);
   for (int i = 0; argv[i] && o < sizeof cmd; i++) o += (size_t)snprintf(cmd + o, sizeof cmd - o, " '%s'", argv[i]);
   FILE *p = popen(cmd, "r");
@@ -477,9 +476,7 @@ trained:
     t1 = now_s();
     printf("[6/6] GO prediction for the %lld held-out proteins from their features (protsae annotate)\n", (long long)n_held);
     fflush(stdout);
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (sl <= 0) goto out;
-    self[sl] = 0;
+    snprintf(self, sizeof self, "/proc/%d/exe", (int)getpid());  // this binary, as for recovery
     char *aargv[] = {self, "annotate", "--watch", drop, "--out", ann_out, "--sae", best, "--enrichment", enr,
                      "--explanations", expl, "--data", datadir, "--once", "1", "--evaluate", "1", NULL};
     log_path(lg, sizeof lg, "annotate");
