@@ -18,6 +18,11 @@ static int cmp_i32_(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+typedef struct scored {
+  int32_t id;
+  float v;
+} scored_t;
+
 // ---- Fmax ----------------------------------------------------------------------------------
 void annot_fmax_init(annot_fmax_t *f) { memset(f, 0, sizeof *f); }
 
@@ -64,6 +69,24 @@ void annot_fmax_result(const annot_fmax_t *f, annot_fmax_result_t *r) {
   }
 }
 
+// One protein into fm[0] (all namespaces) and fm[1 + ns] (BP, MF, CC): predictions pr[0..np)
+// (term, score), true terms tt (sorted, propagated). sc / cor: scratch of np entries.
+static void fmax_add_ns(annot_fmax_t *fm, const go_ontology_t *o, const int32_t roots[3], const scored_t *pr, size_t np,
+                        const int32_t *tt, uint32_t ntt, float *sc, uint8_t *cor) {
+  for (int k = 0; k < ANNOT_N_FM; k++) {
+    size_t n = 0, n_true = 0;
+    for (uint32_t j = 0; j < ntt; j++)
+      if (tt[j] != roots[0] && tt[j] != roots[1] && tt[j] != roots[2] && (!k || (int)go_term(o, tt[j])->ns == k - 1))
+        n_true++;
+    for (size_t j = 0; j < np; j++) {
+      if (k && (int)go_term(o, pr[j].id)->ns != k - 1) continue;
+      sc[n] = pr[j].v;
+      cor[n++] = bsearch(&pr[j].id, tt, ntt, sizeof *tt, cmp_i32_) != NULL;
+    }
+    annot_fmax_add(&fm[k], sc, cor, n, n_true);
+  }
+}
+
 void annot_naive_fmax(const go_ontology_t *onto, const go_annotations_t *truth, char *const *eval_ids, size_t n,
                       annot_fmax_result_t *r) {
   size_t nt = go_n_terms(onto);
@@ -81,34 +104,26 @@ void annot_naive_fmax(const go_ontology_t *onto, const go_annotations_t *truth, 
     for (uint32_t j = 0; j < truth->n_terms[p]; j++) cnt[truth->terms[p][j]]++;
   }
   // the terms with frequency >= 0.01 (4 decimals, as annotate writes scores), ascending term index
-  int32_t *terms = NULL;
-  float *score = NULL;
+  scored_t *pr = ps_xmalloc(nt * sizeof *pr);
   size_t m = 0;
   for (size_t t = 0; t < nt && n_train; t++) {
     if ((int32_t)t == roots[0] || (int32_t)t == roots[1] || (int32_t)t == roots[2]) continue;
     float v = floorf((float)((double)cnt[t] / (double)n_train) * 1e4f + 0.5f) / 1e4f;
     if (v < 0.01f) continue;
-    terms = ps_xrealloc(terms, (m + 1) * sizeof *terms);
-    score = ps_xrealloc(score, (m + 1) * sizeof *score);
-    terms[m] = (int32_t)t, score[m++] = v;
+    pr[m++] = (scored_t){(int32_t)t, v};
   }
-  annot_fmax_t fm;
-  annot_fmax_init(&fm);
+  annot_fmax_t fm[ANNOT_N_FM];
+  for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_init(&fm[k]);
   uint8_t *cor = ps_xmalloc(m ? m : 1);
+  float *sc = ps_xmalloc((m ? m : 1) * sizeof *sc);
   for (size_t i = 0; i < n; i++) {
     int64_t p = go_annotations_find(truth, eval_ids[i]);
-    if (p < 0) continue;
-    const int32_t *tt = truth->terms[p];
-    uint32_t ntt = truth->n_terms[p];
-    size_t n_true = 0;
-    for (uint32_t j = 0; j < ntt; j++) n_true += tt[j] != roots[0] && tt[j] != roots[1] && tt[j] != roots[2];
-    for (size_t j = 0; j < m; j++) cor[j] = bsearch(&terms[j], tt, ntt, sizeof *tt, cmp_i32_) != NULL;
-    annot_fmax_add(&fm, score, cor, m, n_true);
+    if (p >= 0) fmax_add_ns(fm, onto, roots, pr, m, truth->terms[p], truth->n_terms[p], sc, cor);
   }
-  annot_fmax_result(&fm, r);
+  for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_result(&fm[k], &r[k]);
   free(cor);
-  free(terms);
-  free(score);
+  free(sc);
+  free(pr);
   free(held);
   free(cnt);
 }
@@ -441,10 +456,6 @@ static int read_fasta_ids(const char *path, fa_ids_t *out, ps_err_t *err) {
   return rc;
 }
 
-typedef struct scored {
-  int32_t id;
-  float v;
-} scored_t;
 static int cmp_scored(const void *a, const void *b) {  // value descending, then id ascending
   const scored_t *x = a, *y = b;
   if (x->v != y->v) return x->v > y->v ? -1 : 1;
@@ -558,12 +569,7 @@ static int write_batch(annot_model_t *m, const float *x, char **ids, int64_t n, 
         size_t n_true = 0;
         for (uint32_t j = 0; j < ntt; j++) n_true += !is_root(m, tt[j]);
         float *sc = ps_xmalloc((ng ? ng : 1) * sizeof *sc);
-        uint8_t *cor = *cbuf;
-        for (size_t j = 0; j < ng; j++) {
-          sc[j] = gs[j].v;
-          cor[j] = bsearch(&gs[j].id, tt, ntt, sizeof *tt, cmp_i32) != NULL;
-        }
-        annot_fmax_add(fm, sc, cor, ng, n_true);
+        fmax_add_ns(fm, o, m->roots, gs, ng, tt, ntt, sc, *cbuf);
         free(sc);
         if (n_true) {
           if (st->n_eval == st->cap_eval)

@@ -17,7 +17,7 @@
 // precision(tau) = mean over proteins with >= 1 predicted term of |P n T| / |P|;
 // recall(tau) = mean over all evaluated proteins (those with >= 1 true non-root annotation,
 // propagated) of |P n T| / |T|; F(tau) = 2 pr rc / (pr + rc); Fmax = max over tau (the highest
-// tau among ties). All namespaces together.
+// tau among ties). All namespaces together, and each namespace on its own (CAFA's way).
 //
 // Memory: the SAE, one batch (batch_rows x d_in floats + chunk pre-activations), per feature
 // its closed term list (8 bytes a term), the ontology, the FASTA's ids (the check that every
@@ -35,6 +35,7 @@
 
 // ---- Fmax ----------------------------------------------------------------------------------
 #define ANNOT_N_TAU 100
+#define ANNOT_N_FM 4   // evaluations: [0] all namespaces together, [1 + go_namespace_t] BP, MF, CC
 typedef struct annot_fmax {
   double prec_sum[ANNOT_N_TAU + 1];   // index i: tau = i / 100 (i >= 1)
   int64_t n_prec[ANNOT_N_TAU + 1];
@@ -56,6 +57,7 @@ void annot_fmax_result(const annot_fmax_t *f, annot_fmax_result_t *r);
 // The naive baseline of the same evaluation (CAFA's "naive"): every protein gets each term scored
 // by its frequency among the annotated proteins of truth that are not evaluated here (the
 // training population), roots excluded. eval_ids: the n evaluated proteins (ids in truth).
+// r[ANNOT_N_FM]: all namespaces, BP, MF, CC.
 void annot_naive_fmax(const go_ontology_t *onto, const go_annotations_t *truth, char *const *eval_ids, size_t n,
                       annot_fmax_result_t *r);
 
@@ -86,7 +88,8 @@ int64_t annot_model_n_with_terms(const annot_model_t *m);  // features with >= 1
 
 // One proteome: FASTA + embeddings (any reader format; ids from ids_path, else the FASTA order)
 // -> tsv and jsonl (written to these paths as given; the caller renames). truth (propagated
-// annotations, may be NULL) adds the proteome's proteins to fm. pace_ms sleeps after each batch
+// annotations, may be NULL) adds the proteome's proteins to fm[ANNOT_N_FM] (all, BP, MF, CC;
+// a protein counts in a namespace when it has a true term there). pace_ms sleeps after each batch
 // (tests). stop (may be NULL) is polled between batches: returns PS_EINTR when it says so.
 // Errors name the file and the record (missing id in the FASTA, wrong dimension, NaN).
 typedef struct annot_stats {

@@ -234,10 +234,10 @@ static int process(ctx_t *c, proteome_t *p) {
     if (fj) fclose(fj);
     return 1;
   }
-  annot_fmax_t fm;
-  annot_fmax_init(&fm);
+  annot_fmax_t fm[ANNOT_N_FM];
+  for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_init(&fm[k]);
   annot_stats_t st = {0};
-  int rc = annot_proteome(c->model, p->fasta, p->emb, p->has_ids ? p->ids : NULL, ft, fj, c->truth, &fm, c->pace_ms,
+  int rc = annot_proteome(c->model, p->fasta, p->emb, p->has_ids ? p->ids : NULL, ft, fj, c->truth, fm, c->pace_ms,
                           stop_requested, &st, &err);
   int rt = fsync_close(ft), rj = fsync_close(fj);
   if (rc == 0 && (rt < 0 || rj < 0)) rc = ps_err_set(&err, PS_EIO, "%s: write failed: %s", c->tmpdir, strerror(-(rt < 0 ? rt : rj)));
@@ -252,19 +252,26 @@ static int process(ctx_t *c, proteome_t *p) {
     fail_proteome(c, p, err.msg);
     return 1;
   }
-  annot_fmax_result_t fr, nv = {0};
-  annot_fmax_result(&fm, &fr);
-  if (c->evaluate) annot_naive_fmax(annot_model_onto(c->model), c->truth, st.eval_ids, st.n_eval, &nv);
+  annot_fmax_result_t fa[ANNOT_N_FM], nva[ANNOT_N_FM];
+  memset(nva, 0, sizeof nva);
+  for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_result(&fm[k], &fa[k]);
+  if (c->evaluate) annot_naive_fmax(annot_model_onto(c->model), c->truth, st.eval_ids, st.n_eval, nva);
+  annot_fmax_result_t fr = fa[0], nv = nva[0];
   annot_stats_free(&st);
-  char text[1024];
+  char text[2048];
   if (c->evaluate) {
     char nm[300];
     snprintf(nm, sizeof nm, "%s.eval.txt", p->name);
-    snprintf(text, sizeof text,
+    int o = snprintf(text, sizeof text,
              "proteins: %lld\nproteins_evaluated: %lld\nfmax: %.4f\nthreshold: %.2f\nprecision: %.4f\nrecall: %.4f\n"
              "naive_fmax: %.4f\nnaive_threshold: %.2f\n",
              (long long)st.n_proteins, (long long)fr.n_proteins, fr.fmax, fr.tau, fr.precision, fr.recall, nv.fmax,
              nv.tau);
+    static const char *const nsn[] = {"bp", "mf", "cc"};
+    for (int k = 1; k < ANNOT_N_FM && o > 0 && (size_t)o < sizeof text; k++)
+      o += snprintf(text + o, sizeof text - (size_t)o,
+                    "proteins_evaluated_%s: %lld\nfmax_%s: %.4f\nthreshold_%s: %.2f\nnaive_fmax_%s: %.4f\n", nsn[k - 1],
+                    (long long)fa[k].n_proteins, nsn[k - 1], fa[k].fmax, nsn[k - 1], fa[k].tau, nsn[k - 1], nva[k].fmax);
     if (write_atomic(c->out, nm, text, &err) < 0) {
       fprintf(stderr, "protsae annotate: %s: %s\n", p->name, err.msg);
       return 1;
@@ -285,8 +292,10 @@ static int process(ctx_t *c, proteome_t *p) {
          p->name, (long long)st.n_proteins, (long long)st.n_fasta,
          st.n_proteins ? (double)st.n_active_sum / (double)st.n_proteins : 0.0, (long long)st.n_with_go, o_tsv, o_js);
   if (c->evaluate)
-    printf("; Fmax %.4f at %.2f (precision %.4f, recall %.4f, %lld proteins with GO annotations; naive baseline %.4f)",
-           fr.fmax, fr.tau, fr.precision, fr.recall, (long long)fr.n_proteins, nv.fmax);
+    printf("; Fmax %.4f at %.2f (precision %.4f, recall %.4f, %lld proteins with GO annotations; naive baseline %.4f;"
+           " BP %.4f, MF %.4f, CC %.4f, naive %.4f, %.4f, %.4f)",
+           fr.fmax, fr.tau, fr.precision, fr.recall, (long long)fr.n_proteins, nv.fmax, fa[1].fmax, fa[2].fmax,
+           fa[3].fmax, nva[1].fmax, nva[2].fmax, nva[3].fmax);
   printf("\n");
   fflush(stdout);
   PS_INFO("proteome done name=%s proteins=%lld ledger=%s", p->name, (long long)st.n_proteins, key);

@@ -519,6 +519,14 @@ trained:
   printf("annotate_precision: %.4f\nannotate_recall: %.4f\nannotate_threshold: %.2f\nannotate_fmax: %.4f\n", fprec,
          frec, ftau, fmax);
   printf("annotate_naive_fmax: %.4f\n", fnaive);
+  static const char *const nsn[] = {"bp", "mf", "cc"};
+  for (int k = 0; k < 3; k++) {
+    char kf[32], kn[32];
+    snprintf(kf, sizeof kf, "fmax_%s", nsn[k]);
+    snprintf(kn, sizeof kn, "naive_fmax_%s", nsn[k]);
+    printf("annotate_fmax_%s: %.4f\nannotate_naive_fmax_%s: %.4f\n", nsn[k], n_held ? read_kv(eval, kf) : NAN, nsn[k],
+           n_held ? read_kv(eval, kn) : NAN);
+  }
   printf("seconds: %.1f\n", now_s() - t0);
   printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
   status = 0;

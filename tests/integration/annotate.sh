@@ -45,7 +45,10 @@ awk -F'\t' 'NR>1 && $2=="go" && ($4 <= 0 || $4 > 1 || $3=="GO:0008150" || $3=="G
   "$T/o1/p1.tsv" || fail "GO score out of (0, 1] or a root term predicted"
 [ "$(ls "$T/o1/ledger" | wc -l)" -eq 1 ] || fail "ledger entries: $(ls "$T/o1/ledger")"
 [ -f "$T/d1/done/p1.npy" ] || fail "inputs not moved to done/"
-grep -q '^fmax: ' "$T/o1/p1.eval.txt" || fail "no eval file"
+for k in fmax naive_fmax fmax_bp fmax_mf fmax_cc naive_fmax_bp naive_fmax_mf naive_fmax_cc; do
+  v=$(awk -F': ' -v k=$k '$1==k{print $2}' "$T/o1/p1.eval.txt")
+  awk -v v="$v" 'BEGIN{exit !(v ~ /^[0-9.]+$/ && v > 0 && v <= 1)}' || fail "eval $k = '$v'"
+done
 # Fmax recomputed from the written TSV against the propagated truth (python, independent code)
 /usr/bin/python3 - "$T/o1/p1.tsv" "$data" "$T/o1/p1.eval.txt" <<'PY' || fail "Fmax recomputation"
 import gzip, sys, collections
