@@ -138,6 +138,20 @@ cmp "$T/o2/p1.jsonl" "$T/p1.ref.jsonl" || fail "JSONL after kill -9 + restart di
 cmp "$T/o2/p1.eval.txt" "$T/o1/p1.eval.txt" || fail "eval after kill -9 + restart differs"
 echo "kill -9 mid-proteome + restart: byte-identical output"
 
+# 3b. SIGTERM mid-proteome: stops between batches, exit 0, nothing published, inputs kept; a restart
+# writes the same bytes
+drop p1 "$T/d5" "$T/s"
+"$P" annotate "${A[@]}" --watch "$T/d5" --out "$T/o5" --once 1 --batch-rows 100 --pace-ms 100 >"$T/a7.out" 2>"$T/a7.err" &
+pid=$!
+for i in $(seq 1 200); do [ -s "$T/o5/.tmp/p1.jsonl" ] && break; sleep 0.05; done
+kill -TERM $pid
+wait $pid || fail "exit status after SIGTERM mid-proteome"
+[ ! -e "$T/o5/p1.tsv" ] && [ -z "$(ls "$T/o5/ledger")" ] && [ ! -e "$T/o5/.tmp/p1.tsv" ] || fail "SIGTERM left output"
+[ -f "$T/d5/p1.npy" ] || fail "SIGTERM moved the inputs"
+ann --watch "$T/d5" --out "$T/o5" --once 1 >"$T/a8.out" 2>"$T/a8.err" || { tail "$T/a8.err"; fail "restart after SIGTERM"; }
+cmp "$T/o5/p1.jsonl" "$T/p1.ref.jsonl" && cmp "$T/o5/p1.tsv" "$T/p1.ref.tsv" || fail "output after SIGTERM + restart differs"
+echo "SIGTERM mid-proteome: exit 0, nothing published; restart byte-identical"
+
 # 4. bad proteomes, then a good one
 d=$T/d3; mkdir -p "$d"
 # npy writer (no numpy here): rows x cols float32, with a NaN at (row, col) when asked
