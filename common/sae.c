@@ -395,10 +395,14 @@ static void sort_by_index(int32_t *idx, float *val, int m) {
   free(tmp);
 }
 
-// Top-k of v (+ bias b when not NULL, added on the fly) among the positive entries.
-static inline int topk_relu_bias(const float *v, const float *b, int64_t n, int k, int32_t *idx, float *val) {
-  int m = 0;
-  float thr = 0.0f;  // a candidate must beat this: 0 (ReLU) until the heap is full, then its root
+// Top-k scan of v[0..n) (+ bias b when not NULL, added on the fly) among the positive entries,
+// into the min-heap (val, idx) of *m entries (0 at the start of a row): entries can be scanned
+// in several calls (column blocks, in increasing column order); base is the column of v[0].
+// Not sorted: the caller sorts by index once the row is complete.
+static inline void topk_scan(const float *v, const float *b, int64_t n, int64_t base, int k, int32_t *idx,
+                             float *val, int *mp) {
+  int m = *mp;
+  float thr = m == k ? val[0] : 0.0f;  // a candidate must beat this: 0 (ReLU) until the heap is full
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     float x16[16];
@@ -412,11 +416,11 @@ static inline int topk_relu_bias(const float *v, const float *b, int64_t n, int 
       float x = x16[j];
       if (!(x > thr)) continue;
       if (m < k) {
-        heap_push(val, idx, &m, x, (int32_t)(i + j));
+        heap_push(val, idx, &m, x, (int32_t)(base + i + j));
         if (m == k) thr = val[0];
       } else {
         val[0] = x;
-        idx[0] = (int32_t)(i + j);
+        idx[0] = (int32_t)(base + i + j);
         heap_sift(val, idx, m, 0);
         thr = val[0];
       }
@@ -426,15 +430,21 @@ static inline int topk_relu_bias(const float *v, const float *b, int64_t n, int 
     float x = b ? v[i] + b[i] : v[i];
     if (!(x > thr)) continue;
     if (m < k) {
-      heap_push(val, idx, &m, x, (int32_t)i);
+      heap_push(val, idx, &m, x, (int32_t)(base + i));
       if (m == k) thr = val[0];
     } else {
       val[0] = x;
-      idx[0] = (int32_t)i;
+      idx[0] = (int32_t)(base + i);
       heap_sift(val, idx, m, 0);
       thr = val[0];
     }
   }
+  *mp = m;
+}
+
+static inline int topk_relu_bias(const float *v, const float *b, int64_t n, int k, int32_t *idx, float *val) {
+  int m = 0;
+  topk_scan(v, b, n, 0, k, idx, val, &m);
   sort_by_index(idx, val, m);
   return m;
 }
@@ -470,7 +480,19 @@ typedef struct {
   int32_t *idx;
   float *val;
   int64_t nnz, cap;
+  // TopK, column blocks (enc_topk_cols): a block of pre-activations and each row's heap so far
+  float *blk;          // chunk x ENC_COL_BLOCK
+  float *hv;           // chunk x k
+  int32_t *hi;
+  int *hm;             // entries in each row's heap
 } enc_part_t;
+
+// TopK encoding runs over fixed blocks of ENC_COL_BLOCK latents: each block is one single-threaded
+// sgemm over the whole chunk (so W_enc is packed once per chunk, as in one big product) whose
+// output (chunk x 1024 floats, 4 MB) is scanned into per-row heaps while it is still in cache:
+// the chunk x d_sae pre-activations never go to memory. Block boundaries do not depend on the
+// thread count, so codes are bitwise the same for any number of threads.
+enum { ENC_COL_BLOCK = 1024 };
 
 struct sae_enc {
   const sae_t *s;
@@ -490,16 +512,32 @@ int sae_enc_new(sae_enc_t **out, const sae_t *s, ps_pool_t *pool, int64_t chunk_
   e->s = s;
   e->pool = pool;
   e->chunk = chunk_rows;
+  int topk = s->cfg.arch == SAE_TOPK;
   e->xin = malloc((size_t)(chunk_rows * s->cfg.d_in) * sizeof(float));
-  e->pre = malloc((size_t)(chunk_rows * s->cfg.d_sae) * sizeof(float));
-  if (!e->xin || !e->pre) {
+  e->pre = topk ? NULL : malloc((size_t)(chunk_rows * s->cfg.d_sae) * sizeof(float));
+  if (!e->xin || (!topk && !e->pre)) {
     sae_enc_free(&e);
     return ps_err_set(err, PS_ENOMEM, "sae: cannot allocate an encoding workspace of %lld rows",
                       (long long)chunk_rows);
   }
   int nt = ps_pool_size(pool);
   e->parts = ps_xcalloc((size_t)nt, sizeof *e->parts);
-  for (int t = 0; t < nt; t++) e->parts[t].counts = ps_xmalloc((size_t)chunk_rows * sizeof(int64_t));
+  for (int t = 0; t < nt; t++) {
+    enc_part_t *p = &e->parts[t];
+    p->counts = ps_xmalloc((size_t)chunk_rows * sizeof(int64_t));
+    if (topk) {
+      int64_t cb = s->cfg.d_sae < ENC_COL_BLOCK ? s->cfg.d_sae : ENC_COL_BLOCK, k = s->cfg.k;
+      p->blk = malloc((size_t)(chunk_rows * cb) * sizeof(float));
+      p->hv = malloc((size_t)(chunk_rows * k) * sizeof(float));
+      p->hi = malloc((size_t)(chunk_rows * k) * sizeof(int32_t));
+      p->hm = malloc((size_t)chunk_rows * sizeof(int));
+      if (!p->blk || !p->hv || !p->hi || !p->hm) {
+        sae_enc_free(&e);
+        return ps_err_set(err, PS_ENOMEM, "sae: cannot allocate an encoding workspace of %lld rows",
+                          (long long)chunk_rows);
+      }
+    }
+  }
   *out = e;
   return 0;
 }
@@ -514,6 +552,10 @@ void sae_enc_free(sae_enc_t **ep) {
       free(e->parts[t].counts);
       free(e->parts[t].idx);
       free(e->parts[t].val);
+      free(e->parts[t].blk);
+      free(e->parts[t].hv);
+      free(e->parts[t].hi);
+      free(e->parts[t].hm);
     }
   free(e->parts);
   free(e);
@@ -579,7 +621,6 @@ static void enc_chunk(void *ctx, int tid, int nt) {
   sae_enc_t *e = ctx;
   const sae_t *s = e->s;
   int64_t b, en, m = s->cfg.d_sae, d = s->cfg.d_in;
-  enc_prepare(ctx, tid, nt);
   enc_range(e, tid, nt, &b, &en);
   for (int64_t r = b; r < en; r += ENC_BLOCK) {
     int64_t nr = en - r < ENC_BLOCK ? en - r : ENC_BLOCK;
@@ -587,6 +628,58 @@ static void enc_chunk(void *ctx, int tid, int nt) {
                 (blasint)d, s->W_encT, (blasint)d, 0.0f, e->pre + r * m, (blasint)m);
   }
   enc_select(ctx, tid, nt);
+}
+
+// TopK: this thread's column blocks over all rows of the chunk, into its per-row heaps.
+static void enc_topk_cols(void *ctx, int tid, int nt) {
+  sae_enc_t *e = ctx;
+  const sae_t *s = e->s;
+  enc_part_t *p = &e->parts[tid];
+  int64_t m = s->cfg.d_sae, d = s->cfg.d_in, rows = e->rows, nb = (m + ENC_COL_BLOCK - 1) / ENC_COL_BLOCK, b0, b1;
+  int k = s->cfg.k;
+  ps_pool_range(nb, tid, nt, &b0, &b1);
+  memset(p->hm, 0, (size_t)rows * sizeof(int));
+  for (int64_t blk = b0; blk < b1; blk++) {
+    int64_t c0 = blk * ENC_COL_BLOCK, nc = m - c0 < ENC_COL_BLOCK ? m - c0 : ENC_COL_BLOCK;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)nc, (blasint)d, 1.0f, e->xin,
+                (blasint)d, s->W_encT + c0 * d, (blasint)d, 0.0f, p->blk, (blasint)nc);
+    for (int64_t r = 0; r < rows; r++)
+      topk_scan(p->blk + r * nc, s->b_enc + c0, nc, c0, k, p->hi + r * k, p->hv + r * k, &p->hm[r]);
+  }
+}
+
+// TopK: each row's k best of all threads' heaps (value, then the lower index), sorted by index.
+static void enc_topk_merge(void *ctx, int tid, int nt) {
+  sae_enc_t *e = ctx;
+  const sae_t *s = e->s;
+  int k = s->cfg.k;
+  int64_t b, en;
+  enc_range(e, tid, nt, &b, &en);
+  enc_part_t *p = &e->parts[tid];
+  p->n_rows = en - b;
+  p->nnz = 0;
+  for (int64_t r = b; r < en; r++) {
+    part_reserve(p, k);
+    float *hv = p->val + p->nnz;
+    int32_t *hi = p->idx + p->nnz;
+    int m = 0;
+    for (int t = 0; t < nt; t++) {
+      const enc_part_t *q = &e->parts[t];
+      for (int j = 0; j < q->hm[r]; j++) {
+        float v = q->hv[r * k + j];
+        int32_t ix = q->hi[r * k + j];
+        if (m < k) heap_push(hv, hi, &m, v, ix);
+        else if (heap_less(hv[0], hi[0], v, ix)) {
+          hv[0] = v;
+          hi[0] = ix;
+          heap_sift(hv, hi, m, 0);
+        }
+      }
+    }
+    sort_by_index(hi, hv, m);
+    p->counts[r - b] = m;
+    p->nnz += m;
+  }
 }
 
 static void enc_select(void *ctx, int tid, int nt) {
@@ -638,7 +731,13 @@ int sae_enc_run(sae_enc_t *e, const float *x, int64_t n, sae_codes_t *codes, ps_
     e->rows = n - r0 < e->chunk ? n - r0 : e->chunk;
     e->x = x + r0 * s->cfg.d_in;
     e->bad_row = -1;
-    ps_pool_run(e->pool, enc_chunk, e);
+    ps_pool_run(e->pool, enc_prepare, e);
+    if (s->cfg.arch == SAE_TOPK) {
+      ps_pool_run(e->pool, enc_topk_cols, e);
+      ps_pool_run(e->pool, enc_topk_merge, e);
+    } else {
+      ps_pool_run(e->pool, enc_chunk, e);
+    }
     if (e->bad_row >= 0) {
       int64_t row = r0 + e->bad_row;
       for (int64_t i = 0; i < s->cfg.d_in; i++)

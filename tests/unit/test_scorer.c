@@ -423,6 +423,71 @@ static void save_sae(const char *dir, int d_in, int d_sae, int k) {
   sae_free(&s);
 }
 
+// TopK encoding over several column blocks (d_sae > 1024) and threads: bitwise the same for 1, 2 and
+// 3 threads, and the same latents as a plain double-precision top-k of x W_enc^T + b_enc.
+static void test_topk_blocks_vs_naive(void **st) {
+  (void)st;
+  enum { DI = 24, DS = 2600, K = 9, N = 70 };
+  sae_cfg_t c;
+  sae_cfg_default(&c);
+  c.arch = SAE_TOPK;
+  c.d_in = c.d_out = DI;
+  c.d_sae = DS;
+  c.k = K;
+  sae_t *s = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(sae_new(&s, &c, &err), 0);
+  uint64_t r = 11;
+  for (int64_t i = 0; i < (int64_t)DI * DS; i++) {
+    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+    s->W_encT[i] = (float)((int64_t)(r >> 40) % 2001 - 1000) / 1000.0f;
+  }
+  for (int j = 0; j < DS; j++) s->b_enc[j] = -0.5f + 0.001f * (float)(j % 97);
+  float *x = malloc(sizeof(float) * N * DI);
+  for (int i = 0; i < N * DI; i++) x[i] = sinf((float)i * 0.71f) * 1.3f;
+  sae_codes_t ref = {0};
+  for (int nt = 1; nt <= 3; nt++) {
+    ps_pool_t *pool = nt > 1 ? ps_pool_new(nt) : NULL;
+    sae_enc_t *se = NULL;
+    sae_codes_t cc = {0};
+    assert_int_equal(sae_enc_new(&se, s, pool, 64, &err), 0);  // two chunks
+    assert_int_equal(sae_enc_run(se, x, N, &cc, &err), 0);
+    assert_int_equal(cc.n_rows, N);
+    if (nt == 1) {
+      ref = cc;
+      // naive: every row has K active latents (the bias keeps many positive), indices ascending,
+      // the same set as a double-precision top-k (no near-ties in this data), values within 1e-4
+      for (int i = 0; i < N; i++) {
+        assert_int_equal(cc.indptr[i + 1] - cc.indptr[i], K);
+        double pre[DS];
+        for (int j = 0; j < DS; j++) {
+          double a = s->b_enc[j];
+          for (int q = 0; q < DI; q++) a += (double)x[i * DI + q] * s->W_encT[(int64_t)j * DI + q];
+          pre[j] = a;
+        }
+        for (int64_t p = cc.indptr[i]; p < cc.indptr[i + 1]; p++) {
+          int32_t j = cc.indices[p];
+          if (p > cc.indptr[i]) assert_true(j > cc.indices[p - 1]);
+          assert_true(fabs(pre[j] - cc.values[p]) < 1e-4);
+          int above = 0;  // exactly K-1 others above it... at most K-1 entries beat a selected one
+          for (int q = 0; q < DS; q++) above += pre[q] > pre[j] + 1e-6;
+          assert_true(above < K);
+        }
+      }
+    } else {
+      assert_memory_equal(ref.indptr, cc.indptr, (N + 1) * sizeof(int64_t));
+      assert_memory_equal(ref.indices, cc.indices, (size_t)ref.indptr[N] * sizeof(int32_t));
+      assert_memory_equal(ref.values, cc.values, (size_t)ref.indptr[N] * sizeof(float));
+      sae_codes_free(&cc);
+    }
+    sae_enc_free(&se);
+    ps_pool_destroy(&pool);
+  }
+  sae_codes_free(&ref);
+  free(x);
+  sae_free(&s);
+}
+
 static void test_encoder_matches_direct(void **st) {
   (void)st;
   const char *d = tmpdir();
@@ -567,7 +632,7 @@ int main(void) {
       cmocka_unit_test(test_scorer_order_free_exactly_once),
       cmocka_unit_test(test_scorer_rejects_and_missing),
       cmocka_unit_test(test_scorer_residue_level),
-      cmocka_unit_test(test_encoder_matches_direct),
+      cmocka_unit_test(test_topk_blocks_vs_naive), cmocka_unit_test(test_encoder_matches_direct),
       cmocka_unit_test(test_encoder_residue_pooling_and_neurons),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
