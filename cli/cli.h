@@ -6,6 +6,8 @@
 
 int cli_consume(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int demo_has_option(const char *name);  // a key of `protsae demo` (and so of a run CONFIG)
+int cli_run(int argc, char **argv);
 int cli_recovery(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 int cli_enrich(int argc, char **argv);

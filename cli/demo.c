@@ -49,8 +49,37 @@ static const ps_config_entry_t table[] = {
     {"n-interpret", "200", "features and neurons explained and scored (each)"},
     {"holdout", "0.1", "share of proteins held out of the GO enrichment and annotated in step 6 (seeded by --seed)"},
     {"mode", "auto", "interpreter: auto (Claude when ANTHROPIC_API_KEY is set, else offline) | offline | anthropic"},
+    {"emb", NULL, "your own protein-level embeddings (npy, safetensors, h5, pt) instead of the planted dataset "
+                  "(protsae run CONFIG); needs --fasta"},
+    {"fasta", NULL, "the FASTA of --emb (ids are checked against it)"},
+    {"ids", NULL, "ids of --emb's rows when it is a single matrix (default for .npy: the FASTA's order)"},
+    {"data", NULL, "annotation directory (proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz; default "
+                   "$PROTSAE_DATA or ../shared/data/human-swissprot)"},
     {NULL, NULL, NULL},
 };
+
+int demo_has_option(const char *name) {
+  for (const ps_config_entry_t *e = table; e->name; e++)
+    if (!strcmp(e->name, name)) return 1;
+  return 0;
+}
+
+// The FASTA's ids in order, one a line, into path (the ids of a .npy given without them).
+static int fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *err) {
+  fasta_reader_t *fr = NULL;
+  FILE *f = fopen(path, "w");
+  if (!f) return ps_err_set(err, PS_EIO, "%s: cannot write", path);
+  int rc = fasta_open(&fr, fasta, err);
+  fasta_record_t r;
+  *n = 0;
+  while (rc >= 0 && (rc = fasta_next(fr, &r, err)) > 0) {
+    fprintf(f, "%s\n", r.id);
+    (*n)++;
+  }
+  fasta_close(&fr);
+  if (fclose(f) != 0 && rc >= 0) rc = ps_err_set(err, PS_EIO, "%s: write failed", path);
+  return rc < 0 ? rc : 0;
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -77,8 +106,8 @@ static void tail_log(const char *name) {
 }
 
 // reader -> n encoders -> scorer into `store`; neurons: the encoders use the raw dimensions.
-static int encode_stream(const char *name, const char *work, const char *emb, const char *fasta, const char *sae,
-                         int n_enc, const char *batch_rows, const char *store) {
+static int encode_stream(const char *name, const char *work, const char *emb, const char *fasta, const char *ids,
+                         const char *sae, int n_enc, const char *batch_rows, const char *store) {
   char reader[PATH_MAX], encoder[PATH_MAX], scorer[PATH_MAX];
   if (need_stage("reader", reader, sizeof reader) || need_stage("encoder", encoder, sizeof encoder) ||
       need_stage("scorer", scorer, sizeof scorer))
@@ -115,7 +144,8 @@ static int encode_stream(const char *name, const char *work, const char *emb, co
   snprintf(rname, sizeof rname, "%s-reader", name);
   log_path(lg, sizeof lg, rname);
   char *rargv[] = {reader, "--emb", (char *)emb, "--fasta", (char *)fasta, "--out", rd_b, "--control", ct_b,
-                   "--consumers", nenc, "--batch-rows", (char *)batch_rows, "--run-id", (char *)name, NULL};
+                   "--consumers", nenc, "--batch-rows", (char *)batch_rows, "--run-id", (char *)name,
+                   ids ? "--ids" : NULL, (char *)ids, NULL};
   pid_t rp = cli_spawn_log(rargv, lg);
   // Supervision: a stage that dies before the scorer has every batch is reported and restarted
   // (at most 3 times each); the store ends the same (exactly-once apply, re-send of lost batches;
@@ -321,15 +351,56 @@ int cli_demo(int argc, char **argv) {
   snprintf(synth_dir, sizeof synth_dir, "%s/synth", absw);
   snprintf(meta, sizeof meta, "%s/truth/meta.json", synth_dir);
   double t0 = now_s(), t1;
-  if (!cli_data_dir(datadir, sizeof datadir)) {
+  const char *u_emb = ps_config_str(cfg, "emb"), *u_fasta = ps_config_str(cfg, "fasta"),
+             *u_ids = ps_config_str(cfg, "ids"), *u_data = ps_config_str(cfg, "data");
+  int user = u_emb != NULL;  // protsae run: the user's embeddings, no planted truth
+  char ids_buf[PATH_MAX + 32] = "";
+  const char *ids = NULL;  // --ids for the readers (user data only)
+  if (user && !u_fasta) {
+    fprintf(stderr, "protsae demo: --emb needs --fasta (the proteins' sequences and ids)\n");
+    goto out;
+  }
+  if (u_data) {
+    if (!realpath(u_data, datadir)) {
+      fprintf(stderr, "protsae demo: --data %s: %s\n", u_data, strerror(errno));
+      goto out;
+    }
+  } else if (!cli_data_dir(datadir, sizeof datadir)) {
     fprintf(stderr, "protsae demo: no protein data found: set PROTSAE_DATA to a directory holding "
                     "proteins.fasta.gz, proteins.tsv.gz, go_annotations.tsv.gz and go-2022-07-01.obo.gz "
                     "(../shared/data/human-swissprot, or scripts/fetch-annotations DIR)\n");
     goto out;
   }
 
-  printf("== protsae demo: planted GO-term features over real human proteins ==\n");
+  if (user)
+    printf("== protsae run: features of your embeddings %s ==\n", u_emb);
+  else
+    printf("== protsae demo: planted GO-term features over real human proteins ==\n");
   printf("work directory %s (stage logs in logs/)\n", absw);
+  if (user) {
+    if (!realpath(u_emb, emb) || !realpath(u_fasta, fasta)) {
+      fprintf(stderr, "protsae demo: %s: %s\n", realpath(u_emb, emb) ? u_fasta : u_emb, strerror(errno));
+      goto out;
+    }
+    size_t el = strlen(emb);
+    if (u_ids) {
+      if (!realpath(u_ids, ids_buf)) {
+        fprintf(stderr, "protsae demo: --ids %s: %s\n", u_ids, strerror(errno));
+        goto out;
+      }
+      ids = ids_buf;
+    } else if (el > 4 && !strcmp(emb + el - 4, ".npy")) {
+      int64_t nid = 0;
+      snprintf(ids_buf, sizeof ids_buf, "%s/input.ids", absw);
+      if (fasta_ids(fasta, ids_buf, &nid, &err) < 0) {
+        fprintf(stderr, "protsae demo: %s\n", err.msg);
+        goto out;
+      }
+      ids = ids_buf;
+    }
+    printf("[1/6] your data: %s (%s); annotations %s\n", emb, fasta, datadir);
+    goto have_data;
+  }
   if (regen || access(meta, R_OK) != 0) {
     printf("[1/6] generating the planted dataset from %s\n", datadir);
     fflush(stdout);
@@ -345,6 +416,7 @@ int cli_demo(int argc, char **argv) {
   }
   snprintf(emb, sizeof emb, "%s/emb.npy", synth_dir);
   snprintf(fasta, sizeof fasta, "%s/proteins.fasta", synth_dir);
+have_data:;
 
   // [2/5] train a TopK SAE on the stream, then measure how many planted features it recovered
   char reader[PATH_MAX], trainer[PATH_MAX], sae_dir[PATH_MAX], best[PATH_MAX + 8], truth[PATH_MAX + 32],
@@ -377,7 +449,7 @@ int cli_demo(int argc, char **argv) {
   if (tpid < 0) goto out;
   char *r2argv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", tc, "--batch-rows",
                     (char *)ps_config_str(cfg, "batch-rows"), "--epochs", (char *)ps_config_str(cfg, "train-epochs"),
-                    "--run-id", "demo-train", NULL};
+                    "--run-id", "demo-train", ids ? "--ids" : NULL, (char *)ids, NULL};
   log_path(lg, sizeof lg, "train-reader");
   pid_t rpid = cli_spawn_log(r2argv, lg);
   int r2 = rpid < 0 ? -1 : cli_wait(rpid);
@@ -389,12 +461,16 @@ int cli_demo(int argc, char **argv) {
     goto out;
   }
   printf("      trained in %.0f s\n", now_s() - t1);
-trained:
-  printf("      planted features recovered (best decoder-row cosine per planted direction):\n");
-  fflush(stdout);
-  char *vargv[] = {"recovery", "--sae", best, "--truth", truth, NULL};
+trained:;
   double recovery09 = NAN;
-  if (run_self_kv(vargv, "planted_recovery_cos09", &recovery09) != 0) {
+  char *vargv[] = {"recovery", "--sae", best, "--truth", truth, NULL};
+  if (user) {
+    printf("      (your data has no planted truth: recovery not measured)\n");
+  } else {
+    printf("      planted features recovered (best decoder-row cosine per planted direction):\n");
+    fflush(stdout);
+  }
+  if (!user && run_self_kv(vargv, "planted_recovery_cos09", &recovery09) != 0) {
     fprintf(stderr, "protsae demo: protsae recovery failed\n");
     goto out;
   }
@@ -407,8 +483,8 @@ trained:
   printf("[3/6] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB), SAE and neurons\n",
          (long long)n_enc);
   fflush(stdout);
-  if (encode_stream("features", absw, emb, fasta, best, (int)n_enc, ps_config_str(cfg, "batch-rows"), fstore) < 0 ||
-      encode_stream("neurons", absw, emb, fasta, NULL, (int)n_enc, ps_config_str(cfg, "batch-rows"), nstore) < 0)
+  if (encode_stream("features", absw, emb, fasta, ids, best, (int)n_enc, ps_config_str(cfg, "batch-rows"), fstore) < 0 ||
+      encode_stream("neurons", absw, emb, fasta, ids, NULL, (int)n_enc, ps_config_str(cfg, "batch-rows"), nstore) < 0)
     goto out;
   printf("      encoded in %.0f s; feature stores %s, %s (protsae features / feature N --db ...)\n", now_s() - t1,
          fstore, nstore);
@@ -438,7 +514,7 @@ trained:
   mkdir(ann_dir, 0755);
   mkdir(drop, 0755);
   if (holdout > 0 &&
-      write_holdout(fasta, emb, synth_ids, drop, hold_ids, (uint64_t)seed, holdout, &n_held, &err) < 0) {
+      write_holdout(fasta, emb, user ? ids : synth_ids, drop, hold_ids, (uint64_t)seed, holdout, &n_held, &err) < 0) {
     fprintf(stderr, "protsae demo: held-out proteins: %s\n", err.msg);
     goto out;
   }

@@ -11,6 +11,7 @@ static void usage(FILE *f) {
           "usage: protsae COMMAND [options]   (protsae COMMAND --help for its options)\n"
           "commands:\n"
           "  demo      end to end on the built-in planted dataset over real human proteins\n"
+          "  run       the same pipeline on your embeddings and settings: protsae run CONFIG\n"
           "  synth     generate embeddings with planted, known GO-term features\n"
           "  consume   a pipeline sink that checks and counts what arrives\n"
           "  recovery  how many planted directions a trained SAE's decoder recovers (cosine)\n"
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "synth")) return synth_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "consume")) return cli_consume(argc - 1, argv + 1);
   if (!strcmp(cmd, "demo")) return cli_demo(argc - 1, argv + 1);
+  if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "recovery")) return cli_recovery(argc - 1, argv + 1);
   if (!strcmp(cmd, "features")) return cli_features(argc - 1, argv + 1);
   if (!strcmp(cmd, "enrich-store")) return cli_enrich_store(argc - 1, argv + 1);

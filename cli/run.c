@@ -1,0 +1,103 @@
+// protsae run CONFIG — the demo's pipeline on a user's own data and settings.
+//
+// CONFIG is a text file of `key = value` lines ('#' starts a comment; blank lines ignored); the
+// keys are those of `protsae demo --help` (workdir, emb, fasta, ids, data, d-sae, k, train-epochs,
+// encoders, n-interpret, mode, ...). Flags after CONFIG override the file, PROTSAE_* environment
+// variables override both (as for every command). A key the pipeline does not know, a line
+// without '=', or a key given twice is an error naming the file and line.
+//
+// Example:
+//   workdir = my-run
+//   emb = proteome.npy          # any format the reader takes (npy, safetensors, h5, pt)
+//   fasta = proteome.fasta.gz
+//   data = /path/to/annotations # proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz
+//   d-sae = 4096
+//   k = 16
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s)) s++;
+  size_t n = strlen(s);
+  while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
+  return s;
+}
+
+int cli_run(int argc, char **argv) {
+  if (argc < 2 || argv[1][0] == '-') {
+    fprintf(stderr, "usage: protsae run CONFIG [--key value ...]\n"
+                    "  CONFIG: 'key = value' lines with the keys of `protsae demo --help`\n"
+                    "  (emb, fasta, ids, data select your own embeddings and annotations)\n");
+    return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+  }
+  const char *path = argv[1];
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    perror(path);
+    return 2;
+  }
+  size_t cap = 64, n = 0;
+  char **av = ps_xmalloc(cap * sizeof *av);
+  av[n++] = "run";
+  char line[8192];
+  int lineno = 0, status = 2;
+  size_t n_owned = 1;  // av[1..n_owned) are ours
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    if (!strchr(line, '\n') && !feof(f)) {
+      fprintf(stderr, "protsae run: %s line %d: longer than %zu bytes\n", path, lineno, sizeof line - 2);
+      goto out;
+    }
+    char *hash = strchr(line, '#');
+    if (hash) *hash = 0;
+    char *s = trim(line);
+    if (!*s) continue;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+      fprintf(stderr, "protsae run: %s line %d: 'key = value' expected, got '%s'\n", path, lineno, s);
+      goto out;
+    }
+    *eq = 0;
+    char *key = trim(s), *val = trim(eq + 1);
+    if (!*key || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(key)) {
+      fprintf(stderr, "protsae run: %s line %d: bad key '%s' (lower-case words joined by '-')\n", path, lineno, key);
+      goto out;
+    }
+    if (!demo_has_option(key)) {
+      fprintf(stderr, "protsae run: %s line %d: unknown key '%s' (see protsae demo --help)\n", path, lineno, key);
+      goto out;
+    }
+    size_t kl = strlen(key);
+    for (size_t i = 1; i < n; i++)
+      if (!strncmp(av[i] + 2, key, kl) && av[i][2 + kl] == '=') {
+        fprintf(stderr, "protsae run: %s line %d: '%s' given twice\n", path, lineno, key);
+        goto out;
+      }
+    if (n + 2 >= cap) av = ps_xrealloc(av, (cap *= 2) * sizeof *av);
+    size_t vl = strlen(val);
+    char *arg = ps_xmalloc(kl + vl + 4);  // --key=value: a value may start with '-'
+    snprintf(arg, kl + vl + 4, "--%s=%s", key, val);
+    av[n++] = arg;
+    n_owned = n;
+  }
+  fclose(f);
+  f = NULL;
+  // flags after CONFIG: later occurrences win in the option parser
+  for (int i = 2; i < argc; i++) {
+    if (n + 2 >= cap) av = ps_xrealloc(av, (cap *= 2) * sizeof *av);
+    av[n++] = argv[i];
+  }
+  av[n] = NULL;
+  printf("protsae run: %s\n", path);
+  status = cli_demo((int)n, av);
+out:
+  if (f) fclose(f);
+  for (size_t i = 1; i < n_owned; i++) free(av[i]);  // the option parser copies values
+  free(av);
+  return status;
+}
