@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "prom.h"
 #include "emb.h"
 #include "fasta.h"
 #include "log.h"
@@ -143,17 +144,27 @@ static int encode_stream(const char *name, const char *work, const char *emb, co
   char rname[64];
   snprintf(rname, sizeof rname, "%s-reader", name);
   log_path(lg, sizeof lg, rname);
+  char mport[16];
+  int port = prom_free_port();  // the reader's metrics: the progress bar
+  snprintf(mport, sizeof mport, "%d", port);
   char *rargv[] = {reader, "--emb", (char *)emb, "--fasta", (char *)fasta, "--out", rd_b, "--control", ct_b,
                    "--consumers", nenc, "--batch-rows", (char *)batch_rows, "--run-id", (char *)name,
-                   ids ? "--ids" : NULL, (char *)ids, NULL};
+                   "--metrics-port", mport, ids ? "--ids" : NULL, (char *)ids, NULL};
   pid_t rp = cli_spawn_log(rargv, lg);
   // Supervision: a stage that dies before the scorer has every batch is reported and restarted
   // (at most 3 times each); the store ends the same (exactly-once apply, re-send of lost batches;
   // a restarted reader starts over and the scorer ignores what it already has).
   int restarts = 0, src = -1, rrc = -1, fail_stage = 0;
+  prom_progress_t prog;
+  prom_progress_init(&prog, name, port);
   for (;;) {
     int st;
-    pid_t w = waitpid(-1, &st, 0);
+    pid_t w = waitpid(-1, &st, WNOHANG);
+    if (w == 0) {
+      prom_progress_poll(&prog);
+      usleep(200 * 1000);
+      continue;
+    }
     if (w < 0) {
       if (errno == EINTR) continue;
       break;
@@ -191,6 +202,7 @@ static int encode_stream(const char *name, const char *work, const char *emb, co
       fail_stage = 1;
       break;
     }
+    prom_progress_end(&prog);
     printf("      ! %s (%s) exited with status %d%s: restarting it (see logs/%s.log)\n", what, name, code,
            code > 128 ? " (killed)" : "", lgn);
     fflush(stdout);
@@ -206,6 +218,7 @@ static int encode_stream(const char *name, const char *work, const char *emb, co
       *slot = cli_spawn_log(av, lg);
     }
   }
+  prom_progress_end(&prog);
   for (int i = 0; i < ne; i++) kill(ep[i], SIGTERM);
   for (int i = 0; i < ne; i++) cli_wait(ep[i]);
   if ((src != 0 || fail_stage) && rp > 0) kill(rp, SIGTERM);
@@ -447,12 +460,31 @@ have_data:;
   log_path(lg, sizeof lg, "trainer");
   pid_t tpid = cli_spawn_log(targv, lg);
   if (tpid < 0) goto out;
+  char tport[16];
+  int tp = prom_free_port();
+  snprintf(tport, sizeof tport, "%d", tp);
   char *r2argv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", tc, "--batch-rows",
                     (char *)ps_config_str(cfg, "batch-rows"), "--epochs", (char *)ps_config_str(cfg, "train-epochs"),
-                    "--run-id", "demo-train", ids ? "--ids" : NULL, (char *)ids, NULL};
+                    "--run-id", "demo-train", "--metrics-port", tport, ids ? "--ids" : NULL, (char *)ids, NULL};
   log_path(lg, sizeof lg, "train-reader");
   pid_t rpid = cli_spawn_log(r2argv, lg);
-  int r2 = rpid < 0 ? -1 : cli_wait(rpid);
+  int r2 = -1;
+  if (rpid > 0) {  // the training stream's progress, from the reader's metrics
+    prom_progress_t prog;
+    prom_progress_init(&prog, "training stream", tp);
+    for (;;) {
+      int st;
+      pid_t w = waitpid(rpid, &st, WNOHANG);
+      if (w == rpid) {
+        r2 = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        break;
+      }
+      if (w < 0 && errno != EINTR) break;
+      prom_progress_poll(&prog);
+      usleep(250 * 1000);
+    }
+    prom_progress_end(&prog);
+  }
   int t2 = cli_wait(tpid);
   if (r2 != 0 || t2 != 0) {
     fprintf(stderr, "protsae demo: training failed (reader exit %d, trainer exit %d)\n", r2, t2);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "prom.h"
 
 static const ps_config_entry_t table[] = {
     {"endpoints", "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103,127.0.0.1:9104,127.0.0.1:9105",
@@ -16,61 +17,6 @@ static const ps_config_entry_t table[] = {
     {"timeout-ms", "2000", "per-request timeout"},
     {NULL, NULL, NULL},
 };
-
-typedef struct buf {
-  char *p;
-  size_t n;
-} buf_t;
-
-static size_t on_data(char *d, size_t sz, size_t nm, void *ctx) {
-  buf_t *b = ctx;
-  size_t n = sz * nm;
-  if (b->n + n > (1u << 22)) return 0;  // 4 MB is not a metrics page
-  b->p = realloc(b->p, b->n + n + 1);
-  if (!b->p) return 0;
-  memcpy(b->p + b->n, d, n);
-  b->n += n;
-  b->p[b->n] = 0;
-  return n;
-}
-
-static long fetch(const char *url, long timeout_ms, buf_t *b) {
-  CURL *c = curl_easy_init();
-  if (!c) return -1;
-  b->p = NULL;
-  b->n = 0;
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  long code = -1;
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(c);
-  return code;
-}
-
-// Value of protsae_<name>{...} in a metrics page, NAN when absent. *label gets the stage label.
-static double metric(const char *page, const char *name, char *stage, size_t cap, char *producer, size_t pcap) {
-  char key[96];
-  snprintf(key, sizeof key, "\nprotsae_%s{", name);
-  const char *p = strstr(page, key);
-  if (!p) return NAN;
-  p += strlen(key);
-  const char *s = strstr(p, "stage=\""), *q = strstr(p, "producer=\""), *e = strchr(p, '}');
-  if (!e) return NAN;
-  if (stage && s && s < e) {
-    s += 7;
-    size_t l = strcspn(s, "\"");
-    snprintf(stage, cap, "%.*s", (int)(l < cap ? l : cap - 1), s);
-  }
-  if (producer && q && q < e) {
-    q += 10;
-    size_t l = strcspn(q, "\"");
-    snprintf(producer, pcap, "%.*s", (int)(l < pcap ? l : pcap - 1), q);
-  }
-  return strtod(e + 1, NULL);
-}
 
 static void fmt(char *out, size_t cap, double v, const char *f) {
   if (isnan(v)) snprintf(out, cap, "-");
@@ -101,9 +47,9 @@ int cli_status(int argc, char **argv) {
   for (char *save = NULL, *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
     n++;
     char url[512];
-    buf_t b = {0}, h = {0};
+    prom_buf_t b = {0}, h = {0};
     snprintf(url, sizeof url, "http://%s/metrics", ep);
-    long code = fetch(url, (long)tmo, &b);
+    long code = prom_fetch(url, (long)tmo, &b);
     if (code != 200 || !b.p) {
       printf("%-22s %-10s (no answer%s)\n", ep, "-", code > 0 ? ": HTTP error" : "");
       free(b.p);
@@ -114,14 +60,14 @@ int cli_status(int argc, char **argv) {
     char *pg = malloc(b.n + 2);
     pg[0] = '\n';
     memcpy(pg + 1, b.p, b.n + 1);
-    metric(pg, "up", stage, sizeof stage, prod, sizeof prod);
-    double rows = metric(pg, "rows_total", NULL, 0, NULL, 0);
-    double rate = metric(pg, "rows_per_second", NULL, 0, NULL, 0);
-    double done = metric(pg, "rows_done", NULL, 0, NULL, 0), total = metric(pg, "rows_planned", NULL, 0, NULL, 0);
-    double applied = metric(pg, "batches_applied_total", NULL, 0, NULL, 0);
-    double planned_b = metric(pg, "stream_batches", NULL, 0, NULL, 0);
-    double loss = metric(pg, "loss", NULL, 0, NULL, 0), l0 = metric(pg, "l0", NULL, 0, NULL, 0);
-    double dead = metric(pg, "dead_fraction", NULL, 0, NULL, 0);
+    prom_metric(pg, "up", stage, sizeof stage, prod, sizeof prod);
+    double rows = prom_metric(pg, "rows_total", NULL, 0, NULL, 0);
+    double rate = prom_metric(pg, "rows_per_second", NULL, 0, NULL, 0);
+    double done = prom_metric(pg, "rows_done", NULL, 0, NULL, 0), total = prom_metric(pg, "rows_planned", NULL, 0, NULL, 0);
+    double applied = prom_metric(pg, "batches_applied_total", NULL, 0, NULL, 0);
+    double planned_b = prom_metric(pg, "stream_batches", NULL, 0, NULL, 0);
+    double loss = prom_metric(pg, "loss", NULL, 0, NULL, 0), l0 = prom_metric(pg, "l0", NULL, 0, NULL, 0);
+    double dead = prom_metric(pg, "dead_fraction", NULL, 0, NULL, 0);
     double prog = NAN, eta = NAN;
     if (!isnan(done) && !isnan(total) && total > 0) {
       prog = done / total;
@@ -130,11 +76,11 @@ int cli_status(int argc, char **argv) {
       prog = applied / planned_b;
     }
     if (isnan(rows) && !isnan(done)) rows = done;
-    double sb = metric(pg, "batches_total", NULL, 0, NULL, 0);
+    double sb = prom_metric(pg, "batches_total", NULL, 0, NULL, 0);
     if (!strcmp(stage, "reader") && !isnan(sb)) sent_b += sb, have_sent = 1;
     if (!strcmp(stage, "scorer") && !isnan(applied)) applied_b += applied, have_applied = 1;
     snprintf(url, sizeof url, "http://%s/healthz", ep);
-    long hc = fetch(url, (long)tmo, &h);
+    long hc = prom_fetch(url, (long)tmo, &h);
     char c_rows[24], c_rate[24], c_prog[24], c_eta[24], c_loss[24], c_l0[24], c_dead[24];
     fmt(c_rows, sizeof c_rows, rows, "%.0f");
     fmt(c_rate, sizeof c_rate, rate, "%.0f");
