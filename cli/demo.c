@@ -46,6 +46,7 @@ static const ps_config_entry_t table[] = {
     {"d-sae", "2048", "SAE dictionary size"},
     {"k", "8", "TopK: active latents per protein"},
     {"encoders", "2", "encoder processes"},
+    {"ckpt-every", "500", "trainer checkpoint interval (steps): a restarted trainer resumes from the last one"},
     {"retrain", "1", "0: reuse the SAE already trained in the work directory (sae/latest) when there is one"},
     {"n-interpret", "200", "features and neurons explained and scored (each)"},
     {"holdout", "0.1", "share of proteins held out of the GO enrichment and annotated in step 6 (seeded by --seed)"},
@@ -453,39 +454,72 @@ have_data:;
   printf("[2/6] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> protsae-trainer\n",
          ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
   fflush(stdout);
-  char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", "0", "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
+  // Supervision: a trainer or reader that dies is reported; both restart, the trainer from its
+  // last checkpoint (--resume 1), the reader from the start of the (deterministic) stream, of
+  // which the trainer skips what the checkpoint holds: the weights end the same.
+  char resume_flag[2] = "0";
+  char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", resume_flag, "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
                    "--k", (char *)ps_config_str(cfg, "k"), "--batch-rows", "512", "--lr", "1e-3",
-                   "--shuffle-rows", "16384", "--eval-every", "500", "--ckpt-every", "2000", "--log-every", "500",
+                   "--shuffle-rows", "16384", "--eval-every", "500", "--ckpt-every", (char *)ps_config_str(cfg, "ckpt-every"), "--log-every", "500",
                    "--timeout-ms", "600000", NULL};
-  log_path(lg, sizeof lg, "trainer");
-  pid_t tpid = cli_spawn_log(targv, lg);
-  if (tpid < 0) goto out;
   char tport[16];
   int tp = prom_free_port();
   snprintf(tport, sizeof tport, "%d", tp);
   char *r2argv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", tc, "--batch-rows",
                     (char *)ps_config_str(cfg, "batch-rows"), "--epochs", (char *)ps_config_str(cfg, "train-epochs"),
                     "--run-id", "demo-train", "--metrics-port", tport, ids ? "--ids" : NULL, (char *)ids, NULL};
-  log_path(lg, sizeof lg, "train-reader");
-  pid_t rpid = cli_spawn_log(r2argv, lg);
-  int r2 = -1;
-  if (rpid > 0) {  // the training stream's progress, from the reader's metrics
-    prom_progress_t prog;
+  int r2 = -1, t2 = -1, t_restarts = 0;
+  for (;;) {
+    log_path(lg, sizeof lg, "trainer");
+    pid_t tpid = cli_spawn_log(targv, lg);
+    if (tpid < 0) goto out;
+    log_path(lg, sizeof lg, "train-reader");
+    pid_t rpid = cli_spawn_log(r2argv, lg);
+    if (rpid < 0) {
+      kill(tpid, SIGKILL);
+      cli_wait(tpid);
+      goto out;
+    }
+    prom_progress_t prog;  // the training stream's progress, from the reader's metrics
     prom_progress_init(&prog, "training stream", tp);
-    for (;;) {
+    const char *died = NULL;
+    int code = 0;
+    r2 = t2 = -1;
+    while (t2 < 0 && !died) {
       int st;
-      pid_t w = waitpid(rpid, &st, WNOHANG);
-      if (w == rpid) {
-        r2 = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        break;
+      pid_t w = waitpid(-1, &st, WNOHANG);
+      if (w == 0 || (w < 0 && errno == EINTR)) {
+        if (r2 < 0) prom_progress_poll(&prog);
+        usleep(250 * 1000);
+        continue;
       }
-      if (w < 0 && errno != EINTR) break;
-      prom_progress_poll(&prog);
-      usleep(250 * 1000);
+      if (w < 0) break;
+      code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      if (w == rpid) {
+        if (code == 0) r2 = 0, rpid = -1;
+        else died = "reader", rpid = -1;
+      } else if (w == tpid) {
+        if (code == 0) t2 = 0, tpid = -1;
+        else died = "trainer", tpid = -1;
+      }
     }
     prom_progress_end(&prog);
+    if (!died) {
+      if (rpid > 0) r2 = cli_wait(rpid);  // the trainer is done: the reader has sent everything
+      break;
+    }
+    if (rpid > 0) kill(rpid, SIGKILL), cli_wait(rpid);
+    if (tpid > 0) kill(tpid, SIGKILL), cli_wait(tpid);
+    if (++t_restarts > 3) {
+      fprintf(stderr, "protsae demo: the training %s exited with status %d; too many restarts, giving up\n", died, code);
+      r2 = t2 = code;
+      break;
+    }
+    printf("      ! training %s exited with status %d%s: restarting reader and trainer, the trainer from its "
+           "last checkpoint (see logs/trainer.log)\n", died, code, code > 128 ? " (killed)" : "");
+    fflush(stdout);
+    strcpy(resume_flag, "1");
   }
-  int t2 = cli_wait(tpid);
   if (r2 != 0 || t2 != 0) {
     fprintf(stderr, "protsae demo: training failed (reader exit %d, trainer exit %d)\n", r2, t2);
     tail_log("trainer");
@@ -567,10 +601,20 @@ trained:;
                    "--n-features", (char *)ps_config_str(cfg, "n-interpret"), "--n-neurons",
                    (char *)ps_config_str(cfg, "n-interpret"), "--mode", (char *)ps_config_str(cfg, "mode"), NULL};
   log_path(lg, sizeof lg, "interpreter");
-  pid_t ipid = cli_spawn_log_fds(iargv, lg, 0);
-  if (ipid < 0 || cli_wait(ipid) != 0) {
-    fprintf(stderr, "protsae demo: the interpreter failed\n");
-    goto out;
+  // Supervision: a dead interpreter is restarted (its LLM answers are cached; offline is
+  // deterministic): the explanations end the same.
+  for (int attempt = 0;; attempt++) {
+    pid_t ipid = cli_spawn_log_fds(iargv, lg, 0);
+    int ic = ipid < 0 ? -1 : cli_wait(ipid);
+    if (ic == 0) break;
+    if (ic < 0 || attempt >= 3) {
+      fprintf(stderr, "protsae demo: the interpreter failed (exit %d; see logs/interpreter.log)\n", ic);
+      tail_log("interpreter");
+      goto out;
+    }
+    printf("      ! interpreter exited with status %d%s: restarting it (see logs/interpreter.log)\n", ic,
+           ic > 128 ? " (killed)" : "");
+    fflush(stdout);
   }
   printf("      in %.0f s; explanations in %s/features.jsonl and neurons.jsonl\n", now_s() - t1, interp_dir);
 

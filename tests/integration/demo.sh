@@ -9,7 +9,7 @@ T=$(mktemp -d /tmp/protsae-demo.XXXXXX); trap '[ -n "${KEEP:-}" ] || rm -rf "$T"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 unset ANTHROPIC_API_KEY OPENAI_API_KEY
 PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 4 \
-  --n-interpret 30 --batch-rows 128 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
+  --n-interpret 30 --batch-rows 128 --ckpt-every 40 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
 cat "$T/out"
 for pat in '^\[5/6\]' '^\[6/6\]' '^planted_recovery_cos09: ' 'with >= 1 significant GO term' 'median best F1' \
            '^mode: offline' '^mean_r ' '^seconds: ' 'held out of the enrichment'; do
@@ -77,25 +77,36 @@ P().feed(open(sys.argv[1]).read())
 PY
 "$B/cli/protsae" features --db "$T/w/features.db" --limit 3 >/dev/null || fail "protsae features on the demo store"
 
-# Supervision: the same demo again on the trained SAE (--retrain 0); kill -9 the scorer, an
-# encoder and the reader of the encoding step mid-stream: each is reported and restarted, and the
-# feature store ends byte-identical to the undisturbed run's.
+# Supervision: the same demo again; kill -9 the trainer after its first checkpoint, then the
+# scorer, an encoder and the reader of the encoding step mid-stream, then the interpreter: each is
+# reported and restarted (the trainer from its checkpoint), and the SAE weights, the feature store
+# and the explanations end byte-identical to the undisturbed run's.
 "$B/cli/protsae" features --db "$T/w/features.db" --dump 1 >"$T/ref.dump" || fail "dump"
-rm -rf "$T/w/logs"
-PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --retrain 0 \
-  --n-interpret 30 --batch-rows 128 >"$T/out2" 2>"$T/err2" &
+cp "$T/w/sae/latest/sae_weights.safetensors" "$T/ref.weights"
+cp "$T/w/interp/features.jsonl" "$T/ref.features.jsonl"
+rm -rf "$T/w/logs" "$T/w/sae"
+PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 4 \
+  --retrain 1 --ckpt-every 40 --n-interpret 30 --batch-rows 128 >"$T/out2" 2>"$T/err2" &
 demo=$!
-for i in $(seq 1 300); do grep -q "applied so far" "$T/w/logs/features-scorer.log" 2>/dev/null && break; sleep 0.05; done
+for i in $(seq 1 600); do [ -e "$T/w/sae/latest" ] && break; sleep 0.05; done
+pkill -9 -f "protsae-trainer --in .*$T/w/train.ipc" || fail "no trainer to kill"
+for i in $(seq 1 600); do grep -q "applied so far" "$T/w/logs/features-scorer.log" 2>/dev/null && break; sleep 0.05; done
 sleep 0.0$((RANDOM % 10))
 pkill -9 -f "protsae-scorer --db $T/w/features.db" || fail "no scorer to kill"
 sleep 0.2
 pkill -9 -f "producer encoder-1 --run-id features" || echo "(encoder 1 already done)"
 sleep 0.2
 pkill -9 -f "protsae-reader --emb $T/w/synth/emb.npy.*--run-id features" || echo "(reader already done)"
+for i in $(seq 1 1200); do [ -e "$T/w/logs/interpreter.log" ] && break; sleep 0.05; done
+pkill -9 -f "protsae-interpreter --features $T/w/features.db" || echo "(interpreter already done)"
 wait $demo || { cat "$T/out2"; tail -20 "$T/err2"; fail "demo with kills"; }
 cat "$T/out2"
+grep -q "training trainer exited with status 137 (killed): restarting" "$T/out2" || fail "trainer death not reported"
 grep -q "scorer (features) exited with status 137 (killed): restarting" "$T/out2" || fail "scorer death not reported"
+grep -q "resumed from" "$T/w/logs/trainer.log" || fail "the restarted trainer did not resume from its checkpoint"
+cmp "$T/ref.weights" "$T/w/sae/latest/sae_weights.safetensors" || fail "SAE weights after a trainer kill differ"
 "$B/cli/protsae" features --db "$T/w/features.db" --dump 1 >"$T/new.dump" || fail "dump 2"
 cmp "$T/ref.dump" "$T/new.dump" || fail "the store after kills + restarts differs from the undisturbed run's"
-echo "kill -9 of scorer / encoder / reader during encoding: restarted, identical store"
+cmp "$T/ref.features.jsonl" "$T/w/interp/features.jsonl" || fail "explanations after an interpreter kill differ"
+echo "kill -9 of trainer / scorer / encoder / reader / interpreter: restarted, identical weights, store, explanations"
 echo OK
