@@ -38,7 +38,7 @@ static const ps_config_entry_t table[] = {
     {"go-terms", "12", "GO term names per protein in prompts"},
     {"with-sequence", "0", "show sequences in prompts (reads proteins.fasta.gz)"},
     {"mode", "auto", "auto (anthropic when a key is set, else offline) | anthropic | openai | offline"},
-    {"model", "claude-3-5-sonnet-latest", "model name"},
+    {"model", "claude-sonnet-4-5", "model name (Anthropic alias; for --mode openai, the local server's model)"},
     {"base-url", NULL, "API base URL (anthropic: https://api.anthropic.com; openai: http://127.0.0.1:8080/v1)"},
     {"key-file", NULL, "file holding the API key (else ANTHROPIC_API_KEY / OPENAI_API_KEY)"},
     {"anthropic-version", "2023-06-01", "anthropic-version header"},
