@@ -457,11 +457,13 @@ have_data:;
   // Supervision: a trainer or reader that dies is reported; both restart, the trainer from its
   // last checkpoint (--resume 1), the reader from the start of the (deterministic) stream, of
   // which the trainer skips what the checkpoint holds: the weights end the same.
-  char resume_flag[2] = "0";
+  char resume_flag[2] = "0", trport[16];
+  int trp = prom_free_port();  // the trainer's metrics: loss, L0, dead % beside the progress
+  snprintf(trport, sizeof trport, "%d", trp);
   char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", resume_flag, "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
                    "--k", (char *)ps_config_str(cfg, "k"), "--batch-rows", "512", "--lr", "1e-3",
-                   "--shuffle-rows", "16384", "--eval-every", "500", "--ckpt-every", (char *)ps_config_str(cfg, "ckpt-every"), "--log-every", "500",
-                   "--timeout-ms", "600000", NULL};
+                   "--shuffle-rows", "16384", "--eval-every", "500", "--ckpt-every", (char *)ps_config_str(cfg, "ckpt-every"), "--log-every", "20",
+                   "--timeout-ms", "600000", "--metrics-port", trport, NULL};
   char tport[16];
   int tp = prom_free_port();
   snprintf(tport, sizeof tport, "%d", tp);
@@ -482,6 +484,7 @@ have_data:;
     }
     prom_progress_t prog;  // the training stream's progress, from the reader's metrics
     prom_progress_init(&prog, "training stream", tp);
+    prog.train_port = trp;
     const char *died = NULL;
     int code = 0;
     r2 = t2 = -1;

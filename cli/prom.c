@@ -121,6 +121,24 @@ void prom_progress_poll(prom_progress_t *p) {
   free(pg);
   free(b.p);
   if (isnan(done)) return;
+  char train[96] = "";
+  if (p->train_port > 0) {
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", p->train_port);
+    prom_buf_t tb = {0};
+    if (prom_fetch(url, 100, &tb) == 200 && tb.p) {
+      char *tp = malloc(tb.n + 2);
+      if (tp) {
+        tp[0] = '\n';
+        memcpy(tp + 1, tb.p, tb.n + 1);
+        double loss = prom_metric(tp, "loss", NULL, 0, NULL, 0), l0 = prom_metric(tp, "l0", NULL, 0, NULL, 0);
+        double dead = prom_metric(tp, "dead_fraction", NULL, 0, NULL, 0);
+        double steps = prom_metric(tp, "steps_total", NULL, 0, NULL, 0);
+        if (!isnan(loss) && steps > 0) snprintf(train, sizeof train, ", loss %.4g L0 %.1f dead %.1f%%", loss, l0, 100 * dead);
+        free(tp);
+      }
+    }
+    free(tb.p);
+  }
   char sd[16], st[16], sr[16], eta[32] = "";
   human(sd, sizeof sd, done);
   human(st, sizeof st, isnan(total) ? 0 : total);
@@ -133,12 +151,12 @@ void prom_progress_poll(prom_progress_t *p) {
     if (w > 30) w = 30;
     for (int i = 0; i < 30; i++) bar[i] = i < w ? '#' : '.';
     bar[30] = 0;
-    if (isnan(frac)) printf("\r      %s %s rows, %s rows/s\033[K", p->label, sd, sr);
-    else printf("\r      %s [%s] %3.0f%% %s/%s rows, %s rows/s%s\033[K", p->label, bar, 100 * frac, sd, st, sr, eta);
+    if (isnan(frac)) printf("\r      %s %s rows, %s rows/s%s\033[K", p->label, sd, sr, train);
+    else printf("\r      %s [%s] %3.0f%% %s/%s rows, %s rows/s%s%s\033[K", p->label, bar, 100 * frac, sd, st, sr, eta, train);
     p->drawn = 1;
   } else {
-    if (isnan(frac)) printf("      %s: %s rows, %s rows/s\n", p->label, sd, sr);
-    else printf("      %s: %.0f%% (%s of %s rows, %s rows/s%s)\n", p->label, 100 * frac, sd, st, sr, eta);
+    if (isnan(frac)) printf("      %s: %s rows, %s rows/s%s\n", p->label, sd, sr, train);
+    else printf("      %s: %.0f%% (%s of %s rows, %s rows/s%s)%s\n", p->label, 100 * frac, sd, st, sr, eta, train);
   }
   fflush(stdout);
   p->last_print = t;

@@ -24,6 +24,7 @@ int prom_free_port(void);
 typedef struct prom_progress {
   const char *label;
   int port;
+  int train_port;  // > 0: also show loss, L0 and dead % from a trainer's endpoint
   int tty;
   double last_print, t0;
   int drawn;

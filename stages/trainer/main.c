@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "reader.h"
 #include "signals.h"
 #include "trainer.h"
@@ -79,6 +80,8 @@ static const ps_config_entry_t table[] = {
     {"resume", "1", "continue from OUT/latest when it exists"},
     {"keep-ckpts", "1", "checkpoints kept besides the best"},
     {"heartbeat", NULL, "endpoint to push Heartbeats to (monitoring)"},
+    {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
+    {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
     {"run-id", "run", "run id stamped on heartbeats"},
     {NULL, NULL, NULL},
 };
@@ -202,10 +205,22 @@ typedef struct {
   void *sock;
   const char *run_id;
   uint64_t seq;
+  ps_metrics_t *mx;  // Prometheus endpoint (NULL = off)
+  int m_steps, m_rows, m_rate, m_loss, m_l0, m_dead, m_val, m_skipped;
 } hb_t;
 
 static void progress(void *ctx, const trainer_report_t *r, const sae_losses_t *L) {
   hb_t *h = ctx;
+  if (h->mx) {
+    ps_metrics_set(h->mx, h->m_steps, (double)r->steps);
+    ps_metrics_set(h->mx, h->m_rows, (double)r->rows_trained);
+    ps_metrics_set(h->mx, h->m_rate, r->rows_per_s);
+    ps_metrics_set(h->mx, h->m_loss, L->loss);
+    ps_metrics_set(h->mx, h->m_l0, L->l0);
+    ps_metrics_set(h->mx, h->m_dead, r->dead_fraction);
+    ps_metrics_set(h->mx, h->m_val, r->last_val_mse);
+    ps_metrics_set(h->mx, h->m_skipped, (double)r->rows_skipped_nonfinite);
+  }
   if (!h->sock) return;
   Protsae__Envelope env;
   Protsae__Heartbeat hb = PROTSAE__HEARTBEAT__INIT;
@@ -348,6 +363,18 @@ int main(int argc, char **argv) {
   h.progress = progress;
   h.progress_ctx = &hb;
   hb.run_id = ps_config_str(cfg, "run-id");
+  int64_t mport = 0;
+  if (GET_I("metrics-port", mport) ||
+      ps_metrics_start(&hb.mx, "trainer", "trainer-0", ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0)
+    goto fail;
+  hb.m_steps = ps_metrics_add(hb.mx, "steps_total", PS_COUNTER, "optimizer steps");
+  hb.m_rows = ps_metrics_add(hb.mx, "rows_total", PS_COUNTER, "rows trained on");
+  hb.m_rate = ps_metrics_add(hb.mx, "rows_per_second", PS_GAUGE, "rows trained per second");
+  hb.m_loss = ps_metrics_add(hb.mx, "loss", PS_GAUGE, "training loss (last logged step)");
+  hb.m_l0 = ps_metrics_add(hb.mx, "l0", PS_GAUGE, "active latents per row (last logged step)");
+  hb.m_dead = ps_metrics_add(hb.mx, "dead_fraction", PS_GAUGE, "share of latents dead");
+  hb.m_val = ps_metrics_add(hb.mx, "val_mse", PS_GAUGE, "last validation MSE");
+  hb.m_skipped = ps_metrics_add(hb.mx, "rows_skipped_nonfinite_total", PS_COUNTER, "NaN/Inf rows skipped");
   zctx = zmq_ctx_new();
   wire_opts_t wo = WIRE_OPTS_DEFAULT;
   if (ps_config_str(cfg, "heartbeat")) {
@@ -419,6 +446,7 @@ out:
   free(ws.offsets);
   wire_close(&ws.sock);
   wire_close(&hb.sock);
+  ps_metrics_stop(&hb.mx);
   if (zctx) zmq_ctx_term(zctx);
   ps_pool_destroy(&pool);
   ps_config_destroy(&cfg);
