@@ -427,8 +427,8 @@ static int code_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, 
   }
   memcpy(x->id, k, kl);
   x->id[kl] = 0;
-  uint32_t nnz;
-  const uint8_t *b;
+  uint32_t nnz = 0;
+  const uint8_t *b = NULL;
   int rc = code_decode(v, vl, &nnz, &b, x->path, x->id, err);
   if (rc < 0) return rc;
   if (nnz > x->cap) {
@@ -460,7 +460,7 @@ int fs_code_get(fs_t *fs, const char *id, uint32_t *nnz, uint32_t **idx, float *
   *nnz = 0;
   int rc = get_raw(fs, CF_CODES, id, strlen(id), &v, &n, err);
   if (rc <= 0) return rc;
-  const uint8_t *b;
+  const uint8_t *b = NULL;
   if ((rc = code_decode(v, n, nnz, &b, fs->path, id, err)) < 0) {
     rocksdb_free(v);
     return rc;

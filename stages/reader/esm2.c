@@ -149,7 +149,7 @@ static int parse_config(esm2_config_t *c, const char *path, ps_err_t *err) {
       (rc = cfg_int(j, path, "pad_token_id", 1, 0, &c->pad_id, err)) < 0 ||
       (rc = cfg_int(j, path, "max_position_embeddings", 1026, 0, &c->max_positions, err)) < 0)
     goto done;
-  int mask_cfg;
+  int mask_cfg = -1;
   if ((rc = cfg_int(j, path, "mask_token_id", -1, 0, &mask_cfg, err)) < 0) goto done;
   if (c->d_model < 1 || c->n_layers < 1 || c->n_heads < 1 || c->d_ff < 1 || c->d_model % c->n_heads ||
       (c->d_model / c->n_heads) % 2) {
