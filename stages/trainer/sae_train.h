@@ -21,8 +21,9 @@
 // exp(log_threshold) after every step (SAELens saves threshold = exp(log_threshold)).
 // Matryoshka (Bussmann et al. 2025; topk / batchtopk): with prefixes m_1 < ... < m_P = d_sae the
 // loss sums the reconstruction error of every nested dictionary: y^(p)_b = sum_{j < m_p} f_bj
-// W_dec_j + b_dec, mse = 1/B sum_b sum_p ||y^(p)_b - y_b||^2 (the selection is the full model's;
-// latents beyond m_p are dropped from prefix p). AuxK uses the full model's residual.
+// W_dec_j + b_dec; the loss's reconstruction term is 1/(B P) sum_b sum_p ||y^(p)_b - y_b||^2, the
+// mean over the prefixes (the selection is the full model's; latents beyond m_p are dropped from
+// prefix p; losses.mse reports the full model's error). AuxK uses the full model's residual.
 // Speed: only the encoder product (B x d_in x d_sae) is dense for topk / batchtopk and for relu
 // when few latents fire (active fraction <= dense_threshold); the decoder, its gradient and the
 // encoder gradient touch the active latents only. Adam updates every parameter every step
