@@ -111,6 +111,22 @@ void ps_config_destroy(ps_config_t **cp) {
 
 int ps_config_help_requested(const ps_config_t *c) { return c->help; }
 
+int ps_config_main(ps_config_t **out, const ps_config_entry_t *table, const char *prog, int argc, char **argv) {
+  ps_err_t err = {0};
+  *out = NULL;
+  if (ps_config_parse(out, table, argc, argv, &err) < 0) {
+    PS_ERROR("%s: %s", prog, err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(*out)) {
+    ps_config_usage(table, prog, stdout);
+    ps_config_destroy(out);
+    return 0;
+  }
+  ps_config_print(*out);
+  return -1;
+}
+
 void ps_config_usage(const ps_config_entry_t *table, const char *prog, FILE *f) {
   fprintf(f, "usage: %s [options]\noptions (also PROTSAE_<NAME> in the environment, which wins):\n", prog);
   for (const ps_config_entry_t *e = table; e->name; e++)

@@ -27,6 +27,12 @@ int ps_config_parse(ps_config_t **out, const ps_config_entry_t *table, int argc,
 void ps_config_destroy(ps_config_t **c);
 
 int ps_config_help_requested(const ps_config_t *c);
+
+// A stage's start: parse; on a bad flag log the error and return 2 (the exit status); on --help
+// print the usage to stdout and return 0 with *out NULL; otherwise log the effective configuration
+// and return -1 (go on). Usage: `int rc = ps_config_main(&cfg, table, "protsae-x", argc, argv);
+// if (rc >= 0) return rc;`
+int ps_config_main(ps_config_t **out, const ps_config_entry_t *table, const char *prog, int argc, char **argv);
 void ps_config_usage(const ps_config_entry_t *table, const char *prog, FILE *f);
 void ps_config_print(const ps_config_t *c);   // to the log, one line per value
 

@@ -53,16 +53,8 @@ int main(int argc, char **argv) {
   void *zctx = NULL, *in = NULL, *out = NULL;
   ps_metrics_t *mx = NULL;
   int status = 1;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    PS_ERROR("%s", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae-encoder", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
-  ps_config_print(cfg);
+  int crc = ps_config_main(&cfg, table, "protsae-encoder", argc, argv);
+  if (crc >= 0) return crc;
   int64_t threads, chunk, hwm, linger, hb, idle_exit, mport;
   int neurons;
   if (ps_config_i64(cfg, "threads", &threads, &err) < 0 || ps_config_i64(cfg, "chunk-rows", &chunk, &err) < 0 ||

@@ -142,17 +142,8 @@ int main(int argc, char **argv) {
   interp_mx_t mx = {0};
   char *key = NULL;
   int status = 1;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae-interpreter: %s\n", err.msg);
-    ps_config_usage(table, "protsae-interpreter", stderr);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae-interpreter", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
-  ps_config_print(cfg);
+  int crc = ps_config_main(&cfg, table, "protsae-interpreter", argc, argv);
+  if (crc >= 0) return crc;
   ps_signals_install();
   const char *features = ps_config_str(cfg, "features"), *neurons = ps_config_str(cfg, "neurons");
   const char *ids = ps_config_str(cfg, "ids"), *out_dir = ps_config_str(cfg, "out");

@@ -201,16 +201,8 @@ int main(int argc, char **argv) {
   wire_peers_t *peers = NULL;
   ps_metrics_t *mx = NULL;
   int status = 1;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    PS_ERROR("%s", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae-reader", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
-  ps_config_print(cfg);
+  int crc = ps_config_main(&cfg, table, "protsae-reader", argc, argv);
+  if (crc >= 0) return crc;
 
   reader_opts_t o;
   memset(&o, 0, sizeof o);

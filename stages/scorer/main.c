@@ -74,16 +74,8 @@ int main(int argc, char **argv) {
   uint64_t *seqs = NULL;
   ps_metrics_t *mx = NULL;
   int status = 1;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    PS_ERROR("%s", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae-scorer", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
-  ps_config_print(cfg);
+  int crc = ps_config_main(&cfg, table, "protsae-scorer", argc, argv);
+  if (crc >= 0) return crc;
   int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, hb, mport;
   int exit_done, sync;
   if (ps_config_i64(cfg, "sources", &sources, &err) < 0 || ps_config_i64(cfg, "top-n", &top_n, &err) < 0 ||

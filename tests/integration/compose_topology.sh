@@ -71,7 +71,8 @@ for i in 1 2 3; do
   start encoder "$T/enc$i.log" PROTSAE_PRODUCER="encoder-$i" PROTSAE_METRICS_PORT=$(( $(svc encoder | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2) + i - 1 ))
   enc+=($!)
 done
-start reader "$T/reader.log" PROTSAE_BATCH_ROWS=64 PROTSAE_HWM=2; rd=$!
+# paced (47 batches at 50/s) so its /metrics can be read while it streams
+start reader "$T/reader.log" PROTSAE_BATCH_ROWS=64 PROTSAE_HWM=2 PROTSAE_MAX_RATE=50; rd=$!
 ports=$(grep -o 'PROTSAE_METRICS_PORT=[0-9]*' "$T/services.tsv" | cut -d= -f2)
 eb=$(svc encoder | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
 eps=""; for p in $ports $((eb + 1)) $((eb + 2)); do eps="$eps${eps:+,}127.0.0.1:$p"; done
@@ -79,7 +80,7 @@ rport=$(svc reader | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
 for i in $(seq 1 200); do
   curl -sf "http://127.0.0.1:$rport/metrics" >"$T/reader.tmp" 2>/dev/null && mv "$T/reader.tmp" "$T/reader.prom"
   "$P" status --endpoints "$eps" >"$T/status.out" 2>&1 || true
-  grep -q "scorer .*100.0%" "$T/status.out" && break
+  grep -q "scorer .*100.0%" "$T/status.out" && [ -s "$T/reader.prom" ] && break
   sleep 0.3
 done
 cat "$T/status.out"
