@@ -101,10 +101,16 @@ static void gradcheck(sae_t *s, sae_trainer_t *t, const float *x, const float *y
   *n_checked = checked;
 }
 
+static const char *g_matryoshka;  // nested prefixes for run_gradcheck (NULL = plain loss)
+
 static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm, double dense_thr, int aux_mode) {
   sae_t *s = make_sae(arch, d, n, o, k, norm);
   sae_train_opts_t opts;
   sae_train_opts_default(&opts, &s->cfg);
+  if (g_matryoshka) {
+    ps_err_t perr = {0};
+    assert_int_equal(sae_train_parse_matryoshka(&opts, g_matryoshka, n, &perr), 0);
+  }
   opts.dense_threshold = dense_thr;
   opts.chunk_rows = 3;  // several chunks
   if (arch == SAE_RELU) opts.l1_coeff = 0.3;
@@ -164,6 +170,16 @@ static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm,
 
 static void test_grad_topk(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 0, 0.05, 0); }
 static void test_grad_topk_aux(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 24, 6, 2, 0, 0.05, 1); }
+// Matryoshka with AuxK active (topk; dead latents spread over the prefixes): finite differences of
+// the nested loss + the AuxK term; and with per-sample normalisation, and batchtopk
+static void test_grad_matryoshka_aux(void **st) {
+  (void)st;
+  g_matryoshka = "5,14";
+  run_gradcheck(SAE_TOPK, 6, 24, 6, 2, 0, 0.05, 1);
+  run_gradcheck(SAE_TOPK, 6, 24, 6, 3, 1, 0.05, 0);
+  run_gradcheck(SAE_BATCHTOPK, 6, 24, 6, 2, 0, 0.05, 0);
+  g_matryoshka = NULL;
+}
 static void test_grad_topk_norm(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 1, 0.05, 0); }
 static void test_grad_relu_sparse(void **st) { (void)st; run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 2.0, 0); }
 static void test_grad_relu_dense(void **st) { (void)st; run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 0.0, 0); }
@@ -669,7 +685,7 @@ int main(void) {
       cmocka_unit_test(test_grad_jumprelu_sparse), cmocka_unit_test(test_grad_jumprelu_dense),
       cmocka_unit_test(test_grad_jumprelu_transcoder), cmocka_unit_test(test_jumprelu_ste),
       cmocka_unit_test(test_jumprelu_step_save), cmocka_unit_test(test_matryoshka_topk),
-      cmocka_unit_test(test_matryoshka_batchtopk),
+      cmocka_unit_test(test_matryoshka_batchtopk), cmocka_unit_test(test_grad_matryoshka_aux),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
