@@ -482,9 +482,10 @@ typedef struct {
   int64_t nnz, cap;
   // TopK, column blocks (enc_topk_cols): a block of pre-activations and each row's heap so far
   float *blk;          // chunk x ENC_COL_BLOCK
-  float *hv;           // chunk x k
+  float *hv;           // chunk x 2k candidates: (value, latent), see cand_push
   int32_t *hi;
-  int *hm;             // entries in each row's heap
+  int *hm;             // candidates of each row (<= 2k)
+  float *ht;           // each row's bar: a new candidate must exceed it (0 = ReLU, then the k-th best)
 } enc_part_t;
 
 // TopK encoding runs over fixed blocks of ENC_COL_BLOCK latents: each block is one single-threaded
@@ -528,10 +529,11 @@ int sae_enc_new(sae_enc_t **out, const sae_t *s, ps_pool_t *pool, int64_t chunk_
     if (topk) {
       int64_t cb = s->cfg.d_sae < ENC_COL_BLOCK ? s->cfg.d_sae : ENC_COL_BLOCK, k = s->cfg.k;
       p->blk = malloc((size_t)(chunk_rows * cb) * sizeof(float));
-      p->hv = malloc((size_t)(chunk_rows * k) * sizeof(float));
-      p->hi = malloc((size_t)(chunk_rows * k) * sizeof(int32_t));
+      p->hv = malloc((size_t)(chunk_rows * 2 * k) * sizeof(float));
+      p->hi = malloc((size_t)(chunk_rows * 2 * k) * sizeof(int32_t));
       p->hm = malloc((size_t)chunk_rows * sizeof(int));
-      if (!p->blk || !p->hv || !p->hi || !p->hm) {
+      p->ht = malloc((size_t)chunk_rows * sizeof(float));
+      if (!p->blk || !p->hv || !p->hi || !p->hm || !p->ht) {
         sae_enc_free(&e);
         return ps_err_set(err, PS_ENOMEM, "sae: cannot allocate an encoding workspace of %lld rows",
                           (long long)chunk_rows);
@@ -556,6 +558,7 @@ void sae_enc_free(sae_enc_t **ep) {
       free(e->parts[t].hv);
       free(e->parts[t].hi);
       free(e->parts[t].hm);
+      free(e->parts[t].ht);
     }
   free(e->parts);
   free(e);
@@ -630,6 +633,73 @@ static void enc_chunk(void *ctx, int tid, int nt) {
   enc_select(ctx, tid, nt);
 }
 
+// Candidates of one row: up to 2k (value, latent) pairs, appended while they beat the bar; when
+// the buffer is full the best k are kept (quickselect: value, then the lower latent) and the bar
+// rises to the k-th. Amortised O(1) a candidate, no heap sifts; latents arrive in increasing order,
+// so an equal value never beats the bar (the kept one has the lower latent).
+static inline int cand_better(float va, int32_t ia, float vb, int32_t ib) { return va > vb || (va == vb && ia < ib); }
+
+static void cand_select(float *v, int32_t *ix, int n, int k) {  // the k best first (unordered)
+  int lo = 0, hi = n - 1;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    float pv = v[mid];
+    int32_t pi = ix[mid];
+    int i = lo, j = hi;
+    while (i <= j) {
+      while (cand_better(v[i], ix[i], pv, pi)) i++;
+      while (cand_better(pv, pi, v[j], ix[j])) j--;
+      if (i <= j) {
+        float tv = v[i]; v[i] = v[j]; v[j] = tv;
+        int32_t ti = ix[i]; ix[i] = ix[j]; ix[j] = ti;
+        i++, j--;
+      }
+    }
+    if (k - 1 <= j) hi = j;
+    else if (k - 1 >= i) lo = i;
+    else break;
+  }
+}
+
+static inline void cand_scan(const float *x, const float *b, int64_t n, int64_t base, int k, float *cv, int32_t *ci,
+                             int *mp, float *barp) {
+  int m = *mp;
+  float bar = *barp;
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    int64_t len = n - i0 < 16 ? n - i0 : 16;
+    float x16[16];
+    int any = 0;
+    if (len == 16) {
+      for (int j = 0; j < 16; j++) {  // vectorised: most groups of 16 hold no candidate
+        x16[j] = x[i0 + j] + b[i0 + j];
+        any |= x16[j] > bar;
+      }
+    } else {
+      for (int j = 0; j < len; j++) {
+        x16[j] = x[i0 + j] + b[i0 + j];
+        any |= x16[j] > bar;
+      }
+    }
+    if (!any) continue;
+    for (int j = 0; j < len; j++) {
+      float v = x16[j];
+      if (!(v > bar)) continue;
+      cv[m] = v;
+      ci[m] = (int32_t)(base + i0 + j);
+      if (++m == 2 * k) {
+        cand_select(cv, ci, m, k);
+        m = k;
+        float w = cv[0];
+        for (int q = 1; q < k; q++)
+          if (cv[q] < w) w = cv[q];
+        bar = w;
+      }
+    }
+  }
+  *mp = m;
+  *barp = bar;
+}
+
 // TopK: this thread's column blocks over all rows of the chunk, into its per-row heaps.
 static void enc_topk_cols(void *ctx, int tid, int nt) {
   sae_enc_t *e = ctx;
@@ -639,12 +709,14 @@ static void enc_topk_cols(void *ctx, int tid, int nt) {
   int k = s->cfg.k;
   ps_pool_range(nb, tid, nt, &b0, &b1);
   memset(p->hm, 0, (size_t)rows * sizeof(int));
+  for (int64_t r = 0; r < rows; r++) p->ht[r] = 0.0f;
   for (int64_t blk = b0; blk < b1; blk++) {
     int64_t c0 = blk * ENC_COL_BLOCK, nc = m - c0 < ENC_COL_BLOCK ? m - c0 : ENC_COL_BLOCK;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)nc, (blasint)d, 1.0f, e->xin,
                 (blasint)d, s->W_encT + c0 * d, (blasint)d, 0.0f, p->blk, (blasint)nc);
     for (int64_t r = 0; r < rows; r++)
-      topk_scan(p->blk + r * nc, s->b_enc + c0, nc, c0, k, p->hi + r * k, p->hv + r * k, &p->hm[r]);
+      cand_scan(p->blk + r * nc, s->b_enc + c0, nc, c0, k, p->hv + r * 2 * k, p->hi + r * 2 * k, &p->hm[r],
+                &p->ht[r]);
   }
 }
 
@@ -666,8 +738,8 @@ static void enc_topk_merge(void *ctx, int tid, int nt) {
     for (int t = 0; t < nt; t++) {
       const enc_part_t *q = &e->parts[t];
       for (int j = 0; j < q->hm[r]; j++) {
-        float v = q->hv[r * k + j];
-        int32_t ix = q->hi[r * k + j];
+        float v = q->hv[r * 2 * k + j];
+        int32_t ix = q->hi[r * 2 * k + j];
         if (m < k) heap_push(hv, hi, &m, v, ix);
         else if (heap_less(hv[0], hi[0], v, ix)) {
           hv[0] = v;
