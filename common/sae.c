@@ -830,8 +830,10 @@ int sae_enc_run(sae_enc_t *e, const float *x, int64_t n, sae_codes_t *codes, ps_
     }
     for (int t = 0; t < nt; t++) {
       enc_part_t *p = &e->parts[t];
-      memcpy(codes->indices + nnz, p->idx, (size_t)p->nnz * sizeof(int32_t));
-      memcpy(codes->values + nnz, p->val, (size_t)p->nnz * sizeof(float));
+      if (p->nnz) {  // a thread with no rows in this chunk has no buffers yet
+        memcpy(codes->indices + nnz, p->idx, (size_t)p->nnz * sizeof(int32_t));
+        memcpy(codes->values + nnz, p->val, (size_t)p->nnz * sizeof(float));
+      }
       for (int64_t r = 0; r < p->n_rows; r++) {
         codes->indptr[codes->n_rows + 1] = codes->indptr[codes->n_rows] + p->counts[r];
         codes->n_rows++;
