@@ -395,62 +395,43 @@ static void sort_by_index(int32_t *idx, float *val, int m) {
   free(tmp);
 }
 
-// Top-k scan of v[0..n) (+ bias b when not NULL, added on the fly) among the positive entries,
-// into the min-heap (val, idx) of *m entries (0 at the start of a row): entries can be scanned
-// in several calls (column blocks, in increasing column order); base is the column of v[0].
-// Not sorted: the caller sorts by index once the row is complete.
-static inline void topk_scan(const float *v, const float *b, int64_t n, int64_t base, int k, int32_t *idx,
-                             float *val, int *mp) {
-  int m = *mp;
-  float thr = m == k ? val[0] : 0.0f;  // a candidate must beat this: 0 (ReLU) until the heap is full
+int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val) {
+  int m = 0;
+  float thr = 0.0f;  // a candidate must beat this: 0 (ReLU) until the heap is full, then its root
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    float x16[16];
     int any = 0;
-    for (int j = 0; j < 16; j++) {
-      x16[j] = b ? v[i + j] + b[i + j] : v[i + j];
-      any |= x16[j] > thr;
-    }
+    for (int j = 0; j < 16; j++) any |= v[i + j] > thr;
     if (!any) continue;
     for (int j = 0; j < 16; j++) {
-      float x = x16[j];
+      float x = v[i + j];
       if (!(x > thr)) continue;
       if (m < k) {
-        heap_push(val, idx, &m, x, (int32_t)(base + i + j));
+        heap_push(val, idx, &m, x, (int32_t)(i + j));
         if (m == k) thr = val[0];
       } else {
         val[0] = x;
-        idx[0] = (int32_t)(base + i + j);
+        idx[0] = (int32_t)(i + j);
         heap_sift(val, idx, m, 0);
         thr = val[0];
       }
     }
   }
   for (; i < n; i++) {
-    float x = b ? v[i] + b[i] : v[i];
+    float x = v[i];
     if (!(x > thr)) continue;
     if (m < k) {
-      heap_push(val, idx, &m, x, (int32_t)(base + i));
+      heap_push(val, idx, &m, x, (int32_t)i);
       if (m == k) thr = val[0];
     } else {
       val[0] = x;
-      idx[0] = (int32_t)(base + i);
+      idx[0] = (int32_t)i;
       heap_sift(val, idx, m, 0);
       thr = val[0];
     }
   }
-  *mp = m;
-}
-
-static inline int topk_relu_bias(const float *v, const float *b, int64_t n, int k, int32_t *idx, float *val) {
-  int m = 0;
-  topk_scan(v, b, n, 0, k, idx, val, &m);
   sort_by_index(idx, val, m);
   return m;
-}
-
-int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val) {
-  return topk_relu_bias(v, NULL, n, k, idx, val);
 }
 
 int sae_topk_subset(const float *v, const int32_t *cand, int64_t mcand, int k, int32_t *idx, float *val) {
@@ -480,20 +461,7 @@ typedef struct {
   int32_t *idx;
   float *val;
   int64_t nnz, cap;
-  // TopK, column blocks (enc_topk_cols): a block of pre-activations and each row's heap so far
-  float *blk;          // chunk x ENC_COL_BLOCK
-  float *hv;           // chunk x 2k candidates: (value, latent), see cand_push
-  int32_t *hi;
-  int *hm;             // candidates of each row (<= 2k)
-  float *ht;           // each row's bar: a new candidate must exceed it (0 = ReLU, then the k-th best)
 } enc_part_t;
-
-// TopK encoding runs over fixed blocks of ENC_COL_BLOCK latents: each block is one single-threaded
-// sgemm over the whole chunk (so W_enc is packed once per chunk, as in one big product) whose
-// output (chunk x 1024 floats, 4 MB) is scanned into per-row heaps while it is still in cache:
-// the chunk x d_sae pre-activations never go to memory. Block boundaries do not depend on the
-// thread count, so codes are bitwise the same for any number of threads.
-enum { ENC_COL_BLOCK = 1024 };
 
 struct sae_enc {
   const sae_t *s;
@@ -513,33 +481,16 @@ int sae_enc_new(sae_enc_t **out, const sae_t *s, ps_pool_t *pool, int64_t chunk_
   e->s = s;
   e->pool = pool;
   e->chunk = chunk_rows;
-  int topk = s->cfg.arch == SAE_TOPK;
   e->xin = malloc((size_t)(chunk_rows * s->cfg.d_in) * sizeof(float));
-  e->pre = topk ? NULL : malloc((size_t)(chunk_rows * s->cfg.d_sae) * sizeof(float));
-  if (!e->xin || (!topk && !e->pre)) {
+  e->pre = malloc((size_t)(chunk_rows * s->cfg.d_sae) * sizeof(float));
+  if (!e->xin || !e->pre) {
     sae_enc_free(&e);
     return ps_err_set(err, PS_ENOMEM, "sae: cannot allocate an encoding workspace of %lld rows",
                       (long long)chunk_rows);
   }
   int nt = ps_pool_size(pool);
   e->parts = ps_xcalloc((size_t)nt, sizeof *e->parts);
-  for (int t = 0; t < nt; t++) {
-    enc_part_t *p = &e->parts[t];
-    p->counts = ps_xmalloc((size_t)chunk_rows * sizeof(int64_t));
-    if (topk) {
-      int64_t cb = s->cfg.d_sae < ENC_COL_BLOCK ? s->cfg.d_sae : ENC_COL_BLOCK, k = s->cfg.k;
-      p->blk = malloc((size_t)(chunk_rows * cb) * sizeof(float));
-      p->hv = malloc((size_t)(chunk_rows * 2 * k) * sizeof(float));
-      p->hi = malloc((size_t)(chunk_rows * 2 * k) * sizeof(int32_t));
-      p->hm = malloc((size_t)chunk_rows * sizeof(int));
-      p->ht = malloc((size_t)chunk_rows * sizeof(float));
-      if (!p->blk || !p->hv || !p->hi || !p->hm || !p->ht) {
-        sae_enc_free(&e);
-        return ps_err_set(err, PS_ENOMEM, "sae: cannot allocate an encoding workspace of %lld rows",
-                          (long long)chunk_rows);
-      }
-    }
-  }
+  for (int t = 0; t < nt; t++) e->parts[t].counts = ps_xmalloc((size_t)chunk_rows * sizeof(int64_t));
   *out = e;
   return 0;
 }
@@ -554,11 +505,6 @@ void sae_enc_free(sae_enc_t **ep) {
       free(e->parts[t].counts);
       free(e->parts[t].idx);
       free(e->parts[t].val);
-      free(e->parts[t].blk);
-      free(e->parts[t].hv);
-      free(e->parts[t].hi);
-      free(e->parts[t].hm);
-      free(e->parts[t].ht);
     }
   free(e->parts);
   free(e);
@@ -581,27 +527,11 @@ static void part_reserve(enc_part_t *p, int64_t extra) {
   p->cap = cap;
 }
 
-static void enc_select(void *ctx, int tid, int nt);
-
-// A thread's rows of the chunk: whole blocks of ENC_BLOCK rows at fixed offsets from the chunk
-// start. Each block is one single-threaded sgemm call, so a row's pre-activations come out of the
-// same call shape whatever the thread count and codes are bitwise the same for 1, 2 or 16
-// threads (BLAS kernels sum in another order on edge tiles, so slices of other sizes would not
-// be). 256 rows keep the cost of packing W_enc per call to a few % of the product.
-enum { ENC_BLOCK = 256 };
-static void enc_range(const sae_enc_t *e, int tid, int nt, int64_t *b, int64_t *en) {
-  ps_pool_range((e->rows + ENC_BLOCK - 1) / ENC_BLOCK, tid, nt, b, en);
-  *b *= ENC_BLOCK;
-  *en *= ENC_BLOCK;
-  if (*en > e->rows) *en = e->rows;
-  if (*b > *en) *b = *en;
-}
-
 static void enc_prepare(void *ctx, int tid, int nt) {
   sae_enc_t *e = ctx;
   const sae_cfg_t *c = &e->s->cfg;
   int64_t b, en, d = c->d_in;
-  enc_range(e, tid, nt, &b, &en);
+  ps_pool_range(e->rows, tid, nt, &b, &en);
   for (int64_t r = b; r < en; r++) {
     float *row = e->xin + r * d;
     memcpy(row, e->x + r * d, (size_t)d * sizeof(float));
@@ -616,163 +546,24 @@ static void enc_prepare(void *ctx, int tid, int nt) {
   }
 }
 
-// One thread's share of a chunk, start to end: its rows are prepared, multiplied by W_enc
-// (single-threaded sgemm, beta 0), biased and selected while still in cache. Splitting rows
-// between the pool's threads, rather than letting OpenBLAS thread one big product, keeps
-// OpenBLAS's spinning workers from competing with the selection for the same cores.
-static void enc_chunk(void *ctx, int tid, int nt) {
-  sae_enc_t *e = ctx;
-  const sae_t *s = e->s;
-  int64_t b, en, m = s->cfg.d_sae, d = s->cfg.d_in;
-  enc_range(e, tid, nt, &b, &en);
-  for (int64_t r = b; r < en; r += ENC_BLOCK) {
-    int64_t nr = en - r < ENC_BLOCK ? en - r : ENC_BLOCK;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nr, (blasint)m, (blasint)d, 1.0f, e->xin + r * d,
-                (blasint)d, s->W_encT, (blasint)d, 0.0f, e->pre + r * m, (blasint)m);
-  }
-  enc_select(ctx, tid, nt);
-}
-
-// Candidates of one row: up to 2k (value, latent) pairs, appended while they beat the bar; when
-// the buffer is full the best k are kept (quickselect: value, then the lower latent) and the bar
-// rises to the k-th. Amortised O(1) a candidate, no heap sifts; latents arrive in increasing order,
-// so an equal value never beats the bar (the kept one has the lower latent).
-static inline int cand_better(float va, int32_t ia, float vb, int32_t ib) { return va > vb || (va == vb && ia < ib); }
-
-static void cand_select(float *v, int32_t *ix, int n, int k) {  // the k best first (unordered)
-  int lo = 0, hi = n - 1;
-  while (lo < hi) {
-    int mid = lo + (hi - lo) / 2;
-    float pv = v[mid];
-    int32_t pi = ix[mid];
-    int i = lo, j = hi;
-    while (i <= j) {
-      while (cand_better(v[i], ix[i], pv, pi)) i++;
-      while (cand_better(pv, pi, v[j], ix[j])) j--;
-      if (i <= j) {
-        float tv = v[i]; v[i] = v[j]; v[j] = tv;
-        int32_t ti = ix[i]; ix[i] = ix[j]; ix[j] = ti;
-        i++, j--;
-      }
-    }
-    if (k - 1 <= j) hi = j;
-    else if (k - 1 >= i) lo = i;
-    else break;
-  }
-}
-
-static inline void cand_scan(const float *x, const float *b, int64_t n, int64_t base, int k, float *cv, int32_t *ci,
-                             int *mp, float *barp) {
-  int m = *mp;
-  float bar = *barp;
-  for (int64_t i0 = 0; i0 < n; i0 += 16) {
-    int64_t len = n - i0 < 16 ? n - i0 : 16;
-    float x16[16];
-    int any = 0;
-    if (len == 16) {
-      for (int j = 0; j < 16; j++) {  // vectorised: most groups of 16 hold no candidate
-        x16[j] = x[i0 + j] + b[i0 + j];
-        any |= x16[j] > bar;
-      }
-    } else {
-      for (int j = 0; j < len; j++) {
-        x16[j] = x[i0 + j] + b[i0 + j];
-        any |= x16[j] > bar;
-      }
-    }
-    if (!any) continue;
-    for (int j = 0; j < len; j++) {
-      float v = x16[j];
-      if (!(v > bar)) continue;
-      cv[m] = v;
-      ci[m] = (int32_t)(base + i0 + j);
-      if (++m == 2 * k) {
-        cand_select(cv, ci, m, k);
-        m = k;
-        float w = cv[0];
-        for (int q = 1; q < k; q++)
-          if (cv[q] < w) w = cv[q];
-        bar = w;
-      }
-    }
-  }
-  *mp = m;
-  *barp = bar;
-}
-
-// TopK: this thread's column blocks over all rows of the chunk, into its per-row heaps.
-static void enc_topk_cols(void *ctx, int tid, int nt) {
-  sae_enc_t *e = ctx;
-  const sae_t *s = e->s;
-  enc_part_t *p = &e->parts[tid];
-  int64_t m = s->cfg.d_sae, d = s->cfg.d_in, rows = e->rows, nb = (m + ENC_COL_BLOCK - 1) / ENC_COL_BLOCK, b0, b1;
-  int k = s->cfg.k;
-  ps_pool_range(nb, tid, nt, &b0, &b1);
-  memset(p->hm, 0, (size_t)rows * sizeof(int));
-  for (int64_t r = 0; r < rows; r++) p->ht[r] = 0.0f;
-  for (int64_t blk = b0; blk < b1; blk++) {
-    int64_t c0 = blk * ENC_COL_BLOCK, nc = m - c0 < ENC_COL_BLOCK ? m - c0 : ENC_COL_BLOCK;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)nc, (blasint)d, 1.0f, e->xin,
-                (blasint)d, s->W_encT + c0 * d, (blasint)d, 0.0f, p->blk, (blasint)nc);
-    for (int64_t r = 0; r < rows; r++)
-      cand_scan(p->blk + r * nc, s->b_enc + c0, nc, c0, k, p->hv + r * 2 * k, p->hi + r * 2 * k, &p->hm[r],
-                &p->ht[r]);
-  }
-}
-
-// TopK: each row's k best of all threads' heaps (value, then the lower index), sorted by index.
-static void enc_topk_merge(void *ctx, int tid, int nt) {
-  sae_enc_t *e = ctx;
-  const sae_t *s = e->s;
-  int k = s->cfg.k;
-  int64_t b, en;
-  enc_range(e, tid, nt, &b, &en);
-  enc_part_t *p = &e->parts[tid];
-  p->n_rows = en - b;
-  p->nnz = 0;
-  for (int64_t r = b; r < en; r++) {
-    part_reserve(p, k);
-    float *hv = p->val + p->nnz;
-    int32_t *hi = p->idx + p->nnz;
-    int m = 0;
-    for (int t = 0; t < nt; t++) {
-      const enc_part_t *q = &e->parts[t];
-      for (int j = 0; j < q->hm[r]; j++) {
-        float v = q->hv[r * 2 * k + j];
-        int32_t ix = q->hi[r * 2 * k + j];
-        if (m < k) heap_push(hv, hi, &m, v, ix);
-        else if (heap_less(hv[0], hi[0], v, ix)) {
-          hv[0] = v;
-          hi[0] = ix;
-          heap_sift(hv, hi, m, 0);
-        }
-      }
-    }
-    sort_by_index(hi, hv, m);
-    p->counts[r - b] = m;
-    p->nnz += m;
-  }
-}
-
 static void enc_select(void *ctx, int tid, int nt) {
   sae_enc_t *e = ctx;
   const sae_t *s = e->s;
   int64_t b, en, m = s->cfg.d_sae;
-  enc_range(e, tid, nt, &b, &en);
+  ps_pool_range(e->rows, tid, nt, &b, &en);
   enc_part_t *p = &e->parts[tid];
   p->n_rows = en - b;
   p->nnz = 0;
-  const float *be = s->b_enc;
   for (int64_t r = b; r < en; r++) {
-    const float *pre = e->pre + r * m;  // without the bias: it is added here, in the same pass
+    const float *pre = e->pre + r * m;
     int64_t cnt = 0;
     if (s->cfg.arch == SAE_TOPK) {
       part_reserve(p, s->cfg.k);
-      cnt = topk_relu_bias(pre, be, m, s->cfg.k, p->idx + p->nnz, p->val + p->nnz);
+      cnt = sae_topk_relu(pre, m, s->cfg.k, p->idx + p->nnz, p->val + p->nnz);
     } else {
       const float *th = s->threshold;
       for (int64_t j = 0; j < m; j++) {
-        float v = pre[j] + be[j];
+        float v = pre[j];
         if (v > 0.0f && (!th || v > th[j])) {
           part_reserve(p, cnt + 1);  // room past the entries of this row already written
           p->idx[p->nnz + cnt] = (int32_t)j;
@@ -796,29 +587,20 @@ int sae_enc_run(sae_enc_t *e, const float *x, int64_t n, sae_codes_t *codes, ps_
   codes->n_rows = 0;
   codes->indptr[0] = 0;
   int64_t nnz = 0;
-  // the pool's threads each run a single-threaded product (see enc_chunk); restored at the end
-  int blas_threads = openblas_get_num_threads();
-  if (blas_threads > 1) openblas_set_num_threads(1);
   for (int64_t r0 = 0; r0 < n; r0 += e->chunk) {
     e->rows = n - r0 < e->chunk ? n - r0 : e->chunk;
     e->x = x + r0 * s->cfg.d_in;
     e->bad_row = -1;
     ps_pool_run(e->pool, enc_prepare, e);
-    if (s->cfg.arch == SAE_TOPK) {
-      ps_pool_run(e->pool, enc_topk_cols, e);
-      ps_pool_run(e->pool, enc_topk_merge, e);
-    } else {
-      ps_pool_run(e->pool, enc_chunk, e);
-    }
     if (e->bad_row >= 0) {
       int64_t row = r0 + e->bad_row;
       for (int64_t i = 0; i < s->cfg.d_in; i++)
-        if (!isfinite(x[row * s->cfg.d_in + i])) {
-          if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+        if (!isfinite(x[row * s->cfg.d_in + i]))
           return ps_err_set(err, PS_ENAN, "sae encode: non-finite input at row %lld, column %lld", (long long)row,
                             (long long)i);
-        }
     }
+    sae_preact(s, e->xin, e->rows, e->pre);
+    ps_pool_run(e->pool, enc_select, e);
     int64_t add = 0;
     for (int t = 0; t < nt; t++) add += e->parts[t].nnz;
     if (codes->cap_nnz < nnz + add) {
@@ -841,7 +623,6 @@ int sae_enc_run(sae_enc_t *e, const float *x, int64_t n, sae_codes_t *codes, ps_
       nnz += p->nnz;
     }
   }
-  if (blas_threads > 1) openblas_set_num_threads(blas_threads);
   return 0;
 }
 
