@@ -98,6 +98,8 @@ void sae_preact(const sae_t *s, const float *xin, int64_t n, float *pre);
 // The k largest of v[0..n) with v > 0 (TopK then ReLU): writes up to k (index, value) pairs,
 // indices ascending; returns how many. idx/val need room for k. Ties: lower index first.
 int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val);
+// The same on v[i] + b[i] (the encoder adds b_enc here instead of before the product).
+int sae_topk_relu_bias(const float *v, const float *b, int64_t n, int k, int32_t *idx, float *val);
 // The same over the positions cand[0..m) only (AuxK: the dead latents); heap order, not sorted.
 int sae_topk_subset(const float *v, const int32_t *cand, int64_t m, int k, int32_t *idx, float *val);
 

@@ -56,6 +56,11 @@ run() {
     fi
   fi
   wait $sc || { tail "$d"/sc*.log; fail "$name: scorer"; }
+  # the encoder re-executed itself with a short OpenBLAS spin (stages/encoder/main.c), same pid
+  if [ -z "${OPENBLAS_THREAD_TIMEOUT:-}" ] && [ "$name" = one ]; then
+    tr '\0' '\n' <"/proc/${enc[0]}/environ" | grep -qx OPENBLAS_THREAD_TIMEOUT=4 ||
+      fail "$name: the encoder runs without OPENBLAS_THREAD_TIMEOUT=4"
+  fi
   kill -TERM "${enc[@]}" 2>/dev/null || true
   for i in "${enc[@]}"; do wait "$i" 2>/dev/null || true; done
   wait $rd || { tail "$d/rd.log"; fail "$name: reader"; }
