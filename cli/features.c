@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "emb.h"
 #include "featstore.h"
+#include "proteins_tsv.h"
 #include "sae.h"
 #include "strmap.h"
 
@@ -259,41 +261,39 @@ typedef struct pinfo {
 } pinfo_t;
 
 // Stream proteins.tsv(.gz) and keep the rows of the wanted ids. Memory: the wanted rows only.
+typedef struct {
+  const fs_feat_t *f;
+  pinfo_t *out;
+  strmap_t *want;  // accession -> first index in f->top
+} names_t;
+
+static int take_names(void *ctx, const ps_protein_row_t *row, ps_err_t *err) {
+  (void)err;
+  names_t *nm = ctx;
+  uint64_t first;
+  if (!strmap_get(nm->want, row->accession, &first)) return 0;
+  // every top entry with this id (several positions of one protein at residue level)
+  for (uint32_t i = (uint32_t)first; i < nm->f->n_top; i++)
+    if (!strcmp(nm->f->top[i].id, row->accession) && !nm->out[i].gene) {
+      nm->out[i].gene = ps_xstrdup(row->gene);
+      nm->out[i].name = ps_xstrdup(row->name);
+      nm->out[i].pfam = ps_xstrdup(row->pfam);
+    }
+  return 0;
+}
+
+// Gene, protein name and Pfam of the feature's top proteins, from DIR/proteins.tsv(.gz), streamed.
 static int load_names(const char *dir, const fs_feat_t *f, pinfo_t *out, ps_err_t *err) {
   char path[4096];
+  struct stat sb;
   snprintf(path, sizeof path, "%s/proteins.tsv.gz", dir);
-  gzFile g = gzopen(path, "rb");
-  if (!g) {
-    snprintf(path, sizeof path, "%s/proteins.tsv", dir);
-    g = gzopen(path, "rb");
-  }
-  if (!g) return ps_err_set(err, PS_ENOTFOUND, "%s: no proteins.tsv(.gz) for protein names", dir);
-  strmap_t *want = strmap_new(f->n_top * 2 + 1);
-  for (uint32_t i = 0; i < f->n_top; i++) strmap_put(want, f->top[i].id, i);
-  char line[65536];
-  while (gzgets(g, line, sizeof line)) {
-    line[strcspn(line, "\r\n")] = 0;
-    char *cols[5] = {0};
-    int nc = 0;
-    for (char *p = line; nc < 5;) {
-      cols[nc++] = p;
-      char *t = strchr(p, '\t');
-      if (!t) break;
-      *t = 0;
-      p = t + 1;
-    }
-    if (nc < 3) continue;
-    // every top entry with this id (several positions of one protein at residue level)
-    for (uint32_t i = 0; i < f->n_top; i++)
-      if (!strcmp(f->top[i].id, cols[0]) && !out[i].gene) {
-        out[i].gene = ps_xstrdup(cols[1]);
-        out[i].name = ps_xstrdup(cols[2]);
-        out[i].pfam = ps_xstrdup(nc > 3 ? cols[3] : "");
-      }
-  }
-  gzclose(g);
-  strmap_destroy(&want);
-  return 0;
+  if (stat(path, &sb) != 0) snprintf(path, sizeof path, "%s/proteins.tsv", dir);
+  if (stat(path, &sb) != 0) return ps_err_set(err, PS_ENOTFOUND, "%s: no proteins.tsv(.gz) for protein names", dir);
+  names_t nm = {f, out, strmap_new(f->n_top * 2 + 1)};
+  for (uint32_t i = f->n_top; i-- > 0;) strmap_put(nm.want, f->top[i].id, i);  // the lowest index wins
+  int rc = ps_proteins_tsv_each(path, take_names, &nm, err);
+  strmap_destroy(&nm.want);
+  return rc;
 }
 
 int cli_feature(int argc, char **argv) {

@@ -15,6 +15,7 @@
 
 #include "fasta.h"
 #include "log.h"
+#include "proteins_tsv.h"
 
 // ---- random numbers ----------------------------------------------------------------------
 static uint64_t mix64(uint64_t z) {  // splitmix64 finaliser (a bijection)
@@ -405,87 +406,50 @@ static char *random_sequence(const char *acc, uint32_t want_len, uint32_t *len_o
   return s;
 }
 
-// Reads one line of any length from a gz stream into *buf (grown). 1 = line, 0 = end.
-static int gz_line(gzFile g, char **buf, size_t *cap) {
-  if (!*buf) {
-    *cap = 4096;
-    *buf = ps_xmalloc(*cap);
+typedef struct {
+  synth_data_t *d;
+  size_t pcap;
+  idset_t seen;
+  const char *path;
+} tsv_load_t;
+
+static int add_tsv_protein(void *ctx, const ps_protein_row_t *row, ps_err_t *err) {
+  tsv_load_t *t = ctx;
+  synth_data_t *d = t->d;
+  uint32_t want = 0;
+  if (*row->length) {
+    char *end;
+    unsigned long v = strtoul(row->length, &end, 10);
+    if (*end || v == 0 || v > 100000)
+      return ps_err_set(err, PS_EFORMAT, "%s: line %llu: bad length '%s'", t->path, (unsigned long long)row->line,
+                        row->length);
+    want = (uint32_t)v;
   }
-  size_t n = 0;
-  for (;;) {
-    if (!gzgets(g, *buf + n, (int)(*cap - n))) return n > 0;
-    n += strlen(*buf + n);
-    if (n && (*buf)[n - 1] == '\n') {
-      (*buf)[--n] = 0;
-      if (n && (*buf)[n - 1] == '\r') (*buf)[--n] = 0;
-      return 1;
-    }
-    if (n + 1 < *cap) return 1;  // last line without newline
-    *cap *= 2;
-    *buf = ps_xrealloc(*buf, *cap);
+  char desc[1024];
+  snprintf(desc, sizeof desc, "%s%s%s", row->gene, *row->name ? " " : "", row->name);
+  uint32_t len;
+  char *seq = random_sequence(row->accession, want, &len);
+  size_t before = d->n_proteins;
+  data_push(d, &t->pcap, row->accession, desc, seq, len);
+  int found;
+  idset_get_or_put(&t->seen, d->ids[before], before, &found);
+  if (found) {
+    d->n_proteins--;
+    free(d->ids[before]);
+    free(d->descs[before]);
+    free(d->seqs[before]);
+    d->dropped_duplicates++;
   }
+  return 0;
 }
 
-// proteins.tsv(.gz): accession, gene, name, pfam, length (header line). Each unique accession
-// becomes a protein with a random sequence (of the given length when the column has one).
+// proteins.tsv(.gz): accession, gene, name, pfam, length (common/proteins_tsv). Each unique
+// accession becomes a protein with a random sequence (of the given length when the column has one).
 static int load_protein_tsv(synth_data_t *d, const char *path, ps_err_t *err) {
-  gzFile g = gzopen(path, "rb");
-  if (!g) return ps_err_set(err, errno ? -errno : PS_EIO, "%s: cannot open: %s", path, strerror(errno));
-  char *line = NULL;
-  size_t cap = 0, pcap = 0;
-  uint64_t lineno = 0;
-  idset_t seen;
-  idset_init(&seen, 32768);
-  int rc = 0;
-  while (gz_line(g, &line, &cap)) {
-    lineno++;
-    if (lineno == 1 && !strncmp(line, "accession", 9)) continue;
-    if (!*line || *line == '#') continue;
-    char *col[5] = {0};
-    char *s = line;
-    for (int c = 0; c < 5 && s; c++) {
-      col[c] = s;
-      s = strchr(s, '\t');
-      if (s) *s++ = 0;
-    }
-    if (!*col[0]) {
-      rc = ps_err_set(err, PS_EFORMAT, "%s: line %llu: empty accession", path, (unsigned long long)lineno);
-      break;
-    }
-    uint32_t want = 0;
-    if (col[4] && *col[4]) {
-      char *end;
-      unsigned long v = strtoul(col[4], &end, 10);
-      if (*end || v == 0 || v > 100000) {
-        rc = ps_err_set(err, PS_EFORMAT, "%s: line %llu: bad length '%s'", path, (unsigned long long)lineno, col[4]);
-        break;
-      }
-      want = (uint32_t)v;
-    }
-    char desc[1024];
-    snprintf(desc, sizeof desc, "%s%s%s", col[1] ? col[1] : "", col[2] && *col[2] ? " " : "", col[2] ? col[2] : "");
-    uint32_t len;
-    char *seq = random_sequence(col[0], want, &len);
-    size_t before = d->n_proteins;
-    data_push(d, &pcap, col[0], desc, seq, len);
-    int found;
-    idset_get_or_put(&seen, d->ids[before], before, &found);
-    if (found) {
-      d->n_proteins--;
-      free(d->ids[before]);
-      free(d->descs[before]);
-      free(d->seqs[before]);
-      d->dropped_duplicates++;
-    }
-  }
-  if (!rc) {
-    int ge;
-    const char *m = gzerror(g, &ge);
-    if (ge < 0 && ge != Z_BUF_ERROR) rc = ps_err_set(err, PS_EFORMAT, "%s: %s", path, m);
-  }
-  idset_free(&seen);
-  free(line);
-  gzclose(g);
+  tsv_load_t t = {d, 0, {0}, path};
+  idset_init(&t.seen, 32768);
+  int rc = ps_proteins_tsv_each(path, add_tsv_protein, &t, err);
+  idset_free(&t.seen);
   return rc;
 }
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include "fasta.h"
 #include "log.h"
+#include "proteins_tsv.h"
 #include "strmap.h"
 
 typedef struct db_priv {
@@ -122,58 +122,14 @@ void interp_db_destroy(interp_db_t **dbp) {
   *dbp = NULL;
 }
 
-static int gz_line(gzFile g, char **buf, size_t *cap) {
-  if (!*buf) {
-    *cap = 4096;
-    *buf = ps_xmalloc(*cap);
-  }
-  size_t n = 0;
-  for (;;) {
-    if (!gzgets(g, *buf + n, (int)(*cap - n))) return n > 0;
-    n += strlen(*buf + n);
-    if (n && (*buf)[n - 1] == '\n') {
-      (*buf)[--n] = 0;
-      if (n && (*buf)[n - 1] == '\r') (*buf)[--n] = 0;
-      return 1;
-    }
-    if (n + 1 < *cap) return 1;
-    *cap *= 2;
-    *buf = ps_xrealloc(*buf, *cap);
-  }
+static int add_row(void *ctx, const ps_protein_row_t *row, ps_err_t *err) {
+  (void)err;
+  interp_db_add(ctx, row->accession, row->gene, row->name, row->pfam);
+  return 0;
 }
 
 static int load_tsv(interp_db_t *db, const char *path, ps_err_t *err) {
-  gzFile g = gzopen(path, "rb");
-  if (!g) return ps_err_set(err, errno ? -errno : PS_EIO, "%s: cannot open: %s", path, strerror(errno));
-  char *line = NULL;
-  size_t cap = 0;
-  uint64_t lineno = 0;
-  int rc = 0;
-  while (gz_line(g, &line, &cap)) {
-    lineno++;
-    if (lineno == 1 && !strncmp(line, "accession", 9)) continue;
-    if (!*line || *line == '#') continue;
-    char *col[5] = {0};
-    char *s = line;
-    for (int c = 0; c < 5 && s; c++) {
-      col[c] = s;
-      s = strchr(s, '\t');
-      if (s) *s++ = 0;
-    }
-    if (!*col[0]) {
-      rc = ps_err_set(err, PS_EFORMAT, "%s: line %llu: empty accession", path, (unsigned long long)lineno);
-      break;
-    }
-    interp_db_add(db, col[0], col[1], col[2], col[3]);
-  }
-  if (!rc) {
-    int ge;
-    const char *m = gzerror(g, &ge);
-    if (ge < 0 && ge != Z_BUF_ERROR) rc = ps_err_set(err, PS_EFORMAT, "%s: %s", path, m);
-  }
-  free(line);
-  gzclose(g);
-  return rc;
+  return ps_proteins_tsv_each(path, add_row, db, err);
 }
 
 static int find_file(const char *dir, const char *const *names, char *out, size_t cap) {
