@@ -380,15 +380,8 @@ static int find_obo(const char *dir, char *out, size_t cap) {
 int cli_annotate(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae annotate: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae annotate", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae annotate", argc, argv);
+  if (crc >= 0) return crc;
   int status = 2, once = 0, lock_fd = -1;
   ctx_t c = {0};
   int64_t interval = 2000, settle = 1000, missing = 60, batch = 256, pace = 0, max_terms = 100;

@@ -55,15 +55,8 @@ int cli_consume(int argc, char **argv) {
   void *zctx = NULL, *sock = NULL;
   FILE *dump = NULL;
   int status = 1;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae consume: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae consume", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae consume", argc, argv);
+  if (crc >= 0) return crc;
   int64_t nprod, hwm, timeout, delay;
   int quiet;
   if (ps_config_i64(cfg, "producers", &nprod, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||

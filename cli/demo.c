@@ -339,15 +339,8 @@ static int run_self_kv(char *const argv[], const char *key, double *val) {
 int cli_demo(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae demo: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae demo", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae demo", argc, argv);
+  if (crc >= 0) return crc;
   int status = 1, regen = 0;
   int64_t n_enc = 2;
   char work[PATH_MAX], synth_dir[PATH_MAX], meta[PATH_MAX], datadir[PATH_MAX], emb[PATH_MAX], fasta[PATH_MAX],

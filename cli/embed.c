@@ -59,17 +59,10 @@ static int ends_with(const char *s, const char *suf) {
 int cli_embed(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae embed: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg) || !ps_config_str(cfg, "model") || !ps_config_str(cfg, "fasta") ||
-      !ps_config_str(cfg, "out")) {
-    int help = ps_config_help_requested(cfg);
-    ps_config_usage(table, "protsae embed", stdout);
-    ps_config_destroy(&cfg);
-    return help ? 0 : 2;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae embed", argc, argv);
+  if (crc >= 0) return crc;
+  if (!ps_config_str(cfg, "model") || !ps_config_str(cfg, "fasta") || !ps_config_str(cfg, "out"))
+    return ps_config_cli_bad(&cfg, table, "protsae embed", "needs --model, --fasta and --out");
   ps_config_print(cfg);
   int status = 1, *layers = NULL, n_layers = 0, logits = 0;
   esm2_model_t *m = NULL;

@@ -354,20 +354,13 @@ out:
 int cli_enrich(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae enrich: %s\n", err.msg);
-    return 2;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae enrich", argc, argv);
+  if (crc >= 0) return crc;
   int neurons = 0;
   ps_config_bool(cfg, "neurons", &neurons, NULL);
   const char *sae_dir = ps_config_str(cfg, "sae");
-  if (ps_config_help_requested(cfg) || !ps_config_str(cfg, "emb") || (!sae_dir && !neurons)) {
-    int help = ps_config_help_requested(cfg);
-    ps_config_usage(table, "protsae enrich", help ? stdout : stderr);
-    if (!help) fprintf(stderr, "protsae enrich: needs --emb and --sae DIR and/or --neurons 1\n");
-    ps_config_destroy(&cfg);
-    return help ? 0 : 2;
-  }
+  if (!ps_config_str(cfg, "emb") || (!sae_dir && !neurons))
+    return ps_config_cli_bad(&cfg, table, "protsae enrich", "needs --emb and --sae DIR and/or --neurons 1");
   if (ps_config_str(cfg, "truth") && !sae_dir) {
     fprintf(stderr, "protsae enrich: --truth needs --sae (the check matches decoder rows to planted directions)\n");
     ps_config_destroy(&cfg);

@@ -196,15 +196,8 @@ static const ps_config_entry_t store_table[] = {
 int cli_enrich_store(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, store_table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae enrich-store: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(store_table, "protsae enrich-store", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
+  int crc = ps_config_cli(&cfg, store_table, "protsae enrich-store", argc, argv);
+  if (crc >= 0) return crc;
   char dd[PATH_MAX];
   const char *data = ps_config_str(cfg, "data");
   if (!data) data = cli_data_dir(dd, sizeof dd);

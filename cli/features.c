@@ -22,16 +22,6 @@
 #include "sae.h"
 #include "strmap.h"
 
-static int usage_or(ps_config_t *cfg, const ps_config_entry_t *t, const char *prog, int bad) {
-  int help = ps_config_help_requested(cfg);
-  if (help || bad) {
-    ps_config_usage(t, prog, help ? stdout : stderr);
-    ps_config_destroy(&cfg);
-    return help ? 0 : 2;
-  }
-  return -1;
-}
-
 static int open_store(const char *path, fs_t **fs, fs_meta_t *m, ps_err_t *err) {
   int rc = fs_open(fs, path, FS_OPEN_READONLY, err);
   if (rc < 0) return rc;
@@ -89,12 +79,8 @@ static int fill_row(uint32_t id, const fs_feat_t *f, void *ctx) {
 int cli_features(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, features_table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae features: %s\n", err.msg);
-    return 2;
-  }
-  int u = usage_or(cfg, features_table, "protsae features", 0);
-  if (u >= 0) return u;
+  int crc = ps_config_cli(&cfg, features_table, "protsae features", argc, argv);
+  if (crc >= 0) return crc;
   fs_t *fs = NULL;
   fs_meta_t m;
   row_t *rows = NULL;
@@ -299,12 +285,9 @@ static int load_names(const char *dir, const fs_feat_t *f, pinfo_t *out, ps_err_
 int cli_feature(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, feature_table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae feature: %s\n", err.msg);
-    return 2;
-  }
-  int u = usage_or(cfg, feature_table, "protsae feature N", ps_config_n_positional(cfg) != 1);
-  if (u >= 0) return u;
+  int crc = ps_config_cli(&cfg, feature_table, "protsae feature N", argc, argv);
+  if (crc >= 0) return crc;
+  if (ps_config_n_positional(cfg) != 1) return ps_config_cli_bad(&cfg, feature_table, "protsae feature N", NULL);
   fs_t *fs = NULL;
   fs_meta_t m;
   fs_feat_t f = {0};
@@ -413,12 +396,10 @@ static const ps_config_entry_t check_table[] = {
 int cli_encode_check(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, check_table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae encode-check: %s\n", err.msg);
-    return 2;
-  }
-  int u = usage_or(cfg, check_table, "protsae encode-check", !ps_config_str(cfg, "sae") || !ps_config_str(cfg, "emb"));
-  if (u >= 0) return u;
+  int crc = ps_config_cli(&cfg, check_table, "protsae encode-check", argc, argv);
+  if (crc >= 0) return crc;
+  if (!ps_config_str(cfg, "sae") || !ps_config_str(cfg, "emb"))
+    return ps_config_cli_bad(&cfg, check_table, "protsae encode-check", "needs --sae and --emb");
   fs_t *fs = NULL;
   fs_meta_t m;
   sae_t *s = NULL;

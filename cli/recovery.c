@@ -32,16 +32,10 @@ static void normalize_rows(float *a, int64_t n, int64_t d) {
 int cli_recovery(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae recovery: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg) || !ps_config_str(cfg, "sae") || !ps_config_str(cfg, "truth")) {
-    int help = ps_config_help_requested(cfg);
-    ps_config_usage(table, "protsae recovery", stdout);
-    ps_config_destroy(&cfg);
-    return help ? 0 : 2;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae recovery", argc, argv);
+  if (crc >= 0) return crc;
+  if (!ps_config_str(cfg, "sae") || !ps_config_str(cfg, "truth"))
+    return ps_config_cli_bad(&cfg, table, "protsae recovery", "needs --sae and --truth");
   sae_t *s = NULL;
   emb_source_t *src = NULL;
   float *dir = NULL, *W = NULL, *sim = NULL;

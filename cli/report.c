@@ -327,15 +327,8 @@ static int cmpn(const void *a, const void *b) {
 int cli_report(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae report: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae report", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae report", argc, argv);
+  if (crc >= 0) return crc;
   const char *w = ps_config_str(cfg, "workdir");
   char out[PATH_MAX], p[PATH_MAX], tmp[PATH_MAX + 8], dd[PATH_MAX];
   snprintf(out, sizeof out, "%s", ps_config_str(cfg, "out") ? ps_config_str(cfg, "out") : "");

@@ -24,17 +24,9 @@ static void fmt(char *out, size_t cap, double v, const char *f) {
 }
 
 int cli_status(int argc, char **argv) {
-  ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae status: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae status", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
+  int crc = ps_config_cli(&cfg, table, "protsae status", argc, argv);
+  if (crc >= 0) return crc;
   int64_t tmo = 2000;
   ps_config_i64(cfg, "timeout-ms", &tmo, NULL);
   char *eps = ps_xstrdup(ps_config_str(cfg, "endpoints"));

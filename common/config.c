@@ -127,6 +127,28 @@ int ps_config_main(ps_config_t **out, const ps_config_entry_t *table, const char
   return -1;
 }
 
+int ps_config_cli(ps_config_t **out, const ps_config_entry_t *table, const char *prog, int argc, char **argv) {
+  ps_err_t err = {0};
+  *out = NULL;
+  if (ps_config_parse(out, table, argc, argv, &err) < 0) {
+    fprintf(stderr, "%s: %s\n", prog, err.msg);
+    return 2;
+  }
+  if (ps_config_help_requested(*out)) {
+    ps_config_usage(table, prog, stdout);
+    ps_config_destroy(out);
+    return 0;
+  }
+  return -1;
+}
+
+int ps_config_cli_bad(ps_config_t **cfg, const ps_config_entry_t *table, const char *prog, const char *why) {
+  ps_config_usage(table, prog, stderr);
+  if (why) fprintf(stderr, "%s: %s\n", prog, why);
+  ps_config_destroy(cfg);
+  return 2;
+}
+
 void ps_config_usage(const ps_config_entry_t *table, const char *prog, FILE *f) {
   fprintf(f, "usage: %s [options]\noptions (also PROTSAE_<NAME> in the environment, which wins):\n", prog);
   for (const ps_config_entry_t *e = table; e->name; e++)

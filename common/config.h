@@ -33,6 +33,12 @@ int ps_config_help_requested(const ps_config_t *c);
 // and return -1 (go on). Usage: `int rc = ps_config_main(&cfg, table, "protsae-x", argc, argv);
 // if (rc >= 0) return rc;`
 int ps_config_main(ps_config_t **out, const ps_config_entry_t *table, const char *prog, int argc, char **argv);
+// The CLI subcommands' variant: the same parse and --help, but a bad option is printed as
+// "PROG: message" on stderr (exit status 2) and the configuration is not logged.
+int ps_config_cli(ps_config_t **out, const ps_config_entry_t *table, const char *prog, int argc, char **argv);
+// A subcommand's arguments parsed but unusable (a required option missing): the usage and
+// "PROG: why" (why may be NULL) on stderr; destroys *cfg; returns 2, the exit status.
+int ps_config_cli_bad(ps_config_t **cfg, const ps_config_entry_t *table, const char *prog, const char *why);
 void ps_config_usage(const ps_config_entry_t *table, const char *prog, FILE *f);
 void ps_config_print(const ps_config_t *c);   // to the log, one line per value
 

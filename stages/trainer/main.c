@@ -252,17 +252,9 @@ int main(int argc, char **argv) {
   wire_src_t ws = {0};
   hb_t hb = {0};
   ps_pool_t *pool = NULL;
-  if (ps_config_parse(&cfg, table, argc, argv, &err) < 0) {
-    fprintf(stderr, "protsae-trainer: %s\n", err.msg);
-    return 2;
-  }
-  if (ps_config_help_requested(cfg)) {
-    ps_config_usage(table, "protsae-trainer", stdout);
-    ps_config_destroy(&cfg);
-    return 0;
-  }
   ps_log_init("trainer");
-  ps_config_print(cfg);
+  int crc = ps_config_main(&cfg, table, "protsae-trainer", argc, argv);
+  if (crc >= 0) return crc;
   ps_signals_install();
   trainer_opts_t o;
   trainer_opts_default(&o);
