@@ -43,6 +43,8 @@ static const ps_config_entry_t table[] = {
     {"k", "32", "active latents per row (topk; batchtopk: mean per row)"},
     {"k-aux", "-1", "AuxK latents (-1 = d_in / 2; 0 = off)"},
     {"aux-coeff", "0.03125", "AuxK loss weight"},
+    {"ortho-coeff", "0", "decoder orthogonality: weight of sum (w_i . w_j)^2 over the latents active in a batch"},
+    {"ortho-margin", "0", "decoder orthogonality: only |w_i . w_j| beyond this margin is penalised"},
     {"dead-steps", "100", "steps without firing after which a latent is dead"},
     {"l1", "5", "relu: L1 coefficient (decoder-norm weighted)"},
     {"l1-warmup-steps", "0", "relu / jumprelu: steps over which the L1 / L0 coefficient ramps up"},
@@ -260,7 +262,7 @@ int main(int argc, char **argv) {
   trainer_opts_default(&o);
   int64_t d_sae, k, kaux, dead, l1w, ws_, ds, ts_, bat, shuf, maxs, ev, ck, lg, vm, chunk, seed, threads, keep, epochs,
       sseed, producers, tmo;
-  double auxc, l1, l0c, jbw, jthr, din, lr, b1, b2, eps, clip, valf;
+  double auxc, orthc, orthm, l1, l0c, jbw, jthr, din, lr, b1, b2, eps, clip, valf;
   int pern, dnorm, unorm, resume, skipnf;
   const char *s;
   if (GET_I("d-sae", d_sae) || GET_I("k", k) || GET_I("k-aux", kaux) || GET_I("dead-steps", dead) ||
@@ -269,7 +271,7 @@ int main(int argc, char **argv) {
       GET_I("max-steps", maxs) || GET_I("eval-every", ev) || GET_I("ckpt-every", ck) || GET_I("log-every", lg) ||
       GET_I("val-max-rows", vm) || GET_I("chunk-rows", chunk) || GET_I("seed", seed) || GET_I("threads", threads) ||
       GET_I("keep-ckpts", keep) || GET_I("epochs", epochs) || GET_I("split-seed", sseed) ||
-      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("l1", l1) || GET_F("l0-coeff", l0c) ||
+      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("ortho-coeff", orthc) || GET_F("ortho-margin", orthm) || GET_F("l1", l1) || GET_F("l0-coeff", l0c) ||
       GET_F("jumprelu-bandwidth", jbw) || GET_F("jumprelu-init-threshold", jthr) ||
       GET_F("dec-init-norm", din) || GET_F("lr", lr) || GET_F("beta1", b1) || GET_F("beta2", b2) || GET_F("eps", eps) ||
       GET_F("clip", clip) || GET_F("val-fraction", valf) ||
@@ -322,6 +324,8 @@ int main(int argc, char **argv) {
       sae_train_parse_matryoshka(&o.train, ps_config_str(cfg, "matryoshka"), d_sae, &err))
     goto fail;
   o.train.aux_coeff = auxc;
+  o.train.ortho_coeff = orthc;
+  o.train.ortho_margin = orthm;
   o.train.dead_steps = dead;
   o.train.chunk_rows = chunk;
   if (kaux >= 0) o.train.k_aux = (int32_t)kaux;

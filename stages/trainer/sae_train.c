@@ -683,6 +683,50 @@ static void update_dec_norms(sae_trainer_t *t) {
   }
 }
 
+// Decoder orthogonality over the latents A that fired in this batch: P = c sum_{i != j in A} h_ij^2
+// with h = sign(g) max(|g| - margin, 0), g = w_i . w_j; dP/dw_i = 4 c sum_{j != i} h_ij w_j. With a unit-norm decoder the dot products
+// are cosines: P pulls apart decoder rows that share a direction, as a child feature's row does when
+// it absorbs its parent's direction (OrtSAE, Korznikov et al. 2025, penalise the same). Cost: two
+// |A| x |A| x d_out products. Returns P; adds dP/dW_dec to the gradient.
+static double ortho_grad(sae_trainer_t *t) {
+  sae_t *s = t->s;
+  int64_t n = s->cfg.d_sae, o = s->cfg.d_out, d = s->cfg.d_in, m = 0;
+  for (int64_t j = 0; j < n; j++) m += t->fired[j] != 0;
+  if (m < 2) return 0.0;
+  int32_t *act = ps_xmalloc((size_t)m * sizeof *act);
+  float *W = ps_xmalloc((size_t)(m * o) * sizeof *W), *G = ps_xmalloc((size_t)(m * m) * sizeof *G);
+  float *gW = ps_xmalloc((size_t)(m * o) * sizeof *gW);
+  m = 0;
+  for (int64_t j = 0; j < n; j++)
+    if (t->fired[j]) {
+      act[m] = (int32_t)j;
+      memcpy(W + m * o, s->W_dec + j * o, (size_t)o * sizeof *W);
+      m++;
+    }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)m, (blasint)o, 1.0f, W, (blasint)o, W,
+              (blasint)o, 0.0f, G, (blasint)m);
+  double pen = 0;
+  const float tau = (float)t->o.ortho_margin;
+  for (int64_t i = 0; i < m; i++) {
+    G[i * m + i] = 0.0f;
+    for (int64_t j = 0; j < m; j++) {  // G <- sign(g) max(|g| - margin, 0)
+      float g = G[i * m + j], a = fabsf(g) - tau;
+      G[i * m + j] = a > 0.0f ? copysignf(a, g) : 0.0f;
+      pen += (double)G[i * m + j] * G[i * m + j];
+    }
+  }
+  const double c = t->o.ortho_coeff;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)o, (blasint)m, (float)(4.0 * c), G,
+              (blasint)m, W, (blasint)o, 0.0f, gW, (blasint)o);
+  float *gWd = t->grad + n * d + n;
+  for (int64_t i = 0; i < m; i++) axpyf(1.0f, gW + i * o, gWd + (int64_t)act[i] * o, o);
+  free(act);
+  free(W);
+  free(G);
+  free(gW);
+  return c * pen;
+}
+
 int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B, sae_losses_t *L, ps_err_t *err) {
   sae_t *s = t->s;
   const sae_cfg_t *c = &s->cfg;
@@ -794,7 +838,8 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   if (t->glt)  // d loss / d log_threshold = theta d loss / d theta
     for (int64_t j = 0; j < n; j++) t->glt[j] = (float)t->glt_acc[j] * s->threshold[j];
   L->aux = t->auxc * aux / (double)B;
-  L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux;
+  L->ortho = t->o.ortho_coeff > 0 ? ortho_grad(t) : 0.0;
+  L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux + L->ortho;
   L->l0 = l0 / (double)B;
   L->var = (var - ss / (double)B) / (double)B;
   L->n_dead = t->n_dead;

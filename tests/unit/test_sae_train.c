@@ -102,6 +102,7 @@ static void gradcheck(sae_t *s, sae_trainer_t *t, const float *x, const float *y
 }
 
 static const char *g_matryoshka;  // nested prefixes for run_gradcheck (NULL = plain loss)
+static double g_ortho_coeff, g_ortho_margin;  // decoder orthogonality term for run_gradcheck
 
 static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm, double dense_thr, int aux_mode) {
   sae_t *s = make_sae(arch, d, n, o, k, norm);
@@ -112,6 +113,8 @@ static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm,
     assert_int_equal(sae_train_parse_matryoshka(&opts, g_matryoshka, n, &perr), 0);
   }
   opts.dense_threshold = dense_thr;
+  opts.ortho_coeff = g_ortho_coeff;
+  opts.ortho_margin = g_ortho_margin;
   opts.chunk_rows = 3;  // several chunks
   if (arch == SAE_RELU) opts.l1_coeff = 0.3;
   if (arch == SAE_JUMPRELU) {
@@ -179,6 +182,39 @@ static void test_grad_matryoshka_aux(void **st) {
   run_gradcheck(SAE_TOPK, 6, 24, 6, 3, 1, 0.05, 0);
   run_gradcheck(SAE_BATCHTOPK, 6, 24, 6, 2, 0, 0.05, 0);
   g_matryoshka = NULL;
+}
+// The decoder orthogonality term (over the latents active in the batch), alone and with a margin
+// that leaves some pairs out, on topk, batchtopk and relu; its value is reported in the loss.
+static void test_grad_ortho(void **st) {
+  (void)st;
+  g_ortho_coeff = 0.7;
+  g_ortho_margin = 0.0;
+  run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 0, 0.05, 0);
+  run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 2, 0, 0.05, 0);
+  g_ortho_margin = 0.3;
+  run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 3, 0, 0.05, 0);
+  run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 2.0, 0);
+  // the term is there: same batch, loss with it minus loss without it = L.ortho > 0
+  sae_t *s = make_sae(SAE_TOPK, 6, 12, 6, 3, 0);
+  sae_train_opts_t opts;
+  sae_train_opts_default(&opts, &s->cfg);
+  opts.ortho_coeff = 0.7;
+  sae_trainer_t *t = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
+  float *x = rand_rows(11, 7, 6, 1.0f);
+  sae_losses_t a, b;
+  assert_int_equal(sae_trainer_grad(t, x, NULL, 7, &a, &err), 0);
+  sae_trainer_free(&t);
+  opts.ortho_coeff = 0;
+  assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
+  assert_int_equal(sae_trainer_grad(t, x, NULL, 7, &b, &err), 0);
+  assert_true(a.ortho > 0 && b.ortho == 0);
+  assert_true(fabs(a.loss - b.loss - a.ortho) < 1e-9 * fabs(a.loss));
+  sae_trainer_free(&t);
+  free(x);
+  sae_free(&s);
+  g_ortho_coeff = g_ortho_margin = 0;
 }
 static void test_grad_topk_norm(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 1, 0.05, 0); }
 static void test_grad_relu_sparse(void **st) { (void)st; run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 2.0, 0); }
@@ -676,6 +712,7 @@ static void test_matryoshka_batchtopk(void **st) { (void)st; run_matryoshka(SAE_
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grad_topk),        cmocka_unit_test(test_grad_topk_aux),
+      cmocka_unit_test(test_grad_ortho),
       cmocka_unit_test(test_grad_topk_norm),   cmocka_unit_test(test_grad_relu_sparse),
       cmocka_unit_test(test_grad_relu_dense),  cmocka_unit_test(test_grad_batchtopk),
       cmocka_unit_test(test_grad_transcoder),  cmocka_unit_test(test_grad_transcoder_relu),
