@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_memfd.h"
 #include "proteins_tsv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,14 +27,9 @@ static int check(void *ctx, const ps_protein_row_t *r, ps_err_t *err) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  int fd = memfd_create("proteins.tsv", 0);
-  if (fd < 0) return 0;
-  if (size && write(fd, data, size) != (ssize_t)size) {
-    close(fd);
-    return 0;
-  }
   char path[64];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int fd = fuzz_memfd(data, size, "proteins.tsv", path, sizeof path);
+  if (fd < 0) return 0;
   uint64_t last = 0;
   ps_err_t err = {0, {0}};
   int rc = ps_proteins_tsv_each(path, check, &last, &err);

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "emb.h"
+#include "fuzz_memfd.h"
 #include "safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -30,14 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned flags = data[0];
   data++;
   size--;
-  int fd = memfd_create("fuzz.safetensors", MFD_CLOEXEC);
-  if (fd < 0) return 0;
-  if (size && write(fd, data, size) != (ssize_t)size) {
-    close(fd);
-    return 0;
-  }
   char path[64];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int fd = fuzz_memfd(data, size, "fuzz.safetensors", path, sizeof path);
+  if (fd < 0) return 0;
   ps_err_t err = {0, {0}};
   st_file_t *f = NULL;
   int rc = st_open(&f, path, &err);
