@@ -94,6 +94,12 @@ grep -q "^mismatches: 0$" "$T/check.out" || fail "encode-check: $(cat "$T/check.
 f=$(awk '/^ *[0-9]/{print $1; exit}' "$T/features.out")
 "$P" feature "$f" --db "$T/one/db" --data "$data" >"$T/feature.out" || fail "protsae feature $f"
 grep -q "top proteins" "$T/feature.out" || { cat "$T/feature.out"; fail "feature: no top proteins"; }
+# each top protein carries its gene and protein name from proteins.tsv.gz (common/proteins_tsv)
+acc=$(awk '/^ +1\. /{print $3; exit}' "$T/feature.out")
+want=$(zcat "$data/proteins.tsv.gz" | awk -F'\t' -v a="$acc" '$1 == a && !n++ {print ($2 != "" ? $2 : $3)}')
+line=$(grep -m1 "^ *1\. " "$T/feature.out" || true)
+[ -n "$acc" ] && [ -n "$want" ] && [[ "$line" == *"$want"* ]] ||
+  { cat "$T/feature.out"; fail "feature: top protein $acc without its gene / name '$want'"; }
 
 # residue level: per-residue codes, pooled per protein; 1 vs 2 encoders
 EMB=$T/s/residues.npy IDS=$T/s/residues.ids LEVEL=residue run res1 1
