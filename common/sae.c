@@ -527,7 +527,7 @@ static inline __attribute__((always_inline)) int topk_heap_scan(const float *v, 
 //     order, so no sort.
 // If fewer than k and t = 0 (ReLU floor), the candidates are all the positive entries: the answer.
 // Otherwise (an unlucky sample, or more than TOPK_CAND candidates) returns -1 and the caller runs the
-// heap scan. Stack: ~20 KiB.
+// heap scan. Stack: ~25 KiB.
 enum { TOPK_LINES = 256, TOPK_CAND = 2048 };
 static inline __attribute__((always_inline)) int topk_sampled(const float *v, const float *b, int64_t n, int k,
                                                               int32_t *idx, float *val) {
