@@ -333,13 +333,6 @@ void sae_normalize_row(float *row, int64_t d, float *mean, float *stdev) {
   if (stdev) *stdev = (float)sd;
 }
 
-void sae_preact(const sae_t *s, const float *xin, int64_t n, float *pre) {
-  int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
-  for (int64_t r = 0; r < n; r++) memcpy(pre + r * m, s->b_enc, (size_t)m * sizeof(float));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)n, (blasint)m, (blasint)d, 1.0f, xin, (blasint)d,
-              s->W_encT, (blasint)d, 1.0f, pre, (blasint)m);
-}
-
 // Min-heap on (value, -index): the root is the worst kept entry.
 static inline int heap_less(float va, int32_t ia, float vb, int32_t ib) { return va < vb || (va == vb && ia > ib); }
 
@@ -522,12 +515,12 @@ static inline __attribute__((always_inline)) int topk_heap_scan(const float *v, 
 //     entries of the row exceed it;
 // (2) one vectorised pass collects the entries > t (a bit mask per 16 entries), in index order;
 // (3) if there are at least k, the row's top k are among them (each of those beats t): the k-th
-//     largest value v_k comes from a sorted insertion, and the kept entries are those > v_k, then the
-//     first ones equal to v_k (ties go to the lower index, as in the heap scan). Emitted in index
-//     order, so no sort.
+//     largest value v_k comes from a bisection on the candidates' bits (all > t >= 0, so they order
+//     as unsigned integers), and the kept entries are those > v_k, then the first ones equal to v_k
+//     (ties go to the lower index, as in the heap scan). Emitted in index order, so no sort.
 // If fewer than k and t = 0 (ReLU floor), the candidates are all the positive entries: the answer.
 // Otherwise (an unlucky sample, or more than TOPK_CAND candidates) returns -1 and the caller runs the
-// heap scan. Stack: ~25 KiB.
+// heap scan. Stack: ~17 KiB.
 enum { TOPK_LINES = 256, TOPK_CAND = 2048 };
 static inline __attribute__((always_inline)) int topk_sampled(const float *v, const float *b, int64_t n, int k,
                                                               int32_t *idx, float *val) {
@@ -549,7 +542,7 @@ static inline __attribute__((always_inline)) int topk_sampled(const float *v, co
   float t;
   memcpy(&t, &tb, sizeof t);
   int32_t ci[TOPK_CAND];
-  float cv[TOPK_CAND];
+  uint32_t key[TOPK_CAND];  // the candidates' values as bits (all > t >= 0: they order as unsigned)
   int nc = 0;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -559,8 +552,9 @@ static inline __attribute__((always_inline)) int topk_sampled(const float *v, co
     while (mask) {
       int j = __builtin_ctz(mask);
       mask &= mask - 1;
+      float x = b ? v[i + j] + b[i + j] : v[i + j];
       ci[nc] = (int32_t)(i + j);
-      cv[nc++] = b ? v[i + j] + b[i + j] : v[i + j];
+      memcpy(&key[nc++], &x, sizeof x);
     }
   }
   for (; i < n; i++) {
@@ -568,28 +562,23 @@ static inline __attribute__((always_inline)) int topk_sampled(const float *v, co
     if (!(x > t)) continue;
     if (nc == TOPK_CAND) return -1;
     ci[nc] = (int32_t)i;
-    cv[nc++] = x;
+    memcpy(&key[nc++], &x, sizeof x);
   }
   if (nc < k) {
     if (t > 0.0f) return -1;
     memcpy(idx, ci, (size_t)nc * sizeof *ci);
-    memcpy(val, cv, (size_t)nc * sizeof *cv);
+    memcpy(val, key, (size_t)nc * sizeof *key);
     return nc;
   }
-  // The k-th largest value v_k (every candidate is > t >= 0)
-  uint32_t key[TOPK_CAND];
-  memcpy(key, cv, (size_t)nc * sizeof *key);
-  uint32_t lo = kth_largest_bits(key, nc, k);
-  float vk;
-  memcpy(&vk, &lo, sizeof vk);
+  uint32_t vk = kth_largest_bits(key, nc, k);  // the k-th largest value, as bits
   int above = 0;
-  for (int c = 0; c < nc; c++) above += cv[c] > vk;
+  for (int c = 0; c < nc; c++) above += key[c] > vk;
   int ties = k - above;  // entries equal to v_k to keep: the lowest-indexed ones
   int m = 0;
   for (int c = 0; c < nc; c++)
-    if (cv[c] > vk || (cv[c] == vk && ties-- > 0)) {
+    if (key[c] > vk || (key[c] == vk && ties-- > 0)) {
       idx[m] = ci[c];
-      val[m++] = cv[c];
+      memcpy(&val[m++], &key[c], sizeof *key);
     }
   return m;
 }

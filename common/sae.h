@@ -93,8 +93,6 @@ void sae_decode(const sae_t *s, const sae_codes_t *codes, float *y);
 // ---- kernels shared with the trainer -------------------------------------------------------
 // In place: row <- (row - mean) / std (std floored at 1e-6); mean and std out (may be NULL).
 void sae_normalize_row(float *row, int64_t d, float *mean, float *stdev);
-// pre (n x d_sae) = xin (n x d_in) W_enc + b_enc, via cblas_sgemm.
-void sae_preact(const sae_t *s, const float *xin, int64_t n, float *pre);
 // The k largest of v[0..n) with v > 0 (TopK then ReLU): writes up to k (index, value) pairs,
 // indices ascending; returns how many. idx/val need room for k. Ties: lower index first.
 int sae_topk_relu(const float *v, int64_t n, int k, int32_t *idx, float *val);

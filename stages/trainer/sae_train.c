@@ -683,9 +683,17 @@ static void update_dec_norms(sae_trainer_t *t) {
   }
 }
 
+// pre (n x d_sae) = xin (n x d_in) W_enc + b_enc, via cblas_sgemm.
+static void preact(const sae_t *s, const float *xin, int64_t n, float *pre) {
+  int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+  for (int64_t r = 0; r < n; r++) memcpy(pre + r * m, s->b_enc, (size_t)m * sizeof(float));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)n, (blasint)m, (blasint)d, 1.0f, xin, (blasint)d,
+              s->W_encT, (blasint)d, 1.0f, pre, (blasint)m);
+}
+
 // Decoder orthogonality over the latents A that fired in this batch: P = c sum_{i != j in A} h_ij^2
-// with h = sign(g) max(|g| - margin, 0), g = w_i . w_j; dP/dw_i = 4 c sum_{j != i} h_ij w_j. With a unit-norm decoder the dot products
-// are cosines: P pulls apart decoder rows that share a direction, as a child feature's row does when
+// with h = sign(g) max(|g| - margin, 0), g = w_i . w_j; dP/dw_i = 4 c sum_{j != i} h_ij w_j.
+// With a unit-norm decoder the dot products are cosines: P pulls apart decoder rows that share a direction, as a child feature's row does when
 // it absorbs its parent's direction (OrtSAE, Korznikov et al. 2025, penalise the same). Cost: two
 // |A| x |A| x d_out products. Returns P; adds dP/dW_dec to the gradient.
 static double ortho_grad(sae_trainer_t *t) {
@@ -764,7 +772,7 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
     t->x = x + r0 * d;
     t->y = y ? y + r0 * o : NULL;
     ps_pool_run(t->pool, ph_prepare, t);
-    sae_preact(s, t->xin, t->rows, t->pre);
+    preact(s, t->xin, t->rows, t->pre);
     if (c->arch == SAE_BATCHTOPK) t->btk_thr = batch_threshold(t);
     int dense = 0;
     if (c->arch == SAE_RELU) {
