@@ -45,6 +45,7 @@ static const ps_config_entry_t table[] = {
     {"aux-coeff", "0.03125", "AuxK loss weight"},
     {"ortho-coeff", "0", "decoder orthogonality: weight of sum (w_i . w_j)^2 over the latents active in a batch"},
     {"ortho-margin", "0", "decoder orthogonality: only |w_i . w_j| beyond this margin is penalised"},
+    {"ortho-scope", "batch", "decoder orthogonality: batch (pairs active in the batch) | row (pairs active in the same row, per row) | row-rarer (row; only the less frequent latent of a pair moves)"},
     {"dead-steps", "100", "steps without firing after which a latent is dead"},
     {"l1", "5", "relu: L1 coefficient (decoder-norm weighted)"},
     {"l1-warmup-steps", "0", "relu / jumprelu: steps over which the L1 / L0 coefficient ramps up"},
@@ -339,6 +340,12 @@ int main(int argc, char **argv) {
   o.log_every = lg;
   o.val_max_rows = vm;
   o.dataset_norm = dnorm;
+  s = ps_config_str(cfg, "ortho-scope");
+  o.train.ortho_per_row = !strcmp(s, "row") ? 1 : !strcmp(s, "row-rarer") ? 2 : !strcmp(s, "batch") ? 0 : -1;
+  if (o.train.ortho_per_row < 0) {
+    ps_err_set(&err, PS_ECONFIG, "--ortho-scope %s: expected batch, row or row-rarer", s);
+    goto fail;
+  }
   s = ps_config_str(cfg, "b-dec-init");
   o.b_dec_init = !strcmp(s, "none") ? 0 : !strcmp(s, "mean") ? 1 : !strcmp(s, "median") ? 2 : -1;
   if (o.b_dec_init < 0) {

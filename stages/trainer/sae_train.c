@@ -50,6 +50,7 @@ struct sae_trainer {
   float *grad, *m, *v;
   int64_t step;
   int64_t *since_fired;     // d_sae
+  int64_t *fire_steps;      // d_sae: steps in which the latent fired (ortho_scope row-rarer)
   uint8_t *fired;           // d_sae, this step
   int32_t *dead;            // list of dead latents this step
   int64_t n_dead;
@@ -148,6 +149,7 @@ int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o
   memset(t->v, 0, np * sizeof(float));
   int64_t n = c->d_sae;
   t->since_fired = ps_xcalloc((size_t)n, sizeof(int64_t));
+  t->fire_steps = ps_xcalloc((size_t)n, sizeof(int64_t));
   t->fired = ps_xcalloc((size_t)n, 1);
   t->dead = ps_xmalloc((size_t)n * sizeof(int32_t));
   t->dec_norm = ps_xmalloc((size_t)n * sizeof(float));
@@ -207,7 +209,7 @@ void sae_trainer_free(sae_trainer_t **tp) {
   }
   free(t->parts);
   free(t->grad); free(t->m); free(t->v);
-  free(t->since_fired); free(t->fired); free(t->dead); free(t->dec_norm);
+  free(t->since_fired); free(t->fire_steps); free(t->fired); free(t->dead); free(t->dec_norm);
   free(t->ccount); free(t->cent); free(t->mgroup);
   free(t->lt); free(t->glt); free(t->mlt); free(t->vlt); free(t->glt_acc); free(t->dwin);
   free(t);
@@ -218,6 +220,7 @@ float *sae_trainer_grad_buf(sae_trainer_t *t) { return t->grad; }
 float *sae_trainer_adam_m(sae_trainer_t *t) { return t->m; }
 float *sae_trainer_adam_v(sae_trainer_t *t) { return t->v; }
 int64_t *sae_trainer_steps_since_fired(sae_trainer_t *t) { return t->since_fired; }
+int64_t *sae_trainer_fire_steps(sae_trainer_t *t) { return t->fire_steps; }
 int64_t sae_trainer_step_count(const sae_trainer_t *t) { return t->step; }
 void sae_trainer_set_step_count(sae_trainer_t *t, int64_t step) { t->step = step; }
 const sae_train_opts_t *sae_trainer_opts(const sae_trainer_t *t) { return &t->o; }
@@ -735,6 +738,59 @@ static double ortho_grad(sae_trainer_t *t) {
   return c * pen;
 }
 
+// Per-row decoder orthogonality, on the chunk just processed: P += c/B sum_b sum_{i != j active in
+// row b} h_ij^2 (h as above), dP/dw_i = 4c/B sum_b sum_{j != i in b} h_ij w_j. Only latents that fire
+// together pay, in proportion to how often they do: a child feature whose row absorbed its
+// parent's direction fires with the parent on the child's proteins. Cost: k^2 d_out per row, run
+// in row order (bitwise reproducible). Returns the chunk's P. Scope row-rarer (ortho_per_row 2)
+// moves only the row of the latent that has fired in fewer steps so far (both on a tie): the
+// specific feature gives up the general one's direction, the general one stays where it is. That
+// is a stop-gradient on the more frequent latent's row, not the gradient of P.
+static double ortho_row(sae_trainer_t *t, const int32_t *ix, int64_t m) {
+  sae_t *s = t->s;
+  int64_t n = s->cfg.d_sae, o = s->cfg.d_out, d = s->cfg.d_in;
+  float *gWd = t->grad + n * d + n;
+  const float tau = (float)t->o.ortho_margin, g4 = (float)(4.0 * t->o.ortho_coeff / (double)t->B);
+  const int rarer = t->o.ortho_per_row == 2;
+  double pen = 0;
+  for (int64_t a = 0; a < m; a++)
+    for (int64_t b = a + 1; b < m; b++) {
+      const float *wa = s->W_dec + (int64_t)ix[a] * o, *wb = s->W_dec + (int64_t)ix[b] * o;
+      float g = dotf(wa, wb, o), h = fabsf(g) - tau;
+      if (h <= 0.0f) continue;
+      h = copysignf(h, g);
+      pen += 2.0 * (double)h * h;  // ordered pairs (a, b) and (b, a)
+      int64_t fa = t->fire_steps[ix[a]], fb = t->fire_steps[ix[b]];
+      if (!rarer || fa <= fb) axpyf(g4 * h, wb, gWd + (int64_t)ix[a] * o, o);
+      if (!rarer || fb <= fa) axpyf(g4 * h, wa, gWd + (int64_t)ix[b] * o, o);
+    }
+  return t->o.ortho_coeff * pen / (double)t->B;
+}
+
+static double ortho_rows(sae_trainer_t *t) {  // sparse path: the rows' active lists
+  double pen = 0;
+  for (int i = 0; i < t->nt; i++) {
+    const tpart_t *p = &t->parts[i];
+    const int32_t *ix = p->idx;
+    for (int64_t r = p->rb; r < p->re; ix += p->cnt[r - p->rb], r++) pen += ortho_row(t, ix, p->cnt[r - p->rb]);
+  }
+  return pen;
+}
+
+static double ortho_rows_dense(sae_trainer_t *t) {  // dense path: F = t->pre (already rectified)
+  int64_t n = t->s->cfg.d_sae;
+  int32_t *ix = ps_xmalloc((size_t)n * sizeof *ix);
+  double pen = 0;
+  for (int64_t r = 0; r < t->rows; r++) {
+    int64_t m = 0;
+    for (int64_t j = 0; j < n; j++)
+      if (t->pre[r * n + j] > 0.0f) ix[m++] = (int32_t)j;
+    pen += ortho_row(t, ix, m);
+  }
+  free(ix);
+  return pen;
+}
+
 int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B, sae_losses_t *L, ps_err_t *err) {
   sae_t *s = t->s;
   const sae_cfg_t *c = &s->cfg;
@@ -762,7 +818,7 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   t->kaux = t->n_dead > 0 ? (int32_t)(t->o.k_aux < t->n_dead ? t->o.k_aux : t->n_dead) : 0;
   t->auxc = t->kaux > 0 ? t->o.aux_coeff * fmin((double)t->n_dead / (double)t->o.k_aux, 1.0) : 0.0;
   update_dec_norms(t);
-  double mse = 0, l1 = 0, aux = 0, var = 0, l0 = 0, mse_nested = 0;
+  double mse = 0, l1 = 0, aux = 0, var = 0, l0 = 0, mse_nested = 0, ortho = 0;
   double *ysum = ps_xcalloc((size_t)o, sizeof(double)), *gbdec = ps_xcalloc((size_t)o, sizeof(double));
   t->dense_hash = 0;
   uint64_t hash = 0;
@@ -808,6 +864,7 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
       if (!t->dpre_dense) t->dpre_dense = xalloc_f(t->chunk * n);
       if (c->arch == SAE_RELU)
         for (int64_t q = 0; q < t->rows * n; q++) t->pre[q] = t->pre[q] > 0.0f ? t->pre[q] : 0.0f;
+      if (t->o.ortho_coeff > 0 && t->o.ortho_per_row) ortho += ortho_rows_dense(t);
       dense_chunk(t, &mse, &l1, &var, &l0, ysum, gbdec);
       L->dense_path = 1;
       continue;
@@ -830,6 +887,7 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
     }
     build_csc(t);
     ps_pool_run(t->pool, ph_cols, t);
+    if (t->o.ortho_coeff > 0 && t->o.ortho_per_row) ortho += ortho_rows(t);
     if (c->apply_b_dec_to_input)
       for (int i = 0; i < t->nt; i++)
         for (int64_t k = 0; k < d; k++) gbdec[k] -= t->parts[i].gbenc[k];
@@ -846,7 +904,7 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   if (t->glt)  // d loss / d log_threshold = theta d loss / d theta
     for (int64_t j = 0; j < n; j++) t->glt[j] = (float)t->glt_acc[j] * s->threshold[j];
   L->aux = t->auxc * aux / (double)B;
-  L->ortho = t->o.ortho_coeff > 0 ? ortho_grad(t) : 0.0;
+  L->ortho = t->o.ortho_coeff <= 0 ? 0.0 : t->o.ortho_per_row ? ortho : ortho_grad(t);
   L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux + L->ortho;
   L->l0 = l0 / (double)B;
   L->var = (var - ss / (double)B) / (double)B;
@@ -957,7 +1015,10 @@ int sae_trainer_step(sae_trainer_t *t, const float *x, const float *y, int64_t B
       if (nrm > 0)
         for (int64_t i = 0; i < o; i++) w[i] /= nrm;
     }
-  for (int64_t j = 0; j < n; j++) t->since_fired[j] = t->fired[j] ? 0 : t->since_fired[j] + 1;
+  for (int64_t j = 0; j < n; j++) {
+    t->since_fired[j] = t->fired[j] ? 0 : t->since_fired[j] + 1;
+    t->fire_steps[j] += t->fired[j] != 0;
+  }
   if (c->arch == SAE_BATCHTOPK && isfinite(t->btk_thr)) {
     float old = s->threshold[0];
     float nv = t->step == 1 ? t->btk_thr : (float)(t->o.threshold_ema * old + (1.0 - t->o.threshold_ema) * t->btk_thr);

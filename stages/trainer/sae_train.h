@@ -62,6 +62,9 @@ typedef struct sae_train_opts {
   double ortho_coeff;         // decoder orthogonality: coeff x sum over ordered pairs (i != j) of the
                               // latents active in the batch of (w_i . w_j)^2 (w: decoder rows); 0 = off
   double ortho_margin;        // only |w_i . w_j| beyond this counts: (|w_i . w_j| - margin)^2
+  int ortho_per_row;          // 0: the pairs active anywhere in the batch; 1: the pairs active in
+                              // the same row, each row's pairs counted (1/B sum_b sum_{i != j in b});
+                              // 2: as 1, but only the rarer latent's row of a pair moves
 } sae_train_opts_t;
 
 void sae_train_opts_default(sae_train_opts_t *o, const sae_cfg_t *cfg);
@@ -96,6 +99,7 @@ float *sae_trainer_grad_buf(sae_trainer_t *t);
 float *sae_trainer_adam_m(sae_trainer_t *t);
 float *sae_trainer_adam_v(sae_trainer_t *t);
 int64_t *sae_trainer_steps_since_fired(sae_trainer_t *t);   // d_sae
+int64_t *sae_trainer_fire_steps(sae_trainer_t *t);          // d_sae: steps in which each latent fired
 int64_t sae_trainer_step_count(const sae_trainer_t *t);
 void sae_trainer_set_step_count(sae_trainer_t *t, int64_t step);
 const sae_train_opts_t *sae_trainer_opts(const sae_trainer_t *t);

@@ -250,6 +250,7 @@ static int save_ckpt(run_t *r, int as_best, ps_err_t *err) {
   if (!rc) rc = st_writer_add_f32(w, "adam_v", ST_F32, sh, 1, sae_trainer_adam_v(r->tr), err);
   sh[0] = (uint64_t)r->s->cfg.d_sae;
   if (!rc) rc = st_writer_add_i64(w, "since_fired", sh, 1, sae_trainer_steps_since_fired(r->tr), err);
+  if (!rc) rc = st_writer_add_i64(w, "fire_steps", sh, 1, sae_trainer_fire_steps(r->tr), err);
   if (!rc && r->s->threshold) rc = st_writer_add_f32(w, "threshold", ST_F32, sh, 1, r->s->threshold, err);
   if (!rc && sae_trainer_log_threshold(r->tr)) {  // jumprelu
     rc = st_writer_add_f32(w, "log_threshold", ST_F32, sh, 1, sae_trainer_log_threshold(r->tr), err);
@@ -394,6 +395,13 @@ static int load_state(run_t *r, ps_err_t *err) {
       rc = ps_err_set(err, PS_EFORMAT, "%s: since_fired missing or malformed", path);
     else
       rc = st_read_raw(f, t, 0, t->nbytes, sae_trainer_steps_since_fired(r->tr), err);
+  }
+  if (!rc) {  // absent in checkpoints of earlier versions: counts start again from 0
+    const st_tensor_info_t *t = st_tensor_find(f, "fire_steps");
+    if (t && (t->n_elems != (uint64_t)r->s->cfg.d_sae || t->dtype != ST_I64))
+      rc = ps_err_set(err, PS_EFORMAT, "%s: fire_steps malformed", path);
+    else if (t)
+      rc = st_read_raw(f, t, 0, t->nbytes, sae_trainer_fire_steps(r->tr), err);
   }
   if (!rc) rc = read_rows(f, "shuffle", r->sbuf, r->sn, r->w, path, err);
   if (!rc) rc = read_rows(f, "batch", r->batch, r->bn, r->w, path, err);
