@@ -45,6 +45,7 @@ static const ps_config_entry_t table[] = {
     {"aux-coeff", "0.03125", "AuxK loss weight"},
     {"ortho-coeff", "0", "decoder orthogonality: weight of sum (w_i . w_j)^2 over the latents active in a batch"},
     {"ortho-margin", "0", "decoder orthogonality: only |w_i . w_j| beyond this margin is penalised"},
+    {"tie-coeff", "0", "SAE: weight of sum_j ||W_enc_j - W_dec_j||^2 (encoder columns tied to decoder rows)"},
     {"ortho-scope", "batch", "decoder orthogonality: batch (pairs active in the batch) | row (pairs active in the same row, per row) | row-rarer (row; only the less frequent latent of a pair moves)"},
     {"dead-steps", "100", "steps without firing after which a latent is dead"},
     {"l1", "5", "relu: L1 coefficient (decoder-norm weighted)"},
@@ -263,7 +264,7 @@ int main(int argc, char **argv) {
   trainer_opts_default(&o);
   int64_t d_sae, k, kaux, dead, l1w, ws_, ds, ts_, bat, shuf, maxs, ev, ck, lg, vm, chunk, seed, threads, keep, epochs,
       sseed, producers, tmo;
-  double auxc, orthc, orthm, l1, l0c, jbw, jthr, din, lr, b1, b2, eps, clip, valf;
+  double auxc, orthc, orthm, tiec, l1, l0c, jbw, jthr, din, lr, b1, b2, eps, clip, valf;
   int pern, dnorm, unorm, resume, skipnf;
   const char *s;
   if (GET_I("d-sae", d_sae) || GET_I("k", k) || GET_I("k-aux", kaux) || GET_I("dead-steps", dead) ||
@@ -272,7 +273,7 @@ int main(int argc, char **argv) {
       GET_I("max-steps", maxs) || GET_I("eval-every", ev) || GET_I("ckpt-every", ck) || GET_I("log-every", lg) ||
       GET_I("val-max-rows", vm) || GET_I("chunk-rows", chunk) || GET_I("seed", seed) || GET_I("threads", threads) ||
       GET_I("keep-ckpts", keep) || GET_I("epochs", epochs) || GET_I("split-seed", sseed) ||
-      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("ortho-coeff", orthc) || GET_F("ortho-margin", orthm) || GET_F("l1", l1) || GET_F("l0-coeff", l0c) ||
+      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("ortho-coeff", orthc) || GET_F("ortho-margin", orthm) || GET_F("tie-coeff", tiec) || GET_F("l1", l1) || GET_F("l0-coeff", l0c) ||
       GET_F("jumprelu-bandwidth", jbw) || GET_F("jumprelu-init-threshold", jthr) ||
       GET_F("dec-init-norm", din) || GET_F("lr", lr) || GET_F("beta1", b1) || GET_F("beta2", b2) || GET_F("eps", eps) ||
       GET_F("clip", clip) || GET_F("val-fraction", valf) ||
@@ -327,6 +328,7 @@ int main(int argc, char **argv) {
   o.train.aux_coeff = auxc;
   o.train.ortho_coeff = orthc;
   o.train.ortho_margin = orthm;
+  o.train.tie_coeff = tiec;
   o.train.dead_steps = dead;
   o.train.chunk_rows = chunk;
   if (kaux >= 0) o.train.k_aux = (int32_t)kaux;

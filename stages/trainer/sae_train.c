@@ -791,6 +791,31 @@ static double ortho_rows_dense(sae_trainer_t *t) {  // dense path: F = t->pre (a
   return pen;
 }
 
+// Encoder-decoder tie (d_in == d_out): P = c sum_j ||e_j - w_j||^2, e_j latent j's encoder column, w_j
+// its decoder row; dP/de_j = 2c (e_j - w_j) = -dP/dw_j. Every latent, every step (n d_in). A latent
+// whose encoder leans away from its own decoder direction, as a general feature's does when it
+// must stay silent where a specific feature has absorbed its direction, pays for it.
+static double tie_grad(sae_trainer_t *t) {
+  sae_t *s = t->s;
+  int64_t n = s->cfg.d_sae, d = s->cfg.d_in;
+  float *gWe = t->grad, *gWd = t->grad + n * d + n;
+  const float c2 = (float)(2.0 * t->o.tie_coeff);
+  double pen = 0;
+  for (int64_t j = 0; j < n; j++) {
+    const float *e = s->W_encT + j * d, *w = s->W_dec + j * d;
+    float *ge = gWe + j * d, *gw = gWd + j * d;
+    double pj = 0;
+    for (int64_t i = 0; i < d; i++) {
+      float df = e[i] - w[i];
+      pj += (double)df * df;
+      ge[i] += c2 * df;
+      gw[i] -= c2 * df;
+    }
+    pen += pj;
+  }
+  return t->o.tie_coeff * pen;
+}
+
 int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B, sae_losses_t *L, ps_err_t *err) {
   sae_t *s = t->s;
   const sae_cfg_t *c = &s->cfg;
@@ -905,7 +930,8 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
     for (int64_t j = 0; j < n; j++) t->glt[j] = (float)t->glt_acc[j] * s->threshold[j];
   L->aux = t->auxc * aux / (double)B;
   L->ortho = t->o.ortho_coeff <= 0 ? 0.0 : t->o.ortho_per_row ? ortho : ortho_grad(t);
-  L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux + L->ortho;
+  L->tie = t->o.tie_coeff > 0 && d == o ? tie_grad(t) : 0.0;
+  L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux + L->ortho + L->tie;
   L->l0 = l0 / (double)B;
   L->var = (var - ss / (double)B) / (double)B;
   L->n_dead = t->n_dead;

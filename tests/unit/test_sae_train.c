@@ -104,9 +104,12 @@ static void gradcheck(sae_t *s, sae_trainer_t *t, const float *x, const float *y
 static const char *g_matryoshka;  // nested prefixes for run_gradcheck (NULL = plain loss)
 static double g_ortho_coeff, g_ortho_margin;  // decoder orthogonality term for run_gradcheck
 static int g_ortho_per_row;
+static double g_tie_coeff;
 
 static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm, double dense_thr, int aux_mode) {
   sae_t *s = make_sae(arch, d, n, o, k, norm);
+  if (g_tie_coeff > 0)  // W_enc = W_dec^T at init: untie it, or the tie's gradient is 0
+    for (int64_t q = 0; q < (int64_t)n * d; q++) s->W_encT[q] += 0.05f * (float)(q % 5 - 2);
   sae_train_opts_t opts;
   sae_train_opts_default(&opts, &s->cfg);
   if (g_matryoshka) {
@@ -117,6 +120,7 @@ static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm,
   opts.ortho_coeff = g_ortho_coeff;
   opts.ortho_margin = g_ortho_margin;
   opts.ortho_per_row = g_ortho_per_row;
+  opts.tie_coeff = g_tie_coeff;
   opts.chunk_rows = 3;  // several chunks
   if (arch == SAE_RELU) opts.l1_coeff = 0.3;
   if (arch == SAE_JUMPRELU) {
@@ -348,6 +352,37 @@ static void test_ortho_row_rarer(void **st) {
   free(x);
   sae_trainer_free(&t);
   sae_trainer_free(&t0);
+  sae_free(&s);
+}
+// The encoder-decoder tie: finite differences on topk (with the unit-norm decoder), batchtopk and
+// relu; its value is sum_j ||e_j - w_j||^2 times the coefficient.
+static void test_grad_tie(void **st) {
+  (void)st;
+  g_tie_coeff = 0.4;
+  run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 0, 0.05, 0);
+  run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 2, 0, 0.05, 0);
+  run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 2.0, 0);
+  g_tie_coeff = 0;
+  sae_t *s = make_sae(SAE_TOPK, 6, 12, 6, 3, 0);
+  for (int q = 0; q < 12 * 6; q++) s->W_encT[q] += 0.01f * (float)(q % 7);  // untie
+  sae_train_opts_t opts;
+  sae_train_opts_default(&opts, &s->cfg);
+  opts.tie_coeff = 0.4;
+  sae_trainer_t *t = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
+  float *x = rand_rows(11, 7, 6, 1.0f);
+  sae_losses_t L;
+  assert_int_equal(sae_trainer_grad(t, x, NULL, 7, &L, &err), 0);
+  double want = 0;
+  for (int q = 0; q < 12 * 6; q++) {
+    double df = (double)s->W_encT[q] - s->W_dec[q];
+    want += 0.4 * df * df;
+  }
+  assert_true(want > 0);
+  assert_true(fabs(L.tie - want) < 1e-6 * want);
+  free(x);
+  sae_trainer_free(&t);
   sae_free(&s);
 }
 static void test_grad_topk_norm(void **st) { (void)st; run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 1, 0.05, 0); }
@@ -849,6 +884,7 @@ int main(void) {
       cmocka_unit_test(test_grad_ortho),
       cmocka_unit_test(test_grad_ortho_row),
       cmocka_unit_test(test_ortho_row_rarer),
+      cmocka_unit_test(test_grad_tie),
       cmocka_unit_test(test_grad_topk_norm),   cmocka_unit_test(test_grad_relu_sparse),
       cmocka_unit_test(test_grad_relu_dense),  cmocka_unit_test(test_grad_batchtopk),
       cmocka_unit_test(test_grad_transcoder),  cmocka_unit_test(test_grad_transcoder_relu),
