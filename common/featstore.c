@@ -2,12 +2,14 @@
 #include "featstore.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <rocksdb/c.h>
+#include <stdlib.h>
 #include <string.h>
 
-enum { CF_DEFAULT = 0, CF_FEAT, CF_CODES, CF_APPLIED, CF_N };
-static const char *const cf_names[CF_N] = {"default", "feat", "codes", "applied"};
+enum { CF_DEFAULT = 0, CF_FEAT, CF_CODES, CF_APPLIED, CF_ENRICH, CF_INTERP, CF_N };
+static const char *const cf_names[CF_N] = {"default", "feat", "codes", "applied", "enrich", "interp"};
 
 struct fs {
   rocksdb_t *db;
@@ -224,12 +226,35 @@ int fs_open(fs_t **out, const char *path, int mode, ps_err_t *err) {
   s->wo = rocksdb_writeoptions_create();
   s->wo_sync = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->wo_sync, 1);
-  const rocksdb_options_t *cfo[CF_N] = {s->opts, s->opts, s->opts, s->opts};
+  const rocksdb_options_t *cfo[CF_N];
+  for (int i = 0; i < CF_N; i++) cfo[i] = s->opts;
   char *e = NULL;
-  if (s->readonly)
-    s->db = rocksdb_open_for_read_only_column_families(s->opts, path, CF_N, cf_names, cfo, s->cf, 0, &e);
-  else
+  if (s->readonly) {
+    // A store written before a family existed opens without it (reads of it find nothing).
+    size_t n_have = 0;
+    char **have = rocksdb_list_column_families(s->opts, path, &n_have, &e);
+    if (e) {
+      int rc = rerr(err, e, "cannot open the feature store (run the scorer first?)", path);
+      fs_close(&s);
+      return rc;
+    }
+    const char *names[CF_N];
+    int map[CF_N], n = 0;
+    for (int i = 0; i < CF_N; i++)
+      for (size_t j = 0; j < n_have; j++)
+        if (!strcmp(have[j], cf_names[i])) {
+          map[n] = i;
+          names[n++] = cf_names[i];
+          break;
+        }
+    rocksdb_list_column_families_destroy(have, n_have);
+    rocksdb_column_family_handle_t *h[CF_N] = {0};
+    s->db = rocksdb_open_for_read_only_column_families(s->opts, path, n, names, cfo, h, 0, &e);
+    for (int i = 0; i < n && s->db; i++) s->cf[map[i]] = h[i];
+  } else {
+    rocksdb_options_set_create_missing_column_families(s->opts, 1);  // an older store gains the new families
     s->db = rocksdb_open_column_families(s->opts, path, CF_N, cf_names, cfo, s->cf, &e);
+  }
   if (e || !s->db) {
     int rc = rerr(err, e, mode == FS_OPEN_CREATE ? "cannot open or create the feature store"
                                                   : "cannot open the feature store (run the scorer first?)", path);
@@ -263,6 +288,8 @@ const char *fs_path(const fs_t *fs) { return fs->path; }
 
 static int get_raw(fs_t *fs, int cf, const char *key, size_t klen, char **val, size_t *vlen, ps_err_t *err) {
   char *e = NULL;
+  *val = NULL;
+  if (!fs->cf[cf]) return 0;  // a family this (older) store does not have
   *val = rocksdb_get_cf(fs->db, fs->ro, fs->cf[cf], key, klen, vlen, &e);
   if (e) return rerr(err, e, "read", fs->path);
   return *val ? 1 : 0;
@@ -313,6 +340,7 @@ int fs_feat_get(fs_t *fs, uint32_t feature, uint32_t top_n, fs_feat_t *f, ps_err
 
 typedef int (*iter_fn)(const char *k, size_t kl, const char *v, size_t vl, void *ctx, ps_err_t *err);
 static int iterate(fs_t *fs, int cf, const char *prefix, size_t plen, iter_fn fn, void *ctx, ps_err_t *err) {
+  if (!fs->cf[cf]) return 0;
   rocksdb_iterator_t *it = rocksdb_create_iterator_cf(fs->db, fs->ro, fs->cf[cf]);
   if (plen) rocksdb_iter_seek(it, prefix, plen);
   else rocksdb_iter_seek_to_first(it);
@@ -630,6 +658,291 @@ void fs_csc_free(fs_csc_t *c) {
   memset(c, 0, sizeof *c);
 }
 
+// ---- string keys ---------------------------------------------------------------------------------
+int fs_kv_get(fs_t *fs, const char *key, char **val, size_t *len, ps_err_t *err) {
+  char *v;
+  size_t n;
+  *val = NULL;
+  if (len) *len = 0;
+  int rc = get_raw(fs, CF_DEFAULT, key, strlen(key), &v, &n, err);
+  if (rc <= 0) return rc;
+  *val = ps_xmalloc(n + 1);
+  memcpy(*val, v, n);
+  (*val)[n] = 0;
+  if (len) *len = n;
+  rocksdb_free(v);
+  return 1;
+}
+
+void fs_wb_put_kv(fs_t *fs, fs_wb_t *w, const char *key, const char *val, size_t len) {
+  rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_DEFAULT], key, strlen(key), val, len);
+}
+
+void fs_wb_del_kv(fs_t *fs, fs_wb_t *w, const char *key) {
+  rocksdb_writebatch_delete_cf(w->wb, fs->cf[CF_DEFAULT], key, strlen(key));
+}
+
+// ---- enrichment records ----------------------------------------------------------------------------
+// JSON with fixed key order and %.17g numbers: equal records give equal bytes.
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+static double num_get(json_t *o, const char *k) {
+  json_t *v = json_object_get(o, k);
+  return json_is_number(v) ? json_number_value(v) : NAN;
+}
+static int64_t int_get(json_t *o, const char *k) {
+  json_t *v = json_object_get(o, k);
+  return json_is_integer(v) ? (int64_t)json_integer_value(v) : json_is_real(v) ? (int64_t)json_real_value(v) : -1;
+}
+
+void fs_enrich_feat_free(fs_enrich_feat_t *e) {
+  for (uint32_t i = 0; i < e->n_hits; i++) free(e->hits[i].name);
+  free(e->hits);
+  memset(e, 0, sizeof *e);
+}
+
+char *fs_enrich_feat_to_json(const fs_enrich_feat_t *e) {
+  json_t *o = json_object(), *hits = json_array();
+  json_object_set_new(o, "n_active", json_integer((json_int_t)e->n_active));
+  json_object_set_new(o, "n_study", json_integer((json_int_t)e->n_study));
+  json_object_set_new(o, "max_act", num(e->max_act));
+  json_object_set_new(o, "n_touched", json_integer(e->n_touched));
+  json_object_set_new(o, "best_f1_go", json_string(e->best_f1_go));
+  json_object_set_new(o, "best_f1", num(e->best_f1));
+  json_object_set_new(o, "best_f1_threshold", num(e->best_f1_threshold));
+  for (uint32_t i = 0; i < e->n_hits; i++) {
+    const fs_term_hit_t *h = &e->hits[i];
+    json_t *a = json_array();
+    json_array_append_new(a, json_string(h->go_id));
+    json_array_append_new(a, json_integer(h->ns));
+    json_array_append_new(a, json_integer(h->depth));
+    json_array_append_new(a, json_string(h->name ? h->name : ""));
+    json_array_append_new(a, json_integer(h->k));
+    json_array_append_new(a, json_integer(h->n));
+    json_array_append_new(a, json_integer(h->K));
+    json_array_append_new(a, json_integer(h->N));
+    json_array_append_new(a, num(h->fold));
+    json_array_append_new(a, num(h->p));
+    json_array_append_new(a, num(h->ln_p));
+    json_array_append_new(a, num(h->p_bonf));
+    json_array_append_new(a, num(h->q_bh));
+    json_array_append_new(a, num(h->f1));
+    json_array_append_new(a, num(h->f1_threshold));
+    json_array_append_new(hits, a);
+  }
+  json_object_set_new(o, "hits", hits);
+  char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+  json_decref(o);
+  return s;
+}
+
+int fs_enrich_feat_from_json(fs_enrich_feat_t *e, const char *txt, size_t len, const char *what, ps_err_t *err) {
+  memset(e, 0, sizeof *e);
+  json_error_t je;
+  json_t *o = json_loadb(txt, len, 0, &je);
+  if (!o || !json_is_object(o)) {
+    json_decref(o);
+    return ps_err_set(err, PS_EFORMAT, "%s: enrichment record: %s at offset %d", what, o ? "not an object" : je.text,
+                      o ? 0 : je.position);
+  }
+  e->n_active = int_get(o, "n_active");
+  e->n_study = int_get(o, "n_study");
+  e->max_act = (float)num_get(o, "max_act");
+  e->n_touched = (uint32_t)int_get(o, "n_touched");
+  const char *b = json_string_value(json_object_get(o, "best_f1_go"));
+  snprintf(e->best_f1_go, sizeof e->best_f1_go, "%s", b ? b : "");
+  e->best_f1 = (float)num_get(o, "best_f1");
+  e->best_f1_threshold = (float)num_get(o, "best_f1_threshold");
+  json_t *hits = json_object_get(o, "hits");
+  int rc = 0;
+  if (!json_is_array(hits)) {
+    rc = ps_err_set(err, PS_EFORMAT, "%s: enrichment record without a hits array", what);
+    goto out;
+  }
+  size_t n = json_array_size(hits);
+  e->hits = ps_xcalloc(n ? n : 1, sizeof *e->hits);
+  for (size_t i = 0; i < n; i++) {
+    json_t *a = json_array_get(hits, i);
+    if (!json_is_array(a) || json_array_size(a) != 15 || !json_is_string(json_array_get(a, 0)) ||
+        !json_is_string(json_array_get(a, 3))) {
+      rc = ps_err_set(err, PS_EFORMAT, "%s: enrichment hit %zu malformed", what, i);
+      goto out;
+    }
+    fs_term_hit_t *h = &e->hits[i];
+    snprintf(h->go_id, sizeof h->go_id, "%s", json_string_value(json_array_get(a, 0)));
+    h->ns = (int)json_integer_value(json_array_get(a, 1));
+    h->depth = (int)json_integer_value(json_array_get(a, 2));
+    h->name = ps_xstrdup(json_string_value(json_array_get(a, 3)));
+    h->k = (uint32_t)json_integer_value(json_array_get(a, 4));
+    h->n = (uint32_t)json_integer_value(json_array_get(a, 5));
+    h->K = (uint32_t)json_integer_value(json_array_get(a, 6));
+    h->N = (uint32_t)json_integer_value(json_array_get(a, 7));
+    double *d[] = {&h->fold, &h->p, &h->ln_p, &h->p_bonf, &h->q_bh};
+    for (int j = 0; j < 5; j++) {
+      json_t *v = json_array_get(a, (size_t)(8 + j));
+      *d[j] = json_is_number(v) ? json_number_value(v) : (j == 2 ? -INFINITY : NAN);
+    }
+    json_t *f1 = json_array_get(a, 13), *ft = json_array_get(a, 14);
+    h->f1 = json_is_number(f1) ? (float)json_number_value(f1) : NAN;
+    h->f1_threshold = json_is_number(ft) ? (float)json_number_value(ft) : NAN;
+    e->n_hits = (uint32_t)(i + 1);
+  }
+out:
+  json_decref(o);
+  if (rc < 0) fs_enrich_feat_free(e);
+  return rc;
+}
+
+void fs_wb_put_enrich(fs_t *fs, fs_wb_t *w, uint32_t feature, const fs_enrich_feat_t *e) {
+  char k[4];
+  feat_key(feature, k);
+  char *j = fs_enrich_feat_to_json(e);
+  rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_ENRICH], k, 4, j, strlen(j));
+  free(j);
+}
+
+void fs_wb_clear_enrich(fs_t *fs, fs_wb_t *w) {
+  const char lo[4] = {0, 0, 0, 0}, hi[5] = {(char)0xff, (char)0xff, (char)0xff, (char)0xff, 0};
+  rocksdb_writebatch_delete_range_cf(w->wb, fs->cf[CF_ENRICH], lo, 4, hi, 5);
+}
+
+int fs_enrich_get(fs_t *fs, uint32_t feature, fs_enrich_feat_t *e, ps_err_t *err) {
+  char k[4], *v;
+  size_t n;
+  memset(e, 0, sizeof *e);
+  feat_key(feature, k);
+  int rc = get_raw(fs, CF_ENRICH, k, 4, &v, &n, err);
+  if (rc <= 0) return rc;
+  char what[300];
+  snprintf(what, sizeof what, "%s: feature %u", fs->path, feature);
+  rc = fs_enrich_feat_from_json(e, v, n, what, err);
+  rocksdb_free(v);
+  return rc < 0 ? rc : 1;
+}
+
+static uint32_t key_u32(const char *k) {
+  return (uint32_t)(uint8_t)k[0] << 24 | (uint32_t)(uint8_t)k[1] << 16 | (uint32_t)(uint8_t)k[2] << 8 | (uint8_t)k[3];
+}
+
+struct enrich_ctx {
+  int (*cb)(uint32_t, const fs_enrich_feat_t *, void *);
+  void *ctx;
+  const char *path;
+};
+static int enrich_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
+  struct enrich_ctx *x = c;
+  if (kl != 4) return ps_err_set(err, PS_EFORMAT, "%s: enrichment key of %zu bytes", x->path, kl);
+  uint32_t id = key_u32(k);
+  char what[300];
+  snprintf(what, sizeof what, "%s: feature %u", x->path, id);
+  fs_enrich_feat_t e;
+  int rc = fs_enrich_feat_from_json(&e, v, vl, what, err);
+  if (rc < 0) return rc;
+  rc = x->cb(id, &e, x->ctx);
+  fs_enrich_feat_free(&e);
+  return rc;
+}
+int fs_enrich_each(fs_t *fs, int (*cb)(uint32_t, const fs_enrich_feat_t *, void *), void *ctx, ps_err_t *err) {
+  struct enrich_ctx x = {cb, ctx, fs->path};
+  return iterate(fs, CF_ENRICH, NULL, 0, enrich_fn, &x, err);
+}
+
+int fs_enrich_done(fs_t *fs, ps_err_t *err) {
+  char *v = NULL;
+  int rc = fs_kv_get(fs, "enrich/state", &v, NULL, err);
+  if (rc > 0) rc = !strcmp(v, "done");
+  free(v);
+  return rc;
+}
+
+// ---- explanations ------------------------------------------------------------------------------------
+void fs_interp_free(fs_interp_t *x) {
+  free(x->explanation);
+  free(x->failure);
+  free(x->mode);
+  memset(x, 0, sizeof *x);
+}
+
+static int interp_decode(fs_interp_t *x, uint32_t unit, const char *v, size_t vl, const char *path, ps_err_t *err) {
+  memset(x, 0, sizeof *x);
+  json_error_t je;
+  json_t *o = json_loadb(v, vl, 0, &je);
+  if (!json_is_object(o)) {
+    json_decref(o);
+    return ps_err_set(err, PS_EFORMAT, "%s: explanation of unit %u: not a JSON object", path, unit);
+  }
+  x->unit = unit;
+  const char *s = json_string_value(json_object_get(o, "explanation"));
+  x->explanation = s ? ps_xstrdup(s) : NULL;
+  x->r = num_get(o, "r");
+  x->p = num_get(o, "p");
+  x->scored = json_is_true(json_object_get(o, "scored"));
+  x->constant_pred = json_is_true(json_object_get(o, "constant_prediction"));
+  s = json_string_value(json_object_get(o, "failure"));
+  x->failure = ps_xstrdup(s ? s : "");
+  s = json_string_value(json_object_get(o, "mode"));
+  x->mode = ps_xstrdup(s ? s : "");
+  int64_t a = int_get(o, "attempts");
+  x->attempts = a > 0 ? (uint32_t)a : 0;
+  json_decref(o);
+  return 0;
+}
+
+void fs_wb_put_interp(fs_t *fs, fs_wb_t *w, uint32_t unit, const char *json, size_t len) {
+  char k[4];
+  feat_key(unit, k);
+  rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_INTERP], k, 4, json, len);
+}
+
+int fs_interp_get(fs_t *fs, uint32_t unit, fs_interp_t *x, char **json, ps_err_t *err) {
+  char k[4], *v;
+  size_t n;
+  if (json) *json = NULL;
+  memset(x, 0, sizeof *x);
+  feat_key(unit, k);
+  int rc = get_raw(fs, CF_INTERP, k, 4, &v, &n, err);
+  if (rc <= 0) return rc;
+  rc = interp_decode(x, unit, v, n, fs->path, err);
+  if (rc == 0 && json) {
+    *json = ps_xmalloc(n + 1);
+    memcpy(*json, v, n);
+    (*json)[n] = 0;
+  }
+  rocksdb_free(v);
+  return rc < 0 ? rc : 1;
+}
+
+struct interp_ctx {
+  int (*cb)(uint32_t, const fs_interp_t *, const char *, void *);
+  void *ctx;
+  const char *path;
+  char *buf;
+  size_t cap;
+};
+static int interp_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
+  struct interp_ctx *x = c;
+  if (kl != 4) return ps_err_set(err, PS_EFORMAT, "%s: explanation key of %zu bytes", x->path, kl);
+  uint32_t id = key_u32(k);
+  fs_interp_t r;
+  int rc = interp_decode(&r, id, v, vl, x->path, err);
+  if (rc < 0) return rc;
+  if (vl + 1 > x->cap) {
+    x->cap = vl + 1024;
+    x->buf = ps_xrealloc(x->buf, x->cap);
+  }
+  memcpy(x->buf, v, vl);
+  x->buf[vl] = 0;
+  rc = x->cb(id, &r, x->buf, x->ctx);
+  fs_interp_free(&r);
+  return rc;
+}
+int fs_interp_each(fs_t *fs, int (*cb)(uint32_t, const fs_interp_t *, const char *, void *), void *ctx,
+                   ps_err_t *err) {
+  struct interp_ctx x = {cb, ctx, fs->path, NULL, 0};
+  int rc = iterate(fs, CF_INTERP, NULL, 0, interp_fn, &x, err);
+  free(x.buf);
+  return rc;
+}
+
 // ---- dump ---------------------------------------------------------------------------------------
 static void put_hex128(FILE *o, fs_u128 v) { fprintf(o, "%016" PRIx64 "%016" PRIx64, (uint64_t)(v >> 64), (uint64_t)v); }
 
@@ -660,6 +973,23 @@ static int dump_code(const char *id, uint32_t n, const uint32_t *idx, const floa
   return 0;
 }
 
+struct dump_ctx {
+  FILE *o;
+  const char *tag;
+};
+// string keys (not meta, not eos/): "key<TAB>value"
+static int dump_kv(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
+  if ((kl == 4 && !memcmp(k, "meta", 4)) || (kl >= 4 && !memcmp(k, "eos/", 4))) return 0;
+  fprintf(c, "kv\t%.*s\t%.*s\n", (int)kl, k, (int)vl, v);
+  return 0;
+}
+static int dump_u32_json(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
+  const struct dump_ctx *x = c;
+  if (kl != 4) return ps_err_set(err, PS_EFORMAT, "%s record key of %zu bytes", x->tag, kl);
+  fprintf(x->o, "%s\t%u\t%.*s\n", x->tag, key_u32(k), (int)vl, v);
+  return 0;
+}
+
 int fs_dump(fs_t *fs, FILE *o, ps_err_t *err) {
   fs_meta_t m;
   int rc = fs_meta_get(fs, &m, err);
@@ -670,5 +1000,10 @@ int fs_dump(fs_t *fs, FILE *o, ps_err_t *err) {
           m.format, m.n_features, m.top_n, m.level, m.neurons, m.pooling, m.proteins, m.residues, m.batches, m.nnz);
   if ((rc = fs_eos_each(fs, dump_eos, o, err)) < 0) return rc;
   if ((rc = fs_feat_each(fs, m.top_n, dump_feat, o, err)) < 0) return rc;
-  return fs_code_each(fs, dump_code, o, err);
+  if ((rc = fs_code_each(fs, dump_code, o, err)) < 0) return rc;
+  if ((rc = iterate(fs, CF_DEFAULT, NULL, 0, dump_kv, o, err)) < 0) return rc;
+  struct dump_ctx de = {o, "enrich"}, di = {o, "interp"};
+  if ((rc = iterate(fs, CF_ENRICH, NULL, 0, dump_u32_json, &de, err)) < 0) return rc;
+  if ((rc = iterate(fs, CF_INTERP, NULL, 0, dump_u32_json, &di, err)) < 0) return rc;
+  return 0;
 }

@@ -9,6 +9,17 @@
 //   codes    protein id -> sparse code (u32 nnz, then nnz x (u32 feature, f32 value), LE);
 //            at residue level the pooled code
 //   applied  producer '\0' u64 big-endian seq -> "" : the upstream batches already applied
+//   enrich   u32 big-endian feature id -> its GO enrichment (JSON: fs_enrich_feat_t), written by
+//            the scorer's enrichment when the stream is complete
+//   interp   u32 big-endian unit id -> its explanation and score (JSON: fs_interp_t), applied by
+//            the scorer from the interpreters' InterpretResults
+//   default also holds string keys (fs_kv_get / fs_wb_put_kv): "enrich/settings" (the GO settings
+//            of the stored enrichment, JSON), "enrich/state" ("done" or the next feature group),
+//            "enrich/summary" (JSON), "interp/plan" (JSON: units asked for), "interp/summary" (JSON)
+//
+// This header is the project's one API over a store's results: the CLI (feature(s), report,
+// annotate, export), the scorer and the interpreter read statistics, enrichment and
+// explanations through it, never through files another command wrote.
 // A commit (fs_commit) writes the effects of a group of batches and their applied keys in one
 // WriteBatch, so a batch's effects are either all in the store with its applied key or absent.
 //
@@ -147,7 +158,70 @@ typedef struct fs_csc {
 int fs_load_csc(fs_t *fs, fs_csc_t *out, ps_err_t *err);
 void fs_csc_free(fs_csc_t *c);
 
-// Text dump of the whole store (meta, eos, features, codes) — byte-identical for equal content.
+// ---- string keys of the default family ----------------------------------------------------------
+// 1 and *val (NUL-terminated, caller frees) when present, 0 when absent.
+int fs_kv_get(fs_t *fs, const char *key, char **val, size_t *len, ps_err_t *err);
+void fs_wb_put_kv(fs_t *fs, fs_wb_t *wb, const char *key, const char *val, size_t len);
+void fs_wb_del_kv(fs_t *fs, fs_wb_t *wb, const char *key);
+
+// ---- GO enrichment results (family "enrich") ------------------------------------------------------
+// One significant enriched term of a feature (enrich.h's enrich_hit_t with the term resolved, so a
+// reader needs no ontology).
+typedef struct fs_term_hit {
+  char go_id[16];            // "GO:0005515"
+  int ns;                    // 0 biological_process, 1 molecular_function, 2 cellular_component
+  int depth;                 // in the ontology of the run (enrich/settings)
+  char *name;                // owned
+  uint32_t k, n, K, N;       // study hits, study size, population hits, population
+  double fold, p, ln_p, p_bonf, q_bh;
+  float f1, f1_threshold;
+} fs_term_hit_t;
+
+typedef struct fs_enrich_feat {
+  int64_t n_active, n_study; // proteins where active (analysed), of them in the population
+  float max_act;             // max activation over the analysed proteins
+  uint32_t n_touched;        // tested terms with >= 1 study protein
+  char best_f1_go[16];       // significant term with the best F1 ("" when none)
+  float best_f1, best_f1_threshold;
+  uint32_t n_hits;
+  fs_term_hit_t *hits;       // ascending p (owned)
+} fs_enrich_feat_t;
+
+void fs_enrich_feat_free(fs_enrich_feat_t *e);
+// JSON text of a record (caller frees) and back; errors name `what`.
+char *fs_enrich_feat_to_json(const fs_enrich_feat_t *e);
+int fs_enrich_feat_from_json(fs_enrich_feat_t *e, const char *json, size_t len, const char *what, ps_err_t *err);
+void fs_wb_put_enrich(fs_t *fs, fs_wb_t *wb, uint32_t feature, const fs_enrich_feat_t *e);
+// Drop every enrichment record (a new run with other settings).
+void fs_wb_clear_enrich(fs_t *fs, fs_wb_t *wb);
+// 1 found (e filled, free with fs_enrich_feat_free), 0 absent (no significant data / not run), <0.
+int fs_enrich_get(fs_t *fs, uint32_t feature, fs_enrich_feat_t *e, ps_err_t *err);
+// Every record in feature order; e is valid during the call only.
+int fs_enrich_each(fs_t *fs, int (*cb)(uint32_t feature, const fs_enrich_feat_t *e, void *ctx), void *ctx,
+                   ps_err_t *err);
+// 1 when the stored enrichment is complete ("enrich/state" = "done"), 0 otherwise.
+int fs_enrich_done(fs_t *fs, ps_err_t *err);
+
+// ---- explanations (family "interp") ----------------------------------------------------------------
+// The stored record is a JSON object (the line `protsae export` writes); the fields readers use:
+typedef struct fs_interp {
+  uint32_t unit;
+  char *explanation;         // NULL when the unit failed for good
+  double r, p;               // Pearson r of predicted vs true scaled activations (NaN when not scored)
+  int scored, constant_pred;
+  char *failure;             // "" or the last failure
+  char *mode;                // "offline", "anthropic:MODEL", ...
+  uint32_t attempts;
+} fs_interp_t;
+void fs_interp_free(fs_interp_t *x);
+void fs_wb_put_interp(fs_t *fs, fs_wb_t *wb, uint32_t unit, const char *json, size_t len);
+// 1 found (x filled; *json too when json != NULL, caller frees), 0 absent, <0.
+int fs_interp_get(fs_t *fs, uint32_t unit, fs_interp_t *x, char **json, ps_err_t *err);
+// Every record in unit order; x and json valid during the call only.
+int fs_interp_each(fs_t *fs, int (*cb)(uint32_t unit, const fs_interp_t *x, const char *json, void *ctx), void *ctx,
+                   ps_err_t *err);
+
+// Text dump of the whole store (meta, eos, features, codes, enrichment, explanations, string keys) — byte-identical for equal content.
 // Used to compare runs; values printed exactly (%a for floats, hex for fixed-point sums).
 int fs_dump(fs_t *fs, FILE *out, ps_err_t *err);
 

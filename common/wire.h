@@ -19,7 +19,7 @@
 #include "protsae.pb-c.h"
 
 #define PS_SCHEMA_MAJOR 1
-#define PS_SCHEMA_MINOR 0
+#define PS_SCHEMA_MINOR 1
 #define PS_SCHEMA_VERSION (PS_SCHEMA_MAJOR * 1000 + PS_SCHEMA_MINOR)
 
 typedef struct wire_opts {
