@@ -17,22 +17,6 @@
 #include "offline.h"
 
 // ---- small helpers ---------------------------------------------------------------------------
-typedef struct rng {
-  uint64_t s;
-} rng_t;
-
-static uint64_t rng_u64(rng_t *r) {
-  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-static size_t rng_below(rng_t *r, size_t n) { return n ? (size_t)(rng_u64(r) % n) : 0; }
-static void rng_seed(rng_t *r, uint64_t seed, uint64_t stream) {
-  r->s = seed * 0x9e3779b97f4a7c15ull ^ (stream + 0x632be59bd9b4e019ull);
-  rng_u64(r);
-}
-
 typedef struct sbuf {
   char *s;
   size_t n, cap;
@@ -70,155 +54,25 @@ void interp_opts_default(interp_opts_t *o) {
   o->model_desc = "the protein language model ESM2";
 }
 
-int interp_parse_bins(const char *s, int bins[INTERP_N_BINS]) {
-  int k = 0;
-  const char *p = s;
-  while (*p && k < INTERP_N_BINS) {
-    char *e;
-    long v = strtol(p, &e, 10);
-    if (e == p || v < 0 || v > 1000) return PS_ECONFIG;
-    bins[k++] = (int)v;
-    p = e;
-    if (*p == ',') p++;
-    else if (*p) return PS_ECONFIG;
-  }
-  return k == INTERP_N_BINS && !*p ? 0 : PS_ECONFIG;
-}
+int interp_parse_bins(const char *s, int bins[INTERP_N_BINS]) { return ps_sample_parse_bins(s, bins); }
 
-void interp_sample_free(interp_sample_t *s) {
-  free(s->shown);
-  free(s->shown_act);
-  free(s->held);
-  free(s->held_act);
-  free(s->shown_bin);
-  free(s->held_bin);
-  memset(s, 0, sizeof *s);
-}
+void interp_sample_free(interp_sample_t *s) { ps_sample_free(s); }
 
-// ---- sampling --------------------------------------------------------------------------------
-static int bin_of(float v) {  // top bin (0) = (0.8, 1], bottom (4) = [0, 0.2]
-  for (int b = 0; b < INTERP_N_BINS - 1; b++)
-    if (v > 1.0f - (float)(b + 1) / INTERP_N_BINS) return b;
-  return INTERP_N_BINS - 1;
-}
-
-// Choose k of the n values in a[] at random (partial Fisher-Yates); they end up in a[0..k).
-static void choose(rng_t *r, int64_t *a, size_t n, size_t k) {
-  for (size_t i = 0; i < k && i < n; i++) {
-    size_t j = i + rng_below(r, n - i);
-    int64_t t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-  }
+// ---- sampling (common/sample.c) ---------------------------------------------------------------
+void interp_sample_opts(const interp_opts_t *o, ps_sample_opts_t *so) {
+  memcpy(so->bins, o->bins, sizeof so->bins);
+  so->n_inactive = o->n_inactive;
+  so->min_active = o->min_active;
+  so->active_threshold = o->active_threshold;
+  so->relu = o->relu;
+  so->seed = o->seed;
 }
 
 int interp_sample_unit(const interp_opts_t *o, float *act, size_t n, size_t unit, interp_sample_t *s, char *why,
                        size_t cap) {
-  memset(s, 0, sizeof *s);
-  float lo = INFINITY, hi = -INFINITY;
-  size_t n_active = 0;
-  for (size_t i = 0; i < n; i++) {
-    float v = act[i];
-    if (!isfinite(v)) v = 0;
-    if (o->relu && v < 0) v = 0;
-    act[i] = v;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-    if ((double)v > o->active_threshold) n_active++;
-  }
-  s->n_active = n_active;
-  if (n == 0 || !(hi > lo)) {
-    snprintf(why, cap, "constant activations");
-    return 0;
-  }
-  if (n_active < (size_t)o->min_active) {
-    snprintf(why, cap, "too few active proteins (%zu < %d)", n_active, o->min_active);
-    return 0;
-  }
-  float range = hi - lo;
-  // group rows: bins 0..4 for active, 5 for inactive
-  size_t cnt[INTERP_N_BINS + 1] = {0};
-  int64_t *grp[INTERP_N_BINS + 1];
-  for (size_t i = 0; i < n; i++) {
-    int g = (double)act[i] > o->active_threshold ? bin_of((act[i] - lo) / range) : INTERP_N_BINS;
-    cnt[g]++;
-  }
-  for (int g = 0; g <= INTERP_N_BINS; g++) grp[g] = ps_xmalloc((cnt[g] ? cnt[g] : 1) * sizeof(int64_t));
-  size_t fill[INTERP_N_BINS + 1] = {0};
-  for (size_t i = 0; i < n; i++) {
-    int g = (double)act[i] > o->active_threshold ? bin_of((act[i] - lo) / range) : INTERP_N_BINS;
-    grp[g][fill[g]++] = (int64_t)i;
-  }
-  // quotas with spill-over: down first, then back up
-  size_t take[INTERP_N_BINS + 1] = {0};
-  size_t carry = 0;
-  for (int b = 0; b < INTERP_N_BINS; b++) {
-    size_t want = (size_t)o->bins[b] + carry;
-    take[b] = want < cnt[b] ? want : cnt[b];
-    carry = want - take[b];
-  }
-  for (int b = INTERP_N_BINS - 1; b >= 0 && carry; b--) {
-    size_t more = cnt[b] - take[b];
-    if (more > carry) more = carry;
-    take[b] += more;
-    carry -= more;
-  }
-  take[INTERP_N_BINS] = (size_t)o->n_inactive < cnt[INTERP_N_BINS] ? (size_t)o->n_inactive : cnt[INTERP_N_BINS];
-  rng_t r;
-  rng_seed(&r, o->seed, unit);
-  size_t total = 0;
-  for (int g = 0; g <= INTERP_N_BINS; g++) total += take[g];
-  s->shown = ps_xmalloc(total * sizeof *s->shown);
-  s->held = ps_xmalloc(total * sizeof *s->held);
-  s->shown_act = ps_xmalloc(total * sizeof *s->shown_act);
-  s->held_act = ps_xmalloc(total * sizeof *s->held_act);
-  s->shown_bin = ps_xmalloc(total * sizeof *s->shown_bin);
-  s->held_bin = ps_xmalloc(total * sizeof *s->held_bin);
-  size_t parity = rng_below(&r, 2);
-  for (int g = 0; g <= INTERP_N_BINS; g++) {
-    choose(&r, grp[g], cnt[g], take[g]);  // random picks in random order
-    for (size_t k = 0; k < take[g]; k++, parity++) {
-      int64_t row = grp[g][k];
-      float v = (act[row] - lo) / range;
-      if (parity % 2 == 0) {
-        s->shown[s->n_shown] = row;
-        s->shown_act[s->n_shown] = v;
-        s->shown_bin[s->n_shown++] = g;
-      } else {
-        s->held[s->n_held] = row;
-        s->held_act[s->n_held] = v;
-        s->held_bin[s->n_held++] = g;
-      }
-    }
-  }
-  for (int g = 0; g <= INTERP_N_BINS; g++) free(grp[g]);
-  // shown: by activation descending (insertion sort: ~16 items)
-  for (size_t i = 1; i < s->n_shown; i++)
-    for (size_t j = i; j > 0 && s->shown_act[j] > s->shown_act[j - 1]; j--) {
-      float tv = s->shown_act[j];
-      s->shown_act[j] = s->shown_act[j - 1];
-      s->shown_act[j - 1] = tv;
-      int64_t tr = s->shown[j];
-      s->shown[j] = s->shown[j - 1];
-      s->shown[j - 1] = tr;
-      int tb = s->shown_bin[j];
-      s->shown_bin[j] = s->shown_bin[j - 1];
-      s->shown_bin[j - 1] = tb;
-    }
-  // held out: shuffled
-  for (size_t i = s->n_held; i > 1; i--) {
-    size_t j = rng_below(&r, i);
-    float tv = s->held_act[i - 1];
-    s->held_act[i - 1] = s->held_act[j];
-    s->held_act[j] = tv;
-    int64_t tr = s->held[i - 1];
-    s->held[i - 1] = s->held[j];
-    s->held[j] = tr;
-    int tb = s->held_bin[i - 1];
-    s->held_bin[i - 1] = s->held_bin[j];
-    s->held_bin[j] = tb;
-  }
-  return 1;
+  ps_sample_opts_t so;
+  interp_sample_opts(o, &so);
+  return ps_sample_unit(&so, act, n, unit, s, why, cap);
 }
 
 // ---- prompts ---------------------------------------------------------------------------------
@@ -653,16 +507,7 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
   int rc = 0;
   // units in a seeded random order; the first `want` eligible ones are analysed
   size_t *perm = ps_xmalloc((src->n_units ? src->n_units : 1) * sizeof *perm);
-  for (size_t i = 0; i < src->n_units; i++) perm[i] = i;
-  rng_t r;
-  rng_seed(&r, o->seed, 0xfeedull);
-  if (!(o->n_units == 0 || o->n_units >= src->n_units))
-    for (size_t i = src->n_units; i > 1; i--) {
-      size_t j = rng_below(&r, i);
-      size_t t = perm[i - 1];
-      perm[i - 1] = perm[j];
-      perm[j] = t;
-    }
+  ps_sample_unit_order(o->seed, src->n_units, o->n_units, perm);
   int64_t *study = ps_xmalloc((np ? np : 1) * sizeof *study);
   for (size_t pi = 0; pi < src->n_units && nres < want; pi++) {
     size_t u = perm[pi];

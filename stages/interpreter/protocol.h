@@ -26,8 +26,9 @@
 #include "db.h"
 #include "err.h"
 #include "llm.h"
+#include "sample.h"
 
-#define INTERP_N_BINS 5
+#define INTERP_N_BINS PS_SAMPLE_BINS
 
 // Activations: one column (unit) at a time.
 typedef struct interp_source {
@@ -57,20 +58,14 @@ void interp_opts_default(interp_opts_t *o);
 // "6,3,3,3,2" -> bins. 0 or PS_ECONFIG.
 int interp_parse_bins(const char *s, int bins[INTERP_N_BINS]);
 
-typedef struct interp_sample {
-  size_t n_active;           // active proteins of the unit
-  size_t n_shown, n_held;
-  int64_t *shown;            // rows, by scaled activation descending
-  float *shown_act;          // scaled
-  int64_t *held;             // rows in the order presented to the model (shuffled)
-  float *held_act;           // true scaled activations
-  int *shown_bin, *held_bin; // 0..4 = bin of an active protein, 5 = inactive
-} interp_sample_t;
+typedef ps_sample_t interp_sample_t;  // common/sample.h
 
 void interp_sample_free(interp_sample_t *s);
 
 // Steps 1-4 on one unit's raw activations act[0..n) (modified in place when relu). Returns 1 and
 // fills s (caller frees with interp_sample_free), or 0 when the unit is skipped (why says so).
+// The sampling options of o (common/sample.h).
+void interp_sample_opts(const interp_opts_t *o, ps_sample_opts_t *so);
 int interp_sample_unit(const interp_opts_t *o, float *act, size_t n, size_t unit, interp_sample_t *s, char *why,
                        size_t cap);
 
