@@ -1,6 +1,13 @@
 // protsae-interpreter — LLM-written explanations of SAE features (and of ESM2 neurons, the
 // baseline), scored by predicting activations on held-out proteins. Wiring only: configuration,
 // sources, the client and its cache, output. The protocol lives in protocol.c.
+//
+// Two ways to run:
+//  - a pipeline stage (--in): InterpretRequests from a scorer (PULL), InterpretResults back to it
+//    (--results, PUSH); any number of interpreters share one scorer's queue; the scorer stores
+//    the results exactly once. Exits 0 on the scorer's EndOfStream (or SIGTERM, after the batch).
+//  - on files (--features / --neurons .npy matrices with --ids): the whole protocol in-process,
+//    results in --out (features.jsonl, neurons.jsonl, summary.json).
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -9,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "cache.h"
 #include "config.h"
@@ -17,14 +25,17 @@
 #include "log.h"
 #include "metrics.h"
 #include "npysrc.h"
-#include "storesrc.h"
+#include "service.h"
+#include "wire.h"
 #include "protocol.h"
 #include "signals.h"
 
 static const ps_config_entry_t table[] = {
-    {"features", NULL, "SAE feature activations: a feature store (protsae-scorer --db) or a .npy, proteins x features"},
-    {"neurons", NULL, "neuron baseline: a feature store of protsae-encoder --neurons 1, or a .npy of the embeddings "
-                      "(proteins x d; ReLU applied)"},
+    {"in", NULL, "pipeline mode: endpoint of a scorer's InterpretRequests (PULL; e.g. >tcp://scorer:5558)"},
+    {"results", NULL, "pipeline mode: where InterpretResults go (PUSH; the scorer's --in, e.g. >tcp://scorer:5557)"},
+    {"hwm", "4", "pipeline mode: requests queued per peer"},
+    {"features", NULL, "file mode: SAE feature activations, a .npy (proteins x features) with --ids"},
+    {"neurons", NULL, "file mode: neuron baseline, a .npy of the embeddings (proteins x d; ReLU applied) with --ids"},
     {"ids", NULL, "accession of each row of the .npy inputs, one a line (stores carry their ids)"},
     {"data", "../shared/data/human-swissprot", "data dir: proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz"},
     {"out", "protsae-interp", "output dir: features.jsonl, neurons.jsonl, summary.json"},
@@ -97,9 +108,10 @@ static int run_kind(const char *npy, const char *ids, const char *kind, int relu
                     interp_summary_t *sum, ps_err_t *err) {
   interp_source_t src;
   interp_npysrc_t *ns = NULL;
-  interp_storesrc_t *ss = NULL;
   struct stat sb;
-  int rc = stat(npy, &sb) == 0 && S_ISDIR(sb.st_mode) ? interp_storesrc_open(&ss, npy, &src, err)
+  int rc = stat(npy, &sb) == 0 && S_ISDIR(sb.st_mode)
+               ? ps_err_set(err, PS_ECONFIG, "%s: a feature store is interpreted through its scorer (protsae-scorer "
+                                             "--interp-out, protsae-interpreter --in), not read here", npy)
            : !ids ? ps_err_set(err, PS_ECONFIG, "%s: a .npy input needs --ids", npy)
                   : interp_npysrc_open(&ns, npy, ids, &src, err);
   if (rc < 0) return rc;
@@ -121,7 +133,82 @@ static int run_kind(const char *npy, const char *ids, const char *kind, int relu
   }
   interp_results_free(res, nres);
   interp_npysrc_destroy(&ns);
-  interp_storesrc_destroy(&ss);
+  return rc;
+}
+
+// Pipeline mode: batches of up to `parallel` requests (the LLM client keeps that many in flight).
+static int run_service(const char *in_ep, const char *out_ep, int64_t hwm, int parallel, const interp_service_t *sv,
+                       const char *producer, interp_mx_t *mx, int m_units, ps_err_t *err) {
+  void *zctx = zmq_ctx_new(), *in = NULL, *out = NULL;
+  wire_opts_t wo = WIRE_OPTS_DEFAULT;
+  wo.hwm = (int)hwm;
+  int rc = 0, ended = 0;
+  size_t cap = parallel > 0 ? (size_t)parallel : 1, done = 0;
+  Protsae__Envelope **envs = ps_xcalloc(cap, sizeof *envs);
+  Protsae__InterpretRequest **reqs = ps_xcalloc(cap, sizeof *reqs);
+  Protsae__InterpretResult *res = ps_xcalloc(cap, sizeof *res);
+  wire_stats_t st = {0};
+  uint64_t seq = 0;
+  if (!(in = wire_socket(zctx, ZMQ_PULL, in_ep, &wo, err)) || !(out = wire_socket(zctx, ZMQ_PUSH, out_ep, &wo, err))) {
+    rc = err->code ? err->code : PS_EIO;
+    goto out;
+  }
+  PS_INFO("interpreter serving in=%s results=%s mode=%s", in_ep, out_ep, sv->mode);
+  while (!ended && !ps_stop_flag) {
+    size_t n = 0;
+    Protsae__Envelope *env = NULL;
+    rc = wire_recv(in, &env, 200, &ps_stop_flag, &st, err);
+    if (rc == PS_EINTR) {
+      rc = 0;
+      break;
+    }
+    if (rc < 0) goto out;
+    while (rc == 1) {  // this message, then whatever else is already queued, up to the batch size
+      if (env->body_case == PROTSAE__ENVELOPE__BODY_INTERPRET_REQUEST) {
+        envs[n] = env;
+        reqs[n++] = env->interpret_request;
+      } else {
+        if (env->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) ended = 1;
+        else PS_WARN("unexpected message from %s on the request socket: dropped", env->producer);
+        wire_free(&env);
+      }
+      if (n == cap || ended) break;
+      env = NULL;
+      rc = wire_recv(in, &env, 0, NULL, &st, err);
+      if (rc < 0) goto out;
+    }
+    rc = 0;
+    if (!n) continue;
+    int arc = interp_service_answer(sv, reqs, n, res, err);
+    for (size_t i = 0; i < n; i++) {
+      Protsae__Envelope o;
+      wire_envelope_init(&o, envs[i]->run_id ? envs[i]->run_id : "run", producer, seq++);
+      o.body_case = PROTSAE__ENVELOPE__BODY_INTERPRET_RESULT;
+      o.interpret_result = &res[i];
+      if (arc == 0 && (rc = wire_send(out, &o, &ps_stop_flag, err)) < 0 && rc != PS_EINTR) goto out;
+      if (res[i].failure && res[i].failure[0]) PS_WARN("unit %u: %s", res[i].unit, res[i].failure);
+      interp_service_result_free(&res[i]);
+      wire_free(&envs[i]);
+      done++;
+    }
+    rc = 0;
+    if (mx->m) ps_metrics_set(mx->m, m_units, (double)done);
+    if (arc == PS_EINTR) break;
+    if (arc < 0) {
+      rc = arc;
+      goto out;
+    }
+  }
+  PS_INFO("interpreter finished answered=%zu end_of_stream=%d dropped=%llu", done, ended,
+          (unsigned long long)(st.dropped_malformed + st.dropped_version + st.dropped_empty));
+out:
+  for (size_t i = 0; i < cap; i++) wire_free(&envs[i]);
+  free(envs);
+  free(reqs);
+  free(res);
+  wire_close(&in);
+  wire_close(&out);
+  zmq_ctx_term(zctx);
   return rc;
 }
 
@@ -147,8 +234,15 @@ int main(int argc, char **argv) {
   ps_signals_install();
   const char *features = ps_config_str(cfg, "features"), *neurons = ps_config_str(cfg, "neurons");
   const char *ids = ps_config_str(cfg, "ids"), *out_dir = ps_config_str(cfg, "out");
-  if (!features && !neurons) {
-    fprintf(stderr, "protsae-interpreter: at least one of --features / --neurons is required\n");
+  const char *in_ep = ps_config_str(cfg, "in"), *res_ep = ps_config_str(cfg, "results");
+  int service = in_ep && in_ep[0];
+  if (service && !(res_ep && res_ep[0])) {
+    fprintf(stderr, "protsae-interpreter: --in needs --results (where the answers go)\n");
+    ps_config_destroy(&cfg);
+    return 2;
+  }
+  if (!service && !features && !neurons) {
+    fprintf(stderr, "protsae-interpreter: --in (pipeline mode) or one of --features / --neurons (files) is required\n");
     ps_config_destroy(&cfg);
     return 2;
   }
@@ -219,7 +313,7 @@ int main(int argc, char **argv) {
   mx.in_tok = ps_metrics_add(mx.m, "llm_input_tokens_total", PS_COUNTER, "input tokens (server usage)");
   mx.out_tok = ps_metrics_add(mx.m, "llm_output_tokens_total", PS_COUNTER, "output tokens (server usage)");
   int m_units = ps_metrics_add(mx.m, "units_done", PS_GAUGE, "features and neurons interpreted");
-  if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+  if ((!service || !offline) && mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
     ps_err_set(&err, -errno, "%s: cannot create: %s", out_dir, strerror(errno));
     goto fail;
   }
@@ -255,6 +349,20 @@ int main(int argc, char **argv) {
     PS_INFO("llm endpoint=%s model=%s key=%s cache=%s", llm_endpoint(llm), lo.model, key ? "set" : "none", cp);
   }
   if (interp_db_load(&db, ps_config_str(cfg, "data"), o.with_sequence, &err) < 0) goto fail;
+  if (service) {
+    if (!db->go) {
+      ps_err_set(&err, PS_ENOTFOUND, "%s: no GO ontology in the data directory (go*.obo[.gz])", ps_config_str(cfg, "data"));
+      goto fail;
+    }
+    interp_service_t sv = {db, offline ? NULL : llm, &o, mode};
+    int64_t hwm = 4;
+    if (get_i(cfg, "hwm", &hwm, &err) < 0) goto fail;
+    if (run_service(in_ep, res_ep, hwm < 1 ? 1 : hwm, (int)par, &sv, ps_config_str(cfg, "producer"), &mx, m_units,
+                    &err) < 0)
+      goto fail;
+    status = 0;
+    goto fail;
+  }
   interp_run_opts_t ro = {llm, offline};
   interp_summary_t sf = {0}, sn = {0};
   int have_f = 0, have_n = 0;

@@ -230,6 +230,43 @@ void offline_explain(const offline_bg_t *bg, const interp_db_t *db, const int64_
   free(cand);
 }
 
+void offline_explain_terms(const interp_db_t *db, const char *const *go_ids, const double *p, const double *fold,
+                           const uint32_t *k, const uint32_t *n, size_t n_terms, const char *unit_kind,
+                           offline_expl_t *out) {
+  memset(out, 0, sizeof *out);
+  char text[2048];
+  size_t tl = (size_t)snprintf(text, sizeof text, "[offline] This %s fires on proteins", unit_kind);
+  for (size_t i = 0; i < n_terms && out->n < 3 && db->go; i++) {
+    if (!(p[i] < 1e-3)) continue;
+    int32_t id = go_lookup(db->go, go_ids[i]);
+    if (id < 0) continue;
+    id = go_resolve(db->go, id);
+    const go_term_t *t = go_term(db->go, id);
+    if (!t || t->n_parents == 0) continue;
+    int clash = 0;
+    for (size_t j = 0; j < out->n && !clash; j++)
+      clash = is_ancestor(db->go, id, out->e[j].id) || is_ancestor(db->go, out->e[j].id, id);
+    if (clash) continue;
+    offline_elem_t *e = &out->e[out->n++];
+    e->kind = OFF_GO;
+    e->id = id;
+    e->p = p[i];
+    e->fold = fold[i];
+    e->k = k[i];
+    e->n = n[i];
+    e->weight = weight_of(p[i]);
+    tl += (size_t)snprintf(text + tl, sizeof text - tl, "%sannotated with '%s' (%s, %u of %u)", out->n == 1 ? " " : "; or ",
+                           t->name, t->id, e->k, e->n);
+    if (tl >= sizeof text) tl = sizeof text - 1;
+  }
+  if (!out->n)
+    snprintf(text, sizeof text, "[offline] No GO term is significantly enriched among the proteins this %s fires on.",
+             unit_kind);
+  else if (tl + 2 < sizeof text)
+    strcat(text, ".");
+  out->text = ps_xstrdup(text);
+}
+
 static int has_sorted(const int32_t *a, uint32_t n, int32_t v) {
   uint32_t lo = 0, hi = n;
   while (lo < hi) {

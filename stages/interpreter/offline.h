@@ -39,6 +39,12 @@ void offline_bg_destroy(offline_bg_t **bg);
 // study: rows of active proteins (not held out); excl: held-out rows (removed from the background).
 void offline_explain(const offline_bg_t *bg, const interp_db_t *db, const int64_t *row_db, const int64_t *study,
                      size_t n_study, const int64_t *excl, size_t n_excl, const char *unit_kind, offline_expl_t *out);
+// From the feature store's enrichment instead (the pipeline's way: one implementation of the
+// statistics): terms[0..n) ascending p (GO ids resolved in db->go; unknown ids skipped); keeps the
+// best 3 that are neither roots nor ancestors / descendants of one kept, with p < 1e-3.
+void offline_explain_terms(const interp_db_t *db, const char *const *go_ids, const double *p, const double *fold,
+                           const uint32_t *k, const uint32_t *n, size_t n_terms, const char *unit_kind,
+                           offline_expl_t *out);
 double offline_predict(const offline_expl_t *x, const interp_db_t *db, int64_t db_idx);
 void offline_expl_free(offline_expl_t *x);
 

@@ -43,7 +43,8 @@ static const ps_config_entry_t table[] = {
     {"max-records", "0", "records per epoch (0 = all)"},
     {"skip-nonfinite", "0", "skip records with NaN/Inf (counted) instead of stopping"},
     {"out", "@ipc:///tmp/protsae-reader.ipc", "endpoint (@ binds, > connects)"},
-    {"consumers", "1", "consumers that will read this stream: each gets an EndOfStream"},
+    {"consumers", "1", "consumers that will read this stream: each gets an EndOfStream (0 = as many as are "
+                       "connected at the end, and one more to each that stays connected: any --scale works)"},
     {"hwm", "16", "batches queued per consumer before sending blocks"},
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
@@ -218,8 +219,8 @@ int main(int argc, char **argv) {
       ps_config_f64(cfg, "val-fraction", &valf, &err) < 0 || ps_config_bool(cfg, "skip-nonfinite", &skip_nf, &err) < 0 ||
       ps_config_bool(cfg, "resume", &resume, &err) < 0)
     goto fail;
-  if (batch_rows < 1 || batch_rows > (1 << 24) || epochs < 1 || consumers < 1 || hwm < 1) {
-    ps_err_set(&err, PS_ECONFIG, "batch-rows, epochs, consumers and hwm must be >= 1");
+  if (batch_rows < 1 || batch_rows > (1 << 24) || epochs < 1 || consumers < 0 || hwm < 1) {
+    ps_err_set(&err, PS_ECONFIG, "batch-rows, epochs and hwm must be >= 1, consumers >= 0");
     goto fail;
   }
   if (!(max_rate >= 0)) {
@@ -381,9 +382,15 @@ int main(int argc, char **argv) {
     // EndOfStream, also after a stop request (reason "signal"), one per consumer so each knows
     // the totals. While a stop is pending a blocked send gives up instead of waiting.
     int eos_wait = ps_signals_stop_requested() ? 10000 : -1;
-    for (int64_t i = 0; i < consumers; i++) {
+    int64_t n_eos = consumers;
+    if (consumers == 0) {
+      n_eos = wire_peers_live(peers);
+      if (n_eos < 1) n_eos = 1;
+      PS_INFO("stream end: %lld consumers connected, one EndOfStream each", (long long)n_eos);
+    }
+    for (int64_t i = 0; i < n_eos; i++) {
       if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, reason, eos_wait, &err) < 0) {
-        PS_WARN("EndOfStream %lld of %lld not sent: %s", (long long)i + 1, (long long)consumers, err.msg);
+        PS_WARN("EndOfStream %lld of %lld not sent: %s", (long long)i + 1, (long long)n_eos, err.msg);
         break;
       }
     }
@@ -401,6 +408,19 @@ int main(int argc, char **argv) {
     // the connections open until the consumers have read everything and hung up, within the
     // linger budget, of which closing gets what is left.
     uint64_t tw = now_ms();
+    if (consumers == 0) {  // a consumer still connected may not have had an EndOfStream: one more each 2 s
+      uint64_t last = tw;
+      while (wire_peers_live(peers) > 0 && (linger < 0 || now_ms() - tw < (uint64_t)linger)) {
+        if (now_ms() - last >= 2000) {
+          last = now_ms();
+          ps_err_t se = {0};
+          if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, reason, 100, &se) == 0)
+            PS_INFO("a consumer is still connected: another EndOfStream");
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+      }
+    }
     if (wire_peers_wait_hangup(peers, (int)linger, &err) < 0) PS_WARN("stream end: %s", err.msg);
     else PS_INFO("consumers hung up waited_ms=%llu", (unsigned long long)(now_ms() - tw));
     if (linger >= 0) {

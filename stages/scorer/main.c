@@ -6,13 +6,20 @@
 // (lost in a killed encoder's queue, or in this process's queue before a kill -9), the scorer
 // sends a ResendRequest for them on --control (the reader re-sends them, then its EndOfStream);
 // while no EndOfStream is known, an empty request asks for it. Once --sources streams are complete
-// it commits, sends `finished`, and exits 0 (--exit-when-complete).
+// it commits and sends `finished`.
+//
+// Then, on the complete store (analysis.c): with --data, the GO enrichment of every feature is
+// written into the store (an EnrichRequest on --in runs it on a running store too); with
+// --interp-out, InterpretRequests go out to any number of protsae-interpreter processes (PULL
+// there), whose InterpretResults come back on --in and are stored exactly once. When all of that
+// is done it sends each connected interpreter an EndOfStream and exits 0 (--exit-when-complete).
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
+#include "analysis.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -29,7 +36,24 @@ static const ps_config_entry_t table[] = {
     {"commit-batches", "16", "commit after this many applied batches"},
     {"commit-ms", "1000", "... or after this long with pending work"},
     {"resend-after-ms", "3000", "idle time before missing batches are requested again"},
-    {"exit-when-complete", "1", "exit once every source stream is complete"},
+    {"exit-when-complete", "1", "exit once every source stream is complete (and enriched and interpreted)"},
+    {"data", "", "annotation data directory (go*.obo[.gz], go_annotations.tsv[.gz]): GO enrichment of the complete "
+                 "store into the store ('' = none)"},
+    {"enrich-exclude", "", "ids left out of the enrichment (not in the population, activations dropped), one a line"},
+    {"enrich-threads", "2", "enrichment threads"},
+    {"enrich-alpha", "0.05", "significance level of a kept term"},
+    {"enrich-correction", "fdr", "multiple testing per feature: fdr (Benjamini-Hochberg) | bonferroni"},
+    {"enrich-min-size", "5", "population proteins a GO term needs to be tested"},
+    {"interp-out", "", "endpoint for InterpretRequests (PUSH; e.g. @tcp://*:5558; '' = no interpretation)"},
+    {"n-interpret", "200", "units to explain and score (0 = every eligible one)"},
+    {"interp-seed", "1", "seed of the unit choice and of the sampling"},
+    {"interp-bins", "6,3,3,3,2", "active proteins sampled per activation bin, top first"},
+    {"interp-inactive", "15", "inactive proteins sampled per unit"},
+    {"interp-min-active", "34", "units with fewer active proteins are not interpreted"},
+    {"interp-inflight", "8", "requests out at once"},
+    {"interp-timeout-ms", "600000", "ask again when a request has no answer after this long"},
+    {"interp-backoff-ms", "5000", "first delay before asking again after a failed answer (doubles)"},
+    {"interp-attempts", "4", "attempts before a unit is stored as failed"},
     {"sync", "0", "fsync the write-ahead log at each commit (survives a machine crash, slower)"},
     {"dump", NULL, "at completion, write the full store as text to this file"},
     {"hwm", "16", "messages queued per peer"},
@@ -70,7 +94,11 @@ int main(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   scorer_t *sc = NULL;
-  void *zctx = NULL, *in = NULL, *ctl = NULL;
+  void *zctx = NULL, *in = NULL, *ctl = NULL, *isock = NULL;
+  wire_peers_t *ipeers = NULL;
+  scorer_enrich_t *enr = NULL;
+  scorer_interp_t *si = NULL;
+  fs_wb_t *iwb = NULL;
   uint64_t *seqs = NULL;
   ps_metrics_t *mx = NULL;
   int status = 1;
@@ -96,11 +124,58 @@ int main(int argc, char **argv) {
             m->n_features, m->batches, m->proteins);
   }
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
+  // enrichment: the data directory is checked (and loaded) now, not after the stream
+  const char *data = ps_config_str(cfg, "data");
+  if (data && data[0]) {
+    scorer_enrich_cfg_t ec = {data, ps_config_str(cfg, "enrich-exclude"), 2, {0}};
+    int64_t th, ms;
+    enrich_opts_default(&ec.opts);
+    if (ps_config_i64(cfg, "enrich-threads", &th, &err) < 0 || ps_config_f64(cfg, "enrich-alpha", &ec.opts.alpha, &err) < 0 ||
+        ps_config_i64(cfg, "enrich-min-size", &ms, &err) < 0)
+      goto fail;
+    if (enrich_corr_parse(ps_config_str(cfg, "enrich-correction"), &ec.opts.correction) < 0 || th < 1 || ms < 1 ||
+        !(ec.opts.alpha > 0 && ec.opts.alpha <= 1)) {
+      ps_err_set(&err, PS_ECONFIG, "enrich-threads, enrich-min-size >= 1, enrich-alpha in (0, 1], enrich-correction fdr | bonferroni");
+      goto fail;
+    }
+    ec.threads = (int)th;
+    ec.opts.min_size = (uint32_t)ms;
+    if (scorer_enrich_new(&enr, &ec, &err) < 0) goto fail;
+  }
+  scorer_interp_cfg_t icfg;
+  memset(&icfg, 0, sizeof icfg);
+  icfg.store_name = run_id;
+  icfg.max_terms = 20;
+  const char *iep = ps_config_str(cfg, "interp-out");
+  if (iep && iep[0]) {
+    int64_t nu, seed, inact, mina, infl, to, bo, att;
+    ps_sample_opts_default(&icfg.sample);
+    if (ps_config_i64(cfg, "n-interpret", &nu, &err) < 0 || ps_config_i64(cfg, "interp-seed", &seed, &err) < 0 ||
+        ps_config_i64(cfg, "interp-inactive", &inact, &err) < 0 || ps_config_i64(cfg, "interp-min-active", &mina, &err) < 0 ||
+        ps_config_i64(cfg, "interp-inflight", &infl, &err) < 0 || ps_config_i64(cfg, "interp-timeout-ms", &to, &err) < 0 ||
+        ps_config_i64(cfg, "interp-backoff-ms", &bo, &err) < 0 || ps_config_i64(cfg, "interp-attempts", &att, &err) < 0)
+      goto fail;
+    if (ps_sample_parse_bins(ps_config_str(cfg, "interp-bins"), icfg.sample.bins) < 0 || nu < 0 || inact < 0 ||
+        mina < 1 || infl < 1 || to < 1 || bo < 0 || att < 1) {
+      ps_err_set(&err, PS_ECONFIG, "interp-bins (five counts), n-interpret >= 0, interp-inactive >= 0, interp-min-active, "
+                                   "interp-inflight, interp-timeout-ms, interp-attempts >= 1");
+      goto fail;
+    }
+    icfg.n_units = (size_t)nu;
+    icfg.sample.seed = (uint64_t)seed;
+    icfg.sample.n_inactive = (int)inact;
+    icfg.sample.min_active = (int)mina;
+    icfg.inflight = (int)infl;
+    icfg.timeout_ms = to;
+    icfg.backoff_ms = bo;
+    icfg.max_attempts = (uint32_t)att;
+  }
   wire_opts_t wo = {(int)hwm, 1000, (int)hb, 0};
   zctx = zmq_ctx_new();
   if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
   const char *cep = ps_config_str(cfg, "control");
   if (cep && cep[0] && !(ctl = wire_socket(zctx, ZMQ_PUSH, cep, &wo, &err))) goto fail;
+  if (iep && iep[0] && !(isock = wire_socket_watched(zctx, ZMQ_PUSH, iep, &wo, &ipeers, &err))) goto fail;
   seqs = ps_xmalloc(MAX_RESEND * sizeof *seqs);
 
   if (ps_metrics_start(&mx, "scorer", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
@@ -113,14 +188,59 @@ int main(int argc, char **argv) {
   int m_known = ps_metrics_add(mx, "streams_ended", PS_GAUGE, "upstream streams whose end is known");
   int m_done = ps_metrics_add(mx, "streams_complete", PS_GAUGE, "upstream streams with every batch applied");
   int m_total = ps_metrics_add(mx, "stream_batches", PS_GAUGE, "batches in the ended upstream streams");
+  int m_enr = ps_metrics_add(mx, "enrichment_complete", PS_GAUGE, "1 when the store holds a complete GO enrichment");
+  int m_enr_s = ps_metrics_add(mx, "enrichment_seconds", PS_GAUGE, "seconds of the last enrichment run");
+  int m_iplan = ps_metrics_add(mx, "interp_planned", PS_GAUGE, "units planned for interpretation");
+  int m_istored = ps_metrics_add(mx, "interp_stored", PS_GAUGE, "units whose explanation is stored");
+  int m_isent = ps_metrics_add(mx, "interp_requests_total", PS_COUNTER, "interpretation requests sent (incl. re-sends)");
+  int m_ifail = ps_metrics_add(mx, "interp_failures_total", PS_COUNTER, "failed answers (asked again later)");
+  int m_irej = ps_metrics_add(mx, "interp_rejected_total", PS_COUNTER, "answers rejected (malformed, unknown unit)");
   wire_stats_t st = {0};
   uint64_t t0 = now_ms(), last_msg = t0, last_commit = t0, last_resend = 0, last_log = t0, cseq = 0, rows0 = 0;
-  int complete = 0;
+  int complete = 0, enriched = enr == NULL, interpreted = isock == NULL, enrich_asked = 0, enrich_force = 0;
+  double enrich_secs = 0;
+  iwb = fs_wb_new();
   for (;;) {
-    if (scorer_streams_complete(sc) >= (size_t)sources) {
+    if (!complete && scorer_streams_complete(sc) >= (size_t)sources) {
       complete = 1;
-      if (exit_done) break;
+      if (scorer_commit(sc, &err) < 0) goto fail;
+      if (ctl) send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 1);  // the reader may go
     }
+    if (enr && ((complete && !enriched) || enrich_asked)) {
+      int ran = 0;
+      if (scorer_commit(sc, &err) < 0) goto fail;
+      if (scorer_enrich_run(enr, scorer_store(sc), enrich_force, &ran, &enrich_secs, &err) < 0) goto fail;
+      if (complete) enriched = 1;
+      enrich_asked = enrich_force = 0;
+      if (mx) {
+        ps_metrics_set(mx, m_enr, 1);
+        ps_metrics_set(mx, m_enr_s, enrich_secs);
+      }
+      if (ran) PS_INFO("enrichment written into the store seconds=%.2f", enrich_secs);
+    }
+    if (complete && enriched && isock && !si && !interpreted) {
+      if (scorer_interp_new(&si, &icfg, scorer_store(sc), &err) < 0) goto fail;
+    }
+    if (si && !interpreted) {
+      uint64_t tn = now_ms();
+      const Protsae__InterpretRequest *rq;
+      while ((rq = scorer_interp_next(si, tn))) {
+        Protsae__Envelope env;
+        wire_envelope_init(&env, run_id, producer, cseq);
+        env.body_case = PROTSAE__ENVELOPE__BODY_INTERPRET_REQUEST;
+        env.interpret_request = (Protsae__InterpretRequest *)rq;
+        ps_err_t se = {0};
+        if (wire_send_timeout(isock, &env, 0, &se) < 0) break;  // no interpreter has room: later
+        cseq++;
+        scorer_interp_sent(si, rq, tn);
+      }
+      if (scorer_interp_done(si)) {
+        if (scorer_interp_finish(si, scorer_store(sc), iwb, &err) < 0 || fs_commit(scorer_store(sc), iwb, 1, &err) < 0)
+          goto fail;
+        interpreted = 1;
+      }
+    }
+    if (complete && enriched && interpreted && exit_done) break;
     Protsae__Envelope *env = NULL;
     int rc = wire_recv(in, &env, 100, &ps_stop_flag, &st, &err);
     if (rc == PS_EINTR) break;
@@ -131,6 +251,22 @@ int main(int argc, char **argv) {
       if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH) {
         ps_err_t be = {0};
         if (scorer_apply(sc, env->feature_batch, &be) < 0) PS_ERROR("rejected from %s: %s", env->producer, be.msg);
+      } else if (env->body_case == PROTSAE__ENVELOPE__BODY_INTERPRET_RESULT) {
+        ps_err_t be = {0};
+        if (!si) {
+          PS_WARN("an InterpretResult from %s while no interpretation runs: dropped", env->producer);
+        } else {
+          int ar = scorer_interp_apply(si, scorer_store(sc), iwb, env->interpret_result, t, &be);
+          if (ar < 0) PS_ERROR("answer from %s: %s", env->producer, be.msg);
+          else if (ar == 1 && fs_commit(scorer_store(sc), iwb, 0, &err) < 0) goto fail;
+        }
+      } else if (env->body_case == PROTSAE__ENVELOPE__BODY_ENRICH_REQUEST) {
+        if (!enr) PS_WARN("an EnrichRequest from %s, but no --data: ignored", env->producer);
+        else {
+          PS_INFO("enrichment requested by %s%s", env->producer, env->enrich_request->force ? " (forced)" : "");
+          enrich_asked = 1;
+          enrich_force = env->enrich_request->force;
+        }
       } else if (env->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) {
         const Protsae__EndOfStream *e = env->end_of_stream;
         const char *src = e->source_producer && e->source_producer[0] ? e->source_producer : env->producer;
@@ -161,6 +297,14 @@ int main(int argc, char **argv) {
         send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 0);
       }
     }
+    if (mx && si) {
+      const scorer_interp_counts_t *ic = scorer_interp_counts(si);
+      ps_metrics_set(mx, m_iplan, (double)ic->planned);
+      ps_metrics_set(mx, m_istored, (double)ic->stored);
+      ps_metrics_set(mx, m_isent, (double)ic->sent);
+      ps_metrics_set(mx, m_ifail, (double)ic->failures);
+      ps_metrics_set(mx, m_irej, (double)ic->rejected);
+    }
     if (mx) {
       ps_metrics_set(mx, m_applied, (double)c->applied);
       ps_metrics_set(mx, m_dup, (double)c->duplicates);
@@ -180,8 +324,22 @@ int main(int argc, char **argv) {
     }
   }
   if (scorer_commit(sc, &err) < 0) goto fail;
+  if (isock) {  // every connected interpreter gets an EndOfStream: they exit
+    Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
+    eos.reason = (char *)(complete ? "done" : "signal");
+    uint64_t te = now_ms();
+    while (wire_peers_live(ipeers) > 0 && now_ms() - te < 5000) {
+      Protsae__Envelope env;
+      wire_envelope_init(&env, run_id, producer, cseq++);
+      env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
+      env.end_of_stream = &eos;
+      ps_err_t se = {0};
+      wire_send_timeout(isock, &env, 100, &se);
+      struct timespec ts = {0, 100 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
   if (complete) {
-    if (ctl) send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 1);
     const char *dump = ps_config_str(cfg, "dump");
     if (dump) {
       FILE *f = fopen(dump, "w");
@@ -208,6 +366,11 @@ fail:
   if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
   free(seqs);
   ps_metrics_stop(&mx);
+  scorer_interp_destroy(&si);
+  scorer_enrich_destroy(&enr);
+  fs_wb_free(&iwb);
+  wire_peers_destroy(&ipeers);
+  wire_close(&isock);
   wire_close(&in);
   wire_close(&ctl);
   if (zctx) zmq_ctx_term(zctx);
