@@ -2,15 +2,20 @@
 #include "annot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "emb.h"
 #include "fasta.h"
+#include "featstore.h"
+#include "godata.h"
 #include "strmap.h"
 
 static int cmp_i32_(const void *a, const void *b) {
@@ -185,69 +190,6 @@ void annot_model_free(annot_model_t **mp) {
 
 static int is_root(const annot_model_t *m, int32_t t) { return t == m->roots[0] || t == m->roots[1] || t == m->roots[2]; }
 
-// Split a line on tabs in place (the newline removed); returns the field count (<= cap).
-static int split_tabs(char *line, char **fld, int cap) {
-  size_t l = strlen(line);
-  while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
-  int n = 0;
-  char *p = line;
-  while (n < cap) {
-    fld[n++] = p;
-    char *t = strchr(p, '\t');
-    if (!t) break;
-    *t = 0;
-    p = t + 1;
-  }
-  return n;
-}
-
-static int parse_i64(const char *s, int64_t *v) {
-  char *e;
-  errno = 0;
-  long long x = strtoll(s, &e, 10);
-  if (errno || e == s || *e) return -1;
-  *v = x;
-  return 0;
-}
-static int parse_f64(const char *s, double *v) {
-  char *e;
-  errno = 0;
-  double x = strtod(s, &e);
-  if (e == s || *e) return -1;
-  *v = x;
-  return 0;
-}
-
-static int load_max_act(annot_model_t *m, const char *path, ps_err_t *err) {
-  FILE *f = fopen(path, "r");
-  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
-  char *line = NULL;
-  size_t cap = 0;
-  int64_t ln = 0;
-  int rc = 0;
-  while (getline(&line, &cap, f) > 0) {
-    ln++;
-    if (ln == 1) continue;  // header
-    char *fld[16];
-    int64_t feat;
-    double mx;
-    if (split_tabs(line, fld, 16) < 4 || parse_i64(fld[0], &feat) < 0 || parse_f64(fld[3], &mx) < 0) {
-      rc = ps_err_set(err, PS_EFORMAT, "%s: line %lld: expected feature<TAB>n_active<TAB>n_study<TAB>max_act...", path,
-                      (long long)ln);
-      break;
-    }
-    if (feat < 0 || feat >= m->n_features) {
-      rc = ps_err_set(err, PS_EDIM, "%s: line %lld: feature %lld but the SAE has %lld", path, (long long)ln,
-                      (long long)feat, (long long)m->n_features);
-      break;
-    }
-    m->max_act[feat] = isfinite(mx) && mx > 0 ? (float)mx : 0.f;
-  }
-  free(line);
-  fclose(f);
-  return rc;
-}
-
 typedef struct pair {
   int64_t feat;
   int32_t term;
@@ -264,48 +206,52 @@ static int cmp_i32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int load_terms(annot_model_t *m, const char *path, ps_err_t *err) {
-  FILE *f = fopen(path, "r");
-  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
-  char *line = NULL;
-  size_t cap = 0, np = 0, pcap = 0;
-  pair_t *pairs = NULL;
-  int64_t ln = 0, unknown = 0;
-  int rc = 0;
-  while (getline(&line, &cap, f) > 0) {
-    ln++;
-    if (ln == 1) continue;
-    char *fld[17];
-    int64_t feat, k, n;
-    double q, f1;
-    if (split_tabs(line, fld, 17) < 16 || parse_i64(fld[0], &feat) < 0 || parse_i64(fld[5], &k) < 0 ||
-        parse_i64(fld[6], &n) < 0 || parse_f64(fld[13], &q) < 0 || parse_f64(fld[14], &f1) < 0) {
-      rc = ps_err_set(err, PS_EFORMAT, "%s: line %lld: not an enrichment line (feature go_id namespace depth name k n K N "
-                                       "fold p ln_p p_bonf q_bh f1 f1_threshold)", path, (long long)ln);
-      break;
-    }
-    if (feat < 0 || feat >= m->n_features) {
-      rc = ps_err_set(err, PS_EDIM, "%s: line %lld: feature %lld but the SAE has %lld", path, (long long)ln,
-                      (long long)feat, (long long)m->n_features);
-      break;
-    }
-    int32_t t = go_lookup(m->onto, fld[1]);
+// The enrichment records of the store: max activations and the (feature, term, confidence) pairs.
+struct load_ctx {
+  annot_model_t *m;
+  const char *db;
+  pair_t *pairs;
+  size_t np, pcap;
+  int64_t unknown, n_records;
+  ps_err_t *err;
+};
+static int load_enrich(uint32_t feat, const fs_enrich_feat_t *e, void *ctx) {
+  struct load_ctx *c = ctx;
+  annot_model_t *m = c->m;
+  if ((int64_t)feat >= m->n_features)
+    return ps_err_set(c->err, PS_EDIM, "%s: enrichment of feature %u but the SAE has %lld features", c->db, feat,
+                      (long long)m->n_features);
+  c->n_records++;
+  m->max_act[feat] = isfinite(e->max_act) && e->max_act > 0 ? e->max_act : 0.f;
+  for (uint32_t i = 0; i < e->n_hits; i++) {
+    const fs_term_hit_t *h = &e->hits[i];
+    int32_t t = go_lookup(m->onto, h->go_id);
     if (t >= 0) t = go_resolve(m->onto, t);
     if (t < 0) {
-      unknown++;
+      c->unknown++;
       continue;
     }
-    double c = m->o.conf == ANNOT_CONF_F1 ? f1 : m->o.conf == ANNOT_CONF_PRECISION ? (n > 0 ? (double)k / (double)n : 0) : 1 - q;
-    if (!(c > 0)) continue;
-    if (c > 1) c = 1;
-    if (np == pcap) {
-      pcap = pcap ? 2 * pcap : 4096;
-      pairs = ps_xrealloc(pairs, pcap * sizeof *pairs);
+    double cf = m->o.conf == ANNOT_CONF_F1          ? (double)h->f1
+                : m->o.conf == ANNOT_CONF_PRECISION ? (h->n > 0 ? (double)h->k / (double)h->n : 0)
+                                                    : 1 - h->q_bh;
+    if (!(cf > 0)) continue;
+    if (cf > 1) cf = 1;
+    if (c->np == c->pcap) {
+      c->pcap = c->pcap ? 2 * c->pcap : 4096;
+      c->pairs = ps_xrealloc(c->pairs, c->pcap * sizeof *c->pairs);
     }
-    pairs[np++] = (pair_t){feat, t, (float)c};
+    c->pairs[c->np++] = (pair_t){(int64_t)feat, t, (float)cf};
   }
-  free(line);
-  fclose(f);
+  return 0;
+}
+
+static int load_terms(annot_model_t *m, fs_t *fs, ps_err_t *err) {
+  const char *path = fs_path(fs);
+  struct load_ctx lc = {m, path, NULL, 0, 0, 0, 0, err};
+  int rc = fs_enrich_each(fs, load_enrich, &lc, err);
+  pair_t *pairs = lc.pairs;
+  size_t np = lc.np;
+  int64_t unknown = lc.unknown;
   if (rc < 0) {
     free(pairs);
     return rc;
@@ -345,46 +291,28 @@ static int load_terms(annot_model_t *m, const char *path, ps_err_t *err) {
   m->n_touched = 0;
   free(anc);
   free(pairs);
-  if (unknown) fprintf(stderr, "annotate: %s: %lld lines name a GO id the ontology does not know (skipped)\n", path, (long long)unknown);
+  if (unknown)
+    fprintf(stderr, "annotate: %s: %lld enriched terms name a GO id the ontology does not know (skipped)\n", path,
+            (long long)unknown);
   return 0;
 }
 
-static int load_explanations(annot_model_t *m, const char *path, ps_err_t *err) {
-  FILE *f = fopen(path, "r");
-  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
+// The store's explanations (family "interp"): per feature its text and score.
+static int load_expl_fn(uint32_t unit, const fs_interp_t *x, const char *json, void *ctx) {
+  (void)json;
+  annot_model_t *m = ctx;
+  if ((int64_t)unit >= m->n_features || !x->explanation) return 0;
+  free(m->expl[unit]);
+  m->expl[unit] = ps_xstrdup(x->explanation);
+  m->expl_r[unit] = x->scored ? x->r : NAN;
+  return 0;
+}
+
+static int load_explanations(annot_model_t *m, fs_t *fs, ps_err_t *err) {
   m->expl = ps_xcalloc((size_t)m->n_features, sizeof *m->expl);
   m->expl_r = ps_xmalloc((size_t)m->n_features * sizeof *m->expl_r);
   for (int64_t i = 0; i < m->n_features; i++) m->expl_r[i] = NAN;
-  char *line = NULL;
-  size_t cap = 0;
-  int64_t ln = 0;
-  int rc = 0;
-  while (getline(&line, &cap, f) > 0) {
-    ln++;
-    json_error_t je;
-    json_t *j = json_loads(line, 0, &je);
-    if (!j || !json_is_object(j)) {
-      rc = ps_err_set(err, PS_EFORMAT, "%s: line %lld: not a JSON object: %s", path, (long long)ln, j ? "" : je.text);
-      json_decref(j);
-      break;
-    }
-    const char *kind = json_string_value(json_object_get(j, "kind"));
-    json_t *u = json_object_get(j, "unit");
-    const char *ex = json_string_value(json_object_get(j, "explanation"));
-    if ((!kind || !strcmp(kind, "feature")) && json_is_integer(u) && ex) {
-      json_int_t id = json_integer_value(u);
-      if (id >= 0 && id < m->n_features) {
-        free(m->expl[id]);
-        m->expl[id] = ps_xstrdup(ex);
-        json_t *r = json_object_get(j, "r");
-        if (json_is_number(r)) m->expl_r[id] = json_number_value(r);
-      }
-    }
-    json_decref(j);
-  }
-  free(line);
-  fclose(f);
-  return rc;
+  return fs_interp_each(fs, load_expl_fn, m, err);
 }
 
 int annot_model_load(annot_model_t **out, const annot_opts_t *o, ps_err_t *err) {
@@ -393,7 +321,7 @@ int annot_model_load(annot_model_t **out, const annot_opts_t *o, ps_err_t *err) 
   m->o = *o;
   if (m->o.batch_rows <= 0) m->o.batch_rows = 256;
   int rc;
-  char p[4096];
+  fs_t *fs = NULL;
   if ((rc = sae_load(&m->sae, o->sae_dir, err)) < 0) goto fail;
   if ((rc = sae_enc_new(&m->enc, m->sae, NULL, m->o.batch_rows, err)) < 0) goto fail;
   m->n_features = m->sae->cfg.d_sae;
@@ -404,18 +332,32 @@ int annot_model_load(annot_model_t **out, const annot_opts_t *o, ps_err_t *err) 
   m->score = ps_xcalloc(go_n_terms(m->onto), sizeof *m->score);
   m->touched = ps_xmalloc(go_n_terms(m->onto) * sizeof *m->touched);
   m->max_act = ps_xcalloc((size_t)m->n_features, sizeof *m->max_act);
-  // protsae enrich-store / the demo write features.tsv + features_terms.tsv; protsae enrich
-  // features_sae.tsv + enrich_sae.tsv
-  snprintf(p, sizeof p, "%s/features.tsv", o->enrich_dir);
-  if (access(p, R_OK) != 0) snprintf(p, sizeof p, "%s/features_sae.tsv", o->enrich_dir);
-  if ((rc = load_max_act(m, p, err)) < 0) goto fail;
-  snprintf(p, sizeof p, "%s/features_terms.tsv", o->enrich_dir);
-  if (access(p, R_OK) != 0) snprintf(p, sizeof p, "%s/enrich_sae.tsv", o->enrich_dir);
-  if ((rc = load_terms(m, p, err)) < 0) goto fail;
-  if (o->explanations && (rc = load_explanations(m, o->explanations, err)) < 0) goto fail;
+  if ((rc = fs_open(&fs, o->db, FS_OPEN_READONLY, err)) < 0) goto fail;
+  fs_meta_t meta;
+  if ((rc = fs_meta_get(fs, &meta, err)) <= 0) {
+    if (rc == 0) rc = ps_err_set(err, PS_ENOTFOUND, "%s: the feature store is empty (nothing committed yet)", o->db);
+    goto fail;
+  }
+  if (meta.neurons || (int64_t)meta.n_features != m->n_features) {
+    rc = ps_err_set(err, PS_EMISMATCH, "%s: a store of %u %s, but the SAE %s has %lld features", o->db,
+                    meta.n_features, meta.neurons ? "neurons" : "features", o->sae_dir, (long long)m->n_features);
+    goto fail;
+  }
+  if ((rc = fs_enrich_done(fs, err)) <= 0) {
+    if (rc == 0)
+      rc = ps_err_set(err, PS_ENOTFOUND,
+                      "%s: the store's GO enrichment is not complete (enrich/state is not \"done\"): let the scorer "
+                      "(--data DIR) finish its stream first",
+                      o->db);
+    goto fail;
+  }
+  if ((rc = load_terms(m, fs, err)) < 0) goto fail;
+  if ((rc = load_explanations(m, fs, err)) < 0) goto fail;
+  fs_close(&fs);
   *out = m;
   return 0;
 fail:
+  fs_close(&fs);
   annot_model_free(&m);
   return rc;
 }
@@ -654,5 +596,94 @@ out:
   free(sbuf);
   free(cbuf);
   fa_ids_free(&fa);
+  return rc;
+}
+
+// ---- evaluation and the one-call entry point -----------------------------------------------------
+int annot_truth_load(go_annotations_t **out, const go_ontology_t *o, const char *annotations, int gaf, ps_err_t *err) {
+  go_annotations_t *a = go_annotations_new();
+  int rc = gaf ? go_annotations_load_gaf(a, o, annotations, NULL, NULL, err)
+               : go_annotations_load_tsv(a, o, annotations, NULL, NULL, err);
+  if (rc < 0) {
+    go_annotations_destroy(&a);
+    *out = NULL;
+    return rc;
+  }
+  go_annotations_propagate(a, o);
+  *out = a;
+  return 0;
+}
+
+void annot_eval_finish(const annot_model_t *m, const go_annotations_t *truth, const annot_fmax_t fm[ANNOT_N_FM],
+                       const annot_stats_t *st, annot_eval_t *ev) {
+  memset(ev, 0, sizeof *ev);
+  for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_result(&fm[k], &ev->fm[k]);
+  annot_naive_fmax(m->onto, truth, st->eval_ids, st->n_eval, ev->naive);
+  ev->n_proteins = st->n_proteins;
+  ev->n_evaluated = ev->fm[0].n_proteins;
+}
+
+static int close_synced(FILE *f) {
+  int e = 0;
+  if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
+  if (fclose(f) != 0 && !e) e = errno;
+  return -e;
+}
+
+int annot_run_proteome(const char *db, const char *sae_dir, const char *data_dir, const char *fasta, const char *emb,
+                       const char *ids_path, const char *out_dir, const char *name, annot_eval_t *ev, ps_err_t *err) {
+  char dd[PATH_MAX], t_tsv[PATH_MAX] = "", t_js[PATH_MAX] = "", o_tsv[PATH_MAX], o_js[PATH_MAX];
+  annot_model_t *m = NULL;
+  go_annotations_t *truth = NULL;
+  annot_stats_t st = {0};
+  FILE *ft = NULL, *fj = NULL;
+  ps_godata_t gd;
+  int rc;
+  if (!data_dir && !(data_dir = ps_godata_default_dir(dd, sizeof dd)))
+    return ps_err_set(err, PS_ENOTFOUND, "no data directory with a GO ontology (PROTSAE_DATA or ../shared/data)");
+  if ((rc = ps_godata_find(data_dir, PS_GODATA_NEED_ONTOLOGY | (ev ? PS_GODATA_NEED_ANNOTATIONS : 0), &gd, err)) < 0)
+    return rc;
+  annot_opts_t o = {.sae_dir = sae_dir, .db = db, .obo = gd.obo, .conf = ANNOT_CONF_PRECISION, .min_score = 0.01,
+                    .max_terms = 100, .batch_rows = 256};
+  if ((rc = annot_model_load(&m, &o, err)) < 0) goto out;
+  if (ev && (rc = annot_truth_load(&truth, m->onto, gd.annotations, gd.annotations_gaf, err)) < 0) goto out;
+  if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+    rc = ps_err_set(err, -errno, "%s: cannot create: %s", out_dir, strerror(errno));
+    goto out;
+  }
+  snprintf(t_tsv, sizeof t_tsv, "%s/.%s.tsv.tmp", out_dir, name);
+  snprintf(t_js, sizeof t_js, "%s/.%s.jsonl.tmp", out_dir, name);
+  snprintf(o_tsv, sizeof o_tsv, "%s/%s.tsv", out_dir, name);
+  snprintf(o_js, sizeof o_js, "%s/%s.jsonl", out_dir, name);
+  if (!(ft = fopen(t_tsv, "w")) || !(fj = fopen(t_js, "w"))) {
+    rc = ps_err_set(err, -errno, "%s: cannot create: %s", ft ? t_js : t_tsv, strerror(errno));
+    goto out;
+  }
+  annot_fmax_t fm[ANNOT_N_FM];
+  for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_init(&fm[k]);
+  if ((rc = annot_proteome(m, fasta, emb, ids_path, ft, fj, truth, fm, 0, NULL, &st, err)) < 0) goto out;
+  int rt = close_synced(ft), rj = close_synced(fj);
+  ft = fj = NULL;
+  if (rt < 0 || rj < 0) {
+    rc = ps_err_set(err, PS_EIO, "%s: write failed: %s", rt < 0 ? t_tsv : t_js, strerror(-(rt < 0 ? rt : rj)));
+    goto out;
+  }
+  if (rename(t_tsv, o_tsv) != 0 || rename(t_js, o_js) != 0) {
+    rc = ps_err_set(err, -errno, "%s: cannot rename into place: %s", out_dir, strerror(errno));
+    goto out;
+  }
+  int dfd = open(out_dir, O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  if (ev) annot_eval_finish(m, truth, fm, &st, ev);
+out:
+  if (ft) fclose(ft);
+  if (fj) fclose(fj);
+  if (rc < 0 && t_tsv[0]) unlink(t_tsv), unlink(t_js);
+  annot_stats_free(&st);
+  go_annotations_destroy(&truth);
+  annot_model_free(&m);
   return rc;
 }

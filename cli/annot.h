@@ -1,9 +1,11 @@
 // annot.h — annotating proteins with a trained SAE: active features, their explanations and GO
 // terms predicted from the features' enrichment (`protsae annotate`, the demo's held-out test).
 //
-// GO prediction rule. Inputs: the enrichment of the SAE's features (enrich_write_tsv's
-// features_terms.tsv: the significant enriched (feature, term) pairs, and features.tsv: each
-// feature's max activation over the proteins the enrichment saw). For feature f and term t,
+// GO prediction rule. Inputs: the enrichment of the SAE's features in their feature store
+// (featstore.h, family "enrich", complete: fs_enrich_done): the significant enriched (feature,
+// term) pairs (fs_enrich_feat_t.hits) and each feature's max activation over the proteins the
+// enrichment saw (fs_enrich_feat_t.max_act); explanations from the same store (family "interp").
+// For feature f and term t,
 // conf(f, t) = the pair's precision k/n (share of f's active proteins annotated with t; `protsae
 // annotate`'s default), or its best-threshold F1, or 1 - q_bh; then
 // closed upward over the ontology: conf(f, a) = max over f's terms t that are a or below a.
@@ -66,10 +68,8 @@ typedef enum { ANNOT_CONF_F1 = 0, ANNOT_CONF_PRECISION = 1, ANNOT_CONF_ONE_MINUS
 
 typedef struct annot_opts {
   const char *sae_dir;        // SAELens / protsae checkpoint directory
-  const char *enrich_dir;     // features_terms.tsv + features.tsv (enrich-store, demo) or enrich_sae.tsv +
-                              // features_sae.tsv (protsae enrich)
-  const char *explanations;   // interpreter features.jsonl, or NULL
-  const char *obo;            // GO ontology (go*.obo[.gz])
+  const char *db;             // feature store of the SAE's features with complete enrichment (+ explanations)
+  const char *obo;            // GO ontology (go*.obo[.gz]; ps_godata_find's)
   annot_conf_t conf;
   double min_score;           // terms below are not written (0.01)
   int64_t max_terms;          // at most this many GO terms a protein, best first (0 = all)
@@ -79,7 +79,8 @@ typedef struct annot_opts {
 
 typedef struct annot_model annot_model_t;
 
-// Errors name the file and line. The caller frees with annot_model_free.
+// Errors name the file (the store and feature). A store whose enrichment is not complete, or with
+// another feature count than the SAE, is refused. The caller frees with annot_model_free.
 int annot_model_load(annot_model_t **out, const annot_opts_t *o, ps_err_t *err);
 void annot_model_free(annot_model_t **m);
 const go_ontology_t *annot_model_onto(const annot_model_t *m);
@@ -101,5 +102,28 @@ void annot_stats_free(annot_stats_t *st);
 int annot_proteome(annot_model_t *m, const char *fasta, const char *emb, const char *ids_path, FILE *tsv,
                    FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, int pace_ms, int (*stop)(void),
                    annot_stats_t *st, ps_err_t *err);
+
+// ---- evaluation and the one-call entry point -----------------------------------------------------
+typedef struct annot_eval {
+  annot_fmax_result_t fm[ANNOT_N_FM];     // all, BP, MF, CC
+  annot_fmax_result_t naive[ANNOT_N_FM];
+  int64_t n_proteins, n_evaluated;
+} annot_eval_t;
+
+// The data directory's GO annotations (godata.h: go_annotations.tsv[.gz] or a GAF), propagated
+// over o. *out: caller frees with go_annotations_destroy.
+int annot_truth_load(go_annotations_t **out, const go_ontology_t *o, const char *annotations, int gaf, ps_err_t *err);
+// The Fmax of one annotated proteome (fm, st from annot_proteome with truth) and the naive
+// baseline over the same proteins.
+void annot_eval_finish(const annot_model_t *m, const go_annotations_t *truth, const annot_fmax_t fm[ANNOT_N_FM],
+                       const annot_stats_t *st, annot_eval_t *ev);
+
+// Annotate one proteome (FASTA + embeddings, ids from ids_path or the FASTA order) with the SAE at sae_dir and
+// the enrichment + explanations of the feature store db; writes out_dir/NAME.tsv and NAME.jsonl (atomically:
+// tmp + fsync + rename); evaluates against the data directory's annotations when ev != NULL. 0 or <0 (err).
+// data_dir NULL: ps_godata_default_dir. Default options (annotate's: precision confidence, scaled
+// activations, min score 0.01, at most 100 terms a protein, 256 rows a batch).
+int annot_run_proteome(const char *db, const char *sae_dir, const char *data_dir, const char *fasta, const char *emb,
+                       const char *ids_path, const char *out_dir, const char *name, annot_eval_t *ev, ps_err_t *err);
 
 #endif

@@ -7,6 +7,8 @@
 // changed for --settle-ms (with --once 1: at once). Files whose names start with '.' are ignored
 // (copy to .NAME.npy, then rename).
 //
+// The model: the SAE (--sae) and its feature store (--db), whose GO enrichment must be complete
+// (the scorer's, featstore.h) and whose explanations are shown beside the features.
 // Per proteome (annot.h does the work): OUT/NAME.tsv and OUT/NAME.jsonl (+ OUT/NAME.eval.txt with
 // --evaluate 1), written under OUT/.tmp, fsynced and renamed; then the ledger entry
 // OUT/ledger/NAME.HASH (HASH = 64-bit FNV-1a of the input files' bytes) is written the same way,
@@ -31,6 +33,7 @@
 #include "annot.h"
 #include "cli.h"
 #include "config.h"
+#include "godata.h"
 #include "log.h"
 #include "signals.h"
 
@@ -40,9 +43,8 @@ static const ps_config_entry_t table[] = {
     {"watch", NULL, "drop directory: NAME.fasta[.gz] + NAME.npy|.safetensors|.h5 [+ NAME.ids] [+ NAME.ready]"},
     {"out", NULL, "output directory: NAME.tsv, NAME.jsonl, ledger/ (default: WATCH/annotated)"},
     {"sae", NULL, "trained SAE (checkpoint / SAELens directory)"},
-    {"enrichment", NULL, "enrichment directory with features_terms.tsv and features.tsv (protsae enrich-store --out)"},
-    {"explanations", NULL, "interpreter output features.jsonl (explanations per feature; optional)"},
-    {"data", NULL, "data directory: go*.obo[.gz] (and go_annotations.tsv[.gz] for --evaluate); default the shared human data"},
+    {"db", NULL, "the SAE's feature store with complete GO enrichment (and explanations): protsae-scorer --db"},
+    {"data", NULL, "data directory: go*.obo[.gz] (and go_annotations.tsv[.gz] or a GAF for --evaluate); default the shared human data"},
     {"once", "0", "1: process what is in the drop directory and exit (status 1 when a proteome failed)"},
     {"interval-ms", "2000", "polling interval of the drop directory"},
     {"settle-ms", "1000", "a proteome without NAME.ready is taken when its files are this old"},
@@ -252,10 +254,10 @@ static int process(ctx_t *c, proteome_t *p) {
     fail_proteome(c, p, err.msg);
     return 1;
   }
-  annot_fmax_result_t fa[ANNOT_N_FM], nva[ANNOT_N_FM];
-  memset(nva, 0, sizeof nva);
-  for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_result(&fm[k], &fa[k]);
-  if (c->evaluate) annot_naive_fmax(annot_model_onto(c->model), c->truth, st.eval_ids, st.n_eval, nva);
+  annot_eval_t ev;
+  memset(&ev, 0, sizeof ev);
+  if (c->evaluate) annot_eval_finish(c->model, c->truth, fm, &st, &ev);
+  const annot_fmax_result_t *fa = ev.fm, *nva = ev.naive;
   annot_fmax_result_t fr = fa[0], nv = nva[0];
   annot_stats_free(&st);
   char text[2048];
@@ -360,23 +362,6 @@ static int poll_once(ctx_t *c, int once, double settle_s, double missing_s) {
   return rc;
 }
 
-static int find_obo(const char *dir, char *out, size_t cap) {
-  DIR *dh = opendir(dir);
-  if (!dh) return -1;
-  char best[256] = "";
-  struct dirent *de;
-  while ((de = readdir(dh))) {
-    const char *n = de->d_name;
-    if (!strncmp(n, "go", 2) && (has_suffix(n, ".obo") || has_suffix(n, ".obo.gz")) && strcmp(n, best) > 0 &&
-        strlen(n) < sizeof best)
-      snprintf(best, sizeof best, "%s", n);
-  }
-  closedir(dh);
-  if (!best[0]) return -1;
-  snprintf(out, cap, "%s/%s", dir, best);
-  return 0;
-}
-
 int cli_annotate(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -386,15 +371,15 @@ int cli_annotate(int argc, char **argv) {
   ctx_t c = {0};
   int64_t interval = 2000, settle = 1000, missing = 60, batch = 256, pace = 0, max_terms = 100;
   double min_score = 0.01;
-  char outbuf[PATH_MAX], dd[PATH_MAX], obo[PATH_MAX];
+  char outbuf[PATH_MAX], dd[PATH_MAX];
+  ps_godata_t gd;
   const char *conf_s = ps_config_str(cfg, "confidence");
   annot_opts_t ao = {0};
   ao.sae_dir = ps_config_str(cfg, "sae");
-  ao.enrich_dir = ps_config_str(cfg, "enrichment");
-  ao.explanations = ps_config_str(cfg, "explanations");
+  ao.db = ps_config_str(cfg, "db");
   c.drop = ps_config_str(cfg, "watch");
-  if (!c.drop || !ao.sae_dir || !ao.enrich_dir) {
-    fprintf(stderr, "protsae annotate: --watch, --sae and --enrichment are required (--help)\n");
+  if (!c.drop || !ao.sae_dir || !ao.db) {
+    fprintf(stderr, "protsae annotate: --watch, --sae and --db are required (--help)\n");
     goto out;
   }
   if (ps_config_bool(cfg, "once", &once, &err) < 0 || ps_config_bool(cfg, "evaluate", &c.evaluate, &err) < 0 ||
@@ -426,12 +411,16 @@ int cli_annotate(int argc, char **argv) {
   ao.max_terms = max_terms < 0 ? 0 : max_terms;
   c.pace_ms = (int)pace;
   const char *data = ps_config_str(cfg, "data");
-  if (!data) data = cli_data_dir(dd, sizeof dd);
-  if (!data || find_obo(data, obo, sizeof obo) < 0) {
+  if (!data) data = ps_godata_default_dir(dd, sizeof dd);
+  if (!data) {
     fprintf(stderr, "protsae annotate: no GO ontology: --data DIR with go*.obo[.gz] (or PROTSAE_DATA)\n");
     goto out;
   }
-  ao.obo = obo;
+  if (ps_godata_find(data, PS_GODATA_NEED_ONTOLOGY | (c.evaluate ? PS_GODATA_NEED_ANNOTATIONS : 0), &gd, &err) < 0) {
+    fprintf(stderr, "protsae annotate: %s\n", err.msg);
+    goto out;
+  }
+  ao.obo = gd.obo;
   c.out = ps_config_str(cfg, "out");
   if (!c.out) {
     snprintf(outbuf, sizeof outbuf, "%s/annotated", c.drop);
@@ -465,16 +454,9 @@ int cli_annotate(int argc, char **argv) {
     fprintf(stderr, "protsae annotate: %s\n", err.msg);
     goto out;
   }
-  if (c.evaluate) {
-    char ann[PATH_MAX + 32];
-    snprintf(ann, sizeof ann, "%s/go_annotations.tsv.gz", data);
-    if (access(ann, R_OK) != 0) snprintf(ann, sizeof ann, "%s/go_annotations.tsv", data);
-    c.truth = go_annotations_new();
-    if (go_annotations_load_tsv(c.truth, annot_model_onto(c.model), ann, NULL, NULL, &err) < 0) {
-      fprintf(stderr, "protsae annotate: %s\n", err.msg);
-      goto out;
-    }
-    go_annotations_propagate(c.truth, annot_model_onto(c.model));
+  if (c.evaluate && annot_truth_load(&c.truth, annot_model_onto(c.model), gd.annotations, gd.annotations_gaf, &err) < 0) {
+    fprintf(stderr, "protsae annotate: %s\n", err.msg);
+    goto out;
   }
   PS_INFO("annotate ready features_with_go=%lld watch=%s out=%s", (long long)annot_model_n_with_terms(c.model), c.drop,
           c.out);

@@ -1,37 +1,45 @@
 // protsae demo — end to end on the built-in planted dataset (protsae synth over the real human
-// Swiss-Prot proteins and their GO annotations), each stage a separate process over ipc://:
+// Swiss-Prot proteins and their GO annotations), each stage a separate process over ipc://, all
+// under one supervisor (supervise.h: one process group, restarts, Ctrl-C stops everything):
 //   1. generate the dataset (once; cached in the work directory)
-//   2. train a TopK SAE: protsae-reader -> protsae-trainer; planted-feature recovery
-//   3. encode: protsae-reader -> 2 x protsae-encoder -> protsae-scorer (RocksDB feature store), and
-//      the same with the raw dimensions (protsae-encoder --neurons) for the baseline
-//   4. GO enrichment of every feature and every neuron (protsae enrich --db)
-//   5. explanations scored on held-out proteins (protsae-interpreter; offline unless a key is set)
+//   2. train a TopK SAE: protsae-reader -> protsae-trainer; planted-feature recovery (in-process)
+//   3. encode: protsae-reader -> N x protsae-encoder -> protsae-scorer (RocksDB feature store), and
+//      the same with the raw dimensions (protsae-encoder --neurons 1) for the baseline; the two
+//      topologies run one after the other (each has the machine's cores to itself)
+//   4. GO enrichment of every feature and every neuron: the scorer runs it into its store once the
+//      stream is complete, leaving out the held-out proteins of step 6
+//   5. explanations scored on held-out proteins: the scorer sends interpretation requests to
+//      protsae-interpreter (offline unless a key is set) and stores the results; then it exits
 //   6. GO prediction on held-out proteins: --holdout of the proteins (seeded) are left out of the
-//      enrichment of step 4, dropped as one proteome into WORKDIR/annotate/drop and annotated by
-//      `protsae annotate --once 1 --evaluate 1` (Fmax against their propagated annotations)
-// then the report and a summary of `key: value` lines. Stage logs go to WORKDIR/logs/.
+//      enrichment of step 4 and annotated from the feature store (annot_run_proteome: Fmax
+//      against their propagated annotations)
+// then the report and a summary of `key: value` lines, every figure read as data (the stores'
+// "enrich/summary" and "interp/summary", the structs of the in-process steps), never scraped
+// from another command's output. Stage logs go to WORKDIR/logs/.
+#include <errno.h>
 #include <limits.h>
-#include <signal.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#include <errno.h>
 
 #include <jansson.h>
-#include <math.h>
 
+#include "annot.h"
 #include "cli.h"
 #include "config.h"
-#include "prom.h"
 #include "emb.h"
 #include "fasta.h"
-#include "log.h"
+#include "featstore.h"
+#include "fsutil.h"
 #include "npy.h"
+#include "prom.h"
 #include "strmap.h"
+#include "supervise.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -89,151 +97,260 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static char g_logs[PATH_MAX];
-
-static void log_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s.log", g_logs, name); }
-
 static int need_stage(const char *name, char *buf, size_t cap) {
   if (cli_stage_path(name, buf, cap)) return 0;
   fprintf(stderr, "protsae demo: cannot find the protsae-%s executable (set PROTSAE_LIBEXEC)\n", name);
   return -1;
 }
 
-static void tail_log(const char *name) {
-  char p[PATH_MAX + 64], cmd[PATH_MAX + 96];
-  log_path(p, sizeof p, name);
-  fprintf(stderr, "--- last lines of %s ---\n", p);
-  snprintf(cmd, sizeof cmd, "tail -n 8 '%s' >&2", p);
-  if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
+// ---- a topology: the table of stage specs the supervisor runs ----------------------------------
+#define TOPO_MAX_ARGS 48
+
+typedef struct topo {
+  sv_stage_t st[SV_MAX_STAGES];
+  char *argv[SV_MAX_STAGES][TOPO_MAX_ARGS], *rargv[SV_MAX_STAGES][TOPO_MAX_ARGS];  // strings owned
+  char name[SV_MAX_STAGES][64], log[SV_MAX_STAGES][PATH_MAX + 80];
+  size_t n;
+} topo_t;
+
+static const char *g_logs;  // WORKDIR/logs
+
+// A stage: argv from the NULL-terminated list of strings (copied); NULL entries inside are not
+// possible, so optional flags are added with topo_arg. Returns its index.
+static size_t topo_add(topo_t *t, const char *name, sv_role_t role, int max_restarts, int group) {
+  PS_ASSERT(t->n < SV_MAX_STAGES);
+  size_t i = t->n++;
+  snprintf(t->name[i], sizeof t->name[i], "%s", name);
+  snprintf(t->log[i], sizeof t->log[i], "%s/%s.log", g_logs, name);
+  t->st[i] = (sv_stage_t){.name = t->name[i], .argv = t->argv[i], .log = t->log[i], .role = role,
+                          .restart = max_restarts > 0 ? SV_RESTART_ON_FAILURE : SV_RESTART_NEVER,
+                          .max_restarts = max_restarts, .group = group};
+  return i;
 }
 
-// reader -> n encoders -> scorer into `store`; neurons: the encoders use the raw dimensions.
-static int encode_stream(const char *name, const char *work, const char *emb, const char *fasta, const char *ids,
-                         const char *sae, int n_enc, const char *batch_rows, const char *store) {
-  char reader[PATH_MAX], encoder[PATH_MAX], scorer[PATH_MAX];
-  if (need_stage("reader", reader, sizeof reader) || need_stage("encoder", encoder, sizeof encoder) ||
-      need_stage("scorer", scorer, sizeof scorer))
-    return -1;
-  char rd_b[PATH_MAX + 32], rd_c[PATH_MAX + 32], sc_b[PATH_MAX + 32], sc_c[PATH_MAX + 32], ct_b[PATH_MAX + 32],
-      ct_c[PATH_MAX + 32], lg[PATH_MAX + 64], cmd[PATH_MAX + 32], nenc[16];
-  snprintf(rd_b, sizeof rd_b, "@ipc://%s/%s-rd.ipc", work, name);
-  snprintf(rd_c, sizeof rd_c, ">ipc://%s/%s-rd.ipc", work, name);
-  snprintf(sc_b, sizeof sc_b, "@ipc://%s/%s-sc.ipc", work, name);
-  snprintf(sc_c, sizeof sc_c, ">ipc://%s/%s-sc.ipc", work, name);
-  snprintf(ct_b, sizeof ct_b, "@ipc://%s/%s-ctl.ipc", work, name);
-  snprintf(ct_c, sizeof ct_c, ">ipc://%s/%s-ctl.ipc", work, name);
-  snprintf(nenc, sizeof nenc, "%d", n_enc);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", store);
-  if (system(cmd) != 0) return -1;
-  char sname[64];
-  snprintf(sname, sizeof sname, "%s-scorer", name);
-  log_path(lg, sizeof lg, sname);
-  char *sargv[] = {scorer, "--db", (char *)store, "--in", sc_b, "--control", ct_c, "--run-id", (char *)name, NULL};
-  pid_t sp = cli_spawn_log(sargv, lg);
-  if (sp < 0) return -1;
-  pid_t ep[16];
-  int ne = 0;
-  for (int i = 0; i < n_enc && i < 16; i++) {
-    char ename[64], prod[32];
-    snprintf(ename, sizeof ename, "%s-encoder-%d", name, i);
-    snprintf(prod, sizeof prod, "encoder-%d", i);
-    log_path(lg, sizeof lg, ename);
-    char *eargv[] = {encoder, sae ? "--sae" : "--neurons", sae ? (char *)sae : "1", "--in", rd_c, "--out", sc_c,
-                     "--producer", prod, "--run-id", (char *)name, NULL};
-    if ((ep[ne] = cli_spawn_log(eargv, lg)) > 0) ne++;
+static void argv_push(char **v, const char *s) {
+  int k = 0;
+  while (v[k]) k++;
+  PS_ASSERT(k + 1 < TOPO_MAX_ARGS);
+  v[k] = ps_xstrdup(s);
+}
+
+// Append arguments (printf-formatted one at a time: topo_arg(t, i, "--db", "%s", path)).
+static void topo_arg(topo_t *t, size_t i, const char *flag, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void topo_arg(topo_t *t, size_t i, const char *flag, const char *fmt, ...) {
+  char buf[PATH_MAX + 128];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (flag) argv_push(t->argv[i], flag);
+  argv_push(t->argv[i], buf);
+}
+
+// The restart argv of stage i: its argv with flag's value replaced (trainer: --resume 1).
+static void topo_restart_with(topo_t *t, size_t i, const char *flag, const char *value) {
+  for (int k = 0; t->argv[i][k]; k++) {
+    int is_val = k > 0 && !strcmp(t->argv[i][k - 1], flag);
+    t->rargv[i][k] = ps_xstrdup(is_val ? value : t->argv[i][k]);
   }
-  char rname[64];
-  snprintf(rname, sizeof rname, "%s-reader", name);
-  log_path(lg, sizeof lg, rname);
-  char mport[16];
-  int port = prom_free_port();  // the reader's metrics: the progress bar
-  snprintf(mport, sizeof mport, "%d", port);
-  char *rargv[] = {reader, "--emb", (char *)emb, "--fasta", (char *)fasta, "--out", rd_b, "--control", ct_b,
-                   "--consumers", nenc, "--batch-rows", (char *)batch_rows, "--run-id", (char *)name,
-                   "--metrics-port", mport, ids ? "--ids" : NULL, (char *)ids, NULL};
-  pid_t rp = cli_spawn_log(rargv, lg);
-  // Supervision: a stage that dies before the scorer has every batch is reported and restarted
-  // (at most 3 times each); the store ends the same (exactly-once apply, re-send of lost batches;
-  // a restarted reader starts over and the scorer ignores what it already has).
-  int restarts = 0, src = -1, rrc = -1, fail_stage = 0;
+  t->st[i].restart_argv = t->rargv[i];
+}
+
+static void topo_free(topo_t *t) {
+  for (size_t i = 0; i < t->n; i++)
+    for (int k = 0; k < TOPO_MAX_ARGS; k++) {
+      free(t->argv[i][k]);
+      free(t->rargv[i][k]);
+    }
+  free(t);
+}
+
+// Progress while a topology runs: a reader's metrics (and a trainer's).
+typedef struct progress_ctx {
   prom_progress_t prog;
-  prom_progress_init(&prog, name, port);
-  for (;;) {
-    int st;
-    pid_t w = waitpid(-1, &st, WNOHANG);
-    if (w == 0) {
-      prom_progress_poll(&prog);
-      usleep(200 * 1000);
-      continue;
-    }
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    const char *what = NULL;
-    char *const *av = NULL;
-    char lgn[64];
-    pid_t *slot = NULL;
-    if (w == sp) {
-      if (code == 0) {
-        src = 0;
-        break;
-      }
-      what = "scorer", av = sargv, slot = &sp;
-      snprintf(lgn, sizeof lgn, "%s", sname);
-    } else if (w == rp) {
-      if (code == 0) {  // the reader ends after the scorer said it has everything
-        rrc = 0;
-        rp = -1;
-        continue;
-      }
-      what = "reader", av = rargv, slot = &rp;
-      snprintf(lgn, sizeof lgn, "%s", rname);
-    } else {
-      for (int i = 0; i < ne; i++)
-        if (w == ep[i]) {
-          what = "encoder", slot = &ep[i];
-          snprintf(lgn, sizeof lgn, "%s-encoder-%d", name, i);
-        }
-      if (!what) continue;  // not ours
-    }
-    if (++restarts > 3 * (n_enc + 2)) {
-      fprintf(stderr, "protsae demo: %s (%s) exited with status %d; too many restarts, giving up\n", what, name, code);
-      fail_stage = 1;
-      break;
-    }
-    prom_progress_end(&prog);
-    printf("      ! %s (%s) exited with status %d%s: restarting it (see logs/%s.log)\n", what, name, code,
-           code > 128 ? " (killed)" : "", lgn);
-    fflush(stdout);
-    log_path(lg, sizeof lg, lgn);
-    if (!av) {  // an encoder: rebuild its argv
-      int i = (int)(slot - ep);
-      char prod[32];
-      snprintf(prod, sizeof prod, "encoder-%d", i);
-      char *eargv[] = {encoder, sae ? "--sae" : "--neurons", sae ? (char *)sae : "1", "--in", rd_c, "--out", sc_c,
-                       "--producer", prod, "--run-id", (char *)name, NULL};
-      *slot = cli_spawn_log(eargv, lg);
-    } else {
-      *slot = cli_spawn_log(av, lg);
-    }
+} progress_ctx_t;
+static void progress_poll(void *ctx) { prom_progress_poll(&((progress_ctx_t *)ctx)->prog); }
+static void progress_quiet(void *ctx) { prom_progress_end(&((progress_ctx_t *)ctx)->prog); }
+
+// Run t under the supervisor with a progress line from the reader on port (train_port: the
+// trainer's too). 0, 130 when interrupted by a signal, 1 when it failed (the supervisor has said
+// which stage and printed its log's tail).
+static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_result_t *res) {
+  progress_ctx_t pc;
+  prom_progress_init(&pc.prog, label, port);
+  pc.prog.train_port = train_port;
+  sv_opts_t o = {.poll = progress_poll, .quiet = progress_quiet, .ctx = &pc, .stop_ms = 10000};
+  ps_err_t err = {0};
+  fflush(stdout);
+  int rc = sv_run(t->st, t->n, &o, res, &err);
+  prom_progress_end(&pc.prog);
+  fflush(stdout);
+  if (rc == PS_EINTR) {
+    fprintf(stderr, "protsae demo: interrupted (%s): every stage stopped\n", label);
+    return 130;
   }
-  prom_progress_end(&prog);
-  for (int i = 0; i < ne; i++) kill(ep[i], SIGTERM);
-  for (int i = 0; i < ne; i++) cli_wait(ep[i]);
-  if ((src != 0 || fail_stage) && rp > 0) kill(rp, SIGTERM);
-  if (rp > 0) rrc = cli_wait(rp);
-  if (src != 0 || rrc != 0) {
-    fprintf(stderr, "protsae demo: encoding (%s) failed: scorer exit %d, reader exit %d\n", name, src, rrc);
-    tail_log(sname);
-    tail_log(rname);
-    if (sp > 0 && src != 0) kill(sp, SIGTERM);
-    return -1;
+  if (rc < 0) {
+    fprintf(stderr, "protsae demo: %s failed (stage logs in %s)\n", label, g_logs);
+    return 1;
   }
-  if (restarts) printf("      %d stage restart%s during encoding (%s); the store is complete\n", restarts,
-                       restarts > 1 ? "s" : "", name);
   return 0;
+}
+
+typedef struct encode_args {
+  const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
+  int n_enc;
+} encode_args_t;
+
+// The encode topology of `name` ("features": encoders --sae; "neurons": --neurons 1): reader ->
+// n encoders -> scorer (the sink: ingest, GO enrichment, interpretation requests, results) <->
+// interpreter. Reader, encoders and interpreter are services. A stage that dies is restarted (at
+// most 3 times each); the store ends the same: exactly-once apply, re-sent lost batches, cached
+// LLM answers (offline mode is deterministic).
+static int encode_topology(const char *name, const encode_args_t *a) {
+  char reader[PATH_MAX], encoder[PATH_MAX], scorer[PATH_MAX], interp[PATH_MAX], sn[64];
+  if (need_stage("reader", reader, sizeof reader) || need_stage("encoder", encoder, sizeof encoder) ||
+      need_stage("scorer", scorer, sizeof scorer) || need_stage("interpreter", interp, sizeof interp))
+    return 1;
+  int rc = ps_rm_rf(a->store);
+  if (rc < 0) {
+    fprintf(stderr, "protsae demo: cannot remove %s: %s\n", a->store, strerror(-rc));
+    return 1;
+  }
+  topo_t *t = ps_xcalloc(1, sizeof *t);
+  const char *w = a->work;
+  snprintf(sn, sizeof sn, "%s-scorer", name);
+  size_t s = topo_add(t, sn, SV_SINK, 3, 0);
+  argv_push(t->argv[s], scorer);
+  topo_arg(t, s, "--db", "%s", a->store);
+  topo_arg(t, s, "--in", "@ipc://%s/%s-sc.ipc", w, name);
+  topo_arg(t, s, "--control", ">ipc://%s/%s-ctl.ipc", w, name);
+  topo_arg(t, s, "--run-id", "%s", name);
+  topo_arg(t, s, "--data", "%s", a->datadir);
+  if (a->hold_ids) topo_arg(t, s, "--enrich-exclude", "%s", a->hold_ids);
+  topo_arg(t, s, "--interp-out", "@ipc://%s/%s-interp.ipc", w, name);
+  topo_arg(t, s, "--n-interpret", "%s", a->n_interpret);
+  for (int i = 0; i < a->n_enc; i++) {
+    snprintf(sn, sizeof sn, "%s-encoder-%d", name, i);
+    size_t e = topo_add(t, sn, SV_SERVICE, 3, 0);
+    argv_push(t->argv[e], encoder);
+    if (a->sae) topo_arg(t, e, "--sae", "%s", a->sae);
+    else topo_arg(t, e, "--neurons", "1");
+    topo_arg(t, e, "--in", ">ipc://%s/%s-rd.ipc", w, name);
+    topo_arg(t, e, "--out", ">ipc://%s/%s-sc.ipc", w, name);
+    topo_arg(t, e, "--producer", "encoder-%d", i);
+    topo_arg(t, e, "--run-id", "%s", name);
+  }
+  int port = prom_free_port();  // the reader's metrics: the progress bar
+  snprintf(sn, sizeof sn, "%s-reader", name);
+  size_t r = topo_add(t, sn, SV_SERVICE, 3, 0);
+  argv_push(t->argv[r], reader);
+  topo_arg(t, r, "--emb", "%s", a->emb);
+  topo_arg(t, r, "--fasta", "%s", a->fasta);
+  topo_arg(t, r, "--out", "@ipc://%s/%s-rd.ipc", w, name);
+  topo_arg(t, r, "--control", "@ipc://%s/%s-ctl.ipc", w, name);
+  topo_arg(t, r, "--consumers", "0");  // one EndOfStream per live consumer: any encoder count
+  topo_arg(t, r, "--batch-rows", "%s", a->batch_rows);
+  topo_arg(t, r, "--run-id", "%s", name);
+  topo_arg(t, r, "--metrics-port", "%d", port);
+  if (a->ids) topo_arg(t, r, "--ids", "%s", a->ids);
+  snprintf(sn, sizeof sn, "%s-interpreter", name);
+  size_t x = topo_add(t, sn, SV_SERVICE, 3, 0);
+  argv_push(t->argv[x], interp);
+  topo_arg(t, x, "--in", ">ipc://%s/%s-interp.ipc", w, name);
+  topo_arg(t, x, "--results", ">ipc://%s/%s-sc.ipc", w, name);  // back into the scorer's input
+  topo_arg(t, x, "--data", "%s", a->datadir);
+  topo_arg(t, x, "--mode", "%s", a->mode);
+  topo_arg(t, x, "--cache", "%s/llm-cache-%s", w, name);
+  topo_arg(t, x, "--producer", "interp-%s-0", name);
+  sv_result_t res;
+  rc = topo_run(t, name, port, 0, &res);
+  if (rc == 0 && res.restarts)
+    printf("      %d stage restart%s (%s); the store is complete\n", res.restarts, res.restarts > 1 ? "s" : "", name);
+  topo_free(t);
+  return rc;
+}
+
+// ---- figures from the stores --------------------------------------------------------------------
+typedef struct store_figs {
+  json_t *enrich, *interp;  // "enrich/summary", "interp/summary" (NULL when absent)
+  char mode[96];            // the explanations' mode (first record), "" when none
+} store_figs_t;
+
+static int first_mode(uint32_t unit, const fs_interp_t *x, const char *json, void *ctx) {
+  (void)unit, (void)json;
+  if (x->mode) snprintf((char *)ctx, 96, "%s", x->mode);
+  return 1;  // the first is enough
+}
+
+static json_t *store_json(fs_t *fs, const char *key) {
+  char *v = NULL;
+  size_t len = 0;
+  ps_err_t err = {0};
+  if (fs_kv_get(fs, key, &v, &len, &err) != 1) return NULL;
+  json_t *j = json_loadb(v, len, 0, NULL);
+  free(v);
+  return j;
+}
+
+static void store_figs_load(store_figs_t *f, const char *path) {
+  memset(f, 0, sizeof *f);
+  fs_t *fs = NULL;
+  ps_err_t err = {0};
+  if (fs_open(&fs, path, FS_OPEN_READONLY, &err) < 0) {
+    fprintf(stderr, "protsae demo: %s: %s\n", path, err.msg);
+    return;
+  }
+  f->enrich = store_json(fs, "enrich/summary");
+  f->interp = store_json(fs, "interp/summary");
+  fs_interp_each(fs, first_mode, f->mode, &err);
+  fs_close(&fs);
+}
+
+static void store_figs_free(store_figs_t *f) {
+  json_decref(f->enrich);
+  json_decref(f->interp);
+  memset(f, 0, sizeof *f);
+}
+
+static double jnum(json_t *o, const char *key) {
+  json_t *x = json_object_get(o, key);
+  return json_is_number(x) ? json_number_value(x) : NAN;
+}
+
+static double pct(double a, double b) { return b > 0 ? 100.0 * a / b : 0.0; }
+
+// The headline GO figures, features beside neurons (the full table: protsae report).
+static void print_enrich_table(json_t *f, json_t *n) {
+  printf("      %-44s %10s %10s\n", "", "features", "neurons");
+#define ROW(label, fmt, a, b) do { \
+    char x_[32], y_[32]; snprintf(x_, sizeof x_, fmt, a); snprintf(y_, sizeof y_, fmt, b); \
+    printf("      %-44s %10s %10s\n", label, x_, y_); } while (0)
+  double fa = jnum(f, "n_alive"), na = jnum(n, "n_alive");
+  ROW("units alive (active on an annotated protein)", "%.0f", fa, na);
+  ROW("with >= 1 significant GO term", "%.1f%%", pct(jnum(f, "with_any"), fa), pct(jnum(n, "with_any"), na));
+  ROW("  ... biological process", "%.1f%%", pct(jnum(f, "with_bp"), fa), pct(jnum(n, "with_bp"), na));
+  ROW("  ... molecular function", "%.1f%%", pct(jnum(f, "with_mf"), fa), pct(jnum(n, "with_mf"), na));
+  ROW("  ... cellular component", "%.1f%%", pct(jnum(f, "with_cc"), fa), pct(jnum(n, "with_cc"), na));
+  ROW("median best F1 to a GO term", "%.3f", jnum(f, "median_best_f1"), jnum(n, "median_best_f1"));
+  ROW("with a GO term at F1 >= 0.5", "%.1f%%", pct(jnum(f, "f1_over_05"), fa), pct(jnum(n, "f1_over_05"), na));
+  ROW("DAG distance between a unit's terms", "%.2f", jnum(f, "mono_dist"), jnum(n, "mono_dist"));
+  ROW("  ... between random terms", "%.2f", jnum(f, "mono_rand_dist"), jnum(n, "mono_rand_dist"));
+#undef ROW
+}
+
+// The explanation scores, features beside neurons.
+static void print_interp_table(json_t *f, json_t *n) {
+  static const char *const keys[] = {"analysed", "scored", "failed", "mean_r", "median_r", "frac_p_lt_0.05"};
+  printf("      %-22s %12s %12s\n", "", "features", "neurons");
+  for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+    double a = jnum(f, keys[k]), b = jnum(n, keys[k]);
+    if (isnan(a) && isnan(b) && !json_object_get(f, keys[k])) continue;  // a field this store does not keep
+    const char *fmt = k < 3 ? "%.0f" : "%.4f";
+    char x[32], y[32];
+    snprintf(x, sizeof x, fmt, a);
+    snprintf(y, sizeof y, fmt, b);
+    printf("      %-22s %12s %12s\n", keys[k], x, y);
+  }
 }
 
 // Held-out proteins: a seeded hash of the id (splitmix64 of FNV-1a ^ seed) below frac.
@@ -294,57 +411,15 @@ out:
   return rc;
 }
 
-// The value of `key: value` in a file (NAN when absent).
-static double read_kv(const char *path, const char *key) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NAN;
-  char line[512];
-  size_t kl = strlen(key);
-  double v = NAN;
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, key, kl) && line[kl] == ':') {
-      v = strtod(line + kl + 1, NULL);
-      break;
-    }
-  fclose(f);
-  return v;
-}
-
-static double json_path_num(json_t *root, const char *a, const char *b) {
-  json_t *x = json_object_get(json_object_get(root, a), b);
-  return json_is_number(x) ? json_number_value(x) : NAN;
-}
-
-// `protsae NAME ...` of this same binary as a child, its stdout echoed; *val = the value of key.
-static int run_self_kv(char *const argv[], const char *key, double *val) {
-  char self[64], cmd[8192];
-  // this very binary, also when its file was replaced meanwhile (a rebuild during the demo)
-  snprintf(self, sizeof self, "/proc/%d/exe", (int)getpid());
-  size_t o = (size_t)snprintf(cmd, sizeof cmd, "'%s'", self);
-  for (int i = 0; argv[i] && o < sizeof cmd; i++) o += (size_t)snprintf(cmd + o, sizeof cmd - o, " '%s'", argv[i]);
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  char line[1024];
-  size_t kl = strlen(key);
-  *val = NAN;
-  while (fgets(line, sizeof line, p)) {
-    fputs(line, stdout);
-    if (!strncmp(line, key, kl) && line[kl] == ':') *val = strtod(line + kl + 1, NULL);
-  }
-  fflush(stdout);
-  int st = pclose(p);
-  return st == 0 ? 0 : -1;
-}
-
 int cli_demo(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   int crc = ps_config_cli(&cfg, table, "protsae demo", argc, argv);
   if (crc >= 0) return crc;
-  int status = 1, regen = 0;
+  int status = 1, regen = 0, rc;
   int64_t n_enc = 2;
   char work[PATH_MAX], synth_dir[PATH_MAX], meta[PATH_MAX], datadir[PATH_MAX], emb[PATH_MAX], fasta[PATH_MAX],
-      absw[PATH_MAX], lg[PATH_MAX + 64];
+      absw[PATH_MAX], logs[PATH_MAX + 8];
   snprintf(work, sizeof work, "%s", ps_config_str(cfg, "workdir"));
   ps_config_bool(cfg, "regenerate", &regen, NULL);
   if (ps_config_i64(cfg, "encoders", &n_enc, &err) < 0 || n_enc < 1 || n_enc > 16) {
@@ -353,8 +428,9 @@ int cli_demo(int argc, char **argv) {
   }
   mkdir(work, 0755);
   if (!realpath(work, absw)) snprintf(absw, sizeof absw, "%s", work);
-  snprintf(g_logs, sizeof g_logs, "%s/logs", absw);
-  mkdir(g_logs, 0755);
+  snprintf(logs, sizeof logs, "%s/logs", absw);
+  mkdir(logs, 0755);
+  g_logs = logs;
   snprintf(synth_dir, sizeof synth_dir, "%s/synth", absw);
   snprintf(meta, sizeof meta, "%s/truth/meta.json", synth_dir);
   double t0 = now_s(), t1;
@@ -425,139 +501,88 @@ int cli_demo(int argc, char **argv) {
   snprintf(fasta, sizeof fasta, "%s/proteins.fasta", synth_dir);
 have_data:;
 
-  // [2/5] train a TopK SAE on the stream, then measure how many planted features it recovered
+  // [2/6] train a TopK SAE on the stream, then measure how many planted features it recovered
   char reader[PATH_MAX], trainer[PATH_MAX], sae_dir[PATH_MAX], best[PATH_MAX + 8], truth[PATH_MAX + 32],
-      tb[PATH_MAX + 16], tc[PATH_MAX + 16], cmd[PATH_MAX + 32];
+      cfgp[PATH_MAX + 32];
   if (need_stage("reader", reader, sizeof reader) || need_stage("trainer", trainer, sizeof trainer)) goto out;
   snprintf(sae_dir, sizeof sae_dir, "%s/sae", absw);
   snprintf(best, sizeof best, "%s/latest", sae_dir);
   snprintf(truth, sizeof truth, "%s/truth/directions.npy", synth_dir);
   int retrain = 1;
   ps_config_bool(cfg, "retrain", &retrain, NULL);
-  snprintf(cmd, sizeof cmd, "%s/cfg.json", best);
-  if (!retrain && access(cmd, R_OK) == 0) {
+  snprintf(cfgp, sizeof cfgp, "%s/cfg.json", best);
+  if (!retrain && access(cfgp, R_OK) == 0) {
     printf("[2/6] reusing the SAE in %s (--retrain 1 to train again)\n", best);
     goto trained;
   }
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", sae_dir);
-  if (system(cmd) != 0) goto out;
-  snprintf(tb, sizeof tb, "@ipc://%s/train.ipc", absw);
-  snprintf(tc, sizeof tc, ">ipc://%s/train.ipc", absw);
+  if ((rc = ps_rm_rf(sae_dir)) < 0) {
+    fprintf(stderr, "protsae demo: cannot remove %s: %s\n", sae_dir, strerror(-rc));
+    goto out;
+  }
   t1 = now_s();
   printf("[2/6] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> protsae-trainer\n",
          ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
-  fflush(stdout);
-  // Supervision: a trainer or reader that dies is reported; both restart, the trainer from its
-  // last checkpoint (--resume 1), the reader from the start of the (deterministic) stream, of
-  // which the trainer skips what the checkpoint holds: the weights end the same.
-  char resume_flag[2] = "0", trport[16];
-  int trp = prom_free_port();  // the trainer's metrics: loss, L0, dead % beside the progress
-  snprintf(trport, sizeof trport, "%d", trp);
-  char *targv[] = {trainer, "--in", tb, "--out", sae_dir, "--resume", resume_flag, "--d-sae", (char *)ps_config_str(cfg, "d-sae"),
-                   "--k", (char *)ps_config_str(cfg, "k"), "--batch-rows", "512", "--lr", "1e-3",
-                   "--shuffle-rows", "16384", "--eval-every", "500", "--ckpt-every", (char *)ps_config_str(cfg, "ckpt-every"), "--log-every", "20",
-                   "--timeout-ms", "600000", "--metrics-port", trport, NULL};
-  char tport[16];
-  int tp = prom_free_port();
-  snprintf(tport, sizeof tport, "%d", tp);
-  char *r2argv[] = {reader, "--emb", emb, "--fasta", fasta, "--out", tc, "--batch-rows",
-                    (char *)ps_config_str(cfg, "batch-rows"), "--epochs", (char *)ps_config_str(cfg, "train-epochs"),
-                    "--run-id", "demo-train", "--metrics-port", tport, ids ? "--ids" : NULL, (char *)ids, NULL};
-  int r2 = -1, t2 = -1, t_restarts = 0;
-  for (;;) {
-    log_path(lg, sizeof lg, "trainer");
-    pid_t tpid = cli_spawn_log(targv, lg);
-    if (tpid < 0) goto out;
-    log_path(lg, sizeof lg, "train-reader");
-    pid_t rpid = cli_spawn_log(r2argv, lg);
-    if (rpid < 0) {
-      kill(tpid, SIGKILL);
-      cli_wait(tpid);
+  {
+    // One restart group: a trainer or reader that dies is reported and both restart, the trainer
+    // from its last checkpoint (--resume 1), the reader from the start of the (deterministic)
+    // stream, of which the trainer skips what the checkpoint holds: the weights end the same.
+    topo_t *t = ps_xcalloc(1, sizeof *t);
+    int trp = prom_free_port(), tp = prom_free_port();  // trainer: loss, L0, dead %; reader: progress
+    size_t ti = topo_add(t, "trainer", SV_SINK, 3, 1);
+    argv_push(t->argv[ti], trainer);
+    topo_arg(t, ti, "--in", "@ipc://%s/train.ipc", absw);
+    topo_arg(t, ti, "--out", "%s", sae_dir);
+    topo_arg(t, ti, "--resume", "0");
+    topo_arg(t, ti, "--d-sae", "%s", ps_config_str(cfg, "d-sae"));
+    topo_arg(t, ti, "--k", "%s", ps_config_str(cfg, "k"));
+    topo_arg(t, ti, "--batch-rows", "512");
+    topo_arg(t, ti, "--lr", "1e-3");
+    topo_arg(t, ti, "--shuffle-rows", "16384");
+    topo_arg(t, ti, "--eval-every", "500");
+    topo_arg(t, ti, "--ckpt-every", "%s", ps_config_str(cfg, "ckpt-every"));
+    topo_arg(t, ti, "--log-every", "20");
+    topo_arg(t, ti, "--timeout-ms", "600000");
+    topo_arg(t, ti, "--metrics-port", "%d", trp);
+    topo_restart_with(t, ti, "--resume", "1");
+    size_t ri = topo_add(t, "train-reader", SV_SERVICE, 3, 1);
+    argv_push(t->argv[ri], reader);
+    topo_arg(t, ri, "--emb", "%s", emb);
+    topo_arg(t, ri, "--fasta", "%s", fasta);
+    topo_arg(t, ri, "--out", ">ipc://%s/train.ipc", absw);
+    topo_arg(t, ri, "--batch-rows", "%s", ps_config_str(cfg, "batch-rows"));
+    topo_arg(t, ri, "--epochs", "%s", ps_config_str(cfg, "train-epochs"));
+    topo_arg(t, ri, "--run-id", "demo-train");
+    topo_arg(t, ri, "--metrics-port", "%d", tp);
+    if (ids) topo_arg(t, ri, "--ids", "%s", ids);
+    sv_result_t res;
+    rc = topo_run(t, "training stream", tp, trp, &res);
+    topo_free(t);
+    if (rc) {
+      status = rc;
       goto out;
     }
-    prom_progress_t prog;  // the training stream's progress, from the reader's metrics
-    prom_progress_init(&prog, "training stream", tp);
-    prog.train_port = trp;
-    const char *died = NULL;
-    int code = 0;
-    r2 = t2 = -1;
-    while (t2 < 0 && !died) {
-      int st;
-      pid_t w = waitpid(-1, &st, WNOHANG);
-      if (w == 0 || (w < 0 && errno == EINTR)) {
-        if (r2 < 0) prom_progress_poll(&prog);
-        usleep(250 * 1000);
-        continue;
-      }
-      if (w < 0) break;
-      code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      if (w == rpid) {
-        if (code == 0) r2 = 0, rpid = -1;
-        else died = "reader", rpid = -1;
-      } else if (w == tpid) {
-        if (code == 0) t2 = 0, tpid = -1;
-        else died = "trainer", tpid = -1;
-      }
-    }
-    prom_progress_end(&prog);
-    if (!died) {
-      if (rpid > 0) r2 = cli_wait(rpid);  // the trainer is done: the reader has sent everything
-      break;
-    }
-    if (rpid > 0) kill(rpid, SIGKILL), cli_wait(rpid);
-    if (tpid > 0) kill(tpid, SIGKILL), cli_wait(tpid);
-    if (++t_restarts > 3) {
-      fprintf(stderr, "protsae demo: the training %s exited with status %d; too many restarts, giving up\n", died, code);
-      r2 = t2 = code;
-      break;
-    }
-    printf("      ! training %s exited with status %d%s: restarting reader and trainer, the trainer from its "
-           "last checkpoint (see logs/trainer.log)\n", died, code, code > 128 ? " (killed)" : "");
-    fflush(stdout);
-    strcpy(resume_flag, "1");
-  }
-  if (r2 != 0 || t2 != 0) {
-    fprintf(stderr, "protsae demo: training failed (reader exit %d, trainer exit %d)\n", r2, t2);
-    tail_log("trainer");
-    tail_log("train-reader");
-    goto out;
+    if (res.restarts)
+      printf("      %d restart%s of the training (the trainer resumed from its last checkpoint)\n", res.restarts,
+             res.restarts > 1 ? "s" : "");
   }
   printf("      trained in %.0f s\n", now_s() - t1);
 trained:;
-  double recovery09 = NAN;
-  char *vargv[] = {"recovery", "--sae", best, "--truth", truth, NULL};
+  recovery_t rec = {.planted_recovery_cos09 = NAN};
   if (user) {
     printf("      (your data has no planted truth: recovery not measured)\n");
   } else {
-    printf("      planted features recovered (best decoder-row cosine per planted direction):\n");
-    fflush(stdout);
-  }
-  if (!user && run_self_kv(vargv, "planted_recovery_cos09", &recovery09) != 0) {
-    fprintf(stderr, "protsae demo: protsae recovery failed\n");
-    goto out;
+    if (recovery_measure(best, truth, &rec, &err) < 0) {
+      fprintf(stderr, "protsae demo: planted-feature recovery: %s\n", err.msg);
+      goto out;
+    }
+    printf("      planted features recovered (best decoder-row cosine per planted direction, %lld directions, "
+           "d_sae %lld):\n      %.1f%% at cosine >= 0.9, %.1f%% at >= 0.8, mean best cosine %.4f\n",
+           (long long)rec.n_directions, (long long)rec.d_sae, 100 * rec.planted_recovery_cos09,
+           100 * rec.planted_recovery_cos08, rec.mean_best_cos);
   }
 
-  // [3/5] encode every protein with the SAE and with the raw dimensions (baseline)
-  char fstore[PATH_MAX + 16], nstore[PATH_MAX + 16];
-  snprintf(fstore, sizeof fstore, "%s/features.db", absw);
-  snprintf(nstore, sizeof nstore, "%s/neurons.db", absw);
-  t1 = now_s();
-  printf("[3/6] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB), SAE and neurons\n",
-         (long long)n_enc);
-  fflush(stdout);
-  if (encode_stream("features", absw, emb, fasta, ids, best, (int)n_enc, ps_config_str(cfg, "batch-rows"), fstore) < 0 ||
-      encode_stream("neurons", absw, emb, fasta, ids, NULL, (int)n_enc, ps_config_str(cfg, "batch-rows"), nstore) < 0)
-    goto out;
-  printf("      encoded in %.0f s; feature stores %s, %s (protsae features / feature N --db ...)\n", now_s() - t1,
-         fstore, nstore);
-
-  // [4/5] GO enrichment: features vs neurons
-  char enr[PATH_MAX + 16];
-  snprintf(enr, sizeof enr, "%s/enrichment", absw);
-  t1 = now_s();
-  printf("[4/6] GO enrichment of every feature and every neuron (Fisher's exact test, BH FDR)\n");
-  fflush(stdout);
-  // the held-out proteins (step 6) are left out of it: the feature -> term map is learned without them
+  // the held-out proteins of step 6: left out of the enrichment (the scorer's --enrich-exclude),
+  // so the feature -> term map is learned without them
   char ann_dir[PATH_MAX + 16], drop[PATH_MAX + 32], hold_ids[PATH_MAX + 32], synth_ids[PATH_MAX + 32];
   double holdout = 0.1;
   int64_t seed = 1, n_held = 0;
@@ -571,8 +596,10 @@ trained:;
   snprintf(drop, sizeof drop, "%s/drop", ann_dir);
   snprintf(hold_ids, sizeof hold_ids, "%s/holdout.ids", ann_dir);
   snprintf(synth_ids, sizeof synth_ids, "%s/proteins.ids", synth_dir);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", ann_dir);
-  if (system(cmd) != 0) goto out;
+  if ((rc = ps_rm_rf(ann_dir)) < 0) {
+    fprintf(stderr, "protsae demo: cannot remove %s: %s\n", ann_dir, strerror(-rc));
+    goto out;
+  }
   mkdir(ann_dir, 0755);
   mkdir(drop, 0755);
   if (holdout > 0 &&
@@ -580,101 +607,98 @@ trained:;
     fprintf(stderr, "protsae demo: held-out proteins: %s\n", err.msg);
     goto out;
   }
-  if (holdout > 0) printf("      %lld proteins (%.0f%%) held out of the enrichment for step 6\n", (long long)n_held, 100 * holdout);
-  fflush(stdout);
-  if (demo_enrich_holdout(fstore, nstore, datadir, enr, 2, n_held ? hold_ids : NULL) != 0) goto out;
-  printf("      in %.0f s; per-feature TSVs and the full table in %s\n", now_s() - t1, enr);
 
-  // [5/5] interpretation: explanations scored on held-out proteins, features vs neurons
-  char interp[PATH_MAX], interp_dir[PATH_MAX + 16];
-  if (need_stage("interpreter", interp, sizeof interp)) goto out;
-  snprintf(interp_dir, sizeof interp_dir, "%s/interp", absw);
+  // [3/6] encode every protein with the SAE and with the raw dimensions (baseline); each scorer
+  // then runs the GO enrichment [4/6] and the interpretation [5/6] into its store
+  char fstore[PATH_MAX + 16], nstore[PATH_MAX + 16];
+  snprintf(fstore, sizeof fstore, "%s/features.db", absw);
+  snprintf(nstore, sizeof nstore, "%s/neurons.db", absw);
   t1 = now_s();
+  printf("[3/6] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB) -> "
+         "protsae-interpreter, SAE features then neurons\n", (long long)n_enc);
+  if (holdout > 0)
+    printf("      %lld proteins (%.0f%%) held out of the enrichment for step 6\n", (long long)n_held, 100 * holdout);
+  fflush(stdout);
+  encode_args_t ea = {.work = absw, .emb = emb, .fasta = fasta, .ids = ids, .sae = best,
+                      .batch_rows = ps_config_str(cfg, "batch-rows"), .store = fstore, .datadir = datadir,
+                      .hold_ids = n_held ? hold_ids : NULL, .mode = ps_config_str(cfg, "mode"),
+                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc};
+  if ((rc = encode_topology("features", &ea)) != 0) {
+    status = rc;
+    goto out;
+  }
+  ea.sae = NULL, ea.store = nstore;
+  if ((rc = encode_topology("neurons", &ea)) != 0) {
+    status = rc;
+    goto out;
+  }
+  printf("      encoded, enriched and explained in %.0f s; feature stores %s, %s (protsae features / feature N "
+         "--db ...)\n", now_s() - t1, fstore, nstore);
+  store_figs_t ff, nf;
+  store_figs_load(&ff, fstore);
+  store_figs_load(&nf, nstore);
+
+  // [4/6] GO enrichment: features vs neurons, from the stores
+  printf("[4/6] GO enrichment of every feature and every neuron (in the scorer: Fisher's exact test, BH FDR)\n");
+  if (ff.enrich && nf.enrich) print_enrich_table(ff.enrich, nf.enrich);
+  else printf("      (no enrichment summary in %s)\n", ff.enrich ? nstore : fstore);
+
+  // [5/6] interpretation: explanations scored on held-out proteins, features vs neurons
   printf("[5/6] explaining %s features and %s neurons, scored on held-out proteins (protsae-interpreter)\n",
          ps_config_str(cfg, "n-interpret"), ps_config_str(cfg, "n-interpret"));
-  fflush(stdout);
-  char *iargv[] = {interp, "--features", fstore, "--neurons", nstore, "--data", datadir, "--out", interp_dir,
-                   "--n-features", (char *)ps_config_str(cfg, "n-interpret"), "--n-neurons",
-                   (char *)ps_config_str(cfg, "n-interpret"), "--mode", (char *)ps_config_str(cfg, "mode"), NULL};
-  log_path(lg, sizeof lg, "interpreter");
-  // Supervision: a dead interpreter is restarted (its LLM answers are cached; offline is
-  // deterministic): the explanations end the same.
-  for (int attempt = 0;; attempt++) {
-    pid_t ipid = cli_spawn_log_fds(iargv, lg, 0);
-    int ic = ipid < 0 ? -1 : cli_wait(ipid);
-    if (ic == 0) break;
-    if (ic < 0 || attempt >= 3) {
-      fprintf(stderr, "protsae demo: the interpreter failed (exit %d; see logs/interpreter.log)\n", ic);
-      tail_log("interpreter");
-      goto out;
-    }
-    printf("      ! interpreter exited with status %d%s: restarting it (see logs/interpreter.log)\n", ic,
-           ic > 128 ? " (killed)" : "");
-    fflush(stdout);
-  }
-  printf("      in %.0f s; explanations in %s/features.jsonl and neurons.jsonl\n", now_s() - t1, interp_dir);
+  if (ff.mode[0])
+    printf("      mode: %s%s\n", ff.mode, !strcmp(ff.mode, "offline") ? " (OFFLINE: no LLM, annotation-enrichment explanations)" : "");
+  if (ff.interp && nf.interp) print_interp_table(ff.interp, nf.interp);
+  else printf("      (no interpretation summary in %s)\n", ff.interp ? nstore : fstore);
+  double fgo = jnum(ff.enrich, "frac_alive_with_term"), ngo = jnum(nf.enrich, "frac_alive_with_term");
+  double fr = jnum(ff.interp, "mean_r"), nr = jnum(nf.interp, "mean_r");
+  store_figs_free(&ff);
+  store_figs_free(&nf);
 
-  // [6/6] GO prediction on the held-out proteins: protsae annotate on them as a dropped proteome
-  char ann_out[PATH_MAX + 32], expl[PATH_MAX + 32], eval[PATH_MAX + 64], self[PATH_MAX];
-  double fmax = NAN, fprec = NAN, frec = NAN, ftau = NAN, fprot = NAN, fnaive = NAN;
+  // [6/6] GO prediction on the held-out proteins, from the feature store's enrichment and explanations
+  char ann_out[PATH_MAX + 32], hf[PATH_MAX + 48], he[PATH_MAX + 48], hi[PATH_MAX + 48];
+  annot_fmax_result_t fm[ANNOT_N_FM], naive[ANNOT_N_FM];
+  double n_eval = NAN;
+  for (int k = 0; k < ANNOT_N_FM; k++)
+    fm[k] = naive[k] = (annot_fmax_result_t){.fmax = NAN, .tau = NAN, .precision = NAN, .recall = NAN};
   snprintf(ann_out, sizeof ann_out, "%s/out", ann_dir);
-  snprintf(expl, sizeof expl, "%s/features.jsonl", interp_dir);
-  snprintf(eval, sizeof eval, "%s/heldout.eval.txt", ann_out);
   if (n_held > 0) {
     t1 = now_s();
-    printf("[6/6] GO prediction for the %lld held-out proteins from their features (protsae annotate)\n", (long long)n_held);
+    printf("[6/6] GO prediction for the %lld held-out proteins from their features\n", (long long)n_held);
     fflush(stdout);
-    snprintf(self, sizeof self, "/proc/%d/exe", (int)getpid());  // this binary, as for recovery
-    char *aargv[] = {self, "annotate", "--watch", drop, "--out", ann_out, "--sae", best, "--enrichment", enr,
-                     "--explanations", expl, "--data", datadir, "--once", "1", "--evaluate", "1", NULL};
-    log_path(lg, sizeof lg, "annotate");
-    printf("      ");
-    fflush(stdout);
-    pid_t apid = cli_spawn_log_fds(aargv, lg, 0);
-    if (apid < 0 || cli_wait(apid) != 0) {
-      fprintf(stderr, "protsae demo: protsae annotate failed\n");
-      tail_log("annotate");
+    snprintf(hf, sizeof hf, "%s/heldout.fasta", drop);
+    snprintf(he, sizeof he, "%s/heldout.npy", drop);
+    snprintf(hi, sizeof hi, "%s/heldout.ids", drop);
+    mkdir(ann_out, 0755);
+    annot_eval_t ev;
+    if (annot_run_proteome(fstore, best, datadir, hf, he, hi, ann_out, "heldout", &ev, &err) < 0) {
+      fprintf(stderr, "protsae demo: annotating the held-out proteins: %s\n", err.msg);
       goto out;
     }
-    fmax = read_kv(eval, "fmax"), fprec = read_kv(eval, "precision"), frec = read_kv(eval, "recall");
-    ftau = read_kv(eval, "threshold"), fprot = read_kv(eval, "proteins_evaluated"), fnaive = read_kv(eval, "naive_fmax");
-    printf("      in %.0f s; per protein: features, explanations, GO terms in %s/heldout.{tsv,jsonl}\n", now_s() - t1,
-           ann_out);
+    memcpy(fm, ev.fm, sizeof fm);
+    memcpy(naive, ev.naive, sizeof naive);
+    n_eval = (double)ev.n_evaluated;
+    printf("      Fmax %.4f (naive %.4f) over %.0f proteins, in %.0f s; per protein: features, explanations, GO "
+           "terms in %s/heldout.{tsv,jsonl}\n", fm[0].fmax, naive[0].fmax, n_eval, now_s() - t1, ann_out);
   } else {
     printf("[6/6] no held-out proteins (--holdout 0): GO prediction not evaluated\n");
   }
-  // the figures of the steps, collected
-  double fgo = NAN, ngo = NAN, fr = NAN, nr = NAN;
-  char sumf[PATH_MAX + 32];
-  snprintf(sumf, sizeof sumf, "%s/summary.txt", enr);
-  fgo = read_kv(sumf, "features_frac_alive_with_term");
-  ngo = read_kv(sumf, "neurons_frac_alive_with_term");
-  snprintf(sumf, sizeof sumf, "%s/summary.json", interp_dir);
-  json_t *isum = json_load_file(sumf, 0, NULL);
-  if (isum) {
-    fr = json_path_num(isum, "features", "mean_r");
-    nr = json_path_num(isum, "neurons", "mean_r");
-    json_decref(isum);
-  }
+
   printf("\n");
   fflush(stdout);
   char *pargv[] = {"report", "--workdir", absw, "--data", datadir, NULL};
   if (cli_report(5, pargv) != 0) goto out;
-  printf("planted_recovery_cos09: %.4f\n", recovery09);
+  printf("planted_recovery_cos09: %.4f\n", rec.planted_recovery_cos09);
   printf("features_with_go_fraction: %.4f\nneurons_with_go_fraction: %.4f\n", fgo, ngo);
   printf("features_mean_r: %.4f\nneurons_mean_r: %.4f\n", fr, nr);
-  printf("annotate_heldout_proteins: %lld\nannotate_evaluated_proteins: %.0f\n", (long long)n_held, fprot);
-  printf("annotate_precision: %.4f\nannotate_recall: %.4f\nannotate_threshold: %.2f\nannotate_fmax: %.4f\n", fprec,
-         frec, ftau, fmax);
-  printf("annotate_naive_fmax: %.4f\n", fnaive);
+  printf("annotate_heldout_proteins: %lld\nannotate_evaluated_proteins: %.0f\n", (long long)n_held, n_eval);
+  printf("annotate_precision: %.4f\nannotate_recall: %.4f\nannotate_threshold: %.2f\nannotate_fmax: %.4f\n",
+         fm[0].precision, fm[0].recall, fm[0].tau, fm[0].fmax);
+  printf("annotate_naive_fmax: %.4f\n", naive[0].fmax);
   static const char *const nsn[] = {"bp", "mf", "cc"};
-  for (int k = 0; k < 3; k++) {
-    char kf[32], kn[32];
-    snprintf(kf, sizeof kf, "fmax_%s", nsn[k]);
-    snprintf(kn, sizeof kn, "naive_fmax_%s", nsn[k]);
-    printf("annotate_fmax_%s: %.4f\nannotate_naive_fmax_%s: %.4f\n", nsn[k], n_held ? read_kv(eval, kf) : NAN, nsn[k],
-           n_held ? read_kv(eval, kn) : NAN);
-  }
+  for (int k = 0; k < 3; k++)
+    printf("annotate_fmax_%s: %.4f\nannotate_naive_fmax_%s: %.4f\n", nsn[k], fm[1 + k].fmax, nsn[k],
+           naive[1 + k].fmax);
   printf("seconds: %.1f\n", now_s() - t0);
   printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
   status = 0;

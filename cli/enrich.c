@@ -24,6 +24,7 @@
 #include "config.h"
 #include "emb.h"
 #include "enrich.h"
+#include "godata.h"
 #include "go.h"
 #include "log.h"
 #include "sae.h"
@@ -61,35 +62,7 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static char *first_file(const char *dir, const char *const *names) {
-  char buf[PATH_MAX];
-  for (size_t i = 0; names[i]; i++) {
-    snprintf(buf, sizeof buf, "%s/%s", dir, names[i]);
-    if (access(buf, R_OK) == 0) return ps_xstrdup(buf);
-  }
-  return NULL;
-}
 
-static char *find_obo_file(const char *dir) {
-  static const char *const fixed[] = {"go.obo.gz", "go.obo", "go-basic.obo.gz", "go-basic.obo", NULL};
-  char *p = first_file(dir, fixed);
-  if (p) return p;
-  DIR *dh = opendir(dir);
-  if (!dh) return NULL;
-  char best[PATH_MAX] = "";
-  struct dirent *de;
-  while ((de = readdir(dh))) {
-    const char *line = de->d_name;
-    size_t n = strlen(line);
-    if (!strncmp(line, "go-", 3) && ((n > 4 && !strcmp(line + n - 4, ".obo")) || (n > 7 && !strcmp(line + n - 7, ".obo.gz"))))
-      if (strcmp(line, best) > 0) snprintf(best, sizeof best, "%s", line);
-  }
-  closedir(dh);
-  if (!best[0]) return NULL;
-  char buf[PATH_MAX];
-  snprintf(buf, sizeof buf, "%s/%s", dir, best);
-  return ps_xstrdup(buf);
-}
 
 // Growing protein-major CSR.
 typedef struct csr {
@@ -406,14 +379,13 @@ int cli_enrich(int argc, char **argv) {
   // inputs
   char dbuf[PATH_MAX];
   const char *data = ps_config_str(cfg, "data");
-  if (!data) data = cli_data_dir(dbuf, sizeof dbuf);
+  if (!data) data = ps_godata_default_dir(dbuf, sizeof dbuf);
+  ps_godata_t gd;
+  int have_gd = data && ps_godata_find(data, 0, &gd, NULL) == 0;
   if (ps_config_str(cfg, "obo")) obo = ps_xstrdup(ps_config_str(cfg, "obo"));
-  else if (data) obo = find_obo_file(data);
+  else if (have_gd && gd.obo[0]) obo = ps_xstrdup(gd.obo);
   if (ps_config_str(cfg, "annotations")) ann = ps_xstrdup(ps_config_str(cfg, "annotations"));
-  else if (data) {
-    static const char *const an[] = {"go_annotations.tsv.gz", "go_annotations.tsv", NULL};
-    ann = first_file(data, an);
-  }
+  else if (have_gd && gd.annotations[0] && !gd.annotations_gaf) ann = ps_xstrdup(gd.annotations);
   if (!obo || !ann) {
     ps_err_set(&err, PS_ENOTFOUND, "%s: no %s (give --data DIR, or --obo and --annotations)", data ? data : "(no data dir)",
                !obo ? "GO ontology (go.obo[.gz], go-*.obo[.gz])" : "go_annotations.tsv[.gz]");

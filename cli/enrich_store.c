@@ -1,7 +1,9 @@
-// GO enrichment of the features (and neurons) in scorer feature stores: the demo's step 4 and
-// `protsae enrich-store`. Reads the stores' per-protein codes feature-major (fs_load_csc), the
-// ontology and annotations of the data directory, runs the enrichment engine
-// (stages/scorer/enrich) and prints the features-vs-neurons summary; writes per-feature TSVs.
+// `protsae enrich-store`: GO enrichment of feature stores.
+//  --scorer ENDPOINT: asks a running protsae-scorer (its --in endpoint) to enrich its store now
+//    (an EnrichRequest; the scorer writes the results into the store, as at the end of a stream).
+//  otherwise, a standalone analysis of finished stores (read-only): reads the codes feature-major
+//    (fs_load_csc), runs the engine in-process and prints the features-vs-neurons summary, with
+//    TSVs in --out. The pipeline does not use these files: its enrichment is the scorer's.
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,26 +16,11 @@
 #include "config.h"
 #include "enrich.h"
 #include "featstore.h"
+#include "godata.h"
 #include "pool.h"
 #include "strmap.h"
-
-static int find_obo(const char *dir, char *out, size_t cap) {
-  DIR *dh = opendir(dir);
-  if (!dh) return -1;
-  char best[256] = "";
-  struct dirent *de;
-  while ((de = readdir(dh))) {
-    const char *n = de->d_name;
-    size_t l = strlen(n);
-    if (!strncmp(n, "go", 2) && ((l > 4 && !strcmp(n + l - 4, ".obo")) || (l > 7 && !strcmp(n + l - 7, ".obo.gz"))) &&
-        strcmp(n, best) > 0 && l < sizeof best)
-      snprintf(best, sizeof best, "%s", n);
-  }
-  closedir(dh);
-  if (!best[0]) return -1;
-  snprintf(out, cap, "%s/%s", dir, best);
-  return 0;
-}
+#include "wire.h"
+#include <zmq.h>
 
 typedef struct store_run {
   enrich_engine_t *eng;
@@ -132,17 +119,14 @@ int demo_enrich_holdout(const char *fstore, const char *nstore, const char *data
   ps_pool_t *pool = threads > 1 ? ps_pool_new(threads) : NULL;
   store_run_t f = {0}, n = {0};
   int status = 1;
-  char obo[PATH_MAX], ann[PATH_MAX];
+  ps_godata_t gd;
   mkdir(outdir, 0755);
-  if (find_obo(datadir, obo, sizeof obo) < 0) {
-    fprintf(stderr, "protsae: %s: no GO ontology (go*.obo[.gz])\n", datadir);
-    goto out;
-  }
-  snprintf(ann, sizeof ann, "%s/go_annotations.tsv.gz", datadir);
-  if (access(ann, R_OK) != 0) snprintf(ann, sizeof ann, "%s/go_annotations.tsv", datadir);
-  if (go_ontology_load(&onto, obo, NULL, &err) < 0) goto out;
+  if (ps_godata_find(datadir, PS_GODATA_NEED_ONTOLOGY | PS_GODATA_NEED_ANNOTATIONS, &gd, &err) < 0) goto out;
+  if (go_ontology_load(&onto, gd.obo, NULL, &err) < 0) goto out;
   annot = go_annotations_new();
-  if (go_annotations_load_tsv(annot, onto, ann, NULL, NULL, &err) < 0) goto out;
+  if ((gd.annotations_gaf ? go_annotations_load_gaf(annot, onto, gd.annotations, NULL, NULL, &err)
+                          : go_annotations_load_tsv(annot, onto, gd.annotations, NULL, NULL, &err)) < 0)
+    goto out;
   go_annotations_propagate(annot, onto);
   if (holdout_ids) {
     FILE *hf = fopen(holdout_ids, "r");
@@ -190,17 +174,52 @@ static const ps_config_entry_t store_table[] = {
     {"data", NULL, "data directory: go*.obo[.gz] and go_annotations.tsv[.gz] (default: the shared human data)"},
     {"out", "protsae-enrichment", "output directory: features.tsv, features_terms.tsv (neurons*.tsv)"},
     {"threads", "2", "threads"},
+    {"scorer", NULL, "ask the running scorer at this endpoint (its --in, e.g. >tcp://scorer:5557) to enrich its store now"},
+    {"force", "0", "with --scorer: also when the store holds a complete enrichment with the same settings"},
     {NULL, NULL, NULL},
 };
+
+static int request_enrichment(const char *ep, int force) {
+  ps_err_t err = {0};
+  void *ctx = zmq_ctx_new();
+  wire_opts_t wo = WIRE_OPTS_DEFAULT;
+  wo.linger_ms = 5000;
+  void *s = wire_socket(ctx, ZMQ_PUSH, ep, &wo, &err);
+  int rc = 1;
+  if (s) {
+    Protsae__Envelope env;
+    Protsae__EnrichRequest rq = PROTSAE__ENRICH_REQUEST__INIT;
+    rq.force = force;
+    wire_envelope_init(&env, "run", "protsae-enrich-store", 0);
+    env.body_case = PROTSAE__ENVELOPE__BODY_ENRICH_REQUEST;
+    env.enrich_request = &rq;
+    if (wire_send_timeout(s, &env, 10000, &err) == 0) {
+      printf("enrichment requested from %s\n", ep);
+      rc = 0;
+    }
+  }
+  if (rc) fprintf(stderr, "protsae enrich-store: %s: %s\n", ep, err.msg);
+  wire_close(&s);
+  zmq_ctx_term(ctx);
+  return rc;
+}
 
 int cli_enrich_store(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   int crc = ps_config_cli(&cfg, store_table, "protsae enrich-store", argc, argv);
   if (crc >= 0) return crc;
+  const char *scorer = ps_config_str(cfg, "scorer");
+  if (scorer) {
+    int force = 0;
+    ps_config_bool(cfg, "force", &force, NULL);
+    int r = request_enrichment(scorer, force);
+    ps_config_destroy(&cfg);
+    return r;
+  }
   char dd[PATH_MAX];
   const char *data = ps_config_str(cfg, "data");
-  if (!data) data = cli_data_dir(dd, sizeof dd);
+  if (!data) data = ps_godata_default_dir(dd, sizeof dd);
   int64_t threads = 2;
   int rc = 2;
   if (!data) fprintf(stderr, "protsae enrich-store: no data directory (--data or PROTSAE_DATA)\n");

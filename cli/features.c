@@ -1,23 +1,22 @@
 // protsae features / feature N / encode-check — read the scorer's feature store.
-//   features      a sortable table: frequency, mean, max, dead / dense flags
+//   features      a sortable table: frequency, mean, max, dead / dense flags, and from the store's
+//                 results (featstore.h) the significant GO terms and the explanation score
 //   feature N     one feature: statistics, top proteins with gene and protein names (from the
-//                 data directory's proteins.tsv.gz, streamed), a text histogram
+//                 data directory's proteins.tsv.gz, streamed), a text histogram, its enriched GO
+//                 terms and its explanation (read from the store, never from another command's files)
 //   encode-check  the store's codes against a direct in-process encode of the same rows
 // The store is opened read-only: these work while the scorer runs (as of its last commit).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
-
-#include <jansson.h>
 
 #include "cli.h"
 #include "config.h"
 #include "emb.h"
 #include "featstore.h"
+#include "godata.h"
 #include "proteins_tsv.h"
 #include "sae.h"
 #include "strmap.h"
@@ -35,6 +34,10 @@ typedef struct row {
   uint32_t id;
   uint64_t n;
   double freq, mean, max;
+  uint32_t n_hits;       // significant GO terms (enrichment)
+  char top_go[16];       // the best-p term ("" none)
+  const char *top_name;  // borrowed from the names array (indexed by feature id)
+  double r;              // explanation score (NaN: none)
 } row_t;
 
 static const ps_config_entry_t features_table[] = {
@@ -76,6 +79,33 @@ static int fill_row(uint32_t id, const fs_feat_t *f, void *ctx) {
   return 0;
 }
 
+struct res_ctx {
+  row_t *rows;
+  char **names;  // per feature id, owned
+  uint32_t n_features;
+  size_t n_enrich, n_interp;
+};
+static int res_enrich(uint32_t id, const fs_enrich_feat_t *e, void *ctx) {
+  struct res_ctx *c = ctx;
+  if (id >= c->n_features) return 0;
+  row_t *r = &c->rows[id];
+  r->n_hits = e->n_hits;
+  if (e->n_hits) {
+    snprintf(r->top_go, sizeof r->top_go, "%s", e->hits[0].go_id);
+    r->top_name = c->names[id] = ps_xstrdup(e->hits[0].name ? e->hits[0].name : "");
+  }
+  c->n_enrich++;
+  return 0;
+}
+static int res_interp(uint32_t id, const fs_interp_t *x, const char *json, void *ctx) {
+  (void)json;
+  struct res_ctx *c = ctx;
+  if (id >= c->n_features) return 0;
+  c->rows[id].r = x->scored ? x->r : NAN;
+  c->n_interp++;
+  return 0;
+}
+
 int cli_features(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -84,6 +114,7 @@ int cli_features(int argc, char **argv) {
   fs_t *fs = NULL;
   fs_meta_t m;
   row_t *rows = NULL;
+  char **names = NULL;
   int status = 1;
   int64_t limit;
   double dense;
@@ -113,9 +144,14 @@ int cli_features(int argc, char **argv) {
     goto out;
   }
   rows = ps_xcalloc(m.n_features ? m.n_features : 1, sizeof *rows);
-  for (uint32_t i = 0; i < m.n_features; i++) rows[i].id = i;
+  for (uint32_t i = 0; i < m.n_features; i++) rows[i].id = i, rows[i].r = NAN;
   struct fill_ctx fc = {rows, m.proteins};
   if (fs_feat_each(fs, m.top_n, fill_row, &fc, &err) < 0) goto out;
+  names = ps_xcalloc(m.n_features ? m.n_features : 1, sizeof *names);
+  struct res_ctx rc = {rows, names, m.n_features, 0, 0};
+  if (fs_enrich_each(fs, res_enrich, &rc, &err) < 0 || fs_interp_each(fs, res_interp, &rc, &err) < 0) goto out;
+  int done = fs_enrich_done(fs, &err);
+  if (done < 0) goto out;
   size_t n_dead = 0, n_dense = 0, n = 0;
   for (uint32_t i = 0; i < m.n_features; i++) {
     int dead = rows[i].n == 0, dn = rows[i].freq > dense;
@@ -128,15 +164,30 @@ int cli_features(int argc, char **argv) {
          ps_config_str(cfg, "db"), m.n_features, m.neurons ? "neurons" : "features", (unsigned long long)m.proteins,
          m.level ? " (residue level, pooled)" : "", n_dead, m.n_features ? 100.0 * (double)n_dead / m.n_features : 0.0,
          dense * 100, n_dense);
-  printf("%8s %10s %9s %11s %11s  %s\n", "feature", "active", "freq", "mean", "max", "flags");
+  int res = rc.n_enrich || rc.n_interp;
+  if (res)
+    printf("# results: GO enrichment of %zu features%s, %zu explanations\n", rc.n_enrich,
+           done ? "" : " (enrichment not complete)", rc.n_interp);
+  printf("%8s %10s %9s %11s %11s  %-5s", "feature", "active", "freq", "mean", "max", "flags");
+  if (res) printf(" %5s %7s  %s", "terms", "expl_r", "top GO term");
+  fputc('\n', stdout);
   for (size_t i = 0; i < n && (limit <= 0 || (int64_t)i < limit); i++) {
     const row_t *r = &rows[i];
-    printf("%8u %10llu %8.4f%% %11.4g %11.4g  %s\n", r->id, (unsigned long long)r->n, 100 * r->freq, r->mean, r->max,
+    printf("%8u %10llu %8.4f%% %11.4g %11.4g  %-5s", r->id, (unsigned long long)r->n, 100 * r->freq, r->mean, r->max,
            r->n == 0 ? "dead" : r->freq > dense ? "dense" : "");
+    if (res) {
+      char rs[16] = "-";
+      if (!isnan(r->r)) snprintf(rs, sizeof rs, "%.3f", r->r);
+      printf(" %5u %7s  %s%s%s", r->n_hits, rs, r->top_go, r->top_go[0] ? " " : "", r->top_name ? r->top_name : "");
+    }
+    fputc('\n', stdout);
   }
   status = 0;
 out:
   if (status) fprintf(stderr, "protsae features: %s\n", err.msg);
+  if (names)
+    for (uint32_t i = 0; i < m.n_features; i++) free(names[i]);
+  free(names);
   free(rows);
   fs_close(&fs);
   ps_config_destroy(&cfg);
@@ -146,100 +197,63 @@ out:
 // ---- feature N -------------------------------------------------------------------------------
 static const ps_config_entry_t feature_table[] = {
     {"db", "protsae-features.db", "feature store (protsae-scorer --db)"},
-    {"data", NULL, "data directory with proteins.tsv.gz (accession, gene, name, pfam) for names"},
-    {"enrichment", NULL, "GO enrichment table (protsae enrich-store's <stem>_terms.tsv; default: "
-                         "enrichment/<db stem>_terms.tsv next to the store, when present)"},
-    {"explanations", NULL, "interpreter output (default: interp/<db stem>.jsonl next to the store, when present)"},
+    {"data", NULL, "data directory with proteins.tsv[.gz] (accession, gene, name, pfam) for names (default: the shared data)"},
     {"terms", "10", "enriched GO terms shown (best p first)"},
     {NULL, NULL, NULL},
 };
 
-// DIR/SUB/<stem of db><suffix>, where db = DIR/<stem>.db; 0 when it exists.
-static int sibling(const char *db, const char *sub, const char *suffix, char *out, size_t cap) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", db);
-  size_t l = strlen(tmp);
-  while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
-  char *slash = strrchr(tmp, '/');
-  const char *base = slash ? slash + 1 : tmp;
-  char stem[1024];
-  snprintf(stem, sizeof stem, "%s", base);
-  char *dot = strrchr(stem, '.');
-  if (dot && !strcmp(dot, ".db")) *dot = 0;
-  if (slash) *slash = 0;
-  int n = snprintf(out, cap, "%s/%s/%s%s", slash ? tmp : ".", sub, stem, suffix);
-  return n > 0 && (size_t)n < cap && access(out, R_OK) == 0 ? 0 : -1;
-}
+static const char *ns_short(int ns) { return ns == 0 ? "BP" : ns == 1 ? "MF" : ns == 2 ? "CC" : "?"; }
 
-// The feature's rows of the enrichment TSV (feature, go_id, namespace, depth, name, k, n, K, N,
-// fold, p, ln_p, p_bonf, q_bh, f1, ...), streamed: memory is the rows shown. Rows come best p first.
-static int print_terms(const char *path, unsigned long id, int64_t max_terms) {
-  gzFile g = gzopen(path, "rb");
-  if (!g) {
-    fprintf(stderr, "protsae feature: %s: cannot open (GO terms not shown)\n", path);
-    return -1;
+// The feature's significant GO terms from the store's enrichment (best p first). 0 or <0.
+static int print_terms(fs_t *fs, uint32_t id, int64_t max_terms, ps_err_t *err) {
+  fs_enrich_feat_t e;
+  int got = fs_enrich_get(fs, id, &e, err);
+  if (got < 0) return got;
+  int done = fs_enrich_done(fs, err);
+  if (done < 0) return done;
+  if (!got) {
+    printf("\n  GO enrichment: %s\n", done ? "no record for this feature (not active on an annotated protein)"
+                                            : "not in the store (the scorer runs it with --data when its stream is complete)");
+    return 0;
   }
-  char line[65536], want[32];
-  snprintf(want, sizeof want, "%lu\t", id);
-  size_t wl = strlen(want);
-  int64_t shown = 0, lineno = 0, total = 0;
-  while (gzgets(g, line, sizeof line)) {
-    lineno++;
-    if (strncmp(line, want, wl)) continue;
-    total++;
-    if (shown >= max_terms) continue;
-    line[strcspn(line, "\r\n")] = 0;
-    char *c[16] = {0};
-    int nc = 0;
-    for (char *p = line; nc < 16;) {
-      c[nc++] = p;
-      char *t = strchr(p, '\t');
-      if (!t) break;
-      *t = 0;
-      p = t + 1;
-    }
-    if (nc < 15) {
-      fprintf(stderr, "protsae feature: %s line %lld: %d columns, 15 expected (skipped)\n", path, (long long)lineno, nc);
-      continue;
-    }
-    if (!shown)
-      printf("\n  enriched GO terms (%s)\n  %-11s %-2s %9s %8s %10s %6s  %s\n", path, "term", "ns", "k/n", "fold", "q (BH)",
-             "F1", "name");
+  if (!e.n_hits) {
+    printf("\n  no significantly enriched GO term (%lld active proteins, %lld annotated, %u terms touched)%s\n",
+           (long long)e.n_active, (long long)e.n_study, e.n_touched, done ? "" : " (enrichment not complete)");
+    fs_enrich_feat_free(&e);
+    return 0;
+  }
+  printf("\n  enriched GO terms (%u significant; %lld annotated of %lld active proteins)%s\n", e.n_hits,
+         (long long)e.n_study, (long long)e.n_active, done ? "" : " (enrichment not complete)");
+  printf("  %-11s %-2s %9s %8s %10s %10s %6s  %s\n", "term", "ns", "k/n", "fold", "p", "q (BH)", "F1", "name");
+  for (uint32_t i = 0; i < e.n_hits && (int64_t)i < max_terms; i++) {
+    const fs_term_hit_t *h = &e.hits[i];
     char kn[32];
-    snprintf(kn, sizeof kn, "%s/%s", c[5], c[6]);
-    const char *ns = !strcmp(c[2], "biological_process") ? "BP" : !strcmp(c[2], "molecular_function") ? "MF" : "CC";
-    printf("  %-11s %-2s %9s %8.4g %10.3g %6.3f  %s\n", c[1], ns, kn, atof(c[9]), atof(c[13]), atof(c[14]), c[4]);
-    shown++;
+    snprintf(kn, sizeof kn, "%u/%u", h->k, h->n);
+    printf("  %-11s %-2s %9s %8.4g %10.3g %10.3g %6.3f  %s\n", h->go_id, ns_short(h->ns), kn, h->fold, h->p, h->q_bh,
+           (double)h->f1, h->name ? h->name : "");
   }
-  gzclose(g);
-  if (!total) printf("\n  no significantly enriched GO term (%s)\n", path);
-  else if (total > shown) printf("  ... %lld more\n", (long long)(total - shown));
+  if ((int64_t)e.n_hits > max_terms) printf("  ... %lld more\n", (long long)e.n_hits - (long long)max_terms);
+  if (e.best_f1_go[0]) printf("  best F1 %.3f (%s, activation >= %.2f of max)\n", (double)e.best_f1, e.best_f1_go,
+                              (double)e.best_f1_threshold);
+  fs_enrich_feat_free(&e);
   return 0;
 }
 
-// The unit's explanation and score from the interpreter's JSONL, when it was analysed.
-static void print_explanation(const char *path, unsigned long id) {
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  char *line = NULL;
-  size_t cap = 0;
-  while (getline(&line, &cap, f) > 0) {
-    json_t *j = json_loads(line, 0, NULL);
-    if (!j) continue;
-    json_t *u = json_object_get(j, "unit");
-    if (json_is_integer(u) && (unsigned long)json_integer_value(u) == id) {
-      const char *e = json_string_value(json_object_get(j, "explanation"));
-      json_t *r = json_object_get(j, "r");
-      printf("\n  explanation%s: %s\n", json_is_true(json_object_get(j, "offline")) ? " (OFFLINE)" : "",
-             e ? e : "(none: the interpreter failed on this unit)");
-      if (json_is_number(r)) printf("  score: Pearson r %.3f on held-out proteins\n", json_number_value(r));
-      json_decref(j);
-      break;
-    }
-    json_decref(j);
-  }
-  free(line);
-  fclose(f);
+// The unit's explanation and score from the store, when it was interpreted. 0 or <0.
+static int print_explanation(fs_t *fs, uint32_t id, ps_err_t *err) {
+  fs_interp_t x;
+  int got = fs_interp_get(fs, id, &x, NULL, err);
+  if (got <= 0) return got;
+  int off = x.mode && !strncmp(x.mode, "offline", 7);
+  printf("\n  explanation%s: %s\n", off ? " (OFFLINE)" : "",
+         x.explanation ? x.explanation : "(none: the interpreter failed on this unit)");
+  if (x.scored && !isnan(x.r))
+    printf("  score: Pearson r %.3f (p %.3g) on held-out proteins%s\n", x.r, x.p,
+           x.constant_pred ? " (constant predictions)" : "");
+  if (x.failure && x.failure[0]) printf("  failure: %s\n", x.failure);
+  if (x.mode && x.mode[0] && !off) printf("  interpreter: %s\n", x.mode);
+  fs_interp_free(&x);
+  return 0;
 }
 
 typedef struct pinfo {
@@ -268,16 +282,15 @@ static int take_names(void *ctx, const ps_protein_row_t *row, ps_err_t *err) {
   return 0;
 }
 
-// Gene, protein name and Pfam of the feature's top proteins, from DIR/proteins.tsv(.gz), streamed.
+// Gene, protein name and Pfam of the feature's top proteins, from the data directory's
+// proteins.tsv(.gz) (godata.h), streamed.
 static int load_names(const char *dir, const fs_feat_t *f, pinfo_t *out, ps_err_t *err) {
-  char path[4096];
-  struct stat sb;
-  snprintf(path, sizeof path, "%s/proteins.tsv.gz", dir);
-  if (stat(path, &sb) != 0) snprintf(path, sizeof path, "%s/proteins.tsv", dir);
-  if (stat(path, &sb) != 0) return ps_err_set(err, PS_ENOTFOUND, "%s: no proteins.tsv(.gz) for protein names", dir);
+  ps_godata_t gd;
+  int rc = ps_godata_find(dir, PS_GODATA_NEED_PROTEINS, &gd, err);
+  if (rc < 0) return rc;
   names_t nm = {f, out, strmap_new(f->n_top * 2 + 1)};
   for (uint32_t i = f->n_top; i-- > 0;) strmap_put(nm.want, f->top[i].id, i);  // the lowest index wins
-  int rc = ps_proteins_tsv_each(path, take_names, &nm, err);
+  rc = ps_proteins_tsv_each(gd.proteins, take_names, &nm, err);
   strmap_destroy(&nm.want);
   return rc;
 }
@@ -319,7 +332,9 @@ int cli_feature(int argc, char **argv) {
          m.level ? (m.pooling ? "  (max-pooled per protein)" : "  (mean-pooled per protein)") : "");
   if (f.n_top) {
     info = ps_xcalloc(f.n_top, sizeof *info);
+    char dd[4096];
     const char *data = ps_config_str(cfg, "data");
+    if (!data) data = ps_godata_default_dir(dd, sizeof dd);
     if (data && load_names(data, &f, info, &err) < 0) {
       fprintf(stderr, "protsae feature: %s (names not shown)\n", err.msg);
       ps_err_clear(&err);
@@ -336,17 +351,9 @@ int cli_feature(int argc, char **argv) {
     }
   }
   {
-    char path[4096];
     int64_t nterms = 10;
     ps_config_i64(cfg, "terms", &nterms, NULL);
-    const char *enr = ps_config_str(cfg, "enrichment");
-    if (enr) print_terms(enr, id, nterms);
-    else if (sibling(ps_config_str(cfg, "db"), "enrichment", "_terms.tsv", path, sizeof path) == 0)
-      print_terms(path, id, nterms);
-    const char *ex = ps_config_str(cfg, "explanations");
-    if (ex) print_explanation(ex, id);
-    else if (sibling(ps_config_str(cfg, "db"), "interp", ".jsonl", path, sizeof path) == 0)
-      print_explanation(path, id);
+    if (print_terms(fs, (uint32_t)id, nterms, &err) < 0 || print_explanation(fs, (uint32_t)id, &err) < 0) goto out;
   }
   // histogram over the non-empty bins
   int lo = FS_HIST_BINS, hi = -1;

@@ -20,6 +20,8 @@ static void usage(FILE *f) {
           "  features  the feature store's table: frequency, mean, max, dead / dense flags (sortable)\n"
           "  feature   one feature: statistics, top proteins with names, histogram\n"
           "  annotate  continuous annotation: watch a drop directory of proteomes, write features, explanations, GO terms\n"
+          "  dump      a feature store as text (statistics, codes, enrichment, explanations): cmp two runs\n"
+          "  export    a feature store's results as files: GO terms TSV, per-feature TSV, explanations JSONL, summaries\n"
           "  report    one self-contained HTML report of a run (curves, features vs neurons, feature cards)\n"
           "  status    every stage's progress from its metrics endpoint (rows, rate, ETA, loss, L0, dead %%)\n"
           "  enrich-store  GO enrichment of the features (and neurons) in feature stores, side by side\n"
@@ -48,6 +50,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "enrich-store")) return cli_enrich_store(argc - 1, argv + 1);
   if (!strcmp(cmd, "status")) return cli_status(argc - 1, argv + 1);
   if (!strcmp(cmd, "annotate")) return cli_annotate(argc - 1, argv + 1);
+  if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
+  if (!strcmp(cmd, "dump")) return cli_dump(argc - 1, argv + 1);
   if (!strcmp(cmd, "report")) return cli_report(argc - 1, argv + 1);
   if (!strcmp(cmd, "feature")) return cli_feature(argc - 1, argv + 1);
   if (!strcmp(cmd, "encode-check")) return cli_encode_check(argc - 1, argv + 1);

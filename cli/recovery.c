@@ -2,6 +2,7 @@
 // matrix of known directions) some decoder row of a trained SAE recovers: for each direction the
 // best cosine over all decoder rows. Prints `key: value` lines: planted_recovery_cos09 (share
 // with best cosine >= 0.9), planted_recovery_cos08, mean_best_cos, n_directions, d_sae.
+// recovery_measure (cli.h) returns the same figures in-process (protsae demo).
 // Memory: the decoder (d_sae x d) + the directions (n x d) + one n x d_sae block of 256 rows.
 #include <cblas.h>
 #include <math.h>
@@ -29,51 +30,58 @@ static void normalize_rows(float *a, int64_t n, int64_t d) {
   }
 }
 
-int cli_recovery(int argc, char **argv) {
-  ps_err_t err = {0};
-  ps_config_t *cfg = NULL;
-  int crc = ps_config_cli(&cfg, table, "protsae recovery", argc, argv);
-  if (crc >= 0) return crc;
-  if (!ps_config_str(cfg, "sae") || !ps_config_str(cfg, "truth"))
-    return ps_config_cli_bad(&cfg, table, "protsae recovery", "needs --sae and --truth");
+int recovery_measure(const char *sae_dir, const char *truth, recovery_t *out, ps_err_t *err) {
   sae_t *s = NULL;
   emb_source_t *src = NULL;
   float *dir = NULL, *W = NULL, *sim = NULL;
-  int rc = 1;
-  if (sae_load(&s, ps_config_str(cfg, "sae"), &err)) goto out;
+  int rc = 0;
+  memset(out, 0, sizeof *out);
+  if ((rc = sae_load(&s, sae_dir, err)) < 0) goto out;
   emb_source_opts_t eo = {0};
-  eo.path = ps_config_str(cfg, "truth");
+  eo.path = truth;
   eo.level = EMB_LEVEL_PROTEIN;
   eo.layer = -1;
-  if (emb_source_open(&src, &eo, &err)) goto out;
+  if ((rc = emb_source_open(&src, &eo, err)) < 0) goto out;
   int64_t d = s->cfg.d_out, n = 0, cap = 0, m = s->cfg.d_sae;
   emb_record_t rec;
   int g;
-  while ((g = emb_source_next(src, &rec, &err)) == 1) {
+  while ((g = emb_source_next(src, &rec, err)) == 1) {
     if (rec.dim != d) {
-      ps_err_set(&err, PS_EDIM, "%s: record %llu has %u dims, the SAE decodes to %lld", eo.path,
-                 (unsigned long long)rec.index, rec.dim, (long long)d);
+      rc = ps_err_set(err, PS_EDIM, "%s: record %llu has %u dims, the SAE decodes to %lld", eo.path,
+                      (unsigned long long)rec.index, rec.dim, (long long)d);
       goto out;
     }
     if (n == cap) {
       cap = cap ? cap * 2 : 1024;
-      dir = realloc(dir, (size_t)(cap * d) * sizeof(float));
+      float *nd = realloc(dir, (size_t)(cap * d) * sizeof(float));
+      if (!nd) {
+        rc = ps_err_set(err, PS_ENOMEM, "%s: out of memory", eo.path);
+        goto out;
+      }
+      dir = nd;
     }
     memcpy(dir + n * d, rec.rows, (size_t)d * sizeof(float));
     n++;
   }
-  if (g < 0) goto out;
-  if (n == 0) {
-    ps_err_set(&err, PS_ETRUNC, "%s: no directions", eo.path);
+  if (g < 0) {
+    rc = g;
     goto out;
   }
+  if (n == 0) {
+    rc = ps_err_set(err, PS_ETRUNC, "%s: no directions", eo.path);
+    goto out;
+  }
+  int64_t blk = 256, hit9 = 0, hit8 = 0;
   W = malloc((size_t)(m * d) * sizeof(float));
+  sim = malloc((size_t)(blk * m) * sizeof(float));
+  if (!W || !sim) {
+    rc = ps_err_set(err, PS_ENOMEM, "recovery: out of memory");
+    goto out;
+  }
   memcpy(W, s->W_dec, (size_t)(m * d) * sizeof(float));
   normalize_rows(W, m, d);
   normalize_rows(dir, n, d);
-  int64_t blk = 256, hit9 = 0, hit8 = 0;
   double sum = 0;
-  sim = malloc((size_t)(blk * m) * sizeof(float));
   for (int64_t i0 = 0; i0 < n; i0 += blk) {
     int64_t nb = n - i0 < blk ? n - i0 : blk;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)m, (int)d, 1.0f, dir + i0 * d, (int)d, W, (int)d,
@@ -86,17 +94,35 @@ int cli_recovery(int argc, char **argv) {
       sum += best;
     }
   }
-  printf("n_directions: %lld\nd_sae: %lld\nplanted_recovery_cos09: %.4f\nplanted_recovery_cos08: %.4f\n"
-         "mean_best_cos: %.4f\n", (long long)n, (long long)m, (double)hit9 / (double)n, (double)hit8 / (double)n,
-         sum / (double)n);
-  rc = 0;
+  out->n_directions = n;
+  out->d_sae = m;
+  out->planted_recovery_cos09 = (double)hit9 / (double)n;
+  out->planted_recovery_cos08 = (double)hit8 / (double)n;
+  out->mean_best_cos = sum / (double)n;
 out:
-  if (rc) fprintf(stderr, "protsae recovery: %s\n", err.msg);
   emb_source_destroy(&src);
   sae_free(&s);
   free(dir);
   free(W);
   free(sim);
+  return rc < 0 ? rc : 0;
+}
+
+int cli_recovery(int argc, char **argv) {
+  ps_err_t err = {0};
+  ps_config_t *cfg = NULL;
+  int crc = ps_config_cli(&cfg, table, "protsae recovery", argc, argv);
+  if (crc >= 0) return crc;
+  if (!ps_config_str(cfg, "sae") || !ps_config_str(cfg, "truth"))
+    return ps_config_cli_bad(&cfg, table, "protsae recovery", "needs --sae and --truth");
+  recovery_t r;
+  int rc = recovery_measure(ps_config_str(cfg, "sae"), ps_config_str(cfg, "truth"), &r, &err);
+  if (rc == 0)
+    printf("n_directions: %lld\nd_sae: %lld\nplanted_recovery_cos09: %.4f\nplanted_recovery_cos08: %.4f\n"
+           "mean_best_cos: %.4f\n", (long long)r.n_directions, (long long)r.d_sae, r.planted_recovery_cos09,
+           r.planted_recovery_cos08, r.mean_best_cos);
+  else
+    fprintf(stderr, "protsae recovery: %s\n", err.msg);
   ps_config_destroy(&cfg);
-  return rc;
+  return rc == 0 ? 0 : 1;
 }

@@ -2,8 +2,11 @@
 // from a run's work directory (the demo's layout): training curves (loss, validation MSE, L0, dead
 // fraction), the feature-frequency distribution, features vs neurons (GO enrichment and
 // interpretability), a feature table, and per-feature cards (top proteins with names, activation
-// histogram, GO terms, explanation and its score). Every input but the feature store is optional;
-// a missing part is said so in the page. Memory: the feature table (n_features rows), the
+// histogram, GO terms, explanation and its score). Results (GO enrichment, explanations and their
+// summaries) are read from the feature stores WORKDIR/features.db and neurons.db through featstore.h;
+// the training curves from the trainer's sae/metrics.jsonl; protein names from the data
+// directory's proteins.tsv (godata.h). Every input but the feature store is optional; a missing
+// part is said so in the page. Memory: the feature table (n_features rows), the
 // interpreted units, the GO terms of the carded features, the protein names of their top proteins.
 #include <jansson.h>
 #include <limits.h>
@@ -12,19 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "cli.h"
 #include "config.h"
 #include "featstore.h"
+#include "godata.h"
+#include "proteins_tsv.h"
 #include "strmap.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 static const ps_config_entry_t table[] = {
-    {"workdir", "protsae-demo", "run directory: sae/, features.db, neurons.db, enrichment/, interp/"},
+    {"workdir", "protsae-demo", "run directory: features.db, neurons.db (with their results), sae/metrics.jsonl"},
     {"out", NULL, "HTML file (default WORKDIR/report.html)"},
-    {"data", NULL, "data directory with proteins.tsv.gz for protein names (default: the shared human data)"},
+    {"data", NULL, "data directory with proteins.tsv[.gz] for protein names (default: the shared human data)"},
     {"cards", "24", "feature cards (the best-explained features first)"},
     {"rows", "200", "rows of the feature table"},
     {NULL, NULL, NULL},
@@ -122,33 +126,49 @@ typedef struct unit {
   int offline, failed;
 } unit_t;
 
-static unit_t *load_interp(const char *path, size_t *n) {
+struct unit_ctx {
+  unit_t *u;
+  size_t n, cap;
+};
+static int unit_fn(uint32_t id, const fs_interp_t *x, const char *json, void *ctx) {
+  (void)json;
+  struct unit_ctx *c = ctx;
+  if (c->n == c->cap) c->u = ps_xrealloc(c->u, (c->cap = c->cap ? 2 * c->cap : 64) * sizeof *c->u);
+  unit_t *v = &c->u[c->n++];
+  v->unit = id;
+  v->r = x->scored ? x->r : NAN;
+  v->p = x->scored ? x->p : NAN;
+  v->explanation = ps_xstrdup(x->explanation ? x->explanation : "");
+  v->offline = x->mode && !strncmp(x->mode, "offline", 7);
+  v->failed = !x->explanation || (x->failure && x->failure[0]);
+  return 0;
+}
+
+// The store's explanations (family "interp"), unit order. NULL when none.
+static int load_interp(fs_t *fs, unit_t **out, size_t *n, ps_err_t *err) {
+  struct unit_ctx c = {NULL, 0, 0};
+  *out = NULL;
   *n = 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  unit_t *u = NULL;
-  size_t cap = 0;
-  char *line = NULL;
-  size_t lc = 0;
-  while (getline(&line, &lc, f) > 0) {
-    json_t *j = json_loads(line, 0, NULL);
-    if (!j) continue;
-    if (*n == cap) u = ps_xrealloc(u, (cap = cap ? 2 * cap : 64) * sizeof *u);
-    unit_t *x = &u[*n];
-    x->unit = json_integer_value(json_object_get(j, "unit"));
-    json_t *r = json_object_get(j, "r"), *p = json_object_get(j, "p");
-    x->r = json_is_number(r) ? json_number_value(r) : NAN;
-    x->p = json_is_number(p) ? json_number_value(p) : NAN;
-    const char *e = json_string_value(json_object_get(j, "explanation"));
-    x->explanation = ps_xstrdup(e ? e : "");
-    x->offline = json_is_true(json_object_get(j, "offline"));
-    x->failed = !json_is_null(json_object_get(j, "failure")) && json_object_get(j, "failure");
-    (*n)++;
-    json_decref(j);
+  int rc = fs ? fs_interp_each(fs, unit_fn, &c, err) : 0;
+  if (rc < 0) {
+    for (size_t i = 0; i < c.n; i++) free(c.u[i].explanation);
+    free(c.u);
+    return rc;
   }
-  free(line);
-  fclose(f);
-  return u;
+  *out = c.u;
+  *n = c.n;
+  return 0;
+}
+
+// A string key of the store as a JSON object (NULL when absent or not JSON).
+static json_t *kv_json(fs_t *fs, const char *key) {
+  char *v = NULL;
+  size_t n = 0;
+  ps_err_t e = {0};
+  if (!fs || fs_kv_get(fs, key, &v, &n, &e) <= 0) return NULL;
+  json_t *j = json_loadb(v, n, 0, NULL);
+  free(v);
+  return j;
 }
 
 static int cmp_unit_r(const void *a, const void *b) {
@@ -204,80 +224,67 @@ static void load_metrics(const char *path, metrics_t *m) {
   fclose(f);
 }
 
-// enrichment TSV: the first `keep` terms (ascending p) of each wanted feature, as HTML rows.
-static char **load_terms(const char *path, uint32_t n_features, const uint8_t *want, int keep) {
-  gzFile g = gzopen(path, "rb");
-  if (!g) return NULL;
-  char **rows = ps_xcalloc(n_features ? n_features : 1, sizeof *rows);
-  int *cnt = ps_xcalloc(n_features ? n_features : 1, sizeof *cnt);
-  char line[8192];
-  while (gzgets(g, line, sizeof line)) {
-    char *c[16];
-    int nc = 0;
-    line[strcspn(line, "\r\n")] = 0;
-    for (char *p = line; nc < 16;) {
-      c[nc++] = p;
-      char *t = strchr(p, '\t');
-      if (!t) break;
-      *t = 0;
-      p = t + 1;
-    }
-    if (nc < 15 || !strcmp(c[0], "feature")) continue;
-    unsigned long f = strtoul(c[0], NULL, 10);
-    if (f >= n_features || !want[f] || cnt[f] >= keep) continue;
-    cnt[f]++;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "<tr><td>%s</td><td>%s</td><td class=n>%s/%s</td><td class=n>%.3g</td><td class=n>%.1f</td><td class=n>%s</td><td>",
-             c[1], c[2][0] == 'b' ? "BP" : c[2][0] == 'm' ? "MF" : "CC", c[5], c[6], strtod(c[10], NULL), strtod(c[9], NULL), c[14]);
-    size_t l = rows[f] ? strlen(rows[f]) : 0, add = strlen(buf) + strlen(c[4]) * 6 + 16;
-    rows[f] = ps_xrealloc(rows[f], l + add + 1);
-    FILE *m = fmemopen(rows[f] + l, add + 1, "w");
-    fputs(buf, m);
-    esc(m, c[4]);
+// The first `keep` significant terms (ascending p) of a feature's enrichment record, as HTML rows;
+// NULL when the feature has none (caller frees).
+static char *card_terms(fs_t *fs, uint32_t id, int keep, ps_err_t *err) {
+  fs_enrich_feat_t e;
+  int got = fs_enrich_get(fs, id, &e, err);
+  if (got <= 0) return NULL;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  for (uint32_t i = 0; i < e.n_hits && (int)i < keep; i++) {
+    const fs_term_hit_t *h = &e.hits[i];
+    fprintf(m, "<tr><td>%s</td><td>%s</td><td class=n>%u/%u</td><td class=n>%.3g</td><td class=n>%.1f</td>"
+               "<td class=n>%.4f</td><td>",
+            h->go_id, h->ns == 0 ? "BP" : h->ns == 1 ? "MF" : "CC", h->k, h->n, h->p, h->fold, (double)h->f1);
+    esc(m, h->name);
     fputs("</td></tr>", m);
-    fclose(m);
   }
-  gzclose(g);
-  free(cnt);
-  return rows;
+  fclose(m);
+  uint32_t nh = e.n_hits;
+  fs_enrich_feat_free(&e);
+  if (!nh) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
 }
 
 typedef struct names {
   strmap_t *idx;
   char **gene, **name;
-  size_t n;
+  size_t n, cap;
 } names_t;
 
+static int take_name(void *ctx, const ps_protein_row_t *row, ps_err_t *err) {
+  (void)err;
+  names_t *nm = ctx;
+  if (strmap_get(nm->idx, row->accession, NULL)) return 0;
+  if (nm->n == nm->cap) {
+    nm->cap = nm->cap ? 2 * nm->cap : 1024;
+    nm->gene = ps_xrealloc(nm->gene, nm->cap * sizeof(char *));
+    nm->name = ps_xrealloc(nm->name, nm->cap * sizeof(char *));
+  }
+  nm->gene[nm->n] = ps_xstrdup(row->gene);
+  nm->name[nm->n] = ps_xstrdup(row->name);
+  strmap_put(nm->idx, row->accession, nm->n++);
+  return 0;
+}
+
+// Gene and protein names from the data directory's proteins.tsv(.gz); none when it has none.
 static void load_names(const char *dir, names_t *nm) {
   memset(nm, 0, sizeof *nm);
   if (!dir) return;
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/proteins.tsv.gz", dir);
-  gzFile g = gzopen(path, "rb");
-  if (!g) return;
-  nm->idx = strmap_new(20000);
-  size_t cap = 0;
-  char line[8192];
-  while (gzgets(g, line, sizeof line)) {
-    line[strcspn(line, "\r\n")] = 0;
-    char *a = line, *b = strchr(a, '\t');
-    if (!b) continue;
-    *b++ = 0;
-    char *c = strchr(b, '\t');
-    if (!c) continue;
-    *c++ = 0;
-    char *d = strchr(c, '\t');
-    if (d) *d = 0;
-    if (nm->n == cap) {
-      cap = cap ? 2 * cap : 1024;
-      nm->gene = ps_xrealloc(nm->gene, cap * sizeof(char *));
-      nm->name = ps_xrealloc(nm->name, cap * sizeof(char *));
-    }
-    nm->gene[nm->n] = ps_xstrdup(b);
-    nm->name[nm->n] = ps_xstrdup(c);
-    strmap_put(nm->idx, a, nm->n++);
+  ps_godata_t gd;
+  ps_err_t e = {0};
+  if (ps_godata_find(dir, PS_GODATA_NEED_PROTEINS, &gd, &e) < 0) {
+    fprintf(stderr, "protsae report: %s (no protein names)\n", e.msg);
+    return;
   }
-  gzclose(g);
+  nm->idx = strmap_new(20000);
+  if (ps_proteins_tsv_each(gd.proteins, take_name, nm, &e) < 0)
+    fprintf(stderr, "protsae report: %s (protein names incomplete)\n", e.msg);
 }
 
 typedef struct frow {
@@ -296,26 +303,18 @@ static int fr_fn(uint32_t id, const fs_feat_t *f, void *ctx) {
   return 0;
 }
 
-static void read_summary_txt(const char *path, const char *key, char *out, size_t cap) {
-  snprintf(out, cap, "-");
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  char line[512];
-  size_t kl = strlen(key);
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, key, kl) && line[kl] == ':') {
-      char *v = line + kl + 1;
-      while (*v == ' ') v++;
-      v[strcspn(v, "\n")] = 0;
-      snprintf(out, cap, "%s", v);
-      break;
-    }
-  fclose(f);
+static double jnum(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static double summary_num(json_t *s, const char *kind, const char *key) {
-  json_t *v = json_object_get(json_object_get(s, kind), key);
-  return json_is_number(v) ? json_number_value(v) : NAN;
+// One cell of the features-vs-neurons table: a number of the summary, "-" when absent. share:
+// also as a share of `of` (a count of the same summary).
+static void sum_cell(FILE *o, json_t *s, const char *key, const char *of) {
+  double v = jnum(s, key), d = of ? jnum(s, of) : NAN;
+  if (isnan(v)) fputs("<td class=n>-</td>", o);
+  else if (of && d > 0) fprintf(o, "<td class=n>%.0f (%.1f%%)</td>", v, 100 * v / d);
+  else fprintf(o, "<td class=n>%.3g</td>", v);
 }
 
 static int cmpn(const void *a, const void *b) {
@@ -334,18 +333,18 @@ int cli_report(int argc, char **argv) {
   snprintf(out, sizeof out, "%s", ps_config_str(cfg, "out") ? ps_config_str(cfg, "out") : "");
   if (!out[0]) snprintf(out, sizeof out, "%s/report.html", w);
   const char *data = ps_config_str(cfg, "data");
-  if (!data) data = cli_data_dir(dd, sizeof dd);
+  if (!data) data = ps_godata_default_dir(dd, sizeof dd);
   int64_t n_cards = 24, n_rows = 200;
   ps_config_i64(cfg, "cards", &n_cards, NULL);
   ps_config_i64(cfg, "rows", &n_rows, NULL);
   int status = 1;
-  fs_t *fs = NULL;
+  fs_t *fs = NULL, *nfs = NULL;
   fs_meta_t m = {0}, nmeta;
   frow_t *fr = NULL;
   unit_t *fu = NULL, *nu = NULL;
   size_t nfu = 0, nnu = 0;
-  char **terms = NULL;
   uint8_t *want = NULL;
+  json_t *esum = NULL, *nesum = NULL, *nisum = NULL;
   names_t names = {0};
   metrics_t mt = {0};
   json_t *isum = NULL;
@@ -364,28 +363,25 @@ int cli_report(int argc, char **argv) {
   struct fr_ctx frc = {fr};
   if (fs_feat_each(fs, m.top_n, fr_fn, &frc, &err) < 0) goto out;
   {
-    fs_t *nfs = NULL;
     snprintf(p, sizeof p, "%s/neurons.db", w);
     ps_err_t e2 = {0};
     if (fs_open(&nfs, p, FS_OPEN_READONLY, &e2) == 0 && fs_meta_get(nfs, &nmeta, &e2) == 1) have_neurons = 1;
-    fs_close(&nfs);
+    else fs_close(&nfs);
   }
-  snprintf(p, sizeof p, "%s/interp/features.jsonl", w);
-  fu = load_interp(p, &nfu);
-  snprintf(p, sizeof p, "%s/interp/neurons.jsonl", w);
-  nu = load_interp(p, &nnu);
+  if (load_interp(fs, &fu, &nfu, &err) < 0 || load_interp(nfs, &nu, &nnu, &err) < 0) goto out;
   if (fu) qsort(fu, nfu, sizeof *fu, cmp_unit_r);
-  snprintf(p, sizeof p, "%s/interp/summary.json", w);
-  isum = json_load_file(p, 0, NULL);
+  isum = kv_json(fs, "interp/summary");
+  nisum = kv_json(nfs, "interp/summary");
+  esum = kv_json(fs, "enrich/summary");
+  nesum = kv_json(nfs, "enrich/summary");
+  int enrich_done = fs_enrich_done(fs, &err);
+  if (enrich_done < 0) goto out;
   snprintf(p, sizeof p, "%s/sae/metrics.jsonl", w);
   load_metrics(p, &mt);
   want = ps_xcalloc(m.n_features ? m.n_features : 1, 1);
   size_t n_card = 0;
   for (size_t i = 0; i < nfu && (int64_t)n_card < n_cards; i++)
     if (fu[i].unit >= 0 && (uint64_t)fu[i].unit < m.n_features) want[fu[i].unit] = 1, n_card++;
-  // the table's top features (by frequency) get their top term too
-  snprintf(p, sizeof p, "%s/enrichment/features_terms.tsv", w);
-  terms = load_terms(p, m.n_features, want, 6);
   load_names(data, &names);
 
   snprintf(tmp, sizeof tmp, "%s.tmp", out);
@@ -397,7 +393,8 @@ int cli_report(int argc, char **argv) {
   time_t now = time(NULL);
   char when[64];
   strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-  int offline = isum && json_is_true(json_object_get(isum, "offline"));
+  const char *imode = json_string_value(json_object_get(isum, "mode"));
+  int offline = imode && !strncmp(imode, "offline", 7);
   fputs("<!doctype html><html><head><meta charset=utf-8><title>protsae report</title><style>"
         "body{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}"
         "h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;margin-top:28px}"
@@ -421,37 +418,42 @@ int cli_report(int argc, char **argv) {
           m.neurons ? "neurons" : "features", m.n_features, (unsigned long long)m.proteins, (unsigned long long)dead,
           m.n_features ? 100.0 * (double)dead / m.n_features : 0.0, m.proteins ? (double)m.nnz / (double)m.proteins : 0.0);
   fputs("<h2>Features vs neurons</h2><table><tr><th></th><th class=n>SAE features</th><th class=n>ESM2 neurons</th></tr>\n", o);
-  snprintf(p, sizeof p, "%s/enrichment/summary.txt", w);
-  static const char *const ekeys[][2] = {{"frac_alive_with_term", "with >= 1 significant GO term (alive units)"},
-                                         {"frac_with_term_bp", "... biological process (all units)"},
-                                         {"frac_with_term_mf", "... molecular function (all units)"},
-                                         {"frac_with_term_cc", "... cellular component (all units)"},
-                                         {"median_best_f1", "median best F1 to a GO term"},
-                                         {"frac_alive_best_f1_ge_0.5", "with a GO term at F1 >= 0.5"},
-                                         {"sig_mean_depth", "mean GO depth of significant terms"},
-                                         {"mono_dag_distance", "DAG distance between a unit's terms"},
-                                         {"mono_dag_distance_random", "... between random terms"},
-                                         {"mono_lca_depth", "depth of their deepest common ancestor"},
-                                         {"mono_lca_depth_random", "... for random terms"}};
+  // enrich/summary of each store (counts: shares of the units, or of the alive units)
+  static const char *const ekeys[][3] = {{"frac_alive_with_term", "with >= 1 significant GO term (share of alive units)", NULL},
+                                         {"with_bp", "... biological process (all units)", "n_features"},
+                                         {"with_mf", "... molecular function (all units)", "n_features"},
+                                         {"with_cc", "... cellular component (all units)", "n_features"},
+                                         {"median_best_f1", "median best F1 to a GO term", NULL},
+                                         {"f1_over_05", "with a GO term at F1 >= 0.5 (alive units)", "n_alive"},
+                                         {"n_sig_pairs", "significant (unit, term) pairs", NULL},
+                                         {"mean_depth", "mean GO depth of significant terms", NULL},
+                                         {"mono_dist", "DAG distance between a unit's terms", NULL},
+                                         {"mono_rand_dist", "... between random terms", NULL},
+                                         {"mono_lca_depth", "depth of their deepest common ancestor", NULL},
+                                         {"mono_rand_lca_depth", "... for random terms", NULL},
+                                         {"mono_same_branch", "share of a unit's term pairs on one branch", NULL},
+                                         {"mono_rand_same_branch", "... for random terms", NULL}};
   for (size_t k = 0; k < sizeof ekeys / sizeof *ekeys; k++) {
-    char a[64], b[64], key[96];
-    snprintf(key, sizeof key, "features_%s", ekeys[k][0]);
-    read_summary_txt(p, key, a, sizeof a);
-    snprintf(key, sizeof key, "neurons_%s", ekeys[k][0]);
-    read_summary_txt(p, key, b, sizeof b);
-    fprintf(o, "<tr><td>%s</td><td class=n>%s</td><td class=n>%s</td></tr>\n", ekeys[k][1], a, b);
+    fprintf(o, "<tr><td>%s</td>", ekeys[k][1]);
+    sum_cell(o, esum, ekeys[k][0], ekeys[k][2]);
+    sum_cell(o, nesum, ekeys[k][0], ekeys[k][2]);
+    fputs("</tr>\n", o);
   }
   static const char *const ikeys[][2] = {{"mean_r", "explanation score: mean Pearson r"},
                                          {"median_r", "... median r"},
                                          {"frac_p_lt_0.05", "... share with p < 0.05"},
-                                         {"scored", "units scored"}};
+                                         {"scored", "units scored"},
+                                         {"failed", "units failed"}};
   for (size_t k = 0; k < sizeof ikeys / sizeof *ikeys; k++) {
-    double a = summary_num(isum, "features", ikeys[k][0]), b = summary_num(isum, "neurons", ikeys[k][0]);
-    fprintf(o, "<tr><td>%s%s</td><td class=n>%.3g</td><td class=n>%.3g</td></tr>\n", ikeys[k][1],
-            offline && k == 0 ? " <span class=off>(offline)</span>" : "", a, b);
+    fprintf(o, "<tr><td>%s%s</td>", ikeys[k][1], offline && k == 0 ? " <span class=off>(offline)</span>" : "");
+    sum_cell(o, isum, ikeys[k][0], NULL);
+    sum_cell(o, nisum, ikeys[k][0], NULL);
+    fputs("</tr>\n", o);
   }
   fputs("</table>\n", o);
   if (!have_neurons) fputs("<p class=muted>No neuron store (neurons.db): the baseline column is empty.</p>\n", o);
+  if (!esum) fputs("<p class=muted>No GO enrichment in features.db (the scorer runs it with --data).</p>\n", o);
+  else if (!enrich_done) fputs("<p class=off>The GO enrichment in features.db is not complete.</p>\n", o);
 
   // training
   fputs("<h2>Training</h2>\n", o);
@@ -551,15 +553,18 @@ int cli_report(int argc, char **argv) {
       }
       bars(o, "activation histogram (proteins per x1.41 bin)", hv, lp, nb, 420, 140);
     }
-    if (terms && terms[id])
+    char *terms = card_terms(fs, id, 6, &err);
+    if (!terms && err.code < 0) goto out;
+    if (terms)
       fprintf(o, "<table><tr><th>GO term</th><th></th><th class=n>k/n</th><th class=n>p</th><th class=n>fold</th><th class=n>F1</th><th>name</th></tr>%s</table>",
-              terms[id]);
+              terms);
     else
       fputs("<p class=muted>No significant GO term.</p>", o);
+    free(terms);
     fputs("</div>\n", o);
   }
   fs_feat_clear(&f);
-  if (!nfu) fputs("<p class=muted>No interp/features.jsonl: run the interpreter for explanations.</p>\n", o);
+  if (!nfu) fputs("<p class=muted>No explanations in features.db: run the interpreters for explanations.</p>\n", o);
   fprintf(o, "<p class=muted>neurons interpreted: %zu</p></body></html>\n", nnu);
   if (fclose(o) != 0) {
     o = NULL;
@@ -582,16 +587,14 @@ out:
   for (size_t i = 0; i < nnu; i++) free(nu[i].explanation);
   free(fu);
   free(nu);
-  if (terms)
-    for (uint32_t i = 0; i < m.n_features; i++) free(terms[i]);
-  free(terms);
   free(want);
   for (size_t i = 0; i < names.n; i++) free(names.gene[i]), free(names.name[i]);
   free(names.gene);
   free(names.name);
   strmap_destroy(&names.idx);
   free(mt.step), free(mt.loss), free(mt.val), free(mt.l0), free(mt.dead), free(mt.vstep);
-  if (isum) json_decref(isum);
+  json_decref(isum), json_decref(nisum), json_decref(esum), json_decref(nesum);
+  fs_close(&nfs);
   ps_config_destroy(&cfg);
   return status;
 }

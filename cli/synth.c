@@ -1,6 +1,7 @@
 // synth.c — the planted-feature generator: random streams, motifs, inputs, plan, vectors.
 // The writing of the outputs is in synth_write.c.
 #include "synth.h"
+#include "godata.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -223,37 +224,7 @@ static char *first_existing(const char *dir, const char *const *names) {
   return NULL;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
-// The ontology: go.obo[.gz], else the first (sorted) go-*.obo[.gz].
-static char *find_obo(const char *dir) {
-  static const char *const fixed[] = {"go.obo.gz", "go.obo", "go-basic.obo.gz", "go-basic.obo", NULL};
-  char *p = first_existing(dir, fixed);
-  if (p) return p;
-  DIR *dh = opendir(dir);
-  if (!dh) return NULL;
-  char **names = NULL;
-  size_t n = 0;
-  struct dirent *de;
-  while ((de = readdir(dh))) {
-    size_t l = strlen(de->d_name);
-    int ok = !strncmp(de->d_name, "go-", 3) &&
-             ((l > 7 && !strcmp(de->d_name + l - 7, ".obo.gz")) || (l > 4 && !strcmp(de->d_name + l - 4, ".obo")));
-    if (!ok) continue;
-    names = ps_xrealloc(names, (n + 1) * sizeof *names);
-    names[n++] = ps_xstrdup(de->d_name);
-  }
-  closedir(dh);
-  if (n) {
-    qsort(names, n, sizeof *names, cmp_str);
-    p = join_path(dir, names[0]);
-  }
-  for (size_t i = 0; i < n; i++) free(names[i]);
-  free(names);
-  return p;
-}
 
 // FNV-1a of a string (accession -> stream index for random sequences).
 static uint64_t fnv1a(const char *s) {
@@ -458,13 +429,14 @@ int synth_data_load(synth_data_t *d, const char *dir, ps_err_t *err) {
   d->dir = ps_xstrdup(dir);
   static const char *const fasta_names[] = {"proteins.fasta.gz", "proteins.fasta", NULL};
   static const char *const tsv_names[] = {"proteins.tsv.gz", "proteins.tsv", NULL};
-  static const char *const annot_names[] = {"go_annotations.tsv.gz", "go_annotations.tsv", NULL};
   int rc;
   struct stat st;
   if (stat(dir, &st) != 0) return ps_err_set(err, -errno, "%s: data directory: %s", dir, strerror(errno));
   if (!S_ISDIR(st.st_mode)) return ps_err_set(err, PS_ENOTFOUND, "%s: data directory: not a directory", dir);
-  d->obo_path = find_obo(dir);
-  d->annot_path = first_existing(dir, annot_names);
+  ps_godata_t gd;
+  ps_godata_find(dir, 0, &gd, NULL);
+  d->obo_path = gd.obo[0] ? ps_xstrdup(gd.obo) : NULL;
+  d->annot_path = gd.annotations[0] && !gd.annotations_gaf ? ps_xstrdup(gd.annotations) : NULL;
   d->proteins_path = first_existing(dir, fasta_names);
   if (!d->proteins_path) {
     d->proteins_path = first_existing(dir, tsv_names);

@@ -867,20 +867,24 @@ static int interp_decode(fs_interp_t *x, uint32_t unit, const char *v, size_t vl
   json_error_t je;
   json_t *o = json_loadb(v, vl, 0, &je);
   if (!json_is_object(o)) {
+    int rc = ps_err_set(err, PS_EFORMAT, "%s: explanation of unit %u: %s", path, unit, o ? "not a JSON object" : je.text);
     json_decref(o);
-    return ps_err_set(err, PS_EFORMAT, "%s: explanation of unit %u: not a JSON object", path, unit);
+    return rc;
   }
   x->unit = unit;
   const char *s = json_string_value(json_object_get(o, "explanation"));
   x->explanation = s ? ps_xstrdup(s) : NULL;
   x->r = num_get(o, "r");
   x->p = num_get(o, "p");
-  x->scored = json_is_true(json_object_get(o, "scored"));
-  x->constant_pred = json_is_true(json_object_get(o, "constant_prediction"));
+  // older interpreter lines: no "scored" (scored when r is a number), "constant_predictions", "offline"
+  json_t *sc = json_object_get(o, "scored");
+  x->scored = sc ? json_is_true(sc) : json_is_number(json_object_get(o, "r"));
+  x->constant_pred = json_is_true(json_object_get(o, "constant_prediction")) ||
+                     json_is_true(json_object_get(o, "constant_predictions"));
   s = json_string_value(json_object_get(o, "failure"));
   x->failure = ps_xstrdup(s ? s : "");
   s = json_string_value(json_object_get(o, "mode"));
-  x->mode = ps_xstrdup(s ? s : "");
+  x->mode = ps_xstrdup(s ? s : json_is_true(json_object_get(o, "offline")) ? "offline" : "");
   int64_t a = int_get(o, "attempts");
   x->attempts = a > 0 ? (uint32_t)a : 0;
   json_decref(o);

@@ -6,18 +6,25 @@
 #include <time.h>
 #include <zmq.h>
 
+// Dead peers: no ZMTP heartbeats. libzmq 4.3.4 (Debian 12; unchanged upstream) asserts
+// `!_io_error` in stream_engine_base_t::out_event when the heartbeat timer fires on a connection
+// whose input was throttled at the receive high-water mark and whose peer then hung up (the
+// engine marks the I/O error and keeps its timers): a busy consumer whose producer exits or is
+// killed aborted (seen in the scorer during enrichment and in an encoder whose reader was killed).
+// A peer that dies has its connection closed by the kernel, which the engine sees at once; TCP
+// keepalives (probes after 60 s idle) cover a peer that vanishes without a close.
 static int set_opts(void *s, int type, const wire_opts_t *o) {
   int hwm = o->hwm > 0 ? o->hwm : 16;
   int linger = o->linger_ms;
-  int ivl = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
-  int tmo = ivl * 5;
   int rc = 0;
   if (type == ZMQ_PUSH) rc |= zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
   else rc |= zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
   rc |= zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-  rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-  rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
-  rc |= zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &tmo, sizeof tmo);
+  int ka = 1, idle = 60, intvl = 10, cnt = 6;
+  rc |= zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE, &ka, sizeof ka);
+  rc |= zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle);
+  rc |= zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_INTVL, &intvl, sizeof intvl);
+  rc |= zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt);
   int buf = o->bufsize == 0 ? WIRE_BUFSIZE_DEFAULT : o->bufsize;
   if (buf > 0) {
     rc |= zmq_setsockopt(s, ZMQ_SNDBUF, &buf, sizeof buf);

@@ -2,7 +2,7 @@
 //
 // Endpoints follow CZMQ's convention: "@tcp://*:5555" binds, ">ipc:///tmp/x" connects; without
 // a prefix PUSH connects and PULL binds (the zguide pipeline: downstream binds PULL, upstream
-// connects PUSH). Every socket gets an explicit high-water mark, LINGER and ZMTP heartbeats.
+// connects PUSH). Every socket gets an explicit high-water mark, LINGER and TCP keepalives.
 // Sending blocks when the peer's queue is full (back-pressure, never dropping), but polls the
 // stop flag so SIGTERM can end a blocked send.
 //
@@ -25,7 +25,7 @@
 typedef struct wire_opts {
   int hwm;              // messages queued per peer before send blocks (default 16)
   int linger_ms;        // how long close waits for unsent messages (default 30000)
-  int heartbeat_ms;     // ZMTP heartbeat interval (default 1000; timeout 5x)
+  int heartbeat_ms;     // stages' status interval; no ZMTP heartbeats (wire.c says why)
   int bufsize;          // kernel SO_SNDBUF/RCVBUF bytes: 0 = WIRE_BUFSIZE_DEFAULT, < 0 = the OS default
 } wire_opts_t;
 

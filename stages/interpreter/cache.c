@@ -94,6 +94,15 @@ int llm_cache_put(llm_cache_t *c, const char *endpoint, const char *model, const
   return cache_check(rerr, c->path, "put", err);
 }
 
+int llm_cache_del(llm_cache_t *c, const char *endpoint, const char *model, const char *prompt, ps_err_t *err) {
+  size_t klen;
+  char *key = make_key(endpoint, model, prompt, &klen);
+  char *rerr = NULL;
+  rocksdb_delete(c->db, c->wo, key, klen, &rerr);
+  free(key);
+  return cache_check(rerr, c->path, "delete", err);
+}
+
 size_t llm_cache_count(llm_cache_t *c) {
   rocksdb_iterator_t *it = rocksdb_create_iterator(c->db, c->ro);
   size_t n = 0;

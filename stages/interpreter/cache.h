@@ -20,6 +20,8 @@ int llm_cache_get(llm_cache_t *c, const char *endpoint, const char *model, const
 // Store a response (synced write). 0 or <0.
 int llm_cache_put(llm_cache_t *c, const char *endpoint, const char *model, const char *prompt, const char *text,
                   ps_err_t *err);
+// Remove a response (an answer that could not be used: the next request asks the model again).
+int llm_cache_del(llm_cache_t *c, const char *endpoint, const char *model, const char *prompt, ps_err_t *err);
 // Entries in the cache (an estimate from RocksDB is not used: this iterates; for tests and logs).
 size_t llm_cache_count(llm_cache_t *c);
 

@@ -10,6 +10,7 @@
 
 #include "fasta.h"
 #include "log.h"
+#include "godata.h"
 #include "proteins_tsv.h"
 #include "strmap.h"
 
@@ -132,15 +133,6 @@ static int load_tsv(interp_db_t *db, const char *path, ps_err_t *err) {
   return ps_proteins_tsv_each(path, add_row, db, err);
 }
 
-static int find_file(const char *dir, const char *const *names, char *out, size_t cap) {
-  struct stat st;
-  for (; *names; names++) {
-    snprintf(out, cap, "%s/%s", dir, *names);
-    if (stat(out, &st) == 0) return 1;
-  }
-  return 0;
-}
-
 static const go_ontology_t *sort_go;
 static int cmp_depth_desc(const void *a, const void *b) {
   int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -152,22 +144,17 @@ static int cmp_depth_desc(const void *a, const void *b) {
 int interp_db_load(interp_db_t **out, const char *dir, int with_seq, ps_err_t *err) {
   *out = NULL;
   interp_db_t *db = interp_db_new();
-  char path[4096];
   int rc = 0;
-  static const char *const tsv[] = {"proteins.tsv.gz", "proteins.tsv", NULL};
-  static const char *const obo[] = {"go-2022-07-01.obo.gz", "go.obo.gz", "go.obo", "go-basic.obo.gz", "go-basic.obo", NULL};
-  static const char *const ann[] = {"go_annotations.tsv.gz", "go_annotations.tsv", NULL};
-  static const char *const fa[] = {"proteins.fasta.gz", "proteins.fasta", NULL};
-  if (!find_file(dir, tsv, path, sizeof path)) {
-    rc = ps_err_set(err, -ENOENT, "%s: no proteins.tsv(.gz) in the data directory", dir);
-    goto fail;
-  }
-  if ((rc = load_tsv(db, path, err)) < 0) goto fail;
-  if (find_file(dir, obo, path, sizeof path)) {
-    if ((rc = go_ontology_load(&db->go, path, NULL, err)) < 0) goto fail;
-    if (find_file(dir, ann, path, sizeof path)) {
+  ps_godata_t gd;
+  if ((rc = ps_godata_find(dir, PS_GODATA_NEED_PROTEINS | (with_seq ? PS_GODATA_NEED_FASTA : 0), &gd, err)) < 0) goto fail;
+  if ((rc = load_tsv(db, gd.proteins, err)) < 0) goto fail;
+  if (gd.obo[0]) {
+    if ((rc = go_ontology_load(&db->go, gd.obo, NULL, err)) < 0) goto fail;
+    if (gd.annotations[0]) {
       db->annot = go_annotations_new();
-      if ((rc = go_annotations_load_tsv(db->annot, db->go, path, NULL, NULL, err)) < 0) goto fail;
+      rc = gd.annotations_gaf ? go_annotations_load_gaf(db->annot, db->go, gd.annotations, NULL, NULL, err)
+                              : go_annotations_load_tsv(db->annot, db->go, gd.annotations, NULL, NULL, err);
+      if (rc < 0) goto fail;
       // direct terms first (copied), then propagate in place
       for (size_t i = 0; i < db->annot->n_proteins; i++) {
         int64_t k = interp_db_find(db, db->annot->protein_ids[i]);
@@ -192,12 +179,8 @@ int interp_db_load(interp_db_t **out, const char *dir, int with_seq, ps_err_t *e
     PS_WARN("no GO ontology (go-*.obo) in %s: prompts carry no GO terms", dir);
   }
   if (with_seq) {
-    if (!find_file(dir, fa, path, sizeof path)) {
-      rc = ps_err_set(err, -ENOENT, "%s: sequences asked for but no proteins.fasta(.gz)", dir);
-      goto fail;
-    }
     fasta_reader_t *r = NULL;
-    if ((rc = fasta_open(&r, path, err)) < 0) goto fail;
+    if ((rc = fasta_open(&r, gd.fasta, err)) < 0) goto fail;
     fasta_record_t rec;
     while ((rc = fasta_next(r, &rec, err)) == 1) {
       int64_t k = interp_db_find(db, rec.id);

@@ -191,6 +191,10 @@ void llm_client_destroy(llm_client_t **cp) {
   *cp = NULL;
 }
 
+int llm_forget(llm_client_t *c, const char *prompt, ps_err_t *err) {
+  return c->cache ? llm_cache_del(c->cache, c->url, c->model, prompt, err) : 0;
+}
+
 const char *llm_endpoint(const llm_client_t *c) { return c->url; }
 const char *llm_model(const llm_client_t *c) { return c->model; }
 void llm_get_stats(const llm_client_t *c, llm_stats_t *s) { *s = c->st; }

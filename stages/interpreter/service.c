@@ -172,8 +172,10 @@ int interp_service_answer(const interp_service_t *sv, Protsae__InterpretRequest 
       }
       x->answer1 = ps_xstrdup(calls[j].text);
       char why[160];
-      if (interp_parse_explanation(calls[j].text, &x->explanation, why, sizeof why) < 0)
+      if (interp_parse_explanation(calls[j].text, &x->explanation, why, sizeof why) < 0) {
         snprintf(x->failure, sizeof x->failure, "explain answer: %s", why);
+        if (rc == 0) rc = llm_forget(sv->llm, prompts[j], err);  // the retry asks the model again
+      }
     }
     llm_calls_free(calls, m);
     for (size_t j = 0; j < m; j++) free(prompts[j]);
@@ -194,6 +196,7 @@ int interp_service_answer(const interp_service_t *sv, Protsae__InterpretRequest 
       }
       x->answer2 = ps_xstrdup(calls[j].text);
       parse_pred(x, calls[j].text, "predict answer");
+      if (!x->pred && rc == 0) rc = llm_forget(sv->llm, prompts[j], err);
     }
     llm_calls_free(calls, m);
     for (size_t j = 0; j < m; j++) free(prompts[j]);

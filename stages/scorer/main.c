@@ -327,15 +327,21 @@ int main(int argc, char **argv) {
   if (isock) {  // every connected interpreter gets an EndOfStream: they exit
     Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
     eos.reason = (char *)(complete ? "done" : "signal");
-    uint64_t te = now_ms();
-    while (wire_peers_live(ipeers) > 0 && now_ms() - te < 5000) {
-      Protsae__Envelope env;
-      wire_envelope_init(&env, run_id, producer, cseq++);
-      env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
-      env.end_of_stream = &eos;
-      ps_err_t se = {0};
-      wire_send_timeout(isock, &env, 100, &se);
-      struct timespec ts = {0, 100 * 1000 * 1000};
+    uint64_t te = now_ms(), last = 0;
+    while (wire_peers_live(ipeers) > 0 && now_ms() - te < 10000) {
+      if (!last || now_ms() - last >= 2000) {  // one each, again to any still connected after 2 s
+        int n = wire_peers_live(ipeers);
+        for (int k = 0; k < n; k++) {
+          Protsae__Envelope env;
+          wire_envelope_init(&env, run_id, producer, cseq++);
+          env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
+          env.end_of_stream = &eos;
+          ps_err_t se = {0};
+          wire_send_timeout(isock, &env, 100, &se);
+        }
+        last = now_ms();
+      }
+      struct timespec ts = {0, 50 * 1000 * 1000};
       nanosleep(&ts, NULL);
     }
   }

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Integration: protsae annotate (continuous annotation of dropped proteomes).
+# The model is the SAE and its feature store: reader -> encoder -> scorer --data (the scorer runs the
+# GO enrichment into the store when its stream is complete); annotate reads enrichment and
+# explanations through featstore.h only (--db), and refuses a store whose enrichment is not complete.
 #  - a dropped proteome -> NAME.tsv + NAME.jsonl (every protein, its features, GO terms), a ledger entry;
 #  - the same proteome dropped again -> skipped by the ledger, the output not written again;
 #  - kill -9 mid-proteome, restart -> byte-identical to the undisturbed run's output;
@@ -12,7 +15,8 @@ set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 data=$SHARED/data/human-swissprot
 [ -f "$data/proteins.fasta.gz" ] || { echo "no shared data: skip"; exit 77; }
-P=$B/cli/protsae; TR=$B/stages/trainer/protsae-trainer
+P=$B/cli/protsae; TR=$B/stages/trainer/protsae-trainer; R=$B/stages/reader/protsae-reader
+EN=$B/stages/encoder/protsae-encoder; SC=$B/stages/scorer/protsae-scorer
 T=$(mktemp -d /tmp/protsae-annot.XXXXXX); trap 'kill -9 $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -22,12 +26,36 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
   >"$T/synth2.log" 2>&1 || { cat "$T/synth2.log"; fail synth2; }
 "$TR" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --epochs 3 --d-sae 128 --k 6 --batch-rows 128 --threads 1 \
   --seed 2 --out "$T/sae" >"$T/tr.out" 2>"$T/tr.err" || { tail "$T/tr.err"; fail train; }
-"$P" enrich --sae "$T/sae/latest" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --data "$data" --out "$T/enr" \
-  >"$T/enr.log" 2>&1 || { tail "$T/enr.log"; fail enrich; }
+# store NAME [scorer args...]: the SAE's feature store of the training proteins (reader -> encoder -> scorer)
+tag=$(basename "$T")
+store() {
+  local name=$1 ep="ipc:///tmp/$tag-$1"; shift
+  "$SC" --db "$T/$name.db" --in "@$ep-sc" --control ">$ep-ctl" "$@" >"$T/$name.sc.log" 2>&1 &
+  local sc=$!
+  "$EN" --sae "$T/sae/latest" --in ">$ep-rd" --out ">$ep-sc" --producer enc-1 >"$T/$name.en.log" 2>&1 &
+  "$R" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --batch-rows 128 --out "@$ep-rd" --control "@$ep-ctl" \
+    --consumers 1 >"$T/$name.rd.log" 2>&1 &
+  wait $sc || { tail "$T/$name.sc.log"; fail "$name: scorer"; }
+}
+store f --data "$data"
+store plain  # no --data: no enrichment
+# a store without (complete) enrichment is refused, naming the store
+set +e
+"$P" annotate --sae "$T/sae/latest" --db "$T/plain.db" --data "$data" --watch "$T" --out "$T/o0" --once 1 \
+  >"$T/a0.out" 2>"$T/a0.err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "plain.db: the store's GO enrichment is not complete" "$T/a0.err" ||
+  { cat "$T/a0.err"; fail "a store without enrichment was not refused (exit $rc)"; }
+# the results API's export: the enrichment in the store as the TSVs the enrichment used to write
+"$P" export --db "$T/f.db" --out "$T/exp" >"$T/exp.log" 2>&1 || { cat "$T/exp.log"; fail export; }
+[ "$(head -1 "$T/exp/features_terms.tsv")" = "$(printf 'feature\tgo_id\tnamespace\tdepth\tname\tk\tn\tK\tN\tfold\tp\tln_p\tp_bonf\tq_bh\tf1\tf1_threshold')" ] ||
+  fail "export: terms header"
+[ "$(wc -l <"$T/exp/features_terms.tsv")" -gt 1 ] || fail "export: no significant (feature, term) pair in the store"
+grep -q '"enrich/state": "done"' "$T/exp/features_summary.json" || fail "export: enrich/state not done"
 
 # drop NAME DIR SYNTH_DIR: the proteome files (FASTA + npy + ids)
 drop() { mkdir -p "$2"; cp "$3/proteins.fasta" "$2/$1.fasta"; cp "$3/emb.npy" "$2/$1.npy"; cp "$3/proteins.ids" "$2/$1.ids"; }
-A=(--sae "$T/sae/latest" --enrichment "$T/enr" --data "$data" --evaluate 1)
+A=(--sae "$T/sae/latest" --db "$T/f.db" --data "$data" --evaluate 1)
 ann() { "$P" annotate "${A[@]}" "$@"; }
 
 # 1. undisturbed run

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Integration: `protsae demo` end to end (short training): synth -> reader -> trainer -> reader ->
-# encoders -> scorer (features and neurons) -> GO enrichment -> interpreter (offline: no key).
-# Checks the printed summary and the files each stage leaves.
+# Integration: `protsae demo` end to end (short training), every stage under the demo's one
+# supervisor: synth -> reader -> trainer; reader -> encoders -> scorer (features, then neurons),
+# whose store gets the GO enrichment and, through protsae-interpreter (offline: no key), the
+# explanations; GO prediction of the held-out proteins. Checks the printed summary and what the
+# stages leave (stores, SAE, held-out annotations, report).
 set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 [ -f "$SHARED/data/human-swissprot/proteins.fasta.gz" ] || { echo "no shared data: skip"; exit 77; }
@@ -11,8 +13,9 @@ unset ANTHROPIC_API_KEY OPENAI_API_KEY
 PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 4 \
   --n-interpret 30 --batch-rows 128 --ckpt-every 40 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
 cat "$T/out"
-for pat in '^\[5/6\]' '^\[6/6\]' '^planted_recovery_cos09: ' 'with >= 1 significant GO term' 'median best F1' \
-           '^mode: offline' '^mean_r ' '^seconds: ' 'held out of the enrichment'; do
+for pat in '^\[2/6\]' '^\[3/6\]' '^\[4/6\]' '^\[5/6\]' '^\[6/6\]' '^planted_recovery_cos09: ' \
+           'with >= 1 significant GO term' 'median best F1' '^ *mode: offline' '^ *mean_r ' '^seconds: ' \
+           'held out of the enrichment'; do
   grep -q "$pat" "$T/out" || fail "demo output lacks /$pat/"
 done
 # the closing key: value lines: every key present, fractions and Fmax in [0, 1], r in [-1, 1]
@@ -34,14 +37,21 @@ awk -v n="$nh" -v e="$ne" 'BEGIN{exit !(n > 1200 && n < 2300 && e > 0.9 * n && e
 awk -v f="$(kv annotate_fmax)" 'BEGIN{exit !(f > 0.05)}' || fail "annotate_fmax $(kv annotate_fmax): nothing predicted right"
 [ "$(wc -l <"$T/w/annotate/holdout.ids")" -eq "$nh" ] || fail "holdout.ids"
 [ "$(wc -l <"$T/w/annotate/out/heldout.jsonl")" -eq "$nh" ] || fail "heldout.jsonl lines"
-# not one held-out protein in the population of the enrichment: the sum of a feature's study set
-# (n) over the features equals the active entries of the non-held-out proteins only
-/usr/bin/python3 - "$T/w/annotate/holdout.ids" "$T/w/annotate/out/heldout.jsonl" "$T/w/enrichment/features_terms.tsv" \
+# not one held-out protein in the population of the enrichment (stored by the scorer): the
+# population N of an enriched term equals the annotated proteins that were not held out
+"$B/cli/protsae" features --db "$T/w/features.db" --dump 1 >"$T/ref.dump" || fail "dump"
+/usr/bin/python3 - "$T/w/annotate/holdout.ids" "$T/w/annotate/out/heldout.jsonl" "$T/ref.dump" \
   "$SHARED/data/human-swissprot/go_annotations.tsv.gz" "$T/w/synth/proteins.ids" <<'PY' || fail "held-out annotation content"
 import gzip, json, sys
 held = set(open(sys.argv[1]).read().split())
-with open(sys.argv[3]) as f:
-    next(f); N = int(next(f).split("\t")[8])
+N = None
+for line in open(sys.argv[3]):
+    tag, _, rest = line.rstrip("\n").partition("\t")
+    if tag == "enrich":
+        hits = json.loads(rest.partition("\t")[2])["hits"]
+        if hits:
+            N = hits[0][7]; break
+assert N is not None, "no enriched feature in the store"
 annotated = {l.split("\t")[0] for l in gzip.open(sys.argv[4], "rt")}
 prots = set(open(sys.argv[5]).read().split())
 A, H = len(prots & annotated), len(held & annotated)
@@ -59,11 +69,14 @@ PY
 # the SAE features carry GO terms more often than the raw dimensions do (planted data)
 read -r f n < <(awk '/with >= 1 significant GO term/{gsub("%","");print $(NF-1), $NF}' "$T/out")
 awk -v f="$f" -v n="$n" 'BEGIN{exit !(f > 0 && n >= 0)}' || fail "enrichment figures: $f $n"
-for f in features.db neurons.db enrichment/features.tsv enrichment/features_terms.tsv enrichment/neurons.tsv \
-         interp/features.jsonl interp/neurons.jsonl interp/summary.json sae/latest/cfg.json logs/trainer.log; do
+for f in features.db neurons.db sae/latest/cfg.json logs/trainer.log logs/features-scorer.log \
+         logs/features-interpreter.log logs/neurons-scorer.log; do
   [ -e "$T/w/$f" ] || fail "missing $f"
 done
-grep -q '"offline": *true' "$T/w/interp/features.jsonl" || fail "offline results not labelled"
+# the store holds the enrichment and the explanations (labelled offline)
+grep -q '^kv	enrich/summary	' "$T/ref.dump" || fail "no enrich/summary in the store"
+grep -q '^kv	interp/summary	' "$T/ref.dump" || fail "no interp/summary in the store"
+grep '^interp	' "$T/ref.dump" | grep -q 'offline' || fail "offline explanations not labelled"
 # the HTML report: self-contained (no network assets), curves and cards present, offline labelled
 r=$T/w/report.html
 grep -q '^report: ' "$T/out" || fail "demo did not print the report path"
@@ -79,11 +92,11 @@ PY
 
 # Supervision: the same demo again; kill -9 the trainer after its first checkpoint, then the
 # scorer, an encoder and the reader of the encoding step mid-stream, then the interpreter: each is
-# reported and restarted (the trainer from its checkpoint), and the SAE weights, the feature store
-# and the explanations end byte-identical to the undisturbed run's.
-"$B/cli/protsae" features --db "$T/w/features.db" --dump 1 >"$T/ref.dump" || fail "dump"
+# reported and restarted by the supervisor (the trainer from its checkpoint), and the SAE weights
+# and the feature stores (codes, statistics, enrichment, explanations: fs_dump) end byte-identical
+# to the undisturbed run's.
+"$B/cli/protsae" features --db "$T/w/neurons.db" --dump 1 >"$T/ref.neurons.dump" || fail "dump neurons"
 cp "$T/w/sae/latest/sae_weights.safetensors" "$T/ref.weights"
-cp "$T/w/interp/features.jsonl" "$T/ref.features.jsonl"
 rm -rf "$T/w/logs" "$T/w/sae"
 PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 4 \
   --retrain 1 --ckpt-every 40 --n-interpret 30 --batch-rows 128 >"$T/out2" 2>"$T/err2" &
@@ -97,16 +110,24 @@ sleep 0.2
 pkill -9 -f "producer encoder-1 --run-id features" || echo "(encoder 1 already done)"
 sleep 0.2
 pkill -9 -f "protsae-reader --emb $T/w/synth/emb.npy.*--run-id features" || echo "(reader already done)"
-for i in $(seq 1 1200); do [ -e "$T/w/logs/interpreter.log" ] && break; sleep 0.05; done
-pkill -9 -f "protsae-interpreter --features $T/w/features.db" || echo "(interpreter already done)"
+# the interpreter once it serves the scorer (offline, its 30 answers take milliseconds: it is
+# killed waiting for the scorer's requests, or with them queued)
+for i in $(seq 1 2400); do grep -q 'interpreter serving' "$T/w/logs/features-interpreter.log" 2>/dev/null && break
+  sleep 0.05; done
+pkill -9 -f "protsae-interpreter --in >ipc://$T/w/features-interp.ipc" || echo "(interpreter already done)"
 wait $demo || { cat "$T/out2"; tail -20 "$T/err2"; fail "demo with kills"; }
 cat "$T/out2"
-grep -q "training trainer exited with status 137 (killed): restarting" "$T/out2" || fail "trainer death not reported"
-grep -q "scorer (features) exited with status 137 (killed): restarting" "$T/out2" || fail "scorer death not reported"
+grep -q "! trainer exited with status 137 (killed): restarting it (see logs/trainer.log)" "$T/out2" ||
+  fail "trainer death not reported"
+grep -q "(restarting train-reader with it)" "$T/out2" || fail "the training reader was not restarted with the trainer"
+grep -q "! features-scorer exited with status 137 (killed): restarting it" "$T/out2" || fail "scorer death not reported"
 grep -q "resumed from" "$T/w/logs/trainer.log" || fail "the restarted trainer did not resume from its checkpoint"
 cmp "$T/ref.weights" "$T/w/sae/latest/sae_weights.safetensors" || fail "SAE weights after a trainer kill differ"
 "$B/cli/protsae" features --db "$T/w/features.db" --dump 1 >"$T/new.dump" || fail "dump 2"
 cmp "$T/ref.dump" "$T/new.dump" || fail "the store after kills + restarts differs from the undisturbed run's"
-cmp "$T/ref.features.jsonl" "$T/w/interp/features.jsonl" || fail "explanations after an interpreter kill differ"
+"$B/cli/protsae" features --db "$T/w/neurons.db" --dump 1 >"$T/new.neurons.dump" || fail "dump neurons 2"
+cmp "$T/ref.neurons.dump" "$T/new.neurons.dump" || fail "the neurons store differs from the undisturbed run's"
+# no stage outlives the demo
+! pgrep -f "$T/w/" >/dev/null || { pgrep -af "$T/w/"; fail "stages left running"; }
 echo "kill -9 of trainer / scorer / encoder / reader / interpreter: restarted, identical weights, store, explanations"
 echo OK

@@ -16,13 +16,17 @@ unset ANTHROPIC_API_KEY OPENAI_API_KEY
 export PROTSAE_DATA=$SHARED/data/human-swissprot
 "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 2 --n-interpret 30 --batch-rows 128 \
   >"$T/out" 2>"$T/err" || { tail -20 "$T/out" "$T/err"; fail "demo"; }
-# protsae feature N on the demo's store shows the feature's enriched GO terms (names) and explanation
-f=$(awk -F'\t' 'NR>1{print $1; exit}' "$T/w/enrichment/features_terms.tsv")
+# protsae feature N on the demo's store shows the feature's enriched GO terms (names) and explanation,
+# both read from the store (the results API); protsae export writes them as files
+"$B/cli/protsae" export --db "$T/w/features.db" --out "$T/exp" >/dev/null || fail "protsae export"
+f=$(awk -F'\t' 'NR>1{print $1; exit}' "$T/exp/features_terms.tsv")
+[ -n "$f" ] || fail "no enriched feature in the demo's store"
 "$B/cli/protsae" feature "$f" --db "$T/w/features.db" >"$T/feature.out" || fail "protsae feature $f"
-t=$(awk -F'\t' -v f="$f" '$1==f{print $2; exit}' "$T/w/enrichment/features_terms.tsv")
+t=$(awk -F'\t' -v f="$f" '$1==f{print $2; exit}' "$T/exp/features_terms.tsv")
 grep -q "enriched GO terms" "$T/feature.out" && grep -q "^  $t " "$T/feature.out" ||
   { cat "$T/feature.out"; fail "feature $f: enriched term $t not shown"; }
-u=$(head -1 "$T/w/interp/features.jsonl" | grep -o '"unit":[0-9]*' | cut -d: -f2)
+u=$(head -1 "$T/exp/features.jsonl" | grep -o '"unit":[0-9]*' | cut -d: -f2)
+[ -n "$u" ] || fail "no explanation in the demo's store"
 "$B/cli/protsae" feature "$u" --db "$T/w/features.db" | grep -q "explanation (OFFLINE): \[offline\]" ||
   fail "feature $u: explanation not shown"
 ch() { HOME=$T timeout 120 "$CH" --headless --no-sandbox --disable-gpu --hide-scrollbars "$@" 2>>"$T/chromium.log"; }

@@ -43,6 +43,12 @@ grep -q '"k": *6' "$T/w/sae/latest/cfg.json" || fail "--k 6 after CONFIG did not
 grep -q '"d_sae": *256' "$T/w/sae/latest/cfg.json" || fail "d-sae = 256 from CONFIG not used"
 "$P" features --db "$T/w/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"
 [ -s "$T/w/report.html" ] || fail "no report"
+# one supervisor ran the stages: their logs, one encoder (encoders = 1), nothing left running
+for f in trainer train-reader features-reader features-encoder-0 features-scorer features-interpreter neurons-scorer; do
+  [ -s "$T/w/logs/$f.log" ] || fail "no logs/$f.log"
+done
+[ ! -e "$T/w/logs/features-encoder-1.log" ] || fail "encoders = 1 started a second encoder"
+! pgrep -f "$T/w/" >/dev/null || { pgrep -af "$T/w/"; fail "stages left running"; }
 
 # bad files: refused before anything runs, naming file and line
 bad() {  # CONTENT EXPECTED-MESSAGE

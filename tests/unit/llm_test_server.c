@@ -36,6 +36,7 @@ struct llm_test_server {
   void *reply_ud;
   volatile int stopping;
   int delay_ms;
+  int fail_first, fail_status, n_seen;
 };
 
 double llm_test_now(void) {
@@ -173,6 +174,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   }
   const char *prompt = r->prompt ? r->prompt : "";
   int attempt = attempts_of(s, prompt);
+  int fail_now = s->n_seen++ < s->fail_first;
   const char *got_key = openai ? r->authorization : r->x_api_key;
   char want[600] = "";
   if (s->key) snprintf(want, sizeof want, openai ? "Bearer %s" : "%s", s->key);
@@ -189,7 +191,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   int n, extra, status = 200;
   enum MHD_Result ret;
   char buf[1200];
-  if (strcmp(method, "POST") != 0) {
+  if (fail_now) {
+    status = s->fail_status;
+    ret = queue(c, status, "{\"error\":\"injected failure\"}", NULL, NULL);
+  } else if (strcmp(method, "POST") != 0) {
     status = 405;
     ret = queue(c, status, "{\"error\":\"POST only\"}", NULL, NULL);
   } else if (key_bad || strstr(prompt, "[401]")) {
@@ -240,6 +245,13 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
   free(cn->body);
   free(cn);
   *con_cls = NULL;
+}
+
+void llm_test_server_set_fail_first(llm_test_server_t *s, int n, int status) {
+  pthread_mutex_lock(&s->mu);
+  s->fail_first = n;
+  s->fail_status = status;
+  pthread_mutex_unlock(&s->mu);
 }
 
 llm_test_server_t *llm_test_server_start(const char *expected_key) {

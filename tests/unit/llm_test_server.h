@@ -39,6 +39,8 @@ int llm_test_server_port(const llm_test_server_t *s);
 // "http://127.0.0.1:PORT"
 const char *llm_test_server_url(const llm_test_server_t *s);
 void llm_test_server_set_reply(llm_test_server_t *s, char *(*fn)(const char *prompt, void *ud), void *ud);
+// The first n requests of the server (whatever their prompt) get status (e.g. 500).
+void llm_test_server_set_fail_first(llm_test_server_t *s, int n, int status);
 // Delay every successful answer by ms milliseconds (besides any [slowMS] tag).
 void llm_test_server_set_delay_ms(llm_test_server_t *s, int ms);
 size_t llm_test_server_n_requests(llm_test_server_t *s);
