@@ -88,7 +88,8 @@ void scorer_interp_sent(scorer_interp_t *si, const Protsae__InterpretRequest *re
 // (err says why; nothing stored).
 int scorer_interp_apply(scorer_interp_t *si, fs_t *fs, fs_wb_t *wb, const Protsae__InterpretResult *r,
                         uint64_t now_ms, ps_err_t *err);
-// Every planned unit stored: adds "interp/summary" to wb once and returns 1.
+// Every planned unit stored (and committed: the summary reads the store): adds "interp/summary"
+// to wb once and returns 1.
 int scorer_interp_finish(scorer_interp_t *si, fs_t *fs, fs_wb_t *wb, ps_err_t *err);
 int scorer_interp_done(const scorer_interp_t *si);
 const scorer_interp_counts_t *scorer_interp_counts(const scorer_interp_t *si);
