@@ -792,12 +792,119 @@ out:
   return rc;
 }
 
+#define ENRICH_MAGIC 0x31455350u  // "PSE1"
+#define ENRICH_FIXED (4 + 8 + 8 + 4 + 4 + 1 + 4 + 4 + 4)
+#define HIT_FIXED (1 + 1 + 2 + 2 + 16 + 40 + 8)
+static void put_f64(uint8_t *p, double v) { uint64_t u; memcpy(&u, &v, 8); put_u64(p, u); }
+static double get_f64(const uint8_t *p) { uint64_t u = get_u64(p); double v; memcpy(&v, &u, 8); return v; }
+
+size_t fs_enrich_feat_encode(const fs_enrich_feat_t *e, uint8_t **buf, size_t *cap) {
+  size_t bl = strnlen(e->best_f1_go, sizeof e->best_f1_go - 1), need = ENRICH_FIXED + bl;
+  for (uint32_t i = 0; i < e->n_hits; i++)
+    need += HIT_FIXED + strnlen(e->hits[i].go_id, sizeof e->hits[i].go_id - 1) +
+            (e->hits[i].name ? strnlen(e->hits[i].name, 65535) : 0);
+  grow(buf, cap, need);
+  uint8_t *p = *buf;
+  put_u32(p, ENRICH_MAGIC); p += 4;
+  put_u64(p, (uint64_t)e->n_active); p += 8;
+  put_u64(p, (uint64_t)e->n_study); p += 8;
+  put_f32(p, e->max_act); p += 4;
+  put_u32(p, e->n_touched); p += 4;
+  *p++ = (uint8_t)bl;
+  memcpy(p, e->best_f1_go, bl); p += bl;
+  put_f32(p, e->best_f1); p += 4;
+  put_f32(p, e->best_f1_threshold); p += 4;
+  put_u32(p, e->n_hits); p += 4;
+  for (uint32_t i = 0; i < e->n_hits; i++) {
+    const fs_term_hit_t *h = &e->hits[i];
+    size_t gl = strnlen(h->go_id, sizeof h->go_id - 1), nl = h->name ? strnlen(h->name, 65535) : 0;
+    *p++ = (uint8_t)gl;
+    memcpy(p, h->go_id, gl); p += gl;
+    *p++ = (uint8_t)h->ns;
+    put_u16(p, (uint16_t)(int16_t)h->depth); p += 2;
+    put_u16(p, (uint16_t)nl); p += 2;
+    memcpy(p, h->name, nl); p += nl;
+    put_u32(p, h->k); put_u32(p + 4, h->n); put_u32(p + 8, h->K); put_u32(p + 12, h->N); p += 16;
+    put_f64(p, h->fold); put_f64(p + 8, h->p); put_f64(p + 16, h->ln_p); put_f64(p + 24, h->p_bonf);
+    put_f64(p + 32, h->q_bh); p += 40;
+    put_f32(p, h->f1); put_f32(p + 4, h->f1_threshold); p += 8;
+  }
+  return (size_t)(p - *buf);
+}
+
+int fs_enrich_feat_decode(fs_enrich_feat_t *e, const uint8_t *buf, size_t len, const char *what, ps_err_t *err) {
+  memset(e, 0, sizeof *e);
+  const uint8_t *p = buf, *end = buf + len;
+#define NEED(n, part)                                                                                         \
+  do {                                                                                                        \
+    if ((size_t)(end - p) < (size_t)(n)) {                                                                    \
+      fs_enrich_feat_free(e);                                                                                 \
+      return ps_err_set(err, PS_ETRUNC, "%s: enrichment record truncated in %s at offset %zu", what, part,     \
+                        (size_t)(p - buf));                                                                   \
+    }                                                                                                         \
+  } while (0)
+  NEED(4, "the header");
+  if (get_u32(p) != ENRICH_MAGIC)
+    return ps_err_set(err, PS_EFORMAT, "%s: enrichment record: bad magic at offset 0 (not a protsae record)", what);
+  p += 4;
+  NEED(8 + 8 + 4 + 4 + 1, "the header");
+  e->n_active = (int64_t)get_u64(p); p += 8;
+  e->n_study = (int64_t)get_u64(p); p += 8;
+  e->max_act = get_f32(p); p += 4;
+  e->n_touched = get_u32(p); p += 4;
+  size_t bl = *p++;
+  NEED(bl + 12, "the header");
+  if (bl >= sizeof e->best_f1_go) return ps_err_set(err, PS_EFORMAT, "%s: enrichment record: GO id of %zu bytes", what, bl);
+  memcpy(e->best_f1_go, p, bl);
+  e->best_f1_go[bl] = 0;
+  p += bl;
+  e->best_f1 = get_f32(p); p += 4;
+  e->best_f1_threshold = get_f32(p); p += 4;
+  uint32_t n = get_u32(p); p += 4;
+  if (n > (size_t)(end - p) / HIT_FIXED)
+    return ps_err_set(err, PS_EFORMAT, "%s: enrichment record: %u terms cannot fit in %zu bytes", what, n, (size_t)(end - p));
+  e->hits = ps_xcalloc(n ? n : 1, sizeof *e->hits);
+  for (uint32_t i = 0; i < n; i++) {
+    fs_term_hit_t *h = &e->hits[i];
+    NEED(1, "a term");
+    size_t gl = *p++;
+    if (gl >= sizeof h->go_id) {
+      fs_enrich_feat_free(e);
+      return ps_err_set(err, PS_EFORMAT, "%s: enrichment term %u: GO id of %zu bytes at offset %zu", what, i, gl,
+                        (size_t)(p - buf));
+    }
+    NEED(gl + 5, "a term");
+    memcpy(h->go_id, p, gl);
+    h->go_id[gl] = 0;
+    p += gl;
+    h->ns = *p++;
+    h->depth = (int16_t)get_u16(p); p += 2;
+    size_t nl = get_u16(p); p += 2;
+    NEED(nl + 64, "a term");
+    h->name = ps_xmalloc(nl + 1);
+    memcpy(h->name, p, nl);
+    h->name[nl] = 0;
+    p += nl;
+    e->n_hits = i + 1;
+    h->k = get_u32(p); h->n = get_u32(p + 4); h->K = get_u32(p + 8); h->N = get_u32(p + 12); p += 16;
+    h->fold = get_f64(p); h->p = get_f64(p + 8); h->ln_p = get_f64(p + 16); h->p_bonf = get_f64(p + 24);
+    h->q_bh = get_f64(p + 32); p += 40;
+    h->f1 = get_f32(p); h->f1_threshold = get_f32(p + 4); p += 8;
+  }
+#undef NEED
+  if (p != end) {
+    fs_enrich_feat_free(e);
+    return ps_err_set(err, PS_EFORMAT, "%s: enrichment record: %zu trailing bytes at offset %zu", what,
+                      (size_t)(end - p), (size_t)(p - buf));
+  }
+  return 0;
+}
+
 void fs_wb_put_enrich(fs_t *fs, fs_wb_t *w, uint32_t feature, const fs_enrich_feat_t *e) {
   char k[4];
   feat_key(feature, k);
-  char *j = fs_enrich_feat_to_json(e);
-  rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_ENRICH], k, 4, j, strlen(j));
-  free(j);
+  size_t n = fs_enrich_feat_encode(e, &w->buf, &w->cap);
+  rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_ENRICH], k, 4, (const char *)w->buf, n);
 }
 
 void fs_wb_clear_enrich(fs_t *fs, fs_wb_t *w) {
@@ -814,7 +921,7 @@ int fs_enrich_get(fs_t *fs, uint32_t feature, fs_enrich_feat_t *e, ps_err_t *err
   if (rc <= 0) return rc;
   char what[300];
   snprintf(what, sizeof what, "%s: feature %u", fs->path, feature);
-  rc = fs_enrich_feat_from_json(e, v, n, what, err);
+  rc = fs_enrich_feat_decode(e, (const uint8_t *)v, n, what, err);
   rocksdb_free(v);
   return rc < 0 ? rc : 1;
 }
@@ -835,7 +942,7 @@ static int enrich_fn(const char *k, size_t kl, const char *v, size_t vl, void *c
   char what[300];
   snprintf(what, sizeof what, "%s: feature %u", x->path, id);
   fs_enrich_feat_t e;
-  int rc = fs_enrich_feat_from_json(&e, v, vl, what, err);
+  int rc = fs_enrich_feat_decode(&e, (const uint8_t *)v, vl, what, err);
   if (rc < 0) return rc;
   rc = x->cb(id, &e, x->ctx);
   fs_enrich_feat_free(&e);
@@ -993,6 +1100,12 @@ static int dump_u32_json(const char *k, size_t kl, const char *v, size_t vl, voi
   fprintf(x->o, "%s\t%u\t%.*s\n", x->tag, key_u32(k), (int)vl, v);
   return 0;
 }
+static int dump_enrich(uint32_t id, const fs_enrich_feat_t *e, void *c) {
+  char *j = fs_enrich_feat_to_json(e);
+  fprintf(c, "enrich\t%u\t%s\n", id, j ? j : "null");
+  free(j);
+  return 0;
+}
 
 int fs_dump(fs_t *fs, FILE *o, ps_err_t *err) {
   fs_meta_t m;
@@ -1006,8 +1119,8 @@ int fs_dump(fs_t *fs, FILE *o, ps_err_t *err) {
   if ((rc = fs_feat_each(fs, m.top_n, dump_feat, o, err)) < 0) return rc;
   if ((rc = fs_code_each(fs, dump_code, o, err)) < 0) return rc;
   if ((rc = iterate(fs, CF_DEFAULT, NULL, 0, dump_kv, o, err)) < 0) return rc;
-  struct dump_ctx de = {o, "enrich"}, di = {o, "interp"};
-  if ((rc = iterate(fs, CF_ENRICH, NULL, 0, dump_u32_json, &de, err)) < 0) return rc;
+  struct dump_ctx di = {o, "interp"};
+  if ((rc = fs_enrich_each(fs, dump_enrich, o, err)) < 0) return rc;
   if ((rc = iterate(fs, CF_INTERP, NULL, 0, dump_u32_json, &di, err)) < 0) return rc;
   return 0;
 }
