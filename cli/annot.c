@@ -521,7 +521,8 @@ static int write_batch(annot_model_t *m, const float *x, char **ids, int64_t n, 
       }
     }
   }
-  if (ferror(tsv) || ferror(jsonl)) return ps_err_set(err, PS_EIO, "write failed: %s", strerror(errno));
+  if (ferror(tsv) || ferror(jsonl))  // the output, not the input: callers tell by ferror on their FILEs
+    return ps_err_set(err, errno ? -errno : PS_EIO, "output write failed: %s", strerror(errno ? errno : EIO));
   return 0;
 }
 

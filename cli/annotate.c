@@ -16,7 +16,10 @@
 // (moved to done/, not written again). A kill at any point redoes at most the proteome in hand,
 // and its output is a function of the inputs only: a restart writes the same bytes.
 // Bad input (no embeddings, wrong dimension, NaN, ids not in the FASTA) moves the inputs to
-// DROP/failed/ with NAME.error naming the file and record; the watcher goes on.
+// DROP/failed/ with NAME.error naming the file and record; the watcher goes on. A fault of the
+// OUTPUT (disk full, read-only or missing output directory: any write, fsync or rename under OUT)
+// is not the proteome's: it is reported with the output path and errno, the inputs stay in DROP
+// (a restart redoes them), and the watcher stops with status 1.
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -202,7 +205,16 @@ static void fail_proteome(ctx_t *c, const proteome_t *p, const char *msg) {
   c->n_failed++;
 }
 
-// 0 done or skipped, 1 failed, -1 stopped by a signal (nothing written).
+// An output fault: report it (path, errno), leave the inputs in place. Returns 2 (see process).
+static int output_fault(const proteome_t *p, const char *path, int e, const char *what) {
+  fprintf(stderr, "protsae annotate: %s: cannot write the output %s: %s: %s (the input stays in place; stopping)\n",
+          p->name, path, what, strerror(e ? e : EIO));
+  PS_ERROR("output write failed name=%s path=%s error=\"%s\"", p->name, path, strerror(e ? e : EIO));
+  return 2;
+}
+
+// 0 done or skipped, 1 failed (input moved to failed/), 2 the output cannot be written (input left
+// in place), -1 stopped by a signal (nothing written).
 static int process(ctx_t *c, proteome_t *p) {
   ps_err_t err = {0};
   uint64_t h = 1469598103934665603ULL;
@@ -231,18 +243,27 @@ static int process(ctx_t *c, proteome_t *p) {
   snprintf(o_js, sizeof o_js, "%s/%s.jsonl", c->out, p->name);
   FILE *ft = fopen(t_tsv, "w"), *fj = fopen(t_js, "w");
   if (!ft || !fj) {
-    fprintf(stderr, "protsae annotate: %s: cannot create %s: %s\n", p->name, c->tmpdir, strerror(errno));
+    int e = errno;
     if (ft) fclose(ft);
     if (fj) fclose(fj);
-    return 1;
+    unlink(t_tsv), unlink(t_js);
+    return output_fault(p, ft ? t_js : t_tsv, e, "create");
   }
   annot_fmax_t fm[ANNOT_N_FM];
   for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_init(&fm[k]);
   annot_stats_t st = {0};
   int rc = annot_proteome(c->model, p->fasta, p->emb, p->has_ids ? p->ids : NULL, ft, fj, c->truth, fm, c->pace_ms,
                           stop_requested, &st, &err);
+  // A write error on our own files is the output's fault whatever annot_proteome made of it.
+  int bad_t = ferror(ft), bad_j = ferror(fj), e_out = rc < 0 && rc > -4096 ? -rc : 0;
   int rt = fsync_close(ft), rj = fsync_close(fj);
-  if (rc == 0 && (rt < 0 || rj < 0)) rc = ps_err_set(&err, PS_EIO, "%s: write failed: %s", c->tmpdir, strerror(-(rt < 0 ? rt : rj)));
+  if (bad_t || bad_j || rt < 0 || rj < 0) {
+    annot_stats_free(&st);
+    unlink(t_tsv), unlink(t_js);
+    int tsv_side = bad_t || (!bad_j && rt < 0);
+    int e = tsv_side && rt < 0 ? -rt : !tsv_side && rj < 0 ? -rj : e_out;
+    return output_fault(p, tsv_side ? t_tsv : t_js, e, "write");
+  }
   if (rc == PS_EINTR) {
     annot_stats_free(&st);
     unlink(t_tsv), unlink(t_js);
@@ -276,18 +297,20 @@ static int process(ctx_t *c, proteome_t *p) {
                     (long long)fa[k].n_proteins, nsn[k - 1], fa[k].fmax, nsn[k - 1], fa[k].tau, nsn[k - 1], nva[k].fmax);
     if (write_atomic(c->out, nm, text, &err) < 0) {
       fprintf(stderr, "protsae annotate: %s: %s\n", p->name, err.msg);
-      return 1;
+      unlink(t_tsv), unlink(t_js);
+      return output_fault(p, c->out, err.code < 0 && err.code > -4096 ? -err.code : EIO, nm);
     }
   }
   if (rename(t_tsv, o_tsv) != 0 || rename(t_js, o_js) != 0 || fsync_dir(c->out) < 0) {
-    fprintf(stderr, "protsae annotate: %s: cannot rename into %s: %s\n", p->name, c->out, strerror(errno));
-    return 1;
+    int e = errno;
+    unlink(t_tsv), unlink(t_js);
+    return output_fault(p, o_tsv, e, "rename into place");
   }
   snprintf(text, sizeof text, "name\t%s\nfasta\t%s\nembeddings\t%s\nproteins\t%lld\nwith_go\t%lld\ntsv\t%s\njsonl\t%s\n",
            p->name, p->fasta, p->emb, (long long)st.n_proteins, (long long)st.n_with_go, o_tsv, o_js);
   if (write_atomic(c->ledger, key, text, &err) < 0) {
     fprintf(stderr, "protsae annotate: %s: ledger: %s\n", p->name, err.msg);
-    return 1;
+    return output_fault(p, lpath, EIO, "ledger");
   }
   move_inputs(c->drop, p, "done");
   printf("%s: %lld proteins (of %lld in the FASTA), %.1f active features each, %lld with GO terms -> %s, %s",
@@ -305,7 +328,8 @@ static int process(ctx_t *c, proteome_t *p) {
   return 0;
 }
 
-// One pass over the drop directory. -1 when stopped by a signal.
+// One pass over the drop directory. -1 when stopped by a signal, -2 when the output cannot be
+// written (the pass stops at that proteome).
 static int poll_once(ctx_t *c, int once, double settle_s, double missing_s) {
   DIR *dh = opendir(c->drop);
   if (!dh) {
@@ -354,8 +378,10 @@ static int poll_once(ctx_t *c, int once, double settle_s, double missing_s) {
       continue;
     }
     if (!once && !p.has_ready && age * 1000.0 < settle_s * 1000.0) continue;  // still arriving
-    if (process(c, &p) < 0) rc = -1;
-    if (stop_requested()) rc = -1;
+    int prc = process(c, &p);
+    if (prc < 0) rc = -1;
+    if (prc == 2) rc = -2;
+    if (stop_requested() && rc == 0) rc = -1;
   }
   for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
@@ -460,14 +486,17 @@ int cli_annotate(int argc, char **argv) {
   }
   PS_INFO("annotate ready features_with_go=%lld watch=%s out=%s", (long long)annot_model_n_with_terms(c.model), c.drop,
           c.out);
+  int out_fault = 0;
   for (;;) {
     int rc = poll_once(&c, once, (double)settle / 1000.0, (double)missing);
+    out_fault = rc == -2;
     if (rc < 0 || once || stop_requested()) break;
     for (int64_t w = 0; w < interval && !stop_requested(); w += 50) usleep(50 * 1000);
     if (stop_requested()) break;
   }
-  printf("annotated: %d, skipped: %d, failed: %d\n", c.n_done, c.n_skipped, c.n_failed);
-  status = c.n_failed && once ? 1 : 0;
+  printf("annotated: %d, skipped: %d, failed: %d%s\n", c.n_done, c.n_skipped, c.n_failed,
+         out_fault ? ", stopped: the output cannot be written" : "");
+  status = out_fault || (c.n_failed && once) ? 1 : 0;
 out:
   annot_model_free(&c.model);
   go_annotations_destroy(&c.truth);

@@ -4,7 +4,9 @@
 // keys are those of `protsae demo --help` (workdir, emb, fasta, ids, data, d-sae, k, train-epochs,
 // encoders, n-interpret, mode, ...). Flags after CONFIG override the file, PROTSAE_* environment
 // variables override both (as for every command). A key the pipeline does not know, a line
-// without '=', or a key given twice is an error naming the file and line.
+// without '=', or a key given twice is an error naming the file and line. A CONFIG that is a
+// directory, or that gives no `emb` (an empty file: nothing of the user's to run; the planted
+// demo is `protsae demo`), is refused naming the path.
 //
 // Example:
 //   workdir = my-run
@@ -14,9 +16,11 @@
 //   d-sae = 4096
 //   k = 16
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "err.h"
@@ -36,6 +40,11 @@ int cli_run(int argc, char **argv) {
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
   }
   const char *path = argv[1];
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "protsae run: %s: is a directory, not a CONFIG file ('key = value' lines)\n", path);
+    return 2;
+  }
   FILE *f = fopen(path, "r");
   if (!f) {
     perror(path);
@@ -85,6 +94,10 @@ int cli_run(int argc, char **argv) {
     av[n++] = arg;
     n_owned = n;
   }
+  if (ferror(f)) {
+    fprintf(stderr, "protsae run: %s: read error: %s\n", path, strerror(errno));
+    goto out;
+  }
   fclose(f);
   f = NULL;
   // flags after CONFIG: later occurrences win in the option parser
@@ -93,6 +106,15 @@ int cli_run(int argc, char **argv) {
     av[n++] = argv[i];
   }
   av[n] = NULL;
+  // Without emb the demo would run on its planted data: never what a CONFIG meant.
+  int have_emb = getenv("PROTSAE_EMB") && *getenv("PROTSAE_EMB");
+  for (size_t i = 1; i < n && !have_emb; i++)
+    have_emb = !strncmp(av[i], "--emb=", 6) || (!strcmp(av[i], "--emb") && i + 1 < n);
+  if (!have_emb) {
+    fprintf(stderr, "protsae run: %s: no 'emb' (the embeddings to run on; %s). For the planted demo use "
+                    "`protsae demo`\n", path, lineno ? "add 'emb = FILE'" : "the file is empty");
+    goto out;
+  }
   printf("protsae run: %s\n", path);
   status = cli_demo((int)n, av);
 out:

@@ -81,6 +81,9 @@ int emb_source_next(emb_source_t *s, emb_record_t *rec, ps_err_t *err) {
   rec->index = s->next_index++;
   if (rec->dim == 0) return ps_err_set(err, PS_EDIM, "%s: record %llu (id %s): dimension 0", s->opts.path,
                                        (unsigned long long)rec->index, rec->id ? rec->id : "?");
+  if (rec->dim > EMB_MAX_DIM)
+    return ps_err_set(err, PS_EDIM, "%s: record %llu (id %s): embedding dimension %u exceeds the limit %u", s->opts.path,
+                      (unsigned long long)rec->index, rec->id ? rec->id : "?", rec->dim, EMB_MAX_DIM);
   if (!s->opts.allow_nonfinite && (rc = emb_check_finite(s->opts.path, rec, err)) < 0) return rc;
   if (s->opts.level == EMB_LEVEL_PROTEIN && rec->n_rows != 1) {
     if (rec->n_rows == 0)

@@ -32,6 +32,11 @@
 
 typedef enum { EMB_LEVEL_PROTEIN = 0, EMB_LEVEL_RESIDUE = 1 } emb_level_t;
 
+// Largest embedding dimension accepted (far above any protein language model: ESM2 15B has
+// 5120). A larger one is an input fault (a corrupt or hostile header), refused with PS_EDIM
+// naming the file before anything is sized by it.
+#define EMB_MAX_DIM ((uint32_t)1 << 20)
+
 typedef struct emb_record {
   const char *id;      // borrowed until the next call
   uint64_t index;      // 0-based record index in the source

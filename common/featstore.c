@@ -54,8 +54,8 @@ double fs_hist_lower(int b) { return b <= 0 ? 0.0 : pow(2.0, (b - 32) / 2.0); }
 void fs_feat_add(fs_feat_t *f, float v) {
   f->n_active++;
   double d = (double)v;
-  f->sum_fx += fs_fx(d);
-  f->sumsq_fx += fs_fx(d * d);  // exact: a float squared fits a double
+  f->sum_fx = fs_fx_add(f->sum_fx, fs_fx(d));
+  f->sumsq_fx = fs_fx_add(f->sumsq_fx, fs_fx(d * d));  // exact: a float squared fits a double
   if (v > f->max) f->max = v;
   f->hist[fs_hist_bin(v)]++;
 }

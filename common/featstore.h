@@ -89,8 +89,14 @@ void fs_feat_clear(fs_feat_t *f);                  // frees ids and the top arra
 int fs_hist_bin(float v);
 // Lower edge of bin b (0 for bin 0).
 double fs_hist_lower(int b);
-// v >= 0; values >= 2^95 saturate (their sums would overflow anyway)
-static inline fs_u128 fs_fx(double v) { return v < 0x1p95 ? (fs_u128)(v * 4294967296.0) : (fs_u128)1 << 127; }
+// Fixed point (x 2^32) saturates at FS_FX_MAX (about 7.9e28 as a value): a larger value, and a
+// sum that would pass it, stay there instead of wrapping, so a huge activation reads as a huge
+// (saturated) mean, never as 0.
+#define FS_FX_MAX (~(fs_u128)0)
+// v >= 0; values >= 2^96 (and NaN) saturate
+static inline fs_u128 fs_fx(double v) { return v < 0x1p96 ? (fs_u128)(v * 4294967296.0) : FS_FX_MAX; }
+// a + b, saturating at FS_FX_MAX
+static inline fs_u128 fs_fx_add(fs_u128 a, fs_u128 b) { return a > FS_FX_MAX - b ? FS_FX_MAX : a + b; }
 static inline double fs_fx_double(fs_u128 x) { return (double)x / 4294967296.0; }
 // Add one protein-level value v > 0 (count, sums, max, histogram; not the top list).
 void fs_feat_add(fs_feat_t *f, float v);

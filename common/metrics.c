@@ -29,11 +29,19 @@ struct ps_metrics {
   char reason[160];
   int port;
   double started;
+  double alive_at;   // monotonic time of the last ps_metrics_alive, 0 = never called
+  double stall_s;    // liveness limit, <= 0 off
 };
 
 static double wall_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -61,6 +69,10 @@ size_t ps_metrics_render(ps_metrics_t *m, char *buf, size_t cap) {
     PUT("# HELP protsae_%s %s\n# TYPE protsae_%s %s\nprotsae_%s{stage=\"%s\",producer=\"%s\"} %.17g\n", x->name, x->help,
         x->name, x->kind == PS_COUNTER ? "counter" : "gauge", x->name, m->stage, m->producer, x->value);
   }
+  if (m->alive_at > 0)
+    PUT("# HELP protsae_loop_age_seconds time since the main loop last reported\n"
+        "# TYPE protsae_loop_age_seconds gauge\nprotsae_loop_age_seconds{stage=\"%s\",producer=\"%s\"} %.3f\n",
+        m->stage, m->producer, mono_s() - m->alive_at);
 #undef PUT
   pthread_mutex_unlock(&m->mu);
   return o;
@@ -84,10 +96,16 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     body = malloc(200);
     if (!body) return MHD_NO;
     pthread_mutex_lock(&m->mu);
-    if (m->healthy) len = (size_t)snprintf(body, 200, "ok\n");
-    else {
+    double age = m->alive_at > 0 ? mono_s() - m->alive_at : 0;
+    if (!m->healthy) {
       code = MHD_HTTP_SERVICE_UNAVAILABLE;
       len = (size_t)snprintf(body, 200, "unhealthy: %s\n", m->reason);
+    } else if (m->alive_at > 0 && m->stall_s > 0 && age > m->stall_s) {
+      code = MHD_HTTP_SERVICE_UNAVAILABLE;
+      len = (size_t)snprintf(body, 200, "unhealthy: main loop has not reported for %.1f s (limit %g s)\n", age,
+                             m->stall_s);
+    } else {
+      len = (size_t)snprintf(body, 200, "ok\n");
     }
     pthread_mutex_unlock(&m->mu);
     ctype = "text/plain; charset=utf-8";
@@ -118,6 +136,7 @@ int ps_metrics_start(ps_metrics_t **out, const char *stage, const char *producer
   snprintf(m->producer, sizeof m->producer, "%s", producer ? producer : stage);
   m->healthy = 1;
   m->started = wall_s();
+  m->stall_s = PS_METRICS_STALL_DEFAULT_S;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -188,5 +207,20 @@ void ps_metrics_health(ps_metrics_t *m, int healthy, const char *reason) {
   pthread_mutex_lock(&m->mu);
   m->healthy = healthy;
   snprintf(m->reason, sizeof m->reason, "%s", reason ? reason : "");
+  pthread_mutex_unlock(&m->mu);
+}
+
+void ps_metrics_alive(ps_metrics_t *m) {
+  if (!m) return;
+  double now = mono_s();
+  pthread_mutex_lock(&m->mu);
+  m->alive_at = now;
+  pthread_mutex_unlock(&m->mu);
+}
+
+void ps_metrics_set_stall(ps_metrics_t *m, double seconds) {
+  if (!m) return;
+  pthread_mutex_lock(&m->mu);
+  m->stall_s = seconds;
   pthread_mutex_unlock(&m->mu);
 }

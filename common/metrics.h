@@ -27,6 +27,14 @@ void ps_metrics_set(ps_metrics_t *m, int id, double v);
 void ps_metrics_inc(ps_metrics_t *m, int id, double by);
 // /healthz answers 200 "ok" while healthy, 503 with the reason otherwise.
 void ps_metrics_health(ps_metrics_t *m, int healthy, const char *reason);
+// Liveness: a stage's main loop calls ps_metrics_alive each time round (cheap: a lock and a
+// clock read). From the first call on, /healthz answers 503 "main loop has not reported for
+// A s (limit L s)" once the last call is older than the stall limit, and /metrics carries
+// protsae_loop_age_seconds. A stage that never calls it keeps the plain 200.
+#define PS_METRICS_STALL_DEFAULT_S 30.0
+void ps_metrics_alive(ps_metrics_t *m);
+// Stall limit in seconds (default PS_METRICS_STALL_DEFAULT_S); <= 0 turns the check off.
+void ps_metrics_set_stall(ps_metrics_t *m, double seconds);
 // Render the exposition text into buf (for tests and `protsae status`); returns the length.
 size_t ps_metrics_render(ps_metrics_t *m, char *buf, size_t cap);
 

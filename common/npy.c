@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "strmap.h"
+
 #define CONV_BYTES ((size_t)64 * 1024)  // conversion buffer for f16 / f64 data
 
 const char *npy_dtype_descr(npy_dtype_t t) {
@@ -253,9 +255,25 @@ int npy_ids_open(npy_ids_t **out, const emb_source_opts_t *o, const char *data_n
       rc = ps_err_set(err, -errno, "%s: cannot open ids: %s", o->ids_path, strerror(errno));
       goto fail;
     }
-    uint64_t count = 0;
-    while (getline(&ids->line, &ids->line_cap, ids->f) >= 0)
-      if (first_token(ids->line)) count++;
+    // Count the ids and refuse a repeated one: a duplicate would make one protein silently
+    // missing and another counted twice downstream (the map is freed before streaming).
+    uint64_t count = 0, line_no = 0;
+    strmap_t *seen = strmap_new(1 << 12);
+    while (getline(&ids->line, &ids->line_cap, ids->f) >= 0) {
+      line_no++;
+      const char *t = first_token(ids->line);
+      if (!t) continue;
+      uint64_t first;
+      if (strmap_get(seen, t, &first)) {
+        rc = ps_err_set(err, PS_EFORMAT, "%s: line %" PRIu64 ": duplicate id '%s' (first on line %" PRIu64 ")",
+                        o->ids_path, line_no, t, first);
+        strmap_destroy(&seen);
+        goto fail;
+      }
+      strmap_put(seen, t, line_no);
+      count++;
+    }
+    strmap_destroy(&seen);
     if (ferror(ids->f)) {
       rc = ps_err_set(err, PS_EIO, "%s: read error", o->ids_path);
       goto fail;
@@ -498,9 +516,9 @@ int npy_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_err_t *er
                     n->h.shape[0]);
     goto fail;
   }
-  if (n->h.shape[1] == 0 || n->h.shape[1] > NPY_MAX_RECORD_FLOATS) {
-    rc = ps_err_set(err, PS_EDIM, "%s: embedding dimension %" PRIu64 " is out of range (1 .. %" PRIu64 ")", o->path,
-                    n->h.shape[1], NPY_MAX_RECORD_FLOATS);
+  if (n->h.shape[1] == 0 || n->h.shape[1] > EMB_MAX_DIM) {
+    rc = ps_err_set(err, PS_EDIM, "%s: embedding dimension %" PRIu64 " is out of range (1 .. %u)", o->path,
+                    n->h.shape[1], EMB_MAX_DIM);
     goto fail;
   }
   n->dim = (uint32_t)n->h.shape[1];

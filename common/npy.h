@@ -13,7 +13,8 @@
 //    buffer + the offsets array (N+1 int64, 8 bytes a protein) at residue level. Data is read
 //    sequentially with stdio (fseeko only on skip or when offsets jump).
 //  - writer: nothing beyond the caller's rows (a float16 conversion buffer of one append).
-//  - ids: one line at a time (the ids file is scanned once at open to count its lines).
+//  - ids: one line at a time (the ids file is scanned once at open to count its lines and
+//    refuse a repeated id: a map of all ids, freed before the first record).
 #ifndef PS_NPY_H
 #define PS_NPY_H
 
@@ -57,7 +58,7 @@ int npy_read_i64_vector(const char *path, int64_t **out, uint64_t *n, ps_err_t *
 
 // ---- ids for id-less formats ---------------------------------------------------------------
 // From o->ids_path (one id a line: the first whitespace-separated token; blank lines are
-// ignored; the count must equal n_records), else o->fallback_ids (count must equal), else
+// ignored; the count must equal n_records; a repeated id is PS_EFORMAT naming both lines), else o->fallback_ids (count must equal), else
 // "row<i>". `data_name` names the data file in the mismatch message.
 typedef struct npy_ids npy_ids_t;
 int npy_ids_open(npy_ids_t **out, const emb_source_opts_t *o, const char *data_name, uint64_t n_records,

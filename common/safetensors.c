@@ -543,8 +543,9 @@ static int check_record(st_source_t *n, const st_tensor_info_t *t, st_rec_t *r, 
     return ps_err_set(err, PS_EDIM, "%s: tensor '%s' is 1-D [%" PRIu64 "]: residue level needs [L, d]", p, t->name,
                       t->shape[0]);
   uint64_t d = t->shape[t->ndim - 1], rows = t->ndim == 2 ? t->shape[0] : 1;
-  if (d == 0 || d > UINT32_MAX)
-    return ps_err_set(err, PS_EDIM, "%s: tensor '%s': embedding dimension %" PRIu64 " is out of range", p, t->name, d);
+  if (d == 0 || d > EMB_MAX_DIM)
+    return ps_err_set(err, PS_EDIM, "%s: tensor '%s': embedding dimension %" PRIu64 " is out of range (1 .. %u)", p,
+                      t->name, d, EMB_MAX_DIM);
   if (n->dim && d != n->dim)
     return ps_err_set(err, PS_EDIM, "%s: tensor '%s' has dimension %" PRIu64 " but the first record has %u", p, t->name, d,
                       n->dim);
@@ -640,6 +641,33 @@ static int open_layered(st_source_t *n, lay_ent_t *le, size_t nl, ps_err_t *err)
   return 0;
 }
 
+// A file that holds tensors but none usable as embeddings (no float tensor, or only scalars and
+// .tokens/.logits/... companions) is an error listing what it holds: streaming 0 records would
+// look like success. An empty file (no tensors) stays a valid empty source (an empty proteome).
+static int no_embeddings(st_source_t *n, ps_err_t *err) {
+  size_t nt = st_n_tensors(n->f);
+  char have[600];
+  size_t o = 0;
+  have[0] = 0;
+  for (size_t i = 0; i < nt && o < sizeof have - 1; i++) {
+    const st_tensor_info_t *t = st_tensor_info(n->f, i);
+    if (i == 8) {
+      o += (size_t)snprintf(have + o, sizeof have - o, ", ... (%zu more)", nt - i);
+      break;
+    }
+    int w = snprintf(have + o, sizeof have - o, "%s'%s' %s [", i ? ", " : "", t->name, st_dtype_name(t->dtype));
+    o += w > 0 ? (size_t)w : 0;
+    for (int k = 0; k < t->ndim && o < sizeof have - 1; k++) {
+      w = snprintf(have + o, sizeof have - o, "%s%" PRIu64, k ? ", " : "", t->shape[k]);
+      o += w > 0 ? (size_t)w : 0;
+    }
+    if (o < sizeof have - 1) o += (size_t)snprintf(have + o, sizeof have - o, "]");
+  }
+  return ps_err_set(err, PS_ENOTFOUND,
+                    "%s: no embedding tensor (F32/F16/BF16/F64, [d] or [L, d]) among its %zu tensors: %s", st_path(n->f),
+                    nt, have);
+}
+
 static int name_in(const char *name, const char *const *ids, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (ids[i] && !strcmp(ids[i], name)) return 1;
@@ -683,9 +711,9 @@ int safetensors_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_e
     n->n_skipped = nt - 1;
     n->n_records = n->mat->shape[0];
     uint64_t d = n->mat->shape[1];
-    if (d == 0 || d > ST_MAX_RECORD_FLOATS) {  // one row a record: only the row must fit
-      rc = ps_err_set(err, PS_EDIM, "%s: tensor '%s': embedding dimension %" PRIu64 " is out of range (1 .. %" PRIu64 ")",
-                      p, n->mat->name, d, ST_MAX_RECORD_FLOATS);
+    if (d == 0 || d > EMB_MAX_DIM) {  // one row a record: only the row must fit
+      rc = ps_err_set(err, PS_EDIM, "%s: tensor '%s': embedding dimension %" PRIu64 " is out of range (1 .. %u)", p,
+                      n->mat->name, d, EMB_MAX_DIM);
       goto fail;
     }
     n->dim = (uint32_t)d;
@@ -713,6 +741,10 @@ int safetensors_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_e
       r->id_len = (uint32_t)len;
       if ((rc = check_record(n, t, r, err)) < 0) goto fail;
       n->n_records++;
+    }
+    if (n->n_records == 0 && nt > 0) {
+      rc = no_embeddings(n, err);
+      goto fail;
     }
   }
   free(le);

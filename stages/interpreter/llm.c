@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "log.h"
@@ -139,6 +140,38 @@ int llm_read_key_file(const char *path, char **key, ps_err_t *err) {
   return rc;
 }
 
+int llm_url_is_insecure(const char *url) {
+  if (!url) return 0;
+  const char *h = strstr(url, "://");
+  if (h) {
+    if ((size_t)(h - url) != 4 || strncasecmp(url, "http", 4)) return 0;  // https and others: not plain http
+    h += 3;
+  } else {
+    h = url;
+  }
+  size_t n = strcspn(h, "/?#");  // authority
+  const char *at = memchr(h, '@', n);
+  if (at) {  // user:password@host
+    n -= (size_t)(at + 1 - h);
+    h = at + 1;
+  }
+  char host[256];
+  if (n && h[0] == '[') {
+    const char *e = memchr(h, ']', n);
+    n = e ? (size_t)(e - h - 1) : n - 1;
+    h++;
+  } else {
+    const char *colon = memchr(h, ':', n);
+    if (colon) n = (size_t)(colon - h);
+  }
+  if (n == 0 || n >= sizeof host) return 1;
+  memcpy(host, h, n);
+  host[n] = 0;
+  if (!strcasecmp(host, "localhost") || !strcmp(host, "::1")) return 0;
+  if (!strncmp(host, "127.", 4) && strspn(host, "0123456789.") == n) return 0;
+  return 1;
+}
+
 int llm_client_new(llm_client_t **out, const llm_opts_t *o, llm_cache_t *cache, ps_err_t *err) {
   *out = NULL;
   if (!o->model || !*o->model) return ps_err_set(err, PS_ECONFIG, "llm: no model given");
@@ -166,6 +199,8 @@ int llm_client_new(llm_client_t **out, const llm_opts_t *o, llm_cache_t *cache, 
   c->o.model = c->model;
   c->o.api_key = c->key;
   c->o.anthropic_version = c->version;
+  if (c->key && llm_url_is_insecure(c->base))
+    PS_WARN("llm: the API key goes unencrypted to %s (plain http to a non-loopback host): use https", c->base);
   c->cache = cache;
   c->rng = o->seed ^ 0x5eedull;
   c->multi = curl_multi_init();

@@ -97,6 +97,11 @@ void llm_get_stats(const llm_client_t *c, llm_stats_t *s);
 int llm_parse_response(llm_api_t api, const char *body, size_t len, char **text, uint64_t *in_tok,
                        uint64_t *out_tok, char *why, size_t cap);
 
+// 1 when a key sent to url would cross the network unencrypted: plain http (or no scheme, which
+// curl takes as http) to a host other than localhost, 127.0.0.0/8 or [::1]. llm_client_new logs
+// a warning naming the base URL (never the key) when a key is set and this holds.
+int llm_url_is_insecure(const char *url);
+
 // Read an API key from a file (first line, trimmed). *key malloc'ed. Errors name the file, never
 // the contents.
 int llm_read_key_file(const char *path, char **key, ps_err_t *err);

@@ -65,6 +65,8 @@ static const ps_config_entry_t table[] = {
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
     {"producer", "interpreter-0", "name in the metrics labels"},
+    {"health-stall-s", "150", "service mode: /healthz answers 503 when the loop and the LLM calls have not progressed "
+                              "for this long (0 = off; above the request timeout, as one call may take that long)"},
     {NULL, NULL, NULL},
 };
 
@@ -72,10 +74,12 @@ static const ps_config_entry_t table[] = {
 typedef struct interp_mx {
   ps_metrics_t *m;
   int req, retries, hits, answered, failed, in_tok, out_tok;
+  int live;  // service mode: LLM calls count as liveness (ps_metrics_alive)
 } interp_mx_t;
 
 static void on_llm_progress(void *ctx, const llm_stats_t *st) {
   interp_mx_t *x = ctx;
+  if (x->live) ps_metrics_alive(x->m);  // a finished call is progress, even during a long batch
   ps_metrics_set(x->m, x->req, (double)st->requests);
   ps_metrics_set(x->m, x->retries, (double)st->retries);
   ps_metrics_set(x->m, x->hits, (double)st->cache_hits);
@@ -155,6 +159,7 @@ static int run_service(const char *in_ep, const char *out_ep, int64_t hwm, int p
   }
   PS_INFO("interpreter serving in=%s results=%s mode=%s", in_ep, out_ep, sv->mode);
   while (!ended && !ps_stop_flag) {
+    ps_metrics_alive(mx->m);
     size_t n = 0;
     Protsae__Envelope *env = NULL;
     rc = wire_recv(in, &env, 200, &ps_stop_flag, &st, err);
@@ -355,8 +360,10 @@ int main(int argc, char **argv) {
       goto fail;
     }
     interp_service_t sv = {db, offline ? NULL : llm, &o, mode};
-    int64_t hwm = 4;
-    if (get_i(cfg, "hwm", &hwm, &err) < 0) goto fail;
+    int64_t hwm = 4, stall = 150;
+    if (get_i(cfg, "hwm", &hwm, &err) < 0 || get_i(cfg, "health-stall-s", &stall, &err) < 0) goto fail;
+    ps_metrics_set_stall(mx.m, (double)stall);
+    mx.live = 1;
     if (run_service(in_ep, res_ep, hwm < 1 ? 1 : hwm, (int)par, &sv, ps_config_str(cfg, "producer"), &mx, m_units,
                     &err) < 0)
       goto fail;

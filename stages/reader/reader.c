@@ -180,10 +180,14 @@ const reader_counts_t *reader_counts(const reader_t *r) { return &r->counts; }
 int reader_esm2_layer(const reader_t *r) { return r->esm2 ? r->o.esm2.req.layers[0] : -1; }
 int64_t reader_records_per_epoch(const reader_t *r) { return r->per_epoch; }
 
+// Grow the batch buffers to hold `rows` rows and `prot` proteins. Row capacity follows the rows
+// actually read (doubling, at most batch_rows unless one record needs more), never a guess: a
+// 4-row file of a huge dimension costs 4 rows, not batch_rows of them.
 static void ensure(reader_t *r, uint32_t rows, uint32_t prot, uint32_t dim, uint32_t tdim) {
   if (rows > r->cap_rows) {
-    size_t c = r->cap_rows ? r->cap_rows : 1024;
+    size_t c = r->cap_rows ? r->cap_rows * 2 : rows;
     while (c < rows) c *= 2;
+    if (c > r->o.batch_rows && rows <= r->o.batch_rows) c = r->o.batch_rows;
     r->b.rows = ps_xrealloc(r->b.rows, c * dim * sizeof(float));
     if (tdim) r->b.target = ps_xrealloc(r->b.target, c * tdim * sizeof(float));
     r->cap_rows = c;

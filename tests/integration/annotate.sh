@@ -9,6 +9,8 @@
 #  - bad proteomes (NaN, missing embeddings, wrong dimension, an id not in the FASTA, a truncated npy)
 #    -> a clear error naming file and record, moved to failed/, and the good one after them is
 #    still processed (--once and the watching loop);
+#  - the output cannot be written (disk full, OUT/.tmp not a directory) -> an output error naming the
+#    path and errno, exit 1, the proteome left in the drop directory (not blamed, not moved);
 #  - the Fmax of the written predictions recomputed here (CAFA protein-centric, python) equals
 #    the one annotate reports.
 set -euo pipefail
@@ -179,6 +181,32 @@ wait $pid || fail "exit status after SIGTERM mid-proteome"
 ann --watch "$T/d5" --out "$T/o5" --once 1 >"$T/a8.out" 2>"$T/a8.err" || { tail "$T/a8.err"; fail "restart after SIGTERM"; }
 cmp "$T/o5/p1.jsonl" "$T/p1.ref.jsonl" && cmp "$T/o5/p1.tsv" "$T/p1.ref.tsv" || fail "output after SIGTERM + restart differs"
 echo "SIGTERM mid-proteome: exit 0, nothing published; restart byte-identical"
+
+# 3c. the OUTPUT cannot be written (disk full: a 64 KiB tmpfs in a private mount namespace, when
+# unshare works here; and always: a file where OUT/.tmp should be): reported as an output error
+# with the path and errno, exit 1, the good proteome left in the drop directory (not in failed/)
+outfault() {  # DROP OUT ERR-PATTERN [wrapper...]
+  local d=$1 o=$2 pat=$3; shift 3
+  set +e
+  "$@" "$P" annotate "${A[@]}" --watch "$d" --out "$o" --once 1 >"$T/af.out" 2>"$T/af.err"; local rc=$?
+  set -e
+  [ $rc -eq 1 ] || { cat "$T/af.err"; fail "output fault in $o: exit $rc, want 1"; }
+  grep -q "$pat" "$T/af.err" || { cat "$T/af.err"; fail "output fault in $o: expected /$pat/"; }
+  ! grep -q "FAILED" "$T/af.err" || { cat "$T/af.err"; fail "output fault in $o blamed the input"; }
+  [ -f "$d/p1.npy" ] && [ -f "$d/p1.fasta" ] && [ ! -e "$d/failed" ] && [ ! -e "$d/done" ] ||
+    fail "output fault in $o: the inputs were moved"
+}
+if unshare -m true 2>/dev/null; then
+  drop p1 "$T/d6" "$T/s"; mkdir -p "$T/o6"
+  tmpfs64k() { unshare -m sh -c 'o=$1; shift; mount -t tmpfs -o size=64k tmpfs "$o" && exec "$@"' sh "$T/o6" "$@"; }
+  outfault "$T/d6" "$T/o6" "p1: cannot write the output $T/o6/.tmp/p1\.[a-z]*: write: No space left on device" tmpfs64k
+  echo "disk full (64 KiB tmpfs): output error named, input kept, exit 1"
+else
+  echo "unshare -m not available: disk-full case skipped"
+fi
+drop p1 "$T/d7" "$T/s"; mkdir -p "$T/o7"; : >"$T/o7/.tmp"
+outfault "$T/d7" "$T/o7" "p1: cannot write the output $T/o7/.tmp/p1.tsv: create: Not a directory" env
+echo "a file where OUT/.tmp should be: output error named, input kept, exit 1"
 
 # 4. bad proteomes, then a good one
 d=$T/d3; mkdir -p "$d"

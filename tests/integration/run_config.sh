@@ -2,7 +2,7 @@
 # Integration: `protsae run CONFIG` runs the demo's pipeline on a user's own embeddings (here a
 # 3,000-protein npy + FASTA written by protsae synth, read as plain user data: no planted truth)
 # with the settings of a key = value file; flags after CONFIG override it; a bad file (unknown
-# key, no '=', a key twice, missing file) is refused naming the file and line.
+# key, no '=', a key twice, missing file, no emb, a directory) is refused naming the file (and line).
 set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 data=$SHARED/data/human-swissprot
@@ -60,6 +60,12 @@ bad 'workdir = x\nd-sae = 5\nfrobnicate = 1\n' "bad.conf line 3: unknown key 'fr
 bad '# c\nd-sae 64\n' "bad.conf line 2: 'key = value' expected"
 bad 'k = 4\nk = 5\n' "bad.conf line 2: 'k' given twice"
 bad 'K_X = 4\n' "bad.conf line 1: bad key"
+# nothing of the user's to run (the planted demo is `protsae demo`) and a directory as CONFIG
+bad '' "bad.conf: no 'emb'"
+bad '# a comment\nk = 4\n' "bad.conf: no 'emb'"
+mkdir "$T/conf.d"
+if "$P" run "$T/conf.d" >"$T/bad.out" 2>&1; then fail "a directory as CONFIG accepted"; fi
+grep -q "conf.d: is a directory" "$T/bad.out" || { cat "$T/bad.out"; fail "directory CONFIG not named"; }
 if "$P" run "$T/missing.conf" >"$T/bad.out" 2>&1; then fail "missing CONFIG accepted"; fi
 grep -q "missing.conf" "$T/bad.out" || fail "missing CONFIG not named"
 echo OK

@@ -2,8 +2,9 @@
 // both APIs: request format and headers (the key only in its header), parallel requests, 429 with
 // retry-after, 500s with backoff, timeouts on slow and never-ending responses, malformed and
 // truncated bodies, the rate limiter, the RocksDB cache, and kill -9 mid-run then rerun (no
-// request paid twice).
+// request paid twice); a key bound for plain http off this host is warned about (URL, not key).
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -541,6 +542,59 @@ static void test_key_file(void **state) {
   assert_null(key);
 }
 
+// Plain http to a non-loopback host with a key: a warning naming the URL, never the key; https,
+// loopback or no key: silent.
+static void test_insecure_url(void **state) {
+  (void)state;
+  assert_int_equal(llm_url_is_insecure("http://llm.example.org:8080/v1"), 1);
+  assert_int_equal(llm_url_is_insecure("HTTP://10.0.0.5/v1"), 1);
+  assert_int_equal(llm_url_is_insecure("http://user:pw@llm.example.org/v1"), 1);
+  assert_int_equal(llm_url_is_insecure("http://[2001:db8::1]:8080/v1"), 1);
+  assert_int_equal(llm_url_is_insecure("llm.example.org/v1"), 1);  // curl's default scheme is http
+  assert_int_equal(llm_url_is_insecure("http://127.0.0.1:8080/v1"), 0);
+  assert_int_equal(llm_url_is_insecure("http://127.3.4.5/v1"), 0);
+  assert_int_equal(llm_url_is_insecure("http://localhost:8080/v1"), 0);
+  assert_int_equal(llm_url_is_insecure("http://[::1]:8080/v1"), 0);
+  assert_int_equal(llm_url_is_insecure("https://api.anthropic.com"), 0);
+  assert_int_equal(llm_url_is_insecure("http://127.0.0.1.evil.org/v1"), 1);
+  // the warning from llm_client_new, captured from stderr
+  char log[512];
+  snprintf(log, sizeof log, "%s/warn.log", tmpdir);
+  const char *urls[3] = {"http://llm.example.org:8080/v1", "https://llm.example.org/v1", "http://localhost:9/v1"};
+  for (int i = 0; i < 3; i++) {
+    for (int with_key = 0; with_key < 2; with_key++) {
+      fflush(stderr);
+      int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      assert_true(saved >= 0 && fd >= 0);
+      dup2(fd, 2);
+      close(fd);
+      llm_opts_t o;
+      opts(&o, LLM_API_OPENAI);
+      o.base_url = urls[i];
+      o.api_key = with_key ? KEY : NULL;
+      llm_client_t *c = NULL;
+      ps_err_t err = {0, {0}};
+      int rc = llm_client_new(&c, &o, NULL, &err);
+      fflush(stderr);
+      dup2(saved, 2);
+      close(saved);
+      assert_int_equal(rc, 0);
+      llm_client_destroy(&c);
+      char got[1024] = {0};
+      FILE *f = fopen(log, "r");
+      assert_non_null(f);
+      size_t n = fread(got, 1, sizeof got - 1, f);
+      fclose(f);
+      got[n] = 0;
+      int want = i == 0 && with_key;
+      if (want && !(strstr(got, "WARN") && strstr(got, urls[i]) && strstr(got, "unencrypted")))
+        fail_msg("%s with a key: want a warning naming it, got '%s'", urls[i], got);
+      if (!want && strstr(got, "unencrypted")) fail_msg("%s (key %d): unexpected warning '%s'", urls[i], with_key, got);
+      if (strstr(got, KEY)) fail_msg("the key leaked into the log: '%s'", got);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_anthropic_format), cmocka_unit_test(test_openai_format),
@@ -549,7 +603,7 @@ int main(void) {
       cmocka_unit_test(test_bad_bodies), cmocka_unit_test(test_parallel_and_rate_limit),
       cmocka_unit_test(test_cache), cmocka_unit_test(test_stop_flag),
       cmocka_unit_test(test_connection_refused), cmocka_unit_test(test_kill9_resume),
-      cmocka_unit_test(test_key_file),
+      cmocka_unit_test(test_key_file), cmocka_unit_test(test_insecure_url),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,6 @@
 // Metrics endpoint: Prometheus text with the registered gauges and counters and their labels,
-// /healthz 200 / 503 with the reason, 404 elsewhere, port 0 = off, bad addresses named.
+// /healthz 200 / 503 with the reason, 404 elsewhere, port 0 = off, bad addresses named; the
+// liveness heartbeat turns /healthz 503 (with the age) when the loop stops reporting.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -93,10 +94,53 @@ static void test_metrics_off_and_errors(void **st) {
   ps_metrics_stop(&a);
 }
 
+// A loop that reported once and then hangs: 503 naming the age once past the stall limit, 200
+// again when it reports; a stage that never reports stays 200 however long it runs.
+static void test_metrics_liveness(void **st) {
+  (void)st;
+  ps_metrics_t *m = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(ps_metrics_start(&m, "scorer", NULL, NULL, -1, &err), 0);
+  int port = ps_metrics_port(m);
+  ps_metrics_set_stall(m, 0.2);
+  usleep(300000);
+  char *r = get(port, "/healthz");
+  if (!strstr(r, " 200 ")) fail_msg("never reported: want 200, got '%s'", r);
+  free(r);
+  r = get(port, "/metrics");
+  assert_null(strstr(r, "loop_age"));
+  free(r);
+  ps_metrics_alive(m);
+  r = get(port, "/healthz");
+  if (!strstr(r, " 200 ")) fail_msg("just reported: want 200, got '%s'", r);
+  free(r);
+  usleep(400000);  // the loop hangs
+  r = get(port, "/healthz");
+  if (!strstr(r, " 503 ") || !strstr(r, "main loop has not reported for 0.") || !strstr(r, "(limit 0.2 s)"))
+    fail_msg("hung loop: want 503 with the age, got '%s'", r);
+  free(r);
+  r = get(port, "/metrics");
+  assert_non_null(strstr(r, "protsae_loop_age_seconds{stage=\"scorer\",producer=\"scorer\"} 0."));
+  free(r);
+  ps_metrics_alive(m);
+  r = get(port, "/healthz");
+  if (!strstr(r, " 200 ")) fail_msg("reporting again: want 200, got '%s'", r);
+  free(r);
+  ps_metrics_set_stall(m, 0);  // off
+  usleep(300000);
+  r = get(port, "/healthz");
+  if (!strstr(r, " 200 ")) fail_msg("check off: want 200, got '%s'", r);
+  free(r);
+  ps_metrics_alive(NULL);  // no-ops on NULL
+  ps_metrics_set_stall(NULL, 1);
+  ps_metrics_stop(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_metrics_http),
       cmocka_unit_test(test_metrics_off_and_errors),
+      cmocka_unit_test(test_metrics_liveness),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,7 @@
 // file / the FASTA order / row<i>), files written by numpy (every version, f4/f2/f8, int32
 // offsets) read to the exact floats and our files read by numpy (skipped without numpy),
 // skip/resume, and broken inputs (bad magic, truncated header / data, wrong offsets, ids count
-// mismatch, NaN) giving errors that name the file and the position.
+// mismatch, duplicate ids, NaN) giving errors that name the file and the position.
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
@@ -355,6 +355,14 @@ static void test_ids(void **state) {
   o.ids_path = "/nonexistent/ids.txt";
   assert_int_equal(src_open_err(&o, &err), -ENOENT);
   assert_msg_has(&err, "/nonexistent/ids.txt");
+  // a repeated id (right count, so one protein would go missing and another count twice):
+  // refused at open, naming the file, the line, the id and where it first appeared
+  f = fopen(ids, "w");
+  for (int i = 0; i < NP; i++) fprintf(f, "%sACC%d\n", i == 2 ? "\n" : "", i == 7 ? 4 : i);
+  fclose(f);
+  o.ids_path = ids;
+  assert_int_equal(src_open_err(&o, &err), PS_EFORMAT);
+  assert_msg_has(&err, "prot.ids: line 9: duplicate id 'ACC4' (first on line 6)");
 }
 
 static void check_skip(const emb_source_opts_t *o) {

@@ -1,6 +1,7 @@
 // Reader logic: FASTA id matching, residue-length checks, batching (protein never split),
 // split filter, epochs, NaN handling, and resume from a recorded position giving exactly the
-// batches of an uninterrupted run. Inputs are small .npy files written by the test itself.
+// batches of an uninterrupted run; a huge dimension costs the rows read, never batch_rows of
+// them, and an absurd one is refused. Inputs are small .npy files written by the test itself.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -267,6 +270,105 @@ static void test_errors_name_input(void **state) {
   reader_destroy(&r);
 }
 
+// A header-only npy of `rows` x `dim` float32, made whole with a sparse tail (zeros, no disk).
+static void write_sparse_npy(const char *path, size_t rows, size_t dim) {
+  write_npy(path, "<f4", NULL, 0, dim, 4);
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  char hdr[256];
+  assert_int_equal(fread(hdr, 1, 10, f), 10);
+  long data = 10 + (unsigned char)hdr[8] + 256L * (unsigned char)hdr[9];
+  fclose(f);
+  // the header says (0, dim): patch in `rows` (the padding absorbs the longer number)
+  char fix[256];
+  int n = snprintf(fix, sizeof fix, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, dim);
+  assert_true(n > 0 && 10 + n < data);
+  f = fopen(path, "r+b");
+  assert_non_null(f);
+  fseek(f, 10, SEEK_SET);
+  fwrite(fix, 1, (size_t)n, f);
+  for (long i = 10 + n; i < data - 1; i++) fputc(' ', f);
+  fclose(f);
+  assert_int_equal(truncate(path, data + (off_t)(rows * dim * 4)), 0);
+}
+
+// Run fn in a child whose address space may grow by at most 1 GiB: an allocation sized by a
+// guess rather than by the file aborts the child (ps_xmalloc) instead of the test machine.
+// Returns the child's exit status (-signal when killed).
+static int run_limited(int (*fn)(void)) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%lu", &pages) != 1) _exit(90);
+    fclose(f);
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(91);
+    _exit(fn());
+  }
+  int st = 0;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+static int read_wide(void) {  // 4 rows of 2^20 floats (16 MiB) with the default 1024-row batch
+  char p[256];
+  path_of(p, "wide.npy");
+  reader_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.src.path = p;
+  o.src.layer = -1;
+  reader_t *r = NULL;
+  ps_err_t err = {0};
+  if (reader_new(&r, &o, &err) != 0) return fprintf(stderr, "open: %s\n", err.msg), 10;
+  reader_batch_t b;
+  int rc, rows = 0;
+  while ((rc = reader_next_batch(r, &b, &err)) > 0) {
+    if (b.dim != EMB_MAX_DIM) return fprintf(stderr, "dim %u, want %u\n", b.dim, EMB_MAX_DIM), 11;
+    rows += (int)b.n_rows;
+  }
+  reader_destroy(&r);
+  if (rc != 0) return fprintf(stderr, "read: %s\n", err.msg), 12;
+  return rows == 4 ? 0 : (fprintf(stderr, "rows %d, want 4\n", rows), 13);
+}
+
+static int open_absurd(void) {  // 4 rows of 2^28 floats: refused at open, naming the file
+  char p[256];
+  path_of(p, "absurd.npy");
+  reader_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.src.path = p;
+  o.src.layer = -1;
+  reader_t *r = NULL;
+  ps_err_t err = {0};
+  int rc = reader_new(&r, &o, &err);
+  if (rc == 0) {
+    reader_batch_t b;
+    while ((rc = reader_next_batch(r, &b, &err)) > 0) {
+    }
+    reader_destroy(&r);
+  }
+  if (rc != PS_EDIM || !strstr(err.msg, "absurd.npy") || !strstr(err.msg, "268435456"))
+    return fprintf(stderr, "rc %d (want PS_EDIM), message '%s'\n", rc, err.msg), 20;
+  return 0;
+}
+
+static void test_huge_dim_bounded(void **state) {
+  (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+  skip();  // ASan reserves terabytes of shadow: an address-space limit cannot apply
+#endif
+  char p[256];
+  path_of(p, "wide.npy");
+  write_sparse_npy(p, 4, EMB_MAX_DIM);
+  path_of(p, "absurd.npy");
+  write_sparse_npy(p, 4, (size_t)1 << 28);
+  assert_int_equal(run_limited(read_wide), 0);
+  assert_int_equal(run_limited(open_absurd), 0);
+}
+
 static void test_split_filter_and_epochs(void **state) {
   (void)state;
   char p[256], fa[256];
@@ -300,6 +402,7 @@ int main(void) {
       cmocka_unit_test(test_resume_equals_uninterrupted),
       cmocka_unit_test(test_errors_name_input),
       cmocka_unit_test(test_split_filter_and_epochs),
+      cmocka_unit_test(test_huge_dim_bounded),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

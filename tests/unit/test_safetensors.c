@@ -734,6 +734,31 @@ static void test_broken_header(void **state) {
   st_close(&sf);
 }
 
+// A file with tensors but no embedding among them (a tokenizer dump: integer ids, a mask, a
+// scalar): an error naming the file and listing its tensors, not an empty stream.
+static void test_no_float_tensor(void **state) {
+  (void)state;
+  char p[256];
+  ps_err_t err = {0};
+  uint8_t data[64] = {0};
+  tmp_path(p, sizeof p, "tokens.safetensors");
+  write_raw(p,
+            "{\"input_ids\": {\"dtype\": \"I64\", \"shape\": [2, 3], \"data_offsets\": [0, 48]},"
+            " \"mask\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [48, 50]},"
+            " \"scale\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [50, 54]}}",
+            data, 54);
+  emb_source_opts_t o = {.path = p, .format = "safetensors", .level = EMB_LEVEL_PROTEIN, .layer = -1};
+  assert_int_equal(src_open_err(&o, &err), PS_ENOTFOUND);
+  assert_msg_has(&err, "tokens.safetensors: no embedding tensor");
+  assert_msg_has(&err, "among its 3 tensors");
+  assert_msg_has(&err, "'input_ids' I64 [2, 3]");
+  assert_msg_has(&err, "'mask' U8 [2]");
+  assert_msg_has(&err, "'scale' F32 []");
+  o.level = EMB_LEVEL_RESIDUE;
+  assert_int_equal(src_open_err(&o, &err), PS_ENOTFOUND);
+  assert_msg_has(&err, "'input_ids' I64 [2, 3]");
+}
+
 static void test_broken_data(void **state) {
   (void)state;
   char p[256];
@@ -949,6 +974,7 @@ int main(void) {
       cmocka_unit_test(test_writer_roundtrip), cmocka_unit_test(test_layered_written),
       cmocka_unit_test(test_matrix_layout),    cmocka_unit_test(test_skip_resume),
       cmocka_unit_test(test_broken_header),    cmocka_unit_test(test_broken_data),
+      cmocka_unit_test(test_no_float_tensor),
       cmocka_unit_test(test_writer_errors),    cmocka_unit_test(test_writer_vs_numpy),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
