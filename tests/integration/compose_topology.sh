@@ -3,7 +3,8 @@
 # each started with its service's command and PROTSAE_* environment from the file (hosts ->
 # 127.0.0.1, fixed ports shifted to free ones, /data and /state -> temp dirs), 3 encoders
 # (--scale encoder=3), metrics on; `protsae status` sees every stage mid-run; the store holds
-# every protein and equals a direct encode; then the interpreter service runs on the store.
+# every protein and equals a direct encode; the interpreter service (offline: no API key here)
+# answers the scorer's interpretation requests into the store.
 # With Debian's docker-compose installed, `docker-compose config` validates the file first.
 set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}; SRC=${PROTSAE_SRC:?}
@@ -47,7 +48,7 @@ for name in ["reader", "encoder", "scorer", "interpreter"]:
             continue
         for host in ("reader", "scorer"):
             v = v.replace("tcp://%s:" % host, "tcp://127.0.0.1:")
-        for port in ("5555", "5556", "5557"):
+        for port in ("5555", "5556", "5557", "5558"):
             v = v.replace(":" + port, ":%d" % (int(port) + shift))
         v = v.replace("/data", tmp + "/data").replace("/state", tmp + "/state")
         if k == "PROTSAE_METRICS_PORT":
@@ -65,7 +66,8 @@ start() {  # start SERVICE LOG [extra env...]
   env -i PATH="$PATH" HOME="$T" $(env | grep '^OPENBLAS_' || true) "${f[@]:2}" "$@" "${f[1]}" >"$log" 2>&1 &
 }
 grep -q "PROTSAE_SAE=$T/state/sae/best" "$T/services.tsv" || fail "encoder service: PROTSAE_SAE not rewritten"
-start scorer "$T/scorer.log" PROTSAE_EXIT_WHEN_COMPLETE=0; sc=$!  # stays up until status shows it complete
+start scorer "$T/scorer.log" PROTSAE_EXIT_WHEN_COMPLETE=0 PROTSAE_N_INTERPRET=20; sc=$!  # stays up until told
+start interpreter "$T/interp.log"; ip=$!
 enc=()
 for i in 1 2 3; do
   start encoder "$T/enc$i.log" PROTSAE_PRODUCER="encoder-$i" PROTSAE_METRICS_PORT=$(( $(svc encoder | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2) + i - 1 ))
@@ -99,15 +101,18 @@ for line in open(sys.argv[1]):
     ok += line.startswith("protsae_rows_total{")
 assert ok == 1
 PY
+# after the stream: the GO enrichment (PROTSAE_DATA), then the interpretation requests
+for i in $(seq 1 600); do grep -q "interpretation complete" "$T/scorer.log" && break; sleep 0.2; done
+grep -q "interpretation complete" "$T/scorer.log" || { tail "$T/scorer.log" "$T/interp.log"; fail "interpretation not complete"; }
 kill -TERM $sc
 wait $sc || { tail "$T/scorer.log"; fail scorer; }
+wait $ip || { tail "$T/interp.log"; fail interpreter; }  # the scorer's EndOfStream ends it
 kill -TERM "${enc[@]}"; for p in "${enc[@]}"; do wait "$p" || true; done
 wait $rd || { tail "$T/reader.log"; fail reader; }
 "$P" features --db "$T/state/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"
 "$P" encode-check --db "$T/state/features.db" --sae "$T/state/sae/best" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" \
   --batch-rows 64 | grep -q "^mismatches: 0$" || fail "store differs from a direct encode"
 for i in 1 2 3; do grep -q "finished batches=" "$T/enc$i.log" || fail "encoder $i did not run"; done
-start interpreter "$T/interp.log" PROTSAE_N_FEATURES=20 PROTSAE_MIN_ACTIVE=10; ip=$!
-wait $ip || { tail "$T/interp.log"; fail interpreter; }
-[ -s "$T/state/interp/features.jsonl" ] || fail "interpreter wrote no features.jsonl"
+grep -q "interpreter finished answered=[1-9]" "$T/interp.log" || { tail "$T/interp.log"; fail "the interpreter answered nothing"; }
+"$P" features --db "$T/state/features.db" --dump 1 | grep -q "^interp" || fail "no interpretation in the store"
 echo OK
