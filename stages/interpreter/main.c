@@ -62,6 +62,8 @@ static const ps_config_entry_t table[] = {
     {"max-retries", "5", "retries on 429 / 5xx / timeouts"},
     {"backoff-ms", "1000", "first retry delay (doubles, with jitter)"},
     {"cache", NULL, "RocksDB response cache (default OUT/llm-cache)"},
+    {"cache-per-host", "auto", "keep the cache in CACHE/HOSTNAME (each replica of a scaled service its own; RocksDB "
+                               "allows one process per cache): auto = in pipeline mode, 1, 0"},
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
     {"producer", "interpreter-0", "name in the metrics labels"},
@@ -346,6 +348,23 @@ int main(int argc, char **argv) {
     const char *cp = ps_config_str(cfg, "cache");
     if (!cp) {
       snprintf(cpath, sizeof cpath, "%s/llm-cache", out_dir);
+      cp = cpath;
+    }
+    const char *ph = ps_config_str(cfg, "cache-per-host");
+    if (!strcmp(ph, "1") || (!strcmp(ph, "auto") && service)) {
+      char host[64] = "host", base[3800];
+      gethostname(host, sizeof host - 1);
+      host[sizeof host - 1] = 0;
+      if (strlen(cp) >= sizeof base) {
+        ps_err_set(&err, PS_ECONFIG, "--cache: path longer than %zu bytes", sizeof base - 1);
+        goto fail;
+      }
+      memcpy(base, cp, strlen(cp) + 1);
+      if (mkdir(base, 0755) != 0 && errno != EEXIST) {
+        ps_err_set(&err, -errno, "%s: cannot create the cache directory: %s", base, strerror(errno));
+        goto fail;
+      }
+      snprintf(cpath, sizeof cpath, "%s/%s", base, host);
       cp = cpath;
     }
     if (llm_cache_open(&cache, cp, &err) < 0) goto fail;
