@@ -30,6 +30,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,6 +194,7 @@ typedef struct ctx {
   char tmpdir[PATH_MAX], ledger[PATH_MAX];
   int pace_ms, evaluate;
   int n_done, n_skipped, n_failed;
+  int lock_fd;                // the output directory lock (closed in isolation children)
 } ctx_t;
 
 static void fail_proteome(ctx_t *c, const proteome_t *p, const char *msg) {
@@ -211,6 +216,137 @@ static int output_fault(const proteome_t *p, const char *path, int e, const char
           p->name, path, what, strerror(e ? e : EIO));
   PS_ERROR("output write failed name=%s path=%s error=\"%s\"", p->name, path, strerror(e ? e : EIO));
   return 2;
+}
+
+// ---- isolation ----------------------------------------------------------------------------------
+// A proteome is read and encoded in a forked child: parsers of third-party formats (libhdf5) can
+// abort the process on a corrupt file, and the watcher must survive that. The child writes the
+// TSV / JSONL through the parent's open files (flushed before it exits) and sends its figures back
+// on a pipe: status, error message, counts, the Fmax accumulators and the evaluated ids. A child
+// killed by a signal fails the proteome, naming its input files. Memory: the child shares the
+// loaded model copy-on-write.
+#define ISOLATED_CRASH (-20001)
+
+static int write_all(int fd, const void *b, size_t n) {
+  const char *p = b;
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w, n -= (size_t)w;
+  }
+  return 0;
+}
+static int read_all(int fd, void *b, size_t n) {
+  char *p = b;
+  while (n) {
+    ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    p += r, n -= (size_t)r;
+  }
+  return 0;
+}
+
+typedef struct child_head {
+  int rc, code;
+  char msg[sizeof(((ps_err_t *)0)->msg)];
+  int64_t n_proteins, n_fasta, n_with_go, n_active_sum;
+  uint64_t n_eval;
+} child_head_t;
+
+static int isolated_proteome(ctx_t *c, proteome_t *p, FILE *ft, FILE *fj, annot_fmax_t *fm, annot_stats_t *st,
+                             int *out_errno, ps_err_t *err) {
+  *out_errno = 0;
+  fflush(ft), fflush(fj), fflush(stdout), fflush(stderr);
+  int pfd[2];
+  if (pipe(pfd) != 0) return ps_err_set(err, -errno, "pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pfd[0]), close(pfd[1]);
+    return ps_err_set(err, -errno, "fork: %s", strerror(errno));
+  }
+  if (pid == 0) {  // the child: do the work, report, exit without running the parent's atexit handlers
+    close(pfd[0]);
+    if (c->lock_fd >= 0) close(c->lock_fd);   // the lock is the watcher's, not the child's
+    prctl(PR_SET_PDEATHSIG, SIGKILL);         // a watcher killed -9 takes its child with it
+    if (getppid() == 1) _exit(4);
+    ps_err_t e = {0};
+    int rc = annot_proteome(c->model, p->fasta, p->emb, p->has_ids ? p->ids : NULL, ft, fj, c->truth, fm, c->pace_ms,
+                            stop_requested, st, &e);
+    int ok = fflush(ft) == 0 && fflush(fj) == 0;
+    child_head_t h;
+    memset(&h, 0, sizeof h);
+    h.rc = rc;
+    h.code = ok ? 0 : errno ? errno : EIO;
+    memcpy(h.msg, e.msg, sizeof h.msg);
+    h.n_proteins = st->n_proteins, h.n_fasta = st->n_fasta, h.n_with_go = st->n_with_go;
+    h.n_active_sum = st->n_active_sum, h.n_eval = st->n_eval;
+    int w = write_all(pfd[1], &h, sizeof h) | write_all(pfd[1], fm, ANNOT_N_FM * sizeof *fm);
+    for (size_t i = 0; i < st->n_eval && !w; i++) {
+      uint32_t l = (uint32_t)strlen(st->eval_ids[i]);
+      w |= write_all(pfd[1], &l, 4) | write_all(pfd[1], st->eval_ids[i], l);
+    }
+    _exit(w ? 3 : 0);
+  }
+  close(pfd[1]);
+  // wait for the report; a stop request (SIGTERM) is passed on: the child stops between batches
+  int forwarded = 0;
+  for (;;) {
+    struct pollfd pf = {pfd[0], POLLIN, 0};
+    int pr = poll(&pf, 1, 100);
+    if (pr > 0) break;
+    if (pr < 0 && errno != EINTR) break;
+    if (!forwarded && stop_requested()) {
+      kill(pid, SIGTERM);
+      forwarded = 1;
+    }
+  }
+  child_head_t h;
+  int got = read_all(pfd[0], &h, sizeof h) == 0 && read_all(pfd[0], fm, ANNOT_N_FM * sizeof *fm) == 0;
+  for (uint64_t i = 0; got && i < h.n_eval; i++) {
+    uint32_t l = 0;
+    if (read_all(pfd[0], &l, 4) != 0 || l > 1 << 20) {
+      got = 0;
+      break;
+    }
+    char *id = ps_xmalloc((size_t)l + 1);
+    if (read_all(pfd[0], id, l) != 0) {
+      free(id);
+      got = 0;
+      break;
+    }
+    id[l] = 0;
+    if (st->n_eval == st->cap_eval) {
+      st->cap_eval = st->cap_eval ? 2 * st->cap_eval : 256;
+      st->eval_ids = ps_xrealloc(st->eval_ids, st->cap_eval * sizeof *st->eval_ids);
+    }
+    st->eval_ids[st->n_eval++] = id;
+  }
+  close(pfd[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // the child wrote through our FILEs' descriptors: move their positions to the end, so the
+  // parent's own checks (ferror, fsync) see the files as they are
+  fseeko(ft, 0, SEEK_END), fseeko(fj, 0, SEEK_END);
+  if (WIFSIGNALED(status) || !got) {
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return ps_err_set(err, ISOLATED_CRASH,
+                      "reading the proteome crashed (%s%s%s): inputs %s, %s%s%s - a corrupt file? (moved aside; the "
+                      "service goes on)",
+                      sig ? "signal " : "exit without a report", sig ? strsignal(sig) : "", "", p->emb, p->fasta,
+                      p->has_ids ? ", " : "", p->has_ids ? p->ids : "");
+  }
+  st->n_proteins = h.n_proteins, st->n_fasta = h.n_fasta, st->n_with_go = h.n_with_go;
+  st->n_active_sum = h.n_active_sum;
+  *out_errno = h.code;  // an output write failed in the child: the parent's ferror cannot see it
+  if (h.rc < 0) {
+    memcpy(err->msg, h.msg, sizeof err->msg);
+    err->msg[sizeof err->msg - 1] = 0;
+    err->code = h.rc;
+  }
+  return h.rc;
 }
 
 // 0 done or skipped, 1 failed (input moved to failed/), 2 the output cannot be written (input left
@@ -252,10 +388,17 @@ static int process(ctx_t *c, proteome_t *p) {
   annot_fmax_t fm[ANNOT_N_FM];
   for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_init(&fm[k]);
   annot_stats_t st = {0};
-  int rc = annot_proteome(c->model, p->fasta, p->emb, p->has_ids ? p->ids : NULL, ft, fj, c->truth, fm, c->pace_ms,
-                          stop_requested, &st, &err);
-  // A write error on our own files is the output's fault whatever annot_proteome made of it.
-  int bad_t = ferror(ft), bad_j = ferror(fj), e_out = rc < 0 && rc > -4096 ? -rc : 0;
+  int child_out_errno = 0;
+  int rc = isolated_proteome(c, p, ft, fj, fm, &st, &child_out_errno, &err);
+  if (rc == ISOLATED_CRASH) {  // a parser died (libhdf5 aborts on some corrupt files): this input's fault
+    fclose(ft), fclose(fj);
+    unlink(t_tsv), unlink(t_js);
+    annot_stats_free(&st);
+    fail_proteome(c, p, err.msg);
+    return 1;
+  }
+  int bad_t = ferror(ft) || child_out_errno, bad_j = ferror(fj), e_out = child_out_errno ? child_out_errno
+                                                                  : rc < 0 && rc > -4096 ? -rc : 0;
   int rt = fsync_close(ft), rj = fsync_close(fj);
   if (bad_t || bad_j || rt < 0 || rj < 0) {
     annot_stats_free(&st);
@@ -395,6 +538,7 @@ int cli_annotate(int argc, char **argv) {
   if (crc >= 0) return crc;
   int status = 2, once = 0, lock_fd = -1;
   ctx_t c = {0};
+  c.lock_fd = -1;
   int64_t interval = 2000, settle = 1000, missing = 60, batch = 256, pace = 0, max_terms = 100;
   double min_score = 0.01;
   char outbuf[PATH_MAX], dd[PATH_MAX];
@@ -468,7 +612,7 @@ int cli_annotate(int argc, char **argv) {
   // drops the lock with the process, also after kill -9
   char lockp[PATH_MAX + 16];
   snprintf(lockp, sizeof lockp, "%s/.lock", c.out);
-  lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  lock_fd = c.lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     fprintf(stderr, "protsae annotate: another protsae annotate is using %s (%s)\n", c.out,
             lock_fd < 0 ? strerror(errno) : "locked");
