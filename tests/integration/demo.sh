@@ -76,7 +76,7 @@ done
 # the store holds the enrichment and the explanations (labelled offline)
 grep -q '^kv	enrich/summary	' "$T/ref.dump" || fail "no enrich/summary in the store"
 grep -q '^kv	interp/summary	' "$T/ref.dump" || fail "no interp/summary in the store"
-grep '^interp	' "$T/ref.dump" | grep -q 'offline' || fail "offline explanations not labelled"
+grep -q 'offline' <(grep '^interp	' "$T/ref.dump") || fail "offline explanations not labelled"  # no pipe: pipefail + grep -q = SIGPIPE
 # the HTML report: self-contained (no network assets), curves and cards present, offline labelled
 r=$T/w/report.html
 grep -q '^report: ' "$T/out" || fail "demo did not print the report path"
