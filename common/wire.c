@@ -25,12 +25,23 @@ static int set_opts(void *s, int type, const wire_opts_t *o) {
   rc |= zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle);
   rc |= zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_INTVL, &intvl, sizeof intvl);
   rc |= zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt);
+  if (type == ZMQ_PULL && o->max_msg > 0) {
+    int64_t mx = o->max_msg;
+    rc |= zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &mx, sizeof mx);
+  }
   int buf = o->bufsize == 0 ? WIRE_BUFSIZE_DEFAULT : o->bufsize;
   if (buf > 0) {
     rc |= zmq_setsockopt(s, ZMQ_SNDBUF, &buf, sizeof buf);
     rc |= zmq_setsockopt(s, ZMQ_RCVBUF, &buf, sizeof buf);
   }
   return rc;
+}
+
+int64_t wire_max_embedding_msg(int64_t rows, int64_t width) {
+  if (rows < 1) rows = 1;
+  if (width < 1) width = 1;
+  if (rows > ((int64_t)1 << 24) || width > ((int64_t)1 << 20)) return 0;  // no sensible bound: none
+  return rows * width * 4 * 2 + ((int64_t)1 << 20);
 }
 
 struct wire_peers {

@@ -19,7 +19,7 @@
 #include "protsae.pb-c.h"
 
 #define PS_SCHEMA_MAJOR 1
-#define PS_SCHEMA_MINOR 1
+#define PS_SCHEMA_MINOR 2  // 2: stream_batches (EmbeddingBatch 13, FeatureBatch 17)
 #define PS_SCHEMA_VERSION (PS_SCHEMA_MAJOR * 1000 + PS_SCHEMA_MINOR)
 
 typedef struct wire_opts {
@@ -27,6 +27,7 @@ typedef struct wire_opts {
   int linger_ms;        // how long close waits for unsent messages (default 30000)
   int heartbeat_ms;     // stages' status interval; no ZMTP heartbeats (wire.c says why)
   int bufsize;          // kernel SO_SNDBUF/RCVBUF bytes: 0 = WIRE_BUFSIZE_DEFAULT, < 0 = the OS default
+  int64_t max_msg;      // receiving sockets: largest message accepted (ZMQ_MAXMSGSIZE), 0 = no limit
 } wire_opts_t;
 
 // 4 MiB socket buffers: a batch of 1024 x 480 floats (2 MB) then crosses ipc:// or tcp:// in one
@@ -34,11 +35,28 @@ typedef struct wire_opts {
 // reader -> consumer over ipc:// 0.41 -> 0.51 of in-process parsing). The kernel clamps the value
 // to net.core.wmem_max / rmem_max (often 208 KiB, 4 MiB here); memory: up to 8 MiB per connection.
 #define WIRE_BUFSIZE_DEFAULT (4 << 20)
-#define WIRE_OPTS_DEFAULT {16, 30000, 1000, 0}
+#define WIRE_OPTS_DEFAULT {16, 30000, 1000, 0, 0}
+
+// Message size limits. A message over max_msg is never buffered: libzmq's decoder sees its size
+// in the frame header, stops reading and closes that peer's connection (the sender reconnects;
+// the message and whatever else was in flight on that connection are lost, so a genuine
+// producer's lost batch is re-sent like any other: ResendRequest). Without a limit a receiver
+// buffers any size whole before it can drop it (measured: a 200 MB message took the scorer to
+// 844 MB RSS). Each stage derives its limit from what it expects, with a factor 2 margin:
+//   EmbeddingBatch: rows x (dim + target_dim) x 4 bytes, the ids, offsets and flags (< 1 MiB for
+//     any batch of up to 64Ki proteins with ids of < 16 bytes)
+//     -> wire_max_embedding_msg(rows, dim + target_dim) = rows x (dim + target_dim) x 4 x 2 + 1 MiB
+//     (residue level: a batch exceeds batch_rows by less than one protein; the factor 2 covers
+//     proteins of up to batch_rows residues).
+//   FeatureBatch: per stored entry a packed varint index (<= 5 bytes) and a float: <= 9 bytes;
+//     its size depends on the SAE's sparsity, so the scorer takes a configured limit.
+//   Control messages (ResendRequest, InterpretRequest/Result, EndOfStream): WIRE_MAX_CONTROL_MSG.
+#define WIRE_MAX_CONTROL_MSG ((int64_t)16 << 20)
+int64_t wire_max_embedding_msg(int64_t rows, int64_t width);
 
 typedef struct wire_stats {
   uint64_t received;        // envelopes accepted
-  uint64_t dropped_malformed;
+  uint64_t dropped_malformed;  // not a protobuf Envelope, or an inconsistent batch
   uint64_t dropped_version;
   uint64_t dropped_empty;   // unpacked but no body this build knows (a newer oneof member)
   uint64_t bytes;

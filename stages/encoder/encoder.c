@@ -146,7 +146,12 @@ int encoder_encode(encoder_t *e, const Protsae__EmbeddingBatch *eb, Protsae__Fea
   protsae__feature_batch__init(fb);
   int rc = wire_check_embedding_batch(eb, err);
   if (rc < 0) return rc;
-  if (e->o.neurons && !e->d_in) e->n_features = e->d_in = eb->dim;
+  if (e->o.neurons && !e->d_in) {
+    uint32_t max_dim = e->o.max_dim ? e->o.max_dim : 8192;
+    if (!eb->dim || eb->dim > max_dim)
+      return ps_err_set(err, PS_EDIM, "batch of dim %u: the neuron encoder takes 1..%u (max_dim)", eb->dim, max_dim);
+    e->n_features = e->d_in = eb->dim;
+  }
   if (eb->dim != e->d_in)
     return ps_err_set(err, PS_EDIM, "batch of dim %u but the %s expects %u", eb->dim,
                       e->o.neurons ? "neuron encoder" : "SAE", e->d_in);
@@ -204,5 +209,35 @@ int encoder_encode(encoder_t *e, const Protsae__EmbeddingBatch *eb, Protsae__Fea
     fb->pooled_values = e->p_values;
     fb->pooling = e->o.pooling == ENC_POOL_MAX ? PROTSAE__POOLING__POOLING_MAX : PROTSAE__POOLING__POOLING_MEAN;
   }
+  return 0;
+}
+
+static const char *const reject_names[ENC_REJ_N] = {"malformed", "seq_out_of_range", "dim", "bad_values"};
+const char *encoder_reject_name(enc_reject_t r) { return (unsigned)r < ENC_REJ_N ? reject_names[r] : "unknown"; }
+
+int encoder_handle(encoder_t *e, const Protsae__Envelope *env, Protsae__FeatureBatch *fb, enc_reject_t *why,
+                   ps_err_t *err) {
+  protsae__feature_batch__init(fb);
+  PS_ASSERT(env->body_case == PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH);
+  const Protsae__EmbeddingBatch *eb = env->embedding_batch;
+  const char *prod = env->producer && env->producer[0] ? env->producer : NULL;
+  unsigned long long seq = (unsigned long long)env->seq, n = (unsigned long long)eb->stream_batches;
+  if (!prod) {
+    *why = ENC_REJ_MALFORMED;
+    return ps_err_set(err, PS_EPROTO, "batch seq=%llu without a producer", seq);
+  }
+  if (env->seq >= ENC_MAX_SEQ || eb->stream_batches > ENC_MAX_SEQ || (eb->stream_batches && env->seq >= eb->stream_batches)) {
+    *why = ENC_REJ_SEQ_RANGE;
+    return ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: outside the stream's %llu batches (bound 2^32)", prod, seq, n);
+  }
+  int rc = encoder_encode(e, eb, fb, err);
+  if (rc < 0) {
+    *why = rc == PS_EDIM ? ENC_REJ_DIM : rc == PS_ENAN ? ENC_REJ_VALUES : ENC_REJ_MALFORMED;
+    ps_err_prefix(err, "%s batch seq=%llu: ", prod, seq);
+    return rc;
+  }
+  fb->source_seq = env->seq;
+  fb->source_producer = env->producer;
+  fb->stream_batches = eb->stream_batches;
   return 0;
 }

@@ -25,7 +25,19 @@ typedef struct encoder_opts {
   enc_pooling_t pooling;
   int threads;             // top-k selection threads (BLAS has its own)
   int64_t chunk_rows;      // rows encoded at a time (bounds the pre-activation buffer)
+  uint32_t max_dim;        // neuron mode without neuron_dim: largest dim the first batch may set (0 = 8192)
 } encoder_opts_t;
+
+// Why a received batch was dropped (encoder_handle; names for metrics and logs).
+typedef enum {
+  ENC_REJ_MALFORMED = 0,   // inconsistent batch (sizes of rows, ids, offsets)
+  ENC_REJ_SEQ_RANGE,       // seq >= the announced stream_batches, or either >= 2^32
+  ENC_REJ_DIM,             // dim not the SAE's d_in (neuron mode: not the first batch's, or over max_dim)
+  ENC_REJ_VALUES,          // NaN or Inf in the rows
+  ENC_REJ_N
+} enc_reject_t;
+const char *encoder_reject_name(enc_reject_t r);  // "malformed", "seq_out_of_range", "dim", "bad_values"
+#define ENC_MAX_SEQ ((uint64_t)1 << 32)
 
 typedef struct encoder encoder_t;
 
@@ -38,5 +50,11 @@ const sae_t *encoder_sae(const encoder_t *e);     // NULL in neuron mode
 // until the next call). protein_ids, level, residue_offsets and layer are borrowed from eb.
 // source_seq / source_producer are the caller's. Errors (dimension, NaN/Inf) name the row.
 int encoder_encode(encoder_t *e, const Protsae__EmbeddingBatch *eb, Protsae__FeatureBatch *fb, ps_err_t *err);
+// The stage's handling of a received envelope carrying an EmbeddingBatch: checks the stream bounds
+// (seq against stream_batches and 2^32), encodes, and fills the FeatureBatch's source fields
+// (source_seq, source_producer and stream_batches, borrowed from env). 0 = *fb ready to send,
+// <0 = dropped, *why says why (err names the producer and seq). Nothing off the wire is trusted.
+int encoder_handle(encoder_t *e, const Protsae__Envelope *env, Protsae__FeatureBatch *fb, enc_reject_t *why,
+                   ps_err_t *err);
 
 #endif

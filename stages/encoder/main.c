@@ -29,6 +29,11 @@ static const ps_config_entry_t table[] = {
     {"out", ">ipc:///tmp/protsae-scorer.ipc", "output endpoint (PUSH)"},
     {"threads", "1", "threads for the top-k selection (OpenBLAS: OPENBLAS_NUM_THREADS)"},
     {"chunk-rows", "1024", "rows encoded at a time (bounds the pre-activation buffer)"},
+    {"max-batch-rows", "2048", "largest batch accepted, rows (at least the reader's --batch-rows): bounds the message "
+                               "size, rows x 2 d_in x 4 x 2 + 1 MiB (room for a paired target of d_in; a residue-level "
+                               "batch exceeds --batch-rows by less than one protein). A larger message closes the "
+                               "sender's connection unread"},
+    {"max-dim", "8192", "neuron mode: largest dimension the first batch may set"},
     {"hwm", "16", "messages queued per peer"},
     {"linger-ms", "5000", "at exit, how long to wait for unsent messages"},
     {"heartbeat-ms", "1000", "heartbeat interval"},
@@ -68,19 +73,24 @@ int main(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_main(&cfg, table, "protsae-encoder", argc, argv);
   if (crc >= 0) return crc;
-  int64_t threads, chunk, hwm, linger, hb, idle_exit, mport;
+  int64_t threads, chunk, hwm, linger, hb, idle_exit, mport, max_rows, max_dim;
   int neurons;
   if (ps_config_i64(cfg, "threads", &threads, &err) < 0 || ps_config_i64(cfg, "chunk-rows", &chunk, &err) < 0 ||
       ps_config_i64(cfg, "hwm", &hwm, &err) < 0 || ps_config_i64(cfg, "linger-ms", &linger, &err) < 0 ||
       ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 || ps_config_i64(cfg, "idle-exit-ms", &idle_exit, &err) < 0 ||
-      ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 ||
-      ps_config_bool(cfg, "neurons", &neurons, &err) < 0)
+      ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 || ps_config_i64(cfg, "max-batch-rows", &max_rows, &err) < 0 ||
+      ps_config_i64(cfg, "max-dim", &max_dim, &err) < 0 || ps_config_bool(cfg, "neurons", &neurons, &err) < 0)
     goto fail;
+  if (max_rows < 1 || max_rows > (1 << 24) || max_dim < 1 || max_dim > (1 << 20)) {
+    ps_err_set(&err, PS_ECONFIG, "max-batch-rows must be in 1..2^24, max-dim in 1..2^20");
+    goto fail;
+  }
   encoder_opts_t eo = {0};
   eo.sae_dir = ps_config_str(cfg, "sae");
   eo.neurons = neurons;
   eo.threads = (int)threads;
   eo.chunk_rows = chunk;
+  eo.max_dim = (uint32_t)max_dim;
   const char *pooling = ps_config_str(cfg, "pooling");
   if (!strcmp(pooling, "mean")) eo.pooling = ENC_POOL_MEAN;
   else if (!strcmp(pooling, "max")) eo.pooling = ENC_POOL_MAX;
@@ -96,9 +106,13 @@ int main(int argc, char **argv) {
   if (!neurons) PS_INFO("SAE %s: d_in=%u d_sae=%u", eo.sae_dir, (unsigned)encoder_sae(enc)->cfg.d_in, encoder_n_features(enc));
 
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
-  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0};
+  // input bound: max-batch-rows rows of d_in (+ a target of d_in), see wire.h
+  int64_t d_in = neurons ? max_dim : (int64_t)encoder_sae(enc)->cfg.d_in;
+  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0, wire_max_embedding_msg(max_rows, 2 * d_in)};
+  PS_INFO("input messages up to %lld bytes", (long long)wo.max_msg);
   zctx = zmq_ctx_new();
   if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
+  wo.max_msg = 0;
   if (!(out = wire_socket(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &err))) goto fail;
 
   if (ps_metrics_start(&mx, "encoder", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
@@ -106,15 +120,27 @@ int main(int argc, char **argv) {
   int m_batches = ps_metrics_add(mx, "batches_total", PS_COUNTER, "batches encoded");
   int m_bad = ps_metrics_add(mx, "bad_batches_total", PS_COUNTER, "batches dropped (bad dimension, NaN)");
   int m_rate = ps_metrics_add(mx, "rows_per_second", PS_GAUGE, "rows encoded per second since start");
+  int m_rej_by[ENC_REJ_N];  // no label API: protsae_messages_rejected_<reason>_total
+  for (int r = 0; r < ENC_REJ_N; r++) {
+    char name[96], help[128];
+    snprintf(name, sizeof name, "messages_rejected_%s_total", encoder_reject_name((enc_reject_t)r));
+    snprintf(help, sizeof help, "batches dropped as %s", encoder_reject_name((enc_reject_t)r));
+    m_rej_by[r] = ps_metrics_add(mx, name, PS_COUNTER, help);
+  }
+  int m_wdrop = ps_metrics_add(mx, "wire_dropped_malformed_total", PS_COUNTER,
+                               "messages dropped by the wire: not an Envelope or an inconsistent batch");
+  uint64_t logged[ENC_REJ_N] = {0};  // rejections logged per reason (the first few only)
   wire_stats_t st = {0};
   uint64_t seq = 0, rows = 0, batches = 0, bad = 0, t0 = now_ms(), last_hb = t0, last_msg = t0;
   int relayed_eos = 0;
   for (;;) {
+    ps_metrics_alive(mx);
     Protsae__Envelope *env = NULL;
     int rc = wire_recv(in, &env, 200, &ps_stop_flag, &st, &err);
     if (rc == PS_EINTR) break;
     if (rc < 0) goto fail;
     uint64_t t = now_ms();
+    ps_metrics_set(mx, m_wdrop, (double)st.dropped_malformed);
     if (rc == 0) {
       if (idle_exit > 0 && relayed_eos && t - last_msg >= (uint64_t)idle_exit) {
         PS_INFO("idle for %lld ms after the end of stream: exiting", (long long)idle_exit);
@@ -127,17 +153,20 @@ int main(int argc, char **argv) {
     Protsae__Envelope oe;
     if (env->body_case == PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH) {
       Protsae__FeatureBatch fb;
-      rc = encoder_encode(enc, env->embedding_batch, &fb, &err);
+      enc_reject_t why = ENC_REJ_MALFORMED;
+      rc = encoder_handle(enc, env, &fb, &why, &err);
       if (rc < 0) {
-        // A bad batch is dropped and counted (the scorer will see it missing and report it).
+        // A bad batch is dropped and counted (the scorer will see it missing and report it). Logged
+        // the first 3 times per reason (an encoder has one upstream reader, usually), then counted.
         bad++;
         ps_metrics_inc(mx, m_bad, 1);
-        PS_ERROR("%s batch seq=%" PRIu64 ": %s", env->producer, env->seq, err.msg);
+        ps_metrics_inc(mx, m_rej_by[why], 1);
+        if (logged[why]++ < 3)
+          PS_ERROR("dropped (%s%s): %s", encoder_reject_name(why), logged[why] == 3 ? "; further ones only counted" : "",
+                   err.msg);
         wire_free(&env);
         continue;
       }
-      fb.source_seq = env->seq;
-      fb.source_producer = env->producer;
       wire_envelope_init(&oe, run_id, producer, seq++);
       oe.body_case = PROTSAE__ENVELOPE__BODY_FEATURE_BATCH;
       oe.feature_batch = &fb;

@@ -148,6 +148,7 @@ static int run_service(const char *in_ep, const char *out_ep, int64_t hwm, int p
   void *zctx = zmq_ctx_new(), *in = NULL, *out = NULL;
   wire_opts_t wo = WIRE_OPTS_DEFAULT;
   wo.hwm = (int)hwm;
+  wo.max_msg = WIRE_MAX_CONTROL_MSG;  // InterpretRequests (ids, activations, terms): kilobytes
   int rc = 0, ended = 0;
   size_t cap = parallel > 0 ? (size_t)parallel : 1, done = 0;
   Protsae__Envelope **envs = ps_xcalloc(cap, sizeof *envs);

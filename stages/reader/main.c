@@ -67,7 +67,7 @@ static uint64_t now_ms(void) {
 }
 
 static int send_batch(void *sock, const char *run_id, const char *producer, const reader_batch_t *b,
-                      int residue, uint32_t layer, ps_err_t *err) {
+                      int residue, uint32_t layer, uint64_t stream_batches, ps_err_t *err) {
   Protsae__Envelope env;
   Protsae__EmbeddingBatch eb;
   wire_envelope_init(&env, run_id, producer, b->seq);
@@ -94,6 +94,7 @@ static int send_batch(void *sock, const char *run_id, const char *producer, cons
   for (uint32_t i = 0; i < b->n_proteins; i++) eb.is_validation[i] = b->is_val[i];
   eb.epoch = b->epoch;
   eb.first_record = b->first_record;
+  eb.stream_batches = stream_batches;
   env.body_case = PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH;
   env.embedding_batch = &eb;
   int rc = wire_send(sock, &env, &ps_stop_flag, err);
@@ -125,7 +126,7 @@ static int send_eos(void *sock, const char *run_id, const char *producer, uint64
 // request. Requests queued while busy are drained first; only the newest one is served.
 static void serve_control(void *ctl, void *sock, replay_t *rp, const char *run_id, const char *producer,
                           uint64_t seq, uint64_t rows_sent, uint64_t batches_sent, uint64_t prot_sent, int residue,
-                          uint32_t layer) {
+                          uint32_t layer, uint64_t stream_batches) {
   PS_INFO("stream sent: serving re-send requests until the last stage has every batch");
   for (;;) {
     ps_err_t e = {0};
@@ -170,7 +171,7 @@ static void serve_control(void *ctl, void *sock, replay_t *rp, const char *run_i
         unknown++;
         continue;
       }
-      if (send_batch(sock, run_id, producer, &b, residue, layer, &e) < 0) break;
+      if (send_batch(sock, run_id, producer, &b, residue, layer, stream_batches, &e) < 0) break;
       sent++;
     }
     if (rq->n_seqs)
@@ -304,7 +305,8 @@ int main(int argc, char **argv) {
   }
 
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
-  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0};
+  // the control socket receives only ResendRequests (<= 4096 seqs from the scorer)
+  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0, WIRE_MAX_CONTROL_MSG};
   zctx = zmq_ctx_new();
   const char *ctl_ep = ps_config_str(cfg, "control");
   if (ctl_ep && ctl_ep[0] && !(ctl = wire_socket(zctx, ZMQ_PULL, ctl_ep, &wo, &err))) goto fail;
@@ -325,14 +327,29 @@ int main(int argc, char **argv) {
   int m_block = ps_metrics_add(mx, "send_seconds_total", PS_COUNTER,
                                "time spent handing batches to the socket; high = consumers are the bottleneck (queues full)");
   if (per_epoch > 0 && !residue) ps_metrics_set(mx, m_plan, (double)per_epoch * (double)o.epochs);
+  // Batches the stream will have, announced on every batch (EmbeddingBatch.stream_batches) so the
+  // consumers can reject seqs outside it: known in advance at protein level when every record of
+  // a source of known size is sent (split all, no skipping: batches are exactly batch_rows, the
+  // last of an epoch shorter). Otherwise 0 (unknown). Seqs are a function of the position, so a
+  // resumed reader announces the same count.
+  uint64_t stream_batches = 0;
+  if (!residue && !o.esm2_dir && o.split == READER_SPLIT_ALL && !o.skip_nonfinite && per_epoch > 0) {
+    uint64_t recs = (uint64_t)per_epoch;
+    if (o.max_records && o.max_records < recs) recs = o.max_records;
+    stream_batches = (recs + o.batch_rows - 1) / o.batch_rows * o.epochs;
+  }
+  PS_INFO("stream: %" PRIu64 " batches%s", stream_batches, stream_batches ? "" : " (unknown in advance)");
   uint64_t t0 = now_ms(), last_hb = t0, rows_sent = 0, batches_sent = 0, prot_sent = 0;
   uint64_t seq = pos.seq;
   const char *reason = "done";
   reader_batch_t b;
   int rc;
+  ps_metrics_set_stall(mx, 600);  // a send may wait that long on slow consumers (back-pressure)
   while ((rc = reader_next_batch(rd, &b, &err)) > 0) {
+    ps_metrics_alive(mx);
     uint64_t ts0 = now_ms();
-    if ((rc = send_batch(sock, run_id, producer, &b, residue, layer < 0 ? 0 : (uint32_t)layer, &err)) < 0) break;
+    if ((rc = send_batch(sock, run_id, producer, &b, residue, layer < 0 ? 0 : (uint32_t)layer, stream_batches, &err)) < 0)
+      break;
     rows_sent += b.n_rows;
     batches_sent++;
     prot_sent += b.n_proteins;
@@ -397,7 +414,7 @@ int main(int argc, char **argv) {
   }
   if (ctl && !ps_signals_stop_requested())
     serve_control(ctl, sock, rp, run_id, producer, seq, rows_sent, batches_sent, prot_sent, residue,
-                  layer < 0 ? 0 : (uint32_t)layer);
+                  layer < 0 ? 0 : (uint32_t)layer, stream_batches);
   const reader_counts_t *c = reader_counts(rd);
   double secs = (double)(now_ms() - t0) / 1000.0;
   PS_INFO("finished reason=%s batches=%llu rows=%llu proteins=%llu skipped_nonfinite=%llu seconds=%.2f rows_per_s=%.0f",

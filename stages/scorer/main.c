@@ -21,6 +21,7 @@
 
 #include "analysis.h"
 #include "config.h"
+#include "strmap.h"
 #include "log.h"
 #include "metrics.h"
 #include "scorer.h"
@@ -33,6 +34,10 @@ static const ps_config_entry_t table[] = {
     {"control", "", "reader control endpoint for ResendRequests (PUSH; e.g. >ipc:///tmp/protsae-reader-ctl.ipc)"},
     {"sources", "1", "upstream streams (readers) that make the whole input"},
     {"top-n", "20", "top proteins kept per feature (fixed when the store is created)"},
+    {"max-features", "1048576", "largest dictionary (n_features) a batch may set; batches over it are rejected"},
+    {"max-message-mb", "128", "largest message accepted on --in, MiB (ZMQ_MAXMSGSIZE; a FeatureBatch of R rows with "
+                              "K active units a row is ~R x K x 9 bytes: 8192 rows x 1280 neurons = 94 MB). A larger "
+                              "one closes the sender's connection unread"},
     {"commit-batches", "16", "commit after this many applied batches"},
     {"commit-ms", "1000", "... or after this long with pending work"},
     {"resend-after-ms", "3000", "idle time before missing batches are requested again"},
@@ -88,6 +93,18 @@ static void send_resend(void *ctl, const char *run_id, const char *producer, uin
   if (wire_send_timeout(ctl, &env, 200, &e) < 0) PS_WARN("control message not sent: %s", e.msg);
 }
 
+// A rejection is logged the first time a sender gets it for a reason; later ones are only counted
+// (metrics, the periodic status line), so a flood of bad messages cannot flood the log.
+static void log_reject(strmap_t *logged, const char *sender, scorer_reject_t why, const char *msg) {
+  char key[512];
+  snprintf(key, sizeof key, "%s\x1f%s", sender ? sender : "", scorer_reject_name(why));
+  uint64_t v;
+  if (strmap_get(logged, key, &v) || strmap_size(logged) >= 1024) return;  // bounded: senders' names are forgeable too
+  strmap_put(logged, key, 1);
+  PS_ERROR("rejected from %s (%s; further ones from it are only counted): %s", sender ? sender : "?",
+           scorer_reject_name(why), msg);
+}
+
 int main(int argc, char **argv) {
   ps_log_init("scorer");
   ps_signals_install();
@@ -101,27 +118,36 @@ int main(int argc, char **argv) {
   fs_wb_t *iwb = NULL;
   uint64_t *seqs = NULL;
   ps_metrics_t *mx = NULL;
+  strmap_t *logged = NULL;
   int status = 1;
   int crc = ps_config_main(&cfg, table, "protsae-scorer", argc, argv);
   if (crc >= 0) return crc;
-  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, hb, mport;
+  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, hb, mport, max_feat, max_mb;
   int exit_done, sync;
   if (ps_config_i64(cfg, "sources", &sources, &err) < 0 || ps_config_i64(cfg, "top-n", &top_n, &err) < 0 ||
       ps_config_i64(cfg, "commit-batches", &commit_batches, &err) < 0 ||
       ps_config_i64(cfg, "commit-ms", &commit_ms, &err) < 0 || ps_config_i64(cfg, "resend-after-ms", &resend_ms, &err) < 0 ||
       ps_config_i64(cfg, "hwm", &hwm, &err) < 0 || ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 ||
+      ps_config_i64(cfg, "max-features", &max_feat, &err) < 0 || ps_config_i64(cfg, "max-message-mb", &max_mb, &err) < 0 ||
       ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 || ps_config_bool(cfg, "exit-when-complete", &exit_done, &err) < 0 || ps_config_bool(cfg, "sync", &sync, &err) < 0)
     goto fail;
   if (sources < 1 || top_n < 1 || top_n > 100000 || commit_batches < 1 || commit_ms < 1 || resend_ms < 1) {
     ps_err_set(&err, PS_ECONFIG, "sources, top-n (<= 100000), commit-batches, commit-ms, resend-after-ms must be >= 1");
     goto fail;
   }
-  scorer_opts_t so = {ps_config_str(cfg, "db"), (uint32_t)top_n, sync};
+  if (max_feat < 1 || max_feat > UINT32_MAX || max_mb < 1 || max_mb > (1 << 20)) {
+    ps_err_set(&err, PS_ECONFIG, "max-features must be in 1..2^32-1, max-message-mb in 1..2^20");
+    goto fail;
+  }
+  scorer_opts_t so = {ps_config_str(cfg, "db"), (uint32_t)top_n, sync, (uint32_t)max_feat};
   if (scorer_open(&sc, &so, &err) < 0) goto fail;
   {
     const fs_meta_t *m = scorer_meta(sc);
     PS_INFO("store %s: %u features, %" PRIu64 " batches and %" PRIu64 " proteins applied so far", so.db_path,
             m->n_features, m->batches, m->proteins);
+    if (scorer_counts(sc)->ignored_at_open)
+      PS_WARN("store %s: %" PRIu64 " stored stream ends or applied seqs out of bounds ignored (written by a version "
+              "that trusted the wire)", so.db_path, scorer_counts(sc)->ignored_at_open);
   }
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
   // enrichment: the data directory is checked (and loaded) now, not after the stream
@@ -170,9 +196,10 @@ int main(int argc, char **argv) {
     icfg.backoff_ms = bo;
     icfg.max_attempts = (uint32_t)att;
   }
-  wire_opts_t wo = {(int)hwm, 1000, (int)hb, 0};
+  wire_opts_t wo = {(int)hwm, 1000, (int)hb, 0, max_mb << 20};
   zctx = zmq_ctx_new();
   if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
+  wo.max_msg = 0;  // the sockets below only send
   const char *cep = ps_config_str(cfg, "control");
   if (cep && cep[0] && !(ctl = wire_socket(zctx, ZMQ_PUSH, cep, &wo, &err))) goto fail;
   if (iep && iep[0] && !(isock = wire_socket_watched(zctx, ZMQ_PUSH, iep, &wo, &ipeers, &err))) goto fail;
@@ -182,6 +209,20 @@ int main(int argc, char **argv) {
   int m_applied = ps_metrics_add(mx, "batches_applied_total", PS_COUNTER, "batches applied (exactly once)");
   int m_dup = ps_metrics_add(mx, "batches_duplicate_total", PS_COUNTER, "replayed batches ignored");
   int m_rej = ps_metrics_add(mx, "batches_rejected_total", PS_COUNTER, "batches rejected (malformed, NaN, mismatch)");
+  // one counter per reason (the metrics module has no label API): protsae_messages_rejected_<reason>_total
+  int m_rej_by[SCORER_REJ_N];
+  for (int r = 0; r < SCORER_REJ_N; r++) {
+    char name[96], help[160];
+    snprintf(name, sizeof name, "messages_rejected_%s_total", scorer_reject_name((scorer_reject_t)r));
+    snprintf(help, sizeof help, "messages rejected as %s (out of the stream's bounds or inconsistent)",
+             scorer_reject_name((scorer_reject_t)r));
+    m_rej_by[r] = ps_metrics_add(mx, name, PS_COUNTER, help);
+  }
+  int m_reopen = ps_metrics_add(mx, "eos_reopened_total", PS_COUNTER, "recorded stream ends undone by a later batch");
+  int m_wdrop = ps_metrics_add(mx, "wire_dropped_malformed_total", PS_COUNTER,
+                               "messages dropped by the wire: not an Envelope or an inconsistent batch");
+  int m_wver = ps_metrics_add(mx, "wire_dropped_version_total", PS_COUNTER, "messages of another schema major version");
+  logged = strmap_new(8);  // (sender, reason) pairs already logged: one line each
   int m_rows = ps_metrics_add(mx, "rows_total", PS_COUNTER, "rows applied since start");
   int m_prot = ps_metrics_add(mx, "store_proteins", PS_GAUGE, "proteins in the feature store");
   int m_rate = ps_metrics_add(mx, "rows_per_second", PS_GAUGE, "rows applied per second since start");
@@ -200,7 +241,9 @@ int main(int argc, char **argv) {
   int complete = 0, enriched = enr == NULL, interpreted = isock == NULL, enrich_asked = 0, enrich_force = 0;
   double enrich_secs = 0;
   iwb = fs_wb_new();
+  ps_metrics_set_stall(mx, 600);  // one enrichment of a large store runs between two rounds
   for (;;) {
+    ps_metrics_alive(mx);
     if (!complete && scorer_streams_complete(sc) >= (size_t)sources) {
       complete = 1;
       if (scorer_commit(sc, &err) < 0) goto fail;
@@ -250,7 +293,8 @@ int main(int argc, char **argv) {
       last_msg = t;
       if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH) {
         ps_err_t be = {0};
-        if (scorer_apply(sc, env->feature_batch, &be) < 0) PS_ERROR("rejected from %s: %s", env->producer, be.msg);
+        scorer_reject_t why = SCORER_REJ_MALFORMED;
+        if (scorer_apply_why(sc, env->feature_batch, &why, &be) < 0) log_reject(logged, env->producer, why, be.msg);
       } else if (env->body_case == PROTSAE__ENVELOPE__BODY_INTERPRET_RESULT) {
         ps_err_t be = {0};
         if (!si) {
@@ -271,7 +315,9 @@ int main(int argc, char **argv) {
         const Protsae__EndOfStream *e = env->end_of_stream;
         const char *src = e->source_producer && e->source_producer[0] ? e->source_producer : env->producer;
         uint64_t next = e->source_producer && e->source_producer[0] ? e->source_next_seq : env->seq;
-        scorer_note_eos(sc, src, next, e->rows_sent, e->proteins_sent);
+        ps_err_t be = {0};
+        if (scorer_note_eos(sc, src, next, e->rows_sent, e->proteins_sent, &be) < 0)
+          log_reject(logged, env->producer, SCORER_REJ_EOS, be.msg);
       }
       wire_free(&env);
     }
@@ -309,6 +355,10 @@ int main(int argc, char **argv) {
       ps_metrics_set(mx, m_applied, (double)c->applied);
       ps_metrics_set(mx, m_dup, (double)c->duplicates);
       ps_metrics_set(mx, m_rej, (double)c->rejected);
+      for (int r = 0; r < SCORER_REJ_N; r++) ps_metrics_set(mx, m_rej_by[r], (double)c->rejected_by[r]);
+      ps_metrics_set(mx, m_reopen, (double)c->eos_reopened);
+      ps_metrics_set(mx, m_wdrop, (double)st.dropped_malformed);
+      ps_metrics_set(mx, m_wver, (double)st.dropped_version);
       ps_metrics_set(mx, m_rows, (double)c->rows);
       ps_metrics_set(mx, m_prot, (double)scorer_meta(sc)->proteins);
       ps_metrics_set(mx, m_rate, (double)c->rows * 1000.0 / (double)(t - t0 + 1));
@@ -371,6 +421,7 @@ int main(int argc, char **argv) {
 fail:
   if (status) PS_ERROR("%s", err.msg[0] ? err.msg : ps_strerror(err.code));
   free(seqs);
+  strmap_destroy(&logged);
   ps_metrics_stop(&mx);
   scorer_interp_destroy(&si);
   scorer_enrich_destroy(&enr);

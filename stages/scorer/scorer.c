@@ -7,11 +7,16 @@
 #include "strmap.h"
 #include "wire.h"
 
+typedef struct span {
+  uint64_t lo, hi;      // applied seqs [lo, hi)
+} span_t;
+
 typedef struct stream {
   char *producer;
-  uint8_t *bits;        // applied seqs
-  uint64_t cap_bits;
+  span_t *spans;        // applied seqs: sorted, disjoint, not adjacent
+  size_t n_spans, cap_spans;
   uint64_t applied;
+  uint64_t announced;   // the stream's batch count from its batches (0 = not announced)
   int eos_known, eos_dirty;
   uint64_t next_seq, rows, proteins;
 } stream_t;
@@ -34,6 +39,11 @@ struct scorer {
   uint8_t *seen;
 };
 
+static const char *const reject_names[SCORER_REJ_N] = {
+    "malformed", "seq_out_of_range", "stream_batches_mismatch", "n_features", "bad_values", "eos_inconsistent",
+};
+const char *scorer_reject_name(scorer_reject_t r) { return (unsigned)r < SCORER_REJ_N ? reject_names[r] : "unknown"; }
+
 static stream_t *stream_get(scorer_t *s, const char *producer) {
   uint64_t i;
   if (strmap_get(s->by_name, producer, &i)) return &s->streams[i];
@@ -48,18 +58,46 @@ static stream_t *stream_get(scorer_t *s, const char *producer) {
   return st;
 }
 
-static int bit_get(const stream_t *st, uint64_t seq) { return seq < st->cap_bits && (st->bits[seq >> 3] >> (seq & 7) & 1); }
-static void bit_set(stream_t *st, uint64_t seq) {
-  if (seq >= st->cap_bits) {
-    uint64_t c = st->cap_bits ? st->cap_bits : 1024;
-    while (c <= seq) c *= 2;
-    st->bits = ps_xrealloc(st->bits, c / 8);
-    memset(st->bits + st->cap_bits / 8, 0, (c - st->cap_bits) / 8);
-    st->cap_bits = c;
+// Index of the first span with hi > seq (n_spans when none).
+static size_t span_find(const stream_t *st, uint64_t seq) {
+  size_t lo = 0, hi = st->n_spans;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (st->spans[mid].hi <= seq) lo = mid + 1;
+    else hi = mid;
   }
-  st->bits[seq >> 3] |= (uint8_t)(1u << (seq & 7));
+  return lo;
+}
+static int bit_get(const stream_t *st, uint64_t seq) {
+  size_t i = span_find(st, seq);
+  return i < st->n_spans && st->spans[i].lo <= seq;
+}
+// Add seq (not present, < SCORER_MAX_SEQ): extends or merges neighbours, else inserts a span.
+static void bit_set(stream_t *st, uint64_t seq) {
+  size_t i = span_find(st, seq);  // spans[i-1].hi <= seq < spans[i].hi
+  int join_left = i > 0 && st->spans[i - 1].hi == seq;
+  int join_right = i < st->n_spans && st->spans[i].lo == seq + 1;
+  if (join_left && join_right) {
+    st->spans[i - 1].hi = st->spans[i].hi;
+    memmove(st->spans + i, st->spans + i + 1, (st->n_spans - i - 1) * sizeof *st->spans);
+    st->n_spans--;
+  } else if (join_left) {
+    st->spans[i - 1].hi = seq + 1;
+  } else if (join_right) {
+    st->spans[i].lo = seq;
+  } else {
+    if (st->n_spans == st->cap_spans) {
+      st->cap_spans = st->cap_spans ? 2 * st->cap_spans : 4;
+      st->spans = ps_xrealloc(st->spans, st->cap_spans * sizeof *st->spans);
+    }
+    memmove(st->spans + i + 1, st->spans + i, (st->n_spans - i) * sizeof *st->spans);
+    st->spans[i] = (span_t){seq, seq + 1};
+    st->n_spans++;
+  }
   st->applied++;
 }
+// Highest applied seq + 1 (0 when none).
+static uint64_t seq_end(const stream_t *st) { return st->n_spans ? st->spans[st->n_spans - 1].hi : 0; }
 
 static void alloc_features(scorer_t *s) {
   uint32_t n = s->meta.n_features;
@@ -82,11 +120,22 @@ static int load_feat(uint32_t id, const fs_feat_t *f, void *ctx) {
   return 0;
 }
 static int load_applied(const char *producer, uint64_t seq, void *ctx) {
-  bit_set(stream_get(ctx, producer), seq);
+  scorer_t *s = ctx;
+  stream_t *st = stream_get(s, producer);
+  if (seq >= SCORER_MAX_SEQ || bit_get(st, seq)) {
+    s->c.ignored_at_open++;
+    return 0;
+  }
+  bit_set(st, seq);
   return 0;
 }
 static int load_eos(const char *producer, const fs_eos_t *e, void *ctx) {
-  stream_t *st = stream_get(ctx, producer);
+  scorer_t *s = ctx;
+  stream_t *st = stream_get(s, producer);
+  if (e->batches > SCORER_MAX_SEQ || e->batches < seq_end(st)) {  // an older version trusted a forged one
+    s->c.ignored_at_open++;
+    return 0;
+  }
   st->eos_known = 1;
   st->next_seq = e->batches;
   st->rows = e->rows;
@@ -103,9 +152,16 @@ int scorer_open(scorer_t **out, const scorer_opts_t *o, ps_err_t *err) {
   s->wb = fs_wb_new();
   int rc;
   if ((rc = fs_open(&s->fs, o->db_path, FS_OPEN_CREATE, err)) < 0) goto fail;
+  if (!s->o.max_features) s->o.max_features = SCORER_MAX_FEATURES_DEFAULT;
   if ((rc = fs_meta_get(s->fs, &s->meta, err)) < 0) goto fail;
   s->have_meta = rc;
   if (s->have_meta) {
+    if (!s->meta.n_features || s->meta.n_features > s->o.max_features) {
+      rc = ps_err_set(err, PS_ESTATE, "%s holds %u features, over the bound of %u (--max-features; a store "
+                      "written by a version that took n_features from the wire unchecked?)", o->db_path,
+                      s->meta.n_features, s->o.max_features);
+      goto fail;
+    }
     alloc_features(s);
     if ((rc = fs_feat_each(s->fs, s->meta.top_n, load_feat, s, err)) < 0) goto fail;
     if ((rc = fs_applied_each(s->fs, load_applied, s, err)) < 0) goto fail;
@@ -128,7 +184,7 @@ void scorer_close(scorer_t **sp) {
   free(s->dirty);
   for (size_t i = 0; i < s->n_streams; i++) {
     free(s->streams[i].producer);
-    free(s->streams[i].bits);
+    free(s->streams[i].spans);
   }
   free(s->streams);
   strmap_destroy(&s->by_name);
@@ -154,48 +210,70 @@ static int check_values(const float *v, size_t n, const char *what, const char *
   return 0;
 }
 
+#define REJECT(why_, ...)                  \
+  do {                                      \
+    s->c.rejected++;                        \
+    s->c.rejected_by[why_]++;               \
+    if (why) *why = (why_);                 \
+    return __VA_ARGS__;                     \
+  } while (0)
+
 int scorer_apply(scorer_t *s, const Protsae__FeatureBatch *fb, ps_err_t *err) {
+  return scorer_apply_why(s, fb, NULL, err);
+}
+
+int scorer_apply_why(scorer_t *s, const Protsae__FeatureBatch *fb, scorer_reject_t *why, ps_err_t *err) {
   const char *prod = fb->source_producer && fb->source_producer[0] ? fb->source_producer : NULL;
   uint64_t seq = fb->source_seq;
+  unsigned long long useq = (unsigned long long)seq;
   int rc;
-  if (!prod) {
-    s->c.rejected++;
-    return ps_err_set(err, PS_EPROTO, "FeatureBatch without source_producer (seq %llu)", (unsigned long long)seq);
-  }
-  if ((rc = wire_check_feature_batch(fb, err)) < 0) {
-    s->c.rejected++;
-    return ps_err_prefix(err, "%s batch seq=%llu: ", prod, (unsigned long long)seq);
-  }
-  stream_t *st = stream_get(s, prod);
-  if (bit_get(st, seq)) {
+  if (!prod)
+    REJECT(SCORER_REJ_MALFORMED, ps_err_set(err, PS_EPROTO, "FeatureBatch without source_producer (seq %llu)", useq));
+  // bounds first: nothing below allocates or looks up anything sized by an unchecked value
+  if (seq >= SCORER_MAX_SEQ || fb->stream_batches > SCORER_MAX_SEQ)
+    REJECT(SCORER_REJ_SEQ_RANGE, ps_err_set(err, PS_EPROTO, "%s batch seq=%llu (stream of %llu): over the bound of "
+                                            "2^32 batches", prod, useq, (unsigned long long)fb->stream_batches));
+  if (fb->stream_batches && seq >= fb->stream_batches)
+    REJECT(SCORER_REJ_SEQ_RANGE, ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: the stream announces %llu batches",
+                                            prod, useq, (unsigned long long)fb->stream_batches));
+  if (!fb->n_features || fb->n_features > s->o.max_features)
+    REJECT(SCORER_REJ_N_FEATURES, ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: n_features %u outside 1..%u "
+                                             "(--max-features)", prod, useq, fb->n_features, s->o.max_features));
+  if ((rc = wire_check_feature_batch(fb, err)) < 0)
+    REJECT(SCORER_REJ_MALFORMED, (ps_err_prefix(err, "%s batch seq=%llu: ", prod, useq), rc));
+  uint64_t i_st;
+  stream_t *st = strmap_get(s->by_name, prod, &i_st) ? &s->streams[i_st] : NULL;
+  if (st && st->announced && fb->stream_batches && fb->stream_batches != st->announced)
+    REJECT(SCORER_REJ_STREAM_BATCHES, ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: announces %llu batches, the "
+                                                 "stream's earlier batches %llu", prod, useq,
+                                                 (unsigned long long)fb->stream_batches,
+                                                 (unsigned long long)st->announced));
+  if (st && bit_get(st, seq)) {
     s->c.duplicates++;
     return 0;
   }
   int residue = fb->level == PROTSAE__LEVEL__LEVEL_RESIDUE;
-  if (residue && fb->n_pooled_indptr != fb->n_protein_ids + 1) {
-    s->c.rejected++;
-    return ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: residue-level batch without pooled codes", prod,
-                      (unsigned long long)seq);
-  }
-  if (!fb->n_features) {
-    s->c.rejected++;
-    return ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: n_features is 0", prod, (unsigned long long)seq);
-  }
+  if (residue && fb->n_pooled_indptr != fb->n_protein_ids + 1)
+    REJECT(SCORER_REJ_MALFORMED, ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: residue-level batch without pooled "
+                                            "codes", prod, useq));
   if (s->have_meta) {
     if (fb->n_features != s->meta.n_features || (uint32_t)residue != s->meta.level ||
-        (uint32_t)(fb->neurons != 0) != s->meta.neurons) {
-      s->c.rejected++;
-      return ps_err_set(err, PS_EMISMATCH,
-                        "%s batch seq=%llu: %u %s at %s level, but the store %s holds %u %s at %s level", prod,
-                        (unsigned long long)seq, fb->n_features, fb->neurons ? "neurons" : "features",
+        (uint32_t)(fb->neurons != 0) != s->meta.neurons)
+      REJECT(SCORER_REJ_N_FEATURES,
+             ps_err_set(err, PS_EMISMATCH, "%s batch seq=%llu: %u %s at %s level, but the store %s holds %u %s at %s level",
+                        prod, useq, fb->n_features, fb->neurons ? "neurons" : "features",
                         residue ? "residue" : "protein", fs_path(s->fs), s->meta.n_features,
-                        s->meta.neurons ? "neurons" : "features", s->meta.level ? "residue" : "protein");
-    }
+                        s->meta.neurons ? "neurons" : "features", s->meta.level ? "residue" : "protein"));
   }
   if ((rc = check_values(fb->values, fb->n_values, "code", prod, seq, err)) < 0 ||
-      (rc = check_values(fb->pooled_values, fb->n_pooled_values, "pooled code", prod, seq, err)) < 0) {
-    s->c.rejected++;
-    return rc;
+      (rc = check_values(fb->pooled_values, fb->n_pooled_values, "pooled code", prod, seq, err)) < 0)
+    REJECT(SCORER_REJ_VALUES, rc);
+  // accepted: from here on state changes
+  if (!st) st = stream_get(s, prod);
+  if (fb->stream_batches && !st->announced) st->announced = fb->stream_batches;
+  if (st->eos_known && seq >= st->next_seq) {  // the recorded end was wrong (forged or stale): open again
+    st->eos_known = 0;
+    s->c.eos_reopened++;
   }
   if (!s->have_meta) {
     memset(&s->meta, 0, sizeof s->meta);
@@ -271,14 +349,28 @@ int scorer_apply(scorer_t *s, const Protsae__FeatureBatch *fb, ps_err_t *err) {
   return 1;
 }
 
-void scorer_note_eos(scorer_t *s, const char *producer, uint64_t next_seq, uint64_t rows, uint64_t proteins) {
-  stream_t *st = stream_get(s, producer);
-  if (st->eos_known && st->next_seq == next_seq) return;
+int scorer_note_eos(scorer_t *s, const char *producer, uint64_t next_seq, uint64_t rows, uint64_t proteins,
+                    ps_err_t *err) {
+  uint64_t i_st;
+  stream_t *st = strmap_get(s->by_name, producer, &i_st) ? &s->streams[i_st] : NULL;
+  uint64_t end = st ? seq_end(st) : 0, ann = st ? st->announced : 0;
+  const char *bad = NULL;
+  if (next_seq > SCORER_MAX_SEQ) bad = "over the bound of 2^32 batches";
+  else if (next_seq < end) bad = "below the highest batch applied";
+  else if (ann && next_seq > ann) bad = "over the count its batches announce";
+  if (bad) {
+    s->c.rejected_by[SCORER_REJ_EOS]++;
+    return ps_err_set(err, PS_EPROTO, "%s: EndOfStream at seq %llu %s (applied up to %llu, announced %llu): ignored",
+                      producer, (unsigned long long)next_seq, bad, (unsigned long long)end, (unsigned long long)ann);
+  }
+  if (!st) st = stream_get(s, producer);
+  if (st->eos_known && st->next_seq == next_seq) return 0;
   st->eos_known = 1;
   st->eos_dirty = 1;
   st->next_seq = next_seq;
   st->rows = rows;
   st->proteins = proteins;
+  return 0;
 }
 
 int scorer_commit(scorer_t *s, ps_err_t *err) {
@@ -318,10 +410,9 @@ uint64_t scorer_stream_batches(const scorer_t *s) {
 }
 
 static int stream_complete(const stream_t *st) {
-  if (!st->eos_known || st->applied < st->next_seq) return 0;
-  for (uint64_t q = 0; q < st->next_seq; q++)
-    if (!bit_get(st, q)) return 0;
-  return 1;
+  if (!st->eos_known) return 0;
+  if (!st->next_seq) return 1;
+  return st->n_spans && st->spans[0].lo == 0 && st->spans[0].hi >= st->next_seq;
 }
 
 size_t scorer_streams_complete(const scorer_t *s) {
@@ -337,12 +428,15 @@ size_t scorer_missing(const scorer_t *s, size_t i, const char **producer, uint64
     if (!st->eos_known) continue;
     if (k++ != i) continue;
     *producer = st->producer;
-    size_t n = 0;
-    for (uint64_t q = 0; q < st->next_seq; q++)
-      if (!bit_get(st, q)) {
-        if (n < cap) seqs[n] = q;
-        n++;
-      }
+    // the gaps between the applied spans below next_seq: O(spans + cap), whatever next_seq is
+    size_t n = 0, w = 0;
+    uint64_t q = 0;
+    for (size_t sp = 0; sp <= st->n_spans && q < st->next_seq; sp++) {
+      uint64_t gap_end = sp < st->n_spans && st->spans[sp].lo < st->next_seq ? st->spans[sp].lo : st->next_seq;
+      for (uint64_t m = q; m < gap_end && w < cap; m++) seqs[w++] = m;
+      if (gap_end > q) n += (size_t)(gap_end - q);
+      q = sp < st->n_spans ? st->spans[sp].hi : st->next_seq;
+    }
     return n;
   }
   *producer = NULL;

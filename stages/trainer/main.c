@@ -16,6 +16,7 @@
 #include "reader.h"
 #include "signals.h"
 #include "trainer.h"
+#include "wire_in.h"
 #include "wire.h"
 
 static const ps_config_entry_t table[] = {
@@ -37,6 +38,12 @@ static const ps_config_entry_t table[] = {
     {"in", NULL, "instead of --emb: endpoint to pull EmbeddingBatches from (@ binds, > connects)"},
     {"producers", "1", "--in: readers feeding the stream (each ends with an EndOfStream)"},
     {"timeout-ms", "0", "--in: give up after this long without a message (0 = wait)"},
+    {"d-in", "0", "--in: the input dimension; batches of another are dropped (0 = the first batch's, up to --max-dim)"},
+    {"d-out", "0", "--in: the target dimension of a transcoder stream (0 = the first batch's, up to --max-dim)"},
+    {"max-dim", "2560", "--in: largest dimension taken from the stream when --d-in / --d-out are 0"},
+    {"max-batch-rows", "2048", "--in: largest batch accepted, rows (at least the reader's --batch-rows): bounds the "
+                               "message size, rows x (d_in + d_out) x 4 x 2 + 1 MiB (max-dim for a dimension not "
+                               "given). A larger message closes the sender's connection unread"},
     // model
     {"arch", "topk", "topk | relu | batchtopk | jumprelu"},
     {"d-sae", "4096", "dictionary size (latents)"},
@@ -111,87 +118,52 @@ static int file_seek(void *ctx, const reader_pos_t *pos, ps_err_t *err) {
 
 typedef struct {
   void *sock;
-  int producers, eos;
+  int producers;
   int64_t timeout_ms;
   Protsae__Envelope *env;
-  float *rows, *target;
-  size_t rows_cap, target_cap;
-  uint8_t *is_val;
-  uint32_t *offsets;
+  trainer_wire_t w;          // the checks and the batch buffers (wire_in.h)
   int have_seek;
   reader_pos_t seek;
   wire_stats_t st;
+  ps_metrics_t *mx;
+  int m_rej_by[TW_REJ_N], m_wdrop;
+  uint64_t logged[TW_REJ_N];
 } wire_src_t;
 
 static int wire_next(void *ctx, reader_batch_t *b, ps_err_t *err) {
   wire_src_t *s = ctx;
   for (;;) {
     wire_free(&s->env);
-    if (s->eos >= s->producers) {
+    if (s->w.eos >= (uint64_t)s->producers) {
       wire_close(&s->sock);  // hang up now: the readers wait for their consumers before exiting
       return 0;
     }
     int rc = wire_recv(s->sock, &s->env, s->timeout_ms > 0 ? (int)s->timeout_ms : -1, &ps_stop_flag, &s->st, err);
+    ps_metrics_set(s->mx, s->m_wdrop, (double)s->st.dropped_malformed);
     if (rc < 0) return rc;
     if (rc == 0) return ps_err_set(err, PS_ETRUNC, "trainer: no message for %lld ms", (long long)s->timeout_ms);
     Protsae__Envelope *e = s->env;
-    if (e->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) {
-      s->eos++;
+    tw_reject_t why = TW_REJ_MALFORMED;
+    ps_err_t be = {0};
+    int got = trainer_wire_take(&s->w, e, b, &why, &be);
+    if (got < 0) {  // dropped and counted; logged the first 3 times per reason
+      ps_metrics_set(s->mx, s->m_rej_by[why], (double)s->w.rejected_by[why]);
+      if (s->logged[why]++ < 3)
+        PS_WARN("trainer: dropped (%s%s): %s", tw_reject_name(why), s->logged[why] == 3 ? "; further ones only counted" : "",
+                be.msg);
       continue;
     }
-    if (e->body_case != PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH) continue;
-    Protsae__EmbeddingBatch *eb = e->embedding_batch;
-    if (wire_check_embedding_batch(eb, err)) {
-      PS_WARN("trainer: dropping batch seq %" PRIu64 " from %s: %s", e->seq, e->producer, err->msg);
-      continue;
-    }
+    if (got == 0) continue;
     if (s->have_seek) {  // resume: skip what the checkpoint already holds
-      if (eb->epoch < s->seek.epoch || (eb->epoch == s->seek.epoch && eb->first_record < s->seek.record)) continue;
-      if (eb->epoch != s->seek.epoch || eb->first_record != s->seek.record)
+      if (b->epoch < s->seek.epoch || (b->epoch == s->seek.epoch && b->first_record < s->seek.record)) continue;
+      if (b->epoch != s->seek.epoch || b->first_record != s->seek.record)
         return ps_err_set(err, PS_EMISMATCH, "trainer: resuming at epoch %u record %" PRIu64 " but the stream "
                           "continues at epoch %u record %" PRIu64 "; restart the reader from that position "
                           "(protsae-reader --state FILE --resume with \"%u %" PRIu64 " %" PRIu64 "\" in FILE)",
-                          s->seek.epoch, s->seek.record, eb->epoch, eb->first_record, s->seek.epoch, s->seek.record,
+                          s->seek.epoch, s->seek.record, b->epoch, b->first_record, s->seek.epoch, s->seek.record,
                           s->seek.seq);
       s->have_seek = 0;
     }
-    size_t nf = (size_t)eb->n_rows * eb->dim;
-    if (nf > s->rows_cap) {
-      s->rows = realloc(s->rows, nf * sizeof(float));
-      s->rows_cap = nf;
-    }
-    memcpy(s->rows, eb->rows.data, nf * sizeof(float));
-    size_t nt = (size_t)eb->n_rows * eb->target_dim;
-    if (nt > s->target_cap) {
-      s->target = realloc(s->target, nt * sizeof(float));
-      s->target_cap = nt;
-    }
-    if (nt) memcpy(s->target, eb->target_rows.data, nt * sizeof(float));
-    free(s->is_val);
-    free(s->offsets);
-    s->is_val = calloc(eb->n_protein_ids + 1, 1);
-    for (size_t i = 0; i < eb->n_is_validation && i < eb->n_protein_ids; i++) s->is_val[i] = eb->is_validation[i];
-    s->offsets = NULL;
-    if (eb->n_residue_offsets) {
-      s->offsets = malloc(eb->n_residue_offsets * sizeof(uint32_t));
-      memcpy(s->offsets, eb->residue_offsets, eb->n_residue_offsets * sizeof(uint32_t));
-    }
-    memset(b, 0, sizeof *b);
-    b->n_proteins = (uint32_t)eb->n_protein_ids;
-    b->ids = eb->protein_ids;
-    b->is_val = s->is_val;
-    b->n_rows = eb->n_rows;
-    b->dim = eb->dim;
-    b->target_dim = eb->target_dim;
-    b->rows = s->rows;
-    b->target = nt ? s->target : NULL;
-    b->offsets = s->offsets;
-    b->epoch = eb->epoch;
-    b->first_record = eb->first_record;
-    b->seq = e->seq;
-    b->next.epoch = eb->epoch;
-    b->next.record = eb->first_record + eb->n_protein_ids;
-    b->next.seq = e->seq + 1;
     return 1;
   }
 }
@@ -216,6 +188,7 @@ typedef struct {
 static void progress(void *ctx, const trainer_report_t *r, const sae_losses_t *L) {
   hb_t *h = ctx;
   if (h->mx) {
+    ps_metrics_alive(h->mx);
     ps_metrics_set(h->mx, h->m_steps, (double)r->steps);
     ps_metrics_set(h->mx, h->m_rows, (double)r->rows_trained);
     ps_metrics_set(h->mx, h->m_rate, r->rows_per_s);
@@ -263,7 +236,7 @@ int main(int argc, char **argv) {
   trainer_opts_t o;
   trainer_opts_default(&o);
   int64_t d_sae, k, kaux, dead, l1w, ws_, ds, ts_, bat, shuf, maxs, ev, ck, lg, vm, chunk, seed, threads, keep, epochs,
-      sseed, producers, tmo;
+      sseed, producers, tmo, w_din, w_dout, w_maxdim, w_maxrows;
   double auxc, orthc, orthm, tiec, l1, l0c, jbw, jthr, din, lr, b1, b2, eps, clip, valf;
   int pern, dnorm, unorm, resume, skipnf;
   const char *s;
@@ -273,7 +246,8 @@ int main(int argc, char **argv) {
       GET_I("max-steps", maxs) || GET_I("eval-every", ev) || GET_I("ckpt-every", ck) || GET_I("log-every", lg) ||
       GET_I("val-max-rows", vm) || GET_I("chunk-rows", chunk) || GET_I("seed", seed) || GET_I("threads", threads) ||
       GET_I("keep-ckpts", keep) || GET_I("epochs", epochs) || GET_I("split-seed", sseed) ||
-      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_F("aux-coeff", auxc) || GET_F("ortho-coeff", orthc) || GET_F("ortho-margin", orthm) || GET_F("tie-coeff", tiec) || GET_F("l1", l1) || GET_F("l0-coeff", l0c) ||
+      GET_I("producers", producers) || GET_I("timeout-ms", tmo) || GET_I("d-in", w_din) || GET_I("d-out", w_dout) ||
+      GET_I("max-dim", w_maxdim) || GET_I("max-batch-rows", w_maxrows) || GET_F("aux-coeff", auxc) || GET_F("ortho-coeff", orthc) || GET_F("ortho-margin", orthm) || GET_F("tie-coeff", tiec) || GET_F("l1", l1) || GET_F("l0-coeff", l0c) ||
       GET_F("jumprelu-bandwidth", jbw) || GET_F("jumprelu-init-threshold", jthr) ||
       GET_F("dec-init-norm", din) || GET_F("lr", lr) || GET_F("beta1", b1) || GET_F("beta2", b2) || GET_F("eps", eps) ||
       GET_F("clip", clip) || GET_F("val-fraction", valf) ||
@@ -372,6 +346,7 @@ int main(int argc, char **argv) {
   if (GET_I("metrics-port", mport) ||
       ps_metrics_start(&hb.mx, "trainer", "trainer-0", ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0)
     goto fail;
+  ps_metrics_set_stall(hb.mx, 600);  // progress is reported every --log-every steps (and not while loading data)
   hb.m_steps = ps_metrics_add(hb.mx, "steps_total", PS_COUNTER, "optimizer steps");
   hb.m_rows = ps_metrics_add(hb.mx, "rows_total", PS_COUNTER, "rows trained on");
   hb.m_rate = ps_metrics_add(hb.mx, "rows_per_second", PS_GAUGE, "rows trained per second");
@@ -415,6 +390,23 @@ int main(int argc, char **argv) {
     h.seek = file_seek;
     h.src_ctx = &fs;
   } else if (ps_config_str(cfg, "in")) {
+    if (w_din < 0 || w_dout < 0 || w_maxdim < 1 || w_maxdim > (1 << 20) || w_din > (1 << 20) || w_dout > (1 << 20) ||
+        w_maxrows < 1 || w_maxrows > (1 << 24)) {
+      ps_err_set(&err, PS_ECONFIG, "--d-in, --d-out in 0..2^20, --max-dim in 1..2^20, --max-batch-rows in 1..2^24");
+      goto fail;
+    }
+    trainer_wire_init(&ws.w, w_din, w_dout, w_maxdim);
+    ws.mx = hb.mx;
+    for (int r = 0; r < TW_REJ_N; r++) {  // no label API: protsae_messages_rejected_<reason>_total
+      char name[96], help[128];
+      snprintf(name, sizeof name, "messages_rejected_%s_total", tw_reject_name((tw_reject_t)r));
+      snprintf(help, sizeof help, "stream messages dropped as %s", tw_reject_name((tw_reject_t)r));
+      ws.m_rej_by[r] = ps_metrics_add(hb.mx, name, PS_COUNTER, help);
+    }
+    ws.m_wdrop = ps_metrics_add(hb.mx, "wire_dropped_malformed_total", PS_COUNTER,
+                                "messages dropped by the wire: not an Envelope or an inconsistent batch");
+    wo.max_msg = wire_max_embedding_msg(w_maxrows, (w_din ? w_din : w_maxdim) + (w_dout ? w_dout : w_maxdim));
+    PS_INFO("trainer: input messages up to %lld bytes", (long long)wo.max_msg);
     if (!(ws.sock = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
     ws.producers = (int)producers;
     ws.timeout_ms = tmo;
@@ -445,10 +437,7 @@ fail:
 out:
   reader_destroy(&fs.r);
   wire_free(&ws.env);
-  free(ws.rows);
-  free(ws.target);
-  free(ws.is_val);
-  free(ws.offsets);
+  trainer_wire_free(&ws.w);
   wire_close(&ws.sock);
   wire_close(&hb.sock);
   ps_metrics_stop(&hb.mx);

@@ -11,6 +11,12 @@
 //   request-bad      an InterpretRequest whose ids and activations differ in count
 //   request-tiny     an InterpretRequest with 2 held-out proteins
 //   eos              an EndOfStream (an interpreter exits on it)
+//   batch-seq=N      a valid FeatureBatch (4 features, protein P99999) of stream "reader-0", seq N
+//   batch-nfeat=N    the same at seq 0 with n_features N
+//   eos-relayed=N    an encoder's relayed EndOfStream of stream "reader-0" with source_next_seq N
+//   embed-seq=N      a valid EmbeddingBatch (1 row of dim 8, stream of 4 batches) of producer "reader-0", seq N
+//   embed-dim=N      the same at seq 0 with one row of dim N
+//   oversize=MB      one message of MB MiB (an Envelope whose run_id is that long)
 // With @ it waits up to 10 s for a peer first. Exit 0 when everything was handed to the socket.
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +130,61 @@ int main(int argc, char **argv) {
       env.body_case = PROTSAE__ENVELOPE__BODY_INTERPRET_REQUEST;
       env.interpret_request = &q;
       rc = send_env(s, &env, 0);
+    } else if (!strncmp(k, "batch-seq=", 10) || !strncmp(k, "batch-nfeat=", 12)) {
+      char *ids[1] = {"P99999"};
+      uint32_t indptr[2] = {0, 1}, idx[1] = {1};
+      float val[1] = {0.5f};
+      int is_seq = k[6] == 's';
+      unsigned long long n = strtoull(strchr(k, '=') + 1, NULL, 0);
+      fb.n_protein_ids = 1;
+      fb.protein_ids = ids;
+      fb.n_rows = 1;
+      fb.n_features = is_seq ? 4 : (uint32_t)n;
+      fb.n_indptr = 2;
+      fb.indptr = indptr;
+      fb.n_indices = 1;
+      fb.indices = idx;
+      fb.n_values = 1;
+      fb.values = val;
+      fb.source_producer = "reader-0";
+      fb.source_seq = is_seq ? n : 0;
+      env.body_case = PROTSAE__ENVELOPE__BODY_FEATURE_BATCH;
+      env.feature_batch = &fb;
+      rc = send_env(s, &env, 0);
+    } else if (!strncmp(k, "eos-relayed=", 12)) {
+      eos.reason = "done";
+      eos.source_producer = "reader-0";
+      eos.source_next_seq = strtoull(k + 12, NULL, 0);
+      env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
+      env.end_of_stream = &eos;
+      rc = send_env(s, &env, 0);
+    } else if (!strncmp(k, "embed-seq=", 10) || !strncmp(k, "embed-dim=", 10)) {
+      Protsae__EmbeddingBatch eb = PROTSAE__EMBEDDING_BATCH__INIT;
+      char *ids[1] = {"P99999"};
+      unsigned long long n = strtoull(k + 10, NULL, 0);
+      uint32_t dim = k[6] == 'd' ? (uint32_t)n : 8;
+      float *row = calloc(dim ? dim : 1, sizeof(float));
+      eb.n_protein_ids = 1;
+      eb.protein_ids = ids;
+      eb.dim = dim;
+      eb.n_rows = 1;
+      eb.rows.data = (uint8_t *)row;
+      eb.rows.len = (size_t)dim * sizeof(float);
+      eb.stream_batches = 4;
+      env.producer = "reader-0";
+      env.seq = k[6] == 's' ? n : 0;
+      env.body_case = PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH;
+      env.embedding_batch = &eb;
+      rc = send_env(s, &env, 0);
+      free(row);
+    } else if (!strncmp(k, "oversize=", 9)) {
+      size_t n = (size_t)strtoull(k + 9, NULL, 0) << 20;
+      char *big = malloc(n + 1);
+      memset(big, 'x', n);
+      big[n] = 0;
+      env.run_id = big;
+      rc = send_env(s, &env, 0);
+      free(big);
     } else if (!strcmp(k, "eos")) {
       eos.reason = "done";
       env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;

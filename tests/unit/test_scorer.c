@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -205,7 +206,7 @@ static char *dump_store(const char *db) {
 static void apply_order(const char *db, const int *order, int n, int commit_every) {
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0};
+  scorer_opts_t o = {db, 4, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   for (int i = 0; i < n; i++) {
     tbatch_t b;
@@ -214,7 +215,7 @@ static void apply_order(const char *db, const int *order, int n, int commit_ever
     free_batch(&b);
     if ((i + 1) % commit_every == 0) assert_int_equal(scorer_commit(s, &err), 0);
   }
-  scorer_note_eos(s, "reader-0", NB, NB * ROWS, NB * ROWS);
+  assert_int_equal(scorer_note_eos(s, "reader-0", NB, NB * ROWS, NB * ROWS, &err), 0);
   assert_int_equal(scorer_commit(s, &err), 0);
   scorer_close(&s);
 }
@@ -238,7 +239,7 @@ static void test_scorer_order_free_exactly_once(void **st) {
   // committed ones) gives the same store
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db3, 4, 0};
+  scorer_opts_t o = {db3, 4, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   for (int i = 0; i < 8; i++) {
     tbatch_t t;
@@ -257,7 +258,7 @@ static void test_scorer_order_free_exactly_once(void **st) {
     free_batch(&t);
   }
   assert_int_equal(scorer_counts(s)->duplicates, 5);
-  scorer_note_eos(s, "reader-0", NB, NB * ROWS, NB * ROWS);
+  assert_int_equal(scorer_note_eos(s, "reader-0", NB, NB * ROWS, NB * ROWS, &err), 0);
   assert_int_equal(scorer_commit(s, &err), 0);
   assert_int_equal(scorer_streams_complete(s), 1);
   scorer_close(&s);
@@ -276,7 +277,7 @@ static void test_scorer_rejects_and_missing(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0};
+  scorer_opts_t o = {db, 4, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   tbatch_t b;
   make_batch(&b, 0);
@@ -310,7 +311,7 @@ static void test_scorer_rejects_and_missing(void **st) {
   char *after = dump_store(db);
   assert_string_equal(before, after);  // nothing changed
   // missing seqs: 0 applied, the stream has 4
-  scorer_note_eos(s, "reader-0", 4, 0, 0);
+  assert_int_equal(scorer_note_eos(s, "reader-0", 4, 0, 0, &err), 0);
   uint64_t seqs[8];
   const char *p = NULL;
   assert_int_equal(scorer_streams_known(s), 1);
@@ -331,7 +332,7 @@ static void test_scorer_residue_level(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 3, 0};
+  scorer_opts_t o = {db, 3, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   // 2 proteins: A has 3 residues, B has 2; 4 features
   char *ids[] = {"A", "B"};
@@ -623,6 +624,251 @@ static void test_encoder_residue_pooling_and_neurons(void **st) {
   }
 }
 
+// ---- bounds: nothing off the wire is trusted ---------------------------------------------------------
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+// Before: seq 2^63 hung scorer_apply (bit_set's `c *= 2` overflowed to 0), 2^40 allocated 128 GB
+// or aborted and the applied key was persisted. Now: rejected at once, nothing stored.
+static void test_scorer_seq_bounds(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char db[128];
+  snprintf(db, sizeof db, "%s/db", d);
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db, 4, 0, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  tbatch_t b;
+  make_batch(&b, 0);
+  assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+  free_batch(&b);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  char *before = dump_store(db);
+  const uint64_t bad[] = {(uint64_t)1 << 63, (uint64_t)1 << 40, SCORER_MAX_SEQ, UINT64_MAX};
+  double t0 = now_s();
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    make_batch(&b, 1);
+    b.fb.source_seq = bad[i];
+    scorer_reject_t why = SCORER_REJ_N;
+    assert_int_equal(scorer_apply_why(s, &b.fb, &why, &err), PS_EPROTO);
+    assert_int_equal(why, SCORER_REJ_SEQ_RANGE);
+    free_batch(&b);
+  }
+  // the announced count: seq 12 of a 12-batch stream, a stream announcing more than 2^32, and a
+  // batch announcing another count than the stream's earlier ones
+  make_batch(&b, 12);
+  b.fb.stream_batches = 12;
+  assert_int_equal(scorer_apply(s, &b.fb, &err), PS_EPROTO);
+  b.fb.stream_batches = SCORER_MAX_SEQ + 1;
+  b.fb.source_seq = 3;
+  assert_int_equal(scorer_apply(s, &b.fb, &err), PS_EPROTO);
+  free_batch(&b);
+  double secs = now_s() - t0;
+  if (secs > 1.0) fail_msg("rejecting 6 out-of-range batches took %.3f s", secs);
+  assert_int_equal(scorer_counts(s)->rejected_by[SCORER_REJ_SEQ_RANGE], 6);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  char *after = dump_store(db);
+  assert_string_equal(before, after);  // nothing persisted
+  make_batch(&b, 1);
+  b.fb.stream_batches = 12;
+  assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+  free_batch(&b);
+  make_batch(&b, 2);
+  b.fb.stream_batches = 13;
+  scorer_reject_t why = SCORER_REJ_N;
+  assert_int_equal(scorer_apply_why(s, &b.fb, &why, &err), PS_EPROTO);
+  assert_int_equal(why, SCORER_REJ_STREAM_BATCHES);
+  free_batch(&b);
+  // a seq just under the bound is applied without allocating for it, and shows up as a gap
+  make_batch(&b, SCORER_MAX_SEQ - 1);
+  assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+  free_batch(&b);
+  scorer_close(&s);  // not committed
+  free(before);
+  free(after);
+  rmrf(d);
+}
+
+// Before: any EndOfStream was trusted: next_seq 3 with 8 batches applied completed the stream;
+// 2^62 looped ~2^62 times in scorer_missing, was committed, and hung every restart.
+static void test_scorer_eos_bounds(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char db[128];
+  snprintf(db, sizeof db, "%s/db", d);
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db, 4, 0, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  for (uint64_t q = 0; q < 8; q++) {
+    tbatch_t b;
+    make_batch(&b, q);
+    b.fb.stream_batches = NB;
+    assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+    free_batch(&b);
+  }
+  double t0 = now_s();
+  assert_int_equal(scorer_note_eos(s, "reader-0", 3, 0, 0, &err), PS_EPROTO);  // below seq 7, applied
+  assert_non_null(strstr(err.msg, "below"));
+  assert_int_equal(scorer_note_eos(s, "reader-0", (uint64_t)1 << 62, 0, 0, &err), PS_EPROTO);
+  assert_int_equal(scorer_note_eos(s, "reader-0", NB + 1, 0, 0, &err), PS_EPROTO);  // over the announced 12
+  assert_int_equal(scorer_note_eos(s, "reader-x", SCORER_MAX_SEQ + 1, 0, 0, &err), PS_EPROTO);
+  assert_true(now_s() - t0 < 1.0);
+  assert_int_equal(scorer_counts(s)->rejected_by[SCORER_REJ_EOS], 4);
+  assert_int_equal(scorer_streams_known(s), 0);
+  assert_int_equal(scorer_streams_complete(s), 0);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  scorer_close(&s);
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  assert_int_equal(scorer_streams_known(s), 0);  // nothing forged was committed
+  // an end that looked consistent when it came (8 applied) is undone by a batch past it
+  assert_int_equal(scorer_note_eos(s, "reader-0", 8, 0, 0, &err), 0);
+  assert_int_equal(scorer_streams_complete(s), 1);
+  tbatch_t b;
+  make_batch(&b, 9);
+  assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+  free_batch(&b);
+  assert_int_equal(scorer_counts(s)->eos_reopened, 1);
+  assert_int_equal(scorer_streams_complete(s), 0);
+  assert_int_equal(scorer_streams_known(s), 0);
+  // the genuine end: 8 and 10, 11 are missing
+  assert_int_equal(scorer_note_eos(s, "reader-0", NB, 0, 0, &err), 0);
+  uint64_t seqs[8];
+  const char *p = NULL;
+  assert_int_equal(scorer_missing(s, 0, &p, seqs, 2), 3);
+  assert_true(seqs[0] == 8 && seqs[1] == 10);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  scorer_close(&s);
+  rmrf(d);
+}
+
+// A store written by a version that trusted the wire: an end of 2^62 and an applied seq of 2^40
+// are ignored at open (counted), so the restart neither hangs nor waits for them.
+static void test_scorer_stored_absurd_eos(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char db[128];
+  snprintf(db, sizeof db, "%s/db", d);
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db, 4, 0, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  tbatch_t b;
+  make_batch(&b, 0);
+  assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
+  free_batch(&b);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  fs_wb_t *wb = fs_wb_new();
+  fs_eos_t e = {(uint64_t)1 << 62, 0, 0};
+  fs_wb_put_eos(scorer_store(s), wb, "reader-0", &e);
+  fs_wb_put_applied(scorer_store(s), wb, "reader-0", (uint64_t)1 << 40);
+  fs_eos_t e2 = {2, 0, 0};
+  fs_wb_put_eos(scorer_store(s), wb, "reader-1", &e2);
+  assert_int_equal(fs_commit(scorer_store(s), wb, 0, &err), 0);
+  fs_wb_free(&wb);
+  scorer_close(&s);
+  double t0 = now_s();
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  assert_int_equal(scorer_counts(s)->ignored_at_open, 2);
+  assert_int_equal(scorer_streams_known(s), 1);  // reader-1's plausible end is kept
+  uint64_t seqs[4];
+  const char *p = NULL;
+  assert_int_equal(scorer_missing(s, 0, &p, seqs, 4), 2);
+  assert_string_equal(p, "reader-1");
+  assert_true(now_s() - t0 < 2.0);
+  scorer_close(&s);
+  rmrf(d);
+}
+
+// Before: the first batch set the store's feature count unchecked: 4e9 aborted (a 2.4 TB
+// allocation), 3M was committed and every genuine batch rejected after it.
+static void test_scorer_n_features_bound(void **st) {
+  (void)st;
+  const char *d = tmpdir();
+  char db[128];
+  snprintf(db, sizeof db, "%s/db", d);
+  scorer_t *s = NULL;
+  ps_err_t err = {0};
+  scorer_opts_t o = {db, 4, 0, 0};
+  assert_int_equal(scorer_open(&s, &o, &err), 0);
+  const uint32_t bad[] = {4000000000u, 3000000u, SCORER_MAX_FEATURES_DEFAULT + 1, 0};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    tbatch_t b;
+    make_batch(&b, 0);
+    b.fb.n_features = bad[i];
+    scorer_reject_t why = SCORER_REJ_N;
+    assert_int_equal(scorer_apply_why(s, &b.fb, &why, &err), PS_EPROTO);
+    assert_int_equal(why, SCORER_REJ_N_FEATURES);
+    free_batch(&b);
+  }
+  assert_int_equal(scorer_commit(s, &err), 0);
+  assert_int_equal(scorer_meta(s)->n_features, 0);  // not set by a rejected batch
+  tbatch_t b;
+  make_batch(&b, 0);
+  assert_int_equal(scorer_apply(s, &b.fb, &err), 1);  // the genuine stream goes on
+  free_batch(&b);
+  assert_int_equal(scorer_commit(s, &err), 0);
+  assert_int_equal(scorer_meta(s)->n_features, NF);
+  scorer_close(&s);
+  // a smaller bound than the store's count: a clear error at open, no allocation
+  scorer_opts_t o2 = {db, 4, 0, NF - 1};
+  assert_true(scorer_open(&s, &o2, &err) < 0);
+  assert_non_null(strstr(err.msg, "max-features"));
+  assert_null(s);
+  rmrf(d);
+}
+
+// The encoder stage's checks: seq against the announced count, dim against the SAE's d_in (here
+// neuron mode: the first batch's, at most max_dim).
+static void test_encoder_handle_bounds(void **st) {
+  (void)st;
+  encoder_opts_t eo = {0};
+  eo.neurons = 1;
+  eo.max_dim = 16;
+  encoder_t *e = NULL;
+  ps_err_t err = {0};
+  assert_int_equal(encoder_new(&e, &eo, &err), 0);
+  float x[2 * 32] = {1, 2, 3};
+  char *ids[] = {"A", "B"};
+  Protsae__EmbeddingBatch eb = PROTSAE__EMBEDDING_BATCH__INIT;
+  eb.n_protein_ids = 2;
+  eb.protein_ids = ids;
+  eb.n_rows = 2;
+  eb.dim = 32;
+  eb.rows.data = (uint8_t *)x;
+  eb.rows.len = 2 * 32 * 4;
+  eb.stream_batches = 4;
+  Protsae__Envelope env;
+  wire_envelope_init(&env, "run", "reader-0", 0);
+  env.body_case = PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH;
+  env.embedding_batch = &eb;
+  Protsae__FeatureBatch fb;
+  enc_reject_t why = ENC_REJ_N;
+  assert_int_equal(encoder_handle(e, &env, &fb, &why, &err), PS_EDIM);  // 32 > max_dim
+  assert_int_equal(why, ENC_REJ_DIM);
+  eb.dim = 8;
+  eb.rows.len = 2 * 8 * 4;
+  env.seq = 4;
+  assert_int_equal(encoder_handle(e, &env, &fb, &why, &err), PS_EPROTO);
+  assert_int_equal(why, ENC_REJ_SEQ_RANGE);
+  env.seq = (uint64_t)1 << 63;
+  eb.stream_batches = 0;
+  assert_int_equal(encoder_handle(e, &env, &fb, &why, &err), PS_EPROTO);
+  env.seq = 3;
+  eb.stream_batches = 4;
+  assert_int_equal(encoder_handle(e, &env, &fb, &why, &err), 0);
+  assert_true(fb.source_seq == 3 && fb.stream_batches == 4 && !strcmp(fb.source_producer, "reader-0"));
+  assert_int_equal(fb.n_features, 8);
+  eb.dim = 4;  // the stream's dim is 8 from now on
+  eb.rows.len = 2 * 4 * 4;
+  assert_int_equal(encoder_handle(e, &env, &fb, &why, &err), PS_EDIM);
+  encoder_destroy(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hist_bins),
@@ -634,6 +880,11 @@ int main(void) {
       cmocka_unit_test(test_scorer_residue_level),
       cmocka_unit_test(test_topk_blocks_vs_naive), cmocka_unit_test(test_encoder_matches_direct),
       cmocka_unit_test(test_encoder_residue_pooling_and_neurons),
+      cmocka_unit_test(test_scorer_seq_bounds),
+      cmocka_unit_test(test_scorer_eos_bounds),
+      cmocka_unit_test(test_scorer_stored_absurd_eos),
+      cmocka_unit_test(test_scorer_n_features_bound),
+      cmocka_unit_test(test_encoder_handle_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
