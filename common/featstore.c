@@ -1,6 +1,8 @@
 // featstore.c — see featstore.h.
 #include "featstore.h"
 
+#include "fsutil.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -19,6 +21,8 @@ struct fs {
   rocksdb_column_family_handle_t *cf[CF_N];
   char *path;
   int readonly;
+  int broken;                 // a write failed: RocksDB is not touched again (not even to close it)
+  unsigned long long min_free;  // bytes that must be free before a commit (0 = no check)
   uint8_t *buf;  // encode scratch
   size_t cap;
 };
@@ -269,7 +273,7 @@ int fs_open(fs_t **out, const char *path, int mode, ps_err_t *err) {
 void fs_close(fs_t **fsp) {
   fs_t *s = *fsp;
   if (!s) return;
-  if (s->db) {
+  if (s->db && !s->broken) {  // after a failed write: left to the process exit (what was committed is safe)
     for (int i = 0; i < CF_N; i++)
       if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
     rocksdb_close(s->db);
@@ -570,11 +574,22 @@ void fs_wb_put_eos(fs_t *fs, fs_wb_t *w, const char *producer, const fs_eos_t *e
   rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_DEFAULT], k, 4 + l, (const char *)v, 24);
 }
 
+void fs_set_min_free(fs_t *fs, unsigned long long bytes) { fs->min_free = bytes; }
+
 int fs_commit(fs_t *fs, fs_wb_t *w, int sync, ps_err_t *err) {
   if (fs->readonly) return ps_err_set(err, PS_ESTATE, "%s: the feature store is open read-only", fs->path);
+  if (fs->broken) return ps_err_set(err, PS_ESTATE, "%s: an earlier write failed: restart the stage", fs->path);
+  if (fs->min_free) {
+    size_t n = fs_wb_bytes(w);
+    int rc = ps_disk_free_check(fs->path, fs->min_free + 2ull * n, err);
+    if (rc < 0) return rc;
+  }
   char *e = NULL;
   rocksdb_write(fs->db, sync ? fs->wo_sync : fs->wo, w->wb, &e);
-  if (e) return rerr(err, e, "commit", fs->path);
+  if (e) {
+    fs->broken = 1;  // RocksDB (Debian's build keeps its assertions) aborts when used again after an I/O error
+    return rerr(err, e, "commit", fs->path);
+  }
   rocksdb_writebatch_clear(w->wb);
   return 0;
 }

@@ -148,7 +148,12 @@ void fs_wb_put_feat(fs_t *fs, fs_wb_t *wb, uint32_t feature, const fs_feat_t *f)
 void fs_wb_put_code(fs_t *fs, fs_wb_t *wb, const char *id, uint32_t nnz, const uint32_t *idx, const float *val);
 void fs_wb_put_applied(fs_t *fs, fs_wb_t *wb, const char *producer, uint64_t seq);
 void fs_wb_put_eos(fs_t *fs, fs_wb_t *wb, const char *producer, const fs_eos_t *e);
+// A commit first checks that min_free bytes (+ twice the batch) are free on the store's file
+// system (fs_set_min_free; 0 = no check): a full disk is an error naming the store and the sizes,
+// before RocksDB meets ENOSPC. After a failed write the store refuses further commits and
+// fs_close leaves RocksDB alone (what was committed is intact, as after a kill).
 int fs_commit(fs_t *fs, fs_wb_t *wb, int sync, ps_err_t *err);
+void fs_set_min_free(fs_t *fs, unsigned long long bytes);
 
 // Feature-major view of every protein's code (CSC), for enrichment and interpretation:
 // feature f is active on proteins rows[colptr[f] .. colptr[f+1]) (ascending) with vals.

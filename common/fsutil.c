@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -67,4 +68,13 @@ int ps_file_tail(const char *path, int n, FILE *out) {
   }
   free(buf);
   return 0;
+}
+
+int ps_disk_free_check(const char *path, unsigned long long need, ps_err_t *err) {
+  struct statvfs v;
+  if (statvfs(path, &v) != 0) return ps_err_set(err, -errno, "%s: statvfs: %s", path, strerror(errno));
+  unsigned long long avail = (unsigned long long)v.f_bavail * (unsigned long long)v.f_frsize;
+  if (avail >= need) return 0;
+  return ps_err_set(err, PS_EIO, "%s: disk nearly full: %llu KiB free, %llu KiB needed to commit safely (free some "
+                                 "space and restart: nothing half-written)", path, avail >> 10, need >> 10);
 }

@@ -21,6 +21,7 @@
 
 #include "analysis.h"
 #include "config.h"
+#include "curve.h"
 #include "strmap.h"
 #include "log.h"
 #include "metrics.h"
@@ -59,6 +60,8 @@ static const ps_config_entry_t table[] = {
     {"interp-timeout-ms", "600000", "ask again when a request has no answer after this long"},
     {"interp-backoff-ms", "5000", "first delay before asking again after a failed answer (doubles)"},
     {"interp-attempts", "4", "attempts before a unit is stored as failed"},
+    {"min-free-mb", "64", "stop with an error (nothing half-written) when the store's disk has less free than this "
+                          "before a commit (0 = no check)"},
     {"sync", "0", "fsync the write-ahead log at each commit (survives a machine crash, slower)"},
     {"dump", NULL, "at completion, write the full store as text to this file"},
     {"hwm", "16", "messages queued per peer"},
@@ -67,6 +70,7 @@ static const ps_config_entry_t table[] = {
     {"producer", "scorer-0", "producer name stamped on control messages"},
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
+    PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
@@ -142,6 +146,11 @@ int main(int argc, char **argv) {
   scorer_opts_t so = {ps_config_str(cfg, "db"), (uint32_t)top_n, sync, (uint32_t)max_feat};
   if (scorer_open(&sc, &so, &err) < 0) goto fail;
   {
+    int64_t mf = 64;
+    if (ps_config_i64(cfg, "min-free-mb", &mf, &err) < 0) goto fail;
+    fs_set_min_free(scorer_store(sc), mf > 0 ? (unsigned long long)mf << 20 : 0);
+  }
+  {
     const fs_meta_t *m = scorer_meta(sc);
     PS_INFO("store %s: %u features, %" PRIu64 " batches and %" PRIu64 " proteins applied so far", so.db_path,
             m->n_features, m->batches, m->proteins);
@@ -197,6 +206,7 @@ int main(int argc, char **argv) {
     icfg.max_attempts = (uint32_t)att;
   }
   wire_opts_t wo = {(int)hwm, 1000, (int)hb, 0, max_mb << 20};
+  if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
   if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
   wo.max_msg = 0;  // the sockets below only send
@@ -206,6 +216,7 @@ int main(int argc, char **argv) {
   seqs = ps_xmalloc(MAX_RESEND * sizeof *seqs);
 
   if (ps_metrics_start(&mx, "scorer", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
+  curve_metrics(mx);
   int m_applied = ps_metrics_add(mx, "batches_applied_total", PS_COUNTER, "batches applied (exactly once)");
   int m_dup = ps_metrics_add(mx, "batches_duplicate_total", PS_COUNTER, "replayed batches ignored");
   int m_rej = ps_metrics_add(mx, "batches_rejected_total", PS_COUNTER, "batches rejected (malformed, NaN, mismatch)");
