@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "signals.h"
 #include "wire.h"
@@ -23,6 +24,7 @@ static const ps_config_entry_t table[] = {
     {"dump", NULL, "write 'producer seq id n_rows checksum val' per protein to this file (checksum: of its rows)"},
     {"quiet", "0", "no summary on stdout"},
     {"delay-ms", "0", "sleep this long after each batch (tests: a slow consumer)"},
+    PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
@@ -70,6 +72,7 @@ int cli_consume(int argc, char **argv) {
   }
   wire_opts_t wo = WIRE_OPTS_DEFAULT;
   wo.hwm = (int)hwm;
+  if (curve_from_config(cfg, &err) < 0) goto out;
   zctx = zmq_ctx_new();
   if (!(sock = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto out;
   prod_t prods[64];

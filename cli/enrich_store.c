@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "curve.h"
 #include "enrich.h"
 #include "featstore.h"
 #include "godata.h"
@@ -176,6 +177,7 @@ static const ps_config_entry_t store_table[] = {
     {"threads", "2", "threads"},
     {"scorer", NULL, "ask the running scorer at this endpoint (its --in, e.g. >tcp://scorer:5557) to enrich its store now"},
     {"force", "0", "with --scorer: also when the store holds a complete enrichment with the same settings"},
+    PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
@@ -213,6 +215,11 @@ int cli_enrich_store(int argc, char **argv) {
   if (scorer) {
     int force = 0;
     ps_config_bool(cfg, "force", &force, NULL);
+    if (curve_from_config(cfg, &err) < 0) {  // a scorer on tcp:// with CURVE: the cluster key
+      fprintf(stderr, "protsae enrich-store: %s\n", err.msg);
+      ps_config_destroy(&cfg);
+      return 1;
+    }
     int r = request_enrichment(scorer, force);
     ps_config_destroy(&cfg);
     return r;

@@ -26,6 +26,7 @@ static void usage(FILE *f) {
           "  status    every stage's progress from its metrics endpoint (rows, rate, ETA, loss, L0, dead %%)\n"
           "  enrich-store  GO enrichment of the features (and neurons) in feature stores, side by side\n"
           "  encode-check  the feature store's codes against a direct in-process encode\n"
+          "  keys      a CURVE keypair for the stages' tcp:// sockets: DIR/NAME.key (secret) + NAME.pub\n"
           "  version   print the version\n");
 }
 
@@ -57,6 +58,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "encode-check")) return cli_encode_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "embed")) return cli_embed(argc - 1, argv + 1);
   if (!strcmp(cmd, "enrich")) return cli_enrich(argc - 1, argv + 1);
+  if (!strcmp(cmd, "keys")) return cli_keys(argc - 1, argv + 1);
   fprintf(stderr, "protsae: unknown command '%s'\n", cmd);
   usage(stderr);
   return 2;

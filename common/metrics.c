@@ -17,6 +17,7 @@ typedef struct metric {
   char help[160];
   ps_metric_kind_t kind;
   double value;
+  double (*read)(void);  // ps_metrics_add_read: the value is read at render time
 } metric_t;
 
 struct ps_metrics {
@@ -66,8 +67,9 @@ size_t ps_metrics_render(ps_metrics_t *m, char *buf, size_t cap) {
       "protsae_start_time_seconds{stage=\"%s\",producer=\"%s\"} %.3f\n", m->stage, m->producer, m->started);
   for (int i = 0; i < m->n; i++) {
     const metric_t *x = &m->m[i];
+    double v = x->read ? x->read() : x->value;
     PUT("# HELP protsae_%s %s\n# TYPE protsae_%s %s\nprotsae_%s{stage=\"%s\",producer=\"%s\"} %.17g\n", x->name, x->help,
-        x->name, x->kind == PS_COUNTER ? "counter" : "gauge", x->name, m->stage, m->producer, x->value);
+        x->name, x->kind == PS_COUNTER ? "counter" : "gauge", x->name, m->stage, m->producer, v);
   }
   if (m->alive_at > 0)
     PUT("# HELP protsae_loop_age_seconds time since the main loop last reported\n"
@@ -183,7 +185,18 @@ int ps_metrics_add(ps_metrics_t *m, const char *name, ps_metric_kind_t kind, con
     snprintf(m->m[id].help, sizeof m->m[id].help, "%s", help ? help : name);
     m->m[id].kind = kind;
     m->m[id].value = 0;
+    m->m[id].read = NULL;
   }
+  pthread_mutex_unlock(&m->mu);
+  return id;
+}
+
+int ps_metrics_add_read(ps_metrics_t *m, const char *name, ps_metric_kind_t kind, const char *help,
+                        double (*read)(void)) {
+  int id = ps_metrics_add(m, name, kind, help);
+  if (id < 0) return id;
+  pthread_mutex_lock(&m->mu);
+  m->m[id].read = read;
   pthread_mutex_unlock(&m->mu);
   return id;
 }

@@ -23,6 +23,10 @@ void ps_metrics_stop(ps_metrics_t **m);
 int ps_metrics_port(const ps_metrics_t *m);
 // Register a metric (idempotent); returns its handle (>= 0), or -1 when m is NULL or full (64).
 int ps_metrics_add(ps_metrics_t *m, const char *name, ps_metric_kind_t kind, const char *help);
+// The same for a value kept elsewhere: read() is called (under the metrics lock, from the HTTP
+// thread) each time /metrics is rendered; it must be thread-safe and outlive m.
+int ps_metrics_add_read(ps_metrics_t *m, const char *name, ps_metric_kind_t kind, const char *help,
+                        double (*read)(void));
 void ps_metrics_set(ps_metrics_t *m, int id, double v);
 void ps_metrics_inc(ps_metrics_t *m, int id, double by);
 // /healthz answers 200 "ok" while healthy, 503 with the reason otherwise.

@@ -3,8 +3,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <zmq.h>
+
+#include "curve.h"
 
 // Dead peers: no ZMTP heartbeats. libzmq 4.3.4 (Debian 12; unchanged upstream) asserts
 // `!_io_error` in stream_engine_base_t::out_event when the heartbeat timer fires on a connection
@@ -51,13 +54,48 @@ struct wire_peers {
   int seen;    // connections made since the socket was opened
 };
 
+// ipc:// endpoints are protected by the file system: a bound socket file is made 0600, and a
+// missing directory is created 0700 (an existing one is left as it is). The file exists between
+// bind and chmod with the umask's mode for an instant; a 0700 directory closes that window.
+// Abstract (ipc://@name) and wildcard (ipc://*) endpoints have no file.
+static int ipc_path(const char *endpoint, char *path, size_t cap) {
+  if (strncmp(endpoint, "ipc://", 6) != 0) return 0;
+  const char *p = endpoint + 6;
+  if (!*p || *p == '@' || !strcmp(p, "*") || strlen(p) >= cap) return 0;
+  snprintf(path, cap, "%s", p);
+  return 1;
+}
+
+static int ipc_before_bind(const char *endpoint, ps_err_t *err) {
+  char path[4096];
+  if (!ipc_path(endpoint, path, sizeof path)) return 0;
+  char *slash = strrchr(path, '/');
+  if (!slash || slash == path) return 0;
+  *slash = 0;
+  struct stat sb;
+  if (stat(path, &sb) == 0) return 0;
+  if (mkdir(path, 0700) != 0 && errno != EEXIST)
+    return ps_err_set(err, -errno, "%s: creating the socket directory %s: %s", endpoint, path, strerror(errno));
+  return 0;
+}
+
+static int ipc_after_bind(const char *endpoint, ps_err_t *err) {
+  char path[4096];
+  if (!ipc_path(endpoint, path, sizeof path)) return 0;
+  if (chmod(path, 0600) != 0) return ps_err_set(err, -errno, "%s: chmod 0600: %s", endpoint, strerror(errno));
+  return 0;
+}
+
 // The monitor sends each event with a blocking send from libzmq's I/O thread, so the reading
 // end takes any number of events (RCVHWM 0) and is connected before the socket makes its first
 // connection; it is stopped before it is closed (wire_peers_destroy).
-static wire_peers_t *peers_attach(void *zctx, void *s, ps_err_t *err) {
+// A CURVE server socket's monitor also reports failed handshakes (counted by curve.c).
+static wire_peers_t *peers_attach(void *zctx, void *s, int curve_server, ps_err_t *err) {
   char ep[64];
   snprintf(ep, sizeof ep, "inproc://protsae-wire-peers-%p", s);
-  if (zmq_socket_monitor(s, ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+  int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
+  if (curve_server) events |= curve_monitor_events();
+  if (zmq_socket_monitor(s, ep, events) != 0) {
     ps_err_set(err, -errno, "zmq_socket_monitor: %s", zmq_strerror(errno));
     return NULL;
   }
@@ -100,14 +138,36 @@ static void *socket_open(void *zctx, int type, const char *endpoint, const wire_
     zmq_close(s);
     return NULL;
   }
+  // tcp:// with CURVE configured (curve.h): server or client keys; a server's failed
+  // handshakes are counted from its monitor (the caller's, else one curve.c reads).
+  int tcp = !strncmp(endpoint, "tcp://", 6), curve_server = tcp && bind && curve_enabled();
+  if (tcp && curve_socket_setup(zctx, s, bind, err) < 0) {
+    ps_err_prefix(err, "%s: ", endpoint);
+    zmq_close(s);
+    return NULL;
+  }
   wire_peers_t *p = NULL;
-  if (peers && !(p = peers_attach(zctx, s, err))) {
+  if (peers && !(p = peers_attach(zctx, s, curve_server, err))) {
+    zmq_close(s);
+    return NULL;
+  }
+  if (curve_server && !peers && curve_socket_watch(zctx, s, err) < 0) {
+    zmq_close(s);
+    return NULL;
+  }
+  if (bind && ipc_before_bind(endpoint, err) < 0) {
+    wire_peers_destroy(&p);
     zmq_close(s);
     return NULL;
   }
   int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
   if (rc != 0) {
     ps_err_set(err, -errno, "%s %s: %s", bind ? "bind" : "connect", endpoint, zmq_strerror(errno));
+    wire_peers_destroy(&p);
+    zmq_close(s);
+    return NULL;
+  }
+  if (bind && ipc_after_bind(endpoint, err) < 0) {
     wire_peers_destroy(&p);
     zmq_close(s);
     return NULL;
@@ -145,9 +205,12 @@ static int peers_update(wire_peers_t *p, ps_err_t *err) {
       return ps_err_set(err, -e, "socket monitor: %s", zmq_strerror(e));
     }
     uint16_t ev = 0;
+    uint32_t val = 0;
     if (zmq_msg_size(&m) >= sizeof ev) memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+    if (zmq_msg_size(&m) >= sizeof ev + sizeof val) memcpy(&val, (const char *)zmq_msg_data(&m) + sizeof ev, sizeof val);
     int more = zmq_msg_more(&m);
     zmq_msg_close(&m);
+    char ep[256] = "";
     while (more) {  // the endpoint frame
       zmq_msg_init(&m);
       int r;
@@ -158,9 +221,15 @@ static int peers_update(wire_peers_t *p, ps_err_t *err) {
         zmq_msg_close(&m);
         return ps_err_set(err, -e, "socket monitor: %s", zmq_strerror(e));
       }
+      if (!ep[0]) {
+        size_t n = zmq_msg_size(&m) < sizeof ep - 1 ? zmq_msg_size(&m) : sizeof ep - 1;
+        memcpy(ep, zmq_msg_data(&m), n);
+        ep[n] = 0;
+      }
       more = zmq_msg_more(&m);
       zmq_msg_close(&m);
     }
+    curve_note_event(ev, val, ep);  // failed handshakes of a CURVE server; others are ignored
     if (ev == ZMQ_EVENT_CONNECTED || ev == ZMQ_EVENT_ACCEPTED) {
       p->live++;
       p->seen++;

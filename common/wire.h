@@ -6,6 +6,10 @@
 // Sending blocks when the peer's queue is full (back-pressure, never dropping), but polls the
 // stop flag so SIGTERM can end a blocked send.
 //
+// Security: tcp:// sockets use CURVE when the process configured it (curve.h: curve_from_config;
+// a process-wide setting, off by default). A bound ipc:// socket file is made mode 0600, and its
+// directory is created 0700 when missing; inproc:// needs nothing.
+//
 // Receiving: a message that does not unpack, or whose schema major version differs, is dropped
 // and counted in wire_stats_t; the receiver never crashes on it.
 #ifndef PS_WIRE_H

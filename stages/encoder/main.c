@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "curve.h"
 #include "encoder.h"
 #include "log.h"
 #include "metrics.h"
@@ -42,6 +43,7 @@ static const ps_config_entry_t table[] = {
     {"producer", "encoder-0", "producer name stamped on every message"},
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
+    PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
@@ -110,12 +112,14 @@ int main(int argc, char **argv) {
   int64_t d_in = neurons ? max_dim : (int64_t)encoder_sae(enc)->cfg.d_in;
   wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0, wire_max_embedding_msg(max_rows, 2 * d_in)};
   PS_INFO("input messages up to %lld bytes", (long long)wo.max_msg);
+  if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
   if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
   wo.max_msg = 0;
   if (!(out = wire_socket(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &err))) goto fail;
 
   if (ps_metrics_start(&mx, "encoder", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
+  curve_metrics(mx);
   int m_rows = ps_metrics_add(mx, "rows_total", PS_COUNTER, "embedding rows encoded");
   int m_batches = ps_metrics_add(mx, "batches_total", PS_COUNTER, "batches encoded");
   int m_bad = ps_metrics_add(mx, "bad_batches_total", PS_COUNTER, "batches dropped (bad dimension, NaN)");
@@ -176,6 +180,12 @@ int main(int argc, char **argv) {
       ps_metrics_inc(mx, m_rows, env->embedding_batch->n_rows);
       ps_metrics_inc(mx, m_batches, 1);
       ps_metrics_set(mx, m_rate, rows * 1000.0 / (double)(t - t0 + 1));
+    } else if (env->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM && env->end_of_stream->reason &&
+               !strcmp(env->end_of_stream->reason, "finished")) {
+      // the reader's word that the last stage has every batch: nothing more will be asked for
+      PS_INFO("the stream of %s is finished (the last stage has every batch): exiting", env->producer);
+      wire_free(&env);
+      break;
     } else if (env->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) {
       const Protsae__EndOfStream *ue = env->end_of_stream;
       Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;

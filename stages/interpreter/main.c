@@ -20,6 +20,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "curve.h"
 #include "db.h"
 #include "llm.h"
 #include "log.h"
@@ -69,6 +70,7 @@ static const ps_config_entry_t table[] = {
     {"producer", "interpreter-0", "name in the metrics labels"},
     {"health-stall-s", "150", "service mode: /healthz answers 503 when the loop and the LLM calls have not progressed "
                               "for this long (0 = off; above the request timeout, as one call may take that long)"},
+    PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
@@ -321,6 +323,10 @@ int main(int argc, char **argv) {
   mx.in_tok = ps_metrics_add(mx.m, "llm_input_tokens_total", PS_COUNTER, "input tokens (server usage)");
   mx.out_tok = ps_metrics_add(mx.m, "llm_output_tokens_total", PS_COUNTER, "output tokens (server usage)");
   int m_units = ps_metrics_add(mx.m, "units_done", PS_GAUGE, "features and neurons interpreted");
+  if (service) {
+    if (curve_from_config(cfg, &err) < 0) goto fail;
+    curve_metrics(mx.m);
+  }
   if ((!service || !offline) && mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
     ps_err_set(&err, -errno, "%s: cannot create: %s", out_dir, strerror(errno));
     goto fail;

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
@@ -57,6 +58,7 @@ static const ps_config_entry_t table[] = {
     {"resume", "0", "continue from --state when it exists"},
     {"control", "", "after the stream, serve ResendRequests from the last stage on this endpoint "
                     "(PULL; e.g. @ipc:///tmp/protsae-reader-ctl.ipc) until it reports the stream complete"},
+    PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
@@ -124,18 +126,19 @@ static int send_eos(void *sock, const char *run_id, const char *producer, uint64
 
 // Serve ResendRequests (see protsae-scorer) until one says the stream is complete, or a stop
 // request. Requests queued while busy are drained first; only the newest one is served.
-static void serve_control(void *ctl, void *sock, replay_t *rp, const char *run_id, const char *producer,
-                          uint64_t seq, uint64_t rows_sent, uint64_t batches_sent, uint64_t prot_sent, int residue,
-                          uint32_t layer, uint64_t stream_batches) {
+// 1 when finished, 0 on a stop request or a control socket error.
+static int serve_control(void *ctl, void *sock, replay_t *rp, const char *run_id, const char *producer,
+                         uint64_t seq, uint64_t rows_sent, uint64_t batches_sent, uint64_t prot_sent, int residue,
+                         uint32_t layer, uint64_t stream_batches) {
   PS_INFO("stream sent: serving re-send requests until the last stage has every batch");
   for (;;) {
     ps_err_t e = {0};
     Protsae__Envelope *req = NULL, *env = NULL;
     int rc = wire_recv(ctl, &env, 500, &ps_stop_flag, NULL, &e);
-    if (rc == PS_EINTR) return;
+    if (rc == PS_EINTR) return 0;
     if (rc < 0) {
       PS_WARN("control: %s", e.msg);
-      return;
+      return 0;
     }
     while (rc == 1) {
       if (env->body_case == PROTSAE__ENVELOPE__BODY_RESEND_REQUEST) {
@@ -143,7 +146,7 @@ static void serve_control(void *ctl, void *sock, replay_t *rp, const char *run_i
           PS_INFO("the last stage has every batch (%s)", env->producer);
           wire_free(&env);
           wire_free(&req);
-          return;
+          return 1;
         }
         wire_free(&req);
         req = env;
@@ -307,6 +310,7 @@ int main(int argc, char **argv) {
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
   // the control socket receives only ResendRequests (<= 4096 seqs from the scorer)
   wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0, WIRE_MAX_CONTROL_MSG};
+  if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
   const char *ctl_ep = ps_config_str(cfg, "control");
   if (ctl_ep && ctl_ep[0] && !(ctl = wire_socket(zctx, ZMQ_PULL, ctl_ep, &wo, &err))) goto fail;
@@ -318,6 +322,7 @@ int main(int argc, char **argv) {
   if (ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 ||
       ps_metrics_start(&mx, "reader", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0)
     goto fail;
+  curve_metrics(mx);
   int m_rows = ps_metrics_add(mx, "rows_total", PS_COUNTER, "embedding rows sent");
   int m_done = ps_metrics_add(mx, "rows_done", PS_GAUGE, "rows sent (progress; see rows_planned)");
   int m_plan = ps_metrics_add(mx, "rows_planned", PS_GAUGE, "rows the stream will send (protein level; known totals only)");
@@ -412,9 +417,20 @@ int main(int argc, char **argv) {
       }
     }
   }
+  int finished = 0;
   if (ctl && !ps_signals_stop_requested())
-    serve_control(ctl, sock, rp, run_id, producer, seq, rows_sent, batches_sent, prot_sent, residue,
-                  layer < 0 ? 0 : (uint32_t)layer, stream_batches);
+    finished = serve_control(ctl, sock, rp, run_id, producer, seq, rows_sent, batches_sent, prot_sent, residue,
+                             layer < 0 ? 0 : (uint32_t)layer, stream_batches);
+  // The consumers (encoders) stay up while the last stage may still ask for batches again; once it
+  // has everything, each connected consumer gets an EndOfStream "finished": it exits.
+  const char *last_reason = finished ? "finished" : reason;
+  if (finished) {
+    int n = wire_peers_live(peers);
+    for (int i = 0; i < n; i++) {
+      ps_err_t se = {0};
+      send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, "finished", 100, &se);
+    }
+  }
   const reader_counts_t *c = reader_counts(rd);
   double secs = (double)(now_ms() - t0) / 1000.0;
   PS_INFO("finished reason=%s batches=%llu rows=%llu proteins=%llu skipped_nonfinite=%llu seconds=%.2f rows_per_s=%.0f",
@@ -425,13 +441,13 @@ int main(int argc, char **argv) {
     // the connections open until the consumers have read everything and hung up, within the
     // linger budget, of which closing gets what is left.
     uint64_t tw = now_ms();
-    if (consumers == 0) {  // a consumer still connected may not have had an EndOfStream: one more each 2 s
+    if (consumers == 0 || finished) {  // a consumer still connected may not have had its EndOfStream: one more each 2 s
       uint64_t last = tw;
       while (wire_peers_live(peers) > 0 && (linger < 0 || now_ms() - tw < (uint64_t)linger)) {
         if (now_ms() - last >= 2000) {
           last = now_ms();
           ps_err_t se = {0};
-          if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, reason, 100, &se) == 0)
+          if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, last_reason, 100, &se) == 0)
             PS_INFO("a consumer is still connected: another EndOfStream");
         }
         struct timespec ts = {0, 100 * 1000 * 1000};

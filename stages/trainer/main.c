@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
@@ -94,6 +95,7 @@ static const ps_config_entry_t table[] = {
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
     {"run-id", "run", "run id stamped on heartbeats"},
+    PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
@@ -346,6 +348,7 @@ int main(int argc, char **argv) {
   if (GET_I("metrics-port", mport) ||
       ps_metrics_start(&hb.mx, "trainer", "trainer-0", ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0)
     goto fail;
+  curve_metrics(hb.mx);
   ps_metrics_set_stall(hb.mx, 600);  // progress is reported every --log-every steps (and not while loading data)
   hb.m_steps = ps_metrics_add(hb.mx, "steps_total", PS_COUNTER, "optimizer steps");
   hb.m_rows = ps_metrics_add(hb.mx, "rows_total", PS_COUNTER, "rows trained on");
@@ -355,6 +358,7 @@ int main(int argc, char **argv) {
   hb.m_dead = ps_metrics_add(hb.mx, "dead_fraction", PS_GAUGE, "share of latents dead");
   hb.m_val = ps_metrics_add(hb.mx, "val_mse", PS_GAUGE, "last validation MSE");
   hb.m_skipped = ps_metrics_add(hb.mx, "rows_skipped_nonfinite_total", PS_COUNTER, "NaN/Inf rows skipped");
+  if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
   wire_opts_t wo = WIRE_OPTS_DEFAULT;
   if (ps_config_str(cfg, "heartbeat")) {

@@ -112,6 +112,7 @@ layout() {
   cp "$SRC/compose/docker-compose.yml" "$d/"
   cp -al "$T/data" "$d/data"
   cp -r "$T/sae" "$d/state/sae"
+  "$P" keys --out "$d/secrets" >/dev/null  # the file's CURVE secrets (a fresh cluster keypair)
   cat >"$d/docker-compose.override.yml" <<EOF
 # test knobs over the unchanged file: paced small batches, the store dumped at completion,
 # offline interpretation (no API calls), no route out of the network

@@ -45,7 +45,7 @@ interp() {  # NAME I PORT
 feed() {  # NAME: reader + 2 encoders
   for i in 0 1; do
     "$EN" --sae "$T/sae/best" --in ">ipc://$T/$1-rd.ipc" --out ">ipc://$T/$1-sc.ipc" --producer "enc-$i" --run-id features \
-      --idle-exit-ms 1500 2>"$T/$1-enc-$i.log" &
+      2>"$T/$1-enc-$i.log" &
   done
   "$RD" --emb "$T/s/emb.npy" --fasta "$T/s/proteins.fasta" --ids "$T/s/proteins.ids" --out "@ipc://$T/$1-rd.ipc" \
     --control "@ipc://$T/$1-ctl.ipc" --consumers 0 --batch-rows 256 --run-id features 2>"$T/$1-reader.log" &

@@ -40,6 +40,9 @@ run() {
   "$R" --emb "${EMB:-$T/s/emb.npy}" --ids "${IDS:-$T/s/proteins.ids}" --level "${LEVEL:-protein}" --batch-rows 16 \
     --max-rate $pace --hwm 2 --out "@$ep-rd" --control "@$ep-ctl" --consumers "$n" >"$d/rd.log" 2>&1 &
   local rd=$!
+  if [ "$name" = one ]; then  # (read now: the encoders exit once the stream is finished)
+    sleep 0.3; tr '\0' '\n' <"/proc/${enc[0]}/environ" >"$d/enc.environ" 2>/dev/null || true
+  fi
   if [ -n "$victim" ]; then
     sleep "$((RANDOM % 2)).$((RANDOM % 7 + 3))"
     kill -0 $sc 2>/dev/null || fail "$name: the scorer finished before the kill (stream too short)"
@@ -58,7 +61,7 @@ run() {
   wait $sc || { tail "$d"/sc*.log; fail "$name: scorer"; }
   # the encoder re-executed itself with a short OpenBLAS spin (stages/encoder/main.c), same pid
   if [ -z "${OPENBLAS_THREAD_TIMEOUT:-}" ] && [ "$name" = one ]; then
-    tr '\0' '\n' <"/proc/${enc[0]}/environ" | grep -qx OPENBLAS_THREAD_TIMEOUT=4 ||
+    grep -qx OPENBLAS_THREAD_TIMEOUT=4 "$d/enc.environ" ||
       fail "$name: the encoder runs without OPENBLAS_THREAD_TIMEOUT=4"
   fi
   kill -TERM "${enc[@]}" 2>/dev/null || true

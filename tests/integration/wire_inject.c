@@ -18,12 +18,15 @@
 //   embed-dim=N      the same at seq 0 with one row of dim N
 //   oversize=MB      one message of MB MiB (an Envelope whose run_id is that long)
 // With @ it waits up to 10 s for a peer first. Exit 0 when everything was handed to the socket.
+// tcp:// with CURVE like a stage when PROTSAE_CURVE_SECRET (and optionally PROTSAE_CURVE_PUBLIC,
+// PROTSAE_CURVE_SERVER_PUBLIC, PROTSAE_CURVE_ALLOWED) name key files; without them, plain.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "protsae.pb-c.h"
 #include "wire.h"
 
@@ -48,6 +51,11 @@ int main(int argc, char **argv) {
   wo.linger_ms = 5000;
   wire_peers_t *peers = NULL;
   ps_err_t err = {0};
+  if (curve_configure(getenv("PROTSAE_CURVE_SECRET"), getenv("PROTSAE_CURVE_PUBLIC"),
+                      getenv("PROTSAE_CURVE_SERVER_PUBLIC"), getenv("PROTSAE_CURVE_ALLOWED"), &err) < 0) {
+    fprintf(stderr, "wire_inject: %s\n", err.msg);
+    return 1;
+  }
   void *s = wire_socket_watched(ctx, ZMQ_PUSH, argv[1], &wo, &peers, &err);
   if (!s) {
     fprintf(stderr, "wire_inject: %s\n", err.msg);
