@@ -421,6 +421,12 @@ static void eval_val(run_t *r, double *mse, double *fvu, double *l0) {
   int64_t d = r->d, od = r->od, n = r->vn;
   float *x = malloc((size_t)(n * d) * sizeof(float)), *y = malloc((size_t)(n * od) * sizeof(float));
   float *yh = malloc((size_t)(n * od) * sizeof(float));
+  if (!x || !y || !yh) {  // validation is a measurement, not the training: skip it, say so
+    PS_WARN("validation skipped: cannot allocate %lld x (%lld + 2 x %lld) floats", (long long)n, (long long)d,
+            (long long)od);
+    free(x), free(y), free(yh);
+    return;
+  }
   for (int64_t i = 0; i < n; i++) {
     const float *row = r->val + i * r->w;
     for (int64_t k = 0; k < d; k++) x[i * d + k] = row[k] * r->in_scale;
@@ -434,7 +440,7 @@ static void eval_val(run_t *r, double *mse, double *fvu, double *l0) {
   if (sae_enc_new(&e, r->s, r->pool, 1024, &err) == 0 && sae_enc_run(e, x, n, &codes, &err) == 0) {
     sae_decode(r->s, &codes, yh);
     double se = 0, var = 0;
-    double *mu = calloc((size_t)od, sizeof(double));
+    double *mu = ps_xcalloc((size_t)od, sizeof(double));
     for (int64_t i = 0; i < n; i++)
       for (int64_t k = 0; k < od; k++) mu[k] += y[i * od + k];
     for (int64_t k = 0; k < od; k++) mu[k] /= (double)n;
@@ -528,7 +534,7 @@ static int train_batch(run_t *r, ps_err_t *err) {
       for (int64_t k = 0; k < od; k++) r->by[i * od + k] = row[d + k] * r->out_scale;
   }
   if (sae_trainer_step_count(r->tr) == 0 && o->b_dec_init) {
-    float *t = malloc((size_t)(n * od) * sizeof(float));
+    float *t = ps_xmalloc((size_t)(n * od) * sizeof(float));
     memcpy(t, r->has_target ? r->by : r->bx, (size_t)(n * od) * sizeof(float));
     if (r->s->cfg.normalize_per_sample)
       for (int64_t i = 0; i < n; i++) sae_normalize_row(t + i * od, od, NULL, NULL);
@@ -629,7 +635,7 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
   }
   r.t0 = now_s();
   r.rows_at_t0 = r.rep.rows_trained;
-  row = malloc((size_t)r.w * sizeof(float));
+  row = ps_xmalloc((size_t)r.w * sizeof(float));
   int64_t skip = resumed ? r.consumed : 0;  // rows of the first batch consumed before the checkpoint
   r.consumed = 0;
   while (got == 1 && !stop_now(&r)) {
