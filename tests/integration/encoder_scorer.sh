@@ -40,8 +40,12 @@ run() {
   "$R" --emb "${EMB:-$T/s/emb.npy}" --ids "${IDS:-$T/s/proteins.ids}" --level "${LEVEL:-protein}" --batch-rows 16 \
     --max-rate $pace --hwm 2 --out "@$ep-rd" --control "@$ep-ctl" --consumers "$n" >"$d/rd.log" 2>&1 &
   local rd=$!
-  if [ "$name" = one ]; then  # (read now: the encoders exit once the stream is finished)
-    sleep 0.3; tr '\0' '\n' <"/proc/${enc[0]}/environ" >"$d/enc.environ" 2>/dev/null || true
+  if [ "$name" = one ]; then  # (read while it runs: the encoders exit once the stream is finished)
+    for _ in $(seq 50); do
+      tr '\0' '\n' <"/proc/${enc[0]}/environ" >"$d/enc.environ" 2>/dev/null || true
+      grep -qx OPENBLAS_THREAD_TIMEOUT=4 "$d/enc.environ" && break
+      sleep 0.1
+    done
   fi
   if [ -n "$victim" ]; then
     sleep "$((RANDOM % 2)).$((RANDOM % 7 + 3))"
