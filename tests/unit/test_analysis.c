@@ -18,6 +18,7 @@
 
 #include "analysis.h"
 #include "featstore.h"
+#include "fsutil.h"
 #include "go.h"
 #include "godata.h"
 
@@ -31,11 +32,7 @@ static int have_data(void) {
   return ps_godata_find(g_data, PS_GODATA_NEED_ONTOLOGY | PS_GODATA_NEED_ANNOTATIONS, &gd, NULL) == 0;
 }
 
-static void rmrf(const char *d) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-  assert_int_equal(system(cmd), 0);
-}
+static void rmrf(const char *d) { assert_int_equal(ps_rm_rf(d), 0); }  // common/fsutil.h
 
 // A store of n_feat features over the first n_prot annotated proteins: feature f is active on
 // protein p when (p * 7 + f * 13) % 11 < 3, and features 0-3 on every protein that carries

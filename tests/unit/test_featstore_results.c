@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "featstore.h"
+#include "fsutil.h"
 
 static char tmpl[64];
 
@@ -24,11 +25,7 @@ static const char *tmpdir(void) {
   assert_non_null(mkdtemp(tmpl));
   return tmpl;
 }
-static void rmrf(const char *d) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-  assert_int_equal(system(cmd), 0);
-}
+static void rmrf(const char *d) { assert_int_equal(ps_rm_rf(d), 0); }  // common/fsutil.h
 
 static int same_bits(double a, double b) { return !memcmp(&a, &b, sizeof a); }
 static int same_bitsf(float a, float b) { return !memcmp(&a, &b, sizeof a); }
