@@ -1,5 +1,7 @@
 #include "strmap.h"
 
+#include "hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +18,7 @@ struct strmap {
 };
 
 uint64_t strmap_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  uint64_t h = ps_fnv1a64(s);
   return h ? h : 1;
 }
 
