@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -216,3 +217,26 @@ int ps_config_bool(const ps_config_t *c, const char *name, int *out, ps_err_t *e
 
 size_t ps_config_n_positional(const ps_config_t *c) { return c->n_pos; }
 const char *ps_config_positional(const ps_config_t *c, size_t i) { return i < c->n_pos ? c->pos[i] : NULL; }
+
+int ps_config_read(const ps_config_t *c, const ps_config_bind_t *b, ps_err_t *err) {
+  for (; b && b->name; b++) {
+    int rc = 0;
+    if (b->type != PS_CFG_T_STR && b->type != PS_CFG_T_BOOL && !ps_config_str(c, b->name)) continue;  // unset: keep
+    switch (b->type) {
+    case PS_CFG_T_STR: *(const char **)b->dst = ps_config_str(c, b->name); break;
+    case PS_CFG_T_I64: rc = ps_config_i64(c, b->name, b->dst, err); break;
+    case PS_CFG_T_F64: rc = ps_config_f64(c, b->name, b->dst, err); break;
+    case PS_CFG_T_BOOL: rc = ps_config_bool(c, b->name, b->dst, err); break;
+    case PS_CFG_T_INT: {
+      int64_t v;
+      if ((rc = ps_config_i64(c, b->name, &v, err)) < 0) break;
+      if (v < INT_MIN || v > INT_MAX)
+        return ps_err_set(err, PS_ECONFIG, "option --%s: %lld is out of range", b->name, (long long)v);
+      *(int *)b->dst = (int)v;
+      break;
+    }
+    }
+    if (rc < 0) return rc;
+  }
+  return 0;
+}

@@ -51,6 +51,25 @@ int ps_config_bool(const ps_config_t *c, const char *name, int *out, ps_err_t *e
 // Override a value programmatically (e.g. derived defaults). Copies value.
 void ps_config_set(ps_config_t *c, const char *name, const char *value);
 
+// Many options at once: a table of (name, type, destination) ending with {NULL}; each value is
+// read with the getter of its type (PS_CFG_STR gives NULL when unset, PS_CFG_BOOL 0; an unset
+// number leaves its destination as it was, so the caller's initial value is the fallback). 0, or the first error
+// (err names the option and the bad value). Replaces a chain of getter calls in a stage's main:
+//   ps_config_bind_t b[] = {PS_CFG_I64("batch-rows", &rows), PS_CFG_F64("lr", &lr), {0}};
+//   if (ps_config_read(cfg, b, &err) < 0) ...
+typedef enum { PS_CFG_T_STR, PS_CFG_T_I64, PS_CFG_T_INT, PS_CFG_T_F64, PS_CFG_T_BOOL } ps_config_type_t;
+typedef struct ps_config_bind {
+  const char *name;
+  ps_config_type_t type;
+  void *dst;  // const char ** | int64_t * | int * | double * | int *
+} ps_config_bind_t;
+#define PS_CFG_STR(name, p) {(name), PS_CFG_T_STR, (void *)(const char **)(p)}
+#define PS_CFG_I64(name, p) {(name), PS_CFG_T_I64, (void *)(int64_t *)(p)}
+#define PS_CFG_INT(name, p) {(name), PS_CFG_T_INT, (void *)(int *)(p)}
+#define PS_CFG_F64(name, p) {(name), PS_CFG_T_F64, (void *)(double *)(p)}
+#define PS_CFG_BOOL(name, p) {(name), PS_CFG_T_BOOL, (void *)(int *)(p)}
+int ps_config_read(const ps_config_t *c, const ps_config_bind_t *binds, ps_err_t *err);
+
 size_t ps_config_n_positional(const ps_config_t *c);
 const char *ps_config_positional(const ps_config_t *c, size_t i);
 

@@ -77,6 +77,43 @@ static void test_errors(void **state) {
   ps_config_destroy(&c);
 }
 
+// ps_config_read: one table of typed destinations instead of a chain of getters.
+static void test_read_binds(void **state) {
+  (void)state;
+  unsetenv("PROTSAE_BATCH_ROWS");
+  unsetenv("PROTSAE_LR");
+  ps_config_t *c = NULL;
+  ps_err_t err = {0};
+  char *argv[] = {"prog", "--batch-rows", "64", "--verbose", "--lr=0.5", NULL};
+  assert_int_equal(ps_config_parse(&c, table, 5, argv, &err), 0);
+  int64_t br = 0;
+  int bri = 0, v = 0;
+  double lr = 0;
+  const char *name = "x";
+  ps_config_bind_t b[] = {PS_CFG_I64("batch-rows", &br), PS_CFG_INT("batch-rows", &bri), PS_CFG_F64("lr", &lr),
+                          PS_CFG_BOOL("verbose", &v), PS_CFG_STR("name", &name), {0}};
+  assert_int_equal(ps_config_read(c, b, &err), 0);
+  assert_int_equal(br, 64);
+  assert_int_equal(bri, 64);
+  assert_true(lr == 0.5);
+  assert_int_equal(v, 1);
+  assert_null(name);
+  ps_config_destroy(&c);
+  // a bad value stops the read with the option named; an int out of range too
+  char *argv2[] = {"prog", "--lr", "fast", NULL};
+  assert_int_equal(ps_config_parse(&c, table, 3, argv2, &err), 0);
+  assert_int_equal(ps_config_read(c, b, &err), PS_ECONFIG);
+  assert_non_null(strstr(err.msg, "--lr"));
+  assert_non_null(strstr(err.msg, "fast"));
+  ps_config_destroy(&c);
+  char *argv3[] = {"prog", "--batch-rows", "99999999999", NULL};
+  assert_int_equal(ps_config_parse(&c, table, 3, argv3, &err), 0);
+  ps_config_bind_t b2[] = {PS_CFG_INT("batch-rows", &bri), {0}};
+  assert_int_equal(ps_config_read(c, b2, &err), PS_ECONFIG);
+  assert_non_null(strstr(err.msg, "out of range"));
+  ps_config_destroy(&c);
+}
+
 static void test_strmap(void **state) {
   (void)state;
   strmap_t *m = strmap_new(4);
@@ -144,7 +181,7 @@ static void test_state_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_precedence), cmocka_unit_test(test_errors), cmocka_unit_test(test_strmap),
+      cmocka_unit_test(test_precedence), cmocka_unit_test(test_errors), cmocka_unit_test(test_read_binds), cmocka_unit_test(test_strmap),
       cmocka_unit_test(test_split),      cmocka_unit_test(test_state_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
