@@ -646,19 +646,6 @@ int npy_writer_append_i64(npy_writer_t *w, const int64_t *vals, uint64_t n, ps_e
 
 uint64_t npy_writer_count(const npy_writer_t *w) { return w ? w->n : 0; }
 
-static void fsync_dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char dir[4096];
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else if (slash == path) snprintf(dir, sizeof dir, "/");
-  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);  // best effort: some file systems refuse fsync on directories
-    close(fd);
-  }
-}
-
 int npy_writer_close(npy_writer_t **wp, ps_err_t *err) {
   if (!wp || !*wp) return 0;
   npy_writer_t *w = *wp;
@@ -670,7 +657,7 @@ int npy_writer_close(npy_writer_t **wp, ps_err_t *err) {
   if (rc == 0 && rename(w->tmp, w->path) != 0)
     rc = ps_err_set(err, -errno, "%s: rename from %s: %s", w->path, w->tmp, strerror(errno));
   if (rc < 0) unlink(w->tmp);
-  else fsync_dir_of(w->path);
+  else (void)ps_fsync_parent(w->path);  // best effort: some file systems refuse fsync on directories
   writer_free(w);
   *wp = NULL;
   return rc;
