@@ -398,6 +398,18 @@ static h5_source_t *source_new(const emb_source_opts_t *o) {
   return h;
 }
 
+// The end of both opens: the file access list closed, then the source handed out (rc 0) or
+// destroyed (rc < 0). Returns rc.
+static int open_finish(emb_source_t **out, h5_source_t *h, hid_t fapl, int rc) {
+  if (fapl >= 0) H5Pclose(fapl);
+  if (rc < 0) {
+    h5_destroy(&h->base);
+    return rc;
+  }
+  *out = &h->base;
+  return 0;
+}
+
 int h5_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_err_t *err) {
   *out = NULL;
   h5emb_quiet();
@@ -418,14 +430,9 @@ int h5_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_err_t *err
     }
     goto fail;
   }
-  if ((rc = list_root(h, o->level, err)) < 0) goto fail;
-  H5Pclose(fapl);
-  *out = &h->base;
-  return 0;
+  rc = list_root(h, o->level, err);
 fail:
-  if (fapl >= 0) H5Pclose(fapl);
-  h5_destroy(&h->base);
-  return rc;
+  return open_finish(out, h, fapl, rc);
 }
 
 int h5_source_open_image(emb_source_t **out, const emb_source_opts_t *o, const void *buf, size_t len, ps_err_t *err) {
@@ -450,14 +457,9 @@ int h5_source_open_image(emb_source_t **out, const emb_source_opts_t *o, const v
     rc = ps_err_set(err, strstr(m, "truncated") ? PS_ETRUNC : PS_EFORMAT, "%s: damaged HDF5 file: %s", name, m);
     goto fail;
   }
-  if ((rc = list_root(h, o->level, err)) < 0) goto fail;
-  H5Pclose(fapl);
-  *out = &h->base;
-  return 0;
+  rc = list_root(h, o->level, err);
 fail:
-  if (fapl >= 0) H5Pclose(fapl);
-  h5_destroy(&h->base);
-  return rc;
+  return open_finish(out, h, fapl, rc);
 }
 
 // ---- writer ------------------------------------------------------------------------------------
