@@ -6,7 +6,6 @@
 // offsets out of range or overlapping, unknown dtype, truncated data, dims disagreeing, NaN)
 // giving errors that name the file and the tensor / record / row.
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,32 +18,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "emb.h"
 #include "npy.h"
 #include "safetensors.h"
-
-static char g_dir[64];
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_dir, sizeof g_dir, "/tmp/test_safetensors.XXXXXX");
-  return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-  return 0;
-}
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", g_dir, name); }
 
 // The shared test vectors: $PROTSAE_SHARED, else $PROTSAE_SRC/../shared, else ../shared.
 static const char *vec_path(char *buf, size_t cap, const char *rel) {
@@ -220,8 +198,8 @@ static void test_expected_vs_numpy(void **state) {
   char p[4096], dump[4096], script[4096], cmd[3 * 4096 + 64];
   vec_path(p, sizeof p, "esm2-tiny/expected.safetensors");
   if (access(p, R_OK) != 0 || !have_numpy()) skip();
-  tmp_path(dump, sizeof dump, "expected.f32");
-  tmp_path(script, sizeof script, "dump.py");
+  fx_path(dump, sizeof dump, "expected.f32");
+  fx_path(script, sizeof script, "dump.py");
   FILE *s = fopen(script, "w");
   fputs("import json, struct, sys\n"
         "import numpy as np\n"
@@ -316,7 +294,7 @@ static void test_model_weights(void **state) {
     st_close(&f);
     skip();
   }
-  tmp_path(script, sizeof script, "model.py");
+  fx_path(script, sizeof script, "model.py");
   FILE *s = fopen(script, "w");
   fputs("import json, struct, sys\n"
         "import numpy as np\n"
@@ -368,7 +346,7 @@ static void test_writer_roundtrip(void **state) {
   const st_dtype_t dts[] = {ST_F32, ST_F16, ST_BF16};
   for (size_t di = 0; di < 3; di++) {
     char p[256];
-    tmp_path(p, sizeof p, "rt.safetensors");
+    fx_path(p, sizeof p, "rt.safetensors");
     st_writer_t *w = NULL;
     ps_err_t err = {0};
     assert_int_equal(st_writer_open(&w, p, &err), 0);
@@ -459,7 +437,7 @@ static void test_writer_roundtrip(void **state) {
 static void test_layered_written(void **state) {
   (void)state;
   char p[256];
-  tmp_path(p, sizeof p, "lay.safetensors");
+  fx_path(p, sizeof p, "lay.safetensors");
   st_writer_t *w = NULL;
   ps_err_t err = {0};
   assert_int_equal(st_writer_open(&w, p, &err), 0);
@@ -511,8 +489,8 @@ static void test_layered_written(void **state) {
 static void test_matrix_layout(void **state) {
   (void)state;
   char p[256], ids[256];
-  tmp_path(p, sizeof p, "mat.safetensors");
-  tmp_path(ids, sizeof ids, "mat.ids");
+  fx_path(p, sizeof p, "mat.safetensors");
+  fx_path(ids, sizeof ids, "mat.ids");
   const uint64_t N = 9;
   float *m = malloc(N * D * sizeof(float));
   for (uint32_t i = 0; i < N; i++)
@@ -616,14 +594,14 @@ static void test_skip_resume(void **state) {
     o.level = EMB_LEVEL_PROTEIN;
     check_skip(&o);
   }
-  tmp_path(p, sizeof p, "mat.safetensors");  // from test_matrix_layout
-  tmp_path(ids, sizeof ids, "mat2.ids");
+  fx_path(p, sizeof p, "mat.safetensors");  // from test_matrix_layout
+  fx_path(ids, sizeof ids, "mat2.ids");
   FILE *f = fopen(ids, "w");
   for (int i = 0; i < 9; i++) fprintf(f, "id%d\r\n", i);
   fclose(f);
   emb_source_opts_t o = {.path = p, .level = EMB_LEVEL_PROTEIN, .layer = -1, .ids_path = ids};
   check_skip(&o);
-  tmp_path(p, sizeof p, "rt.safetensors");
+  fx_path(p, sizeof p, "rt.safetensors");
   o = (emb_source_opts_t){.path = p, .level = EMB_LEVEL_RESIDUE, .layer = -1};
   check_skip(&o);
 }
@@ -635,7 +613,7 @@ static void test_broken_header(void **state) {
   ps_err_t err = {0};
   float data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   // shorter than the length field
-  tmp_path(p, sizeof p, "short.safetensors");
+  fx_path(p, sizeof p, "short.safetensors");
   FILE *f = fopen(p, "wb");
   fputs("\x05\x00\x00", f);
   fclose(f);
@@ -643,7 +621,7 @@ static void test_broken_header(void **state) {
   assert_msg_has(&err, "short.safetensors");
   assert_msg_has(&err, "byte 0");
   // header length huge (e.g. a random file)
-  tmp_path(p, sizeof p, "huge.safetensors");
+  fx_path(p, sizeof p, "huge.safetensors");
   f = fopen(p, "wb");
   fwrite("\x00\x00\x00\x00\x00\x10\x00\x00{}", 1, 10, f);
   fclose(f);
@@ -651,7 +629,7 @@ static void test_broken_header(void **state) {
   assert_msg_has(&err, "huge.safetensors");
   assert_msg_has(&err, "limit");
   // header runs past the end (truncated header)
-  tmp_path(p, sizeof p, "trunchdr.safetensors");
+  fx_path(p, sizeof p, "trunchdr.safetensors");
   f = fopen(p, "wb");
   fwrite("\x40\x00\x00\x00\x00\x00\x00\x00{\"a\": {\"dtype\"", 1, 8 + 14, f);
   fclose(f);
@@ -659,7 +637,7 @@ static void test_broken_header(void **state) {
   assert_msg_has(&err, "trunchdr.safetensors");
   assert_msg_has(&err, "byte 8");
   // not JSON
-  tmp_path(p, sizeof p, "badjson.safetensors");
+  fx_path(p, sizeof p, "badjson.safetensors");
   write_raw(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}", data, 8);
   assert_int_equal(st_open_err(p, &err), PS_EFORMAT);
   assert_msg_has(&err, "badjson.safetensors");
@@ -675,7 +653,7 @@ static void test_broken_header(void **state) {
   assert_int_equal(st_open_err(p, &err), PS_EFORMAT);
   assert_msg_has(&err, "duplicate");
   // offsets out of range
-  tmp_path(p, sizeof p, "range.safetensors");
+  fx_path(p, sizeof p, "range.safetensors");
   write_raw(p, "{\"P1\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [16, 32]}}", data, 16);
   assert_int_equal(st_open_err(p, &err), PS_ETRUNC);
   assert_msg_has(&err, "range.safetensors");
@@ -689,7 +667,7 @@ static void test_broken_header(void **state) {
   assert_int_equal(st_open_err(p, &err), PS_EFORMAT);
   assert_msg_has(&err, "'P1'");
   // overlapping tensors
-  tmp_path(p, sizeof p, "overlap.safetensors");
+  fx_path(p, sizeof p, "overlap.safetensors");
   write_raw(p,
             "{\"A\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
             " \"B\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [12, 28]}}",
@@ -699,7 +677,7 @@ static void test_broken_header(void **state) {
   assert_msg_has(&err, "'B'");
   assert_msg_has(&err, "'A'");
   // unknown dtype, bad shape, missing fields, bad metadata
-  tmp_path(p, sizeof p, "fields.safetensors");
+  fx_path(p, sizeof p, "fields.safetensors");
   write_raw(p, "{\"A\": {\"dtype\": \"F17\", \"shape\": [1], \"data_offsets\": [0, 4]}}", data, 4);
   assert_int_equal(st_open_err(p, &err), PS_EUNSUPP);
   assert_msg_has(&err, "F17");
@@ -741,7 +719,7 @@ static void test_no_float_tensor(void **state) {
   char p[256];
   ps_err_t err = {0};
   uint8_t data[64] = {0};
-  tmp_path(p, sizeof p, "tokens.safetensors");
+  fx_path(p, sizeof p, "tokens.safetensors");
   write_raw(p,
             "{\"input_ids\": {\"dtype\": \"I64\", \"shape\": [2, 3], \"data_offsets\": [0, 48]},"
             " \"mask\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [48, 50]},"
@@ -764,7 +742,7 @@ static void test_broken_data(void **state) {
   char p[256];
   ps_err_t err = {0};
   // truncated data: a written file loses its tail
-  tmp_path(p, sizeof p, "trunc.safetensors");
+  fx_path(p, sizeof p, "trunc.safetensors");
   st_writer_t *w = NULL;
   assert_int_equal(st_writer_open(&w, p, &err), 0);
   float buf[4 * D];
@@ -811,7 +789,7 @@ static void test_broken_data(void **state) {
 
   // layouts refused at open
   float data[64] = {0};
-  tmp_path(p, sizeof p, "dims.safetensors");
+  fx_path(p, sizeof p, "dims.safetensors");
   write_raw(p,
             "{\"A\": {\"dtype\": \"F32\", \"shape\": [2, 4], \"data_offsets\": [0, 32]},"
             " \"B\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [32, 56]}}",
@@ -844,7 +822,7 @@ static void test_broken_data(void **state) {
   assert_int_equal(src_open_err(&o, &err), PS_EDIM);  // dimension 0
   assert_msg_has(&err, "'A'");
   // layered: an id with layer tensors but not the one asked for
-  tmp_path(p, sizeof p, "lay.safetensors");
+  fx_path(p, sizeof p, "lay.safetensors");
   write_raw(p,
             "{\"A.layer1.mean\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
             " \"A.layer2.mean\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [16, 32]},"
@@ -875,7 +853,7 @@ static void test_writer_errors(void **state) {
   assert_int_equal(st_writer_open(&w, "/nonexistent-dir/x.safetensors", &err), -ENOENT);
   assert_msg_has(&err, "/nonexistent-dir/x.safetensors");
   assert_null(w);
-  tmp_path(p, sizeof p, "werr.safetensors");
+  fx_path(p, sizeof p, "werr.safetensors");
   assert_int_equal(st_writer_open(&w, p, &err), 0);
   float x[4] = {1, 2, 3, 4};
   uint64_t sh = 4;
@@ -924,7 +902,7 @@ static void test_writer_vs_numpy(void **state) {
   (void)state;
   if (!have_numpy()) skip();
   char p[256], script[256], cmd[1024];
-  tmp_path(p, sizeof p, "np.safetensors");
+  fx_path(p, sizeof p, "np.safetensors");
   st_writer_t *w = NULL;
   ps_err_t err = {0};
   assert_int_equal(st_writer_open(&w, p, &err), 0);
@@ -941,7 +919,7 @@ static void test_writer_vs_numpy(void **state) {
   char vals[2048] = "";
   size_t l = 0;
   for (int i = 0; i < 3 * D; i++) l += (size_t)snprintf(vals + l, sizeof vals - l, "%s%.9g", i ? "," : "", m[i]);
-  tmp_path(script, sizeof script, "check.py");
+  fx_path(script, sizeof script, "check.py");
   FILE *s = fopen(script, "w");
   fprintf(s,
           "import json, struct, sys\n"
@@ -977,5 +955,5 @@ int main(void) {
       cmocka_unit_test(test_no_float_tensor),
       cmocka_unit_test(test_writer_errors),    cmocka_unit_test(test_writer_vs_numpy),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
