@@ -27,17 +27,6 @@ static inline int go_find_shared(void) {
   return access(g_obo13, R_OK) == 0 && access(g_tsv, R_OK) == 0;
 }
 
-static inline long long sh_count(const char *cmd) {
-  FILE *p = popen(cmd, "r");
-  assert_non_null(p);
-  long long v = -1;
-  if (fscanf(p, "%lld", &v) != 1) v = -1;
-  int st = pclose(p);
-  if (st != 0) fprintf(stderr, "command failed (%d): %s\n", st, cmd);
-  assert_int_equal(st, 0);
-  return v;
-}
-
 #define assert_msg_has(err, s)                                                                    \
   do {                                                                                            \
     if (!strstr((err)->msg, (s))) fail_msg("message '%s' does not contain '%s'", (err)->msg, (s)); \

@@ -21,18 +21,6 @@
 
 // ---- helpers -----------------------------------------------------------------------------
 
-// Output of a shell command as an integer (independent reference counts).
-static long long sh_count(const char *cmd) {
-  FILE *p = popen(cmd, "r");
-  assert_non_null(p);
-  long long v = -1;
-  if (fscanf(p, "%lld", &v) != 1) v = -1;
-  int st = pclose(p);
-  if (st != 0) fprintf(stderr, "command failed (%d): %s\n", st, cmd);
-  assert_int_equal(st, 0);
-  return v;
-}
-
 // Parse a whole file; returns the record count or the error code.
 static long long parse_all(const char *path, ps_err_t *err, size_t *residues) {
   fasta_reader_t *r = NULL;
@@ -63,9 +51,9 @@ static void test_swissprot(void **state) {
   snprintf(path, sizeof path, "%s/data/human-swissprot/proteins.fasta.gz", fx_shared_dir);
   // independent counts
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -c '^>'", path);
-  long long want_n = sh_count(cmd);
+  long long want_n = fx_sh_count(cmd);
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -v '^>' | tr -d ' \\t\\r\\n' | wc -c", path);
-  long long want_res = sh_count(cmd);
+  long long want_res = fx_sh_count(cmd);
   assert_int_equal(want_n, 17459);
 
   ps_err_t err = {0};
@@ -106,7 +94,7 @@ static void test_swissprot(void **state) {
   assert_int_equal(n, want_n);
   if (res != want_res) fail_msg("residues: parsed %lld, zcat|grep|tr counts %lld", res, want_res);
   snprintf(cmd, sizeof cmd, "zcat '%s' | awk '/^>/{if(l>m)m=l;l=0;next}{l+=length($0)}END{if(l>m)m=l;print m}'", path);
-  assert_int_equal(max_len, sh_count(cmd));
+  assert_int_equal(max_len, fx_sh_count(cmd));
 }
 
 static void test_testvectors(void **state) {

@@ -248,10 +248,10 @@ static void test_real_annotations(void **state) {
   (void)state;
   char cmd[2 * PATH_MAX];
   snprintf(cmd, sizeof cmd, "zcat '%s' | tail -n +2 | wc -l", g_tsv);
-  long long want_lines = sh_count(cmd);
+  long long want_lines = fx_sh_count(cmd);
   assert_int_equal(want_lines, 330207);
   snprintf(cmd, sizeof cmd, "zcat '%s' | tail -n +2 | awk -F'\\t' '$3==\"IEA\"' | wc -l", g_tsv);
-  long long n_iea = sh_count(cmd);
+  long long n_iea = fx_sh_count(cmd);
   go_ontology_t *o = load_timed(g_obo22, 0, "go-2022-07-01");
   go_annot_report_t r;
   go_annotations_t *a = load_tsv_timed(o, NULL, &r, "all evidence");
@@ -314,12 +314,12 @@ static void test_real_uniprot(void **state) {
     char path[PATH_MAX + 64], cmd[2 * PATH_MAX];
     snprintf(path, sizeof path, "%s/data/uniprot-flat/%s", fx_shared_dir, files[f]);
     snprintf(cmd, sizeof cmd, "grep -c '^DR   GO;' '%s'", path);
-    long long want = sh_count(cmd);
+    long long want = fx_sh_count(cmd);
     snprintf(cmd, sizeof cmd, "grep -c '^//' '%s'", path);
-    assert_int_equal(sh_count(cmd), 100);
+    assert_int_equal(fx_sh_count(cmd), 100);
     // entries with at least one DR GO line
     snprintf(cmd, sizeof cmd, "awk '/^ID /{g=0} /^DR   GO;/{g=1} /^\\/\\//{n+=g} END{print n}' '%s'", path);
-    long long with_go = sh_count(cmd);
+    long long with_go = fx_sh_count(cmd);
     ps_err_t err = {0};
     go_annot_report_t r;
     go_annotations_t *a = go_annotations_new();

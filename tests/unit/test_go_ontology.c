@@ -305,11 +305,11 @@ static void test_real_2022(void **state) {
   (void)state;
   char cmd[2 * PATH_MAX];
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -c '^\\[Term\\]'", g_obo22);
-  long long want_terms = sh_count(cmd);
+  long long want_terms = fx_sh_count(cmd);
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -c '^is_obsolete: true'", g_obo22);
-  long long want_obs = sh_count(cmd);
+  long long want_obs = fx_sh_count(cmd);
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -c '^alt_id:'", g_obo22);
-  long long want_alt = sh_count(cmd);
+  long long want_alt = fx_sh_count(cmd);
   // README: "43,559 terms"; the file holds 47,468 [Term] stanzas, 3,910 of them obsolete,
   // so 43,558 live terms (see the report: the README's figure is one more than that).
   assert_int_equal(want_terms, 47468);
@@ -363,9 +363,9 @@ static void test_real_2013(void **state) {
   (void)state;
   char cmd[2 * PATH_MAX];
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -c '^\\[Term\\]'", g_obo13);
-  long long want_terms = sh_count(cmd);
+  long long want_terms = fx_sh_count(cmd);
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -c '^is_obsolete: true'", g_obo13);
-  long long want_obs = sh_count(cmd);
+  long long want_obs = fx_sh_count(cmd);
   assert_int_equal(want_terms, 39616);
   assert_int_equal(want_obs, 1775);
   go_ontology_t *o = load_timed(g_obo13, 0, "go-2013-07-13 is_a+part_of");
