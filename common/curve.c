@@ -416,6 +416,23 @@ int curve_socket_setup(void *zctx, void *s, int bind, ps_err_t *err) {
   return 0;
 }
 
+int curve_monitor_open(void **out, void *zctx, void *s, const char *ep, int events, ps_err_t *err) {
+  *out = NULL;
+  if (zmq_socket_monitor(s, ep, events) != 0)
+    return ps_err_set(err, -errno, "zmq_socket_monitor: %s", zmq_strerror(errno));
+  void *mon = zmq_socket(zctx, ZMQ_PAIR);
+  int zero = 0;
+  if (!mon || zmq_setsockopt(mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
+      zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof zero) != 0 || zmq_connect(mon, ep) != 0) {
+    int e = errno;
+    if (mon) zmq_close(mon);
+    zmq_socket_monitor(s, NULL, 0);
+    return ps_err_set(err, -e, "%s: %s", ep, zmq_strerror(e));
+  }
+  *out = mon;
+  return 0;
+}
+
 int curve_monitor_events(void) {
   return ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
 }
@@ -431,17 +448,9 @@ int curve_socket_watch(void *zctx, void *s, ps_err_t *err) {
   if (full) return ps_err_set(err, PS_ESTATE, "CURVE: more than %d server sockets", MAX_MONITORS);
   char ep[80];
   snprintf(ep, sizeof ep, "inproc://protsae-curve-mon-%p-%d", s, idx);
-  if (zmq_socket_monitor(s, ep, curve_monitor_events()) != 0)
-    return ps_err_set(err, -errno, "zmq_socket_monitor: %s", zmq_strerror(errno));
-  void *mon = zmq_socket(zctx, ZMQ_PAIR);
-  int zero = 0;
-  if (!mon || zmq_setsockopt(mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
-      zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof zero) != 0 || zmq_connect(mon, ep) != 0) {
-    int e = errno;
-    if (mon) zmq_close(mon);
-    zmq_socket_monitor(s, NULL, 0);
-    return ps_err_set(err, -e, "%s: %s", ep, zmq_strerror(e));
-  }
+  void *mon;
+  int rc = curve_monitor_open(&mon, zctx, s, ep, curve_monitor_events(), err);
+  if (rc < 0) return rc;
   pthread_mutex_lock(&mu);
   z->pending[z->n_pending++] = mon;  // the thread picks it up within 100 ms
   pthread_mutex_unlock(&mu);

@@ -66,6 +66,10 @@ void curve_metrics(ps_metrics_t *m);
 int curve_socket_setup(void *zctx, void *sock, int bind, ps_err_t *err);
 // Monitor events a CURVE server socket must report (handshake failures).
 int curve_monitor_events(void);
+// Start a monitor of socket s on inproc endpoint ep for events and open the PAIR socket that
+// reads it (RCVHWM 0: no event dropped; LINGER 0; connected before s makes a connection).
+// 0 with the PAIR socket in *mon, or <0 with err (the monitor stopped again).
+int curve_monitor_open(void **mon, void *zctx, void *s, const char *ep, int events, ps_err_t *err);
 // A server socket without a monitor of its own: attach one that the ZAP thread reads. 0 or <0.
 int curve_socket_watch(void *zctx, void *sock, ps_err_t *err);
 // A monitor event of a server socket (wire.c's own monitors pass theirs): counts refusals.

@@ -1,15 +1,16 @@
-// fasta.c — streaming FASTA reader over zlib (plain and gzip alike). See fasta.h.
+// fasta.c — streaming FASTA reader over the common line reader (io.h: plain, gzip, stdin or
+// memory). See fasta.h.
 //
-// Memory: a 64 KiB input buffer, the current line and the current record (id, description,
-// sequence), each grown on demand: the largest record, never the whole file. A single line may
-// not exceed FASTA_MAX_LINE (1 GiB).
+// Memory: the line reader's 64 KiB input buffer and current line, and the current record (id,
+// description, sequence), each grown on demand: the largest record, never the whole file. A
+// single line may not exceed FASTA_MAX_LINE (1 GiB).
 #include "fasta.h"
 
 #include <ctype.h>
-#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <zlib.h>
+
+#include "io.h"
 
 #define FASTA_MAX_LINE ((size_t)1 << 30)
 
@@ -23,18 +24,12 @@ enum {
 };
 
 struct fasta_reader {
-  gzFile gz;                   // NULL when reading from memory
-  const unsigned char *mem;    // fasta_parse_buffer's input
-  size_t mem_len, mem_pos;
-  char *path;
-  // input buffer
-  unsigned char buf[1 << 16];
-  size_t pos, len;
-  int eof;
+  ps_lines_t *lines;   // the line reader (file, stdin or memory)
+  const char *path;    // its name, for messages
   uint64_t line;       // lines consumed so far
-  // current line
+  // current line: borrowed from the line reader until the next read
   char *ln;
-  size_t ln_len, ln_cap;
+  size_t ln_len;
   int state;
   int fail_code;
   uint64_t header_line;
@@ -44,35 +39,26 @@ struct fasta_reader {
   uint64_t index;
 };
 
+static fasta_reader_t *reader_new(ps_lines_t *lines) {
+  fasta_reader_t *r = ps_xcalloc(1, sizeof *r);
+  r->lines = lines;
+  r->path = ps_lines_name(lines);
+  return r;
+}
+
 int fasta_open(fasta_reader_t **out, const char *path, ps_err_t *err) {
   *out = NULL;
-  gzFile gz;
-  errno = 0;
-  if (!strcmp(path, "-")) {
-    int fd = dup(0);  // gzclose closes its descriptor: never close the caller's stdin
-    if (fd < 0) return ps_err_set(err, -errno, "stdin: cannot dup: %s", strerror(errno));
-    if (!(gz = gzdopen(fd, "rb"))) close(fd);
-  } else {
-    gz = gzopen(path, "rb");
-  }
-  if (!gz) {
-    int e = errno ? errno : ENOMEM;
-    return ps_err_set(err, -e, "%s: cannot open: %s", path, strerror(e));
-  }
-  gzbuffer(gz, 1 << 17);
-  fasta_reader_t *r = ps_xcalloc(1, sizeof *r);
-  r->gz = gz;
-  r->path = ps_xstrdup(path);
-  *out = r;
+  ps_lines_t *lines;
+  int rc = ps_lines_open(&lines, path, FASTA_MAX_LINE, err);
+  if (rc < 0) return rc;
+  *out = reader_new(lines);
   return 0;
 }
 
 void fasta_close(fasta_reader_t **rp) {
   if (!rp || !*rp) return;
   fasta_reader_t *r = *rp;
-  if (r->gz) gzclose(r->gz);
-  free(r->path);
-  free(r->ln);
+  ps_lines_close(&r->lines);
   free(r->id);
   free(r->desc);
   free(r->seq);
@@ -80,82 +66,12 @@ void fasta_close(fasta_reader_t **rp) {
   *rp = NULL;
 }
 
-// A zlib error as a return code and message.
-static int gz_fail(fasta_reader_t *r, ps_err_t *err) {
-  int zerr = Z_OK;
-  const char *m = gzerror(r->gz, &zerr);
-  int code = PS_EFORMAT;
-  if (zerr == Z_ERRNO) {
-    int e = errno ? errno : EIO;
-    return ps_err_set(err, -e, "%s: line %llu: read error: %s", r->path, (unsigned long long)r->line + 1, strerror(e));
-  }
-  if (zerr == Z_BUF_ERROR) code = PS_ETRUNC;  // "unexpected end of file": truncated gzip stream
-  else if (zerr == Z_MEM_ERROR) code = PS_ENOMEM;
-  if (!m || !*m) m = "gzip error";
-  size_t pl = strlen(r->path);  // zlib prefixes its message with the path: drop it
-  if (!strncmp(m, r->path, pl) && m[pl] == ':' && m[pl + 1] == ' ') m += pl + 2;
-  return ps_err_set(err, code, "%s: line %llu: %s%s", r->path, (unsigned long long)r->line + 1, m,
-                    code == PS_ETRUNC ? " (truncated gzip file)" : " (corrupt gzip data)");
-}
-
 // Read one line into r->ln (without the newline, NUL-terminated). 1 = line, 0 = end, <0 = error.
+// A NUL byte is an error here (binary data): the rest of the parser works on C strings.
 static int read_line(fasta_reader_t *r, ps_err_t *err) {
-  r->ln_len = 0;
-  int got = 0;
-  for (;;) {
-    if (r->pos == r->len) {
-      if (r->eof) break;
-      if (!r->gz) {  // memory input
-        size_t n = r->mem_len - r->mem_pos;
-        if (n > sizeof r->buf) n = sizeof r->buf;
-        if (n == 0) {
-          r->eof = 1;
-          break;
-        }
-        memcpy(r->buf, r->mem + r->mem_pos, n);
-        r->mem_pos += n;
-        r->pos = 0;
-        r->len = n;
-        continue;
-      }
-      errno = 0;
-      int n = gzread(r->gz, r->buf, sizeof r->buf);
-      if (n < 0) return gz_fail(r, err);
-      if (n == 0) {
-        int zerr = Z_OK;
-        gzerror(r->gz, &zerr);
-        if (zerr != Z_OK && zerr != Z_STREAM_END) return gz_fail(r, err);
-        r->eof = 1;
-        break;
-      }
-      r->pos = 0;
-      r->len = (size_t)n;
-    }
-    unsigned char *s = r->buf + r->pos, *nl = memchr(s, '\n', r->len - r->pos);
-    size_t take = nl ? (size_t)(nl - s) : r->len - r->pos;
-    if (r->ln_len + take + 1 > r->ln_cap) {
-      if (r->ln_len + take + 1 > FASTA_MAX_LINE)
-        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: longer than 1 GiB (not a FASTA file?)", r->path,
-                          (unsigned long long)r->line + 1);
-      size_t c = r->ln_cap ? r->ln_cap : 256;
-      while (c < r->ln_len + take + 1) c *= 2;
-      if (c > FASTA_MAX_LINE) c = FASTA_MAX_LINE;
-      r->ln = ps_xrealloc(r->ln, c);
-      r->ln_cap = c;
-    }
-    memcpy(r->ln + r->ln_len, s, take);
-    r->ln_len += take;
-    r->pos += take;
-    got = 1;
-    if (nl) {
-      r->pos++;
-      break;
-    }
-  }
-  if (!got) return 0;
-  if (r->ln_len && r->ln[r->ln_len - 1] == '\r') r->ln_len--;
-  r->ln[r->ln_len] = 0;
-  r->line++;
+  int rc = ps_lines_next(r->lines, &r->ln, &r->ln_len, err);
+  if (rc <= 0) return rc;
+  r->line = ps_lines_lineno(r->lines);
   const char *z = memchr(r->ln, 0, r->ln_len);
   if (z)
     return ps_err_set(err, PS_EFORMAT, "%s: line %llu, column %zu: NUL byte (binary data, not FASTA text)", r->path,
@@ -278,10 +194,7 @@ int fasta_next(fasta_reader_t *r, fasta_record_t *rec, ps_err_t *err) {
 
 int fasta_parse_buffer(const char *buf, size_t len, int (*cb)(const fasta_record_t *, void *), void *ud,
                        ps_err_t *err) {
-  fasta_reader_t *r = ps_xcalloc(1, sizeof *r);
-  r->path = ps_xstrdup("buffer");
-  r->mem = (const unsigned char *)buf;
-  r->mem_len = len;
+  fasta_reader_t *r = reader_new(ps_lines_open_mem(buf, len, "buffer", FASTA_MAX_LINE));
   int n = 0, rc;
   fasta_record_t rec;
   while ((rc = fasta_next(r, &rec, err)) > 0) {

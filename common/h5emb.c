@@ -103,6 +103,14 @@ static int h5_skip(emb_source_t *s, uint64_t n, ps_err_t *err) {
 
 // Reads the string attribute original_id of ds into h->id: 1 found (non-empty), 0 absent or
 // empty, <0 error.
+// Room for an id of n bytes and its NUL in h->id.
+static void id_room(h5_source_t *h, size_t n) {
+  if (n + 1 > h->id_cap) {
+    h->id_cap = n + 1;
+    h->id = ps_xrealloc(h->id, h->id_cap);
+  }
+}
+
 static int read_original_id(h5_source_t *h, hid_t ds, const char *dname, ps_err_t *err) {
   char eb[512], nb[256];
   hid_t a = -1, t = -1, mt = -1, sp = -1;
@@ -142,10 +150,7 @@ static int read_original_id(h5_source_t *h, hid_t ds, const char *dname, ps_err_
                       show(dname, nb, sizeof nb), h->pos, len);
       goto out;
     }
-    if (len + 1 > h->id_cap) {
-      h->id_cap = len + 1;
-      h->id = ps_xrealloc(h->id, h->id_cap);
-    }
+    id_room(h, len);
     if (len) memcpy(h->id, s, len);
     h->id[len] = 0;
     if (s) H5free_memory(s);
@@ -156,10 +161,7 @@ static int read_original_id(h5_source_t *h, hid_t ds, const char *dname, ps_err_
                       show(dname, nb, sizeof nb), h->pos, sz);
       goto out;
     }
-    if (sz + 1 > h->id_cap) {
-      h->id_cap = sz + 1;
-      h->id = ps_xrealloc(h->id, h->id_cap);
-    }
+    id_room(h, sz);
     memset(h->id, 0, sz + 1);
     if (H5Tset_size(mt, sz) < 0 || H5Tset_strpad(mt, H5T_STR_NULLPAD) < 0 || H5Tset_cset(mt, cset) < 0 ||
         H5Aread(a, mt, h->id) < 0) {
@@ -398,6 +400,18 @@ static h5_source_t *source_new(const emb_source_opts_t *o) {
   return h;
 }
 
+// The end of both opens: the file access list closed, then the source handed out (rc 0) or
+// destroyed (rc < 0). Returns rc.
+static int open_finish(emb_source_t **out, h5_source_t *h, hid_t fapl, int rc) {
+  if (fapl >= 0) H5Pclose(fapl);
+  if (rc < 0) {
+    h5_destroy(&h->base);
+    return rc;
+  }
+  *out = &h->base;
+  return 0;
+}
+
 int h5_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_err_t *err) {
   *out = NULL;
   h5emb_quiet();
@@ -418,14 +432,9 @@ int h5_source_open(emb_source_t **out, const emb_source_opts_t *o, ps_err_t *err
     }
     goto fail;
   }
-  if ((rc = list_root(h, o->level, err)) < 0) goto fail;
-  H5Pclose(fapl);
-  *out = &h->base;
-  return 0;
+  rc = list_root(h, o->level, err);
 fail:
-  if (fapl >= 0) H5Pclose(fapl);
-  h5_destroy(&h->base);
-  return rc;
+  return open_finish(out, h, fapl, rc);
 }
 
 int h5_source_open_image(emb_source_t **out, const emb_source_opts_t *o, const void *buf, size_t len, ps_err_t *err) {
@@ -450,14 +459,9 @@ int h5_source_open_image(emb_source_t **out, const emb_source_opts_t *o, const v
     rc = ps_err_set(err, strstr(m, "truncated") ? PS_ETRUNC : PS_EFORMAT, "%s: damaged HDF5 file: %s", name, m);
     goto fail;
   }
-  if ((rc = list_root(h, o->level, err)) < 0) goto fail;
-  H5Pclose(fapl);
-  *out = &h->base;
-  return 0;
+  rc = list_root(h, o->level, err);
 fail:
-  if (fapl >= 0) H5Pclose(fapl);
-  h5_destroy(&h->base);
-  return rc;
+  return open_finish(out, h, fapl, rc);
 }
 
 // ---- writer ------------------------------------------------------------------------------------

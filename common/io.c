@@ -187,6 +187,20 @@ static int fill(ps_lines_t *r, ps_err_t *err) {
   return 1;
 }
 
+// "1 GiB", "256 MiB", "64 KiB" for whole multiples, else "N bytes".
+static const char *human_size(char *b, size_t cap, size_t n) {
+  static const char *unit[] = {"GiB", "MiB", "KiB"};
+  for (int k = 0; k < 3; k++) {
+    size_t u = (size_t)1 << (30 - 10 * k);
+    if (n >= u && n % u == 0) {
+      snprintf(b, cap, "%zu %s", n / u, unit[k]);
+      return b;
+    }
+  }
+  snprintf(b, cap, "%zu bytes", n);
+  return b;
+}
+
 int ps_lines_next(ps_lines_t *r, char **line, size_t *len, ps_err_t *err) {
   if (r->failed) return ps_err_set(err, PS_ESTATE, "%s: line %llu: reader failed before", r->name,
                                    (unsigned long long)r->line + 1);
@@ -205,14 +219,15 @@ int ps_lines_next(ps_lines_t *r, char **line, size_t *len, ps_err_t *err) {
     unsigned char *s = r->buf + r->pos, *nl = memchr(s, '\n', r->len - r->pos);
     size_t take = nl ? (size_t)(nl - s) : r->len - r->pos;
     if (r->ln_len + take + 1 > r->ln_cap) {
-      if (r->ln_len + take + 1 > r->max_line) {
+      if (r->ln_len + take > r->max_line) {
         r->failed = 1;
-        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: longer than %zu bytes (not a text file?)", r->name,
-                          (unsigned long long)r->line + 1, r->max_line - 1);
+        char sz[32];
+        return ps_err_set(err, PS_EFORMAT, "%s: line %llu: longer than %s (not a text file?)", r->name,
+                          (unsigned long long)r->line + 1, human_size(sz, sizeof sz, r->max_line));
       }
       size_t c = r->ln_cap ? r->ln_cap : 256;
       while (c < r->ln_len + take + 1) c *= 2;
-      if (c > r->max_line) c = r->max_line;
+      if (c > r->max_line + 1) c = r->max_line + 1;
       r->ln = ps_xrealloc(r->ln, c);
       r->ln_cap = c;
     }

@@ -31,7 +31,8 @@ int ps_write_file_atomic(const char *path, const void *data, size_t len, ps_err_
 typedef struct ps_lines ps_lines_t;
 
 // Open path ("-" = stdin, which stays open after close). max_line: the longest line accepted, in
-// bytes (0 = 256 MiB). 0 or <0 with err naming the path.
+// bytes without its newline (0 = 256 MiB); a longer one is PS_EFORMAT "NAME: line N: longer than
+// 256 MiB (not a text file?)". 0 or <0 with err naming the path.
 int ps_lines_open(ps_lines_t **out, const char *path, size_t max_line, ps_err_t *err);
 // Read from memory (buf borrowed until close); name is used in messages.
 ps_lines_t *ps_lines_open_mem(const void *buf, size_t len, const char *name, size_t max_line);

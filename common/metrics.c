@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "io.h"
+
 #define MAX_METRICS 64
 
 typedef struct metric {
@@ -33,18 +35,6 @@ struct ps_metrics {
   double alive_at;   // monotonic time of the last ps_metrics_alive, 0 = never called
   double stall_s;    // liveness limit, <= 0 off
 };
-
-static double wall_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void put(char *buf, size_t cap, size_t *o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void put(char *buf, size_t cap, size_t *o, const char *fmt, ...) {
@@ -74,7 +64,7 @@ size_t ps_metrics_render(ps_metrics_t *m, char *buf, size_t cap) {
   if (m->alive_at > 0)
     PUT("# HELP protsae_loop_age_seconds time since the main loop last reported\n"
         "# TYPE protsae_loop_age_seconds gauge\nprotsae_loop_age_seconds{stage=\"%s\",producer=\"%s\"} %.3f\n",
-        m->stage, m->producer, mono_s() - m->alive_at);
+        m->stage, m->producer, ps_mono_s() - m->alive_at);
 #undef PUT
   pthread_mutex_unlock(&m->mu);
   return o;
@@ -98,7 +88,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     body = malloc(200);
     if (!body) return MHD_NO;
     pthread_mutex_lock(&m->mu);
-    double age = m->alive_at > 0 ? mono_s() - m->alive_at : 0;
+    double age = m->alive_at > 0 ? ps_mono_s() - m->alive_at : 0;
     if (!m->healthy) {
       code = MHD_HTTP_SERVICE_UNAVAILABLE;
       len = (size_t)snprintf(body, 200, "unhealthy: %s\n", m->reason);
@@ -137,7 +127,7 @@ int ps_metrics_start(ps_metrics_t **out, const char *stage, const char *producer
   snprintf(m->stage, sizeof m->stage, "%s", stage);
   snprintf(m->producer, sizeof m->producer, "%s", producer ? producer : stage);
   m->healthy = 1;
-  m->started = wall_s();
+  m->started = ps_wall_s();
   m->stall_s = PS_METRICS_STALL_DEFAULT_S;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
@@ -225,7 +215,7 @@ void ps_metrics_health(ps_metrics_t *m, int healthy, const char *reason) {
 
 void ps_metrics_alive(ps_metrics_t *m) {
   if (!m) return;
-  double now = mono_s();
+  double now = ps_mono_s();
   pthread_mutex_lock(&m->mu);
   m->alive_at = now;
   pthread_mutex_unlock(&m->mu);

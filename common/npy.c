@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "strmap.h"
 
 #define CONV_BYTES ((size_t)64 * 1024)  // conversion buffer for f16 / f64 data
@@ -213,13 +214,10 @@ fail:
 
 // ---- ids ---------------------------------------------------------------------------------
 struct npy_ids {
-  FILE *f;                   // ids file, or NULL
+  ps_lines_t *in;            // ids file (read twice: counted at open, then streamed), or NULL
   char *path;
   const char *const *fb;     // fallback ids (borrowed)
   uint64_t n, i;             // records, next record
-  uint64_t line_no;          // lines read from f
-  char *line;
-  size_t line_cap;
   char rowbuf[32];
 };
 
@@ -236,11 +234,37 @@ static char *first_token(char *s) {
 void npy_ids_destroy(npy_ids_t **p) {
   if (!p || !*p) return;
   npy_ids_t *ids = *p;
-  if (ids->f) fclose(ids->f);
+  ps_lines_close(&ids->in);
   free(ids->path);
-  free(ids->line);
   free(ids);
   *p = NULL;
+}
+
+// Count the ids of the file and refuse a repeated one: a duplicate would make one protein
+// silently missing and another counted twice downstream (the map is freed before streaming).
+static int count_ids(const char *path, uint64_t *count, ps_err_t *err) {
+  ps_lines_t *in;
+  int rc = ps_lines_open(&in, path, 0, err);
+  if (rc < 0) return rc;
+  strmap_t *seen = strmap_new(1 << 12);
+  char *line;
+  size_t len;
+  *count = 0;
+  while ((rc = ps_lines_next(in, &line, &len, err)) > 0) {
+    const char *t = first_token(line);
+    if (!t) continue;
+    uint64_t first, line_no = ps_lines_lineno(in);
+    if (strmap_get(seen, t, &first)) {
+      rc = ps_err_set(err, PS_EFORMAT, "%s: line %" PRIu64 ": duplicate id '%s' (first on line %" PRIu64 ")", path,
+                      line_no, t, first);
+      break;
+    }
+    strmap_put(seen, t, line_no);
+    (*count)++;
+  }
+  strmap_destroy(&seen);
+  ps_lines_close(&in);
+  return rc;
 }
 
 int npy_ids_open(npy_ids_t **out, const emb_source_opts_t *o, const char *data_name, uint64_t n_records,
@@ -251,39 +275,14 @@ int npy_ids_open(npy_ids_t **out, const emb_source_opts_t *o, const char *data_n
   int rc = 0;
   if (o->ids_path) {
     ids->path = ps_xstrdup(o->ids_path);
-    if (!(ids->f = fopen(o->ids_path, "r"))) {
-      rc = ps_err_set(err, -errno, "%s: cannot open ids: %s", o->ids_path, strerror(errno));
-      goto fail;
-    }
-    // Count the ids and refuse a repeated one: a duplicate would make one protein silently
-    // missing and another counted twice downstream (the map is freed before streaming).
-    uint64_t count = 0, line_no = 0;
-    strmap_t *seen = strmap_new(1 << 12);
-    while (getline(&ids->line, &ids->line_cap, ids->f) >= 0) {
-      line_no++;
-      const char *t = first_token(ids->line);
-      if (!t) continue;
-      uint64_t first;
-      if (strmap_get(seen, t, &first)) {
-        rc = ps_err_set(err, PS_EFORMAT, "%s: line %" PRIu64 ": duplicate id '%s' (first on line %" PRIu64 ")",
-                        o->ids_path, line_no, t, first);
-        strmap_destroy(&seen);
-        goto fail;
-      }
-      strmap_put(seen, t, line_no);
-      count++;
-    }
-    strmap_destroy(&seen);
-    if (ferror(ids->f)) {
-      rc = ps_err_set(err, PS_EIO, "%s: read error", o->ids_path);
-      goto fail;
-    }
+    uint64_t count;
+    if ((rc = count_ids(o->ids_path, &count, err)) < 0) goto fail;
     if (count != n_records) {
       rc = ps_err_set(err, PS_EMISMATCH, "%s has %" PRIu64 " ids but %s has %" PRIu64 " records", o->ids_path, count,
                       data_name, n_records);
       goto fail;
     }
-    rewind(ids->f);
+    if ((rc = ps_lines_open(&ids->in, o->ids_path, 0, err)) < 0) goto fail;
   } else if (o->fallback_ids) {
     if (o->n_fallback_ids != n_records) {
       rc = ps_err_set(err, PS_EMISMATCH,
@@ -303,13 +302,16 @@ fail:
 int npy_ids_next(npy_ids_t *ids, const char **id, ps_err_t *err) {
   *id = NULL;
   if (ids->i >= ids->n) return ps_err_set(err, PS_ESTATE, "ids: record %" PRIu64 " is past the end", ids->i);
-  if (ids->f) {
+  if (ids->in) {
     for (;;) {
-      if (getline(&ids->line, &ids->line_cap, ids->f) < 0)
+      char *line;
+      size_t len;
+      int rc = ps_lines_next(ids->in, &line, &len, err);
+      if (rc < 0) return rc;
+      if (rc == 0)
         return ps_err_set(err, PS_ETRUNC, "%s: line %" PRIu64 ": ids end before record %" PRIu64 " (file changed?)",
-                          ids->path, ids->line_no + 1, ids->i);
-      ids->line_no++;
-      char *t = first_token(ids->line);
+                          ids->path, ps_lines_lineno(ids->in) + 1, ids->i);
+      char *t = first_token(line);
       if (t) {
         *id = t;
         break;
@@ -330,7 +332,7 @@ int npy_ids_skip(npy_ids_t *ids, uint64_t n, ps_err_t *err) {
   if (n > ids->n - ids->i)
     return ps_err_set(err, PS_ETRUNC, "ids: cannot skip %" PRIu64 " past record %" PRIu64 " of %" PRIu64, n, ids->i,
                       ids->n);
-  if (!ids->f) {
+  if (!ids->in) {
     ids->i += n;
     return 0;
   }
@@ -644,19 +646,6 @@ int npy_writer_append_i64(npy_writer_t *w, const int64_t *vals, uint64_t n, ps_e
 
 uint64_t npy_writer_count(const npy_writer_t *w) { return w ? w->n : 0; }
 
-static void fsync_dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char dir[4096];
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else if (slash == path) snprintf(dir, sizeof dir, "/");
-  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);  // best effort: some file systems refuse fsync on directories
-    close(fd);
-  }
-}
-
 int npy_writer_close(npy_writer_t **wp, ps_err_t *err) {
   if (!wp || !*wp) return 0;
   npy_writer_t *w = *wp;
@@ -668,7 +657,7 @@ int npy_writer_close(npy_writer_t **wp, ps_err_t *err) {
   if (rc == 0 && rename(w->tmp, w->path) != 0)
     rc = ps_err_set(err, -errno, "%s: rename from %s: %s", w->path, w->tmp, strerror(errno));
   if (rc < 0) unlink(w->tmp);
-  else fsync_dir_of(w->path);
+  else (void)ps_fsync_parent(w->path);  // best effort: some file systems refuse fsync on directories
   writer_free(w);
   *wp = NULL;
   return rc;

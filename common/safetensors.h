@@ -63,6 +63,8 @@ typedef enum {
 const char *st_dtype_name(st_dtype_t t);
 int st_dtype_from_name(const char *s);
 size_t st_dtype_size(st_dtype_t t);
+// 1 for F32, F16, BF16 and F64 (the dtypes read as float), else 0.
+int st_dtype_is_float(st_dtype_t t);
 
 typedef struct st_tensor_info {
   const char *name;        // owned by the st_file_t, valid until st_close
@@ -98,6 +100,9 @@ int st_read_f32(st_file_t *f, const char *name, float *out, uint64_t count, ps_e
 // Elements [first, first + count) of tensor t (flat, C order) as float.
 int st_read_range_f32(st_file_t *f, const st_tensor_info_t *t, uint64_t first, uint64_t count, float *out,
                       ps_err_t *err);
+// Same, with ctx (e.g. "record 7") named in the error messages; ctx may be NULL.
+int st_read_range_f32_ctx(st_file_t *f, const st_tensor_info_t *t, uint64_t first, uint64_t count, float *out,
+                          const char *ctx, ps_err_t *err);
 // Raw little-endian bytes [first, first + len) of tensor t.
 int st_read_raw(st_file_t *f, const st_tensor_info_t *t, uint64_t first, uint64_t len, void *out, ps_err_t *err);
 

@@ -95,20 +95,8 @@ static wire_peers_t *peers_attach(void *zctx, void *s, int curve_server, ps_err_
   snprintf(ep, sizeof ep, "inproc://protsae-wire-peers-%p", s);
   int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
   if (curve_server) events |= curve_monitor_events();
-  if (zmq_socket_monitor(s, ep, events) != 0) {
-    ps_err_set(err, -errno, "zmq_socket_monitor: %s", zmq_strerror(errno));
-    return NULL;
-  }
-  void *mon = zmq_socket(zctx, ZMQ_PAIR);
-  int zero = 0;
-  if (!mon || zmq_setsockopt(mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
-      zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof zero) != 0 || zmq_connect(mon, ep) != 0) {
-    int e = errno;
-    if (mon) zmq_close(mon);
-    zmq_socket_monitor(s, NULL, 0);
-    ps_err_set(err, -e, "%s: %s", ep, zmq_strerror(e));
-    return NULL;
-  }
+  void *mon;
+  if (curve_monitor_open(&mon, zctx, s, ep, events, err) < 0) return NULL;
   wire_peers_t *p = ps_xmalloc(sizeof *p);
   p->sock = s;
   p->mon = mon;

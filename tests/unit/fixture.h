@@ -77,6 +77,19 @@ static inline char *fx_read_file(const char *path, size_t *len) {
   return b;
 }
 
+// The integer a shell command prints (independent reference counts, e.g. zcat | grep -c);
+// asserts the command succeeds.
+static inline long long fx_sh_count(const char *cmd) {
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  long long v = -1;
+  if (fscanf(p, "%lld", &v) != 1) v = -1;
+  int st = pclose(p);
+  if (st != 0) fprintf(stderr, "command failed (%d): %s\n", st, cmd);
+  assert_int_equal(st, 0);
+  return v;
+}
+
 // 1 when the shared data (../shared: $PROTSAE_SHARED, else $PROTSAE_SRC/../shared, else
 // ./../shared) holds rel (e.g. "data/human-swissprot/proteins.fasta.gz"); its root is then in
 // fx_shared_dir. Tests skip() when it says 0.

@@ -14,19 +14,16 @@
 #include <cmocka.h>
 #include <zmq.h>
 
+#include "fixture.h"
+
 #include "curve.h"
 
-static char dir[256];
-
+// text written to name in the scratch directory; its path (one of 8 rotating buffers).
 static const char *put(const char *name, const char *text) {
   static char path[8][512];
   static int k;
   char *p = path[k++ % 8];
-  snprintf(p, 512, "%s/%s", dir, name);
-  FILE *f = fopen(p, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
+  fx_write_text(fx_path(p, sizeof path[0], name), text);
   return p;
 }
 
@@ -51,7 +48,7 @@ static void test_key_read(void **state) {
   assert_memory_equal(bin, want, 32);
 
   char missing[512];
-  snprintf(missing, sizeof missing, "%s/none.key", dir);
+  fx_path(missing, sizeof missing, "none.key");
   expect_error(curve_key_read(missing, z, NULL, &err), &err, "No such file", missing);
   const char *shortk = put("short.key", "abc\n");
   expect_error(curve_key_read(shortk, z, NULL, &err), &err, "found 3 characters", shortk);
@@ -94,7 +91,7 @@ static void test_allowed(void **state) {
   expect_error(curve_allowed_read(none, &keys, &n, &err), &err, "no public key", none);
   // a directory: its *.pub files only
   char sub[512];
-  snprintf(sub, sizeof sub, "%s/allowed.d", dir);
+  fx_path(sub, sizeof sub, "allowed.d");
   assert_int_equal(mkdir(sub, 0700), 0);
   snprintf(text, sizeof text, "%s\n", p1);
   put("allowed.d/a.pub", text);
@@ -129,8 +126,6 @@ static void test_configure(void **state) {
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "/tmp/protsae-curve-unit.XXXXXX");
-  if (!mkdtemp(dir)) return 1;
   if (!zmq_has("curve")) {
     printf("libzmq without CURVE: skip\n");
     return 77;
@@ -140,9 +135,5 @@ int main(void) {
       cmocka_unit_test(test_allowed),
       cmocka_unit_test(test_configure),
   };
-  int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  return rc;
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

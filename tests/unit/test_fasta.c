@@ -3,7 +3,6 @@
 // inputs (truncated or corrupt gzip, header-less text, binary junk, empty ids) giving errors
 // that name the file and the line.
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,72 +15,11 @@
 #include <zlib.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "fasta.h"
 
-static char g_dir[64];
-static char g_shared[PATH_MAX];
-
 // ---- helpers -----------------------------------------------------------------------------
-static int find_shared(void) {
-  const char *sh = getenv("PROTSAE_SHARED");
-  char p[PATH_MAX + 64];
-  if (sh) {
-    snprintf(g_shared, sizeof g_shared, "%s", sh);
-    snprintf(p, sizeof p, "%s/data/human-swissprot/proteins.fasta.gz", g_shared);
-    if (access(p, R_OK) == 0) return 1;
-  }
-  const char *src = getenv("PROTSAE_SRC");
-  snprintf(g_shared, sizeof g_shared, "%s/../shared", src ? src : ".");
-  snprintf(p, sizeof p, "%s/data/human-swissprot/proteins.fasta.gz", g_shared);
-  return access(p, R_OK) == 0;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_dir, sizeof g_dir, "/tmp/test_fasta.XXXXXX");
-  return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-  return 0;
-}
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", g_dir, name); }
-
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, n, f), n);
-  assert_int_equal(fclose(f), 0);
-}
-
-static void write_gz(const char *path, const void *data, size_t n) {
-  gzFile g = gzopen(path, "wb");
-  assert_non_null(g);
-  assert_int_equal(gzwrite(g, data, (unsigned)n), (int)n);
-  assert_int_equal(gzclose(g), Z_OK);
-}
-
-// Output of a shell command as an integer (independent reference counts).
-static long long sh_count(const char *cmd) {
-  FILE *p = popen(cmd, "r");
-  assert_non_null(p);
-  long long v = -1;
-  if (fscanf(p, "%lld", &v) != 1) v = -1;
-  int st = pclose(p);
-  if (st != 0) fprintf(stderr, "command failed (%d): %s\n", st, cmd);
-  assert_int_equal(st, 0);
-  return v;
-}
 
 // Parse a whole file; returns the record count or the error code.
 static long long parse_all(const char *path, ps_err_t *err, size_t *residues) {
@@ -110,12 +48,12 @@ static long long parse_all(const char *path, ps_err_t *err, size_t *residues) {
 static void test_swissprot(void **state) {
   (void)state;
   char path[PATH_MAX + 64], cmd[2 * PATH_MAX];
-  snprintf(path, sizeof path, "%s/data/human-swissprot/proteins.fasta.gz", g_shared);
+  snprintf(path, sizeof path, "%s/data/human-swissprot/proteins.fasta.gz", fx_shared_dir);
   // independent counts
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -c '^>'", path);
-  long long want_n = sh_count(cmd);
+  long long want_n = fx_sh_count(cmd);
   snprintf(cmd, sizeof cmd, "zcat '%s' | grep -v '^>' | tr -d ' \\t\\r\\n' | wc -c", path);
-  long long want_res = sh_count(cmd);
+  long long want_res = fx_sh_count(cmd);
   assert_int_equal(want_n, 17459);
 
   ps_err_t err = {0};
@@ -156,13 +94,13 @@ static void test_swissprot(void **state) {
   assert_int_equal(n, want_n);
   if (res != want_res) fail_msg("residues: parsed %lld, zcat|grep|tr counts %lld", res, want_res);
   snprintf(cmd, sizeof cmd, "zcat '%s' | awk '/^>/{if(l>m)m=l;l=0;next}{l+=length($0)}END{if(l>m)m=l;print m}'", path);
-  assert_int_equal(max_len, sh_count(cmd));
+  assert_int_equal(max_len, fx_sh_count(cmd));
 }
 
 static void test_testvectors(void **state) {
   (void)state;
   char path[PATH_MAX + 64];
-  snprintf(path, sizeof path, "%s/testvectors/esm2-tiny/sequences.fasta", g_shared);
+  snprintf(path, sizeof path, "%s/testvectors/esm2-tiny/sequences.fasta", fx_shared_dir);
   static const char *ids[] = {"P62328", "P30047", "Q8NFA2", "Q9H9T3", "edge_single", "edge_rare"};
   ps_err_t err = {0};
   fasta_reader_t *r = NULL;
@@ -234,16 +172,16 @@ static void check_tricky(const char *path) {
 static void test_plain_and_gzip_agree(void **state) {
   (void)state;
   char p[PATH_MAX], g[PATH_MAX];
-  tmp_path(p, sizeof p, "tricky.fa");
-  tmp_path(g, sizeof g, "tricky.fa.gz");
-  write_file(p, k_tricky, sizeof k_tricky - 1);
-  write_gz(g, k_tricky, sizeof k_tricky - 1);
+  fx_path(p, sizeof p, "tricky.fa");
+  fx_path(g, sizeof g, "tricky.fa.gz");
+  fx_write_file(p, k_tricky, sizeof k_tricky - 1);
+  fx_write_gz(g, k_tricky, sizeof k_tricky - 1);
   check_tricky(p);
   check_tricky(g);
   // a gzip file made of two members (as `cat a.gz b.gz` makes) reads as one text
   char two[PATH_MAX];
-  tmp_path(two, sizeof two, "two.fa.gz");
-  write_gz(two, ">A\nMK\n", 6);
+  fx_path(two, sizeof two, "two.fa.gz");
+  fx_write_gz(two, ">A\nMK\n", 6);
   gzFile z = gzopen(two, "ab");
   assert_non_null(z);
   gzputs(z, ">B\nLL\n");
@@ -253,11 +191,11 @@ static void test_plain_and_gzip_agree(void **state) {
   assert_int_equal(parse_all(two, &err, &res), 2);
   assert_int_equal(res, 4);
   // empty file: no records, no error
-  tmp_path(p, sizeof p, "empty.fa");
-  write_file(p, "", 0);
+  fx_path(p, sizeof p, "empty.fa");
+  fx_write_file(p, "", 0);
   assert_int_equal(parse_all(p, &err, NULL), 0);
-  tmp_path(p, sizeof p, "blank.fa");
-  write_file(p, "\n\n  \n", 5);
+  fx_path(p, sizeof p, "blank.fa");
+  fx_write_file(p, "\n\n  \n", 5);
   assert_int_equal(parse_all(p, &err, NULL), 0);
 }
 
@@ -293,8 +231,8 @@ static void test_parse_buffer(void **state) {
 // ---- broken inputs -----------------------------------------------------------------------
 static void expect_error(const char *content, size_t n, int code, const char *where) {
   char p[PATH_MAX];
-  tmp_path(p, sizeof p, "bad.fa");
-  write_file(p, content, n);
+  fx_path(p, sizeof p, "bad.fa");
+  fx_write_file(p, content, n);
   ps_err_t err = {0};
   long long rc = parse_all(p, &err, NULL);
   if (rc != code) fail_msg("expected %d (%s), got %lld: %s", code, ps_strerror(code), rc, err.msg);
@@ -339,8 +277,8 @@ static void test_binary_junk(void **state) {
   }
   junk[0] = '>';  // even starting like a header, the NUL bytes give it away
   char p[PATH_MAX];
-  tmp_path(p, sizeof p, "junk.bin");
-  write_file(p, junk, sizeof junk);
+  fx_path(p, sizeof p, "junk.bin");
+  fx_write_file(p, junk, sizeof junk);
   ps_err_t err = {0};
   long long rc = parse_all(p, &err, NULL);
   if (rc != PS_EFORMAT) fail_msg("got %lld: %s", rc, err.msg);
@@ -363,7 +301,7 @@ static void test_binary_junk(void **state) {
 static void test_truncated_and_corrupt_gzip(void **state) {
   (void)state;
   char src[PATH_MAX + 64];
-  snprintf(src, sizeof src, "%s/data/human-swissprot/proteins.fasta.gz", g_shared);
+  snprintf(src, sizeof src, "%s/data/human-swissprot/proteins.fasta.gz", fx_shared_dir);
   FILE *f = fopen(src, "rb");
   assert_non_null(f);
   size_t n = 300000;
@@ -372,8 +310,8 @@ static void test_truncated_and_corrupt_gzip(void **state) {
   assert_int_equal(fread(buf, 1, n, f), n);
   fclose(f);
   char p[PATH_MAX];
-  tmp_path(p, sizeof p, "trunc.fa.gz");
-  write_file(p, buf, n);
+  fx_path(p, sizeof p, "trunc.fa.gz");
+  fx_write_file(p, buf, n);
   ps_err_t err = {0};
   long long rc = parse_all(p, &err, NULL);
   if (rc != PS_ETRUNC) fail_msg("truncated gzip: got %lld: %s", rc, err.msg);
@@ -381,14 +319,14 @@ static void test_truncated_and_corrupt_gzip(void **state) {
   assert_msg_has(&err, "line ");
   // corrupt the deflate stream in the middle
   for (size_t i = 100000; i < 100064; i++) buf[i] ^= 0x5a;
-  tmp_path(p, sizeof p, "corrupt.fa.gz");
-  write_file(p, buf, n);
+  fx_path(p, sizeof p, "corrupt.fa.gz");
+  fx_write_file(p, buf, n);
   rc = parse_all(p, &err, NULL);
   if (rc != PS_EFORMAT && rc != PS_ETRUNC) fail_msg("corrupt gzip: got %lld: %s", rc, err.msg);
   assert_msg_has(&err, p);
   // a gzip header alone
-  tmp_path(p, sizeof p, "hdr.fa.gz");
-  write_file(p, buf, 12);
+  fx_path(p, sizeof p, "hdr.fa.gz");
+  fx_write_file(p, buf, 12);
   rc = parse_all(p, &err, NULL);
   if (rc >= 0) fail_msg("gzip header only: got %lld records", rc);
   assert_msg_has(&err, p);
@@ -405,10 +343,10 @@ int main(void) {
       cmocka_unit_test(test_testvectors),
       cmocka_unit_test(test_truncated_and_corrupt_gzip),
   };
-  int rc = cmocka_run_group_tests_name("fasta", tests, setup, teardown);
-  if (!find_shared()) {
+  int rc = cmocka_run_group_tests_name("fasta", tests, fx_setup, fx_teardown);
+  if (!fx_find_shared("data/human-swissprot/proteins.fasta.gz")) {
     printf("no shared data (set PROTSAE_SHARED): skipping the real-data tests\n");
     return rc;
   }
-  return rc + cmocka_run_group_tests_name("fasta_data", data_tests, setup, teardown);
+  return rc + cmocka_run_group_tests_name("fasta_data", data_tests, fx_setup, fx_teardown);
 }

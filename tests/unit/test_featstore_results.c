@@ -12,20 +12,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "fixture.h"
 
 #include "featstore.h"
 #include "fsutil.h"
 
-static char tmpl[64];
-
+// A new directory under the scratch directory, for a test's stores; removed by rmrf.
+static char tmpl[PATH_MAX];
 static const char *tmpdir(void) {
-  strcpy(tmpl, "/tmp/protsae-fsres-test.XXXXXX");
-  assert_non_null(mkdtemp(tmpl));
+  static int k;
+  char name[32];
+  snprintf(name, sizeof name, "t%d", k++);
+  assert_int_equal(mkdir(fx_path(tmpl, sizeof tmpl, name), 0700), 0);
   return tmpl;
 }
-static void rmrf(const char *d) { assert_int_equal(ps_rm_rf(d), 0); }  // common/fsutil.h
+static void rmrf(const char *d) { assert_int_equal(ps_rm_rf(d), 0); }
 
 static int same_bits(double a, double b) { return !memcmp(&a, &b, sizeof a); }
 static int same_bitsf(float a, float b) { return !memcmp(&a, &b, sizeof a); }
@@ -440,5 +445,5 @@ int main(void) {
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_older_store),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -5,7 +5,6 @@
 // broken inputs (truncated file, not HDF5, dims disagreeing across datasets, wrong rank, NaN,
 // bad original_id) giving errors that name the file and the dataset.
 #include <errno.h>
-#include <ftw.h>
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
@@ -20,32 +19,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "emb.h"
 #include "h5emb.h"
 
-static char g_dir[64];
-
 // ---- helpers -----------------------------------------------------------------------------
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_dir, sizeof g_dir, "/tmp/test_h5emb.XXXXXX");
-  return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-  return 0;
-}
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", g_dir, name); }
 
 #define assert_msg_has(err, s)                                                                    \
   do {                                                                                            \
@@ -103,7 +82,7 @@ static const char *k_ids[] = {"Q9Z999", "A0A183", "sp|P12345|NAME", "M5", ".", "
 static void test_protein_roundtrip(void **state) {
   (void)state;
   char path[PATH_MAX], tmp[PATH_MAX + 8];
-  tmp_path(path, sizeof path, "prot.h5");
+  fx_path(path, sizeof path, "prot.h5");
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   const uint32_t D = 33;
   ps_err_t err = {0};
@@ -166,7 +145,7 @@ static void test_protein_roundtrip(void **state) {
 static void test_residue_roundtrip(void **state) {
   (void)state;
   char path[PATH_MAX];
-  tmp_path(path, sizeof path, "res.h5");
+  fx_path(path, sizeof path, "res.h5");
   const uint32_t D = 20, NP = 40;
   ps_err_t err = {0};
   h5emb_writer_t *w = NULL;
@@ -212,7 +191,7 @@ static void test_residue_roundtrip(void **state) {
   emb_source_destroy(&p);
 
   // an empty record at residue level reads back as 0 rows; pooling it is an error
-  tmp_path(path, sizeof path, "res0.h5");
+  fx_path(path, sizeof path, "res0.h5");
   assert_int_equal(h5emb_writer_open(&w, path, EMB_LEVEL_RESIDUE, &err), 0);
   float one[3] = {1, 2, 3};
   assert_int_equal(h5emb_writer_add(w, "E0", NULL, 0, 3, &err), 0);
@@ -234,7 +213,7 @@ static void test_residue_roundtrip(void **state) {
 static void test_writer_errors(void **state) {
   (void)state;
   char path[PATH_MAX], tmp[PATH_MAX + 8];
-  tmp_path(path, sizeof path, "werr.h5");
+  fx_path(path, sizeof path, "werr.h5");
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   ps_err_t err = {0};
   h5emb_writer_t *w = NULL;
@@ -283,22 +262,22 @@ static void test_broken_inputs(void **state) {
   rc = open_err("/nonexistent/e.h5", EMB_LEVEL_PROTEIN, &err);
   assert_int_equal(rc, -ENOENT);
   assert_msg_has(&err, "/nonexistent/e.h5");
-  tmp_path(path, sizeof path, "empty.h5");
+  fx_path(path, sizeof path, "empty.h5");
   FILE *f = fopen(path, "w");
   fclose(f);
   assert_int_equal(open_err(path, EMB_LEVEL_PROTEIN, &err), PS_EFORMAT);
   assert_msg_has(&err, path);
   assert_msg_has(&err, "not an HDF5 file");
-  tmp_path(path, sizeof path, "text.h5");
+  fx_path(path, sizeof path, "text.h5");
   f = fopen(path, "w");
   for (int i = 0; i < 200; i++) fprintf(f, ">P%d\nMKVLAAGG\n", i);
   fclose(f);
   assert_int_equal(open_err(path, EMB_LEVEL_PROTEIN, &err), PS_EFORMAT);
   assert_msg_has(&err, "not an HDF5 file");
-  assert_int_equal(open_err(g_dir, EMB_LEVEL_PROTEIN, &err), -EISDIR);
+  assert_int_equal(open_err(fx_dir, EMB_LEVEL_PROTEIN, &err), -EISDIR);
 
   // truncated: a real file cut in half, and cut to its first 100 bytes
-  tmp_path(big, sizeof big, "big.h5");
+  fx_path(big, sizeof big, "big.h5");
   h5emb_writer_t *w = NULL;
   assert_int_equal(h5emb_writer_open(&w, big, EMB_LEVEL_PROTEIN, &err), 0);
   for (uint32_t i = 0; i < 64; i++) {
@@ -313,7 +292,7 @@ static void test_broken_inputs(void **state) {
   assert_int_equal(stat(big, &st), 0);
   const off_t cuts[] = {st.st_size / 2, st.st_size - 1, 100};
   for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
-    tmp_path(path, sizeof path, "trunc.h5");
+    fx_path(path, sizeof path, "trunc.h5");
     char cmd[3 * PATH_MAX];
     snprintf(cmd, sizeof cmd, "head -c %lld '%s' > '%s'", (long long)cuts[k], big, path);
     assert_int_equal(system(cmd), 0);
@@ -327,7 +306,7 @@ static void test_broken_inputs(void **state) {
   // dims disagree across datasets; rank 3; non-string original_id; NaN
   const float z[2 * 3 * 4] = {0};
   hsize_t d4[1] = {4}, d5[1] = {5}, d34[2] = {3, 4}, d234[3] = {2, 3, 4};
-  tmp_path(path, sizeof path, "dims.h5");
+  fx_path(path, sizeof path, "dims.h5");
   hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   raw_dataset(h, "A1", H5T_IEEE_F32LE, 1, d4, z);
   raw_dataset(h, "B2", H5T_IEEE_F32LE, 1, d5, z);
@@ -336,7 +315,7 @@ static void test_broken_inputs(void **state) {
   assert_msg_has(&err, path);
   assert_msg_has(&err, "dataset 'B2' (record 1) has dimension 5 but dataset 'A1' (record 0) has 4");
 
-  tmp_path(path, sizeof path, "rank3.h5");
+  fx_path(path, sizeof path, "rank3.h5");
   h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   raw_dataset(h, "A1", H5T_IEEE_F32LE, 2, d34, z);
   raw_dataset(h, "C3", H5T_IEEE_F32LE, 3, d234, z);
@@ -344,7 +323,7 @@ static void test_broken_inputs(void **state) {
   assert_int_equal(open_err(path, EMB_LEVEL_RESIDUE, &err), PS_EDIM);
   assert_msg_has(&err, "dataset 'C3' (record 1) has 3 dimensions");
 
-  tmp_path(path, sizeof path, "badattr.h5");
+  fx_path(path, sizeof path, "badattr.h5");
   h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   raw_dataset(h, "A1", H5T_IEEE_F32LE, 1, d4, z);
   hid_t ds = H5Dopen2(h, "A1", H5P_DEFAULT);
@@ -362,7 +341,7 @@ static void test_broken_inputs(void **state) {
   assert_msg_has(&err, "dataset 'A1' (record 0): attribute original_id is not one string");
   emb_source_destroy(&s);
 
-  tmp_path(path, sizeof path, "nan.h5");
+  fx_path(path, sizeof path, "nan.h5");
   assert_int_equal(h5emb_writer_open(&w, path, EMB_LEVEL_RESIDUE, &err), 0);
   float x[3 * 4] = {0};
   assert_int_equal(h5emb_writer_add(w, "ok0", x, 3, 4, &err), 0);
@@ -399,7 +378,7 @@ static void test_broken_inputs(void **state) {
 static void test_skipped_objects(void **state) {
   (void)state;
   char path[PATH_MAX];
-  tmp_path(path, sizeof path, "mixed.h5");
+  fx_path(path, sizeof path, "mixed.h5");
   const float z[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   hsize_t d4[1] = {4}, d24[2] = {2, 4};
   hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -464,15 +443,15 @@ static void test_deterministic_bytes(void **state) {
   (void)state;
   const emb_level_t levels[] = {EMB_LEVEL_PROTEIN, EMB_LEVEL_RESIDUE};
   char a[PATH_MAX], b[PATH_MAX];
-  tmp_path(a, sizeof a, "det_a_p.h5");
+  fx_path(a, sizeof a, "det_a_p.h5");
   write_fixed(a, levels[0]);
   char a2[PATH_MAX];
-  tmp_path(a2, sizeof a2, "det_a_r.h5");
+  fx_path(a2, sizeof a2, "det_a_r.h5");
   write_fixed(a2, levels[1]);
   usleep(1100 * 1000);
   for (int k = 0; k < 2; k++) {
     const char *first = k ? a2 : a;
-    tmp_path(b, sizeof b, k ? "det_b_r.h5" : "det_b_p.h5");
+    fx_path(b, sizeof b, k ? "det_b_r.h5" : "det_b_p.h5");
     write_fixed(b, levels[k]);
     size_t na, nb;
     unsigned char *xa = slurp(first, &na), *xb = slurp(b, &nb);
@@ -549,12 +528,12 @@ static const char k_py_read[] =
 
 static void run_py(const char *script_name, const char *script) {
   char p[PATH_MAX], cmd[3 * PATH_MAX];
-  tmp_path(p, sizeof p, script_name);
+  fx_path(p, sizeof p, script_name);
   FILE *f = fopen(p, "w");
   assert_non_null(f);
   fputs(script, f);
   fclose(f);
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", p, g_dir);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", p, fx_dir);
   int st = system(cmd);
   if (st != 0) fail_msg("python script %s failed (%d)", script_name, st);
 }
@@ -592,22 +571,22 @@ static void test_h5py_crosscheck(void **state) {
   }
   run_py("write.py", k_py_write);
   char p[PATH_MAX];
-  tmp_path(p, sizeof p, "expected.txt");
+  fx_path(p, sizeof p, "expected.txt");
   FILE *ids = fopen(p, "r");
-  tmp_path(p, sizeof p, "expected.bin");
+  fx_path(p, sizeof p, "expected.bin");
   FILE *raw = fopen(p, "rb");
   assert_non_null(ids);
   assert_non_null(raw);
-  tmp_path(p, sizeof p, "uniprot.h5");
+  fx_path(p, sizeof p, "uniprot.h5");
   check_against_expected(p, EMB_LEVEL_PROTEIN, ids, raw, 32, 3);
-  tmp_path(p, sizeof p, "residues.h5");
+  fx_path(p, sizeof p, "residues.h5");
   check_against_expected(p, EMB_LEVEL_RESIDUE, ids, raw, 12, 0);
   fclose(ids);
   fclose(raw);
 
   // and the other way: our writer's file read by h5py (h5py lists names in name order)
   char h5[PATH_MAX];
-  tmp_path(h5, sizeof h5, "ours.h5");
+  fx_path(h5, sizeof h5, "ours.h5");
   ps_err_t err = {0};
   h5emb_writer_t *w = NULL;
   assert_int_equal(h5emb_writer_open(&w, h5, EMB_LEVEL_RESIDUE, &err), 0);
@@ -620,9 +599,9 @@ static void test_h5py_crosscheck(void **state) {
     free(x);
   }
   assert_int_equal(h5emb_writer_close(&w, &err), 0);
-  tmp_path(p, sizeof p, "ours.txt");
+  fx_path(p, sizeof p, "ours.txt");
   FILE *t = fopen(p, "w");
-  tmp_path(p, sizeof p, "ours.bin");
+  fx_path(p, sizeof p, "ours.bin");
   FILE *b = fopen(p, "wb");
   for (int k = 0; k < 4; k++) {
     int i = order[k];
@@ -644,5 +623,5 @@ int main(void) {
       cmocka_unit_test(test_deterministic_bytes),
   };
   h5emb_quiet();
-  return cmocka_run_group_tests_name("h5emb", tests, setup, teardown);
+  return cmocka_run_group_tests_name("h5emb", tests, fx_setup, fx_teardown);
 }

@@ -5,7 +5,6 @@
 // skip/resume, and broken inputs (bad magic, truncated header / data, wrong offsets, ids count
 // mismatch, duplicate ids, NaN) giving errors that name the file and the position.
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,31 +17,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "emb.h"
 #include "npy.h"
-
-static char g_dir[64];
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_dir, sizeof g_dir, "/tmp/test_npy.XXXXXX");
-  return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-  return 0;
-}
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", g_dir, name); }
 
 #define assert_msg_has(err, s)                                                                    \
   do {                                                                                            \
@@ -100,7 +78,7 @@ static void write_npy_raw(const char *path, int version, const char *dict, const
 // ---- header ------------------------------------------------------------------------------------
 static int parse(const char *dict, int version, npy_header_t *h, ps_err_t *err) {
   char p[256];
-  tmp_path(p, sizeof p, "hdr.npy");
+  fx_path(p, sizeof p, "hdr.npy");
   write_npy_raw(p, version, dict, NULL, 0);
   FILE *f = fopen(p, "rb");
   int rc = npy_read_header(f, "hdr.npy", h, err);
@@ -217,7 +195,7 @@ static void test_roundtrip_protein(void **state) {
   const npy_dtype_t dts[] = {NPY_F32, NPY_F16};
   for (int k = 0; k < 2; k++) {
     char p[256], tmp[300];
-    tmp_path(p, sizeof p, k ? "prot16.npy" : "prot.npy");
+    fx_path(p, sizeof p, k ? "prot16.npy" : "prot.npy");
     write_protein(p, dts[k], NP);
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
     assert_int_not_equal(access(tmp, F_OK), 0);
@@ -253,8 +231,8 @@ static void test_roundtrip_residue(void **state) {
   const npy_dtype_t dts[] = {NPY_F32, NPY_F16};
   for (int k = 0; k < 2; k++) {
     char p[256], offs[256];
-    tmp_path(p, sizeof p, k ? "res16.npy" : "res.npy");
-    tmp_path(offs, sizeof offs, k ? "res16.offsets.npy" : "res.offsets.npy");
+    fx_path(p, sizeof p, k ? "res16.npy" : "res.npy");
+    fx_path(offs, sizeof offs, k ? "res16.offsets.npy" : "res.offsets.npy");
     write_residue(p, offs, dts[k]);
     // the default offsets name (<stem>.offsets.npy) at residue level, and pooled at protein level
     for (int level = 0; level < 2; level++) {
@@ -289,8 +267,8 @@ static void test_roundtrip_residue(void **state) {
   }
   // an explicit offsets path; int32 offsets
   char p[256], offs[256];
-  tmp_path(p, sizeof p, "res.npy");
-  tmp_path(offs, sizeof offs, "o32.npy");
+  fx_path(p, sizeof p, "res.npy");
+  fx_path(offs, sizeof offs, "o32.npy");
   int32_t o32[NP + 1];
   o32[0] = 0;
   for (uint32_t i = 0; i < NP; i++) o32[i + 1] = o32[i] + (int32_t)plen(i);
@@ -311,9 +289,9 @@ static void test_roundtrip_residue(void **state) {
 static void test_ids(void **state) {
   (void)state;
   char p[256], ids[256];
-  tmp_path(p, sizeof p, "prot.npy");
+  fx_path(p, sizeof p, "prot.npy");
   write_protein(p, NPY_F32, NP);
-  tmp_path(ids, sizeof ids, "prot.ids");
+  fx_path(ids, sizeof ids, "prot.ids");
   FILE *f = fopen(ids, "w");
   for (int i = 0; i < NP; i++) fprintf(f, "%sACC%d desc %d\r\n%s", i == 3 ? "  " : "", i, i, i == 6 ? "\n   \n" : "");
   fclose(f);
@@ -411,19 +389,19 @@ static void check_skip(const emb_source_opts_t *o) {
 static void test_skip_resume(void **state) {
   (void)state;
   char p[256], ids[256];
-  tmp_path(p, sizeof p, "prot16.npy");
+  fx_path(p, sizeof p, "prot16.npy");
   write_protein(p, NPY_F16, NP);
   emb_source_opts_t o = {.path = p, .level = EMB_LEVEL_PROTEIN, .layer = -1};
   check_skip(&o);
-  tmp_path(ids, sizeof ids, "skip.ids");
+  fx_path(ids, sizeof ids, "skip.ids");
   FILE *f = fopen(ids, "w");
   for (int i = 0; i < NP; i++) fprintf(f, "S%d\n", i);
   fclose(f);
   o.ids_path = ids;
   check_skip(&o);
   char offs[256];
-  tmp_path(p, sizeof p, "res.npy");
-  tmp_path(offs, sizeof offs, "res.offsets.npy");
+  fx_path(p, sizeof p, "res.npy");
+  fx_path(offs, sizeof offs, "res.offsets.npy");
   write_residue(p, offs, NPY_F32);
   o = (emb_source_opts_t){.path = p, .level = EMB_LEVEL_RESIDUE, .layer = -1, .ids_path = ids};
   check_skip(&o);
@@ -440,7 +418,7 @@ static void test_broken(void **state) {
   assert_int_equal(src_open_err(&o, &err), -ENOENT);
   assert_msg_has(&err, "/nonexistent/x.npy");
   // bad magic
-  tmp_path(p, sizeof p, "magic.npy");
+  fx_path(p, sizeof p, "magic.npy");
   FILE *f = fopen(p, "wb");
   fputs("PK\x03\x04 this is a zip, not an npy file", f);
   fclose(f);
@@ -452,7 +430,7 @@ static void test_broken(void **state) {
   fclose(f);
   assert_int_equal(src_open_err(&o, &err), PS_ETRUNC);
   assert_msg_has(&err, "magic.npy");
-  tmp_path(p, sizeof p, "prot.npy");
+  fx_path(p, sizeof p, "prot.npy");
   write_protein(p, NPY_F32, NP);
   struct stat st;
   assert_int_equal(stat(p, &st), 0);
@@ -467,7 +445,7 @@ static void test_broken(void **state) {
   assert_msg_has(&err, "row 10");
   assert_msg_has(&err, "11 x 6");
   // ... and at the row when the file shrinks after open (past stdio's first buffer)
-  tmp_path(p, sizeof p, "long.npy");
+  fx_path(p, sizeof p, "long.npy");
   write_protein(p, NPY_F32, 2000);
   o.path = p;
   emb_source_t *s = src_open(&o);
@@ -482,7 +460,7 @@ static void test_broken(void **state) {
   assert_msg_has(&err, "record 1500, row 1500");
   emb_source_destroy(&s);
   // wrong dtype / rank / dim
-  tmp_path(p, sizeof p, "ints.npy");
+  fx_path(p, sizeof p, "ints.npy");
   int64_t iv[6] = {0};
   write_npy_raw(p, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }", iv, sizeof iv);
   o.path = p;
@@ -497,7 +475,7 @@ static void test_broken(void **state) {
   assert_int_equal(src_open_err(&o, &err), PS_EUNSUPP);
   assert_msg_has(&err, "ints.npy");
   // NaN: at the record, naming file, record, row, column
-  tmp_path(p, sizeof p, "nan.npy");
+  fx_path(p, sizeof p, "nan.npy");
   float x[4 * D];
   for (int i = 0; i < 4 * D; i++) x[i] = (float)i;
   x[2 * D + 4] = NAN;
@@ -515,8 +493,8 @@ static void test_broken(void **state) {
   emb_source_destroy(&s);
 
   // offsets: missing at residue level, not starting at 0, decreasing, not ending at rows, 2-D
-  tmp_path(p, sizeof p, "res.npy");
-  tmp_path(offs, sizeof offs, "res.offsets.npy");
+  fx_path(p, sizeof p, "res.npy");
+  fx_path(offs, sizeof offs, "res.offsets.npy");
   write_residue(p, offs, NPY_F32);
   int64_t total = 0;
   for (uint32_t i = 0; i < NP; i++) total += plen(i);
@@ -571,7 +549,7 @@ static void test_writer_errors(void **state) {
   assert_null(w);
   assert_int_equal(npy_writer_open(&w, "/tmp/x.npy", NPY_I32, 3, &err), PS_EUNSUPP);
   char p[256];
-  tmp_path(p, sizeof p, "w.npy");
+  fx_path(p, sizeof p, "w.npy");
   assert_int_equal(npy_writer_open(&w, p, NPY_I64, 0, &err), 0);
   float x[3] = {0};
   assert_int_equal(npy_writer_append_f32(w, x, 1, &err), PS_ESTATE);
@@ -608,7 +586,7 @@ static void test_numpy(void **state) {
   (void)state;
   if (!have_numpy()) skip();
   char script[256], cmd[2048];
-  tmp_path(script, sizeof script, "np.py");
+  fx_path(script, sizeof script, "np.py");
   FILE *f = fopen(script, "w");
   fputs("import sys, numpy as np\n"
         "d = sys.argv[1]\n"
@@ -628,7 +606,7 @@ static void test_numpy(void **state) {
         "np.save(d + '/big.npy', x.astype('>f4'))\n",
         f);
   fclose(f);
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, g_dir);
+  assert_true(snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, fx_dir) < (int)sizeof cmd);
   assert_int_equal(system(cmd), 0);
   ps_err_t err = {0};
   const char *dts[] = {"f4", "f2", "f8"};
@@ -636,9 +614,9 @@ static void test_numpy(void **state) {
     for (int k = 0; k < 3; k++) {
       char p[256], raw[256], name[64];
       snprintf(name, sizeof name, "np_v%d_%s.npy", v, dts[k]);
-      tmp_path(p, sizeof p, name);
+      fx_path(p, sizeof p, name);
       snprintf(name, sizeof name, "np_v%d_%s.raw", v, dts[k]);
-      tmp_path(raw, sizeof raw, name);
+      fx_path(raw, sizeof raw, name);
       float want[13 * 9];
       FILE *rf = fopen(raw, "rb");
       assert_int_equal(fread(want, 4, 13 * 9, rf), 13 * 9);
@@ -658,7 +636,7 @@ static void test_numpy(void **state) {
     }
   }
   char p[256];
-  tmp_path(p, sizeof p, "npres.npy");
+  fx_path(p, sizeof p, "npres.npy");
   emb_source_opts_t o = {.path = p, .level = EMB_LEVEL_RESIDUE, .layer = -1};
   emb_source_t *s = src_open(&o);
   assert_int_equal(emb_source_count(s), 4);
@@ -669,24 +647,24 @@ static void test_numpy(void **state) {
     assert_int_equal(r.n_rows, lens[i]);
   }
   emb_source_destroy(&s);
-  tmp_path(p, sizeof p, "fortran.npy");
+  fx_path(p, sizeof p, "fortran.npy");
   o.path = p;
   o.level = EMB_LEVEL_PROTEIN;
   assert_int_equal(src_open_err(&o, &err), PS_EUNSUPP);
   assert_msg_has(&err, "Fortran");
-  tmp_path(p, sizeof p, "big.npy");
+  fx_path(p, sizeof p, "big.npy");
   assert_int_equal(src_open_err(&o, &err), PS_EUNSUPP);
   assert_msg_has(&err, "big-endian");
 
   // our files read by numpy
   char prot[256], prot16[256], res[256];
-  tmp_path(prot, sizeof prot, "ours.npy");
-  tmp_path(prot16, sizeof prot16, "ours16.npy");
-  tmp_path(res, sizeof res, "oursres.npy");
+  fx_path(prot, sizeof prot, "ours.npy");
+  fx_path(prot16, sizeof prot16, "ours16.npy");
+  fx_path(res, sizeof res, "oursres.npy");
   write_protein(prot, NPY_F32, NP);
   write_protein(prot16, NPY_F16, NP);
   char offs[256];
-  tmp_path(offs, sizeof offs, "oursres.offsets.npy");
+  fx_path(offs, sizeof offs, "oursres.offsets.npy");
   write_residue(res, offs, NPY_F32);
   char vals[8192] = "";
   size_t l = 0;
@@ -695,7 +673,7 @@ static void test_numpy(void **state) {
   char lens_s[256] = "";
   l = 0;
   for (uint32_t i = 0; i < NP; i++) l += (size_t)snprintf(lens_s + l, sizeof lens_s - l, "%s%u", l ? "," : "", plen(i));
-  tmp_path(script, sizeof script, "np2.py");
+  fx_path(script, sizeof script, "np2.py");
   f = fopen(script, "w");
   fprintf(f,
           "import sys, numpy as np\n"
@@ -718,5 +696,5 @@ int main(void) {
       cmocka_unit_test(test_skip_resume), cmocka_unit_test(test_broken),
       cmocka_unit_test(test_writer_errors), cmocka_unit_test(test_numpy),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

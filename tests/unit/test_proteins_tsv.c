@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "proteins_tsv.h"
 
 typedef struct {
@@ -37,22 +39,15 @@ static int collect(void *ctx, const ps_protein_row_t *r, ps_err_t *err) {
   return 0;
 }
 
-static char tmpl[64];
+// data written to a new file in the scratch directory (.gz compressed when gz); its path.
+static char tmpl[PATH_MAX];
 static const char *write_tmp(const char *data, size_t n, int gz) {
-  snprintf(tmpl, sizeof tmpl, "/tmp/test_proteins_tsv.XXXXXX");
-  int fd = mkstemp(tmpl);
-  assert_true(fd >= 0);
-  close(fd);
-  if (gz) {
-    gzFile g = gzopen(tmpl, "wb");
-    assert_non_null(g);
-    assert_int_equal(gzwrite(g, data, (unsigned)n), (int)n);
-    gzclose(g);
-  } else {
-    FILE *f = fopen(tmpl, "wb");
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
-  }
+  static int k;
+  char name[32];
+  snprintf(name, sizeof name, "t%d.tsv%s", k++, gz ? ".gz" : "");
+  fx_path(tmpl, sizeof tmpl, name);
+  if (gz) fx_write_gz(tmpl, data, n);
+  else fx_write_file(tmpl, data, n);
   return tmpl;
 }
 
@@ -156,5 +151,5 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_shared_table),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

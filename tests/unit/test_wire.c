@@ -16,6 +16,8 @@
 #include <cmocka.h>
 #include <zmq.h>
 
+#include "fixture.h"
+
 #include "wire.h"
 
 static uint8_t *pack_batch(uint32_t schema, uint32_t n_rows, uint32_t dim, size_t bytes_override, size_t *len) {
@@ -187,23 +189,21 @@ static int send_hb(void *push, uint64_t seq, size_t pad) {
   return rc;
 }
 
-static void tmp_endpoint(char *buf, size_t cap, char *dir, const char *name) {
-  strcpy(dir, "/tmp/protsae-test-wire.XXXXXX");
-  assert_non_null(mkdtemp(dir));
-  snprintf(buf, cap, "ipc://%s/%s", dir, name);
+// ipc://<scratch dir>/name (the socket file is removed by rm_endpoint).
+static void tmp_endpoint(char *buf, size_t cap, const char *name) {
+  int n = snprintf(buf, cap, "ipc://%s/%s", fx_dir, name);
+  assert_true(n > 0 && (size_t)n < cap);
 }
 
-static void rm_endpoint(const char *dir, const char *name) {
-  char path[256];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  unlink(path);
-  rmdir(dir);
+static void rm_endpoint(const char *name) {
+  char path[PATH_MAX];
+  unlink(fx_path(path, sizeof path, name));
 }
 
 static void test_peers_wait_hangup(void **state) {
   (void)state;
-  char dir[64], ep[128], bind_ep[160], conn_ep[160];
-  tmp_endpoint(ep, sizeof ep, dir, "h.ipc");
+  char ep[128], bind_ep[160], conn_ep[160];
+  tmp_endpoint(ep, sizeof ep, "h.ipc");
   snprintf(bind_ep, sizeof bind_ep, "@%s", ep);
   snprintf(conn_ep, sizeof conn_ep, ">%s", ep);
   void *ctx = zmq_ctx_new();
@@ -237,7 +237,7 @@ static void test_peers_wait_hangup(void **state) {
   wire_peers_destroy(&peers);  // NULL is fine
   wire_close(&push);
   zmq_ctx_term(ctx);
-  rm_endpoint(dir, "h.ipc");
+  rm_endpoint("h.ipc");
 }
 
 // A producer process streams to a consumer that lags (small receive HWM, slow reads), sends its
@@ -246,8 +246,8 @@ static void test_peers_wait_hangup(void **state) {
 static void test_producer_exit_loses_nothing(void **state) {
   (void)state;
   enum { N = 120, PAD = 20000 };
-  char dir[64], ep[128], bind_ep[160], conn_ep[160];
-  tmp_endpoint(ep, sizeof ep, dir, "x.ipc");
+  char ep[128], bind_ep[160], conn_ep[160];
+  tmp_endpoint(ep, sizeof ep, "x.ipc");
   snprintf(bind_ep, sizeof bind_ep, "@%s", ep);
   snprintf(conn_ep, sizeof conn_ep, ">%s", ep);
   wire_opts_t o = WIRE_OPTS_DEFAULT;
@@ -286,7 +286,7 @@ static void test_producer_exit_loses_nothing(void **state) {
   int status = 0;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   zmq_ctx_term(ctx);
-  rm_endpoint(dir, "x.ipc");
+  rm_endpoint("x.ipc");
   if (got != N) fail_msg("received %llu of %d messages", (unsigned long long)got, N);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
@@ -302,5 +302,5 @@ int main(void) {
       cmocka_unit_test(test_peers_wait_hangup),
       cmocka_unit_test(test_producer_exit_loses_nothing),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

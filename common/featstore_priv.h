@@ -1,0 +1,35 @@
+// featstore_priv.h — what the feature store's two files share (featstore_rec.c: the record
+// codecs, featstore.c: the RocksDB store): little-endian helpers, the meta record and the
+// explanation decoder. Not an API: callers use featstore.h.
+#ifndef PS_FEATSTORE_PRIV_H
+#define PS_FEATSTORE_PRIV_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "featstore.h"
+
+// *buf grown (doubling, at least 256 bytes) to hold need bytes.
+static inline void fs_grow(uint8_t **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return;
+  size_t c = *cap ? *cap : 256;
+  while (c < need) c *= 2;
+  *buf = ps_xrealloc(*buf, c);
+  *cap = c;
+}
+static inline void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void put_f32(uint8_t *p, float v) { uint32_t u; memcpy(&u, &v, 4); put_u32(p, u); }
+static inline uint32_t get_u32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static inline uint64_t get_u64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static inline float get_f32(const uint8_t *p) { uint32_t u = get_u32(p); float v; memcpy(&v, &u, 4); return v; }
+
+// The meta record ("meta" in the default column family): FS_META_LEN bytes, magic "PSM1".
+#define FS_META_LEN (4 * 7 + 8 * 4)
+void fs_meta_encode(const fs_meta_t *m, uint8_t *p);
+// 0, or -1 when p is not a meta record (length or magic).
+int fs_meta_decode(fs_meta_t *m, const uint8_t *p, size_t n);
+// An explanation record (JSON) into *x; errors name path and unit.
+int fs_interp_decode(fs_interp_t *x, uint32_t unit, const char *v, size_t vl, const char *path, ps_err_t *err);
+
+#endif
