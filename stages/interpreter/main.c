@@ -93,8 +93,6 @@ static void on_llm_progress(void *ctx, const llm_stats_t *st) {
   ps_metrics_set(x->m, x->out_tok, (double)st->output_tokens);
 }
 
-static int get_i(const ps_config_t *c, const char *k, int64_t *v, ps_err_t *e) { return ps_config_i64(c, k, v, e); }
-
 static json_t *summary_json(const interp_summary_t *s) {
   json_t *j = json_object();
   json_object_set_new(j, "units", json_integer((json_int_t)s->n_units));
@@ -124,7 +122,7 @@ static int run_kind(const char *npy, const char *ids, const char *kind, int relu
                   : interp_npysrc_open(&ns, npy, ids, &src, err);
   if (rc < 0) return rc;
   o->unit_kind = kind;
-  o->relu = relu;
+  o->sample.relu = relu;
   o->n_units = n_units;
   PS_INFO("interpreter start kind=%s proteins=%zu units=%zu analyse=%zu mode=%s", kind, src.n_proteins, src.n_units,
           n_units, mode);
@@ -260,29 +258,31 @@ int main(int argc, char **argv) {
   interp_opts_default(&o);
   llm_opts_t lo;
   llm_opts_default(&lo);
-  int64_t nf, nn, seed, ninact, minact, goterms, withseq, maxtok, par, timeout, retries, backoff;
+  int64_t nf, nn, seed, ninact, minact, goterms, withseq, maxtok, par, timeout, retries, backoff, mport, hwm, stall;
   double thr, temp, rpm, tpm;
-  if (get_i(cfg, "n-features", &nf, &err) < 0 || get_i(cfg, "n-neurons", &nn, &err) < 0 ||
-      get_i(cfg, "seed", &seed, &err) < 0 || get_i(cfg, "n-inactive", &ninact, &err) < 0 ||
-      get_i(cfg, "min-active", &minact, &err) < 0 || get_i(cfg, "go-terms", &goterms, &err) < 0 ||
-      get_i(cfg, "with-sequence", &withseq, &err) < 0 || get_i(cfg, "max-tokens", &maxtok, &err) < 0 ||
-      get_i(cfg, "parallel", &par, &err) < 0 || get_i(cfg, "timeout-ms", &timeout, &err) < 0 ||
-      get_i(cfg, "max-retries", &retries, &err) < 0 || get_i(cfg, "backoff-ms", &backoff, &err) < 0 ||
-      ps_config_f64(cfg, "active-threshold", &thr, &err) < 0 || ps_config_f64(cfg, "temperature", &temp, &err) < 0 ||
-      ps_config_f64(cfg, "rpm", &rpm, &err) < 0 || ps_config_f64(cfg, "tpm", &tpm, &err) < 0)
-    goto fail;
+  const ps_config_bind_t opts[] = {
+      PS_CFG_I64("n-features", &nf),      PS_CFG_I64("n-neurons", &nn),         PS_CFG_I64("seed", &seed),
+      PS_CFG_I64("n-inactive", &ninact),  PS_CFG_I64("min-active", &minact),    PS_CFG_I64("go-terms", &goterms),
+      PS_CFG_I64("with-sequence", &withseq), PS_CFG_I64("max-tokens", &maxtok), PS_CFG_I64("parallel", &par),
+      PS_CFG_I64("timeout-ms", &timeout), PS_CFG_I64("max-retries", &retries),  PS_CFG_I64("backoff-ms", &backoff),
+      PS_CFG_I64("metrics-port", &mport), PS_CFG_I64("hwm", &hwm),              PS_CFG_I64("health-stall-s", &stall),
+      PS_CFG_F64("active-threshold", &thr), PS_CFG_F64("temperature", &temp),  PS_CFG_F64("rpm", &rpm),
+      PS_CFG_F64("tpm", &tpm),
+      {0},
+  };
+  if (ps_config_read(cfg, opts, &err) < 0) goto fail;
   if (nf < 0 || nn < 0 || ninact < 0 || minact < 1 || goterms < 0) {
     ps_err_set(&err, PS_ECONFIG, "n-features, n-neurons, n-inactive, go-terms must be >= 0, min-active >= 1");
     goto fail;
   }
-  if (interp_parse_bins(ps_config_str(cfg, "bins"), o.bins) < 0) {
+  if (ps_sample_parse_bins(ps_config_str(cfg, "bins"), o.sample.bins) < 0) {
     ps_err_set(&err, PS_ECONFIG, "--bins '%s': five comma-separated counts expected", ps_config_str(cfg, "bins"));
     goto fail;
   }
-  o.seed = (uint64_t)seed;
-  o.n_inactive = (int)ninact;
-  o.min_active = (int)minact;
-  o.active_threshold = thr;
+  o.sample.seed = (uint64_t)seed;
+  o.sample.n_inactive = (int)ninact;
+  o.sample.min_active = (int)minact;
+  o.sample.active_threshold = thr;
   o.max_go_terms = (int)goterms;
   o.with_sequence = (int)withseq;
   // mode and key
@@ -310,9 +310,7 @@ int main(int argc, char **argv) {
       PS_WARN("no API key (ANTHROPIC_API_KEY or --key-file): running OFFLINE (explanations from enriched annotations, no LLM)");
     }
   }
-  int64_t mport = 0;
-  if (get_i(cfg, "metrics-port", &mport, &err) < 0 ||
-      ps_metrics_start(&mx.m, "interpreter", ps_config_str(cfg, "producer"), ps_config_str(cfg, "metrics-bind"),
+  if (ps_metrics_start(&mx.m, "interpreter", ps_config_str(cfg, "producer"), ps_config_str(cfg, "metrics-bind"),
                        (int)mport, &err) < 0)
     goto fail;
   mx.req = ps_metrics_add(mx.m, "llm_requests_total", PS_COUNTER, "HTTP requests sent (retries included)");
@@ -386,8 +384,6 @@ int main(int argc, char **argv) {
       goto fail;
     }
     interp_service_t sv = {db, offline ? NULL : llm, &o, mode};
-    int64_t hwm = 4, stall = 150;
-    if (get_i(cfg, "hwm", &hwm, &err) < 0 || get_i(cfg, "health-stall-s", &stall, &err) < 0) goto fail;
     ps_metrics_set_stall(mx.m, (double)stall);
     mx.live = 1;
     if (run_service(in_ep, res_ep, hwm < 1 ? 1 : hwm, (int)par, &sv, ps_config_str(cfg, "producer"), &mx, m_units,

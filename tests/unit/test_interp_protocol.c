@@ -25,7 +25,7 @@
 #include "protocol.h"
 
 // ---- sampling -------------------------------------------------------------------------------
-static void count_bins(const interp_sample_t *s, size_t cnt[6]) {
+static void count_bins(const ps_sample_t *s, size_t cnt[6]) {
   memset(cnt, 0, 6 * sizeof *cnt);
   for (size_t i = 0; i < s->n_shown; i++) cnt[s->shown_bin[i]]++;
   for (size_t i = 0; i < s->n_held; i++) cnt[s->held_bin[i]]++;
@@ -39,10 +39,10 @@ static void test_sampling(void **state) {
   for (int i = 0; i < N; i++) act[i] = i < 200 ? (float)(i + 1) / 200.0f : 0.0f;
   interp_opts_t o;
   interp_opts_default(&o);
-  interp_sample_t s, s2;
+  ps_sample_t s, s2;
   char why[128];
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 7, &s, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 7, &s, why, sizeof why), 1);
   assert_int_equal(s.n_active, 200);
   assert_int_equal(s.n_shown + s.n_held, 32);
   assert_int_equal(s.n_shown, 16);
@@ -72,16 +72,16 @@ static void test_sampling(void **state) {
     for (size_t j = 0; j < s.n_held; j++) assert_true(s.shown[i] != s.held[j]);
   // deterministic per (seed, unit); another seed -> another sample
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 7, &s2, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 7, &s2, why, sizeof why), 1);
   assert_memory_equal(s.held, s2.held, s.n_held * sizeof *s.held);
-  interp_sample_free(&s2);
-  o.seed = 2;
+  ps_sample_free(&s2);
+  o.sample.seed = 2;
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 7, &s2, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 7, &s2, why, sizeof why), 1);
   assert_true(memcmp(s.held, s2.held, s.n_held * sizeof *s.held) != 0);
-  interp_sample_free(&s2);
-  interp_sample_free(&s);
-  o.seed = 1;
+  ps_sample_free(&s2);
+  ps_sample_free(&s);
+  o.sample.seed = 1;
   // spill-over: the top bin holds only 2 proteins -> the next bin down gives 3 + 4
   for (int i = 0; i < N; i++) act[i] = 0;
   act[0] = 1.0f;
@@ -89,7 +89,7 @@ static void test_sampling(void **state) {
   for (int i = 2; i < 60; i++) act[i] = 0.7f - 0.001f * (float)i;   // bin 1 (0.6, 0.8]
   for (int i = 60; i < 100; i++) act[i] = 0.1f;                      // bin 4
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 1);
   count_bins(&s, cnt);
   assert_int_equal(cnt[0], 2);
   assert_int_equal(cnt[1], 7);   // 3 + 4 spilled from bin 0
@@ -97,37 +97,37 @@ static void test_sampling(void **state) {
   assert_int_equal(cnt[3], 0);
   assert_int_equal(cnt[4], 8);   // 2 + 6 spilled on through the empty bins 2 and 3
   assert_int_equal(cnt[5], 15);
-  interp_sample_free(&s);
+  ps_sample_free(&s);
   // spill back up: bins 3 and 4 empty -> taken from the bins above
   for (int i = 0; i < N; i++) act[i] = i < 40 ? 0.5f + 0.01f * (float)i : 0.0f;  // 0.5..0.89
   act[0] = 0.0f;
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 1);
   count_bins(&s, cnt);
   assert_int_equal(cnt[0] + cnt[1] + cnt[2] + cnt[3] + cnt[4], 17);
   assert_int_equal(cnt[3] + cnt[4], 0);
-  interp_sample_free(&s);
+  ps_sample_free(&s);
   // too few active proteins; constant; ReLU for neurons
   for (int i = 0; i < N; i++) act[i] = i < 33 ? 1.0f + (float)i : 0.0f;
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 0);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 0);
   assert_non_null(strstr(why, "too few"));
   for (int i = 0; i < N; i++) copy[i] = 3.0f;
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 0);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 0);
   assert_non_null(strstr(why, "constant"));
   for (int i = 0; i < N; i++) copy[i] = i < 100 ? (float)i : -5.0f;  // negatives -> 0 under ReLU
-  o.relu = 1;
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 1);
+  o.sample.relu = 1;
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 1);
   assert_int_equal(s.n_active, 99);
   for (size_t i = 0; i < s.n_held; i++)
     if (s.held_bin[i] == 5) assert_true(s.held_act[i] == 0.0f);
-  interp_sample_free(&s);
-  assert_int_equal(interp_parse_bins("6,3,3,3,2", o.bins), 0);
-  assert_int_equal(interp_parse_bins("1,2,3,4,5", o.bins), 0);
-  assert_int_equal(o.bins[4], 5);
-  assert_true(interp_parse_bins("1,2,3,4", o.bins) < 0);
-  assert_true(interp_parse_bins("1,2,3,4,5,6", o.bins) < 0);
-  assert_true(interp_parse_bins("1,x,3,4,5", o.bins) < 0);
+  ps_sample_free(&s);
+  assert_int_equal(ps_sample_parse_bins("6,3,3,3,2", o.sample.bins), 0);
+  assert_int_equal(ps_sample_parse_bins("1,2,3,4,5", o.sample.bins), 0);
+  assert_int_equal(o.sample.bins[4], 5);
+  assert_true(ps_sample_parse_bins("1,2,3,4", o.sample.bins) < 0);
+  assert_true(ps_sample_parse_bins("1,2,3,4,5,6", o.sample.bins) < 0);
+  assert_true(ps_sample_parse_bins("1,x,3,4,5", o.sample.bins) < 0);
   free(act);
   free(copy);
 }
