@@ -2,10 +2,11 @@
 // many as cores or machines allow; PUSH/PULL spreads the batches. Wiring only; logic in encoder.c.
 //
 // Stream end: an upstream EndOfStream is relayed downstream (source_producer, source_next_seq)
-// so the scorer knows how many batches the stream holds. An encoder runs until SIGTERM (or
-// --idle-exit-ms after it relayed an EndOfStream): the scorer decides when a stream is complete
-// and asks the reader to re-send what a killed encoder lost (ResendRequest), so an encoder never
-// needs to know whether it was the last one.
+// so the scorer knows how many batches the stream holds. An encoder runs until SIGTERM, the
+// reader's `finished` EndOfStream (the last stage has every batch), or --idle-exit-ms after it
+// relayed an EndOfStream: the scorer decides when a stream is complete and asks the reader to
+// re-send what a killed encoder lost (ResendRequest), so an encoder never needs to know whether it
+// was the last one.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,7 @@ int main(int argc, char **argv) {
       relayed_eos = 1;
       PS_INFO("relayed the end of %s's stream (%" PRIu64 " batches)", eos.source_producer, eos.source_next_seq);
     } else {
-      rc = 0;  // anything else (ResendRequests are the reader's) is not forwarded
+      rc = 0;  // no other body belongs on this stream: dropped
     }
     wire_free(&env);
     if (rc == PS_EINTR) break;

@@ -39,14 +39,15 @@ static const ps_config_entry_t table[] = {
     {"neurons", NULL, "file mode: neuron baseline, a .npy of the embeddings (proteins x d; ReLU applied) with --ids"},
     {"ids", NULL, "accession of each row of the .npy inputs, one a line (stores carry their ids)"},
     {"data", "../shared/data/human-swissprot", "data dir: proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz"},
-    {"out", "protsae-interp", "output dir: features.jsonl, neurons.jsonl, summary.json"},
-    {"n-features", "200", "random features to analyse (0 = all eligible)"},
-    {"n-neurons", "200", "random neurons to analyse (0 = all eligible)"},
-    {"seed", "1", "unit choice, sampling and split seed"},
-    {"bins", "6,3,3,3,2", "active proteins per activation bin, top first"},
-    {"n-inactive", "15", "inactive proteins per unit"},
-    {"min-active", "34", "skip units with fewer active proteins"},
-    {"active-threshold", "0", "active = activation > this"},
+    {"out", "protsae-interp", "output dir: features.jsonl, neurons.jsonl, summary.json (file mode); the default cache"},
+    {"n-features", "200", "file mode: random features to analyse (0 = all eligible)"},
+    {"n-neurons", "200", "file mode: random neurons to analyse (0 = all eligible)"},
+    {"seed", "1", "file mode: unit choice, sampling and split seed; also the seed of the retry jitter"},
+    {"bins", "6,3,3,3,2", "file mode: active proteins per activation bin, top first (pipeline mode: the scorer's "
+                          "--interp-* options sample)"},
+    {"n-inactive", "15", "file mode: inactive proteins per unit"},
+    {"min-active", "34", "file mode: skip units with fewer active proteins"},
+    {"active-threshold", "0", "file mode: active = activation > this"},
     {"go-terms", "12", "GO term names per protein in prompts"},
     {"with-sequence", "0", "show sequences in prompts (reads proteins.fasta.gz)"},
     {"mode", "auto", "auto (anthropic when a key is set, else offline) | anthropic | openai | offline"},
@@ -67,8 +68,8 @@ static const ps_config_entry_t table[] = {
                                "allows one process per cache): auto = in pipeline mode, 1, 0"},
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
-    {"producer", "interpreter-0", "name in the metrics labels"},
-    {"health-stall-s", "150", "service mode: /healthz answers 503 when the loop and the LLM calls have not progressed "
+    {"producer", "interpreter-0", "name in the metrics labels and, in pipeline mode, on the InterpretResults"},
+    {"health-stall-s", "150", "pipeline mode: /healthz answers 503 when the loop and the LLM calls have not progressed "
                               "for this long (0 = off; above the request timeout, as one call may take that long)"},
     PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
@@ -78,7 +79,7 @@ static const ps_config_entry_t table[] = {
 typedef struct interp_mx {
   ps_metrics_t *m;
   int req, retries, hits, answered, failed, in_tok, out_tok;
-  int live;  // service mode: LLM calls count as liveness (ps_metrics_alive)
+  int live;  // pipeline mode: LLM calls count as liveness (ps_metrics_alive)
 } interp_mx_t;
 
 static void on_llm_progress(void *ctx, const llm_stats_t *st) {
