@@ -4,6 +4,7 @@
 // the local test server playing a model (including answers that must be recorded as failures).
 // With "--pearson" it is the driver of pearson_scipy.py: reads "n x.. y.." lines, prints "r p".
 // With "--hypergeom" it reads "k N K n" lines and prints the upper tail.
+#include <limits.h>
 #include <math.h>
 #include <sys/stat.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "fixture.h"
 #include "llm.h"
 #include "llm_test_server.h"
 #include "offline.h"
@@ -303,9 +305,8 @@ static void test_offline_end_to_end(void **state) {
   assert_true(f0->r > 0.7 && f0->p < 0.05);
   assert_true(f1->r < 0.6);
   // JSONL: every line says offline
-  char path[] = "/tmp/protsae-test-interp.XXXXXX";
-  int fd = mkstemp(path);
-  close(fd);
+  char path[PATH_MAX];
+  fx_path(path, sizeof path, "offline.jsonl");
   assert_int_equal(interp_write_jsonl(path, &o, &src, res, n, "offline", 1, &err), 0);
   FILE *f = fopen(path, "r");
   char line[1 << 14];
@@ -432,7 +433,7 @@ static void test_llm_end_to_end(void **state) {
 // check that no answered request is paid twice, the output is complete, and the key is in no
 // output file and no log line.
 static pid_t spawn(const char *bin, const char *url, const char *dir, const char *log) {
-  char base[256], feat[512], ids[512], data[512], out[512];
+  char base[256], feat[PATH_MAX + 16], ids[PATH_MAX + 16], data[PATH_MAX + 16], out[PATH_MAX + 16];
   snprintf(base, sizeof base, "%s/v1", url);
   snprintf(feat, sizeof feat, "%s/feat.npy", dir);
   snprintf(ids, sizeof ids, "%s/ids.txt", dir);
@@ -462,12 +463,13 @@ static void test_process_kill9_rerun(void **state) {
     printf("no %s: skipped\n", bin);
     skip();
   }
-  char dir[] = "/tmp/protsae-test-interp-proc.XXXXXX";
-  assert_non_null(mkdtemp(dir));
+  char dir[PATH_MAX];
+  fx_path(dir, sizeof dir, "proc");
+  assert_int_equal(mkdir(dir, 0700), 0);
   toy_t *t = calloc(1, sizeof *t);
   interp_source_t src;
   interp_db_t *db = toy_db(t, &src);
-  char path[600], log[600];
+  char path[PATH_MAX + 64], log[PATH_MAX + 16];
   // data dir: proteins.tsv only (no GO); ids; a (600, 3) float32 .npy
   snprintf(path, sizeof path, "%s/data", dir);
   mkdir(path, 0755);
@@ -562,14 +564,12 @@ static void test_process_kill9_rerun(void **state) {
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   assert_int_equal(llm_test_server_n_requests(srv), n2);
   // the key: in no output file, in no log line
-  char cmd[800];
+  char cmd[2 * PATH_MAX + 64];
   snprintf(cmd, sizeof cmd, "grep -r -q -a PROCESS-SECRET %s/out %s", dir, log);
   assert_int_not_equal(system(cmd), 0);
   snprintf(cmd, sizeof cmd, "grep -q 'llm endpoint=' %s", log);
   assert_int_equal(system(cmd), 0);
   llm_test_server_stop(&srv);
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  assert_int_equal(system(cmd), 0);
   interp_db_destroy(&db);
   for (int i = 0; i < NP; i++) free(t->ids[i]);
   free(t);
@@ -625,5 +625,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_gene_stem),        cmocka_unit_test(test_offline_end_to_end),
       cmocka_unit_test(test_llm_end_to_end),  cmocka_unit_test(test_process_kill9_rerun),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
