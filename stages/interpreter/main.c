@@ -57,7 +57,7 @@ static const ps_config_entry_t table[] = {
     {"anthropic-version", "2023-06-01", "anthropic-version header"},
     {"temperature", "0", "sampling temperature"},
     {"max-tokens", "512", "max_tokens per answer"},
-    {"parallel", "4", "requests in flight"},
+    {"parallel", "4", "requests in flight (pipeline mode: also the requests taken from the queue at once)"},
     {"rpm", "50", "requests per minute (0 = unlimited)"},
     {"tpm", "0", "estimated tokens per minute (0 = unlimited)"},
     {"timeout-ms", "60000", "per-request timeout"},

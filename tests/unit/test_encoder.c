@@ -28,7 +28,8 @@ static const char *scratch(const char *name) {
 }
 
 // ---- encoder --------------------------------------------------------------------------------------
-static void save_sae(const char *dir, int d_in, int d_sae, int k) {
+// A TopK SAE with encoder weights in [-1, 1] from a xorshift seeded with seed.
+static sae_t *random_topk_sae(int d_in, int d_sae, int k, uint64_t seed) {
   sae_cfg_t c;
   sae_cfg_default(&c);
   c.arch = SAE_TOPK;
@@ -38,12 +39,18 @@ static void save_sae(const char *dir, int d_in, int d_sae, int k) {
   sae_t *s = NULL;
   ps_err_t err = {0};
   assert_int_equal(sae_new(&s, &c, &err), 0);
-  uint64_t x = 7;
+  uint64_t x = seed;
   for (int64_t i = 0; i < (int64_t)d_in * d_sae; i++) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     s->W_encT[i] = (float)((int64_t)(x >> 40) % 2001 - 1000) / 1000.0f;
-    s->W_dec[i] = s->W_encT[i];
   }
+  return s;
+}
+
+static void save_sae(const char *dir, int d_in, int d_sae, int k) {
+  sae_t *s = random_topk_sae(d_in, d_sae, k, 7);
+  memcpy(s->W_dec, s->W_encT, (size_t)d_in * d_sae * sizeof *s->W_dec);
+  ps_err_t err = {0};
   mkdir(dir, 0755);
   assert_int_equal(sae_save(s, dir, 1.0f, 1.0f, &err), 0);
   sae_free(&s);
@@ -54,20 +61,8 @@ static void save_sae(const char *dir, int d_in, int d_sae, int k) {
 static void test_topk_blocks_vs_naive(void **st) {
   (void)st;
   enum { DI = 24, DS = 2600, K = 9, N = 70 };
-  sae_cfg_t c;
-  sae_cfg_default(&c);
-  c.arch = SAE_TOPK;
-  c.d_in = c.d_out = DI;
-  c.d_sae = DS;
-  c.k = K;
-  sae_t *s = NULL;
+  sae_t *s = random_topk_sae(DI, DS, K, 11);
   ps_err_t err = {0};
-  assert_int_equal(sae_new(&s, &c, &err), 0);
-  uint64_t r = 11;
-  for (int64_t i = 0; i < (int64_t)DI * DS; i++) {
-    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-    s->W_encT[i] = (float)((int64_t)(r >> 40) % 2001 - 1000) / 1000.0f;
-  }
   for (int j = 0; j < DS; j++) s->b_enc[j] = -0.5f + 0.001f * (float)(j % 97);
   float *x = malloc(sizeof(float) * N * DI);
   for (int i = 0; i < N * DI; i++) x[i] = sinf((float)i * 0.71f) * 1.3f;
