@@ -78,7 +78,7 @@ int cli_consume(int argc, char **argv) {
   prod_t prods[64];
   int np = 0, eos_count = 0;
   wire_stats_t st = {0};
-  uint64_t rows = 0, prots = 0, val = 0, heartbeats = 0, bad = 0;
+  uint64_t rows = 0, prots = 0, val = 0, bad = 0;
   uint32_t dim = 0;
   double t0 = 0, t_last = 0;
   while (eos_count < nprod) {
@@ -127,9 +127,6 @@ int cli_consume(int argc, char **argv) {
       p->eos_batches = env->end_of_stream->batches_sent;
       p->eos_proteins = env->end_of_stream->proteins_sent;
       break;
-    case PROTSAE__ENVELOPE__BODY_HEARTBEAT:
-      heartbeats++;
-      break;
     default:
       bad++;
       break;
@@ -153,8 +150,8 @@ int cli_consume(int argc, char **argv) {
   double secs = t_last > t0 ? t_last - t0 : 0;
   if (!quiet) {
     printf("rows: %" PRIu64 "\nproteins: %" PRIu64 "\nvalidation_proteins: %" PRIu64 "\ndim: %u\n", rows, prots, val, dim);
-    printf("producers: %d\nheartbeats: %" PRIu64 "\ndropped_malformed: %" PRIu64 "\ndropped_version: %" PRIu64 "\n", np,
-           heartbeats, st.dropped_malformed, st.dropped_version);
+    printf("producers: %d\ndropped_malformed: %" PRIu64 "\ndropped_version: %" PRIu64 "\n", np, st.dropped_malformed,
+           st.dropped_version);
     printf("counts_match: %s\n", ok ? "yes" : "NO");
     if (secs > 0) printf("rows_per_s: %.0f\nmb_per_s: %.1f\n", rows / secs, st.bytes / secs / 1e6);
   }

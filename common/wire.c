@@ -9,8 +9,8 @@
 
 #include "curve.h"
 
-// Dead peers: no ZMTP heartbeats. libzmq 4.3.4 (Debian 12; unchanged upstream) asserts
-// `!_io_error` in stream_engine_base_t::out_event when the heartbeat timer fires on a connection
+// Dead peers: no ZMTP PING/PONG. libzmq 4.3.4 (Debian 12; unchanged upstream) asserts
+// `!_io_error` in stream_engine_base_t::out_event when the PING timer fires on a connection
 // whose input was throttled at the receive high-water mark and whose peer then hung up (the
 // engine marks the I/O error and keeps its timers): a busy consumer whose producer exits or is
 // killed aborted (seen in the scorer during enrichment and in an encoder whose reader was killed).

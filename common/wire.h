@@ -2,7 +2,8 @@
 //
 // Endpoints follow CZMQ's convention: "@tcp://*:5555" binds, ">ipc:///tmp/x" connects; without
 // a prefix PUSH connects and PULL binds (the zguide pipeline: downstream binds PULL, upstream
-// connects PUSH). Every socket gets an explicit high-water mark, LINGER and TCP keepalives.
+// connects PUSH). Every socket gets an explicit high-water mark, LINGER and TCP keepalives (no
+// ZMTP PING/PONG: wire.c says why).
 // Sending blocks when the peer's queue is full (back-pressure, never dropping), but polls the
 // stop flag so SIGTERM can end a blocked send.
 //
@@ -23,13 +24,12 @@
 #include "protsae.pb-c.h"
 
 #define PS_SCHEMA_MAJOR 1
-#define PS_SCHEMA_MINOR 2  // 2: stream_batches (EmbeddingBatch 13, FeatureBatch 17)
+#define PS_SCHEMA_MINOR 3  // 2: stream_batches (EmbeddingBatch 13, FeatureBatch 17); 3: Envelope 13 removed
 #define PS_SCHEMA_VERSION (PS_SCHEMA_MAJOR * 1000 + PS_SCHEMA_MINOR)
 
 typedef struct wire_opts {
   int hwm;              // messages queued per peer before send blocks (default 16)
   int linger_ms;        // how long close waits for unsent messages (default 30000)
-  int heartbeat_ms;     // stages' status interval; no ZMTP heartbeats (wire.c says why)
   int bufsize;          // kernel SO_SNDBUF/RCVBUF bytes: 0 = WIRE_BUFSIZE_DEFAULT, < 0 = the OS default
   int64_t max_msg;      // receiving sockets: largest message accepted (ZMQ_MAXMSGSIZE), 0 = no limit
 } wire_opts_t;
@@ -39,7 +39,7 @@ typedef struct wire_opts {
 // reader -> consumer over ipc:// 0.41 -> 0.51 of in-process parsing). The kernel clamps the value
 // to net.core.wmem_max / rmem_max (often 208 KiB, 4 MiB here); memory: up to 8 MiB per connection.
 #define WIRE_BUFSIZE_DEFAULT (4 << 20)
-#define WIRE_OPTS_DEFAULT {16, 30000, 1000, 0, 0}
+#define WIRE_OPTS_DEFAULT {16, 30000, 0, 0}
 
 // Message size limits. A message over max_msg is never buffered: libzmq's decoder sees its size
 // in the frame header, stops reading and closes that peer's connection (the sender reconnects;
@@ -62,7 +62,7 @@ typedef struct wire_stats {
   uint64_t received;        // envelopes accepted
   uint64_t dropped_malformed;  // not a protobuf Envelope, or an inconsistent batch
   uint64_t dropped_version;
-  uint64_t dropped_empty;   // unpacked but no body this build knows (a newer oneof member)
+  uint64_t dropped_empty;   // unpacked but no body this build knows (a newer or a removed oneof member)
   uint64_t bytes;
 } wire_stats_t;
 

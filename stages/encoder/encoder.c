@@ -30,9 +30,7 @@ int encoder_new(encoder_t **out, const encoder_opts_t *o, ps_err_t *err) {
   e->o = *o;
   if (e->o.chunk_rows <= 0) e->o.chunk_rows = 1024;
   int rc;
-  if (o->neurons) {
-    e->n_features = e->d_in = o->neuron_dim;
-  } else {
+  if (!o->neurons) {  // neuron mode takes its dimension from the first batch (encoder_encode)
     if (!o->sae_dir) {
       free(e);
       return ps_err_set(err, PS_ECONFIG, "encoder: an SAE directory (--sae) or neuron mode (--neurons) is required");

@@ -21,11 +21,10 @@ typedef enum { ENC_POOL_MEAN = 0, ENC_POOL_MAX = 1 } enc_pooling_t;
 typedef struct encoder_opts {
   const char *sae_dir;     // SAE mode; NULL with neurons = 1
   int neurons;             // raw dimensions, ReLU
-  uint32_t neuron_dim;     // neuron mode: expected dim (0 = take the first batch's)
   enc_pooling_t pooling;
   int threads;             // top-k selection threads (BLAS has its own)
   int64_t chunk_rows;      // rows encoded at a time (bounds the pre-activation buffer)
-  uint32_t max_dim;        // neuron mode without neuron_dim: largest dim the first batch may set (0 = 8192)
+  uint32_t max_dim;        // neuron mode: largest dim the first batch may set (0 = 8192); it sets the dim
 } encoder_opts_t;
 
 // Why a received batch was dropped (encoder_handle; names for metrics and logs).

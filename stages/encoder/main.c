@@ -2,21 +2,22 @@
 // many as cores or machines allow; PUSH/PULL spreads the batches. Wiring only; logic in encoder.c.
 //
 // Stream end: an upstream EndOfStream is relayed downstream (source_producer, source_next_seq)
-// so the scorer knows how many batches the stream holds. An encoder runs until SIGTERM (or
-// --idle-exit-ms after it relayed an EndOfStream): the scorer decides when a stream is complete
-// and asks the reader to re-send what a killed encoder lost (ResendRequest), so an encoder never
-// needs to know whether it was the last one.
+// so the scorer knows how many batches the stream holds. An encoder runs until SIGTERM, the
+// reader's `finished` EndOfStream (the last stage has every batch), or --idle-exit-ms after it
+// relayed an EndOfStream: the scorer decides when a stream is complete and asks the reader to
+// re-send what a killed encoder lost (ResendRequest), so an encoder never needs to know whether it
+// was the last one.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "config.h"
 #include "curve.h"
 #include "encoder.h"
+#include "io.h"
 #include "log.h"
 #include "metrics.h"
 #include "signals.h"
@@ -37,7 +38,6 @@ static const ps_config_entry_t table[] = {
     {"max-dim", "8192", "neuron mode: largest dimension the first batch may set"},
     {"hwm", "16", "messages queued per peer"},
     {"linger-ms", "5000", "at exit, how long to wait for unsent messages"},
-    {"heartbeat-ms", "1000", "heartbeat interval"},
     {"idle-exit-ms", "0", "exit when idle this long after relaying an EndOfStream (0 = run until SIGTERM)"},
     {"run-id", "run", "run id stamped on every message"},
     {"producer", "encoder-0", "producer name stamped on every message"},
@@ -46,12 +46,6 @@ static const ps_config_entry_t table[] = {
     PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 // OpenBLAS's worker threads spin (sched_yield) for 2^28 cycles after each product, and the spin
 // competes with the top-k selection that runs between products: ~5% of encoder throughput on 2
@@ -75,14 +69,15 @@ int main(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_main(&cfg, table, "protsae-encoder", argc, argv);
   if (crc >= 0) return crc;
-  int64_t threads, chunk, hwm, linger, hb, idle_exit, mport, max_rows, max_dim;
+  int64_t threads, chunk, hwm, linger, idle_exit, mport, max_rows, max_dim;
   int neurons;
-  if (ps_config_i64(cfg, "threads", &threads, &err) < 0 || ps_config_i64(cfg, "chunk-rows", &chunk, &err) < 0 ||
-      ps_config_i64(cfg, "hwm", &hwm, &err) < 0 || ps_config_i64(cfg, "linger-ms", &linger, &err) < 0 ||
-      ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 || ps_config_i64(cfg, "idle-exit-ms", &idle_exit, &err) < 0 ||
-      ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 || ps_config_i64(cfg, "max-batch-rows", &max_rows, &err) < 0 ||
-      ps_config_i64(cfg, "max-dim", &max_dim, &err) < 0 || ps_config_bool(cfg, "neurons", &neurons, &err) < 0)
-    goto fail;
+  const ps_config_bind_t opts[] = {
+      PS_CFG_I64("threads", &threads),     PS_CFG_I64("chunk-rows", &chunk),         PS_CFG_I64("hwm", &hwm),
+      PS_CFG_I64("linger-ms", &linger),    PS_CFG_I64("idle-exit-ms", &idle_exit),   PS_CFG_I64("metrics-port", &mport),
+      PS_CFG_I64("max-batch-rows", &max_rows), PS_CFG_I64("max-dim", &max_dim),      PS_CFG_BOOL("neurons", &neurons),
+      {0},
+  };
+  if (ps_config_read(cfg, opts, &err) < 0) goto fail;
   if (max_rows < 1 || max_rows > (1 << 24) || max_dim < 1 || max_dim > (1 << 20)) {
     ps_err_set(&err, PS_ECONFIG, "max-batch-rows must be in 1..2^24, max-dim in 1..2^20");
     goto fail;
@@ -110,7 +105,7 @@ int main(int argc, char **argv) {
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
   // input bound: max-batch-rows rows of d_in (+ a target of d_in), see wire.h
   int64_t d_in = neurons ? max_dim : (int64_t)encoder_sae(enc)->cfg.d_in;
-  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0, wire_max_embedding_msg(max_rows, 2 * d_in)};
+  wire_opts_t wo = {(int)hwm, (int)linger, 0, wire_max_embedding_msg(max_rows, 2 * d_in)};
   PS_INFO("input messages up to %lld bytes", (long long)wo.max_msg);
   if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
@@ -135,7 +130,8 @@ int main(int argc, char **argv) {
                                "messages dropped by the wire: not an Envelope or an inconsistent batch");
   uint64_t logged[ENC_REJ_N] = {0};  // rejections logged per reason (the first few only)
   wire_stats_t st = {0};
-  uint64_t seq = 0, rows = 0, batches = 0, bad = 0, t0 = now_ms(), last_hb = t0, last_msg = t0;
+  uint64_t seq = 0, rows = 0, batches = 0, bad = 0;
+  int64_t t0 = ps_mono_ms(), last_msg = t0;
   int relayed_eos = 0;
   for (;;) {
     ps_metrics_alive(mx);
@@ -143,10 +139,10 @@ int main(int argc, char **argv) {
     int rc = wire_recv(in, &env, 200, &ps_stop_flag, &st, &err);
     if (rc == PS_EINTR) break;
     if (rc < 0) goto fail;
-    uint64_t t = now_ms();
+    int64_t t = ps_mono_ms();
     ps_metrics_set(mx, m_wdrop, (double)st.dropped_malformed);
     if (rc == 0) {
-      if (idle_exit > 0 && relayed_eos && t - last_msg >= (uint64_t)idle_exit) {
+      if (idle_exit > 0 && relayed_eos && t - last_msg >= idle_exit) {
         PS_INFO("idle for %lld ms after the end of stream: exiting", (long long)idle_exit);
         break;
       }
@@ -207,26 +203,14 @@ int main(int argc, char **argv) {
       relayed_eos = 1;
       PS_INFO("relayed the end of %s's stream (%" PRIu64 " batches)", eos.source_producer, eos.source_next_seq);
     } else {
-      rc = 0;  // heartbeats of the upstream stage are not forwarded
+      rc = 0;  // no other body belongs on this stream: dropped
     }
     wire_free(&env);
     if (rc == PS_EINTR) break;
     if (rc < 0) goto fail;
-    if (t - last_hb >= (uint64_t)hb) {
-      last_hb = t;
-      Protsae__Heartbeat h = PROTSAE__HEARTBEAT__INIT;
-      h.unix_ms = (uint64_t)time(NULL) * 1000;
-      h.stage = "encoder";
-      h.rows_done = rows;
-      h.rows_per_s = rows * 1000.0 / (double)(t - t0 + 1);
-      wire_envelope_init(&oe, run_id, producer, seq);
-      oe.body_case = PROTSAE__ENVELOPE__BODY_HEARTBEAT;
-      oe.heartbeat = &h;
-      if (wire_send(out, &oe, &ps_stop_flag, &err) == PS_EINTR) break;
-    }
     if (ps_signals_stop_requested()) break;
   }
-  double secs = (double)(now_ms() - t0) / 1000.0;
+  double secs = (double)(ps_mono_ms() - t0) / 1000.0;
   PS_INFO("finished batches=%" PRIu64 " rows=%" PRIu64 " bad_batches=%" PRIu64 " dropped=%" PRIu64 " seconds=%.2f rows_per_s=%.0f",
           batches, rows, bad, st.dropped_malformed + st.dropped_version + st.dropped_empty, secs,
           rows / (secs > 0 ? secs : 1e-9));

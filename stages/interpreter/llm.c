@@ -231,7 +231,6 @@ int llm_forget(llm_client_t *c, const char *prompt, ps_err_t *err) {
 }
 
 const char *llm_endpoint(const llm_client_t *c) { return c->url; }
-const char *llm_model(const llm_client_t *c) { return c->model; }
 void llm_get_stats(const llm_client_t *c, llm_stats_t *s) { *s = c->st; }
 
 // ---- response parsing ------------------------------------------------------------------------

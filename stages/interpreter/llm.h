@@ -89,7 +89,6 @@ int llm_run(llm_client_t *c, llm_call_t *calls, size_t n, ps_err_t *err);
 // Forget the cached answer to prompt (it was unusable: unparseable); 0 or <0 (cache error).
 int llm_forget(llm_client_t *c, const char *prompt, ps_err_t *err);
 const char *llm_endpoint(const llm_client_t *c);   // full request URL (borrowed)
-const char *llm_model(const llm_client_t *c);
 void llm_get_stats(const llm_client_t *c, llm_stats_t *s);
 
 // Response body -> text (exposed for tests and fuzzing). 0 and *text (caller frees), or <0 with

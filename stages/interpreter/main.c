@@ -39,14 +39,15 @@ static const ps_config_entry_t table[] = {
     {"neurons", NULL, "file mode: neuron baseline, a .npy of the embeddings (proteins x d; ReLU applied) with --ids"},
     {"ids", NULL, "accession of each row of the .npy inputs, one a line (stores carry their ids)"},
     {"data", "../shared/data/human-swissprot", "data dir: proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz"},
-    {"out", "protsae-interp", "output dir: features.jsonl, neurons.jsonl, summary.json"},
-    {"n-features", "200", "random features to analyse (0 = all eligible)"},
-    {"n-neurons", "200", "random neurons to analyse (0 = all eligible)"},
-    {"seed", "1", "unit choice, sampling and split seed"},
-    {"bins", "6,3,3,3,2", "active proteins per activation bin, top first"},
-    {"n-inactive", "15", "inactive proteins per unit"},
-    {"min-active", "34", "skip units with fewer active proteins"},
-    {"active-threshold", "0", "active = activation > this"},
+    {"out", "protsae-interp", "output dir: features.jsonl, neurons.jsonl, summary.json (file mode); the default cache"},
+    {"n-features", "200", "file mode: random features to analyse (0 = all eligible)"},
+    {"n-neurons", "200", "file mode: random neurons to analyse (0 = all eligible)"},
+    {"seed", "1", "file mode: unit choice, sampling and split seed; also the seed of the retry jitter"},
+    {"bins", "6,3,3,3,2", "file mode: active proteins per activation bin, top first (pipeline mode: the scorer's "
+                          "--interp-* options sample)"},
+    {"n-inactive", "15", "file mode: inactive proteins per unit"},
+    {"min-active", "34", "file mode: skip units with fewer active proteins"},
+    {"active-threshold", "0", "file mode: active = activation > this"},
     {"go-terms", "12", "GO term names per protein in prompts"},
     {"with-sequence", "0", "show sequences in prompts (reads proteins.fasta.gz)"},
     {"mode", "auto", "auto (anthropic when a key is set, else offline) | anthropic | openai | offline"},
@@ -56,7 +57,7 @@ static const ps_config_entry_t table[] = {
     {"anthropic-version", "2023-06-01", "anthropic-version header"},
     {"temperature", "0", "sampling temperature"},
     {"max-tokens", "512", "max_tokens per answer"},
-    {"parallel", "4", "requests in flight"},
+    {"parallel", "4", "requests in flight (pipeline mode: also the requests taken from the queue at once)"},
     {"rpm", "50", "requests per minute (0 = unlimited)"},
     {"tpm", "0", "estimated tokens per minute (0 = unlimited)"},
     {"timeout-ms", "60000", "per-request timeout"},
@@ -67,8 +68,8 @@ static const ps_config_entry_t table[] = {
                                "allows one process per cache): auto = in pipeline mode, 1, 0"},
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
-    {"producer", "interpreter-0", "name in the metrics labels"},
-    {"health-stall-s", "150", "service mode: /healthz answers 503 when the loop and the LLM calls have not progressed "
+    {"producer", "interpreter-0", "name in the metrics labels and, in pipeline mode, on the InterpretResults"},
+    {"health-stall-s", "150", "pipeline mode: /healthz answers 503 when the loop and the LLM calls have not progressed "
                               "for this long (0 = off; above the request timeout, as one call may take that long)"},
     PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
@@ -78,7 +79,7 @@ static const ps_config_entry_t table[] = {
 typedef struct interp_mx {
   ps_metrics_t *m;
   int req, retries, hits, answered, failed, in_tok, out_tok;
-  int live;  // service mode: LLM calls count as liveness (ps_metrics_alive)
+  int live;  // pipeline mode: LLM calls count as liveness (ps_metrics_alive)
 } interp_mx_t;
 
 static void on_llm_progress(void *ctx, const llm_stats_t *st) {
@@ -92,8 +93,6 @@ static void on_llm_progress(void *ctx, const llm_stats_t *st) {
   ps_metrics_set(x->m, x->in_tok, (double)st->input_tokens);
   ps_metrics_set(x->m, x->out_tok, (double)st->output_tokens);
 }
-
-static int get_i(const ps_config_t *c, const char *k, int64_t *v, ps_err_t *e) { return ps_config_i64(c, k, v, e); }
 
 static json_t *summary_json(const interp_summary_t *s) {
   json_t *j = json_object();
@@ -124,7 +123,7 @@ static int run_kind(const char *npy, const char *ids, const char *kind, int relu
                   : interp_npysrc_open(&ns, npy, ids, &src, err);
   if (rc < 0) return rc;
   o->unit_kind = kind;
-  o->relu = relu;
+  o->sample.relu = relu;
   o->n_units = n_units;
   PS_INFO("interpreter start kind=%s proteins=%zu units=%zu analyse=%zu mode=%s", kind, src.n_proteins, src.n_units,
           n_units, mode);
@@ -260,29 +259,31 @@ int main(int argc, char **argv) {
   interp_opts_default(&o);
   llm_opts_t lo;
   llm_opts_default(&lo);
-  int64_t nf, nn, seed, ninact, minact, goterms, withseq, maxtok, par, timeout, retries, backoff;
+  int64_t nf, nn, seed, ninact, minact, goterms, withseq, maxtok, par, timeout, retries, backoff, mport, hwm, stall;
   double thr, temp, rpm, tpm;
-  if (get_i(cfg, "n-features", &nf, &err) < 0 || get_i(cfg, "n-neurons", &nn, &err) < 0 ||
-      get_i(cfg, "seed", &seed, &err) < 0 || get_i(cfg, "n-inactive", &ninact, &err) < 0 ||
-      get_i(cfg, "min-active", &minact, &err) < 0 || get_i(cfg, "go-terms", &goterms, &err) < 0 ||
-      get_i(cfg, "with-sequence", &withseq, &err) < 0 || get_i(cfg, "max-tokens", &maxtok, &err) < 0 ||
-      get_i(cfg, "parallel", &par, &err) < 0 || get_i(cfg, "timeout-ms", &timeout, &err) < 0 ||
-      get_i(cfg, "max-retries", &retries, &err) < 0 || get_i(cfg, "backoff-ms", &backoff, &err) < 0 ||
-      ps_config_f64(cfg, "active-threshold", &thr, &err) < 0 || ps_config_f64(cfg, "temperature", &temp, &err) < 0 ||
-      ps_config_f64(cfg, "rpm", &rpm, &err) < 0 || ps_config_f64(cfg, "tpm", &tpm, &err) < 0)
-    goto fail;
+  const ps_config_bind_t opts[] = {
+      PS_CFG_I64("n-features", &nf),      PS_CFG_I64("n-neurons", &nn),         PS_CFG_I64("seed", &seed),
+      PS_CFG_I64("n-inactive", &ninact),  PS_CFG_I64("min-active", &minact),    PS_CFG_I64("go-terms", &goterms),
+      PS_CFG_I64("with-sequence", &withseq), PS_CFG_I64("max-tokens", &maxtok), PS_CFG_I64("parallel", &par),
+      PS_CFG_I64("timeout-ms", &timeout), PS_CFG_I64("max-retries", &retries),  PS_CFG_I64("backoff-ms", &backoff),
+      PS_CFG_I64("metrics-port", &mport), PS_CFG_I64("hwm", &hwm),              PS_CFG_I64("health-stall-s", &stall),
+      PS_CFG_F64("active-threshold", &thr), PS_CFG_F64("temperature", &temp),  PS_CFG_F64("rpm", &rpm),
+      PS_CFG_F64("tpm", &tpm),
+      {0},
+  };
+  if (ps_config_read(cfg, opts, &err) < 0) goto fail;
   if (nf < 0 || nn < 0 || ninact < 0 || minact < 1 || goterms < 0) {
     ps_err_set(&err, PS_ECONFIG, "n-features, n-neurons, n-inactive, go-terms must be >= 0, min-active >= 1");
     goto fail;
   }
-  if (interp_parse_bins(ps_config_str(cfg, "bins"), o.bins) < 0) {
+  if (ps_sample_parse_bins(ps_config_str(cfg, "bins"), o.sample.bins) < 0) {
     ps_err_set(&err, PS_ECONFIG, "--bins '%s': five comma-separated counts expected", ps_config_str(cfg, "bins"));
     goto fail;
   }
-  o.seed = (uint64_t)seed;
-  o.n_inactive = (int)ninact;
-  o.min_active = (int)minact;
-  o.active_threshold = thr;
+  o.sample.seed = (uint64_t)seed;
+  o.sample.n_inactive = (int)ninact;
+  o.sample.min_active = (int)minact;
+  o.sample.active_threshold = thr;
   o.max_go_terms = (int)goterms;
   o.with_sequence = (int)withseq;
   // mode and key
@@ -310,9 +311,7 @@ int main(int argc, char **argv) {
       PS_WARN("no API key (ANTHROPIC_API_KEY or --key-file): running OFFLINE (explanations from enriched annotations, no LLM)");
     }
   }
-  int64_t mport = 0;
-  if (get_i(cfg, "metrics-port", &mport, &err) < 0 ||
-      ps_metrics_start(&mx.m, "interpreter", ps_config_str(cfg, "producer"), ps_config_str(cfg, "metrics-bind"),
+  if (ps_metrics_start(&mx.m, "interpreter", ps_config_str(cfg, "producer"), ps_config_str(cfg, "metrics-bind"),
                        (int)mport, &err) < 0)
     goto fail;
   mx.req = ps_metrics_add(mx.m, "llm_requests_total", PS_COUNTER, "HTTP requests sent (retries included)");
@@ -386,8 +385,6 @@ int main(int argc, char **argv) {
       goto fail;
     }
     interp_service_t sv = {db, offline ? NULL : llm, &o, mode};
-    int64_t hwm = 4, stall = 150;
-    if (get_i(cfg, "hwm", &hwm, &err) < 0 || get_i(cfg, "health-stall-s", &stall, &err) < 0) goto fail;
     ps_metrics_set_stall(mx.m, (double)stall);
     mx.live = 1;
     if (run_service(in_ep, res_ep, hwm < 1 ? 1 : hwm, (int)par, &sv, ps_config_str(cfg, "producer"), &mx, m_units,

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "emb.h"
+#include "io.h"
 #include "npy.h"
 
 struct interp_npysrc {
@@ -20,15 +21,15 @@ struct interp_npysrc {
   char *path;
 };
 
-int interp_read_ids(const char *path, char ***ids, size_t *n, ps_err_t *err) {
+// The ids file: the first token of each non-blank line (plain or gzip).
+static int read_ids(const char *path, char ***ids, size_t *n, ps_err_t *err) {
   *ids = NULL;
   *n = 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return ps_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
-  char *line = NULL;
-  size_t cap = 0, acap = 0;
-  ssize_t l;
-  while ((l = getline(&line, &cap, f)) >= 0) {
+  ps_lines_t *r = NULL;
+  int rc = ps_lines_open(&r, path, 0, err);
+  size_t acap = 0, len;
+  char *line;
+  while (rc >= 0 && (rc = ps_lines_next(r, &line, &len, err)) == 1) {
     char *s = line;
     while (*s == ' ' || *s == '\t') s++;
     size_t t = strcspn(s, " \t\r\n");
@@ -40,9 +41,8 @@ int interp_read_ids(const char *path, char ***ids, size_t *n, ps_err_t *err) {
     }
     (*ids)[(*n)++] = ps_xstrdup(s);
   }
-  free(line);
-  fclose(f);
-  return 0;
+  ps_lines_close(&r);
+  return rc < 0 ? rc : 0;
 }
 
 static int column(void *ctx, size_t unit, float *out, ps_err_t *err) {
@@ -106,7 +106,7 @@ int interp_npysrc_open(interp_npysrc_t **out, const char *npy_path, const char *
     rc = ps_err_set(err, -errno, "%s: mmap: %s", npy_path, strerror(errno));
     goto fail;
   }
-  if ((rc = interp_read_ids(ids_path, &s->ids, &s->n_ids, err)) < 0) goto fail;
+  if ((rc = read_ids(ids_path, &s->ids, &s->n_ids, err)) < 0) goto fail;
   if (s->n_ids != s->h.shape[0]) {
     rc = ps_err_set(err, PS_EMISMATCH, "%s: %zu ids for the %llu rows of %s", ids_path, s->n_ids,
                     (unsigned long long)s->h.shape[0], npy_path);

@@ -1,6 +1,6 @@
 // npysrc.h — an interp_source_t over a dense .npy (proteins x units; f4, f2 or f8; memory-mapped,
 // so a column read touches each row once and nothing is loaded up front) and an ids file (one
-// accession a line, first token; the count must equal the rows).
+// accession a line, first token; plain or gzip; the count must equal the rows).
 #ifndef PS_INTERP_NPYSRC_H
 #define PS_INTERP_NPYSRC_H
 
@@ -13,8 +13,5 @@ typedef struct interp_npysrc interp_npysrc_t;
 int interp_npysrc_open(interp_npysrc_t **out, const char *npy_path, const char *ids_path, interp_source_t *src,
                        ps_err_t *err);
 void interp_npysrc_destroy(interp_npysrc_t **s);
-
-// Read an ids file: *ids (n entries, caller frees each and the array).
-int interp_read_ids(const char *path, char ***ids, size_t *n, ps_err_t *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ask.h"
 #include "log.h"
 #include "offline.h"
 
@@ -42,37 +43,11 @@ static void sb_printf(sbuf_t *b, const char *fmt, ...) {
 
 void interp_opts_default(interp_opts_t *o) {
   memset(o, 0, sizeof *o);
-  int def[INTERP_N_BINS] = {6, 3, 3, 3, 2};
-  memcpy(o->bins, def, sizeof def);
-  o->n_inactive = 15;
-  o->min_active = 34;
-  o->active_threshold = 0;
-  o->seed = 1;
+  ps_sample_opts_default(&o->sample);
   o->n_units = 200;
   o->max_go_terms = 12;
   o->unit_kind = "feature";
   o->model_desc = "the protein language model ESM2";
-}
-
-int interp_parse_bins(const char *s, int bins[INTERP_N_BINS]) { return ps_sample_parse_bins(s, bins); }
-
-void interp_sample_free(interp_sample_t *s) { ps_sample_free(s); }
-
-// ---- sampling (common/sample.c) ---------------------------------------------------------------
-void interp_sample_opts(const interp_opts_t *o, ps_sample_opts_t *so) {
-  memcpy(so->bins, o->bins, sizeof so->bins);
-  so->n_inactive = o->n_inactive;
-  so->min_active = o->min_active;
-  so->active_threshold = o->active_threshold;
-  so->relu = o->relu;
-  so->seed = o->seed;
-}
-
-int interp_sample_unit(const interp_opts_t *o, float *act, size_t n, size_t unit, interp_sample_t *s, char *why,
-                       size_t cap) {
-  ps_sample_opts_t so;
-  interp_sample_opts(o, &so);
-  return ps_sample_unit(&so, act, n, unit, s, why, cap);
 }
 
 // ---- prompts ---------------------------------------------------------------------------------
@@ -103,7 +78,7 @@ static void describe(sbuf_t *b, const interp_opts_t *o, const interp_db_t *db, c
 }
 
 char *interp_prompt_explain(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,
-                            const int64_t *row_db, const interp_sample_t *s) {
+                            const int64_t *row_db, const ps_sample_t *s) {
   sbuf_t b = {0};
   sb_printf(&b,
             "We are studying one %s of %s. Below are proteins with the %s's activation on each, scaled "
@@ -124,7 +99,7 @@ char *interp_prompt_explain(const interp_opts_t *o, const interp_db_t *db, const
 }
 
 char *interp_prompt_predict(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,
-                            const int64_t *row_db, const interp_sample_t *s, const char *explanation) {
+                            const int64_t *row_db, const ps_sample_t *s, const char *explanation) {
   sbuf_t b = {0};
   sb_printf(&b, "One %s of %s has been explained as follows:\n\"", o->unit_kind, o->model_desc);
   sb_clean(&b, explanation);
@@ -451,41 +426,23 @@ int interp_pearson(const double *x, const double *y, size_t n, double *r, double
 }
 
 // ---- the run ---------------------------------------------------------------------------------
+void interp_result_clear(interp_result_t *r) {
+  ps_sample_free(&r->s);
+  free(r->explanation);
+  free(r->pred);
+  free(r->answer1);
+  free(r->answer2);
+  memset(r, 0, sizeof *r);
+}
+
 void interp_results_free(interp_result_t *r, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    interp_sample_free(&r[i].s);
-    free(r[i].explanation);
-    free(r[i].pred);
-    free(r[i].answer1);
-    free(r[i].answer2);
-  }
+  for (size_t i = 0; i < n; i++) interp_result_clear(&r[i]);
   free(r);
 }
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
-}
-
-static void score(interp_result_t *res) {
-  double *truth = ps_xmalloc((res->s.n_held ? res->s.n_held : 1) * sizeof *truth);
-  for (size_t i = 0; i < res->s.n_held; i++) truth[i] = res->s.held_act[i];
-  int rc = interp_pearson(res->pred, truth, res->s.n_held, &res->r, &res->p);
-  if (rc == 0) {
-    res->scored = 1;
-  } else if (rc == PS_ENAN && res->s.n_held >= 3) {
-    res->scored = 1;  // constant predictions (or, never, constant truth): no correlation
-    res->constant_pred = 1;
-    res->r = 0;
-    res->p = 1;
-  } else {
-    snprintf(res->failure, sizeof res->failure, "cannot score: %zu held-out proteins", res->s.n_held);
-  }
-  free(truth);
-}
-
-static void format_offline_answer(const double *pred, size_t m, sbuf_t *b) {
-  for (size_t i = 0; i < m; i++) sb_printf(b, "%zu: %.4f\n", i + 1, pred[i]);
 }
 
 int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_opts_t *o, const interp_run_opts_t *ro,
@@ -507,7 +464,7 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
   int rc = 0;
   // units in a seeded random order; the first `want` eligible ones are analysed
   size_t *perm = ps_xmalloc((src->n_units ? src->n_units : 1) * sizeof *perm);
-  ps_sample_unit_order(o->seed, src->n_units, o->n_units, perm);
+  ps_sample_unit_order(o->sample.seed, src->n_units, o->n_units, perm);
   int64_t *study = ps_xmalloc((np ? np : 1) * sizeof *study);
   for (size_t pi = 0; pi < src->n_units && nres < want; pi++) {
     size_t u = perm[pi];
@@ -515,8 +472,8 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
     sum->n_checked++;
     interp_result_t *x = &res[nres];
     char why[128];
-    if (!interp_sample_unit(o, col, np, u, &x->s, why, sizeof why)) {
-      if (x->s.n_active >= (size_t)o->min_active) sum->n_constant++;
+    if (!ps_sample_unit(&o->sample, col, np, u, &x->s, why, sizeof why)) {
+      if (x->s.n_active >= (size_t)o->sample.min_active) sum->n_constant++;
       else sum->n_too_few++;
       memset(x, 0, sizeof *x);
       continue;
@@ -526,7 +483,7 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
     if (offline) {  // explanation now, while the column is at hand
       size_t ns = 0;
       for (size_t i = 0; i < np; i++) {
-        if ((double)col[i] <= o->active_threshold) continue;
+        if ((double)col[i] <= o->sample.active_threshold) continue;
         int held = 0;
         for (size_t k = 0; k < x->s.n_held; k++) held |= x->s.held[k] == (int64_t)i;
         if (!held) study[ns++] = (int64_t)i;
@@ -534,96 +491,20 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
       offline_expl_t ex;
       offline_explain(bg, db, row_db, study, ns, x->s.held, x->s.n_held, o->unit_kind, &ex);
       x->explanation = ps_xstrdup(ex.text);
-      x->pred = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *x->pred);
       double *pv = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *pv);
       for (size_t k = 0; k < x->s.n_held; k++) pv[k] = offline_predict(&ex, db, row_db[x->s.held[k]]);
-      // through the same answer parser as a model's answer
-      sbuf_t ans = {0};
-      format_offline_answer(pv, x->s.n_held, &ans);
-      x->answer2 = ans.s ? ans.s : ps_xstrdup("");
-      char pw[160];
-      if (interp_parse_predictions(x->answer2, strlen(x->answer2), x->s.n_held, NULL, x->pred, pw, sizeof pw) < 0) {
-        snprintf(x->failure, sizeof x->failure, "offline answer: %s", pw);
-        free(x->pred);
-        x->pred = NULL;
-      } else {
-        score(x);
-      }
+      x->answer2 = interp_answer_text(pv, x->s.n_held);  // through the same parser as a model's answer
+      interp_take_predictions(x, x->answer2, NULL, "offline answer");
       free(pv);
       offline_expl_free(&ex);
     }
   }
   sum->n_selected = nres;
-  if (!offline) {
-    const char *const *ids = src->protein_ids;
-    // call 1: explanations
-    llm_call_t *calls = ps_xcalloc(nres ? nres : 1, sizeof *calls);
-    char **prompts = ps_xcalloc(nres ? nres : 1, sizeof *prompts);
-    for (size_t i = 0; i < nres; i++) {
-      prompts[i] = interp_prompt_explain(o, db, ids, row_db, &res[i].s);
-      calls[i].prompt = prompts[i];
-    }
-    PS_INFO("interpreter call 1 (explain) kind=%s units=%zu", o->unit_kind, nres);
-    rc = llm_run(ro->llm, calls, nres, err);
-    for (size_t i = 0; i < nres && rc == 0; i++) {
-      interp_result_t *x = &res[i];
-      if (calls[i].rc < 0) {
-        snprintf(x->failure, sizeof x->failure, "explain request: %s", calls[i].error);
-        continue;
-      }
-      x->answer1 = ps_xstrdup(calls[i].text);
-      char why[160];
-      if (interp_parse_explanation(calls[i].text, &x->explanation, why, sizeof why) < 0)
-        snprintf(x->failure, sizeof x->failure, "explain answer: %s", why);
-    }
-    llm_calls_free(calls, nres);
-    for (size_t i = 0; i < nres; i++) {
-      free(prompts[i]);
-      prompts[i] = NULL;
-    }
-    if (rc < 0) {
-      free(calls);
-      free(prompts);
-      goto out;
-    }
-    // call 2: predictions
-    size_t n2 = 0;
-    size_t *which = ps_xmalloc((nres ? nres : 1) * sizeof *which);
-    for (size_t i = 0; i < nres; i++) {
-      if (!res[i].explanation) continue;
-      prompts[n2] = interp_prompt_predict(o, db, ids, row_db, &res[i].s, res[i].explanation);
-      memset(&calls[n2], 0, sizeof calls[n2]);
-      calls[n2].prompt = prompts[n2];
-      which[n2++] = i;
-    }
-    PS_INFO("interpreter call 2 (predict) kind=%s units=%zu", o->unit_kind, n2);
-    rc = llm_run(ro->llm, calls, n2, err);
-    for (size_t j = 0; j < n2 && rc == 0; j++) {
-      interp_result_t *x = &res[which[j]];
-      if (calls[j].rc < 0) {
-        snprintf(x->failure, sizeof x->failure, "predict request: %s", calls[j].error);
-        continue;
-      }
-      x->answer2 = ps_xstrdup(calls[j].text);
-      const char **acc = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *acc);
-      for (size_t k = 0; k < x->s.n_held; k++) acc[k] = ids[x->s.held[k]];
-      x->pred = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *x->pred);
-      char why[160];
-      if (interp_parse_predictions(calls[j].text, strlen(calls[j].text), x->s.n_held, acc, x->pred, why,
-                                   sizeof why) < 0) {
-        snprintf(x->failure, sizeof x->failure, "predict answer: %s", why);
-        free(x->pred);
-        x->pred = NULL;
-      } else {
-        score(x);
-      }
-      free(acc);
-    }
-    llm_calls_free(calls, n2);
-    for (size_t j = 0; j < n2; j++) free(prompts[j]);
-    free(prompts);
-    free(calls);
-    free(which);
+  if (!offline) {  // steps 5-7 for every selected unit at once (ask.h); a rerun reads the cache back
+    interp_job_t *jobs = ps_xcalloc(nres ? nres : 1, sizeof *jobs);
+    for (size_t i = 0; i < nres; i++) jobs[i] = (interp_job_t){o, src->protein_ids, row_db, &res[i]};
+    rc = interp_ask(ro->llm, db, jobs, nres, INTERP_ASK_LOG, err);
+    free(jobs);
     if (rc < 0) goto out;
   }
   // summary

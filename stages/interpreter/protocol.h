@@ -2,21 +2,19 @@
 // activations come from and of who answers (an LLM client or the offline explainer).
 //
 // Per unit (an SAE feature or an ESM2 neuron):
-//  1. its activations over the analysed proteins (ReLU first when opts.relu, for neurons) are
-//     min-max scaled to [0, 1]; active = raw activation > opts.active_threshold;
-//  2. units with fewer than opts.min_active active proteins (or constant ones) are skipped;
-//  3. active proteins are sampled across five equal-width bins of the scaled activation, top bin
-//     first (quotas opts.bins, default 6/3/3/3/2; a short bin passes its shortfall to the next one
-//     down, then back up), plus opts.n_inactive inactive proteins;
-//  4. the sample is split into halves, bin by bin (seeded): one half is shown, one held out;
+//  1-4. the sample (common/sample.h, opts.sample): activations (ReLU first for neurons) min-max
+//     scaled to [0, 1]; units with too few active proteins, or constant, skipped; active proteins
+//     sampled across five activation bins, plus inactive ones; split into a shown half and a
+//     held-out half;
 //  5. call 1 shows the shown half (accession, gene, protein name, Pfam families, GO term names,
 //     optionally the sequence, scaled activation) and asks for a one-sentence explanation;
 //  6. call 2 gives the explanation and the held-out half (shuffled, no activations) and asks for
 //     one number in [0, 1] per protein; the answer is parsed (interp_parse_predictions);
 //  7. score = Pearson r (two-sided p) of predicted vs true scaled activations. Constant predictions
 //     score r = 0, p = 1 (noted); a request or parse failure is recorded and excluded.
-// Sampling uses a generator seeded by (opts.seed, unit): a unit's sample does not depend on which
-// other units are analysed or in what order.
+// Steps 5-7 with a model are ask.h's, for both ways the interpreter runs (interp_run here, the
+// pipeline mode in service.c). A unit's sample depends only on (seed, unit), not on which other
+// units are analysed or in what order.
 #ifndef PS_INTERP_PROTOCOL_H
 #define PS_INTERP_PROTOCOL_H
 
@@ -27,8 +25,6 @@
 #include "err.h"
 #include "llm.h"
 #include "sample.h"
-
-#define INTERP_N_BINS PS_SAMPLE_BINS
 
 // Activations: one column (unit) at a time.
 typedef struct interp_source {
@@ -41,12 +37,7 @@ typedef struct interp_source {
 } interp_source_t;
 
 typedef struct interp_opts {
-  int bins[INTERP_N_BINS];   // active proteins per bin, top first (6,3,3,3,2)
-  int n_inactive;            // 15
-  int min_active;            // 34
-  double active_threshold;   // 0
-  int relu;                  // apply ReLU to the raw values first (neurons)
-  uint64_t seed;             // 1
+  ps_sample_opts_t sample;   // steps 1-4 (bins 6,3,3,3,2; 15 inactive; 34 active; seed 1)
   size_t n_units;            // units to analyse, picked at random among the eligible (200; 0 = all)
   int max_go_terms;          // GO term names per protein in prompts (12)
   int with_sequence;         // show sequences (db must hold them)
@@ -55,25 +46,12 @@ typedef struct interp_opts {
 } interp_opts_t;
 
 void interp_opts_default(interp_opts_t *o);
-// "6,3,3,3,2" -> bins. 0 or PS_ECONFIG.
-int interp_parse_bins(const char *s, int bins[INTERP_N_BINS]);
-
-typedef ps_sample_t interp_sample_t;  // common/sample.h
-
-void interp_sample_free(interp_sample_t *s);
-
-// Steps 1-4 on one unit's raw activations act[0..n) (modified in place when relu). Returns 1 and
-// fills s (caller frees with interp_sample_free), or 0 when the unit is skipped (why says so).
-// The sampling options of o (common/sample.h).
-void interp_sample_opts(const interp_opts_t *o, ps_sample_opts_t *so);
-int interp_sample_unit(const interp_opts_t *o, float *act, size_t n, size_t unit, interp_sample_t *s, char *why,
-                       size_t cap);
 
 // Prompts (malloc'ed, caller frees). ids: accession of each row; db may be NULL (accession only).
 char *interp_prompt_explain(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,
-                            const int64_t *row_db, const interp_sample_t *s);
+                            const int64_t *row_db, const ps_sample_t *s);
 char *interp_prompt_predict(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,
-                            const int64_t *row_db, const interp_sample_t *s, const char *explanation);
+                            const int64_t *row_db, const ps_sample_t *s, const char *explanation);
 
 // The explanation in an answer: the first non-empty line, with "Explanation:" prefixes, markdown
 // and quotes stripped, at most 1000 bytes. 0 and *out (caller frees), or PS_EFORMAT (why).
@@ -97,7 +75,7 @@ double interp_betai(double a, double b, double x);
 
 typedef struct interp_result {
   size_t unit;
-  interp_sample_t s;
+  ps_sample_t s;
   char *explanation;   // NULL when call 1 failed
   double *pred;        // s.n_held predictions or NULL
   double r, p;
@@ -127,6 +105,8 @@ typedef struct interp_run_opts {
 int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_opts_t *o, const interp_run_opts_t *ro,
                interp_result_t **results, size_t *n_results, interp_summary_t *sum, ps_err_t *err);
 void interp_results_free(interp_result_t *r, size_t n);
+// Free what one result owns (its sample, explanation, predictions, answers) and zero it.
+void interp_result_clear(interp_result_t *r);
 
 // One JSON object per line per result; written to path.tmp, fsynced, renamed. mode: "offline" or
 // "anthropic:MODEL" etc.; offline adds "offline": true to every line.

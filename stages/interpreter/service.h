@@ -1,9 +1,9 @@
 // service.h — the interpreter as a pipeline stage: InterpretRequests in (from the scorer, which
 // sampled the proteins from its store and attached the store's enriched GO terms), one
-// InterpretResult out per request. Steps 5-7 of the protocol (protocol.h): the explanation prompt
-// over the shown half, the prediction prompt over the held-out half, Pearson r; or, offline, the
-// explanation from the store's terms (offline_explain_terms) and predictions from annotation
-// matches, through the same answer parser. A failed request or an unparseable answer becomes a
+// InterpretResult out per request. Steps 5-7 of the protocol (protocol.h) with a model are ask.h's
+// (shared with the file mode); offline, the explanation comes from the store's terms
+// (offline_explain_terms) and the predictions from annotation matches, through the same answer
+// parser. A failed request or an unparseable answer becomes a
 // result with `failure` set: the scorer asks again later.
 // Memory: the protein db + one batch of requests and their prompts.
 #ifndef PS_INTERP_SERVICE_H

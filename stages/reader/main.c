@@ -309,7 +309,7 @@ int main(int argc, char **argv) {
 
   const char *run_id = ps_config_str(cfg, "run-id"), *producer = ps_config_str(cfg, "producer");
   // the control socket receives only ResendRequests (<= 4096 seqs from the scorer)
-  wire_opts_t wo = {(int)hwm, (int)linger, (int)hb, 0, WIRE_MAX_CONTROL_MSG};
+  wire_opts_t wo = {.hwm = (int)hwm, .linger_ms = (int)linger, .max_msg = WIRE_MAX_CONTROL_MSG};
   if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
   const char *ctl_ep = ps_config_str(cfg, "control");
@@ -344,7 +344,7 @@ int main(int argc, char **argv) {
     stream_batches = (recs + o.batch_rows - 1) / o.batch_rows * o.epochs;
   }
   PS_INFO("stream: %" PRIu64 " batches%s", stream_batches, stream_batches ? "" : " (unknown in advance)");
-  uint64_t t0 = now_ms(), last_hb = t0, rows_sent = 0, batches_sent = 0, prot_sent = 0;
+  uint64_t t0 = now_ms(), rows_sent = 0, batches_sent = 0, prot_sent = 0;
   uint64_t seq = pos.seq;
   const char *reason = "done";
   reader_batch_t b;
@@ -377,20 +377,6 @@ int main(int argc, char **argv) {
         struct timespec ts = {(time_t)((due - t) / 1000), (long)((due - t) % 1000) * 1000000L};
         nanosleep(&ts, NULL);
       }
-    }
-    uint64_t t = now_ms();
-    if (t - last_hb >= (uint64_t)hb) {
-      last_hb = t;
-      Protsae__Envelope env = PROTSAE__ENVELOPE__INIT;
-      Protsae__Heartbeat h = PROTSAE__HEARTBEAT__INIT;
-      h.unix_ms = t;
-      h.stage = "reader";
-      h.rows_done = rows_sent;
-      h.rows_per_s = rows_sent * 1000.0 / (double)(t - t0 + 1);
-      if (per_epoch > 0 && !residue) h.rows_total = (uint64_t)per_epoch * o.epochs;
-      env.body_case = PROTSAE__ENVELOPE__BODY_HEARTBEAT;
-      env.heartbeat = &h;
-      if ((rc = send_control(sock, run_id, producer, seq, &env, -1, &err)) < 0) break;
     }
     if (ps_signals_stop_requested()) {
       reason = "signal";

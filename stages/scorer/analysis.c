@@ -8,18 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "go.h"
 #include "godata.h"
+#include "io.h"
 #include "log.h"
+#include "pool.h"
 #include "strmap.h"
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static const char *base_name(const char *p) {
   const char *s = p ? strrchr(p, '/') : NULL;
@@ -193,7 +188,7 @@ static void fill_record(const enrich_engine_t *eng, const enrich_results_t *r, i
 int scorer_enrich_run(scorer_enrich_t *e, fs_t *fs, int force, int *ran, double *seconds, ps_err_t *err) {
   *ran = 0;
   *seconds = 0;
-  double t0 = mono_s();
+  double t0 = ps_mono_s();
   fs_csc_t c = {0};
   int64_t *indptr = NULL, *annot_of = NULL;
   int32_t *rows = NULL;
@@ -273,7 +268,7 @@ int scorer_enrich_run(scorer_enrich_t *e, fs_t *fs, int force, int *ran, double 
   if ((rc = fs_commit(fs, wb, 1, err)) < 0) goto out;
   *ran = 1;
 out:
-  *seconds = mono_s() - t0;
+  *seconds = ps_mono_s() - t0;
   free(settings);
   free(stored);
   free(state);

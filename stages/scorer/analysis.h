@@ -30,14 +30,12 @@
 #ifndef PS_SCORER_ANALYSIS_H
 #define PS_SCORER_ANALYSIS_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "enrich.h"
 #include "err.h"
 #include "featstore.h"
-#include "pool.h"
 #include "protsae.pb-c.h"
 #include "sample.h"
 

@@ -22,11 +22,12 @@
 #include "analysis.h"
 #include "config.h"
 #include "curve.h"
-#include "strmap.h"
+#include "io.h"
 #include "log.h"
 #include "metrics.h"
 #include "scorer.h"
 #include "signals.h"
+#include "strmap.h"
 #include "wire.h"
 
 static const ps_config_entry_t table[] = {
@@ -65,8 +66,7 @@ static const ps_config_entry_t table[] = {
     {"sync", "0", "fsync the write-ahead log at each commit (survives a machine crash, slower)"},
     {"dump", NULL, "at completion, write the full store as text to this file"},
     {"hwm", "16", "messages queued per peer"},
-    {"heartbeat-ms", "1000", "heartbeat interval"},
-    {"run-id", "run", "run id stamped on control messages"},
+    {"run-id", "run", "run id stamped on control messages; InterpretResults must carry it back (the store name)"},
     {"producer", "scorer-0", "producer name stamped on control messages"},
     {"metrics-port", "0", "serve Prometheus /metrics and /healthz on this port (0 = off)"},
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
@@ -74,13 +74,8 @@ static const ps_config_entry_t table[] = {
     {NULL, NULL, NULL},
 };
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-#define MAX_RESEND 4096
+#define MAX_RESEND 4096     // seqs asked for in one ResendRequest
+#define STATUS_LOG_MS 10000 // the periodic status line
 
 static void send_resend(void *ctl, const char *run_id, const char *producer, uint64_t *cseq, const char *stream,
                         uint64_t *seqs, size_t n, int finished) {
@@ -126,15 +121,18 @@ int main(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_main(&cfg, table, "protsae-scorer", argc, argv);
   if (crc >= 0) return crc;
-  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, hb, mport, max_feat, max_mb;
+  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, mport, max_feat, max_mb, min_free_mb;
   int exit_done, sync;
-  if (ps_config_i64(cfg, "sources", &sources, &err) < 0 || ps_config_i64(cfg, "top-n", &top_n, &err) < 0 ||
-      ps_config_i64(cfg, "commit-batches", &commit_batches, &err) < 0 ||
-      ps_config_i64(cfg, "commit-ms", &commit_ms, &err) < 0 || ps_config_i64(cfg, "resend-after-ms", &resend_ms, &err) < 0 ||
-      ps_config_i64(cfg, "hwm", &hwm, &err) < 0 || ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 ||
-      ps_config_i64(cfg, "max-features", &max_feat, &err) < 0 || ps_config_i64(cfg, "max-message-mb", &max_mb, &err) < 0 ||
-      ps_config_i64(cfg, "metrics-port", &mport, &err) < 0 || ps_config_bool(cfg, "exit-when-complete", &exit_done, &err) < 0 || ps_config_bool(cfg, "sync", &sync, &err) < 0)
-    goto fail;
+  const ps_config_bind_t opts[] = {
+      PS_CFG_I64("sources", &sources),           PS_CFG_I64("top-n", &top_n),
+      PS_CFG_I64("commit-batches", &commit_batches), PS_CFG_I64("commit-ms", &commit_ms),
+      PS_CFG_I64("resend-after-ms", &resend_ms), PS_CFG_I64("hwm", &hwm),
+      PS_CFG_I64("max-features", &max_feat),     PS_CFG_I64("max-message-mb", &max_mb),
+      PS_CFG_I64("min-free-mb", &min_free_mb),   PS_CFG_I64("metrics-port", &mport),
+      PS_CFG_BOOL("exit-when-complete", &exit_done), PS_CFG_BOOL("sync", &sync),
+      {0},
+  };
+  if (ps_config_read(cfg, opts, &err) < 0) goto fail;
   if (sources < 1 || top_n < 1 || top_n > 100000 || commit_batches < 1 || commit_ms < 1 || resend_ms < 1) {
     ps_err_set(&err, PS_ECONFIG, "sources, top-n (<= 100000), commit-batches, commit-ms, resend-after-ms must be >= 1");
     goto fail;
@@ -145,11 +143,7 @@ int main(int argc, char **argv) {
   }
   scorer_opts_t so = {ps_config_str(cfg, "db"), (uint32_t)top_n, sync, (uint32_t)max_feat};
   if (scorer_open(&sc, &so, &err) < 0) goto fail;
-  {
-    int64_t mf = 64;
-    if (ps_config_i64(cfg, "min-free-mb", &mf, &err) < 0) goto fail;
-    fs_set_min_free(scorer_store(sc), mf > 0 ? (unsigned long long)mf << 20 : 0);
-  }
+  fs_set_min_free(scorer_store(sc), min_free_mb > 0 ? (unsigned long long)min_free_mb << 20 : 0);
   {
     const fs_meta_t *m = scorer_meta(sc);
     PS_INFO("store %s: %u features, %" PRIu64 " batches and %" PRIu64 " proteins applied so far", so.db_path,
@@ -165,9 +159,9 @@ int main(int argc, char **argv) {
     scorer_enrich_cfg_t ec = {data, ps_config_str(cfg, "enrich-exclude"), 2, {0}};
     int64_t th, ms;
     enrich_opts_default(&ec.opts);
-    if (ps_config_i64(cfg, "enrich-threads", &th, &err) < 0 || ps_config_f64(cfg, "enrich-alpha", &ec.opts.alpha, &err) < 0 ||
-        ps_config_i64(cfg, "enrich-min-size", &ms, &err) < 0)
-      goto fail;
+    const ps_config_bind_t eopts[] = {PS_CFG_I64("enrich-threads", &th), PS_CFG_F64("enrich-alpha", &ec.opts.alpha),
+                                      PS_CFG_I64("enrich-min-size", &ms), {0}};
+    if (ps_config_read(cfg, eopts, &err) < 0) goto fail;
     if (enrich_corr_parse(ps_config_str(cfg, "enrich-correction"), &ec.opts.correction) < 0 || th < 1 || ms < 1 ||
         !(ec.opts.alpha > 0 && ec.opts.alpha <= 1)) {
       ps_err_set(&err, PS_ECONFIG, "enrich-threads, enrich-min-size >= 1, enrich-alpha in (0, 1], enrich-correction fdr | bonferroni");
@@ -185,11 +179,14 @@ int main(int argc, char **argv) {
   if (iep && iep[0]) {
     int64_t nu, seed, inact, mina, infl, to, bo, att;
     ps_sample_opts_default(&icfg.sample);
-    if (ps_config_i64(cfg, "n-interpret", &nu, &err) < 0 || ps_config_i64(cfg, "interp-seed", &seed, &err) < 0 ||
-        ps_config_i64(cfg, "interp-inactive", &inact, &err) < 0 || ps_config_i64(cfg, "interp-min-active", &mina, &err) < 0 ||
-        ps_config_i64(cfg, "interp-inflight", &infl, &err) < 0 || ps_config_i64(cfg, "interp-timeout-ms", &to, &err) < 0 ||
-        ps_config_i64(cfg, "interp-backoff-ms", &bo, &err) < 0 || ps_config_i64(cfg, "interp-attempts", &att, &err) < 0)
-      goto fail;
+    const ps_config_bind_t iopts[] = {
+        PS_CFG_I64("n-interpret", &nu),         PS_CFG_I64("interp-seed", &seed),
+        PS_CFG_I64("interp-inactive", &inact),  PS_CFG_I64("interp-min-active", &mina),
+        PS_CFG_I64("interp-inflight", &infl),   PS_CFG_I64("interp-timeout-ms", &to),
+        PS_CFG_I64("interp-backoff-ms", &bo),   PS_CFG_I64("interp-attempts", &att),
+        {0},
+    };
+    if (ps_config_read(cfg, iopts, &err) < 0) goto fail;
     if (ps_sample_parse_bins(ps_config_str(cfg, "interp-bins"), icfg.sample.bins) < 0 || nu < 0 || inact < 0 ||
         mina < 1 || infl < 1 || to < 1 || bo < 0 || att < 1) {
       ps_err_set(&err, PS_ECONFIG, "interp-bins (five counts), n-interpret >= 0, interp-inactive >= 0, interp-min-active, "
@@ -205,7 +202,7 @@ int main(int argc, char **argv) {
     icfg.backoff_ms = bo;
     icfg.max_attempts = (uint32_t)att;
   }
-  wire_opts_t wo = {(int)hwm, 1000, (int)hb, 0, max_mb << 20};
+  wire_opts_t wo = {(int)hwm, 1000, 0, max_mb << 20};
   if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
   if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
@@ -248,7 +245,8 @@ int main(int argc, char **argv) {
   int m_ifail = ps_metrics_add(mx, "interp_failures_total", PS_COUNTER, "failed answers (asked again later)");
   int m_irej = ps_metrics_add(mx, "interp_rejected_total", PS_COUNTER, "answers rejected (malformed, unknown unit)");
   wire_stats_t st = {0};
-  uint64_t t0 = now_ms(), last_msg = t0, last_commit = t0, last_resend = 0, last_log = t0, cseq = 0, rows0 = 0;
+  int64_t t0 = ps_mono_ms(), last_msg = t0, last_commit = t0, last_resend = 0, last_log = t0;
+  uint64_t cseq = 0, rows0 = 0;
   int complete = 0, enriched = enr == NULL, interpreted = isock == NULL, enrich_asked = 0, enrich_force = 0;
   double enrich_secs = 0;
   iwb = fs_wb_new();
@@ -276,7 +274,7 @@ int main(int argc, char **argv) {
       if (scorer_interp_new(&si, &icfg, scorer_store(sc), &err) < 0) goto fail;
     }
     if (si && !interpreted) {
-      uint64_t tn = now_ms();
+      uint64_t tn = (uint64_t)ps_mono_ms();
       const Protsae__InterpretRequest *rq;
       while ((rq = scorer_interp_next(si, tn))) {
         Protsae__Envelope env;
@@ -299,7 +297,7 @@ int main(int argc, char **argv) {
     int rc = wire_recv(in, &env, 100, &ps_stop_flag, &st, &err);
     if (rc == PS_EINTR) break;
     if (rc < 0) goto fail;
-    uint64_t t = now_ms();
+    int64_t t = ps_mono_ms();
     if (rc == 1) {
       last_msg = t;
       if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH) {
@@ -311,7 +309,7 @@ int main(int argc, char **argv) {
         if (!si) {
           PS_WARN("an InterpretResult from %s while no interpretation runs: dropped", env->producer);
         } else {
-          int ar = scorer_interp_apply(si, scorer_store(sc), iwb, env->interpret_result, t, &be);
+          int ar = scorer_interp_apply(si, scorer_store(sc), iwb, env->interpret_result, (uint64_t)t, &be);
           if (ar < 0) PS_ERROR("answer from %s: %s", env->producer, be.msg);
           else if (ar == 1 && fs_commit(scorer_store(sc), iwb, 0, &err) < 0) goto fail;
         }
@@ -333,12 +331,12 @@ int main(int argc, char **argv) {
       wire_free(&env);
     }
     const scorer_counts_t *c = scorer_counts(sc);
-    if (c->pending >= (uint64_t)commit_batches || (c->pending && t - last_commit >= (uint64_t)commit_ms) ||
-        (rc == 0 && t - last_commit >= (uint64_t)commit_ms)) {
+    if (c->pending >= (uint64_t)commit_batches || (c->pending && t - last_commit >= commit_ms) ||
+        (rc == 0 && t - last_commit >= commit_ms)) {
       if (scorer_commit(sc, &err) < 0) goto fail;
       last_commit = t;
     }
-    if (ctl && t - last_msg >= (uint64_t)resend_ms && t - last_resend >= (uint64_t)resend_ms) {
+    if (ctl && t - last_msg >= resend_ms && t - last_resend >= resend_ms) {
       last_resend = t;
       size_t known = scorer_streams_known(sc);
       for (size_t i = 0; i < known; i++) {
@@ -377,7 +375,7 @@ int main(int argc, char **argv) {
       ps_metrics_set(mx, m_done, (double)scorer_streams_complete(sc));
       ps_metrics_set(mx, m_total, (double)scorer_stream_batches(sc));
     }
-    if (t - last_log >= (uint64_t)hb * 10) {
+    if (t - last_log >= STATUS_LOG_MS) {
       PS_INFO("applied=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64 " proteins=%" PRIu64 " rows_per_s=%.0f",
               c->applied, c->duplicates, c->rejected, c->proteins, (c->rows - rows0) * 1000.0 / (double)(t - last_log));
       rows0 = c->rows;
@@ -388,9 +386,9 @@ int main(int argc, char **argv) {
   if (isock) {  // every connected interpreter gets an EndOfStream: they exit
     Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
     eos.reason = (char *)(complete ? "done" : "signal");
-    uint64_t te = now_ms(), last = 0;
-    while (wire_peers_live(ipeers) > 0 && now_ms() - te < 10000) {
-      if (!last || now_ms() - last >= 2000) {  // one each, again to any still connected after 2 s
+    int64_t te = ps_mono_ms(), last = 0;
+    while (wire_peers_live(ipeers) > 0 && ps_mono_ms() - te < 10000) {
+      if (!last || ps_mono_ms() - last >= 2000) {  // one each, again to any still connected after 2 s
         int n = wire_peers_live(ipeers);
         for (int k = 0; k < n; k++) {
           Protsae__Envelope env;
@@ -400,7 +398,7 @@ int main(int argc, char **argv) {
           ps_err_t se = {0};
           wire_send_timeout(isock, &env, 100, &se);
         }
-        last = now_ms();
+        last = ps_mono_ms();
       }
       struct timespec ts = {0, 50 * 1000 * 1000};
       nanosleep(&ts, NULL);
@@ -422,7 +420,7 @@ int main(int argc, char **argv) {
   {
     const scorer_counts_t *c = scorer_counts(sc);
     const fs_meta_t *m = scorer_meta(sc);
-    double secs = (double)(now_ms() - t0) / 1000.0;
+    double secs = (double)(ps_mono_ms() - t0) / 1000.0;
     PS_INFO("finished complete=%d applied=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64 " dropped=%" PRIu64
             " store_batches=%" PRIu64 " store_proteins=%" PRIu64 " seconds=%.2f",
             complete, c->applied, c->duplicates, c->rejected, st.dropped_malformed + st.dropped_version + st.dropped_empty,

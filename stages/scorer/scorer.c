@@ -15,7 +15,6 @@ typedef struct stream {
   char *producer;
   span_t *spans;        // applied seqs: sorted, disjoint, not adjacent
   size_t n_spans, cap_spans;
-  uint64_t applied;
   uint64_t announced;   // the stream's batch count from its batches (0 = not announced)
   int eos_known, eos_dirty;
   uint64_t next_seq, rows, proteins;
@@ -68,12 +67,12 @@ static size_t span_find(const stream_t *st, uint64_t seq) {
   }
   return lo;
 }
-static int bit_get(const stream_t *st, uint64_t seq) {
+static int seq_applied(const stream_t *st, uint64_t seq) {
   size_t i = span_find(st, seq);
   return i < st->n_spans && st->spans[i].lo <= seq;
 }
 // Add seq (not present, < SCORER_MAX_SEQ): extends or merges neighbours, else inserts a span.
-static void bit_set(stream_t *st, uint64_t seq) {
+static void seq_add(stream_t *st, uint64_t seq) {
   size_t i = span_find(st, seq);  // spans[i-1].hi <= seq < spans[i].hi
   int join_left = i > 0 && st->spans[i - 1].hi == seq;
   int join_right = i < st->n_spans && st->spans[i].lo == seq + 1;
@@ -94,7 +93,6 @@ static void bit_set(stream_t *st, uint64_t seq) {
     st->spans[i] = (span_t){seq, seq + 1};
     st->n_spans++;
   }
-  st->applied++;
 }
 // Highest applied seq + 1 (0 when none).
 static uint64_t seq_end(const stream_t *st) { return st->n_spans ? st->spans[st->n_spans - 1].hi : 0; }
@@ -122,11 +120,11 @@ static int load_feat(uint32_t id, const fs_feat_t *f, void *ctx) {
 static int load_applied(const char *producer, uint64_t seq, void *ctx) {
   scorer_t *s = ctx;
   stream_t *st = stream_get(s, producer);
-  if (seq >= SCORER_MAX_SEQ || bit_get(st, seq)) {
+  if (seq >= SCORER_MAX_SEQ || seq_applied(st, seq)) {
     s->c.ignored_at_open++;
     return 0;
   }
-  bit_set(st, seq);
+  seq_add(st, seq);
   return 0;
 }
 static int load_eos(const char *producer, const fs_eos_t *e, void *ctx) {
@@ -248,7 +246,7 @@ int scorer_apply_why(scorer_t *s, const Protsae__FeatureBatch *fb, scorer_reject
                                                  "stream's earlier batches %llu", prod, useq,
                                                  (unsigned long long)fb->stream_batches,
                                                  (unsigned long long)st->announced));
-  if (st && bit_get(st, seq)) {
+  if (st && seq_applied(st, seq)) {
     s->c.duplicates++;
     return 0;
   }
@@ -340,7 +338,7 @@ int scorer_apply_why(scorer_t *s, const Protsae__FeatureBatch *fb, scorer_reject
   }
   s->meta.proteins += n_prot;
   s->meta.batches++;
-  bit_set(st, seq);
+  seq_add(st, seq);
   fs_wb_put_applied(s->fs, s->wb, prod, seq);
   s->c.applied++;
   s->c.pending++;

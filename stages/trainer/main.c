@@ -200,23 +200,6 @@ static void progress(void *ctx, const trainer_report_t *r, const sae_losses_t *L
     ps_metrics_set(h->mx, h->m_val, r->last_val_mse);
     ps_metrics_set(h->mx, h->m_skipped, (double)r->rows_skipped_nonfinite);
   }
-  if (!h->sock) return;
-  Protsae__Envelope env;
-  Protsae__Heartbeat hb = PROTSAE__HEARTBEAT__INIT;
-  wire_envelope_init(&env, h->run_id, "trainer", h->seq++);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  hb.unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-  hb.stage = "trainer";
-  hb.rows_done = (uint64_t)r->rows_trained;
-  hb.rows_per_s = r->rows_per_s;
-  hb.loss = L->loss;
-  hb.l0 = L->l0;
-  hb.dead_fraction = r->dead_fraction;
-  env.body_case = PROTSAE__ENVELOPE__BODY_HEARTBEAT;
-  env.heartbeat = &hb;
-  ps_err_t err = {0};
-  wire_send_timeout(h->sock, &env, 0, &err);  // monitoring never blocks training
 }
 
 #define GET_I(name, var) ps_config_i64(cfg, name, &var, &err) < 0

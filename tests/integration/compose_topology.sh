@@ -74,6 +74,10 @@ for s in reader encoder scorer interpreter; do
 done
 start scorer "$T/scorer.log" PROTSAE_EXIT_WHEN_COMPLETE=0 PROTSAE_N_INTERPRET=20; sc=$!  # stays up until told
 start interpreter "$T/interp.log"; ip=$!
+# the scorer loads the GO data before it listens: the reader starts once the scorer's /metrics
+# answers, so the stream is still running when the scorer is up (protsae status must see both)
+sport=$(svc scorer | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
+for i in $(seq 1 300); do curl -sf "http://127.0.0.1:$sport/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
 enc=()
 for i in 1 2 3; do
   start encoder "$T/enc$i.log" PROTSAE_PRODUCER="encoder-$i" PROTSAE_METRICS_PORT=$(( $(svc encoder | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2) + i - 1 ))

@@ -13,26 +13,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "analysis.h"
 #include "featstore.h"
-#include "fsutil.h"
+#include "fixture.h"
 #include "go.h"
 #include "godata.h"
 
-static char g_data[4096];
-static char tmpl[64];
+static char g_data[PATH_MAX + 32];
 
 static int have_data(void) {
-  const char *sh = getenv("PROTSAE_SHARED");
-  snprintf(g_data, sizeof g_data, "%s/data/human-swissprot", sh ? sh : "../shared");
+  if (!fx_find_shared("data/human-swissprot")) return 0;
+  snprintf(g_data, sizeof g_data, "%s/data/human-swissprot", fx_shared_dir);
   ps_godata_t gd;
   return ps_godata_find(g_data, PS_GODATA_NEED_ONTOLOGY | PS_GODATA_NEED_ANNOTATIONS, &gd, NULL) == 0;
 }
 
-static void rmrf(const char *d) { assert_int_equal(ps_rm_rf(d), 0); }  // common/fsutil.h
+// A fresh directory under the group's scratch directory (tests/unit/fixture.h removes it all).
+static const char *scratch(const char *name) {
+  static char d[PATH_MAX];
+  fx_path(d, sizeof d, name);
+  assert_int_equal(mkdir(d, 0700), 0);
+  return d;
+}
 
 // A store of n_feat features over the first n_prot annotated proteins: feature f is active on
 // protein p when (p * 7 + f * 13) % 11 < 3, and features 0-3 on every protein that carries
@@ -124,11 +130,10 @@ static void set_kv(const char *path, const char *key, const char *val) {
 static void test_enrich_resume_and_settings(void **state) {
   (void)state;
   if (!have_data()) skip();
-  strcpy(tmpl, "/tmp/protsae-analysis-test.XXXXXX");
-  assert_non_null(mkdtemp(tmpl));
-  char a[128], b[128];
-  snprintf(a, sizeof a, "%s/a.db", tmpl);
-  snprintf(b, sizeof b, "%s/b.db", tmpl);
+  const char *d = scratch("enrich");
+  char a[PATH_MAX + 16], b[PATH_MAX + 16];
+  snprintf(a, sizeof a, "%s/a.db", d);
+  snprintf(b, sizeof b, "%s/b.db", d);
   make_store(a, 1200, 1500);  // > 2 groups of 512
   make_store(b, 1200, 1500);
   scorer_enrich_cfg_t cfg = {g_data, NULL, 2, {0}};
@@ -167,15 +172,14 @@ static void test_enrich_resume_and_settings(void **state) {
   assert_string_equal(da, db3);
   // a data directory without an ontology is refused, naming it
   scorer_enrich_cfg_t bad = cfg;
-  bad.data_dir = tmpl;
+  bad.data_dir = d;
   scorer_enrich_t *e3 = NULL;
   assert_true(scorer_enrich_new(&e3, &bad, &err) < 0);
-  assert_non_null(strstr(err.msg, tmpl));
+  assert_non_null(strstr(err.msg, d));
   assert_non_null(strstr(err.msg, "no GO ontology"));
   scorer_enrich_destroy(&e);
   scorer_enrich_destroy(&e2);
   free(da), free(da2), free(db), free(db2), free(db3);
-  rmrf(tmpl);
 }
 
 static Protsae__InterpretResult answer(const Protsae__InterpretRequest *q, double *pred, const char *failure) {
@@ -198,10 +202,8 @@ static Protsae__InterpretResult answer(const Protsae__InterpretRequest *q, doubl
 static void test_interp_protocol(void **state) {
   (void)state;
   if (!have_data()) skip();
-  strcpy(tmpl, "/tmp/protsae-analysis-test.XXXXXX");
-  assert_non_null(mkdtemp(tmpl));
-  char a[128];
-  snprintf(a, sizeof a, "%s/a.db", tmpl);
+  char a[PATH_MAX + 16];
+  snprintf(a, sizeof a, "%s/a.db", scratch("interp"));
   make_store(a, 64, 1200);
   fs_t *fs = NULL;
   ps_err_t err = {0};
@@ -348,7 +350,6 @@ static void test_interp_protocol(void **state) {
   scorer_interp_destroy(&si);
   fs_wb_free(&wb);
   fs_close(&fs);
-  rmrf(tmpl);
 }
 
 int main(void) {
@@ -356,5 +357,5 @@ int main(void) {
       cmocka_unit_test(test_enrich_resume_and_settings),
       cmocka_unit_test(test_interp_protocol),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

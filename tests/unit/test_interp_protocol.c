@@ -4,6 +4,7 @@
 // the local test server playing a model (including answers that must be recorded as failures).
 // With "--pearson" it is the driver of pearson_scipy.py: reads "n x.. y.." lines, prints "r p".
 // With "--hypergeom" it reads "k N K n" lines and prints the upper tail.
+#include <limits.h>
 #include <math.h>
 #include <sys/stat.h>
 #include <setjmp.h>
@@ -19,13 +20,14 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "fixture.h"
 #include "llm.h"
 #include "llm_test_server.h"
 #include "offline.h"
 #include "protocol.h"
 
 // ---- sampling -------------------------------------------------------------------------------
-static void count_bins(const interp_sample_t *s, size_t cnt[6]) {
+static void count_bins(const ps_sample_t *s, size_t cnt[6]) {
   memset(cnt, 0, 6 * sizeof *cnt);
   for (size_t i = 0; i < s->n_shown; i++) cnt[s->shown_bin[i]]++;
   for (size_t i = 0; i < s->n_held; i++) cnt[s->held_bin[i]]++;
@@ -39,10 +41,10 @@ static void test_sampling(void **state) {
   for (int i = 0; i < N; i++) act[i] = i < 200 ? (float)(i + 1) / 200.0f : 0.0f;
   interp_opts_t o;
   interp_opts_default(&o);
-  interp_sample_t s, s2;
+  ps_sample_t s, s2;
   char why[128];
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 7, &s, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 7, &s, why, sizeof why), 1);
   assert_int_equal(s.n_active, 200);
   assert_int_equal(s.n_shown + s.n_held, 32);
   assert_int_equal(s.n_shown, 16);
@@ -72,16 +74,16 @@ static void test_sampling(void **state) {
     for (size_t j = 0; j < s.n_held; j++) assert_true(s.shown[i] != s.held[j]);
   // deterministic per (seed, unit); another seed -> another sample
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 7, &s2, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 7, &s2, why, sizeof why), 1);
   assert_memory_equal(s.held, s2.held, s.n_held * sizeof *s.held);
-  interp_sample_free(&s2);
-  o.seed = 2;
+  ps_sample_free(&s2);
+  o.sample.seed = 2;
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 7, &s2, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 7, &s2, why, sizeof why), 1);
   assert_true(memcmp(s.held, s2.held, s.n_held * sizeof *s.held) != 0);
-  interp_sample_free(&s2);
-  interp_sample_free(&s);
-  o.seed = 1;
+  ps_sample_free(&s2);
+  ps_sample_free(&s);
+  o.sample.seed = 1;
   // spill-over: the top bin holds only 2 proteins -> the next bin down gives 3 + 4
   for (int i = 0; i < N; i++) act[i] = 0;
   act[0] = 1.0f;
@@ -89,7 +91,7 @@ static void test_sampling(void **state) {
   for (int i = 2; i < 60; i++) act[i] = 0.7f - 0.001f * (float)i;   // bin 1 (0.6, 0.8]
   for (int i = 60; i < 100; i++) act[i] = 0.1f;                      // bin 4
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 1);
   count_bins(&s, cnt);
   assert_int_equal(cnt[0], 2);
   assert_int_equal(cnt[1], 7);   // 3 + 4 spilled from bin 0
@@ -97,37 +99,37 @@ static void test_sampling(void **state) {
   assert_int_equal(cnt[3], 0);
   assert_int_equal(cnt[4], 8);   // 2 + 6 spilled on through the empty bins 2 and 3
   assert_int_equal(cnt[5], 15);
-  interp_sample_free(&s);
+  ps_sample_free(&s);
   // spill back up: bins 3 and 4 empty -> taken from the bins above
   for (int i = 0; i < N; i++) act[i] = i < 40 ? 0.5f + 0.01f * (float)i : 0.0f;  // 0.5..0.89
   act[0] = 0.0f;
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 1);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 1);
   count_bins(&s, cnt);
   assert_int_equal(cnt[0] + cnt[1] + cnt[2] + cnt[3] + cnt[4], 17);
   assert_int_equal(cnt[3] + cnt[4], 0);
-  interp_sample_free(&s);
+  ps_sample_free(&s);
   // too few active proteins; constant; ReLU for neurons
   for (int i = 0; i < N; i++) act[i] = i < 33 ? 1.0f + (float)i : 0.0f;
   memcpy(copy, act, N * sizeof *act);
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 0);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 0);
   assert_non_null(strstr(why, "too few"));
   for (int i = 0; i < N; i++) copy[i] = 3.0f;
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 0);
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 0);
   assert_non_null(strstr(why, "constant"));
   for (int i = 0; i < N; i++) copy[i] = i < 100 ? (float)i : -5.0f;  // negatives -> 0 under ReLU
-  o.relu = 1;
-  assert_int_equal(interp_sample_unit(&o, copy, N, 1, &s, why, sizeof why), 1);
+  o.sample.relu = 1;
+  assert_int_equal(ps_sample_unit(&o.sample, copy, N, 1, &s, why, sizeof why), 1);
   assert_int_equal(s.n_active, 99);
   for (size_t i = 0; i < s.n_held; i++)
     if (s.held_bin[i] == 5) assert_true(s.held_act[i] == 0.0f);
-  interp_sample_free(&s);
-  assert_int_equal(interp_parse_bins("6,3,3,3,2", o.bins), 0);
-  assert_int_equal(interp_parse_bins("1,2,3,4,5", o.bins), 0);
-  assert_int_equal(o.bins[4], 5);
-  assert_true(interp_parse_bins("1,2,3,4", o.bins) < 0);
-  assert_true(interp_parse_bins("1,2,3,4,5,6", o.bins) < 0);
-  assert_true(interp_parse_bins("1,x,3,4,5", o.bins) < 0);
+  ps_sample_free(&s);
+  assert_int_equal(ps_sample_parse_bins("6,3,3,3,2", o.sample.bins), 0);
+  assert_int_equal(ps_sample_parse_bins("1,2,3,4,5", o.sample.bins), 0);
+  assert_int_equal(o.sample.bins[4], 5);
+  assert_true(ps_sample_parse_bins("1,2,3,4", o.sample.bins) < 0);
+  assert_true(ps_sample_parse_bins("1,2,3,4,5,6", o.sample.bins) < 0);
+  assert_true(ps_sample_parse_bins("1,x,3,4,5", o.sample.bins) < 0);
   free(act);
   free(copy);
 }
@@ -303,9 +305,8 @@ static void test_offline_end_to_end(void **state) {
   assert_true(f0->r > 0.7 && f0->p < 0.05);
   assert_true(f1->r < 0.6);
   // JSONL: every line says offline
-  char path[] = "/tmp/protsae-test-interp.XXXXXX";
-  int fd = mkstemp(path);
-  close(fd);
+  char path[PATH_MAX];
+  fx_path(path, sizeof path, "offline.jsonl");
   assert_int_equal(interp_write_jsonl(path, &o, &src, res, n, "offline", 1, &err), 0);
   FILE *f = fopen(path, "r");
   char line[1 << 14];
@@ -432,7 +433,7 @@ static void test_llm_end_to_end(void **state) {
 // check that no answered request is paid twice, the output is complete, and the key is in no
 // output file and no log line.
 static pid_t spawn(const char *bin, const char *url, const char *dir, const char *log) {
-  char base[256], feat[512], ids[512], data[512], out[512];
+  char base[256], feat[PATH_MAX + 16], ids[PATH_MAX + 16], data[PATH_MAX + 16], out[PATH_MAX + 16];
   snprintf(base, sizeof base, "%s/v1", url);
   snprintf(feat, sizeof feat, "%s/feat.npy", dir);
   snprintf(ids, sizeof ids, "%s/ids.txt", dir);
@@ -462,12 +463,13 @@ static void test_process_kill9_rerun(void **state) {
     printf("no %s: skipped\n", bin);
     skip();
   }
-  char dir[] = "/tmp/protsae-test-interp-proc.XXXXXX";
-  assert_non_null(mkdtemp(dir));
+  char dir[PATH_MAX];
+  fx_path(dir, sizeof dir, "proc");
+  assert_int_equal(mkdir(dir, 0700), 0);
   toy_t *t = calloc(1, sizeof *t);
   interp_source_t src;
   interp_db_t *db = toy_db(t, &src);
-  char path[600], log[600];
+  char path[PATH_MAX + 64], log[PATH_MAX + 16];
   // data dir: proteins.tsv only (no GO); ids; a (600, 3) float32 .npy
   snprintf(path, sizeof path, "%s/data", dir);
   mkdir(path, 0755);
@@ -562,14 +564,12 @@ static void test_process_kill9_rerun(void **state) {
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   assert_int_equal(llm_test_server_n_requests(srv), n2);
   // the key: in no output file, in no log line
-  char cmd[800];
+  char cmd[2 * PATH_MAX + 64];
   snprintf(cmd, sizeof cmd, "grep -r -q -a PROCESS-SECRET %s/out %s", dir, log);
   assert_int_not_equal(system(cmd), 0);
   snprintf(cmd, sizeof cmd, "grep -q 'llm endpoint=' %s", log);
   assert_int_equal(system(cmd), 0);
   llm_test_server_stop(&srv);
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  assert_int_equal(system(cmd), 0);
   interp_db_destroy(&db);
   for (int i = 0; i < NP; i++) free(t->ids[i]);
   free(t);
@@ -625,5 +625,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_gene_stem),        cmocka_unit_test(test_offline_end_to_end),
       cmocka_unit_test(test_llm_end_to_end),  cmocka_unit_test(test_process_kill9_rerun),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -5,7 +5,7 @@
 // request paid twice); a key bound for plain http off this host is warned about (URL, not key).
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,33 +19,23 @@
 #include <cmocka.h>
 
 #include "cache.h"
+#include "fixture.h"
 #include "llm.h"
 #include "llm_test_server.h"
 
 #define KEY "sk-ant-test-0123456789-SECRETKEY"
 
 static llm_test_server_t *srv;
-static char tmpdir[256];
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
-  (void)st, (void)flag, (void)f;
-  return remove(p);
-}
-
+// The group's scratch directory (tests/unit/fixture.h) and the test server.
 static int setup(void **state) {
-  (void)state;
   srv = llm_test_server_start(KEY);
-  if (!srv) return -1;
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/protsae-test-llm.XXXXXX");
-  if (!mkdtemp(tmpdir)) return -1;
-  return 0;
+  return srv ? fx_setup(state) : -1;
 }
 
 static int teardown(void **state) {
-  (void)state;
   llm_test_server_stop(&srv);
-  nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-  return 0;
+  return fx_teardown(state);
 }
 
 static void opts(llm_opts_t *o, llm_api_t api) {
@@ -360,8 +350,8 @@ static void on_progress(void *ctx, const llm_stats_t *st) {
 
 static void test_cache(void **state) {
   (void)state;
-  char path[512];
-  snprintf(path, sizeof path, "%s/cache-a", tmpdir);
+  char path[PATH_MAX];
+  fx_path(path, sizeof path, "cache-a");
   llm_cache_t *cache = NULL;
   ps_err_t err = {0, {0}};
   assert_int_equal(llm_cache_open(&cache, path, &err), 0);
@@ -401,7 +391,7 @@ static void test_cache(void **state) {
   llm_calls_free(calls, 1);
   llm_cache_destroy(&cache);
   // the key is not in the cache files
-  char cmd[700];
+  char cmd[PATH_MAX + 64];
   snprintf(cmd, sizeof cmd, "grep -r -q SECRETKEY %s", path);
   assert_int_not_equal(system(cmd), 0);
 }
@@ -442,8 +432,8 @@ static void test_connection_refused(void **state) {
 static void test_kill9_resume(void **state) {
   (void)state;
   enum { N = 10 };
-  char path[512];
-  snprintf(path, sizeof path, "%s/cache-kill", tmpdir);
+  char path[PATH_MAX];
+  fx_path(path, sizeof path, "cache-kill");
   char prompts[N][64];
   llm_call_t calls[N];
   memset(calls, 0, sizeof calls);
@@ -526,8 +516,8 @@ static void test_kill9_resume(void **state) {
 
 static void test_key_file(void **state) {
   (void)state;
-  char path[512];
-  snprintf(path, sizeof path, "%s/key", tmpdir);
+  char path[PATH_MAX];
+  fx_path(path, sizeof path, "key");
   FILE *f = fopen(path, "w");
   fprintf(f, "  %s  \n", KEY);
   fclose(f);
@@ -558,8 +548,8 @@ static void test_insecure_url(void **state) {
   assert_int_equal(llm_url_is_insecure("https://api.anthropic.com"), 0);
   assert_int_equal(llm_url_is_insecure("http://127.0.0.1.evil.org/v1"), 1);
   // the warning from llm_client_new, captured from stderr
-  char log[512];
-  snprintf(log, sizeof log, "%s/warn.log", tmpdir);
+  char log[PATH_MAX];
+  fx_path(log, sizeof log, "warn.log");
   const char *urls[3] = {"http://llm.example.org:8080/v1", "https://llm.example.org/v1", "http://localhost:9/v1"};
   for (int i = 0; i < 3; i++) {
     for (int with_key = 0; with_key < 2; with_key++) {

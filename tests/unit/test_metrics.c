@@ -1,6 +1,6 @@
 // Metrics endpoint: Prometheus text with the registered gauges and counters and their labels,
 // /healthz 200 / 503 with the reason, 404 elsewhere, port 0 = off, bad addresses named; the
-// liveness heartbeat turns /healthz 503 (with the age) when the loop stops reporting.
+// liveness signal (ps_metrics_alive) turns /healthz 503 (with the age) when the loop stops reporting.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
