@@ -210,14 +210,15 @@ int main(int argc, char **argv) {
   double valf;
   double max_rate;
   int skip_nf, resume;
-  if (ps_config_f64(cfg, "max-rate", &max_rate, &err) < 0 || ps_config_i64(cfg, "layer", &layer, &err) < 0 || ps_config_i64(cfg, "target-layer", &tlayer, &err) < 0 ||
-      ps_config_i64(cfg, "batch-rows", &batch_rows, &err) < 0 || ps_config_i64(cfg, "seed", &seed, &err) < 0 ||
-      ps_config_i64(cfg, "epochs", &epochs, &err) < 0 || ps_config_i64(cfg, "max-records", &max_records, &err) < 0 ||
-      ps_config_i64(cfg, "consumers", &consumers, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||
-      ps_config_i64(cfg, "linger-ms", &linger, &err) < 0 ||
-      ps_config_f64(cfg, "val-fraction", &valf, &err) < 0 || ps_config_bool(cfg, "skip-nonfinite", &skip_nf, &err) < 0 ||
-      ps_config_bool(cfg, "resume", &resume, &err) < 0)
-    goto fail;
+  const ps_config_bind_t binds[] = {
+      PS_CFG_F64("max-rate", &max_rate),       PS_CFG_I64("layer", &layer),
+      PS_CFG_I64("target-layer", &tlayer),     PS_CFG_I64("batch-rows", &batch_rows),
+      PS_CFG_I64("seed", &seed),               PS_CFG_I64("epochs", &epochs),
+      PS_CFG_I64("max-records", &max_records), PS_CFG_I64("consumers", &consumers),
+      PS_CFG_I64("hwm", &hwm),                 PS_CFG_I64("linger-ms", &linger),
+      PS_CFG_F64("val-fraction", &valf),       PS_CFG_BOOL("skip-nonfinite", &skip_nf),
+      PS_CFG_BOOL("resume", &resume),          {0}};
+  if (ps_config_read(cfg, binds, &err) < 0) goto fail;
   if (batch_rows < 1 || batch_rows > (1 << 24) || epochs < 1 || consumers < 0 || hwm < 1) {
     ps_err_set(&err, PS_ECONFIG, "batch-rows, epochs and hwm must be >= 1, consumers >= 0");
     goto fail;
@@ -231,9 +232,9 @@ int main(int argc, char **argv) {
   if (o.esm2_dir) {
     // --layers is parsed by reader_new once the model (and its layer count) is loaded
     int64_t tpb, win, maxres, threads;
-    if (ps_config_i64(cfg, "tokens-per-batch", &tpb, &err) < 0 || ps_config_i64(cfg, "sort-window", &win, &err) < 0 ||
-        ps_config_i64(cfg, "max-residues", &maxres, &err) < 0 || ps_config_i64(cfg, "threads", &threads, &err) < 0)
-      goto fail;
+    const ps_config_bind_t eb[] = {PS_CFG_I64("tokens-per-batch", &tpb), PS_CFG_I64("sort-window", &win),
+                                   PS_CFG_I64("max-residues", &maxres), PS_CFG_I64("threads", &threads), {0}};
+    if (ps_config_read(cfg, eb, &err) < 0) goto fail;
     if (tpb < 3 || win < 1 || win > (1 << 24) || maxres < 1 || maxres > (1 << 20) || threads < 1 || threads > 256) {
       ps_err_set(&err, PS_ECONFIG, "tokens-per-batch >= 3, sort-window >= 1, max-residues >= 1, threads 1..256");
       goto fail;
