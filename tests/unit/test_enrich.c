@@ -1,4 +1,4 @@
-// GO enrichment engine (stages/scorer/enrich): exact hypergeometric tails against brute force
+// GO enrichment engine (common/enrich): exact hypergeometric tails against brute force
 // with integers (every table with N <= 24, all three alternatives), known scipy values, extreme
 // tails below 1e-300 in log space; the engine on a hand-made ontology (study sets, population
 // without unannotated proteins, propagation, act_frac, F1, Bonferroni, BH, only enriched terms
