@@ -1,6 +1,7 @@
 // esm2_priv.h — the ESM2 engine's internals shared by its files (not for users of esm2.h): the
-// parameter layout of a model (one float32 slab, per-layer pointers into it) and the helpers the
-// loader (esm2_load.c) and the random-weights maker (esm2_model.c) both need.
+// parameter layout of a model (one float32 slab, per-layer pointers into it; filled by
+// esm2_load.c or esm2_model.c, read by esm2_forward.c) and the helpers the loader and the
+// random-weights maker both need.
 #ifndef PS_ESM2_PRIV_H
 #define PS_ESM2_PRIV_H
 
