@@ -9,7 +9,7 @@
 // + layerK.residue.offsets.npy (N+1 int64), and ids.txt (one id a line, in the same order).
 // Proteins come in the runner's order (length-sorted within --sort-window; 1 keeps the FASTA
 // order). Files are written to a temporary name and renamed when complete.
-// Memory: the model, one window of sequences and one batch (see stages/reader/esm2.h); outputs are
+// Memory: the model, one window of sequences and one batch (see common/esm2/esm2.h); outputs are
 // streamed.
 #include <errno.h>
 #include <stdio.h>

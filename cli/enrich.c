@@ -1,7 +1,7 @@
 // protsae enrich — GO enrichment of every feature of an SAE (and/or of the raw embedding
 // dimensions, "neurons", with ReLU) against the whole GO hierarchy, in one process:
 //   embeddings (.npy + ids, or any reader format) -> sae_enc (in-process) -> feature-major sparse
-//   activations -> stages/scorer/enrich engine -> TSV files + summary (`key: value` lines; a
+//   activations -> common/enrich engine -> TSV files + summary (`key: value` lines; a
 //   side-by-side table when both features and neurons are analysed).
 // --truth SYNTH_DIR (protsae synth output) adds the planted-term check: for each decoder row
 // with cosine >= 0.9 to a planted direction, is that direction's GO term among the row's

@@ -1,5 +1,6 @@
 // protsae-reader — streams EmbeddingBatches from embedding files to the pipeline.
-// Wiring only: configuration, socket, state file, loop, shutdown. Logic lives in reader.c.
+// Wiring only: configuration, socket, state file, loop, shutdown. The batches come from the
+// embedding dataset (common/dataset/reader.h); re-sends from replay.c.
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "config.h"
 #include "curve.h"
+#include "io.h"
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
@@ -51,7 +53,6 @@ static const ps_config_entry_t table[] = {
     {"metrics-bind", "127.0.0.1", "address of the metrics endpoint (0.0.0.0 in containers)"},
     {"max-rate", "0", "at most this many batches per second (0 = as fast as the consumers take them)"},
     {"linger-ms", "30000", "at exit, how long to wait for the consumers to take the stream and hang up"},
-    {"heartbeat-ms", "1000", "heartbeat interval"},
     {"run-id", "run", "run id stamped on every message"},
     {"producer", "reader-0", "producer name stamped on every message"},
     {"state", NULL, "state file: the position after the last sent batch"},
@@ -61,12 +62,6 @@ static const ps_config_entry_t table[] = {
     PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int send_batch(void *sock, const char *run_id, const char *producer, const reader_batch_t *b,
                       int residue, uint32_t layer, uint64_t stream_batches, ps_err_t *err) {
@@ -104,7 +99,7 @@ static int send_batch(void *sock, const char *run_id, const char *producer, cons
   return rc;
 }
 
-// Heartbeats and EndOfStream carry the seq of the next batch without consuming one, so batch
+// EndOfStream carries the seq of the next batch without consuming one, so batch
 // seq numbers stay a pure function of the stream position. After a stop request the final
 // EndOfStream still gets up to eos_wait_ms to find room (a second signal exits at once).
 static int send_control(void *sock, const char *run_id, const char *producer, uint64_t seq,
@@ -211,18 +206,19 @@ int main(int argc, char **argv) {
 
   reader_opts_t o;
   memset(&o, 0, sizeof o);
-  int64_t layer, tlayer, batch_rows, seed, epochs, max_records, consumers, hwm, linger, hb;
+  int64_t layer, tlayer, batch_rows, seed, epochs, max_records, consumers, hwm, linger;
   double valf;
   double max_rate;
   int skip_nf, resume;
-  if (ps_config_f64(cfg, "max-rate", &max_rate, &err) < 0 || ps_config_i64(cfg, "layer", &layer, &err) < 0 || ps_config_i64(cfg, "target-layer", &tlayer, &err) < 0 ||
-      ps_config_i64(cfg, "batch-rows", &batch_rows, &err) < 0 || ps_config_i64(cfg, "seed", &seed, &err) < 0 ||
-      ps_config_i64(cfg, "epochs", &epochs, &err) < 0 || ps_config_i64(cfg, "max-records", &max_records, &err) < 0 ||
-      ps_config_i64(cfg, "consumers", &consumers, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||
-      ps_config_i64(cfg, "linger-ms", &linger, &err) < 0 || ps_config_i64(cfg, "heartbeat-ms", &hb, &err) < 0 ||
-      ps_config_f64(cfg, "val-fraction", &valf, &err) < 0 || ps_config_bool(cfg, "skip-nonfinite", &skip_nf, &err) < 0 ||
-      ps_config_bool(cfg, "resume", &resume, &err) < 0)
-    goto fail;
+  const ps_config_bind_t binds[] = {
+      PS_CFG_F64("max-rate", &max_rate),       PS_CFG_I64("layer", &layer),
+      PS_CFG_I64("target-layer", &tlayer),     PS_CFG_I64("batch-rows", &batch_rows),
+      PS_CFG_I64("seed", &seed),               PS_CFG_I64("epochs", &epochs),
+      PS_CFG_I64("max-records", &max_records), PS_CFG_I64("consumers", &consumers),
+      PS_CFG_I64("hwm", &hwm),                 PS_CFG_I64("linger-ms", &linger),
+      PS_CFG_F64("val-fraction", &valf),       PS_CFG_BOOL("skip-nonfinite", &skip_nf),
+      PS_CFG_BOOL("resume", &resume),          {0}};
+  if (ps_config_read(cfg, binds, &err) < 0) goto fail;
   if (batch_rows < 1 || batch_rows > (1 << 24) || epochs < 1 || consumers < 0 || hwm < 1) {
     ps_err_set(&err, PS_ECONFIG, "batch-rows, epochs and hwm must be >= 1, consumers >= 0");
     goto fail;
@@ -236,9 +232,9 @@ int main(int argc, char **argv) {
   if (o.esm2_dir) {
     // --layers is parsed by reader_new once the model (and its layer count) is loaded
     int64_t tpb, win, maxres, threads;
-    if (ps_config_i64(cfg, "tokens-per-batch", &tpb, &err) < 0 || ps_config_i64(cfg, "sort-window", &win, &err) < 0 ||
-        ps_config_i64(cfg, "max-residues", &maxres, &err) < 0 || ps_config_i64(cfg, "threads", &threads, &err) < 0)
-      goto fail;
+    const ps_config_bind_t eb[] = {PS_CFG_I64("tokens-per-batch", &tpb), PS_CFG_I64("sort-window", &win),
+                                   PS_CFG_I64("max-residues", &maxres), PS_CFG_I64("threads", &threads), {0}};
+    if (ps_config_read(cfg, eb, &err) < 0) goto fail;
     if (tpb < 3 || win < 1 || win > (1 << 24) || maxres < 1 || maxres > (1 << 20) || threads < 1 || threads > 256) {
       ps_err_set(&err, PS_ECONFIG, "tokens-per-batch >= 3, sort-window >= 1, max-residues >= 1, threads 1..256");
       goto fail;
@@ -344,7 +340,8 @@ int main(int argc, char **argv) {
     stream_batches = (recs + o.batch_rows - 1) / o.batch_rows * o.epochs;
   }
   PS_INFO("stream: %" PRIu64 " batches%s", stream_batches, stream_batches ? "" : " (unknown in advance)");
-  uint64_t t0 = now_ms(), rows_sent = 0, batches_sent = 0, prot_sent = 0;
+  int64_t t0 = ps_mono_ms();
+  uint64_t rows_sent = 0, batches_sent = 0, prot_sent = 0;
   uint64_t seq = pos.seq;
   const char *reason = "done";
   reader_batch_t b;
@@ -352,14 +349,14 @@ int main(int argc, char **argv) {
   ps_metrics_set_stall(mx, 600);  // a send may wait that long on slow consumers (back-pressure)
   while ((rc = reader_next_batch(rd, &b, &err)) > 0) {
     ps_metrics_alive(mx);
-    uint64_t ts0 = now_ms();
+    int64_t ts0 = ps_mono_ms();
     if ((rc = send_batch(sock, run_id, producer, &b, residue, layer < 0 ? 0 : (uint32_t)layer, stream_batches, &err)) < 0)
       break;
     rows_sent += b.n_rows;
     batches_sent++;
     prot_sent += b.n_proteins;
     if (mx) {
-      uint64_t ts1 = now_ms();
+      int64_t ts1 = ps_mono_ms();
       ps_metrics_inc(mx, m_block, (double)(ts1 - ts0) / 1000.0);
       ps_metrics_set(mx, m_rows, (double)rows_sent);
       ps_metrics_set(mx, m_done, (double)rows_sent);
@@ -372,7 +369,7 @@ int main(int argc, char **argv) {
     cur_pos = b.next;
     if (state && reader_pos_save(state, &b.next, &err) < 0) goto fail;
     if (max_rate > 0) {  // throttle: batch n leaves no earlier than t0 + n / max_rate
-      uint64_t due = t0 + (uint64_t)((double)batches_sent * 1000.0 / max_rate), t = now_ms();
+      int64_t due = t0 + (int64_t)((double)batches_sent * 1000.0 / max_rate), t = ps_mono_ms();
       if (due > t && !ps_signals_stop_requested()) {
         struct timespec ts = {(time_t)((due - t) / 1000), (long)((due - t) % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -418,7 +415,7 @@ int main(int argc, char **argv) {
     }
   }
   const reader_counts_t *c = reader_counts(rd);
-  double secs = (double)(now_ms() - t0) / 1000.0;
+  double secs = (double)(ps_mono_ms() - t0) / 1000.0;
   PS_INFO("finished reason=%s batches=%llu rows=%llu proteins=%llu skipped_nonfinite=%llu seconds=%.2f rows_per_s=%.0f",
           reason, (unsigned long long)batches_sent, (unsigned long long)rows_sent, (unsigned long long)prot_sent,
           (unsigned long long)c->skipped_nonfinite, secs, rows_sent / (secs > 0 ? secs : 1e-9));
@@ -426,12 +423,12 @@ int main(int argc, char **argv) {
     // Closing now would lose the tail of the stream whenever a consumer lags (see wire.h): keep
     // the connections open until the consumers have read everything and hung up, within the
     // linger budget, of which closing gets what is left.
-    uint64_t tw = now_ms();
+    int64_t tw = ps_mono_ms();
     if (consumers == 0 || finished) {  // a consumer still connected may not have had its EndOfStream: one more each 2 s
-      uint64_t last = tw;
-      while (wire_peers_live(peers) > 0 && (linger < 0 || now_ms() - tw < (uint64_t)linger)) {
-        if (now_ms() - last >= 2000) {
-          last = now_ms();
+      int64_t last = tw;
+      while (wire_peers_live(peers) > 0 && (linger < 0 || ps_mono_ms() - tw < linger)) {
+        if (ps_mono_ms() - last >= 2000) {
+          last = ps_mono_ms();
           ps_err_t se = {0};
           if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, last_reason, 100, &se) == 0)
             PS_INFO("a consumer is still connected: another EndOfStream");
@@ -441,10 +438,10 @@ int main(int argc, char **argv) {
       }
     }
     if (wire_peers_wait_hangup(peers, (int)linger, &err) < 0) PS_WARN("stream end: %s", err.msg);
-    else PS_INFO("consumers hung up waited_ms=%llu", (unsigned long long)(now_ms() - tw));
+    else PS_INFO("consumers hung up waited_ms=%llu", (unsigned long long)(ps_mono_ms() - tw));
     if (linger >= 0) {
-      uint64_t t1 = now_ms(), waited = t1 > tw ? t1 - tw : 0;
-      int left = waited >= (uint64_t)linger ? 0 : (int)(linger - (int64_t)waited);
+      int64_t waited = ps_mono_ms() - tw;
+      int left = waited >= linger ? 0 : (int)(linger - waited);
       zmq_setsockopt(sock, ZMQ_LINGER, &left, sizeof left);
     }
   }

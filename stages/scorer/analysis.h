@@ -5,7 +5,7 @@
 // Enrichment (scorer_enrich_*): the ontology and annotations of the data directory are loaded at
 // start (a directory without an ontology is refused then, with its path). When run, the store's
 // codes are read feature-major (fs_load_csc), proteins listed in the exclude file are left out
-// (not in the population, their activations dropped), and the engine (enrich/enrich.h) runs every
+// (not in the population, their activations dropped), and the engine (common/enrich) runs every
 // feature in memory; the records are then written in groups of SCORER_ENRICH_GROUP features, each
 // group with the next group's start ("enrich/state") in one write batch, then the summary and
 // "enrich/state" = "done". The run's settings ("enrich/settings", JSON) are written with the first

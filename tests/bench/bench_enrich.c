@@ -18,15 +18,11 @@
 
 #include "emb.h"
 #include "enrich.h"
+#include "fsutil.h"
 #include "go.h"
+#include "io.h"
 #include "pool.h"
 #include "sae.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rs = 0x243f6a8885a308d3ULL;
 static double rnorm(void) {
@@ -117,12 +113,12 @@ int main(int argc, char **argv) {
   char obo[4096], tsv[4096];
   snprintf(obo, sizeof obo, "%s/go-2022-07-01.obo.gz", data);
   snprintf(tsv, sizeof tsv, "%s/go_annotations.tsv.gz", data);
-  double t0 = now_s();
+  double t0 = ps_mono_s();
   go_ontology_t *o = NULL;
   go_annotations_t *an = go_annotations_new();
   if (go_ontology_load(&o, obo, NULL, &err) || go_annotations_load_tsv(an, o, tsv, NULL, NULL, &err)) goto fail;
   go_annotations_propagate(an, o);
-  double t_load = now_s() - t0;
+  double t_load = ps_mono_s() - t0;
   float *x = NULL;
   char **ids = NULL;
   int64_t n = 0, d = 0;
@@ -168,7 +164,7 @@ int main(int argc, char **argv) {
   sae_enc_t *enc = NULL;
   sae_codes_t codes;
   memset(&codes, 0, sizeof codes);
-  t0 = now_s();
+  t0 = ps_mono_s();
   // encode in chunks of 2048 rows (pre-activations: 2048 x d_sae floats), appending the codes
   int64_t chunk = 2048, *ip = ps_xcalloc((size_t)n + 1, sizeof *ip), nnz = 0, capz = 0;
   int32_t *ci = NULL;
@@ -188,20 +184,20 @@ int main(int argc, char **argv) {
     for (int64_t r = 0; r < nb; r++) ip[r0 + r + 1] = nnz + codes.indptr[r + 1];
     nnz += add;
   }
-  double t_enc = now_s() - t0;
+  double t_enc = ps_mono_s() - t0;
   int64_t *annot_of = ps_xmalloc((size_t)n * sizeof *annot_of);
   for (int64_t p = 0; p < n; p++) annot_of[p] = go_annotations_find(an, ids[p]);
   enrich_csc_buf_t csc;
   enrich_engine_t *e = NULL;
-  t0 = now_s();
+  t0 = ps_mono_s();
   if (enrich_csc_from_csr(&csc, n, s->cfg.d_sae, ip, ci, cv, &err)) goto fail;
   free(ip);
   free(ci);
   free(cv);
-  double t_csc = now_s() - t0;
-  t0 = now_s();
+  double t_csc = ps_mono_s() - t0;
+  t0 = ps_mono_s();
   if (enrich_engine_new(&e, o, an, annot_of, n, NULL, &err)) goto fail;
-  double t_engine = now_s() - t0;
+  double t_engine = ps_mono_s() - t0;
   enrich_results_t res, res_all;
   if (enrich_run(e, &csc.csc, pool, &res, &err)) goto fail;
   // the same with every p-value of a term with study hits summed exactly (alpha = 1: no screen)
@@ -286,8 +282,7 @@ int main(int argc, char **argv) {
              enrich_engine_opts(e)->min_size, (long long)res.n_features, res.seconds, res_all.seconds, res2.seconds);
     fflush(stdout);
     int st = system(cmd);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "bench_enrich: could not remove %s\n", dir);
+    if (ps_rm_rf(dir) != 0) fprintf(stderr, "bench_enrich: could not remove %s\n", dir);
     if (st != 0) {
       fprintf(stderr, "bench_enrich: the scipy reference failed (%s)\n", ref);
       return 1;

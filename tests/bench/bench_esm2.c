@@ -26,17 +26,14 @@
 
 #include "esm2.h"
 #include "fasta.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "io.h"
 #include "safetensors.h"
 
 #ifndef ESM2_TORCH_REF
 #define ESM2_TORCH_REF "tests/bench/esm2_torch.py"
 #endif
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 typedef struct {
   int n_seqs, threads, tpb, repeat, layers, d, heads, ffn, no_torch;
@@ -113,13 +110,6 @@ static double tiny_check(const esm2_model_t *m, const char *fasta, st_file_t *ex
   return worst;
 }
 
-static uint64_t rng(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // Write n sequences to path: the first of the shared human proteins, else random ones.
 static int write_seqs(const args_t *a, const char *path) {
   char src[4096];
@@ -144,9 +134,9 @@ static int write_seqs(const args_t *a, const char *path) {
     uint64_t s = 42;
     const char *aa = "ACDEFGHIKLMNPQRSTVWY";
     for (; n < a->n_seqs; n++) {
-      int len = 50 + (int)(rng(&s) % 700);
+      int len = 50 + (int)(ps_splitmix64(&s) % 700);
       fprintf(out, ">rand%d\n", n);
-      for (int i = 0; i < len; i++) fputc(aa[rng(&s) % 20], out);
+      for (int i = 0; i < len; i++) fputc(aa[ps_splitmix64(&s) % 20], out);
       fputc('\n', out);
     }
     fprintf(stderr, "bench_esm2: %d random sequences (no %s)\n", n, src);
@@ -267,12 +257,12 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_esm2: %s\n", err.msg);
       return 1;
     }
-    double t0 = now(), cs = 0;
+    double t0 = ps_mono_s(), cs = 0;
     esm2_item_t it;
     int rc;
     while ((rc = esm2_runner_next(r, &it, &err)) > 0)
       for (int j = 0; j < a.d; j++) cs += (double)it.mean[0][j] * it.mean[0][j];
-    double dt = now() - t0;
+    double dt = ps_mono_s() - t0;
     if (rc < 0) {
       fprintf(stderr, "bench_esm2: %s\n", err.msg);
       return 1;
@@ -301,7 +291,6 @@ int main(int argc, char **argv) {
     printf("esm2_speedup_vs_torch: %.2f\n", c_tps / vals[0]);
     printf("esm2_vs_torch_checksum_rel_diff: %.3g\n", fabs(checksum - vals[1]) / fmax(1e-30, fabs(vals[1])));
   }
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-  if (system(cmd) != 0) fprintf(stderr, "bench_esm2: could not remove %s\n", tmp);
+  if (ps_rm_rf(tmp) != 0) fprintf(stderr, "bench_esm2: could not remove %s\n", tmp);
   return status;
 }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "io.h"
 #include "npy.h"
 #include "reader.h"
 #include "wire.h"
@@ -74,12 +75,6 @@ static void die(const char *fmt, ...) {
   va_end(ap);
   cleanup();
   exit(1);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 // ---- data: a deterministic, finite value per (row, col) -------------------------------------
@@ -139,7 +134,7 @@ static run_t run_inprocess(const char *path, uint32_t batch_rows, uint32_t dim) 
   o.seed = 1;
   o.split = READER_SPLIT_ALL;
   o.epochs = 1;
-  double t0 = now_s();
+  double t0 = ps_mono_s();
   reader_t *r = NULL;
   if (reader_new(&r, &o, &err) < 0) die("in-process: %s", err.msg);
   reader_batch_t b;
@@ -152,7 +147,7 @@ static run_t run_inprocess(const char *path, uint32_t batch_rows, uint32_t dim) 
   }
   if (rc < 0) die("in-process: %s", err.msg);
   reader_destroy(&r);
-  res.secs = now_s() - t0;
+  res.secs = ps_mono_s() - t0;
   return res;
 }
 
@@ -180,7 +175,7 @@ static run_t run_ipc(const char *reader_exe, const char *path, uint32_t batch_ro
   void *sock = wire_socket(zctx, ZMQ_PULL, ep_bind, &wo, &err);  // bound before the reader starts
   if (!sock) die("ipc: %s", err.msg);
 
-  double t0 = now_s();
+  double t0 = ps_mono_s();
   pid_t pid = fork();
   if (pid < 0) die("fork: %s", strerror(errno));
   if (pid == 0) {
@@ -223,7 +218,7 @@ static run_t run_ipc(const char *reader_exe, const char *path, uint32_t batch_ro
     }
     wire_free(&env);
   }
-  res.secs = now_s() - t0;
+  res.secs = ps_mono_s() - t0;
   res.wire_bytes = st.bytes;
   free(row);
   wire_close(&sock);  // hang up first: the reader waits for that before it exits (wire.h)
@@ -329,10 +324,10 @@ int main(int argc, char **argv) {
     }
   }
 
-  double tg = now_s();
+  double tg = ps_mono_s();
   write_npy(g_npy, rows, (uint32_t)dim);
   fprintf(stderr, "bench_reader: wrote %" PRIu64 " x %" PRIu64 " float32 (%.0f MB) in %.1f s; %" PRIu64
-                  " runs of each path\n", rows, dim, (double)rows * row_bytes / 1e6, now_s() - tg, repeat);
+                  " runs of each path\n", rows, dim, (double)rows * row_bytes / 1e6, ps_mono_s() - tg, repeat);
 
   run_t *inp = calloc(repeat, sizeof *inp), *ipc = calloc(repeat, sizeof *ipc);
   if (!inp || !ipc) die("out of memory");

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""GO enrichment p-values (stages/scorer/enrich) against scipy.stats.fisher_exact / hypergeom.
+"""GO enrichment p-values (common/enrich) against scipy.stats.fisher_exact / hypergeom.
 
 usage: enrich_scipy.py DRIVER [OBO TSV]
 

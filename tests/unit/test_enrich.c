@@ -1,4 +1,4 @@
-// GO enrichment engine (stages/scorer/enrich): exact hypergeometric tails against brute force
+// GO enrichment engine (common/enrich): exact hypergeometric tails against brute force
 // with integers (every table with N <= 24, all three alternatives), known scipy values, extreme
 // tails below 1e-300 in log space; the engine on a hand-made ontology (study sets, population
 // without unannotated proteins, propagation, act_frac, F1, Bonferroni, BH, only enriched terms
@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "fixture.h"
 
 #include "enrich.h"
 
@@ -108,21 +110,18 @@ static const char *OBO =
     "[Term]\nid: GO:0000011\nname: binding M1\nnamespace: molecular_function\nis_a: GO:0000010\n\n"
     "[Term]\nid: GO:0000012\nname: rare\nnamespace: molecular_function\nis_a: GO:0000010\n";
 
-typedef struct fx {
+typedef struct gofx {
   go_ontology_t *o;
   go_annotations_t *an;
   int64_t annot_of[41];  // P1..P40, then X1 (no annotation)
-  char dir[64];
-} fx_t;
+} gofx_t;
 
-static void fx_init(fx_t *f) {
+static void gofx_init(gofx_t *f) {
   memset(f, 0, sizeof *f);
   ps_err_t err = {0};
   assert_int_equal(go_ontology_parse(&f->o, OBO, strlen(OBO), "test.obo", NULL, &err), 0);
-  snprintf(f->dir, sizeof f->dir, "/tmp/test_enrich.XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  char path[128];
-  snprintf(path, sizeof path, "%s/a.tsv", f->dir);
+  char path[PATH_MAX + 16];
+  fx_path(path, sizeof path, "a.tsv");
   FILE *fp = fopen(path, "w");
   assert_non_null(fp);
   fprintf(fp, "accession\tgo_id\tevidence\taspect\n");
@@ -145,10 +144,9 @@ static void fx_init(fx_t *f) {
   f->annot_of[40] = -1;
 }
 
-static void fx_free(fx_t *f) {
+static void gofx_free(gofx_t *f) {
   go_annotations_destroy(&f->an);
   go_ontology_destroy(&f->o);
-  rmdir(f->dir);
 }
 
 // features: 0 = P1..P10 + X1 (values 1..11); 1 = dead; 2 = P21..P30 at 10, P31..P40 at 1;
@@ -176,8 +174,8 @@ static const enrich_hit_t *find_hit(const enrich_results_t *r, int64_t f, const 
 
 static void test_engine(void **state) {
   (void)state;
-  fx_t F;
-  fx_init(&F);
+  gofx_t F;
+  gofx_init(&F);
   ps_err_t err = {0};
   enrich_opts_t opts;
   enrich_opts_default(&opts);
@@ -261,8 +259,8 @@ static void test_engine(void **state) {
   assert_non_null(strstr(buf, "GO:0000004\tterm C\tBP"));
   assert_non_null(strstr(buf, "root bp"));  // ties (A, root) by term index: root first
   assert_null(strstr(buf, "term A"));
-  char path[128];
-  snprintf(path, sizeof path, "%s/out.tsv", F.dir);
+  char path[PATH_MAX + 16];
+  fx_path(path, sizeof path, "out.tsv");
   assert_int_equal(enrich_write_tsv(e, &r1, path, &err), 0);
   FILE *fp = fopen(path, "r");
   assert_non_null(fp);
@@ -277,7 +275,7 @@ static void test_engine(void **state) {
   fclose(fp);
   assert_int_equal(lines, r1.n_hits + 1);
   unlink(path);
-  snprintf(path, sizeof path, "%s/features.tsv", F.dir);
+  fx_path(path, sizeof path, "features.tsv");
   assert_int_equal(enrich_write_features_tsv(e, &r1, path, &err), 0);
   unlink(path);
   assert_true(enrich_write_tsv(e, &r1, "/nonexistent-dir/x.tsv", &err) < 0);
@@ -323,13 +321,13 @@ static void test_engine(void **state) {
   enrich_results_free(&r1);
   enrich_engine_free(&e);
   ps_pool_destroy(&pool);
-  fx_free(&F);
+  gofx_free(&F);
 }
 
 static void test_errors(void **state) {
   (void)state;
-  fx_t F;
-  fx_init(&F);
+  gofx_t F;
+  gofx_init(&F);
   ps_err_t err = {0};
   enrich_engine_t *e = NULL;
   enrich_opts_t opts;
@@ -396,13 +394,13 @@ static void test_errors(void **state) {
   cols[2] = 7;
   assert_int_equal(enrich_csc_from_csr(&b, 3, 4, ip, cols, cv, &err), PS_EDIM);
   assert_non_null(strstr(err.msg, "row 2: latent 7"));
-  fx_free(&F);
+  gofx_free(&F);
 }
 
 static void test_distance(void **state) {
   (void)state;
-  fx_t F;
-  fx_init(&F);
+  gofx_t F;
+  gofx_init(&F);
   const go_ontology_t *o = F.o;
   int32_t lca;
   int32_t C = go_lookup(o, "GO:0000004"), D = go_lookup(o, "GO:0000005"), A = go_lookup(o, "GO:0000002");
@@ -417,7 +415,7 @@ static void test_distance(void **state) {
   assert_int_equal(lca, go_term(o, C)->depth);
   assert_int_equal(enrich_term_distance(o, C, M1, &lca), -1);
   assert_int_equal(lca, -1);
-  fx_free(&F);
+  gofx_free(&F);
 }
 
 int main(void) {
@@ -428,5 +426,5 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_distance),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "esm2.h"
 #include "esm2_kern.h"
 #include "fasta.h"
@@ -24,7 +26,7 @@
 #define TOL 1e-4
 #define NSEQ 6
 
-static char vec_dir[4096], tmp_dir[64];
+static char vec_dir[PATH_MAX + 64];
 static char fasta_path[4200], exp_path[4200];
 static char *ids[NSEQ], *seqs[NSEQ];
 static size_t lens[NSEQ];
@@ -44,11 +46,11 @@ static int cb(const fasta_record_t *r, void *ud) {
 
 static int setup(void **state) {
   (void)state;
-  const char *sh = getenv("PROTSAE_SHARED");
-  snprintf(vec_dir, sizeof vec_dir, "%s/testvectors/esm2-tiny", sh ? sh : "../shared");
+  int found = fx_find_shared("testvectors/esm2-tiny/sequences.fasta");
+  snprintf(vec_dir, sizeof vec_dir, "%s/testvectors/esm2-tiny", fx_shared_dir);
   snprintf(fasta_path, sizeof fasta_path, "%s/sequences.fasta", vec_dir);
   snprintf(exp_path, sizeof exp_path, "%s/expected.safetensors", vec_dir);
-  FILE *f = fopen(fasta_path, "rb");
+  FILE *f = found ? fopen(fasta_path, "rb") : NULL;
   if (!f) {
     fprintf(stderr, "no test vectors at %s\n", vec_dir);
     return -1;
@@ -63,9 +65,7 @@ static int setup(void **state) {
     return -1;
   }
   if (st_open(&expected, exp_path, &err) < 0) return -1;
-  strcpy(tmp_dir, "/tmp/protsae-esm2.XXXXXX");
-  if (!mkdtemp(tmp_dir)) return -1;
-  return 0;
+  return fx_setup(state);
 }
 
 static int teardown(void **state) {
@@ -76,10 +76,7 @@ static int teardown(void **state) {
   }
   esm2_destroy(&model);
   st_close(&expected);
-  char cmd[256];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-  if (system(cmd) != 0) return -1;
-  return 0;
+  return fx_teardown(state);
 }
 
 // Expected tensor name (e.g. "P62328.layer1.mean"), n floats; caller frees.
@@ -308,7 +305,7 @@ static void test_unknown_letters(void **state) {
   assert_int_equal(tok[5], c->eos_id);
   // through the runner: the error names the FASTA, its line, the sequence and the position
   char p[256];
-  snprintf(p, sizeof p, "%s/unk.fasta", tmp_dir);
+  fx_path(p, sizeof p, "unk.fasta");
   write_text(p, ">a\nMKL\n>b\nMK\nL*A\n");
   esm2_run_opts_t o = {0};
   o.fasta_path = p;
@@ -338,7 +335,7 @@ static void test_long_sequences(void **state) {
   int i = find_id("Q9H9T3");
   assert_true(i >= 0);
   char p[256];
-  snprintf(p, sizeof p, "%s/long.fasta", tmp_dir);
+  fx_path(p, sizeof p, "long.fasta");
   FILE *f = fopen(p, "w");
   fprintf(f, ">%s\n%s\n", ids[i], seqs[i]);
   fclose(f);
@@ -540,14 +537,14 @@ static void test_sharded_and_tied(void **state) {
   (void)state;
   char d[256];
   ps_err_t err = {0};
-  snprintf(d, sizeof d, "%s/sharded", tmp_dir);
+  fx_path(d, sizeof d, "sharded");
   copy_opts_t c1 = {NULL, NULL, ST_F32, 0, 1};
   copy_model(d, &c1);
   esm2_model_t *m = NULL;
   if (esm2_load(&m, d, &err) < 0) fail_msg("%s", err.msg);
   assert_true(same_outputs(model, m));
   esm2_destroy(&m);
-  snprintf(d, sizeof d, "%s/tied", tmp_dir);
+  fx_path(d, sizeof d, "tied");
   copy_opts_t c2 = {"lm_head.decoder.weight", NULL, ST_F32, 0, 0};
   copy_model(d, &c2);
   if (esm2_load(&m, d, &err) < 0) fail_msg("%s", err.msg);
@@ -555,9 +552,9 @@ static void test_sharded_and_tied(void **state) {
   assert_true(same_outputs(model, m));
   esm2_destroy(&m);
   // a shard named in the index but absent: the error names it
-  snprintf(d, sizeof d, "%s/sharded/model-00002-of-00002.safetensors", tmp_dir);
+  fx_path(d, sizeof d, "sharded/model-00002-of-00002.safetensors");
   assert_int_equal(remove(d), 0);
-  snprintf(d, sizeof d, "%s/sharded", tmp_dir);
+  fx_path(d, sizeof d, "sharded");
   expect_load_error(d, -2, "model-00002-of-00002.safetensors", NULL);
 }
 
@@ -567,9 +564,11 @@ static void test_half_checkpoints(void **state) {
   (void)state;
   st_dtype_t dts[2] = {ST_F16, ST_BF16};
   for (int k = 0; k < 2; k++) {
-    char d1[256], d2[256];
-    snprintf(d1, sizeof d1, "%s/half%d", tmp_dir, k);
-    snprintf(d2, sizeof d2, "%s/rounded%d", tmp_dir, k);
+    char d1[256], d2[256], name[32];
+    snprintf(name, sizeof name, "half%d", k);
+    fx_path(d1, sizeof d1, name);
+    snprintf(name, sizeof name, "rounded%d", k);
+    fx_path(d2, sizeof d2, name);
     copy_opts_t c1 = {NULL, NULL, dts[k], 0, 0}, c2 = {NULL, NULL, dts[k], 1, 0};
     copy_model(d1, &c1);
     copy_model(d2, &c2);
@@ -612,17 +611,17 @@ static void test_loader_errors(void **state) {
   (void)state;
   char d[256], p[300];
   // missing tensor
-  snprintf(d, sizeof d, "%s/missing", tmp_dir);
+  fx_path(d, sizeof d, "missing");
   copy_opts_t c1 = {"esm.encoder.layer.1.attention.self.key.weight", NULL, ST_F32, 0, 0};
   copy_model(d, &c1);
   expect_load_error(d, PS_ENOTFOUND, "missing/model.safetensors", "'esm.encoder.layer.1.attention.self.key.weight' is missing");
   // wrong shape
-  snprintf(d, sizeof d, "%s/shape", tmp_dir);
+  fx_path(d, sizeof d, "shape");
   copy_opts_t c2 = {NULL, "esm.encoder.layer.0.intermediate.dense.weight", ST_F32, 0, 0};
   copy_model(d, &c2);
   expect_load_error(d, PS_EDIM, "shape/model.safetensors", "'esm.encoder.layer.0.intermediate.dense.weight' has shape [255, 64], expected [256, 64]");
   // truncated file
-  snprintf(d, sizeof d, "%s/trunc", tmp_dir);
+  fx_path(d, sizeof d, "trunc");
   copy_opts_t c3 = {NULL, NULL, ST_F32, 0, 0};
   copy_model(d, &c3);
   snprintf(p, sizeof p, "%s/model.safetensors", d);
@@ -631,7 +630,7 @@ static void test_loader_errors(void **state) {
   assert_int_equal(truncate(p, st.st_size - 1000), 0);
   expect_load_error(d, PS_ETRUNC, "trunc/model.safetensors", "lm_head");
   // bad header
-  snprintf(d, sizeof d, "%s/header", tmp_dir);
+  fx_path(d, sizeof d, "header");
   copy_model(d, &c3);
   snprintf(p, sizeof p, "%s/model.safetensors", d);
   FILE *f = fopen(p, "r+b");
@@ -640,17 +639,17 @@ static void test_loader_errors(void **state) {
   fclose(f);
   expect_load_error(d, PS_EFORMAT, "header/model.safetensors", NULL);
   // no weights at all
-  snprintf(d, sizeof d, "%s/empty", tmp_dir);
+  fx_path(d, sizeof d, "empty");
   mkdir(d, 0755);
   char cmd[8600];
   snprintf(cmd, sizeof cmd, "cp '%s/config.json' '%s/'", vec_dir, d);
   assert_int_equal(system(cmd), 0);
   expect_load_error(d, PS_ENOTFOUND, "empty", "model.safetensors");
   // no directory
-  snprintf(d, sizeof d, "%s/nonexistent", tmp_dir);
+  fx_path(d, sizeof d, "nonexistent");
   expect_load_error(d, PS_ENOTFOUND, "nonexistent/config.json", NULL);
   // bad config
-  snprintf(d, sizeof d, "%s/config", tmp_dir);
+  fx_path(d, sizeof d, "config");
   copy_model(d, &c3);
   snprintf(p, sizeof p, "%s/config.json", d);
   write_text(p, "{\"hidden_size\": 64, \"num_hidden_layers\": 2,\n \"num_attention_heads\": 4 \"x\"}");
@@ -667,7 +666,7 @@ static void test_random_roundtrip(void **state) {
   // esm2_new_random + esm2_save + esm2_load give the same forward
   esm2_model_t *a = esm2_new_random(2, 32, 4, 64, 7), *b = NULL;
   char d[256], p[300];
-  snprintf(d, sizeof d, "%s/rand", tmp_dir);
+  fx_path(d, sizeof d, "rand");
   mkdir(d, 0755);
   snprintf(p, sizeof p, "%s/config.json", d);
   write_text(p, "{\"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"intermediate_size\": 64,"

@@ -15,9 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "reader.h"
-
-static char dir[64];
 
 // Minimal NPY v1 writer for fixtures (float32 or int64, C order).
 static void write_npy(const char *path, const char *descr, const void *data, size_t rows, size_t cols, size_t esz) {
@@ -43,12 +42,11 @@ static void write_npy(const char *path, const char *descr, const void *data, siz
 #define NP 50
 #define D 6
 
-static void path_of(char *buf, const char *name) { sprintf(buf, "%s/%s", dir, name); }
+// A file in the scratch dir (every path buffer here is char[256]).
+static void path_of(char *buf, const char *name) { fx_path(buf, 256, name); }
 
 static int setup(void **state) {
-  (void)state;
-  strcpy(dir, "/tmp/protsae-reader.XXXXXX");
-  if (!mkdtemp(dir)) return -1;
+  if (fx_setup(state) < 0) return -1;
   char p[256];
   // FASTA: NP proteins, lengths 1 + (i % 7)
   path_of(p, "prot.fasta");
@@ -85,13 +83,6 @@ static int setup(void **state) {
   write_npy(p, "<f4", x, NP, D, 4);
   free(r);
   return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  return system(cmd) == 0 ? 0 : -1;
 }
 
 static reader_opts_t opts_for(const char *emb, char *pbuf, char *fbuf, emb_level_t level) {
@@ -404,5 +395,5 @@ int main(void) {
       cmocka_unit_test(test_split_filter_and_epochs),
       cmocka_unit_test(test_huge_dim_bounded),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, fx_teardown);
 }

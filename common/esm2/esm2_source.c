@@ -1,4 +1,5 @@
-// esm2_source.c — ESM2 runner as an embedding source for the reader. See esm2.h.
+// esm2_source.c — the ESM2 runner as an embedding source (emb.h), for the embedding dataset
+// (common/dataset). See esm2.h.
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,13 @@
 // esm2.h — native ESM2 forward pass (float32, OpenBLAS) from a Hugging Face checkpoint directory.
 //
+// The ESM2 engine (common/esm2): protein language model embeddings computed in-process, without
+// PyTorch. Users: `protsae embed` (cli/embed.c: FASTA -> embedding files), the embedding dataset
+// (common/dataset: the reader stage's and the trainer's native-ESM2 mode, through the emb_source
+// below), the unit tests and bench_esm2. Files: esm2_model.c (parameter layout, random weights,
+// save, tokens, layer lists), esm2_load.c (config.json + safetensors), esm2_forward.c (the
+// forward pass), esm2_kern.c (its -O3 -ffast-math softmax / GELU loops), esm2_run.c (the FASTA
+// runner), esm2_source.c (the runner as an emb_source).
+//
 // Model (esm2_load): DIR/config.json (EsmConfig: hidden_size, num_hidden_layers,
 // num_attention_heads, intermediate_size, vocab_size, layer_norm_eps, token_dropout,
 // mask_token_id, pad_token_id, position_embedding_type = "rotary", emb_layer_norm_before,

@@ -1,4 +1,11 @@
-// reader.h — the reader stage's logic: embeddings (+ FASTA) in, batches out.
+// reader.h — the embedding dataset: embeddings (+ FASTA) in, batches out.
+//
+// The dataset engine (common/dataset): turns embedding files (any emb.h format) or a FASTA run
+// through the native ESM2 engine (common/esm2) into deterministic, resumable batches of rows with
+// a train / validation split by id (ps_id_in_fraction, hash.h: the same split as the demo's).
+// Users: the reader stage (stages/reader streams the batches), the trainer's file mode
+// (stages/trainer reads them in-process), the unit tests and bench_reader. The API keeps the
+// reader_ prefix it had when it lived in the reader stage.
 //
 // Streams records from an emb_source (any format), matches ids against the FASTA (ids must be
 // present; at residue level the number of rows must equal the sequence length), assigns each
@@ -85,7 +92,7 @@ const reader_counts_t *reader_counts(const reader_t *r);
 int64_t reader_records_per_epoch(const reader_t *r);
 // Native ESM2: the layer sent (first of esm2_layers), -1 otherwise.
 int reader_esm2_layer(const reader_t *r);
-// Split assignment: 1 when `id` is in the validation split.
+// Split assignment: 1 when `id` is in the validation split (ps_id_in_fraction of hash.h).
 int reader_is_validation(const char *id, uint64_t seed, double val_fraction);
 
 // State file: "epoch record seq\n", written to path.tmp then renamed (atomic under kill -9).

@@ -1,4 +1,5 @@
-// reader.c — see reader.h.
+// reader.c — the embedding dataset: records from a source, checked against the FASTA, split by
+// id, cut into batches at resumable positions; the position state file. See reader.h.
 #include "reader.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "fasta.h"
+#include "hash.h"
 #include "log.h"
 #include "strmap.h"
 
@@ -32,15 +34,7 @@ struct reader {
 };
 
 int reader_is_validation(const char *id, uint64_t seed, double val_fraction) {
-  if (val_fraction <= 0) return 0;
-  if (val_fraction >= 1) return 1;
-  uint64_t h = strmap_hash(id) ^ (seed * 0x9e3779b97f4a7c15ull);
-  h ^= h >> 33;  // murmur finaliser: spreads the FNV bits
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return (double)(h >> 11) / 9007199254740992.0 < val_fraction;
+  return ps_id_in_fraction(id, seed, val_fraction);
 }
 
 static int load_fasta(reader_t *r, ps_err_t *err) {

@@ -1,5 +1,12 @@
 // enrich.h — GO enrichment of sparse features: every feature against every GO term, exactly.
 //
+// The enrichment engine (common/enrich). Users: the scorer stage (stages/scorer/analysis.c
+// enriches the features of its store), the protsae CLI (`protsae enrich`, the annotation and
+// report commands through the store), the unit tests (test_enrich, enrich_pvals against scipy)
+// and bench_enrich. Files: enrich_engine.c (options, engine, per-feature pass), enrich_stats.c
+// (exact hypergeometric / Fisher p, Benjamini-Hochberg), enrich_csc.c (activations),
+// enrich_summary.c (DAG distances, summaries), enrich_tsv.c (export).
+//
 // Model (as goatools / the reference studies): population = the analysed proteins that have GO
 // annotations (propagated to ancestors, go_annotations_propagate); study set of a feature = the
 // population proteins where it is active (value > act_frac * max of the feature; act_frac 0 =

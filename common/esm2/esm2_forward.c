@@ -1,0 +1,413 @@
+// esm2_forward.c — the ESM2 forward pass: a workspace (buffers, thread pool), the packed batch
+// through embedding, the transformer blocks and the LM head, and the requested outputs. The
+// projections are sgemms over row blocks; the softmax and GELU loops are in esm2_kern.c. See esm2.h.
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "esm2_kern.h"
+#include "esm2_priv.h"
+#include "pool.h"
+
+#define MAX_SLOTS 64
+
+struct esm2_ws {
+  int nthreads;
+  ps_pool_t *pool;
+  size_t cap_tok, cap_res, cap_seq, cap_tt, cap_rope, cap_logit_tok;
+  float *h, *x, *qkv, *ctx, *ff;   // (N,D) (N,D) (N,3D) (N,D) (N,F)
+  float *scores;                  // nthreads x Tmax^2
+  float *rope_cos, *rope_sin;     // Tmax x d_head/2
+  int *pos;                       // (N) position of each token in its sequence
+  int *tok_off, *res_off;         // (B+1)
+  int n_seqs, n_slots, has_logits, D, V;
+  size_t out_cap_res[MAX_SLOTS], out_cap_mean[MAX_SLOTS];
+  float *out_res[MAX_SLOTS], *out_mean[MAX_SLOTS], *logits;
+  int want_res, want_mean;
+};
+
+esm2_ws_t *esm2_ws_new(int nthreads) {
+  esm2_ws_t *ws = ps_xcalloc(1, sizeof *ws);
+  ws->nthreads = nthreads < 1 ? 1 : nthreads;
+  if (ws->nthreads > 1) {
+    ws->pool = ps_pool_new(ws->nthreads);
+    if (!ws->pool) ws->nthreads = 1;
+  }
+  openblas_set_num_threads(1);  // all parallelism is the pool's (see gemm_nt)
+  return ws;
+}
+
+void esm2_ws_destroy(esm2_ws_t **wp) {
+  if (!wp || !*wp) return;
+  esm2_ws_t *ws = *wp;
+  ps_pool_destroy(&ws->pool);
+  free(ws->h);
+  free(ws->x);
+  free(ws->qkv);
+  free(ws->ctx);
+  free(ws->ff);
+  free(ws->scores);
+  free(ws->rope_cos);
+  free(ws->rope_sin);
+  free(ws->pos);
+  free(ws->tok_off);
+  free(ws->res_off);
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    free(ws->out_res[i]);
+    free(ws->out_mean[i]);
+  }
+  free(ws->logits);
+  free(ws);
+  *wp = NULL;
+}
+
+const float *esm2_out_residue(const esm2_ws_t *ws, int slot, int b) {
+  if (!ws->want_res || slot < 0 || slot >= ws->n_slots || b < 0 || b >= ws->n_seqs) return NULL;
+  return ws->out_res[slot] + (size_t)ws->res_off[b] * ws->D;
+}
+
+const float *esm2_out_mean(const esm2_ws_t *ws, int slot, int b) {
+  if (!ws->want_mean || slot < 0 || slot >= ws->n_slots || b < 0 || b >= ws->n_seqs) return NULL;
+  return ws->out_mean[slot] + (size_t)b * ws->D;
+}
+
+const float *esm2_out_logits(const esm2_ws_t *ws, int b) {
+  if (!ws->has_logits || b < 0 || b >= ws->n_seqs) return NULL;
+  return ws->logits + (size_t)ws->tok_off[b] * ws->V;
+}
+
+static void grow(float **p, size_t *cap, size_t n) {
+  if (n <= *cap) return;
+  free(*p);
+  *p = ps_xmalloc(n * sizeof(float));
+  *cap = n;
+}
+
+// Parallel loop over [0, n): fn(ctx, begin, end, tid) on static slices.
+typedef void (*range_fn)(void *ctx, int64_t b, int64_t e, int tid);
+typedef struct {
+  range_fn fn;
+  void *ctx;
+  int64_t n;
+} pfor_t;
+
+static void pfor_tramp(void *c, int tid, int nt) {
+  pfor_t *p = c;
+  int64_t b, e;
+  ps_pool_range(p->n, tid, nt, &b, &e);
+  if (b < e) p->fn(p->ctx, b, e, tid);
+}
+
+static void pfor(esm2_ws_t *ws, int64_t n, range_fn fn, void *ctx) {
+  pfor_t p = {fn, ctx, n};
+  if (ws->nthreads <= 1 || n < 2) fn(ctx, 0, n, 0);
+  else ps_pool_run(ws->pool, pfor_tramp, &p);
+}
+
+static void layernorm_row(const float *x, float *y, const float *w, const float *b, int D, float eps) {
+  double s = 0;
+  for (int i = 0; i < D; i++) s += x[i];
+  float mean = (float)(s / D);
+  double v = 0;
+  for (int i = 0; i < D; i++) {
+    float d = x[i] - mean;
+    v += (double)d * d;
+  }
+  float rstd = (float)(1.0 / sqrt(v / D + eps));
+  for (int i = 0; i < D; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+}
+
+// Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).
+static inline float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+typedef struct fwd {
+  const esm2_model_t *m;
+  esm2_ws_t *ws;
+  const esm2_layer_t *L;
+  const int *n_tokens;
+  float q_scale;
+  int last;       // block is the last layer: apply the final LayerNorm
+} fwd_t;
+
+// LN1: x = LN(h) rows.
+static void k_ln1(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  int D = f->m->cfg.d_model;
+  for (int64_t r = b; r < e; r++)
+    layernorm_row(f->ws->h + r * D, f->ws->x + r * D, f->L->ln1_w, f->L->ln1_b, D, f->m->cfg.ln_eps);
+}
+
+// qkv += bias; q *= scale; rotary on q and k.
+static void k_qkv(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  const esm2_config_t *cf = &f->m->cfg;
+  int D = cf->d_model, hd = cf->d_head, h2 = hd / 2;
+  for (int64_t r = b; r < e; r++) {
+    float *q = f->ws->qkv + r * 3 * D;
+    const float *bias = f->L->b_qkv;
+    for (int i = 0; i < 3 * D; i++) q[i] += bias[i];
+    for (int i = 0; i < D; i++) q[i] *= f->q_scale;
+    const float *cs = f->ws->rope_cos + (size_t)f->ws->pos[r] * h2;
+    const float *sn = f->ws->rope_sin + (size_t)f->ws->pos[r] * h2;
+    for (int part = 0; part < 2; part++) {
+      float *base = q + part * D;
+      for (int hh = 0; hh < cf->n_heads; hh++) {
+        float *v = base + hh * hd;
+        for (int i = 0; i < h2; i++) {
+          float x1 = v[i], x2 = v[i + h2];
+          v[i] = x1 * cs[i] - x2 * sn[i];
+          v[i + h2] = x2 * cs[i] + x1 * sn[i];
+        }
+      }
+    }
+  }
+}
+
+// Attention of tasks [b, e): task = seq * H + head.
+static void k_attn(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  esm2_ws_t *ws = f->ws;
+  const esm2_config_t *cf = &f->m->cfg;
+  int D = cf->d_model, hd = cf->d_head, H = cf->n_heads;
+  float *S = ws->scores + (size_t)tid * ws->cap_tt;
+  for (int64_t task = b; task < e; task++) {
+    int s = (int)(task / H), hh = (int)(task % H);
+    int T = f->n_tokens[s], off = ws->tok_off[s];
+    const float *Q = ws->qkv + (size_t)off * 3 * D + hh * hd, *K = Q + D, *V = Q + 2 * D;
+    // S (T,T) = Q (T,hd) K^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, Q, 3 * D, K, 3 * D, 0.0f, S, T);
+    // softmax without the division: exp(S - rowmax), then the rows of P V are scaled by 1 / sum
+    float *inv = S + (size_t)T * T;
+    esm2_kern_softmax_unnorm(S, T, T, inv);
+    // ctx (T,hd) = P (T,T) V (T,hd)
+    float *out = ws->ctx + (size_t)off * D + hh * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, 3 * D, 0.0f, out, D);
+    esm2_kern_scale_rows(out, T, hd, D, inv);
+  }
+}
+
+// h += b_o; x = LN2(h).
+static void k_post_attn(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  int D = f->m->cfg.d_model;
+  for (int64_t r = b; r < e; r++) {
+    float *h = f->ws->h + r * D;
+    for (int i = 0; i < D; i++) h[i] += f->L->b_o[i];
+    layernorm_row(h, f->ws->x + r * D, f->L->ln2_w, f->L->ln2_b, D, f->m->cfg.ln_eps);
+  }
+}
+
+// ff = gelu(ff + b_1).
+static void k_gelu(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  int F = f->m->cfg.d_ff;
+  for (int64_t r = b; r < e; r++) {
+    float *u = f->ws->ff + r * F;
+    esm2_kern_gelu_bias(u, f->L->b_1, F);
+  }
+}
+
+// h += b_2; final LayerNorm on the last layer.
+static void k_post_ff(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  int D = f->m->cfg.d_model;
+  for (int64_t r = b; r < e; r++) {
+    float *h = f->ws->h + r * D;
+    for (int i = 0; i < D; i++) h[i] += f->L->b_2[i];
+    if (f->last) layernorm_row(h, h, f->m->lnf_w, f->m->lnf_b, D, f->m->cfg.ln_eps);
+  }
+}
+
+// lm_head: x = LN(gelu(x + dense_b)).
+static void k_lm(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  int D = f->m->cfg.d_model;
+  for (int64_t r = b; r < e; r++) {
+    float *x = f->ws->x + r * D;
+    for (int i = 0; i < D; i++) x[i] = gelu(x[i] + f->m->lm_dense_b[i]);
+    layernorm_row(x, x, f->m->lm_ln_w, f->m->lm_ln_b, D, f->m->cfg.ln_eps);
+  }
+}
+
+static void capture(const esm2_model_t *m, esm2_ws_t *ws, int layer, const int *n_tokens, const esm2_request_t *req) {
+  int D = m->cfg.d_model;
+  for (int s = 0; s < req->n_layers; s++) {
+    if (req->layers[s] != layer) continue;
+    for (int b = 0; b < ws->n_seqs; b++) {
+      int nr = n_tokens[b] - 2;
+      const float *src = ws->h + (size_t)(ws->tok_off[b] + 1) * D;
+      if (req->residue) memcpy(ws->out_res[s] + (size_t)ws->res_off[b] * D, src, (size_t)nr * D * sizeof(float));
+      if (req->mean) {
+        float *mean = ws->out_mean[s] + (size_t)b * D;
+        for (int j = 0; j < D; j++) {
+          double acc = 0;
+          for (int r = 0; r < nr; r++) acc += src[(size_t)r * D + j];
+          mean[j] = nr > 0 ? (float)(acc / nr) : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+typedef struct gemm_job {
+  int N, K;
+  const float *A, *B;
+  float beta;
+  float *C;
+} gemm_job_t;
+
+// Rows [b, e) of C (M,N) = A (M,K) B^T (B is (N,K), a torch Linear weight) + beta C.
+static void k_gemm(void *c, int64_t b, int64_t e, int tid) {
+  gemm_job_t *g = c;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(e - b), g->N, g->K, 1.0f, g->A + b * g->K, g->K, g->B,
+              g->K, g->beta, g->C + b * g->N, g->N);
+}
+
+// The projections: the pool's threads take contiguous row blocks, each a single-threaded sgemm
+// (OpenBLAS itself runs one thread, so it never competes with the pool).
+static void gemm_nt(esm2_ws_t *ws, int M, int N, int K, const float *A, const float *B, float beta, float *C) {
+  gemm_job_t g = {N, K, A, B, beta, C};
+  if (ws->nthreads <= 1 || M < 64) k_gemm(&g, 0, M, 0);
+  else pfor(ws, M, k_gemm, &g);
+}
+
+int esm2_forward(const esm2_model_t *m, esm2_ws_t *ws, const int32_t *tokens, const int *n_tokens, int n_seqs,
+                 const esm2_request_t *req, ps_err_t *err) {
+  const esm2_config_t *c = &m->cfg;
+  int D = c->d_model, F = c->d_ff, V = c->vocab, hd = c->d_head, h2 = hd / 2;
+  if (n_seqs < 1) return ps_err_set(err, PS_ECONFIG, "esm2_forward: no sequences");
+  if (req->n_layers < 0 || req->n_layers > MAX_SLOTS)
+    return ps_err_set(err, PS_ECONFIG, "esm2: at most %d layers per request", MAX_SLOTS);
+  int deepest = 0;
+  for (int s = 0; s < req->n_layers; s++) {
+    if (req->layers[s] < 0 || req->layers[s] > c->n_layers)
+      return ps_err_set(err, PS_ECONFIG, "esm2: layer %d is outside 0..%d", req->layers[s], c->n_layers);
+    for (int t = 0; t < s; t++)
+      if (req->layers[t] == req->layers[s]) return ps_err_set(err, PS_ECONFIG, "esm2: layer %d asked twice", req->layers[s]);
+    if (req->layers[s] > deepest) deepest = req->layers[s];
+  }
+  if (req->logits) {
+    if (!c->has_lm_head) return ps_err_set(err, PS_ENOTFOUND, "esm2: logits asked but the checkpoint has no lm_head");
+    deepest = c->n_layers;
+  }
+  size_t N = 0, Nres = 0;
+  int Tmax = 0;
+  for (int b = 0; b < n_seqs; b++) {
+    if (n_tokens[b] < 2) return ps_err_set(err, PS_ECONFIG, "esm2_forward: sequence %d has %d tokens (< 2)", b, n_tokens[b]);
+    N += (size_t)n_tokens[b];
+    Nres += (size_t)n_tokens[b] - 2;
+    if (n_tokens[b] > Tmax) Tmax = n_tokens[b];
+  }
+  if (N > (size_t)INT32_MAX / (size_t)(F > 3 * D ? F : 3 * D))
+    return ps_err_set(err, PS_ECONFIG, "esm2_forward: batch of %zu tokens is too large", N);
+  for (size_t i = 0; i < N; i++)
+    if (tokens[i] < 0 || tokens[i] >= V)
+      return ps_err_set(err, PS_ECONFIG, "esm2_forward: token %zu is %d, outside 0..%d", i, tokens[i], V - 1);
+
+  // buffers
+  if (N > ws->cap_tok) {
+    free(ws->h);
+    free(ws->x);
+    free(ws->qkv);
+    free(ws->ctx);
+    free(ws->ff);
+    free(ws->pos);
+    ws->h = ps_xmalloc(N * D * sizeof(float));
+    ws->x = ps_xmalloc(N * D * sizeof(float));
+    ws->qkv = ps_xmalloc(N * 3 * D * sizeof(float));
+    ws->ctx = ps_xmalloc(N * D * sizeof(float));
+    ws->ff = ps_xmalloc(N * F * sizeof(float));
+    ws->pos = ps_xmalloc(N * sizeof(int));
+    ws->cap_tok = N;
+  }
+  if ((size_t)n_seqs > ws->cap_seq) {
+    free(ws->tok_off);
+    free(ws->res_off);
+    ws->tok_off = ps_xmalloc(((size_t)n_seqs + 1) * sizeof(int));
+    ws->res_off = ps_xmalloc(((size_t)n_seqs + 1) * sizeof(int));
+    ws->cap_seq = (size_t)n_seqs;
+  }
+  size_t tt = (size_t)Tmax * Tmax + (size_t)Tmax;   // scores + 1/row sums
+  if (tt > ws->cap_tt) {
+    free(ws->scores);
+    ws->scores = ps_xmalloc(tt * ws->nthreads * sizeof(float));
+    ws->cap_tt = tt;
+  }
+  if ((size_t)Tmax * h2 > ws->cap_rope) {
+    free(ws->rope_cos);
+    free(ws->rope_sin);
+    ws->rope_cos = ps_xmalloc((size_t)Tmax * h2 * sizeof(float));
+    ws->rope_sin = ps_xmalloc((size_t)Tmax * h2 * sizeof(float));
+    ws->cap_rope = (size_t)Tmax * h2;
+  }
+  ws->n_seqs = n_seqs;
+  ws->n_slots = req->n_layers;
+  ws->D = D;
+  ws->V = V;
+  ws->want_res = req->residue;
+  ws->want_mean = req->mean;
+  ws->has_logits = req->logits;
+  for (int s = 0; s < req->n_layers; s++) {
+    if (req->residue) grow(&ws->out_res[s], &ws->out_cap_res[s], (Nres ? Nres : 1) * D);
+    if (req->mean) grow(&ws->out_mean[s], &ws->out_cap_mean[s], (size_t)n_seqs * D);
+  }
+  if (req->logits) grow(&ws->logits, &ws->cap_logit_tok, N * V);
+  ws->tok_off[0] = ws->res_off[0] = 0;
+  for (int b = 0; b < n_seqs; b++) {
+    ws->tok_off[b + 1] = ws->tok_off[b] + n_tokens[b];
+    ws->res_off[b + 1] = ws->res_off[b] + n_tokens[b] - 2;
+    for (int t = 0; t < n_tokens[b]; t++) ws->pos[ws->tok_off[b] + t] = t;
+  }
+
+  // embeddings with token-dropout scaling (masked tokens zeroed, the rest scaled by
+  // (1 - 0.15 * 0.8) / (1 - masked / T)).
+  for (int b = 0; b < n_seqs; b++) {
+    const int32_t *tk = tokens + ws->tok_off[b];
+    int T = n_tokens[b], nmask = 0;
+    for (int t = 0; t < T; t++) nmask += tk[t] == c->mask_id;
+    float scale = 1.0f;
+    if (c->token_dropout) scale = (float)((1.0 - 0.15 * 0.8) / (1.0 - (double)nmask / T));
+    for (int t = 0; t < T; t++) {
+      float *h = ws->h + (size_t)(ws->tok_off[b] + t) * D;
+      if (c->token_dropout && tk[t] == c->mask_id) memset(h, 0, D * sizeof(float));
+      else {
+        const float *e = m->embed + (size_t)tk[t] * D;
+        for (int i = 0; i < D; i++) h[i] = e[i] * scale;
+      }
+    }
+  }
+  capture(m, ws, 0, n_tokens, req);
+
+  fwd_t f = {.m = m, .ws = ws, .n_tokens = n_tokens, .q_scale = (float)pow((double)hd, -0.5)};
+  int nt = (int)N;
+  for (int l = 0; l < deepest; l++) {
+    const esm2_layer_t *L = &m->layers[l];
+    f.L = L;
+    f.last = l == c->n_layers - 1;
+    for (int t = 0; t < Tmax; t++)
+      for (int i = 0; i < h2; i++) {
+        float a = (float)t * L->inv_freq[i];
+        ws->rope_cos[(size_t)t * h2 + i] = (float)cos((double)a);
+        ws->rope_sin[(size_t)t * h2 + i] = (float)sin((double)a);
+      }
+    pfor(ws, nt, k_ln1, &f);
+    gemm_nt(ws, nt, 3 * D, D, ws->x, L->w_qkv, 0.0f, ws->qkv);   // qkv (N,3D) = x W_qkv^T
+    pfor(ws, nt, k_qkv, &f);
+    pfor(ws, (int64_t)n_seqs * c->n_heads, k_attn, &f);
+    gemm_nt(ws, nt, D, D, ws->ctx, L->w_o, 1.0f, ws->h);        // h += ctx W_o^T
+    pfor(ws, nt, k_post_attn, &f);
+    gemm_nt(ws, nt, F, D, ws->x, L->w_1, 0.0f, ws->ff);         // ff (N,F) = x W_1^T
+    pfor(ws, nt, k_gelu, &f);
+    gemm_nt(ws, nt, D, F, ws->ff, L->w_2, 1.0f, ws->h);         // h += ff W_2^T
+    pfor(ws, nt, k_post_ff, &f);
+    capture(m, ws, l + 1, n_tokens, req);
+  }
+  if (req->logits) {
+    gemm_nt(ws, nt, D, D, ws->h, m->lm_dense_w, 0.0f, ws->x);
+    pfor(ws, nt, k_lm, &f);
+    for (size_t r = 0; r < N; r++) memcpy(ws->logits + r * V, m->lm_bias, V * sizeof(float));
+    gemm_nt(ws, nt, V, D, ws->x, m->lm_dec_w, 1.0f, ws->logits);
+  }
+  return 0;
+}
