@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "config.h"
 #include "godata.h"
+#include "io.h"
 #include "log.h"
 #include "signals.h"
 
@@ -75,14 +76,6 @@ static double file_age_s(const char *p) {
 }
 static int exists(const char *p) { return access(p, F_OK) == 0; }
 
-static int fsync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -errno;
-  int rc = fsync(fd) == 0 ? 0 : -errno;
-  close(fd);
-  return rc;
-}
-
 static int fsync_close(FILE *f) {
   int rc = 0;
   if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = -errno;
@@ -98,7 +91,7 @@ static int write_atomic(const char *dir, const char *name, const char *text, ps_
   FILE *f = fopen(tmp, "w");
   if (!f) return ps_err_set(err, -errno, "%s: cannot create: %s", tmp, strerror(errno));
   fputs(text, f);
-  if (fsync_close(f) < 0 || rename(tmp, path) != 0 || fsync_dir(dir) < 0)
+  if (fsync_close(f) < 0 || rename(tmp, path) != 0 || ps_fsync_dir(dir) < 0)
     return ps_err_set(err, PS_EIO, "%s: cannot write: %s", path, strerror(errno));
   return 0;
 }
@@ -183,8 +176,8 @@ static void move_inputs(const char *dir, const proteome_t *p, const char *sub) {
     snprintf(to, sizeof to, "%s/%s", d, b ? b + 1 : files[i]);
     if (rename(files[i], to) != 0) PS_WARN("cannot move file=%s to=%s: %s", files[i], to, strerror(errno));
   }
-  fsync_dir(d);
-  fsync_dir(dir);
+  ps_fsync_dir(d);
+  ps_fsync_dir(dir);
 }
 
 typedef struct ctx {
@@ -444,7 +437,7 @@ static int process(ctx_t *c, proteome_t *p) {
       return output_fault(p, c->out, err.code < 0 && err.code > -4096 ? -err.code : EIO, nm);
     }
   }
-  if (rename(t_tsv, o_tsv) != 0 || rename(t_js, o_js) != 0 || fsync_dir(c->out) < 0) {
+  if (rename(t_tsv, o_tsv) != 0 || rename(t_js, o_js) != 0 || ps_fsync_dir(c->out) < 0) {
     int e = errno;
     unlink(t_tsv), unlink(t_js);
     return output_fault(p, o_tsv, e, "rename into place");

@@ -5,13 +5,13 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "cli.h"
 #include "config.h"
 #include "curve.h"
+#include "io.h"
 #include "log.h"
 #include "signals.h"
 #include "wire.h"
@@ -34,12 +34,6 @@ typedef struct prod {
   int eos;
   uint64_t eos_rows, eos_batches, eos_proteins;
 } prod_t;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static prod_t *find_prod(prod_t *p, int *n, const char *name) {
   for (int i = 0; i < *n; i++)
@@ -90,7 +84,7 @@ int cli_consume(int argc, char **argv) {
       goto out;
     }
     if (rc < 0) goto out;
-    if (t0 == 0) t0 = now_s();
+    if (t0 == 0) t0 = ps_mono_s();
     prod_t *p = find_prod(prods, &np, env->producer);
     if (!p) {
       wire_free(&env);
@@ -116,7 +110,7 @@ int cli_consume(int argc, char **argv) {
         for (size_t k = r0 * b->dim; k < r1 * b->dim; k++) sum += x[k] * (double)(((k - r0 * b->dim) % 7) + 1);
         fprintf(dump, "%s %" PRIu64 " %s %zu %.9g %d\n", env->producer, env->seq, b->protein_ids[i], r1 - r0, sum, v);
       }
-      t_last = now_s();
+      t_last = ps_mono_s();
       if (delay > 0) usleep((useconds_t)delay * 1000);
       break;
     }
