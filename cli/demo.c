@@ -40,6 +40,7 @@
 #include "npy.h"
 #include "prom.h"
 #include "supervise.h"
+#include "synth.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -475,7 +476,7 @@ int cli_demo(int argc, char **argv) {
     char *sargv[] = {"synth", "--data", datadir, "--out", synth_dir, "--seed", (char *)ps_config_str(cfg, "seed"),
                      "--dim", (char *)ps_config_str(cfg, "dim"), "--n-terms", (char *)ps_config_str(cfg, "n-terms"),
                      "--formats", "npy", "--quiet", "1", NULL};
-    if (synth_main(15, sargv) != 0) {
+    if (cli_synth(15, sargv) != 0) {
       fprintf(stderr, "protsae demo: generating the dataset failed\n");
       goto out;
     }

@@ -87,7 +87,7 @@ static int fill_opts(ps_config_t *c, synth_opts_t *o, ps_err_t *err) {
   return 0;
 }
 
-int synth_main(int argc, char **argv) {
+int cli_synth(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   synth_data_t data = {0};

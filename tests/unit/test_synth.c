@@ -1,4 +1,4 @@
-// Unit tests of protsae synth (cli/synth.h): random streams, motif matchers, the plan built on
+// Unit tests of protsae synth (cli/synth/synth.h): random streams, motif matchers, the plan built on
 // the real human data (../shared/data/human-swissprot via PROTSAE_SHARED), the planted signal,
 // determinism of every output byte, residue rows and motif directions, the ground-truth files,
 // and reading the outputs back through the embedding sources. Exit 77 when the data are absent

@@ -1,16 +1,16 @@
-// protsae consume — a pipeline sink: pulls Envelopes, checks EmbeddingBatches, counts rows and
-// proteins per producer, and stops when every expected producer's EndOfStream has arrived and
-// its counts are matched. Used by the demo (until the trainer takes its place), by integration
-// tests (--dump writes one line per protein: producer seq id rows checksum) and benchmarks.
+// protsae consume (developer tool) — a pipeline sink: pulls Envelopes, checks EmbeddingBatches,
+// counts rows and proteins per producer, and stops when every expected producer's EndOfStream has
+// arrived and its counts are matched. Used by the integration tests of the reader (--dump writes
+// one line per protein: producer seq id rows checksum validation).
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#include "cli.h"
 #include "config.h"
 #include "curve.h"
+#include "dev.h"
 #include "io.h"
 #include "log.h"
 #include "signals.h"
