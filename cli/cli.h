@@ -17,8 +17,6 @@ int cli_enrich(int argc, char **argv);
 int cli_features(int argc, char **argv);
 int cli_feature(int argc, char **argv);
 int cli_synth(int argc, char **argv);
-// GO enrichment of the feature stores fstore (and nstore, neurons; may be NULL) against the data
-// directory's ontology and annotations; summary on stdout, TSVs in outdir. 0 or 1.
 int cli_enrich_store(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_report(int argc, char **argv);
@@ -26,11 +24,6 @@ int cli_annotate(int argc, char **argv);
 int cli_keys(int argc, char **argv);    // a CURVE keypair (common/curve.h) as key files
 int cli_dump(int argc, char **argv);    // the whole store as text (fs_dump), for comparing runs
 int cli_export(int argc, char **argv);  // a store's results (enrichment, explanations) as TSV / JSONL
-int demo_enrich(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads);
-// The same with the proteins listed in holdout_ids (one id a line; NULL = none) left out: not in the
-// population and their activations dropped, so the feature -> term map is learned without them.
-int demo_enrich_holdout(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads,
-                        const char *holdout_ids);
 
 // Path of a stage executable (protsae-NAME): $PROTSAE_LIBEXEC, else beside this binary, else the
 // build tree (../stages/NAME/). Writes into buf; returns buf or NULL when not found.

@@ -110,8 +110,8 @@ typedef struct topo {
 
 static const char *g_logs;  // WORKDIR/logs
 
-// A stage: argv from the NULL-terminated list of strings (copied); NULL entries inside are not
-// possible, so optional flags are added with topo_arg. Returns its index.
+// A stage named name, its log in WORKDIR/logs/NAME.log; its argv is filled afterwards (argv_push
+// for the executable, topo_arg for each flag). Returns its index.
 static size_t topo_add(topo_t *t, const char *name, sv_role_t role, int max_restarts, int group) {
   PS_ASSERT(t->n < SV_MAX_STAGES);
   size_t i = t->n++;
@@ -160,25 +160,22 @@ static void topo_free(topo_t *t) {
   free(t);
 }
 
-// Progress while a topology runs: a reader's metrics (and a trainer's).
-typedef struct progress_ctx {
-  prom_progress_t prog;
-} progress_ctx_t;
-static void progress_poll(void *ctx) { prom_progress_poll(&((progress_ctx_t *)ctx)->prog); }
-static void progress_quiet(void *ctx) { prom_progress_end(&((progress_ctx_t *)ctx)->prog); }
+// Progress while a topology runs (ctx: a prom_progress_t): a reader's metrics (and a trainer's).
+static void progress_poll(void *ctx) { prom_progress_poll(ctx); }
+static void progress_quiet(void *ctx) { prom_progress_end(ctx); }
 
 // Run t under the supervisor with a progress line from the reader on port (train_port: the
 // trainer's too). 0, 130 when interrupted by a signal, 1 when it failed (the supervisor has said
 // which stage and printed its log's tail).
 static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_result_t *res) {
-  progress_ctx_t pc;
-  prom_progress_init(&pc.prog, label, port);
-  pc.prog.train_port = train_port;
-  sv_opts_t o = {.poll = progress_poll, .quiet = progress_quiet, .ctx = &pc, .stop_ms = 10000};
+  prom_progress_t prog;
+  prom_progress_init(&prog, label, port);
+  prog.train_port = train_port;
+  sv_opts_t o = {.poll = progress_poll, .quiet = progress_quiet, .ctx = &prog, .stop_ms = 10000};
   ps_err_t err = {0};
   fflush(stdout);
   int rc = sv_run(t->st, t->n, &o, res, &err);
-  prom_progress_end(&pc.prog);
+  prom_progress_end(&prog);
   fflush(stdout);
   if (rc == PS_EINTR) {
     fprintf(stderr, "protsae demo: interrupted (%s): every stage stopped\n", label);

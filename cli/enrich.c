@@ -350,12 +350,11 @@ int cli_enrich(int argc, char **argv) {
   enrich_opts_t eo;
   enrich_opts_default(&eo);
   int64_t threads = 2, chunk = 4096, min_size = 5, max_hits = 0, seed = 1;
-  if (ps_config_i64(cfg, "threads", &threads, &err) || ps_config_i64(cfg, "chunk-rows", &chunk, &err) ||
-      ps_config_i64(cfg, "min-size", &min_size, &err) || ps_config_i64(cfg, "max-hits", &max_hits, &err) ||
-      ps_config_i64(cfg, "seed", &seed, &err) || ps_config_f64(cfg, "act-frac", &eo.act_frac, &err) ||
-      ps_config_f64(cfg, "alpha", &eo.alpha, &err) ||
-      enrich_f1_parse(ps_config_str(cfg, "f1-thresholds"), &eo, &err))
-    goto out;
+  const ps_config_bind_t opts[] = {PS_CFG_I64("threads", &threads),    PS_CFG_I64("chunk-rows", &chunk),
+                                   PS_CFG_I64("min-size", &min_size),  PS_CFG_I64("max-hits", &max_hits),
+                                   PS_CFG_I64("seed", &seed),          PS_CFG_F64("act-frac", &eo.act_frac),
+                                   PS_CFG_F64("alpha", &eo.alpha),     {0}};
+  if (ps_config_read(cfg, opts, &err) || enrich_f1_parse(ps_config_str(cfg, "f1-thresholds"), &eo, &err)) goto out;
   if (enrich_alt_parse(ps_config_str(cfg, "alternative"), &eo.alternative) || eo.alternative == ENRICH_LESS) {
     ps_err_set(&err, PS_ECONFIG, "--alternative '%s': greater | two-sided", ps_config_str(cfg, "alternative"));
     goto out;

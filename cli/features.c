@@ -105,11 +105,11 @@ int cli_features(int argc, char **argv) {
   row_t *rows = NULL;
   char **names = NULL;
   int status = 1;
-  int64_t limit;
-  double dense;
-  if (ps_config_i64(cfg, "limit", &limit, &err) < 0 || ps_config_f64(cfg, "dense", &dense, &err) < 0 ||
-      ps_config_bool(cfg, "asc", &sort_asc, &err) < 0)
-    goto out;
+  int64_t limit = 50;
+  double dense = 0.1;
+  const ps_config_bind_t opts[] = {PS_CFG_I64("limit", &limit), PS_CFG_F64("dense", &dense), PS_CFG_BOOL("asc", &sort_asc),
+                                   {0}};
+  if (ps_config_read(cfg, opts, &err) < 0) goto out;
   const char *s = ps_config_str(cfg, "sort"), *flt = ps_config_str(cfg, "filter");
   if (!strcmp(s, "frequency")) sort_key = 0;
   else if (!strcmp(s, "max")) sort_key = 1;

@@ -53,12 +53,12 @@ int cli_consume(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_cli(&cfg, table, "protsae consume", argc, argv);
   if (crc >= 0) return crc;
-  int64_t nprod, hwm, timeout, delay;
-  int quiet;
-  if (ps_config_i64(cfg, "producers", &nprod, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||
-      ps_config_i64(cfg, "timeout-ms", &timeout, &err) < 0 ||
-      ps_config_i64(cfg, "delay-ms", &delay, &err) < 0 || ps_config_bool(cfg, "quiet", &quiet, &err) < 0)
-    goto out;
+  int64_t nprod = 1, hwm = 16, timeout = -1, delay = 0;
+  int quiet = 0;
+  const ps_config_bind_t opts[] = {PS_CFG_I64("producers", &nprod), PS_CFG_I64("hwm", &hwm),
+                                   PS_CFG_I64("timeout-ms", &timeout), PS_CFG_I64("delay-ms", &delay),
+                                   PS_CFG_BOOL("quiet", &quiet), {0}};
+  if (ps_config_read(cfg, opts, &err) < 0) goto out;
   const char *dp = ps_config_str(cfg, "dump");
   if (dp && !(dump = fopen(dp, "w"))) {
     ps_err_set(&err, PS_EIO, "%s: cannot write", dp);

@@ -399,27 +399,13 @@ void synth_data_free(synth_data_t *d) {
 
 // ---- options -----------------------------------------------------------------------------
 void synth_opts_default(synth_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->seed = 1;
-  o->dim = 480;
-  o->n_terms = 1000;
-  o->min_size = 10;
-  o->max_size = 300;
-  o->feature_scale = 1.0;
-  o->magnitude_spread = 0.5;
-  o->noise = 0.03;
-  o->mean_scale = 0.5;
-  o->n_outliers = 3;
-  o->outlier_scale = 20.0;
-  o->outlier_jitter = 0.5;
-  o->levels = SYNTH_LEVEL_PROTEIN;
-  o->residue_proteins = 500;
-  o->aa_scale = 1.0;
-  o->motif_scale = 1.0;
-  o->residue_noise = 0.2;
-  o->formats = SYNTH_FMT_NPY | SYNTH_FMT_SAFETENSORS | SYNTH_FMT_H5;
-  o->residue_formats = SYNTH_FMT_NPY | SYNTH_FMT_PT;
-  o->layer = 12;
+  *o = (synth_opts_t){.seed = 1, .dim = 480, .n_terms = 1000, .min_size = 10, .max_size = 300,
+                      .feature_scale = 1.0, .magnitude_spread = 0.5, .noise = 0.03, .mean_scale = 0.5,
+                      .n_outliers = 3, .outlier_scale = 20.0, .outlier_jitter = 0.5,
+                      .levels = SYNTH_LEVEL_PROTEIN, .residue_proteins = 500,
+                      .aa_scale = 1.0, .motif_scale = 1.0, .residue_noise = 0.2,
+                      .formats = SYNTH_FMT_NPY | SYNTH_FMT_SAFETENSORS | SYNTH_FMT_H5,
+                      .residue_formats = SYNTH_FMT_NPY | SYNTH_FMT_PT, .layer = 12};
 }
 
 int synth_parse_formats(const char *s, unsigned *out, ps_err_t *err) {
