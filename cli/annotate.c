@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "config.h"
 #include "godata.h"
+#include "io.h"
 #include "log.h"
 #include "signals.h"
 
@@ -75,14 +76,6 @@ static double file_age_s(const char *p) {
 }
 static int exists(const char *p) { return access(p, F_OK) == 0; }
 
-static int fsync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -errno;
-  int rc = fsync(fd) == 0 ? 0 : -errno;
-  close(fd);
-  return rc;
-}
-
 static int fsync_close(FILE *f) {
   int rc = 0;
   if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = -errno;
@@ -98,7 +91,7 @@ static int write_atomic(const char *dir, const char *name, const char *text, ps_
   FILE *f = fopen(tmp, "w");
   if (!f) return ps_err_set(err, -errno, "%s: cannot create: %s", tmp, strerror(errno));
   fputs(text, f);
-  if (fsync_close(f) < 0 || rename(tmp, path) != 0 || fsync_dir(dir) < 0)
+  if (fsync_close(f) < 0 || rename(tmp, path) != 0 || ps_fsync_dir(dir) < 0)
     return ps_err_set(err, PS_EIO, "%s: cannot write: %s", path, strerror(errno));
   return 0;
 }
@@ -183,8 +176,8 @@ static void move_inputs(const char *dir, const proteome_t *p, const char *sub) {
     snprintf(to, sizeof to, "%s/%s", d, b ? b + 1 : files[i]);
     if (rename(files[i], to) != 0) PS_WARN("cannot move file=%s to=%s: %s", files[i], to, strerror(errno));
   }
-  fsync_dir(d);
-  fsync_dir(dir);
+  ps_fsync_dir(d);
+  ps_fsync_dir(dir);
 }
 
 typedef struct ctx {
@@ -227,26 +220,20 @@ static int output_fault(const proteome_t *p, const char *path, int e, const char
 // loaded model copy-on-write.
 #define ISOLATED_CRASH (-20001)
 
-static int write_all(int fd, const void *b, size_t n) {
-  const char *p = b;
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w, n -= (size_t)w;
-  }
-  return 0;
-}
-static int read_all(int fd, void *b, size_t n) {
+// All n bytes through the pipe (write when out, read otherwise), retrying short transfers and
+// EINTR. 0, or -1 on an error or end of file.
+static int pipe_all(int fd, void *b, size_t n, int out) {
   char *p = b;
   while (n) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    p += r, n -= (size_t)r;
+    ssize_t k = out ? write(fd, p, n) : read(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    p += k, n -= (size_t)k;
   }
   return 0;
 }
+static int write_all(int fd, const void *b, size_t n) { return pipe_all(fd, (void *)b, n, 1); }
+static int read_all(int fd, void *b, size_t n) { return pipe_all(fd, b, n, 0); }
 
 typedef struct child_head {
   int rc, code;
@@ -444,7 +431,7 @@ static int process(ctx_t *c, proteome_t *p) {
       return output_fault(p, c->out, err.code < 0 && err.code > -4096 ? -err.code : EIO, nm);
     }
   }
-  if (rename(t_tsv, o_tsv) != 0 || rename(t_js, o_js) != 0 || fsync_dir(c->out) < 0) {
+  if (rename(t_tsv, o_tsv) != 0 || rename(t_js, o_js) != 0 || ps_fsync_dir(c->out) < 0) {
     int e = errno;
     unlink(t_tsv), unlink(t_js);
     return output_fault(p, o_tsv, e, "rename into place");
@@ -552,15 +539,15 @@ int cli_annotate(int argc, char **argv) {
     fprintf(stderr, "protsae annotate: --watch, --sae and --db are required (--help)\n");
     goto out;
   }
-  if (ps_config_bool(cfg, "once", &once, &err) < 0 || ps_config_bool(cfg, "evaluate", &c.evaluate, &err) < 0 ||
-      ps_config_i64(cfg, "interval-ms", &interval, &err) < 0 || ps_config_i64(cfg, "settle-ms", &settle, &err) < 0 ||
-      ps_config_i64(cfg, "missing-after", &missing, &err) < 0 || ps_config_i64(cfg, "batch-rows", &batch, &err) < 0 ||
-      ps_config_i64(cfg, "pace-ms", &pace, &err) < 0 || ps_config_i64(cfg, "max-terms", &max_terms, &err) < 0 || ps_config_f64(cfg, "min-score", &min_score, &err) < 0) {
-    fprintf(stderr, "protsae annotate: %s\n", err.msg);
-    goto out;
-  }
   int scale_act = 1;
-  if (ps_config_bool(cfg, "scale-activation", &scale_act, &err) < 0) {
+  const ps_config_bind_t opts[] = {
+      PS_CFG_BOOL("once", &once),           PS_CFG_BOOL("evaluate", &c.evaluate),
+      PS_CFG_I64("interval-ms", &interval), PS_CFG_I64("settle-ms", &settle),
+      PS_CFG_I64("missing-after", &missing), PS_CFG_I64("batch-rows", &batch),
+      PS_CFG_I64("pace-ms", &pace),         PS_CFG_I64("max-terms", &max_terms),
+      PS_CFG_F64("min-score", &min_score),  PS_CFG_BOOL("scale-activation", &scale_act),
+      {0}};
+  if (ps_config_read(cfg, opts, &err) < 0) {
     fprintf(stderr, "protsae annotate: %s\n", err.msg);
     goto out;
   }

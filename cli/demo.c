@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -36,10 +35,12 @@
 #include "fasta.h"
 #include "featstore.h"
 #include "fsutil.h"
+#include "hash.h"
+#include "io.h"
 #include "npy.h"
 #include "prom.h"
-#include "strmap.h"
 #include "supervise.h"
+#include "synth.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -91,12 +92,6 @@ static int fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *
   return rc < 0 ? rc : 0;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int need_stage(const char *name, char *buf, size_t cap) {
   if (cli_stage_path(name, buf, cap)) return 0;
   fprintf(stderr, "protsae demo: cannot find the protsae-%s executable (set PROTSAE_LIBEXEC)\n", name);
@@ -115,8 +110,8 @@ typedef struct topo {
 
 static const char *g_logs;  // WORKDIR/logs
 
-// A stage: argv from the NULL-terminated list of strings (copied); NULL entries inside are not
-// possible, so optional flags are added with topo_arg. Returns its index.
+// A stage named name, its log in WORKDIR/logs/NAME.log; its argv is filled afterwards (argv_push
+// for the executable, topo_arg for each flag). Returns its index.
 static size_t topo_add(topo_t *t, const char *name, sv_role_t role, int max_restarts, int group) {
   PS_ASSERT(t->n < SV_MAX_STAGES);
   size_t i = t->n++;
@@ -165,25 +160,22 @@ static void topo_free(topo_t *t) {
   free(t);
 }
 
-// Progress while a topology runs: a reader's metrics (and a trainer's).
-typedef struct progress_ctx {
-  prom_progress_t prog;
-} progress_ctx_t;
-static void progress_poll(void *ctx) { prom_progress_poll(&((progress_ctx_t *)ctx)->prog); }
-static void progress_quiet(void *ctx) { prom_progress_end(&((progress_ctx_t *)ctx)->prog); }
+// Progress while a topology runs (ctx: a prom_progress_t): a reader's metrics (and a trainer's).
+static void progress_poll(void *ctx) { prom_progress_poll(ctx); }
+static void progress_quiet(void *ctx) { prom_progress_end(ctx); }
 
 // Run t under the supervisor with a progress line from the reader on port (train_port: the
 // trainer's too). 0, 130 when interrupted by a signal, 1 when it failed (the supervisor has said
 // which stage and printed its log's tail).
 static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_result_t *res) {
-  progress_ctx_t pc;
-  prom_progress_init(&pc.prog, label, port);
-  pc.prog.train_port = train_port;
-  sv_opts_t o = {.poll = progress_poll, .quiet = progress_quiet, .ctx = &pc, .stop_ms = 10000};
+  prom_progress_t prog;
+  prom_progress_init(&prog, label, port);
+  prog.train_port = train_port;
+  sv_opts_t o = {.poll = progress_poll, .quiet = progress_quiet, .ctx = &prog, .stop_ms = 10000};
   ps_err_t err = {0};
   fflush(stdout);
   int rc = sv_run(t->st, t->n, &o, res, &err);
-  prom_progress_end(&pc.prog);
+  prom_progress_end(&prog);
   fflush(stdout);
   if (rc == PS_EINTR) {
     fprintf(stderr, "protsae demo: interrupted (%s): every stage stopped\n", label);
@@ -353,15 +345,6 @@ static void print_interp_table(json_t *f, json_t *n) {
   }
 }
 
-// Held-out proteins: a seeded hash of the id (splitmix64 of FNV-1a ^ seed) below frac.
-static int held_out(const char *id, uint64_t seed, double frac) {
-  uint64_t z = strmap_hash(id) ^ (seed * 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return (double)(z >> 11) * 0x1.0p-53 < frac;
-}
-
 // The held-out proteins of the dataset as one proteome: dir/heldout.fasta, .npy, .ids; their ids
 // also in ids_out. Streams the FASTA and the embeddings (one record at a time).
 static int write_holdout(const char *fasta, const char *emb, const char *ids, const char *dir, const char *ids_out,
@@ -385,14 +368,14 @@ static int write_holdout(const char *fasta, const char *emb, const char *ids, co
   if ((rc = fasta_open(&fr, fasta, err)) < 0) goto out;
   fasta_record_t r;
   while ((rc = fasta_next(fr, &r, err)) > 0)
-    if (held_out(r.id, seed, frac)) fprintf(ff, ">%s%s%s\n%s\n", r.id, r.desc[0] ? " " : "", r.desc, r.seq);
+    if (ps_id_in_fraction(r.id, seed, frac)) fprintf(ff, ">%s%s%s\n%s\n", r.id, r.desc[0] ? " " : "", r.desc, r.seq);
   if (rc < 0) goto out;
   emb_source_opts_t eo = {.path = emb, .level = EMB_LEVEL_PROTEIN, .layer = -1, .ids_path = ids};
   if ((rc = emb_source_open(&src, &eo, err)) < 0) goto out;
   emb_record_t e;
   snprintf(p, sizeof p, "%s/heldout.npy", dir);
   while ((rc = emb_source_next(src, &e, err)) > 0) {
-    if (!held_out(e.id, seed, frac)) continue;
+    if (!ps_id_in_fraction(e.id, seed, frac)) continue;
     if (!w && (rc = npy_writer_open(&w, p, NPY_F32, e.dim, err)) < 0) goto out;
     if ((rc = npy_writer_append_f32(w, e.rows, 1, err)) < 0) goto out;
     fprintf(fi, "%s\n", e.id);
@@ -433,7 +416,7 @@ int cli_demo(int argc, char **argv) {
   g_logs = logs;
   snprintf(synth_dir, sizeof synth_dir, "%s/synth", absw);
   snprintf(meta, sizeof meta, "%s/truth/meta.json", synth_dir);
-  double t0 = now_s(), t1;
+  double t0 = ps_mono_s(), t1;
   const char *u_emb = ps_config_str(cfg, "emb"), *u_fasta = ps_config_str(cfg, "fasta"),
              *u_ids = ps_config_str(cfg, "ids"), *u_data = ps_config_str(cfg, "data");
   int user = u_emb != NULL;  // protsae run: the user's embeddings, no planted truth
@@ -490,7 +473,7 @@ int cli_demo(int argc, char **argv) {
     char *sargv[] = {"synth", "--data", datadir, "--out", synth_dir, "--seed", (char *)ps_config_str(cfg, "seed"),
                      "--dim", (char *)ps_config_str(cfg, "dim"), "--n-terms", (char *)ps_config_str(cfg, "n-terms"),
                      "--formats", "npy", "--quiet", "1", NULL};
-    if (synth_main(15, sargv) != 0) {
+    if (cli_synth(15, sargv) != 0) {
       fprintf(stderr, "protsae demo: generating the dataset failed\n");
       goto out;
     }
@@ -519,7 +502,7 @@ have_data:;
     fprintf(stderr, "protsae demo: cannot remove %s: %s\n", sae_dir, strerror(-rc));
     goto out;
   }
-  t1 = now_s();
+  t1 = ps_mono_s();
   printf("[2/6] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> protsae-trainer\n",
          ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
   {
@@ -565,7 +548,7 @@ have_data:;
       printf("      %d restart%s of the training (the trainer resumed from its last checkpoint)\n", res.restarts,
              res.restarts > 1 ? "s" : "");
   }
-  printf("      trained in %.0f s\n", now_s() - t1);
+  printf("      trained in %.0f s\n", ps_mono_s() - t1);
 trained:;
   recovery_t rec = {.planted_recovery_cos09 = NAN};
   if (user) {
@@ -613,7 +596,7 @@ trained:;
   char fstore[PATH_MAX + 16], nstore[PATH_MAX + 16];
   snprintf(fstore, sizeof fstore, "%s/features.db", absw);
   snprintf(nstore, sizeof nstore, "%s/neurons.db", absw);
-  t1 = now_s();
+  t1 = ps_mono_s();
   printf("[3/6] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB) -> "
          "protsae-interpreter, SAE features then neurons\n", (long long)n_enc);
   if (holdout > 0)
@@ -633,7 +616,7 @@ trained:;
     goto out;
   }
   printf("      encoded, enriched and explained in %.0f s; feature stores %s, %s (protsae features / feature N "
-         "--db ...)\n", now_s() - t1, fstore, nstore);
+         "--db ...)\n", ps_mono_s() - t1, fstore, nstore);
   store_figs_t ff, nf;
   store_figs_load(&ff, fstore);
   store_figs_load(&nf, nstore);
@@ -663,7 +646,7 @@ trained:;
     fm[k] = naive[k] = (annot_fmax_result_t){.fmax = NAN, .tau = NAN, .precision = NAN, .recall = NAN};
   snprintf(ann_out, sizeof ann_out, "%s/out", ann_dir);
   if (n_held > 0) {
-    t1 = now_s();
+    t1 = ps_mono_s();
     printf("[6/6] GO prediction for the %lld held-out proteins from their features\n", (long long)n_held);
     fflush(stdout);
     snprintf(hf, sizeof hf, "%s/heldout.fasta", drop);
@@ -679,7 +662,7 @@ trained:;
     memcpy(naive, ev.naive, sizeof naive);
     n_eval = (double)ev.n_evaluated;
     printf("      Fmax %.4f (naive %.4f) over %.0f proteins, in %.0f s; per protein: features, explanations, GO "
-           "terms in %s/heldout.{tsv,jsonl}\n", fm[0].fmax, naive[0].fmax, n_eval, now_s() - t1, ann_out);
+           "terms in %s/heldout.{tsv,jsonl}\n", fm[0].fmax, naive[0].fmax, n_eval, ps_mono_s() - t1, ann_out);
   } else {
     printf("[6/6] no held-out proteins (--holdout 0): GO prediction not evaluated\n");
   }
@@ -699,7 +682,7 @@ trained:;
   for (int k = 0; k < 3; k++)
     printf("annotate_fmax_%s: %.4f\nannotate_naive_fmax_%s: %.4f\n", nsn[k], fm[1 + k].fmax, nsn[k],
            naive[1 + k].fmax);
-  printf("seconds: %.1f\n", now_s() - t0);
+  printf("seconds: %.1f\n", ps_mono_s() - t0);
   printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
   status = 0;
 out:

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -25,6 +24,7 @@
 #include "emb.h"
 #include "enrich.h"
 #include "godata.h"
+#include "io.h"
 #include "go.h"
 #include "log.h"
 #include "sae.h"
@@ -55,12 +55,6 @@ static const ps_config_entry_t table[] = {
     {"seed", "1", "seed of the random-term baseline (monosemanticity)"},
     {NULL, NULL, NULL},
 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 
 
@@ -159,7 +153,7 @@ static int read_encode(const char *emb_path, const char *ids_path, sae_t *sae, p
       nb++;
     }
     if ((g == 0 && nb > 0) || nb == chunk) {
-      double t0 = now_s();
+      double t0 = ps_mono_s();
       if (na)
         for (int64_t r = 0; r < nb; r++) {
           csr_row_begin(&na->csr);
@@ -178,7 +172,7 @@ static int read_encode(const char *emb_path, const char *ids_path, sae_t *sae, p
           csr_row_end(&fa->csr);
         }
       }
-      t_enc += now_s() - t0;
+      t_enc += ps_mono_s() - t0;
       nb = 0;
     }
     if (g == 0) break;
@@ -356,12 +350,11 @@ int cli_enrich(int argc, char **argv) {
   enrich_opts_t eo;
   enrich_opts_default(&eo);
   int64_t threads = 2, chunk = 4096, min_size = 5, max_hits = 0, seed = 1;
-  if (ps_config_i64(cfg, "threads", &threads, &err) || ps_config_i64(cfg, "chunk-rows", &chunk, &err) ||
-      ps_config_i64(cfg, "min-size", &min_size, &err) || ps_config_i64(cfg, "max-hits", &max_hits, &err) ||
-      ps_config_i64(cfg, "seed", &seed, &err) || ps_config_f64(cfg, "act-frac", &eo.act_frac, &err) ||
-      ps_config_f64(cfg, "alpha", &eo.alpha, &err) ||
-      enrich_f1_parse(ps_config_str(cfg, "f1-thresholds"), &eo, &err))
-    goto out;
+  const ps_config_bind_t opts[] = {PS_CFG_I64("threads", &threads),    PS_CFG_I64("chunk-rows", &chunk),
+                                   PS_CFG_I64("min-size", &min_size),  PS_CFG_I64("max-hits", &max_hits),
+                                   PS_CFG_I64("seed", &seed),          PS_CFG_F64("act-frac", &eo.act_frac),
+                                   PS_CFG_F64("alpha", &eo.alpha),     {0}};
+  if (ps_config_read(cfg, opts, &err) || enrich_f1_parse(ps_config_str(cfg, "f1-thresholds"), &eo, &err)) goto out;
   if (enrich_alt_parse(ps_config_str(cfg, "alternative"), &eo.alternative) || eo.alternative == ENRICH_LESS) {
     ps_err_set(&err, PS_ECONFIG, "--alternative '%s': greater | two-sided", ps_config_str(cfg, "alternative"));
     goto out;
@@ -399,7 +392,7 @@ int cli_enrich(int argc, char **argv) {
     snprintf(buf, sizeof buf, "%.*s%sproteins.ids", sl ? (int)(sl - emb) : 0, emb, sl ? "/" : "");
     if (access(buf, R_OK) == 0) ids_path = ids_auto = ps_xstrdup(buf);
   }
-  double t0 = now_s();
+  double t0 = ps_mono_s();
   if (go_ontology_load(&onto, obo, NULL, &err)) goto out;
   annot = go_annotations_new();
   go_annot_report_t rep;
@@ -415,7 +408,7 @@ int cli_enrich(int argc, char **argv) {
           "proteins=%zu seconds=%.2f",
           ann, (unsigned long long)rep.lines, (unsigned long long)rep.used, (unsigned long long)rep.unknown_ids,
           (unsigned long long)rep.obsolete_mapped, (unsigned long long)rep.obsolete_skipped, annot->n_proteins,
-          now_s() - t0);
+          ps_mono_s() - t0);
   pool = ps_pool_new((int)threads);
   if (!pool) {
     ps_err_set(&err, -errno, "thread pool of %lld: %s", (long long)threads, strerror(errno));

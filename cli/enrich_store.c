@@ -19,7 +19,6 @@
 #include "featstore.h"
 #include "godata.h"
 #include "pool.h"
-#include "strmap.h"
 #include "wire.h"
 #include <zmq.h>
 
@@ -31,9 +30,9 @@ typedef struct store_run {
   int have;
 } store_run_t;
 
-// excl (may be NULL): proteins left out (not in the population, their activations dropped).
+// The enrichment of one store's features: summary in out, TSVs tsv_dir/NAME_terms.tsv and NAME.tsv.
 static int run_store(const char *store, const go_ontology_t *onto, const go_annotations_t *annot, ps_pool_t *pool,
-                     const char *tsv_dir, const char *name, const strmap_t *excl, store_run_t *out, ps_err_t *err) {
+                     const char *tsv_dir, const char *name, store_run_t *out, ps_err_t *err) {
   fs_t *fs = NULL;
   fs_csc_t c = {0};
   int rc = fs_open(&fs, store, FS_OPEN_READONLY, err);
@@ -45,24 +44,10 @@ static int run_store(const char *store, const go_ontology_t *onto, const go_anno
   int64_t *indptr = ps_xmalloc((size_t)(nf + 1) * sizeof *indptr);
   int32_t *rows = ps_xmalloc((size_t)(nnz ? nnz : 1) * sizeof *rows);
   out->annot_of = ps_xmalloc((size_t)(np ? np : 1) * sizeof *out->annot_of);
-  uint8_t *held = ps_xcalloc((size_t)(np ? np : 1), 1);
-  for (int64_t p = 0; p < np; p++) {
-    held[p] = excl && strmap_get(excl, c.ids[p], NULL);
-    out->annot_of[p] = held[p] ? -1 : go_annotations_find(annot, c.ids[p]);
-  }
-  float *vals = c.vals;
-  int64_t o = 0;
-  indptr[0] = 0;
-  for (int64_t f = 0; f < nf; f++) {  // held-out proteins' activations dropped (in place)
-    for (uint64_t j = c.colptr[f]; j < c.colptr[f + 1]; j++)
-      if (!held[c.rows[j]]) {
-        rows[o] = (int32_t)c.rows[j];
-        vals[o++] = c.vals[j];
-      }
-    indptr[f + 1] = o;
-  }
-  free(held);
-  enrich_csc_t acts = {nf, np, indptr, rows, vals};
+  for (int64_t p = 0; p < np; p++) out->annot_of[p] = go_annotations_find(annot, c.ids[p]);
+  for (int64_t f = 0; f <= nf; f++) indptr[f] = (int64_t)c.colptr[f];
+  for (int64_t j = 0; j < nnz; j++) rows[j] = (int32_t)c.rows[j];
+  enrich_csc_t acts = {nf, np, indptr, rows, c.vals};
   rc = enrich_engine_new(&out->eng, onto, annot, out->annot_of, np, NULL, err);
   if (rc == 0) rc = enrich_run(out->eng, &acts, pool, &out->res, err);
   if (rc == 0) {
@@ -107,13 +92,9 @@ static void print_compact(const enrich_summary_t *f, const enrich_summary_t *n) 
 #undef ROW
 }
 
-int demo_enrich(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads) {
-  return demo_enrich_holdout(fstore, nstore, datadir, outdir, threads, NULL);
-}
-
-int demo_enrich_holdout(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads,
-                        const char *holdout_ids) {
-  strmap_t *excl = NULL;
+// GO enrichment of the feature stores fstore (and nstore, neurons; may be NULL) against the data
+// directory's ontology and annotations; summary on stdout, TSVs in outdir. 0 or 1.
+static int enrich_stores(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads) {
   ps_err_t err = {0};
   go_ontology_t *onto = NULL;
   go_annotations_t *annot = NULL;
@@ -129,22 +110,8 @@ int demo_enrich_holdout(const char *fstore, const char *nstore, const char *data
                           : go_annotations_load_tsv(annot, onto, gd.annotations, NULL, NULL, &err)) < 0)
     goto out;
   go_annotations_propagate(annot, onto);
-  if (holdout_ids) {
-    FILE *hf = fopen(holdout_ids, "r");
-    if (!hf) {
-      ps_err_set(&err, PS_EIO, "%s: cannot open", holdout_ids);
-      goto out;
-    }
-    excl = strmap_new(1024);
-    char line[512];
-    while (fgets(line, sizeof line, hf)) {
-      line[strcspn(line, "\r\n")] = 0;
-      if (line[0]) strmap_put(excl, line, 1);
-    }
-    fclose(hf);
-  }
-  if (run_store(fstore, onto, annot, pool, outdir, "features", excl, &f, &err) < 0) goto out;
-  if (nstore && run_store(nstore, onto, annot, pool, outdir, "neurons", excl, &n, &err) < 0) goto out;
+  if (run_store(fstore, onto, annot, pool, outdir, "features", &f, &err) < 0) goto out;
+  if (nstore && run_store(nstore, onto, annot, pool, outdir, "neurons", &n, &err) < 0) goto out;
   {
     char sp[PATH_MAX];
     snprintf(sp, sizeof sp, "%s/summary.txt", outdir);
@@ -162,7 +129,6 @@ out:
   if (status && err.msg[0]) fprintf(stderr, "protsae: enrichment: %s\n", err.msg);
   free_run(&f);
   free_run(&n);
-  strmap_destroy(&excl);
   go_annotations_destroy(&annot);
   go_ontology_destroy(&onto);
   ps_pool_destroy(&pool);
@@ -232,7 +198,7 @@ int cli_enrich_store(int argc, char **argv) {
   if (!data) fprintf(stderr, "protsae enrich-store: no data directory (--data or PROTSAE_DATA)\n");
   else if (ps_config_i64(cfg, "threads", &threads, &err) < 0) fprintf(stderr, "protsae enrich-store: %s\n", err.msg);
   else
-    rc = demo_enrich(ps_config_str(cfg, "db"), ps_config_str(cfg, "neurons-db"), data, ps_config_str(cfg, "out"),
+    rc = enrich_stores(ps_config_str(cfg, "db"), ps_config_str(cfg, "neurons-db"), data, ps_config_str(cfg, "out"),
                      (int)threads);
   ps_config_destroy(&cfg);
   return rc;

@@ -161,13 +161,8 @@ int cli_export(int argc, char **argv) {
     ps_err_set(&err, -errno, "%s: cannot create: %s", dir, strerror(errno));
     goto out;
   }
-  if (fs_open(&fs, db, FS_OPEN_READONLY, &err) < 0) goto out;
   fs_meta_t m;
-  int rc = fs_meta_get(fs, &m, &err);
-  if (rc <= 0) {
-    if (rc == 0) ps_err_set(&err, PS_ENOTFOUND, "%s: the feature store is empty (nothing committed yet)", db);
-    goto out;
-  }
+  if (cli_store_open(db, &fs, &m, &err) < 0) goto out;
   int done = fs_enrich_done(fs, &err);
   if (done < 0) goto out;
   if (out_open(&ft, dir, prefix, "_terms.tsv", &err) < 0 || out_open(&ff, dir, prefix, ".tsv", &err) < 0 ||

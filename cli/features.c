@@ -1,10 +1,9 @@
-// protsae features / feature N / encode-check — read the scorer's feature store.
+// protsae features / feature N — read the scorer's feature store.
 //   features      a sortable table: frequency, mean, max, dead / dense flags, and from the store's
 //                 results (featstore.h) the significant GO terms and the explanation score
 //   feature N     one feature: statistics, top proteins with gene and protein names (from the
 //                 data directory's proteins.tsv.gz, streamed), a text histogram, its enriched GO
 //                 terms and its explanation (read from the store, never from another command's files)
-//   encode-check  the store's codes against a direct in-process encode of the same rows
 // The store is opened read-only: these work while the scorer runs (as of its last commit).
 #include <math.h>
 #include <stdio.h>
@@ -14,20 +13,10 @@
 
 #include "cli.h"
 #include "config.h"
-#include "emb.h"
 #include "featstore.h"
 #include "godata.h"
 #include "proteins_tsv.h"
-#include "sae.h"
 #include "strmap.h"
-
-static int open_store(const char *path, fs_t **fs, fs_meta_t *m, ps_err_t *err) {
-  int rc = fs_open(fs, path, FS_OPEN_READONLY, err);
-  if (rc < 0) return rc;
-  rc = fs_meta_get(*fs, m, err);
-  if (rc == 0) rc = ps_err_set(err, PS_ENOTFOUND, "%s: the feature store is empty (nothing committed yet)", path);
-  return rc < 0 ? rc : 0;
-}
 
 // ---- features --------------------------------------------------------------------------------
 typedef struct row {
@@ -116,11 +105,11 @@ int cli_features(int argc, char **argv) {
   row_t *rows = NULL;
   char **names = NULL;
   int status = 1;
-  int64_t limit;
-  double dense;
-  if (ps_config_i64(cfg, "limit", &limit, &err) < 0 || ps_config_f64(cfg, "dense", &dense, &err) < 0 ||
-      ps_config_bool(cfg, "asc", &sort_asc, &err) < 0)
-    goto out;
+  int64_t limit = 50;
+  double dense = 0.1;
+  const ps_config_bind_t opts[] = {PS_CFG_I64("limit", &limit), PS_CFG_F64("dense", &dense), PS_CFG_BOOL("asc", &sort_asc),
+                                   {0}};
+  if (ps_config_read(cfg, opts, &err) < 0) goto out;
   const char *s = ps_config_str(cfg, "sort"), *flt = ps_config_str(cfg, "filter");
   if (!strcmp(s, "frequency")) sort_key = 0;
   else if (!strcmp(s, "max")) sort_key = 1;
@@ -135,7 +124,7 @@ int cli_features(int argc, char **argv) {
     ps_err_set(&err, PS_ECONFIG, "--filter must be all, dead, dense or alive, not '%s'", flt);
     goto out;
   }
-  if (open_store(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
+  if (cli_store_open(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
   int dump = 0;
   ps_config_bool(cfg, "dump", &dump, NULL);
   if (dump) {
@@ -313,7 +302,7 @@ int cli_feature(int argc, char **argv) {
     ps_err_set(&err, PS_ECONFIG, "feature id must be a number, not '%s'", arg);
     goto out;
   }
-  if (open_store(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
+  if (cli_store_open(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
   if (id >= m.n_features) {
     ps_err_set(&err, PS_ENOTFOUND, "feature %lu: the store has features 0..%u", id, m.n_features - 1);
     goto out;
@@ -385,113 +374,6 @@ out:
     free(info);
   }
   fs_feat_clear(&f);
-  fs_close(&fs);
-  ps_config_destroy(&cfg);
-  return status;
-}
-
-// ---- encode-check ----------------------------------------------------------------------------
-static const ps_config_entry_t check_table[] = {
-    {"db", "protsae-features.db", "feature store (protsae-scorer --db), protein level"},
-    {"sae", NULL, "the SAE the encoders used"},
-    {"emb", NULL, "the embeddings the reader streamed (any format the reader takes)"},
-    {"ids", NULL, "ids file (npy)"},
-    {"batch-rows", "1024", "the reader's --batch-rows (same BLAS shapes: codes must be bitwise equal)"},
-    {NULL, NULL, NULL},
-};
-
-int cli_encode_check(int argc, char **argv) {
-  ps_err_t err = {0};
-  ps_config_t *cfg = NULL;
-  int crc = ps_config_cli(&cfg, check_table, "protsae encode-check", argc, argv);
-  if (crc >= 0) return crc;
-  if (!ps_config_str(cfg, "sae") || !ps_config_str(cfg, "emb"))
-    return ps_config_cli_bad(&cfg, check_table, "protsae encode-check", "needs --sae and --emb");
-  fs_t *fs = NULL;
-  fs_meta_t m;
-  sae_t *s = NULL;
-  sae_enc_t *enc = NULL;
-  emb_source_t *src = NULL;
-  sae_codes_t codes = {0};
-  int status = 1;
-  uint64_t checked = 0, mismatches = 0, missing = 0;
-  float *x = NULL;
-  char **ids = NULL;
-  int64_t br_alloc = 0;
-  double max_diff = 0;
-  if (open_store(ps_config_str(cfg, "db"), &fs, &m, &err) < 0) goto out;
-  if (sae_load(&s, ps_config_str(cfg, "sae"), &err) < 0) goto out;
-  if (sae_enc_new(&enc, s, NULL, 1024, &err) < 0) goto out;
-  emb_source_opts_t eo = {0};
-  eo.path = ps_config_str(cfg, "emb");
-  eo.ids_path = ps_config_str(cfg, "ids");
-  eo.layer = -1;
-  if (emb_source_open(&src, &eo, &err) < 0) goto out;
-  // Batches of the reader's size (protein level: exactly batch-rows), so BLAS sees the same shapes
-  // and the codes must be bitwise equal; values are also compared with a tolerance.
-  int64_t br;
-  if (ps_config_i64(cfg, "batch-rows", &br, &err) < 0) goto out;
-  if (br < 1) br = 1;
-  int64_t d = s->cfg.d_in, nb = 0;
-  x = ps_xmalloc((size_t)(br * d) * sizeof(float));
-  ids = ps_xcalloc((size_t)br, sizeof(char *));
-  br_alloc = br;
-  emb_record_t rec;
-  int g;
-  for (;;) {
-    g = emb_source_next(src, &rec, &err);
-    if (g < 0) goto out;
-    if (g == 1) {
-      if (rec.dim != d || rec.n_rows != 1) {
-        ps_err_set(&err, PS_EDIM, "%s: record %llu: %u x %u, the SAE takes 1 x %lld (protein level)", eo.path,
-                   (unsigned long long)rec.index, rec.n_rows, rec.dim, (long long)d);
-        goto out;
-      }
-      memcpy(x + nb * d, rec.rows, (size_t)d * sizeof(float));
-      free(ids[nb]);
-      ids[nb++] = ps_xstrdup(rec.id);
-    }
-    if (nb == br || (g == 0 && nb)) {
-      if (sae_enc_run(enc, x, nb, &codes, &err) < 0) goto out;
-      for (int64_t r = 0; r < nb; r++) {
-        uint32_t nnz, *idx;
-        float *val;
-        int got = fs_code_get(fs, ids[r], &nnz, &idx, &val, &err);
-        if (got < 0) goto out;
-        checked++;
-        if (!got) {
-          missing++;
-          continue;
-        }
-        int64_t a = codes.indptr[r], n = codes.indptr[r + 1] - a;
-        int same = (int64_t)nnz == n;
-        for (int64_t j = 0; same && j < n; j++) {
-          same = idx[j] == (uint32_t)codes.indices[a + j];
-          double diff = fabs((double)val[j] - codes.values[a + j]);
-          if (diff > max_diff) max_diff = diff;
-          if (memcmp(&val[j], &codes.values[a + j], sizeof(float))) same = 0;
-        }
-        if (!same && mismatches++ < 5) fprintf(stderr, "mismatch: %s\n", ids[r]);
-        free(idx);
-        free(val);
-      }
-      nb = 0;
-    }
-    if (g == 0) break;
-  }
-  printf("proteins_checked: %llu\nmissing: %llu\nmismatches: %llu\nmax_abs_diff: %g\n", (unsigned long long)checked,
-         (unsigned long long)missing, (unsigned long long)mismatches, max_diff);
-  status = mismatches || missing ? 1 : 0;
-out:
-  if (status && err.msg[0]) fprintf(stderr, "protsae encode-check: %s\n", err.msg);
-  sae_codes_free(&codes);
-  if (ids)
-    for (int64_t i = 0; i < br_alloc; i++) free(ids[i]);
-  free(ids);
-  free(x);
-  emb_source_destroy(&src);
-  sae_enc_free(&enc);
-  sae_free(&s);
   fs_close(&fs);
   ps_config_destroy(&cfg);
   return status;

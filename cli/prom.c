@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "io.h"
 
 static size_t on_data(char *d, size_t sz, size_t nm, void *ctx) {
   prom_buf_t *b = ctx;
@@ -76,18 +77,12 @@ int prom_free_port(void) {
   return port;
 }
 
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 void prom_progress_init(prom_progress_t *p, const char *label, int port) {
   memset(p, 0, sizeof *p);
   p->label = label;
   p->port = port;
   p->tty = isatty(STDOUT_FILENO);
-  p->t0 = mono_s();
+  p->t0 = ps_mono_s();
   p->last_print = p->t0 - 8.0;  // not a terminal: a first line after 2 s, then every 10 s
 }
 
@@ -99,7 +94,7 @@ static void human(char *out, size_t cap, double v) {
 
 void prom_progress_poll(prom_progress_t *p) {
   if (p->port <= 0) return;
-  double t = mono_s();
+  double t = ps_mono_s();
   if (!p->tty && t - p->last_print < 10.0) return;
   char url[64];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", p->port);

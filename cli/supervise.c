@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "io.h"
 
 extern char **environ;
 
@@ -33,12 +34,6 @@ typedef struct run {
   pid_t group;                // the process group new stages join (0: none yet)
   int started[SV_MAX_STAGES];
 } run_t;
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -148,11 +143,11 @@ static void stop_all(run_t *r) {
   int stop_ms = r->o->stop_ms > 0 ? r->o->stop_ms : 10000;
   int seen = g_sv_count;
   signal_all(r, SIGTERM);
-  double t_end = mono_s() + stop_ms / 1000.0;
+  double t_end = ps_mono_s() + stop_ms / 1000.0;
   for (;;) {
     for (size_t i = 0; i < r->n; i++) reap(r, i, 0);
     if (!any_running(r)) return;
-    if (mono_s() >= t_end || g_sv_count > seen) break;  // timeout, or a signal: at once
+    if (ps_mono_s() >= t_end || g_sv_count > seen) break;  // timeout, or a signal: at once
     sleep_ms(20);
   }
   signal_all(r, SIGKILL);
@@ -191,7 +186,7 @@ int sv_run(const sv_stage_t *stages, size_t n, const sv_opts_t *opts, sv_result_
   FILE *out = opts->out ? opts->out : stdout, *eout = opts->err_out ? opts->err_out : stderr;
   const char *ind = opts->indent ? opts->indent : "      ";
   run_t r = {.st = stages, .n = n, .o = opts, .res = res};
-  double t0 = mono_s();
+  double t0 = ps_mono_s();
 
   struct sigaction sa, old_int, old_term;
   memset(&sa, 0, sizeof sa);
@@ -210,7 +205,7 @@ int sv_run(const sv_stage_t *stages, size_t n, const sv_opts_t *opts, sv_result_
       rc = ps_err_set(err, PS_ESTATE, "cannot start %s (%s): %s", stages[i].name, stages[i].argv[0], strerror(-e));
     }
   }
-  double next_poll = mono_s();
+  double next_poll = ps_mono_s();
   while (rc == 0) {
     if (g_sv_count) {
       res->signal = g_sv_signal;
@@ -260,9 +255,9 @@ int sv_run(const sv_stage_t *stages, size_t n, const sv_opts_t *opts, sv_result_
     size_t sinks_done = 0;
     for (size_t i = 0; i < n; i++) sinks_done += stages[i].role == SV_SINK && res->stage[i].done;
     if (sinks_done == sinks) break;
-    if (opts->poll && mono_s() >= next_poll) {
+    if (opts->poll && ps_mono_s() >= next_poll) {
       opts->poll(opts->ctx);
-      next_poll = mono_s() + 0.2;
+      next_poll = ps_mono_s() + 0.2;
     }
     sleep_ms(20);
   }
@@ -274,6 +269,6 @@ int sv_run(const sv_stage_t *stages, size_t n, const sv_opts_t *opts, sv_result_
   }
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
-  res->seconds = mono_s() - t0;
+  res->seconds = ps_mono_s() - t0;
   return rc;
 }

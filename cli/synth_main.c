@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
-#include <time.h>
 
 #include "cli.h"
 #include "config.h"
+#include "io.h"
 #include "log.h"
 #include "synth.h"
 
@@ -40,37 +40,38 @@ static const ps_config_entry_t table[] = {
     {NULL, NULL, NULL},
 };
 
-static int get_u32(ps_config_t *c, const char *name, uint32_t *out, ps_err_t *err) {
-  int64_t v;
-  int rc = ps_config_i64(c, name, &v, err);
-  if (rc < 0) return rc;
-  if (v < 0 || v > UINT32_MAX) return ps_err_set(err, PS_ECONFIG, "%s: %lld out of range", name, (long long)v);
-  *out = (uint32_t)v;
-  return 0;
-}
-
 static int fill_opts(ps_config_t *c, synth_opts_t *o, ps_err_t *err) {
-  int rc;
-  int64_t seed, layer;
-  if ((rc = ps_config_i64(c, "seed", &seed, err)) < 0) return rc;
+  int64_t seed = 1, layer = 12;
+  int rc = ps_config_i64(c, "seed", &seed, err);
+  if (rc < 0) return rc;
   o->seed = (uint64_t)seed;
-  if ((rc = get_u32(c, "dim", &o->dim, err)) < 0) return rc;
-  if ((rc = get_u32(c, "n-terms", &o->n_terms, err)) < 0) return rc;
-  if ((rc = get_u32(c, "min-size", &o->min_size, err)) < 0) return rc;
-  if ((rc = get_u32(c, "max-size", &o->max_size, err)) < 0) return rc;
-  if ((rc = get_u32(c, "n-outliers", &o->n_outliers, err)) < 0) return rc;
-  if ((rc = get_u32(c, "residue-proteins", &o->residue_proteins, err)) < 0) return rc;
-  if ((rc = get_u32(c, "max-proteins", &o->max_proteins, err)) < 0) return rc;
   struct {
     const char *name;
-    double *dst;
-  } dbl[] = {{"feature-scale", &o->feature_scale}, {"magnitude-spread", &o->magnitude_spread},
-             {"noise", &o->noise},                 {"mean-scale", &o->mean_scale},
-             {"outlier-scale", &o->outlier_scale}, {"outlier-jitter", &o->outlier_jitter},
-             {"aa-scale", &o->aa_scale},           {"motif-scale", &o->motif_scale},
-             {"residue-noise", &o->residue_noise}};
-  for (size_t i = 0; i < sizeof dbl / sizeof *dbl; i++)
-    if ((rc = ps_config_f64(c, dbl[i].name, dbl[i].dst, err)) < 0) return rc;
+    uint32_t *dst;
+  } u32[] = {{"dim", &o->dim},
+             {"n-terms", &o->n_terms},
+             {"min-size", &o->min_size},
+             {"max-size", &o->max_size},
+             {"n-outliers", &o->n_outliers},
+             {"residue-proteins", &o->residue_proteins},
+             {"max-proteins", &o->max_proteins}};
+  for (size_t i = 0; i < sizeof u32 / sizeof *u32; i++) {
+    int64_t v = *u32[i].dst;
+    if ((rc = ps_config_i64(c, u32[i].name, &v, err)) < 0) return rc;
+    if (v < 0 || v > UINT32_MAX) return ps_err_set(err, PS_ECONFIG, "%s: %lld out of range", u32[i].name, (long long)v);
+    *u32[i].dst = (uint32_t)v;
+  }
+  const ps_config_bind_t dbl[] = {PS_CFG_F64("feature-scale", &o->feature_scale),
+                                  PS_CFG_F64("magnitude-spread", &o->magnitude_spread),
+                                  PS_CFG_F64("noise", &o->noise),
+                                  PS_CFG_F64("mean-scale", &o->mean_scale),
+                                  PS_CFG_F64("outlier-scale", &o->outlier_scale),
+                                  PS_CFG_F64("outlier-jitter", &o->outlier_jitter),
+                                  PS_CFG_F64("aa-scale", &o->aa_scale),
+                                  PS_CFG_F64("motif-scale", &o->motif_scale),
+                                  PS_CFG_F64("residue-noise", &o->residue_noise),
+                                  {0}};
+  if ((rc = ps_config_read(c, dbl, err)) < 0) return rc;
   const char *lvl = ps_config_str(c, "level");
   if (!strcmp(lvl, "protein")) o->levels = SYNTH_LEVEL_PROTEIN;
   else if (!strcmp(lvl, "residue")) o->levels = SYNTH_LEVEL_RESIDUE;
@@ -78,16 +79,16 @@ static int fill_opts(ps_config_t *c, synth_opts_t *o, ps_err_t *err) {
   else return ps_err_set(err, PS_ECONFIG, "level: '%s' is not protein, residue or both", lvl);
   if ((rc = synth_parse_formats(ps_config_str(c, "formats"), &o->formats, err)) < 0) return rc;
   if ((rc = synth_parse_formats(ps_config_str(c, "residue-formats"), &o->residue_formats, err)) < 0) return rc;
-  if ((rc = ps_config_bool(c, "f16", &o->f16, err)) < 0) return rc;
-  if ((rc = ps_config_bool(c, "quiet", &o->quiet, err)) < 0) return rc;
-  if ((rc = ps_config_i64(c, "layer", &layer, err)) < 0) return rc;
+  const ps_config_bind_t rest[] = {PS_CFG_BOOL("f16", &o->f16), PS_CFG_BOOL("quiet", &o->quiet),
+                                   PS_CFG_I64("layer", &layer), {0}};
+  if ((rc = ps_config_read(c, rest, err)) < 0) return rc;
   if (layer < 0 || layer > 1000) return ps_err_set(err, PS_ECONFIG, "layer: %lld out of range", (long long)layer);
   o->layer = (int)layer;
   o->out_dir = ps_config_str(c, "out");
   return 0;
 }
 
-int synth_main(int argc, char **argv) {
+int cli_synth(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   synth_data_t data = {0};
@@ -135,21 +136,20 @@ int synth_main(int argc, char **argv) {
     return 2;
   }
   ps_config_print(cfg);
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  double t0 = ps_mono_s(), t1;
   if (synth_data_load(&data, dir, &err) < 0) {
     fprintf(stderr, "protsae synth: %s\n", err.msg);
     goto out;
   }
   PS_INFO("loaded proteins=%zu annotated=%zu go_terms=%zu random_sequences=%d", data.n_proteins,
           data.n_annotated, go_n_terms(data.onto), data.random_sequences);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
+  t1 = ps_mono_s();
   synth_summary_t sum;
   if (synth_generate(&data, &o, &sum, &err) < 0) {
     fprintf(stderr, "protsae synth: %s\n", err.msg);
     goto out;
   }
-  sum.load_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  sum.load_seconds = t1 - t0;
   if (!o.quiet) synth_summary_print(&sum, &o, stdout);
   status = 0;
 out:

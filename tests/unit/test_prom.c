@@ -1,5 +1,7 @@
 // The front command's Prometheus client (cli/prom.c) against a real stage endpoint
 // (common/metrics.c): samples read back, progress drawn as a bar (terminal) or a plain line.
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "metrics.h"
 #include "prom.h"
 
@@ -52,8 +55,8 @@ static void test_fetch_and_progress(void **st) {
   free(b.p);
 
   // progress, captured from stdout: a bar on a terminal, a plain line otherwise
-  char path[] = "/tmp/protsae-prom-XXXXXX";
-  int fd = mkstemp(path);
+  char path[PATH_MAX];
+  int fd = open(fx_path(path, sizeof path, "progress.out"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   assert_true(fd >= 0);
   fflush(stdout);
   int saved = dup(STDOUT_FILENO);
@@ -69,19 +72,15 @@ static void test_fetch_and_progress(void **st) {
   fflush(stdout);
   dup2(saved, STDOUT_FILENO);
   close(saved);
-  char out[1024] = {0};
-  FILE *f = fdopen(fd, "r");
-  rewind(f);
-  size_t n = fread(out, 1, sizeof out - 1, f);
-  out[n] = 0;
-  fclose(f);
-  unlink(path);
+  close(fd);
+  char *out = fx_read_file(path, NULL);
   assert_non_null(strstr(out, "\r      encode [########......................]  25% 30k/120k rows, 1000 rows/s ETA 90 s"));
   assert_non_null(strstr(out, "      encode: 25% (30k of 120k rows, 1000 rows/s ETA 90 s)\n"));
+  free(out);
   ps_metrics_stop(&m);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_fetch_and_progress)};
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -16,12 +16,9 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "fsutil.h"
 #include "supervise.h"
-
-static char g_dir[64];
-
-static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", g_dir, name); }
 
 static char *slurp(const char *p) {
   static char buf[65536];
@@ -31,20 +28,6 @@ static char *slurp(const char *p) {
   buf[n] = 0;
   fclose(f);
   return buf;
-}
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_dir, sizeof g_dir, "/tmp/test-supervise.XXXXXX");
-  assert_non_null(mkdtemp(g_dir));
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  assert_int_equal(ps_rm_rf(g_dir), 0);
-  assert_int_equal(access(g_dir, F_OK), -1);
-  return 0;
 }
 
 typedef struct stage_buf {
@@ -60,7 +43,7 @@ static void sh_stage(sv_stage_t *s, stage_buf_t *b, const char *name, sv_role_t 
   va_end(ap);
   char ln[64];
   snprintf(ln, sizeof ln, "%s.log", name);
-  path_of(b->log, sizeof b->log, ln);
+  fx_path(b->log, sizeof b->log, ln);
   b->argv[0] = "/bin/sh", b->argv[1] = "-c", b->argv[2] = b->script, b->argv[3] = NULL;
   *s = (sv_stage_t){.name = name, .argv = b->argv, .log = b->log, .role = role,
                     .restart = max_restarts ? SV_RESTART_ON_FAILURE : SV_RESTART_NEVER, .max_restarts = max_restarts};
@@ -79,7 +62,7 @@ static void test_sink_and_service(void **state) {
   sv_stage_t st[2];
   stage_buf_t b[2];
   char mark[128];
-  path_of(mark, sizeof mark, "pgrp");
+  fx_path(mark, sizeof mark, "pgrp");
   sh_stage(&st[0], &b[0], "service", SV_SERVICE, 3, "echo started; exec sleep 1000");
   sh_stage(&st[1], &b[1], "sink", SV_SINK, 0, "cut -d' ' -f5 /proc/$$/stat > %s; sleep 0.5; echo finished", mark);
   sv_result_t res;
@@ -110,7 +93,7 @@ static void test_crash_twice(void **state) {
   sv_stage_t st[1];
   stage_buf_t b[1];
   char cnt[128];
-  path_of(cnt, sizeof cnt, "count");
+  fx_path(cnt, sizeof cnt, "count");
   sh_stage(&st[0], &b[0], "flaky", SV_SINK, 3,
            "n=$(cat %s 2>/dev/null || echo 0); echo $((n+1)) > %s; [ $n -ge 2 ] || exit 3; exit 0", cnt, cnt);
   FILE *out = tmpfile();
@@ -165,8 +148,8 @@ static void test_group(void **state) {
   sv_stage_t st[2];
   stage_buf_t b[2];
   char cnt[128], resumed[128];
-  path_of(cnt, sizeof cnt, "gcount");
-  path_of(resumed, sizeof resumed, "resumed");
+  fx_path(cnt, sizeof cnt, "gcount");
+  fx_path(resumed, sizeof resumed, "resumed");
   sh_stage(&st[0], &b[0], "feeder", SV_SERVICE, 3, "echo start >> %s.feeder; exec sleep 1000", cnt);
   sh_stage(&st[1], &b[1], "learner", SV_SINK, 3, "sleep 0.3; exit 9");
   char rs[512];
@@ -201,7 +184,7 @@ static void test_sigterm_forwarding(void **state) {
   sv_stage_t st[3];
   stage_buf_t b[3];
   char got[128];
-  path_of(got, sizeof got, "got-term");
+  fx_path(got, sizeof got, "got-term");
   sh_stage(&st[0], &b[0], "polite", SV_SERVICE, 3, "trap 'echo term > %s; exit 0' TERM; while :; do sleep 0.05; done",
            got);
   sh_stage(&st[1], &b[1], "stubborn", SV_SERVICE, 3, "trap '' TERM; while :; do sleep 0.05; done");
@@ -251,12 +234,12 @@ static void test_missing_executable(void **state) {
 static void test_rm_rf(void **state) {
   (void)state;
   char d[160], f[200], keep[160], l[200];
-  path_of(keep, sizeof keep, "keep");
-  path_of(f, sizeof f, "tree");
+  fx_path(keep, sizeof keep, "keep");
+  fx_path(f, sizeof f, "tree");
   assert_int_equal(mkdir(f, 0755), 0);
-  path_of(d, sizeof d, "tree/a");
+  fx_path(d, sizeof d, "tree/a");
   assert_int_equal(mkdir(d, 0755), 0);
-  path_of(d, sizeof d, "tree/a/b");
+  fx_path(d, sizeof d, "tree/a/b");
   assert_int_equal(mkdir(d, 0755), 0);
   snprintf(l, sizeof l, "%s/x", d);
   fclose(fopen(l, "w"));
@@ -279,5 +262,5 @@ int main(void) {
       cmocka_unit_test(test_sigterm_forwarding), cmocka_unit_test(test_missing_executable),
       cmocka_unit_test(test_rm_rf),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -45,6 +45,5 @@ void synth_out_path(const synth_out_t *c, const char *rel, char *buf, size_t cap
 void synth_out_tmp(const char *final, char *buf, size_t cap);
 // fsync tmp, rename it to final, count it. Removes tmp on failure.
 int synth_out_commit(synth_out_t *c, const char *tmp, const char *final, ps_err_t *err);
-int synth_out_fsync_dir(const char *dir);
 
 #endif

@@ -15,26 +15,17 @@
 #include <zlib.h>
 
 #include "fasta.h"
+#include "hash.h"
 #include "log.h"
 #include "proteins_tsv.h"
+#include "strmap.h"
 
 // ---- random numbers ----------------------------------------------------------------------
-static uint64_t mix64(uint64_t z) {  // splitmix64 finaliser (a bijection)
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-static uint64_t splitmix64_next(uint64_t *x) {
-  *x += 0x9E3779B97F4A7C15ULL;
-  return mix64(*x);
-}
-
 void synth_rng_init(synth_rng_t *r, uint64_t seed, uint64_t stream, uint64_t index) {
-  uint64_t k = mix64(seed + 0x9E3779B97F4A7C15ULL);
-  k = mix64(k ^ (stream * 0xD1B54A32D192ED03ULL + 0x2545F4914F6CDD1DULL));
-  k = mix64(k ^ (index * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL));
-  for (int i = 0; i < 4; i++) r->s[i] = splitmix64_next(&k);
+  uint64_t k = ps_mix64(seed + 0x9E3779B97F4A7C15ULL);
+  k = ps_mix64(k ^ (stream * 0xD1B54A32D192ED03ULL + 0x2545F4914F6CDD1DULL));
+  k = ps_mix64(k ^ (index * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL));
+  for (int i = 0; i < 4; i++) r->s[i] = ps_splitmix64(&k);
   if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1;  // never all zero
   r->has_spare = 0;
   r->spare = 0;
@@ -226,73 +217,16 @@ static char *first_existing(const char *dir, const char *const *names) {
 
 
 
-// FNV-1a of a string (accession -> stream index for random sequences).
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
-}
-
-typedef struct {
-  char **keys;     // open addressing, power of two
-  size_t *vals;
-  size_t cap, n;
-} idset_t;
-
-static void idset_init(idset_t *s, size_t expect) {
-  s->cap = 64;
-  while (s->cap < expect * 2) s->cap <<= 1;
-  s->keys = ps_xcalloc(s->cap, sizeof *s->keys);
-  s->vals = ps_xcalloc(s->cap, sizeof *s->vals);
-  s->n = 0;
-}
-
-static void idset_free(idset_t *s) {
-  free(s->keys);
-  free(s->vals);
-  memset(s, 0, sizeof *s);
-}
-
-static void idset_grow(idset_t *s);
-
-// Returns the value stored for key or inserts (key -> val) and returns val. Keys borrowed.
-static size_t idset_get_or_put(idset_t *s, char *key, size_t val, int *found) {
-  if ((s->n + 1) * 2 > s->cap) idset_grow(s);
-  size_t i = (size_t)fnv1a(key) & (s->cap - 1);
-  while (s->keys[i]) {
-    if (!strcmp(s->keys[i], key)) {
-      *found = 1;
-      return s->vals[i];
-    }
-    i = (i + 1) & (s->cap - 1);
+// Append a protein (seq: malloc'd, taken) unless its accession is in seen already: a duplicate
+// accession keeps the first and is counted in dropped_duplicates.
+static void data_push(synth_data_t *d, size_t *cap, strmap_t *seen, const char *id, const char *desc, char *seq,
+                      size_t len) {
+  if (strmap_get(seen, id, NULL)) {
+    free(seq);
+    d->dropped_duplicates++;
+    return;
   }
-  s->keys[i] = key;
-  s->vals[i] = val;
-  s->n++;
-  *found = 0;
-  return val;
-}
-
-static void idset_grow(idset_t *s) {
-  idset_t t;
-  t.cap = s->cap * 2;
-  t.keys = ps_xcalloc(t.cap, sizeof *t.keys);
-  t.vals = ps_xcalloc(t.cap, sizeof *t.vals);
-  t.n = 0;
-  for (size_t i = 0; i < s->cap; i++)
-    if (s->keys[i]) {
-      size_t j = (size_t)fnv1a(s->keys[i]) & (t.cap - 1);
-      while (t.keys[j]) j = (j + 1) & (t.cap - 1);
-      t.keys[j] = s->keys[i];
-      t.vals[j] = s->vals[i];
-      t.n++;
-    }
-  free(s->keys);
-  free(s->vals);
-  *s = t;
-}
-
-static void data_push(synth_data_t *d, size_t *cap, const char *id, const char *desc, char *seq, size_t len) {
+  strmap_put(seen, id, d->n_proteins);
   if (d->n_proteins == *cap) {
     *cap = *cap ? *cap * 2 : 1024;
     d->ids = ps_xrealloc(d->ids, *cap * sizeof *d->ids);
@@ -311,8 +245,7 @@ static int load_fasta(synth_data_t *d, const char *path, ps_err_t *err) {
   fasta_reader_t *r = NULL;
   int rc = fasta_open(&r, path, err);
   if (rc < 0) return rc;
-  idset_t seen;
-  idset_init(&seen, 32768);
+  strmap_t *seen = strmap_new(32768);
   size_t cap = 0;
   fasta_record_t rec;
   while ((rc = fasta_next(r, &rec, err)) == 1) {
@@ -328,19 +261,9 @@ static int load_fasta(synth_data_t *d, const char *path, ps_err_t *err) {
     char *seq = ps_xmalloc(rec.len + 1);
     for (size_t i = 0; i < rec.len; i++) seq[i] = (char)up(rec.seq[i]);
     seq[rec.len] = 0;
-    size_t before = d->n_proteins;
-    data_push(d, &cap, rec.id, rec.desc, seq, rec.len);
-    int found;
-    idset_get_or_put(&seen, d->ids[before], before, &found);
-    if (found) {  // duplicate accession: keep the first
-      d->n_proteins--;
-      free(d->ids[before]);
-      free(d->descs[before]);
-      free(d->seqs[before]);
-      d->dropped_duplicates++;
-    }
+    data_push(d, &cap, seen, rec.id, rec.desc, seq, rec.len);
   }
-  idset_free(&seen);
+  strmap_destroy(&seen);
   fasta_close(&r);
   return rc < 0 ? rc : 0;
 }
@@ -356,7 +279,7 @@ static const double aa_background[SYNTH_N_AA] = {7.02, 2.30, 4.74, 7.10, 3.65, 6
 // sequences.
 static char *random_sequence(const char *acc, uint32_t want_len, uint32_t *len_out) {
   synth_rng_t r;
-  synth_rng_init(&r, 0x5EC5EC5EULL, SYNTH_STREAM_SEQUENCE, fnv1a(acc));
+  synth_rng_init(&r, 0x5EC5EC5EULL, SYNTH_STREAM_SEQUENCE, ps_fnv1a64(acc));
   uint32_t len = want_len;
   if (!len) {
     double l = exp(log(415.0) + 0.7 * synth_rng_normal(&r));
@@ -380,7 +303,7 @@ static char *random_sequence(const char *acc, uint32_t want_len, uint32_t *len_o
 typedef struct {
   synth_data_t *d;
   size_t pcap;
-  idset_t seen;
+  strmap_t *seen;
   const char *path;
 } tsv_load_t;
 
@@ -400,27 +323,16 @@ static int add_tsv_protein(void *ctx, const ps_protein_row_t *row, ps_err_t *err
   snprintf(desc, sizeof desc, "%s%s%s", row->gene, *row->name ? " " : "", row->name);
   uint32_t len;
   char *seq = random_sequence(row->accession, want, &len);
-  size_t before = d->n_proteins;
-  data_push(d, &t->pcap, row->accession, desc, seq, len);
-  int found;
-  idset_get_or_put(&t->seen, d->ids[before], before, &found);
-  if (found) {
-    d->n_proteins--;
-    free(d->ids[before]);
-    free(d->descs[before]);
-    free(d->seqs[before]);
-    d->dropped_duplicates++;
-  }
+  data_push(d, &t->pcap, t->seen, row->accession, desc, seq, len);
   return 0;
 }
 
 // proteins.tsv(.gz): accession, gene, name, pfam, length (common/proteins_tsv). Each unique
 // accession becomes a protein with a random sequence (of the given length when the column has one).
 static int load_protein_tsv(synth_data_t *d, const char *path, ps_err_t *err) {
-  tsv_load_t t = {d, 0, {0}, path};
-  idset_init(&t.seen, 32768);
+  tsv_load_t t = {d, 0, strmap_new(32768), path};
   int rc = ps_proteins_tsv_each(path, add_tsv_protein, &t, err);
-  idset_free(&t.seen);
+  strmap_destroy(&t.seen);
   return rc;
 }
 
@@ -487,27 +399,13 @@ void synth_data_free(synth_data_t *d) {
 
 // ---- options -----------------------------------------------------------------------------
 void synth_opts_default(synth_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->seed = 1;
-  o->dim = 480;
-  o->n_terms = 1000;
-  o->min_size = 10;
-  o->max_size = 300;
-  o->feature_scale = 1.0;
-  o->magnitude_spread = 0.5;
-  o->noise = 0.03;
-  o->mean_scale = 0.5;
-  o->n_outliers = 3;
-  o->outlier_scale = 20.0;
-  o->outlier_jitter = 0.5;
-  o->levels = SYNTH_LEVEL_PROTEIN;
-  o->residue_proteins = 500;
-  o->aa_scale = 1.0;
-  o->motif_scale = 1.0;
-  o->residue_noise = 0.2;
-  o->formats = SYNTH_FMT_NPY | SYNTH_FMT_SAFETENSORS | SYNTH_FMT_H5;
-  o->residue_formats = SYNTH_FMT_NPY | SYNTH_FMT_PT;
-  o->layer = 12;
+  *o = (synth_opts_t){.seed = 1, .dim = 480, .n_terms = 1000, .min_size = 10, .max_size = 300,
+                      .feature_scale = 1.0, .magnitude_spread = 0.5, .noise = 0.03, .mean_scale = 0.5,
+                      .n_outliers = 3, .outlier_scale = 20.0, .outlier_jitter = 0.5,
+                      .levels = SYNTH_LEVEL_PROTEIN, .residue_proteins = 500,
+                      .aa_scale = 1.0, .motif_scale = 1.0, .residue_noise = 0.2,
+                      .formats = SYNTH_FMT_NPY | SYNTH_FMT_SAFETENSORS | SYNTH_FMT_H5,
+                      .residue_formats = SYNTH_FMT_NPY | SYNTH_FMT_PT, .layer = 12};
 }
 
 int synth_parse_formats(const char *s, unsigned *out, ps_err_t *err) {
@@ -561,10 +459,20 @@ static int check_opts(const synth_opts_t *o, ps_err_t *err) {
   return 0;
 }
 
+// Partial Fisher-Yates: a[0..k) becomes a uniform random choice (in random order) of a[0..n).
+static void shuffle_head(uint32_t *a, uint32_t n, uint32_t k, synth_rng_t *r) {
+  for (uint32_t i = 0; i < k; i++) {
+    uint32_t j = i + (uint32_t)synth_rng_below(r, n - i);
+    uint32_t t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+}
+
 // GO:0008150 -> 8150 (a stable stream index for the term's direction).
 static uint64_t go_number(const char *id) {
   const char *c = strchr(id, ':');
-  return c ? strtoull(c + 1, NULL, 10) : fnv1a(id);
+  return c ? strtoull(c + 1, NULL, 10) : ps_fnv1a64(id);
 }
 
 int synth_plan_build(synth_plan_t *p, const synth_data_t *d, const synth_opts_t *o, ps_err_t *err) {
@@ -597,12 +505,7 @@ int synth_plan_build(synth_plan_t *p, const synth_data_t *d, const synth_opts_t 
   uint32_t nf = o->n_terms < nc ? o->n_terms : nc;
   synth_rng_t r;
   synth_rng_init(&r, o->seed, SYNTH_STREAM_TERMS, 0);
-  for (uint32_t i = 0; i < nf; i++) {  // partial Fisher-Yates
-    uint32_t j = i + (uint32_t)synth_rng_below(&r, nc - i);
-    int32_t t = cand[i];
-    cand[i] = cand[j];
-    cand[j] = t;
-  }
+  shuffle_head((uint32_t *)cand, nc, nf, &r);
   qsort(cand, nf, sizeof *cand, cmp_i32);
   p->n_features = nf;
   p->feature_term = ps_xmalloc((nf ? nf : 1) * sizeof *p->feature_term);
@@ -649,12 +552,7 @@ int synth_plan_build(synth_plan_t *p, const synth_data_t *d, const synth_opts_t 
   uint32_t *perm = ps_xmalloc(dim * sizeof *perm);
   for (uint32_t j = 0; j < dim; j++) perm[j] = j;
   synth_rng_init(&r, o->seed, SYNTH_STREAM_OUTLIERS, 0);
-  for (uint32_t i = 0; i < no; i++) {
-    uint32_t j = i + (uint32_t)synth_rng_below(&r, dim - i);
-    uint32_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
+  shuffle_head(perm, dim, no, &r);
   memcpy(p->outlier_dims, perm, no * sizeof *perm);
   free(perm);
   qsort(p->outlier_dims, no, sizeof *p->outlier_dims, cmp_u32);
@@ -676,12 +574,7 @@ int synth_plan_build(synth_plan_t *p, const synth_data_t *d, const synth_opts_t 
       if (d->lens[i] > 0) el[ne++] = (uint32_t)i;
     uint32_t nr = o->residue_proteins < ne ? o->residue_proteins : ne;
     synth_rng_init(&r, o->seed, SYNTH_STREAM_RESIDUE_SET, 0);
-    for (uint32_t i = 0; i < nr; i++) {
-      uint32_t j = i + (uint32_t)synth_rng_below(&r, ne - i);
-      uint32_t t = el[i];
-      el[i] = el[j];
-      el[j] = t;
-    }
+    shuffle_head(el, ne, nr, &r);
     qsort(el, nr, sizeof *el, cmp_u32);
     p->n_residue = nr;
     p->residue_set = el;

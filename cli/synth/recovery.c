@@ -1,25 +1,16 @@
-// protsae recovery — how many planted directions (protsae synth truth/directions.npy, or any
-// matrix of known directions) some decoder row of a trained SAE recovers: for each direction the
-// best cosine over all decoder rows. Prints `key: value` lines: planted_recovery_cos09 (share
-// with best cosine >= 0.9), planted_recovery_cos08, mean_best_cos, n_directions, d_sae.
-// recovery_measure (cli.h) returns the same figures in-process (protsae demo).
-// Memory: the decoder (d_sae x d) + the directions (n x d) + one n x d_sae block of 256 rows.
+// recovery.c — planted-direction recovery: how many of the known directions (protsae synth's
+// truth/directions.npy, or any matrix of directions) some decoder row of a trained SAE recovers,
+// per direction the best cosine over all decoder rows. `protsae recovery` (cli/dev) prints it,
+// the demo reports it. Memory: the decoder (d_sae x d) + the directions (n x d) + one block of
+// 256 x d_sae cosines.
 #include <cblas.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "config.h"
 #include "emb.h"
 #include "sae.h"
-
-static const ps_config_entry_t table[] = {
-    {"sae", NULL, "SAE directory (cfg.json + sae_weights.safetensors), e.g. OUT/best"},
-    {"truth", NULL, "directions (.npy, one row per planted feature), e.g. synth/truth/directions.npy"},
-    {NULL, NULL, NULL},
-};
+#include "synth.h"
 
 static void normalize_rows(float *a, int64_t n, int64_t d) {
   for (int64_t i = 0; i < n; i++) {
@@ -108,21 +99,3 @@ out:
   return rc < 0 ? rc : 0;
 }
 
-int cli_recovery(int argc, char **argv) {
-  ps_err_t err = {0};
-  ps_config_t *cfg = NULL;
-  int crc = ps_config_cli(&cfg, table, "protsae recovery", argc, argv);
-  if (crc >= 0) return crc;
-  if (!ps_config_str(cfg, "sae") || !ps_config_str(cfg, "truth"))
-    return ps_config_cli_bad(&cfg, table, "protsae recovery", "needs --sae and --truth");
-  recovery_t r;
-  int rc = recovery_measure(ps_config_str(cfg, "sae"), ps_config_str(cfg, "truth"), &r, &err);
-  if (rc == 0)
-    printf("n_directions: %lld\nd_sae: %lld\nplanted_recovery_cos09: %.4f\nplanted_recovery_cos08: %.4f\n"
-           "mean_best_cos: %.4f\n", (long long)r.n_directions, (long long)r.d_sae, r.planted_recovery_cos09,
-           r.planted_recovery_cos08, r.mean_best_cos);
-  else
-    fprintf(stderr, "protsae recovery: %s\n", err.msg);
-  ps_config_destroy(&cfg);
-  return rc == 0 ? 0 : 1;
-}

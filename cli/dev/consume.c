@@ -1,17 +1,17 @@
-// protsae consume — a pipeline sink: pulls Envelopes, checks EmbeddingBatches, counts rows and
-// proteins per producer, and stops when every expected producer's EndOfStream has arrived and
-// its counts are matched. Used by the demo (until the trainer takes its place), by integration
-// tests (--dump writes one line per protein: producer seq id rows checksum) and benchmarks.
+// protsae consume (developer tool) — a pipeline sink: pulls Envelopes, checks EmbeddingBatches,
+// counts rows and proteins per producer, and stops when every expected producer's EndOfStream has
+// arrived and its counts are matched. Used by the integration tests of the reader (--dump writes
+// one line per protein: producer seq id rows checksum validation).
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#include "cli.h"
 #include "config.h"
 #include "curve.h"
+#include "dev.h"
+#include "io.h"
 #include "log.h"
 #include "signals.h"
 #include "wire.h"
@@ -35,12 +35,6 @@ typedef struct prod {
   uint64_t eos_rows, eos_batches, eos_proteins;
 } prod_t;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static prod_t *find_prod(prod_t *p, int *n, const char *name) {
   for (int i = 0; i < *n; i++)
     if (!strcmp(p[i].name, name)) return &p[i];
@@ -59,12 +53,12 @@ int cli_consume(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_cli(&cfg, table, "protsae consume", argc, argv);
   if (crc >= 0) return crc;
-  int64_t nprod, hwm, timeout, delay;
-  int quiet;
-  if (ps_config_i64(cfg, "producers", &nprod, &err) < 0 || ps_config_i64(cfg, "hwm", &hwm, &err) < 0 ||
-      ps_config_i64(cfg, "timeout-ms", &timeout, &err) < 0 ||
-      ps_config_i64(cfg, "delay-ms", &delay, &err) < 0 || ps_config_bool(cfg, "quiet", &quiet, &err) < 0)
-    goto out;
+  int64_t nprod = 1, hwm = 16, timeout = -1, delay = 0;
+  int quiet = 0;
+  const ps_config_bind_t opts[] = {PS_CFG_I64("producers", &nprod), PS_CFG_I64("hwm", &hwm),
+                                   PS_CFG_I64("timeout-ms", &timeout), PS_CFG_I64("delay-ms", &delay),
+                                   PS_CFG_BOOL("quiet", &quiet), {0}};
+  if (ps_config_read(cfg, opts, &err) < 0) goto out;
   const char *dp = ps_config_str(cfg, "dump");
   if (dp && !(dump = fopen(dp, "w"))) {
     ps_err_set(&err, PS_EIO, "%s: cannot write", dp);
@@ -90,7 +84,7 @@ int cli_consume(int argc, char **argv) {
       goto out;
     }
     if (rc < 0) goto out;
-    if (t0 == 0) t0 = now_s();
+    if (t0 == 0) t0 = ps_mono_s();
     prod_t *p = find_prod(prods, &np, env->producer);
     if (!p) {
       wire_free(&env);
@@ -116,7 +110,7 @@ int cli_consume(int argc, char **argv) {
         for (size_t k = r0 * b->dim; k < r1 * b->dim; k++) sum += x[k] * (double)(((k - r0 * b->dim) % 7) + 1);
         fprintf(dump, "%s %" PRIu64 " %s %zu %.9g %d\n", env->producer, env->seq, b->protein_ids[i], r1 - r0, sum, v);
       }
-      t_last = now_s();
+      t_last = ps_mono_s();
       if (delay > 0) usleep((useconds_t)delay * 1000);
       break;
     }

@@ -1,4 +1,5 @@
-// synth.h — the planted-feature generator behind `protsae synth`.
+// synth.h — the planted-feature generator behind `protsae synth`, and the measure of how much of
+// its planted truth a trained SAE recovers (recovery_measure).
 //
 // Embeddings with known features, built on real protein annotations: each chosen GO term
 // (terms with min..max proteins after propagation over is_a + part_of) gets a random unit
@@ -217,5 +218,17 @@ typedef struct synth_summary {
 int synth_generate(const synth_data_t *d, const synth_opts_t *o, synth_summary_t *sum, ps_err_t *err);
 // Print the readable summary.
 void synth_summary_print(const synth_summary_t *s, const synth_opts_t *o, FILE *f);
+
+// ---- recovery of the planted directions (recovery.c) ---------------------------------------
+// How many planted directions (truth: .npy, one row each) some decoder row of the SAE in sae_dir
+// recovers: per direction the best cosine over the decoder rows. What `protsae recovery` prints,
+// as data. 0 or a negative code (err says why).
+typedef struct recovery {
+  int64_t n_directions, d_sae;
+  double planted_recovery_cos09;  // share of directions with best cosine >= 0.9
+  double planted_recovery_cos08;  // ... >= 0.8
+  double mean_best_cos;
+} recovery_t;
+int recovery_measure(const char *sae_dir, const char *truth, recovery_t *r, ps_err_t *err);
 
 #endif

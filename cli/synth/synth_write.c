@@ -11,20 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "emb.h"
+#include "io.h"
 #include "log.h"
 #include "signals.h"
 #include "synth.h"
 #include "synth_out.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // ---- files -------------------------------------------------------------------------------
 int synth_out_mkdir(const char *path, ps_err_t *err) {
@@ -64,14 +58,6 @@ int synth_out_commit(synth_out_t *c, const char *tmp, const char *final, ps_err_
   if (!rc && rename(tmp, final) < 0) rc = ps_err_set(err, -errno, "%s: rename: %s", final, strerror(errno));
   if (!rc) c->n_files++;
   else unlink(tmp);
-  return rc;
-}
-
-int synth_out_fsync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -errno;
-  int rc = fsync(fd) < 0 ? -errno : 0;
-  close(fd);
   return rc;
 }
 
@@ -376,7 +362,7 @@ static int write_meta(synth_out_t *c, const synth_plan_t *p, const synth_summary
 
 // ---- the run -----------------------------------------------------------------------------
 int synth_generate(const synth_data_t *d, const synth_opts_t *o, synth_summary_t *sum_out, ps_err_t *err) {
-  double t0 = now_s();
+  double t0 = ps_mono_s();
   synth_plan_t plan;
   synth_out_t c;
   memset(&c, 0, sizeof c);
@@ -496,11 +482,11 @@ int synth_generate(const synth_data_t *d, const synth_opts_t *o, synth_summary_t
   s.energy_ratio = nsq_sum > 0 ? psq_sum / nsq_sum : INFINITY;
   if ((rc = write_meta(&c, &plan, &s, hits_all, err)) < 0) goto out;
   synth_out_path(&c, "truth", path, sizeof path);
-  synth_out_fsync_dir(path);
-  synth_out_fsync_dir(c.dir);
+  ps_fsync_dir(path);
+  ps_fsync_dir(c.dir);
   s.n_files = c.n_files;
   s.bytes = c.bytes;
-  s.seconds = now_s() - t0;
+  s.seconds = ps_mono_s() - t0;
   if (sum_out) *sum_out = s;
 out:
   if (rc < 0) synth_out_abort(&c);
