@@ -293,15 +293,12 @@ int pt_write_extract(const char *path, const char *label, const int *layers, siz
   zip_error_t ze;
   zip_error_init(&ze);
   zip_source_t *out = zip_source_buffer_create(NULL, 0, 0, &ze);
-  zip_t *za = NULL;
-  if (out) {
-    zip_source_keep(out);
-    za = zip_open_from_source(out, ZIP_TRUNCATE, &ze);
-  }
+  zip_t *za = out ? zip_open_from_source(out, ZIP_TRUNCATE, &ze) : NULL;
   if (!za) {
     rc = ps_err_set(err, PS_ENOMEM, "%s: libzip: %s", path, zip_error_strerror(&ze));
     goto out;
   }
+  zip_source_keep(out);  // the archive holds one reference, we keep one to read the bytes back
   snprintf(name, al + 32, "%s/data.pkl", arch);
   int bad = add_entry(za, name, w.b.p, w.b.n);
   for (size_t k = 0; k < n_rec && !bad; k++) {  // storage keys in pickling order: per-residue, then mean

@@ -4,6 +4,8 @@
   pt_fixtures.py make DIR          write every fixture below DIR (layout in make())
   pt_fixtures.py dump DIR F...     torch.load each F; DIR/manifest.txt lists files, labels and
                                    tensors, each tensor's floats go to DIR/I.DICT.LAYER.f32
+  pt_fixtures.py seeds DIR         the torch-written seeds of tests/fuzz/corpus/pt (valid_*,
+                                   deflated, bad_opcode, truncated); the others there are not .pt
 
 The small files hold exact values the C tests recompute (pt_test.h: rep_val, mean_val):
 representations[layer][r][c] = layer*100 + r*10 + c + 0.5, mean_representations[layer][c] =
@@ -93,6 +95,40 @@ def make(out):
                d + '/p4.pt', pickle_protocol=4)
 
 
+def rezip(src, dst, compression, patch=None):
+    """src's entries into dst (fixed dates), each through patch(name, bytes) when given."""
+    import zipfile
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, 'w') as b:
+        for name in a.namelist():
+            data = a.read(name)
+            b.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), patch(name, data) if patch else data,
+                       compress_type=compression)
+
+
+def seeds(out):
+    import zipfile
+    os.makedirs(out, exist_ok=True)
+    j = lambda n: os.path.join(out, n)
+    rows = torch.tensor([[-1.0, -0.5, 0.0], [0.5, 1.0, 1.5]])
+    rows6 = torch.tensor([[0.0, -0.25, -0.5], [-0.75, -1.0, -1.25]])
+    torch.save({'label': 'valid_f32 a protein', 'representations': {0: rows, 6: rows6},
+                'mean_representations': {0: rows.mean(0), 6: rows6.mean(0)}}, j('valid_f32'))
+    torch.save({'label': 'valid_f16', 'representations': {0: rows.half()},
+                'mean_representations': {0: torch.tensor([0.0, 1.0, 2.0]).half()}}, j('valid_f16'))
+    torch.save({'label': 'valid_bf16_res', 'representations': {6: rows.bfloat16()}}, j('valid_bf16_res'))
+    nan = rows.clone()
+    nan[1, 1] = float('nan')
+    torch.save({'label': 'valid_nan', 'representations': {0: nan}}, j('valid_nan'))
+    rezip(j('valid_f32'), j('deflated'), zipfile.ZIP_DEFLATED)
+    # an unknown opcode where the first GLOBAL was (CRC-32 consistent)
+    rezip(j('valid_f32'), j('bad_opcode'), zipfile.ZIP_STORED,
+          lambda n, d: d.replace(b'ctorch._utils', b'\xfftorch._utils', 1) if n.endswith('data.pkl') else d)
+    with open(j('valid_f32'), 'rb') as f:
+        data = f.read()
+    with open(j('truncated'), 'wb') as f:
+        f.write(data[:len(data) // 2])
+
+
 def dump(out, paths):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, 'manifest.txt'), 'w') as man:
@@ -113,6 +149,8 @@ def dump(out, paths):
 if __name__ == '__main__':
     if len(sys.argv) >= 3 and sys.argv[1] == 'make':
         make(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == 'seeds':
+        seeds(sys.argv[2])
     elif len(sys.argv) >= 3 and sys.argv[1] == 'dump':
         dump(sys.argv[2], sys.argv[3:])
     else:

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <zip.h>
 #include <cmocka.h>
 
 #include "fixture.h"
@@ -70,7 +70,7 @@ static int read_all(const char *path, ps_err_t *err) {
   return rc;
 }
 
-// ---- a minimal zip reader / builder for crafting broken files ----------------------------
+// ---- crafting broken files: a torch archive's entries in memory, re-zipped by libzip ---------
 typedef struct {
   char name[160];
   uint8_t *data;
@@ -78,122 +78,43 @@ typedef struct {
 } zfile_t;
 
 static size_t zip_load(const char *path, zfile_t *out, size_t max) {
-  size_t len;
-  uint8_t *b = slurp(path, &len);
-  size_t e = len - 22;
-  while (memcmp(b + e, "PK\x05\x06", 4)) e--;
-  uint32_t n = b[e + 10] | b[e + 11] << 8;
-  uint32_t cd = b[e + 16] | b[e + 17] << 8 | b[e + 18] << 16 | (uint32_t)b[e + 19] << 24;
-  assert_true(n <= max);
-  for (uint32_t k = 0; k < n; k++) {
-    const uint8_t *h = b + cd;
-    assert_memory_equal(h, "PK\x01\x02", 4);
-    uint32_t size = h[24] | h[25] << 8 | h[26] << 16 | (uint32_t)h[27] << 24;
-    uint32_t nl = h[28] | h[29] << 8, el = h[30] | h[31] << 8, cl = h[32] | h[33] << 8;
-    uint32_t lho = h[42] | h[43] << 8 | h[44] << 16 | (uint32_t)h[45] << 24;
-    memcpy(out[k].name, h + 46, nl);
-    out[k].name[nl] = 0;
-    const uint8_t *lh = b + lho;
-    uint32_t lnl = lh[26] | lh[27] << 8, lel = lh[28] | lh[29] << 8;
-    out[k].data = malloc(size + 1);
-    memcpy(out[k].data, lh + 30 + lnl + lel, size);
-    out[k].len = size;
-    cd += 46 + nl + el + cl;
+  int ze = 0;
+  zip_t *za = zip_open(path, ZIP_RDONLY, &ze);
+  if (!za) fail_msg("%s: libzip cannot open it (%d)", path, ze);
+  zip_int64_t n = zip_get_num_entries(za, 0);
+  assert_true(n > 0 && (size_t)n <= max);
+  for (zip_int64_t k = 0; k < n; k++) {
+    zip_stat_t st;
+    assert_int_equal(zip_stat_index(za, (zip_uint64_t)k, ZIP_FL_ENC_RAW, &st), 0);
+    snprintf(out[k].name, sizeof out[k].name, "%s", st.name);
+    out[k].data = malloc(st.size + 1);
+    out[k].len = (size_t)st.size;
+    zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)k, 0);
+    assert_non_null(zf);
+    assert_int_equal(zip_fread(zf, out[k].data, st.size), (zip_int64_t)st.size);
+    zip_fclose(zf);
   }
-  free(b);
-  return n;
+  zip_discard(za);
+  return (size_t)n;
 }
 
 static void zfiles_free(zfile_t *z, size_t n) {
   for (size_t k = 0; k < n; k++) free(z[k].data);
 }
 
-static void put16(FILE *f, unsigned x) {
-  fputc((int)(x & 0xff), f);
-  fputc((int)((x >> 8) & 0xff), f);
-}
-static void put32(FILE *f, uint32_t x) {
-  put16(f, x & 0xffff);
-  put16(f, x >> 16);
-}
-
-// A plain zip (no zip64, no data descriptors), entries stored or raw-deflated.
+// A plain zip of the entries, stored or deflated.
 static void zip_save(const char *path, const zfile_t *z, size_t n, int deflated) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  uint32_t *lho = calloc(n, 4), *crc = calloc(n, 4), *csz = calloc(n, 4);
-  uint8_t **cdata = calloc(n, sizeof *cdata);
+  int ze = 0;
+  zip_t *za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &ze);
+  if (!za) fail_msg("%s: libzip cannot create it (%d)", path, ze);
   for (size_t k = 0; k < n; k++) {
-    crc[k] = (uint32_t)crc32(crc32(0, Z_NULL, 0), z[k].data, (uInt)z[k].len);
-    if (deflated) {
-      z_stream s;
-      memset(&s, 0, sizeof s);
-      assert_int_equal(deflateInit2(&s, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-      uLong bound = deflateBound(&s, (uLong)z[k].len);
-      cdata[k] = malloc(bound);
-      s.next_in = z[k].data;
-      s.avail_in = (uInt)z[k].len;
-      s.next_out = cdata[k];
-      s.avail_out = (uInt)bound;
-      assert_int_equal(deflate(&s, Z_FINISH), Z_STREAM_END);
-      csz[k] = (uint32_t)s.total_out;
-      deflateEnd(&s);
-    } else {
-      cdata[k] = z[k].data;
-      csz[k] = (uint32_t)z[k].len;
-    }
-    lho[k] = (uint32_t)ftell(f);
-    put32(f, 0x04034b50);
-    put16(f, 20);
-    put16(f, 0);
-    put16(f, deflated ? 8 : 0);
-    put16(f, 0);
-    put16(f, 0);
-    put32(f, crc[k]);
-    put32(f, csz[k]);
-    put32(f, (uint32_t)z[k].len);
-    put16(f, (unsigned)strlen(z[k].name));
-    put16(f, 0);
-    fwrite(z[k].name, 1, strlen(z[k].name), f);
-    fwrite(cdata[k], 1, csz[k], f);
+    zip_source_t *src = zip_source_buffer(za, z[k].data, z[k].len, 0);
+    assert_non_null(src);
+    zip_int64_t i = zip_file_add(za, z[k].name, src, ZIP_FL_ENC_RAW);
+    assert_true(i >= 0);
+    assert_int_equal(zip_set_file_compression(za, (zip_uint64_t)i, deflated ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0), 0);
   }
-  uint32_t cd = (uint32_t)ftell(f);
-  for (size_t k = 0; k < n; k++) {
-    put32(f, 0x02014b50);
-    put16(f, 20);
-    put16(f, 20);
-    put16(f, 0);
-    put16(f, deflated ? 8 : 0);
-    put16(f, 0);
-    put16(f, 0);
-    put32(f, crc[k]);
-    put32(f, csz[k]);
-    put32(f, (uint32_t)z[k].len);
-    put16(f, (unsigned)strlen(z[k].name));
-    put16(f, 0);
-    put16(f, 0);
-    put16(f, 0);
-    put16(f, 0);
-    put32(f, 0);
-    put32(f, lho[k]);
-    fwrite(z[k].name, 1, strlen(z[k].name), f);
-  }
-  uint32_t cdsz = (uint32_t)ftell(f) - cd;
-  put32(f, 0x06054b50);
-  put16(f, 0);
-  put16(f, 0);
-  put16(f, (unsigned)n);
-  put16(f, (unsigned)n);
-  put32(f, cdsz);
-  put32(f, cd);
-  put16(f, 0);
-  fclose(f);
-  for (size_t k = 0; k < n; k++)
-    if (deflated) free(cdata[k]);
-  free(cdata);
-  free(lho);
-  free(crc);
-  free(csz);
+  if (zip_close(za) < 0) fail_msg("%s: %s", path, zip_strerror(za));
 }
 
 static zfile_t *zfind(zfile_t *z, size_t n, const char *suffix) {
