@@ -8,8 +8,9 @@
 // entry count, duplicate names, the archive folder; per entry: encryption, the method (stored or
 // deflate), stored sizes that agree, a deflate ratio deflate can reach (~1032:1, so a small
 // entry cannot claim gigabytes), and on a whole read our own CRC-32 and libzip's end-of-entry
-// checks. Memory: libzip keeps the central directory (~3x its size, and it lies inside the file);
-// data is streamed through one 64 KiB buffer.
+// checks. libzip reads the file through a pread source over the size fstat gave at open (one
+// descriptor, O_CLOEXEC). Memory: libzip keeps the central directory (~3x its size, and it lies
+// inside the file); data is streamed through one 64 KiB buffer.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -139,6 +140,62 @@ static int index_names(pt_zip_t *z, ps_err_t *err) {
   return 0;
 }
 
+// The file as a libzip source: pread at our own position over the size fstat gave at open (no
+// stdio buffer, no fstat or lseek per call). Owns the descriptor.
+typedef struct fd_src {
+  int fd;
+  uint64_t size, pos;
+  zip_error_t error;
+} fd_src_t;
+
+static zip_int64_t fd_src_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
+  fd_src_t *s = ud;
+  switch (cmd) {
+  case ZIP_SOURCE_OPEN: s->pos = 0; return 0;
+  case ZIP_SOURCE_CLOSE: return 0;
+  case ZIP_SOURCE_READ: {
+    if (s->pos >= s->size) return 0;
+    size_t n = len < s->size - s->pos ? (size_t)len : (size_t)(s->size - s->pos);
+    ssize_t r;
+    while ((r = pread(s->fd, data, n, (off_t)s->pos)) < 0 && errno == EINTR) {}
+    if (r < 0) {
+      zip_error_set(&s->error, ZIP_ER_READ, errno);
+      return -1;
+    }
+    s->pos += (uint64_t)r;
+    return r;
+  }
+  case ZIP_SOURCE_SEEK: {
+    zip_int64_t np = zip_source_seek_compute_offset(s->pos, s->size, data, len, &s->error);
+    if (np < 0) return -1;
+    s->pos = (uint64_t)np;
+    return 0;
+  }
+  case ZIP_SOURCE_TELL: return (zip_int64_t)s->pos;
+  case ZIP_SOURCE_STAT: {
+    zip_stat_t *st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &s->error);
+    if (!st) return -1;
+    zip_stat_init(st);
+    st->size = s->size;
+    st->valid |= ZIP_STAT_SIZE;
+    return sizeof *st;
+  }
+  case ZIP_SOURCE_ERROR: return zip_error_to_data(&s->error, data, len);
+  case ZIP_SOURCE_FREE:
+    close(s->fd);
+    zip_error_fini(&s->error);
+    free(s);
+    return 0;
+  case ZIP_SOURCE_SUPPORTS:
+    return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+                                          ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, ZIP_SOURCE_SEEK, ZIP_SOURCE_TELL,
+                                          ZIP_SOURCE_SUPPORTS, -1);
+  default:
+    zip_error_set(&s->error, ZIP_ER_OPNOTSUPP, 0);
+    return -1;
+  }
+}
+
 int ptz_open(pt_zip_t **out, const char *path, ps_err_t *err) {
   *out = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -153,19 +210,17 @@ int ptz_open(pt_zip_t **out, const char *path, ps_err_t *err) {
     close(fd);
     return rc;
   }
-  FILE *fp = fdopen(fd, "rb");
-  if (!fp) {
-    rc = ps_err_set(err, -errno, "%s: %s", path, strerror(errno));
-    close(fd);
-    return rc;
-  }
+  fd_src_t *fs = ps_xcalloc(1, sizeof *fs);
+  fs->fd = fd;
+  fs->size = (uint64_t)st.st_size;
+  zip_error_init(&fs->error);
   zip_error_t ze;
   zip_error_init(&ze);
-  zip_source_t *src = zip_source_filep_create(fp, 0, -1, &ze);  // owns fp from here on
+  zip_source_t *src = zip_source_function_create(fd_src_cb, fs, &ze);  // owns fs (and fd) from here on
   zip_t *za = src ? zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
   if (!za) {
     if (src) zip_source_free(src);
-    else fclose(fp);
+    else fd_src_cb(fs, NULL, 0, ZIP_SOURCE_FREE);
     rc = open_error(path, &ze, err);
     zip_error_fini(&ze);
     return rc;
