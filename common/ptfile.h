@@ -1,6 +1,7 @@
 // ptfile.h — PyTorch .pt files as ESM's scripts/extract.py writes them (torch.save, zip format),
-// read without Python: a zip reader, a small strict pickle interpreter and tensor decoding; and a
-// writer of the same files.
+// read without Python: the zip through libzip, a small strict pickle interpreter and tensor
+// decoding; and a float32 writer of the same dict (protsae synth's pt/ output). The code is in
+// pt/ (pt/internal.h says which file does what).
 //
 // The file: a zip archive (torch >= 1.6) whose entries all sit in one folder ARCHIVE/ (torch
 // names it after the file's stem, or "archive"):
@@ -12,9 +13,11 @@
 //                      ('storage', torch.FloatStorage, KEY, 'cpu', numel)
 //   ARCHIVE/version    "3\n"; maybe ARCHIVE/byteorder ("little"; "big" is refused) and
 //                      ARCHIVE/.data/*.
-// Entries are found through the central directory (end-of-central-directory record, zip64 when
-// present); every offset and size is bounds-checked against the file. Entries may be stored
-// (torch's way) or deflated (zlib); CRC-32 is verified whenever a whole entry is read.
+// libzip opens the archive with its consistency checks (end records and central directory inside
+// the file, every local header agreeing with its directory record and ending before the
+// directory, zip64 when present); entries may be stored (torch's way) or deflated; the CRC-32 is
+// verified whenever a whole entry is read; a deflated entry cannot claim more than deflate can
+// produce from its compressed size (pt/zip.c).
 //
 // The pickle interpreter executes nothing: it knows the opcodes torch.save emits (PROTO, FRAME,
 // EMPTY_DICT/LIST/TUPLE, MARK, (LONG_)BINPUT/BINGET, MEMOIZE, BINUNICODE and friends,
@@ -29,8 +32,8 @@
 // storage_offset; row-major contiguous strides (strides of size-1 axes are ignored, as torch
 // does); anything else (non-contiguous views, integer dtypes) is an error naming the tensor.
 //
-// Memory bounds: pt_file_open reads the central directory (<= PT_MAX_CDIR_BYTES, ~64 bytes an
-// entry kept) and data.pkl (<= PT_MAX_PICKLE_BYTES) and keeps the interpreter's values (<=
+// Memory bounds: pt_file_open has libzip read the central directory (which lies inside the file;
+// at most PT_MAX_ENTRIES entries are accepted) and reads data.pkl (<= PT_MAX_PICKLE_BYTES) and keeps the interpreter's values (<=
 // PT_MAX_PICKLE_NODES of ~140 bytes, + 128 bytes a tensor) and containers (<= 8 bytes a pickle
 // byte): some KB for real files, under ~100 MB for the worst archive accepted. Tensor data is
 // streamed through a 64 KiB buffer into the caller's array, after the zip entry was checked to
@@ -38,8 +41,9 @@
 // (pt_source_open) holds one file and one record's floats at a time plus the list of file names
 // (O(files)).
 //
-// Errors name the file and the position: a byte offset in the file (zip structures), the entry
-// and byte offset in data.pkl (pickle), or the tensor ("representations[6]") and its storage.
+// Errors name the file and the position: the zip entry (or, for the archive's own structure, what
+// libzip found wrong), the entry and byte offset in data.pkl (pickle), or the tensor
+// ("representations[6]") and its storage.
 #ifndef PS_PTFILE_H
 #define PS_PTFILE_H
 
@@ -49,7 +53,6 @@
 #include "emb.h"
 #include "err.h"
 
-#define PT_MAX_CDIR_BYTES ((uint64_t)16 << 20)          // central directory
 #define PT_MAX_ENTRIES ((uint64_t)1 << 18)              // zip entries
 #define PT_MAX_PICKLE_BYTES ((uint64_t)4 << 20)         // data.pkl (real ones: ~250 bytes a tensor)
 #define PT_MAX_PICKLE_NODES ((size_t)1 << 17)           // values built by the interpreter
@@ -120,21 +123,17 @@ const char *pt_label_id(const char *label, char *buf, size_t cap);
 // count() is the number of files; skip() opens nothing.
 
 // ---- writer ------------------------------------------------------------------------------
-// Write what `extract.py --include per_tok mean` writes for one sequence: path gets
-// {"label": label, "representations": {layers[i]: per_residue[i] as [L, d]},
-//  "mean_representations": {layers[i]: mean[i] as [d]}} in torch.save's zip layout (stored
-// entries aligned to 64 bytes, data descriptors, zip64 end records; pickle protocol 2 with
-// _rebuild_tensor_v2 and persistent ids; version "3"), byte-identical to torch 1.13's output for
-// the same float32 tensors. per_residue or mean may be NULL to leave that dict out (not both).
-// layers: distinct. label: non-empty UTF-8. Arrays are borrowed for the call. Written to
-// path.tmp, fsynced, renamed to path (directory fsynced). Files of 4 GiB or more are refused.
+// Write what `extract.py --include per_tok mean` writes for one sequence (protsae synth's pt/ and
+// residues_pt/): path gets {"label": label, "representations": {layers[i]: per_residue[i] as
+// [L, d]}, "mean_representations": {layers[i]: mean[i] as [d]}} with float32 storages, in
+// torch.save's zip layout as libzip writes it (stored entries ARCHIVE/data.pkl, ARCHIVE/data/K,
+// ARCHIVE/version; the pickle as torch 1.13 writes it; torch.load reads it: unit_synth checks).
+// Equal input gives equal bytes. per_residue or mean may be NULL to leave that dict out (not
+// both). layers: distinct. label: non-empty UTF-8. Arrays are borrowed for the call. The archive
+// is built in memory and written with ps_write_file_atomic (path.tmp, fsync, rename). Files of
+// 4 GiB or more are refused.
 int pt_write_extract(const char *path, const char *label, const int *layers, size_t n_layers,
                      const float *const *per_residue, const float *const *mean, uint32_t L, uint32_t d,
                      ps_err_t *err);
-// Same with the storages in float16 or bfloat16 (HalfStorage / BFloat16Storage; values rounded to
-// nearest even) or float32.
-int pt_write_extract_dtype(const char *path, const char *label, const int *layers, size_t n_layers,
-                           const float *const *per_residue, const float *const *mean, uint32_t L, uint32_t d,
-                           pt_dtype_t dtype, ps_err_t *err);
 
 #endif
