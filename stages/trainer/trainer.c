@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "hash.h"
 #include "log.h"
 #include "safetensors.h"
 
@@ -572,7 +573,7 @@ static int add_train_row(run_t *r, const float *row, ps_err_t *err) {
     r->sn++;
     return 0;
   } else {
-    int64_t j = (int64_t)(sae_rng_next(&r->rng) % (uint64_t)r->scap);
+    int64_t j = (int64_t)(ps_splitmix64(&r->rng) % (uint64_t)r->scap);
     memcpy(r->batch + r->bn * r->w, r->sbuf + j * r->w, (size_t)r->w * sizeof(float));
     memcpy(r->sbuf + j * r->w, row, (size_t)r->w * sizeof(float));
   }
@@ -686,7 +687,7 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
   }
   if (got == 0 && !stop_now(&r)) {  // end of stream: drain the shuffle buffer in random order
     while (r.sn > 0 && !rc && !stop_now(&r)) {
-      int64_t j = (int64_t)(sae_rng_next(&r.rng) % (uint64_t)r.sn);
+      int64_t j = (int64_t)(ps_splitmix64(&r.rng) % (uint64_t)r.sn);
       memcpy(r.batch + r.bn * r.w, r.sbuf + j * r.w, (size_t)r.w * sizeof(float));
       memmove(r.sbuf + j * r.w, r.sbuf + (r.sn - 1) * r.w, (size_t)r.w * sizeof(float));
       r.sn--;

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hash.h"
 #include "sae.h"
 #include "sae_train.h"
 
@@ -45,8 +46,8 @@ static double median(double *v, int n) {
 }
 
 static float randn(uint64_t *st) {
-  double u1 = ((double)(sae_rng_next(st) >> 11) + 0.5) / 9007199254740992.0;
-  double u2 = (double)(sae_rng_next(st) >> 11) / 9007199254740992.0;
+  double u1 = ((double)(ps_splitmix64(st) >> 11) + 0.5) / 9007199254740992.0;
+  double u2 = (double)(ps_splitmix64(st) >> 11) / 9007199254740992.0;
   return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
 }
 

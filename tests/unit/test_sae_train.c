@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "hash.h"
 #include "sae.h"
 #include "sae_train.h"
 
@@ -26,7 +27,7 @@ static float *rand_rows(uint64_t seed, int64_t n, int64_t d, float scale) {
   float *x = malloc((size_t)(n * d) * sizeof(float));
   uint64_t st = seed;
   for (int64_t i = 0; i < n * d; i++)
-    x[i] = scale * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    x[i] = scale * (float)((double)(ps_splitmix64(&st) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
   return x;
 }
 
@@ -47,10 +48,10 @@ static sae_t *make_sae(sae_arch_t arch, int d, int n, int o, int k, int norm) {
   sae_init_weights(s, 7, 1.0f);
   // non-trivial biases
   uint64_t st = 99;
-  for (int64_t j = 0; j < n; j++) s->b_enc[j] = 0.1f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 - 0.3);
-  for (int64_t i = 0; i < o; i++) s->b_dec[i] = 0.05f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0 - 0.5);
+  for (int64_t j = 0; j < n; j++) s->b_enc[j] = 0.1f * (float)((double)(ps_splitmix64(&st) >> 11) / 9007199254740992.0 - 0.3);
+  for (int64_t i = 0; i < o; i++) s->b_dec[i] = 0.05f * (float)((double)(ps_splitmix64(&st) >> 11) / 9007199254740992.0 - 0.5);
   if (arch == SAE_JUMPRELU)  // per-latent thresholds (the trainer takes their logs)
-    for (int64_t j = 0; j < n; j++) s->threshold[j] = 0.02f + 0.2f * (float)((double)(sae_rng_next(&st) >> 11) / 9007199254740992.0);
+    for (int64_t j = 0; j < n; j++) s->threshold[j] = 0.02f + 0.2f * (float)((double)(ps_splitmix64(&st) >> 11) / 9007199254740992.0);
   return s;
 }
 
