@@ -354,7 +354,7 @@ int main(int argc, char **argv) {
     ps_err_set(&err, PS_ECONFIG, "no input: give --emb FILE or --in ENDPOINT (see --help)");
     goto fail;
   }
-  trainer_report_t rep;
+  trainer_report_t rep = {0};
   if (trainer_run(&o, &h, pool, &rep, &err)) {
     if (rep.stopped == 2) PS_ERROR("protsae-trainer: diverged: %s (last good checkpoint: %s/latest)", err.msg, o.out_dir);
     goto fail;
