@@ -125,12 +125,4 @@ void sae_init_weights(sae_t *s, uint64_t seed, float dec_norm);
 // is): geometric median (Weiszfeld, max_iter iterations) or, with max_iter = 0, the mean.
 void sae_init_b_dec(sae_t *s, const float *y, int64_t n, int max_iter);
 
-// splitmix64 / xoshiro-free RNG shared by init and the shuffle buffer.
-static inline uint64_t sae_rng_next(uint64_t *st) {
-  uint64_t z = (*st += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 #endif

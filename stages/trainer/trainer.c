@@ -4,17 +4,18 @@
 #include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "fsutil.h"
+#include "hash.h"
+#include "io.h"
 #include "log.h"
 #include "safetensors.h"
 
@@ -67,21 +68,7 @@ typedef struct run {
   sae_losses_t last;
 } run_t;
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 // ---- checkpoints ----------------------------------------------------------------------------------
-
-static int fsync_dir(const char *path) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  int rc = fsync(fd) ? -errno : 0;
-  close(fd);
-  return rc;
-}
 
 static int swap_link(const char *out, const char *name, const char *target, ps_err_t *err) {
   char tmp[4096], lnk[4096];
@@ -100,23 +87,6 @@ static int link_target(const char *out, const char *name, char *buf, size_t n) {
   if (r < 0) return -1;
   buf[r] = 0;
   return 0;
-}
-
-static void rm_tree(const char *path) {
-  DIR *dd = opendir(path);
-  if (!dd) {
-    unlink(path);
-    return;
-  }
-  struct dirent *e;
-  char p[4096];
-  while ((e = readdir(dd))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-    unlink(p);
-  }
-  closedir(dd);
-  rmdir(path);
 }
 
 // Remove ckpt-* directories other than latest, best and the newest keep-1 before latest; and
@@ -154,7 +124,7 @@ static void prune(run_t *r) {
     if (!strcmp(names[i], latest)) continue;
     if (keep) continue;
     snprintf(p, sizeof p, "%s/%s", out, names[i]);
-    rm_tree(p);
+    ps_rm_rf(p);
   }
 }
 
@@ -190,20 +160,9 @@ static int cfg_add_matryoshka(const char *dir, const sae_train_opts_t *o, ps_err
   char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(j);
   if (!txt) return ps_err_set(err, PS_ENOMEM, "%s: cannot serialise", path);
-  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-  size_t len = strlen(txt), off = 0;
-  int rc = fd < 0 ? -1 : 0;
-  while (!rc && off < len) {
-    ssize_t w = write(fd, txt + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) rc = -1;
-    else off += (size_t)w;
-  }
-  if (!rc && fsync(fd) != 0) rc = -1;
-  int e = errno;
-  if (fd >= 0 && close(fd) != 0 && !rc) { rc = -1; e = errno; }
+  int rc = ps_write_file_atomic(path, txt, strlen(txt), err);  // inside the checkpoint's tmp directory
   free(txt);
-  return rc ? ps_err_set(err, -e, "%s: %s", path, strerror(e)) : 0;
+  return rc;
 }
 
 static int save_ckpt(run_t *r, int as_best, ps_err_t *err) {
@@ -218,7 +177,7 @@ static int save_ckpt(run_t *r, int as_best, ps_err_t *err) {
     if (as_best) return swap_link(out, "best", name, err);
     return 0;
   }
-  rm_tree(tmpdir);
+  ps_rm_rf(tmpdir);
   if (mkdir(tmpdir, 0755) != 0) return ps_err_set(err, -errno, "checkpoint: mkdir %s: %s", tmpdir, strerror(errno));
   int rc = sae_save(r->s, tmpdir, r->in_scale, r->out_scale, err);
   if (!rc) rc = cfg_add_matryoshka(tmpdir, sae_trainer_opts(r->tr), err);
@@ -265,19 +224,19 @@ static int save_ckpt(run_t *r, int as_best, ps_err_t *err) {
     goto fail;
   }
   if ((rc = st_writer_close(&w, err))) goto fail;
-  fsync_dir(tmpdir);
+  ps_fsync_dir(tmpdir);
   if (rename(tmpdir, dir) != 0) {
     rc = ps_err_set(err, -errno, "checkpoint: rename %s: %s", tmpdir, strerror(errno));
     goto fail;
   }
-  fsync_dir(out);
+  ps_fsync_dir(out);
   if ((rc = swap_link(out, "latest", name, err))) return rc;
   if (as_best && (rc = swap_link(out, "best", name, err))) return rc;
-  fsync_dir(out);
+  ps_fsync_dir(out);
   prune(r);
   return 0;
 fail:
-  rm_tree(tmpdir);
+  ps_rm_rf(tmpdir);
   return ps_err_prefix(err, "checkpoint %s: ", dir);
 }
 
@@ -548,7 +507,7 @@ static int train_batch(run_t *r, ps_err_t *err) {
   r->rep.rows_trained += n;
   int64_t step = r->rep.steps;
   if (o->log_every && step % o->log_every == 0) {
-    double dt = now_s() - r->t0;
+    double dt = ps_mono_s() - r->t0;
     r->rep.rows_per_s = dt > 0 ? (double)(r->rep.rows_trained - r->rows_at_t0) / dt : 0;
     r->rep.dead_fraction = (double)r->last.n_dead / (double)r->s->cfg.d_sae;
     PS_INFO("trainer: step %lld rows %lld (%.0f rows/s) loss %.5g mse %.5g aux %.3g L0 %.1f dead %.1f%% lr %.3g",
@@ -572,7 +531,7 @@ static int add_train_row(run_t *r, const float *row, ps_err_t *err) {
     r->sn++;
     return 0;
   } else {
-    int64_t j = (int64_t)(sae_rng_next(&r->rng) % (uint64_t)r->scap);
+    int64_t j = (int64_t)(ps_splitmix64(&r->rng) % (uint64_t)r->scap);
     memcpy(r->batch + r->bn * r->w, r->sbuf + j * r->w, (size_t)r->w * sizeof(float));
     memcpy(r->sbuf + j * r->w, row, (size_t)r->w * sizeof(float));
   }
@@ -597,7 +556,7 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
   r.rep.last_val_mse = NAN;
   r.rep.resumed_from_step = -1;
   r.rep.best_step = -1;
-  int rc = 0, resumed = 0, diverged = 0;
+  int rc = 0, resumed = 0;
   float *row = NULL;
   if (o->out_dir && mkdir(o->out_dir, 0755) != 0 && errno != EEXIST)
     return ps_err_set(err, -errno, "trainer: mkdir %s: %s", o->out_dir, strerror(errno));
@@ -633,7 +592,7 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
       goto out;
     }
   }
-  r.t0 = now_s();
+  r.t0 = ps_mono_s();
   r.rows_at_t0 = r.rep.rows_trained;
   row = ps_xmalloc((size_t)r.w * sizeof(float));
   int64_t skip = resumed ? r.consumed : 0;  // rows of the first batch consumed before the checkpoint
@@ -674,7 +633,6 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
     got = h->next(h->src_ctx, &b, err);
   }
   if (rc == PS_ENAN) {
-    diverged = 1;
     PS_ERROR("trainer: %s; stopping with the last good checkpoint kept", err->msg);
     r.rep.stopped = 2;
     goto out;
@@ -686,7 +644,7 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
   }
   if (got == 0 && !stop_now(&r)) {  // end of stream: drain the shuffle buffer in random order
     while (r.sn > 0 && !rc && !stop_now(&r)) {
-      int64_t j = (int64_t)(sae_rng_next(&r.rng) % (uint64_t)r.sn);
+      int64_t j = (int64_t)(ps_splitmix64(&r.rng) % (uint64_t)r.sn);
       memcpy(r.batch + r.bn * r.w, r.sbuf + j * r.w, (size_t)r.w * sizeof(float));
       memmove(r.sbuf + j * r.w, r.sbuf + (r.sn - 1) * r.w, (size_t)r.w * sizeof(float));
       r.sn--;
@@ -694,8 +652,7 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
     }
     if (!rc && r.bn > 0 && !stop_now(&r)) rc = train_batch(&r, err);
     if (rc == PS_ENAN) {
-      diverged = 1;
-      r.rep.stopped = 2;
+        r.rep.stopped = 2;
       PS_ERROR("trainer: %s; stopping with the last good checkpoint kept", err->msg);
       goto out;
     }
@@ -711,7 +668,6 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
   if (o->out_dir && (rc = save_ckpt(&r, 0, err))) goto out;
   if (o->out_dir) write_metrics(&r, "final");
 out:
-  (void)diverged;
   r.rep.val_rows = r.vn;
   if (rep) *rep = r.rep;
   free(row);

@@ -1,9 +1,14 @@
 // wire_in.c — see wire_in.h.
 #include "wire_in.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
+#include "log.h"
+#include "signals.h"
 #include "wire.h"
 
 static const char *const names[TW_REJ_N] = {"malformed", "seq_out_of_range", "dim", "eos_inconsistent"};
@@ -115,4 +120,87 @@ int trainer_wire_take(trainer_wire_t *w, const Protsae__Envelope *e, reader_batc
   b->next.record = eb->first_record + eb->n_protein_ids;
   b->next.seq = e->seq + 1;
   return 1;
+}
+
+// ---- wire ---------------------------------------------------------------------------------------
+static int wire_next(void *ctx, reader_batch_t *b, ps_err_t *err) {
+  wire_src_t *s = ctx;
+  for (;;) {
+    wire_free(&s->env);
+    if (s->w.eos >= (uint64_t)s->producers) {
+      wire_close(&s->sock);  // hang up now: the readers wait for their consumers before exiting
+      return 0;
+    }
+    int rc = wire_recv(s->sock, &s->env, s->timeout_ms > 0 ? (int)s->timeout_ms : -1, &ps_stop_flag, &s->st, err);
+    ps_metrics_set(s->mx, s->m_wdrop, (double)s->st.dropped_malformed);
+    if (rc < 0) return rc;
+    if (rc == 0) return ps_err_set(err, PS_ETRUNC, "trainer: no message for %lld ms", (long long)s->timeout_ms);
+    Protsae__Envelope *e = s->env;
+    tw_reject_t why = TW_REJ_MALFORMED;
+    ps_err_t be = {0};
+    int got = trainer_wire_take(&s->w, e, b, &why, &be);
+    if (got < 0) {  // dropped and counted; logged the first 3 times per reason
+      ps_metrics_set(s->mx, s->m_rej_by[why], (double)s->w.rejected_by[why]);
+      if (s->logged[why]++ < 3)
+        PS_WARN("trainer: dropped (%s%s): %s", tw_reject_name(why), s->logged[why] == 3 ? "; further ones only counted" : "",
+                be.msg);
+      continue;
+    }
+    if (got == 0) continue;
+    if (s->have_seek) {  // resume: skip what the checkpoint already holds
+      if (b->epoch < s->seek.epoch || (b->epoch == s->seek.epoch && b->first_record < s->seek.record)) continue;
+      if (b->epoch != s->seek.epoch || b->first_record != s->seek.record)
+        return ps_err_set(err, PS_EMISMATCH, "trainer: resuming at epoch %u record %" PRIu64 " but the stream "
+                          "continues at epoch %u record %" PRIu64 "; restart the reader from that position "
+                          "(protsae-reader --state FILE --resume with \"%u %" PRIu64 " %" PRIu64 "\" in FILE)",
+                          s->seek.epoch, s->seek.record, b->epoch, b->first_record, s->seek.epoch, s->seek.record,
+                          s->seek.seq);
+      s->have_seek = 0;
+    }
+    return 1;
+  }
+}
+
+static int wire_seek(void *ctx, const reader_pos_t *pos, ps_err_t *err) {
+  wire_src_t *s = ctx;
+  (void)err;
+  s->seek = *pos;
+  s->have_seek = 1;
+  return 0;
+}
+
+int wire_src_open(wire_src_t *s, const wire_src_opts_t *o, ps_metrics_t *mx, trainer_hooks_t *h, ps_err_t *err) {
+  if (o->d_in < 0 || o->d_out < 0 || o->max_dim < 1 || o->max_dim > (1 << 20) || o->d_in > (1 << 20) ||
+      o->d_out > (1 << 20) || o->max_batch_rows < 1 || o->max_batch_rows > (1 << 24))
+    return ps_err_set(err, PS_ECONFIG, "--d-in, --d-out in 0..2^20, --max-dim in 1..2^20, --max-batch-rows in 1..2^24");
+  trainer_wire_init(&s->w, o->d_in, o->d_out, o->max_dim);
+  s->mx = mx;
+  for (int r = 0; r < TW_REJ_N; r++) {  // no label API: protsae_messages_rejected_<reason>_total
+    char name[96], help[128];
+    snprintf(name, sizeof name, "messages_rejected_%s_total", tw_reject_name((tw_reject_t)r));
+    snprintf(help, sizeof help, "stream messages dropped as %s", tw_reject_name((tw_reject_t)r));
+    s->m_rej_by[r] = ps_metrics_add(mx, name, PS_COUNTER, help);
+  }
+  s->m_wdrop = ps_metrics_add(mx, "wire_dropped_malformed_total", PS_COUNTER,
+                              "messages dropped by the wire: not an Envelope or an inconsistent batch");
+  wire_opts_t wo = WIRE_OPTS_DEFAULT;
+  wo.max_msg = wire_max_embedding_msg(o->max_batch_rows,
+                                      (o->d_in ? o->d_in : o->max_dim) + (o->d_out ? o->d_out : o->max_dim));
+  PS_INFO("trainer: input messages up to %lld bytes", (long long)wo.max_msg);
+  s->zctx = zmq_ctx_new();
+  if (!(s->sock = wire_socket(s->zctx, ZMQ_PULL, o->endpoint, &wo, err))) return err->code ? err->code : PS_EIO;
+  s->producers = o->producers;
+  s->timeout_ms = o->timeout_ms;
+  h->next = wire_next;
+  h->seek = wire_seek;
+  h->src_ctx = s;
+  return 0;
+}
+
+void wire_src_close(wire_src_t *s) {
+  wire_free(&s->env);
+  trainer_wire_free(&s->w);
+  wire_close(&s->sock);
+  if (s->zctx) zmq_ctx_term(s->zctx);
+  s->zctx = NULL;
 }

@@ -11,9 +11,12 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "metrics.h"
 #include "protsae.pb-c.h"
 #include "reader.h"
 #include "strmap.h"
+#include "trainer.h"
+#include "wire.h"
 
 typedef enum {
   TW_REJ_MALFORMED = 0,  // inconsistent batch (sizes), no producer
@@ -46,5 +49,36 @@ void trainer_wire_free(trainer_wire_t *w);
 // body), <0 = dropped: *why says why (counted in rejected_by), err names producer and seq.
 int trainer_wire_take(trainer_wire_t *w, const Protsae__Envelope *env, reader_batch_t *b, tw_reject_t *why,
                       ps_err_t *err);
+
+// ---- the wire source of trainer_run ----------------------------------------------------------------
+// EmbeddingBatches pulled from an endpoint, each checked by trainer_wire_take before it is used
+// (dropped and counted per reason as protsae_messages_rejected_<reason>_total); on resume the
+// batches before the checkpoint's position are skipped, and a stream that continues elsewhere is
+// an error naming the position to restart the reader from.
+typedef struct wire_src_opts {
+  const char *endpoint;      // @ binds, > connects
+  int producers;             // readers feeding the stream (each ends with an EndOfStream)
+  int64_t timeout_ms;        // give up after this long without a message (0 = wait)
+  int64_t d_in, d_out;       // expected dimensions (0 = the first batch's, up to max_dim)
+  int64_t max_dim, max_batch_rows;
+} wire_src_opts_t;
+
+typedef struct wire_src {
+  void *zctx, *sock;
+  int producers;
+  int64_t timeout_ms;
+  Protsae__Envelope *env;
+  trainer_wire_t w;          // the checks and the batch buffers (wire_in.h)
+  int have_seek;
+  reader_pos_t seek;
+  wire_stats_t st;
+  ps_metrics_t *mx;          // borrowed
+  int m_rej_by[TW_REJ_N], m_wdrop;
+  uint64_t logged[TW_REJ_N];
+} wire_src_t;
+
+// Check the bounds, register the rejection counters on mx, open the socket and point h at it.
+int wire_src_open(wire_src_t *s, const wire_src_opts_t *o, ps_metrics_t *mx, trainer_hooks_t *h, ps_err_t *err);
+void wire_src_close(wire_src_t *s);
 
 #endif

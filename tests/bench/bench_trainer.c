@@ -23,16 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "hash.h"
+#include "io.h"
 #include "sae.h"
 #include "sae_train.h"
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_d(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -45,8 +40,8 @@ static double median(double *v, int n) {
 }
 
 static float randn(uint64_t *st) {
-  double u1 = ((double)(sae_rng_next(st) >> 11) + 0.5) / 9007199254740992.0;
-  double u2 = (double)(sae_rng_next(st) >> 11) / 9007199254740992.0;
+  double u1 = ((double)(ps_splitmix64(st) >> 11) + 0.5) / 9007199254740992.0;
+  double u2 = (double)(ps_splitmix64(st) >> 11) / 9007199254740992.0;
   return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
@@ -138,12 +133,12 @@ static double train_rows(const args_t *a, sae_arch_t arch, float **pool, ps_pool
   }
   double *dt = malloc((size_t)a->steps * sizeof(double)), l0 = 0;
   for (int i = 0; i < a->warmup + a->steps; i++) {
-    double t0 = now();
+    double t0 = ps_mono_s();
     if (sae_trainer_step(t, pool[i % 4], NULL, a->batch, &L, &err)) {
       fprintf(stderr, "%s\n", err.msg);
       exit(1);
     }
-    double e = now() - t0;
+    double e = ps_mono_s() - t0;
     if (i >= a->warmup) dt[i - a->warmup] = e;
     l0 = L.l0;
   }
@@ -187,10 +182,10 @@ int main(int argc, char **argv) {
   double sg[16];
   int nsg = a.steps < 16 ? a.steps : 16;
   for (int i = 0; i < nsg + 2; i++) {
-    double t0 = now();
+    double t0 = ps_mono_s();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a.batch, a.d_sae, a.d_in, 1.0f, pool[i % 4], a.d_in, s->W_encT,
                 a.d_in, 0.0f, pre, a.d_sae);
-    if (i >= 2) sg[i - 2] = now() - t0;
+    if (i >= 2) sg[i - 2] = ps_mono_s() - t0;
   }
   double flop_enc = 2.0 * a.batch * a.d_in * a.d_sae;
   double sgemm_gflops = flop_enc / median(sg, nsg) * 1e-9;
@@ -203,12 +198,12 @@ int main(int argc, char **argv) {
   sae_codes_t codes = {0};
   double *dt = malloc((size_t)a.steps * sizeof(double));
   for (int i = 0; i < a.warmup + a.steps; i++) {
-    double t0 = now();
+    double t0 = ps_mono_s();
     if (sae_enc_run(enc, pool[i % 4], a.batch, &codes, &err)) {
       fprintf(stderr, "%s\n", err.msg);
       return 1;
     }
-    if (i >= a.warmup) dt[i - a.warmup] = now() - t0;
+    if (i >= a.warmup) dt[i - a.warmup] = ps_mono_s() - t0;
   }
   double enc_s = median(dt, a.steps);
   double enc_rows = a.batch / enc_s;

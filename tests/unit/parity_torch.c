@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hash.h"
 #include "pool.h"
 #include "sae.h"
 #include "sae_train.h"
@@ -53,7 +54,7 @@ static void usage(void) {
   exit(2);
 }
 
-static double urand(uint64_t *st) { return (double)(sae_rng_next(st) >> 11) / 9007199254740992.0; }
+static double urand(uint64_t *st) { return (double)(ps_splitmix64(st) >> 11) / 9007199254740992.0; }
 
 static double grand(uint64_t *st) {
   double u1 = urand(st) + 0.5 / 9007199254740992.0, u2 = urand(st);
