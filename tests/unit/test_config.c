@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "fixture.h"
 #include "reader.h"
 #include "strmap.h"
 
@@ -158,10 +159,8 @@ static void test_split(void **state) {
 
 static void test_state_file(void **state) {
   (void)state;
-  char dir[] = "/tmp/protsae-cfg.XXXXXX";
-  assert_non_null(mkdtemp(dir));
-  char p[256];
-  snprintf(p, sizeof p, "%s/state", dir);
+  char p[PATH_MAX];
+  fx_path(p, sizeof p, "state");
   ps_err_t err = {0};
   reader_pos_t a = {2, 12345, 99}, b = {0, 0, 0};
   assert_int_equal(reader_pos_load(p, &b, &err), 0);  // no file yet
@@ -170,13 +169,9 @@ static void test_state_file(void **state) {
   assert_int_equal(b.epoch, 2);
   assert_int_equal(b.record, 12345);
   assert_int_equal(b.seq, 99);
-  FILE *f = fopen(p, "w");
-  fputs("garbage\n", f);
-  fclose(f);
+  fx_write_text(p, "garbage\n");
   assert_true(reader_pos_load(p, &b, &err) < 0);
   assert_non_null(strstr(err.msg, p));
-  unlink(p);
-  rmdir(dir);
 }
 
 int main(void) {
@@ -184,5 +179,5 @@ int main(void) {
       cmocka_unit_test(test_precedence), cmocka_unit_test(test_errors), cmocka_unit_test(test_read_binds), cmocka_unit_test(test_strmap),
       cmocka_unit_test(test_split),      cmocka_unit_test(test_state_file),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
