@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "config.h"
 #include "esm2.h"
+#include "io.h"
 #include "log.h"
 #include "npy.h"
 #include "safetensors.h"
@@ -44,12 +45,6 @@ static const ps_config_entry_t table[] = {
     {"threads", "1", "threads for the forward pass (projections, attention, element-wise)"},
     {NULL, NULL, NULL},
 };
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int ends_with(const char *s, const char *suf) {
   size_t a = strlen(s), b = strlen(suf);
@@ -104,11 +99,11 @@ int cli_embed(int argc, char **argv) {
     ps_err_set(&err, PS_ECONFIG, "--logits needs safetensors output");
     goto out;
   }
-  double t_load = now_s();
+  double t_load = ps_mono_s();
   if (esm2_load(&m, ps_config_str(cfg, "model"), &err) < 0) goto out;
   const esm2_config_t *c = esm2_config(m);
   PS_INFO("model loaded layers=%d d=%d heads=%d params=%llu seconds=%.2f", c->n_layers, c->d_model, c->n_heads,
-          (unsigned long long)esm2_n_params(m), now_s() - t_load);
+          (unsigned long long)esm2_n_params(m), ps_mono_s() - t_load);
   if (esm2_parse_layers(ps_config_str(cfg, "layers"), c->n_layers, &layers, &n_layers, &err) < 0) goto out;
   esm2_run_opts_t o = {0};
   o.fasta_path = ps_config_str(cfg, "fasta");
@@ -157,7 +152,7 @@ int cli_embed(int argc, char **argv) {
       goto out;
     }
   }
-  double t0 = now_s();
+  double t0 = ps_mono_s();
   uint64_t n = 0, rows = 0;
   esm2_item_t it;
   int rc;
@@ -203,7 +198,7 @@ int cli_embed(int argc, char **argv) {
     ps_err_set(&err, PS_EFORMAT, "%s: no sequences", o.fasta_path);
     goto out;
   }
-  double secs = now_s() - t0;
+  double secs = ps_mono_s() - t0;
   uint64_t tokens = esm2_runner_tokens(run);
   if (st && st_writer_close(&st, &err) < 0) goto out;
   for (int s = 0; mean_w && s < n_layers; s++) {

@@ -113,12 +113,7 @@ static int read_encode(const char *emb_path, const char *ids_path, sae_t *sae, p
   char **ids = NULL;
   int64_t n = 0, cap = 0, nb = 0, d = -1;
   int rc = 0, g;
-  emb_source_opts_t eo;
-  memset(&eo, 0, sizeof eo);
-  eo.path = emb_path;
-  eo.ids_path = ids_path;
-  eo.level = EMB_LEVEL_PROTEIN;
-  eo.layer = -1;
+  emb_source_opts_t eo = emb_source_opts_protein(emb_path, ids_path);
   if ((rc = emb_source_open(&src, &eo, err))) return rc;
   if (sae && (rc = sae_enc_new(&enc, sae, pool, chunk, err))) goto out;
   emb_record_t rec;
@@ -225,11 +220,7 @@ static int truth_check(const char *dir, const sae_t *s, const enrich_engine_t *e
   // directions
   snprintf(path, sizeof path, "%s/truth/directions.npy", dir);
   emb_source_t *src = NULL;
-  emb_source_opts_t eo;
-  memset(&eo, 0, sizeof eo);
-  eo.path = path;
-  eo.level = EMB_LEVEL_PROTEIN;
-  eo.layer = -1;
+  emb_source_opts_t eo = emb_source_opts_protein(path, NULL);
   int64_t d = s->cfg.d_out, m = s->cfg.d_sae, nd = 0;
   float *D = ps_xmalloc((size_t)(nt ? nt : 1) * (size_t)d * sizeof *D);
   if ((rc = emb_source_open(&src, &eo, err))) goto out;

@@ -80,6 +80,9 @@ struct emb_source {
 
 // Open a source. Returns 0 and *out, or <0 with err filled. Caller destroys.
 int emb_source_open(emb_source_t **out, const emb_source_opts_t *opts, ps_err_t *err);
+// Options for the common case, a protein-level matrix (one record per protein, the file's
+// default layer): path, ids (NULL = the file's own or the FASTA order), everything else default.
+emb_source_opts_t emb_source_opts_protein(const char *path, const char *ids_path);
 // Next record: 1 = record in *rec, 0 = end of stream, <0 = error.
 int emb_source_next(emb_source_t *s, emb_record_t *rec, ps_err_t *err);
 // Skip n records (resume from a recorded offset). 0 or <0.

@@ -37,3 +37,13 @@ int emb_source_open(emb_source_t **out, const emb_source_opts_t *opts, ps_err_t 
   (*out)->next_index = 0;
   return 0;
 }
+
+emb_source_opts_t emb_source_opts_protein(const char *path, const char *ids_path) {
+  emb_source_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.path = path;
+  o.ids_path = ids_path;
+  o.level = EMB_LEVEL_PROTEIN;
+  o.layer = -1;
+  return o;
+}

@@ -7,17 +7,13 @@
 #include <string.h>
 
 #include "err.h"
+#include "hash.h"
 
 typedef struct rng {
   uint64_t s;
 } rng_t;
 
-static uint64_t rng_u64(rng_t *r) {
-  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+static uint64_t rng_u64(rng_t *r) { return ps_splitmix64(&r->s); }
 static size_t rng_below(rng_t *r, size_t n) { return n ? (size_t)(rng_u64(r) % n) : 0; }
 static void rng_seed(rng_t *r, uint64_t seed, uint64_t stream) {
   r->s = seed * 0x9e3779b97f4a7c15ull ^ (stream + 0x632be59bd9b4e019ull);

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "curve.h"
+#include "io.h"
 
 // Dead peers: no ZMTP PING/PONG. libzmq 4.3.4 (Debian 12; unchanged upstream) asserts
 // `!_io_error` in stream_engine_base_t::out_event when the PING timer fires on a connection
@@ -232,21 +233,15 @@ int wire_peers_live(wire_peers_t *p) {
   return p->live;
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int wire_peers_wait_hangup(wire_peers_t *p, int timeout_ms, ps_err_t *err) {
-  int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+  int64_t deadline = timeout_ms >= 0 ? ps_mono_ms() + timeout_ms : -1;
   for (;;) {
     int rc = peers_update(p, err);
     if (rc < 0) return rc;
     if (p->seen && !p->live) return 0;
     int slice = 100;
     if (deadline >= 0) {
-      int64_t left = deadline - mono_ms();
+      int64_t left = deadline - ps_mono_ms();
       if (left <= 0) {
         if (!p->seen)
           return ps_err_set(err, -ETIMEDOUT, "no consumer connected within %d ms", timeout_ms);

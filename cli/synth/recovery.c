@@ -28,10 +28,7 @@ int recovery_measure(const char *sae_dir, const char *truth, recovery_t *out, ps
   int rc = 0;
   memset(out, 0, sizeof *out);
   if ((rc = sae_load(&s, sae_dir, err)) < 0) goto out;
-  emb_source_opts_t eo = {0};
-  eo.path = truth;
-  eo.level = EMB_LEVEL_PROTEIN;
-  eo.layer = -1;
+  emb_source_opts_t eo = emb_source_opts_protein(truth, NULL);
   if ((rc = emb_source_open(&src, &eo, err)) < 0) goto out;
   int64_t d = s->cfg.d_out, n = 0, cap = 0, m = s->cfg.d_sae;
   emb_record_t rec;

@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "hash.h"
+#include "io.h"
 #include "log.h"
 
 #define LLM_MAX_BODY (16u << 20)  // responses larger than this are cut off (error)
@@ -40,18 +42,6 @@ typedef struct xfer {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_next(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 void llm_opts_default(llm_opts_t *o) {
   memset(o, 0, sizeof *o);
@@ -431,7 +421,7 @@ static double backoff_s(llm_client_t *c, int attempt) {
   double base = (double)c->o.backoff_base_ms / 1000.0, cap = (double)c->o.backoff_max_ms / 1000.0;
   double d = base * pow(2.0, attempt > 30 ? 30 : attempt - 1);
   if (d > cap) d = cap;
-  double u = (double)(rng_next(&c->rng) >> 11) * 0x1.0p-53;
+  double u = (double)(ps_splitmix64(&c->rng) >> 11) * 0x1.0p-53;
   return d * (0.5 + 0.5 * u);  // "equal jitter"
 }
 
@@ -477,7 +467,7 @@ int llm_run(llm_client_t *c, llm_call_t *calls, size_t n, ps_err_t *err) {
       rc = ps_err_set(err, PS_EINTR, "llm: stopped by a signal (%zu of %zu answered)", n_done, n);
       goto out;
     }
-    double t = now_s();
+    double t = ps_mono_s();
     double wake = t + 0.2;
     // start what the slots, the pause and the rate limiter allow
     while (n_active < (size_t)c->o.parallel) {
@@ -534,7 +524,7 @@ int llm_run(llm_client_t *c, llm_call_t *calls, size_t n, ps_err_t *err) {
       curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
       k->http_status = status;
       int retry = 0;
-      double t2 = now_s();
+      double t2 = ps_mono_s();
       if (res != CURLE_OK) {
         retry = !x->too_big;
         call_error(c, k, "%s%s (%d attempts)", res == CURLE_OPERATION_TIMEDOUT ? "timeout: " : "transport: ",
@@ -602,7 +592,7 @@ int llm_run(llm_client_t *c, llm_call_t *calls, size_t n, ps_err_t *err) {
       xfer_free(x);
     }
     if (n_done >= n) break;
-    double w = wake - now_s();
+    double w = wake - ps_mono_s();
     int ms = w <= 0 ? 0 : (int)(w * 1000.0) + 1;
     if (ms > 200) ms = 200;
     if (n_active) curl_multi_poll(c->multi, NULL, 0, ms, NULL);

@@ -40,12 +40,7 @@ static double rnorm(void) {
 static int read_matrix(const char *path, const char *ids_path, float **x, char ***ids, int64_t *n, int64_t *d,
                        ps_err_t *err) {
   emb_source_t *src = NULL;
-  emb_source_opts_t eo;
-  memset(&eo, 0, sizeof eo);
-  eo.path = path;
-  eo.ids_path = ids_path;
-  eo.level = EMB_LEVEL_PROTEIN;
-  eo.layer = -1;
+  emb_source_opts_t eo = emb_source_opts_protein(path, ids_path);
   int rc = emb_source_open(&src, &eo, err);
   if (rc) return rc;
   int64_t cap = 0;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "hash.h"
 #include "io.h"
 #include "npy.h"
 #include "reader.h"
@@ -79,10 +80,7 @@ static void die(const char *fmt, ...) {
 
 // ---- data: a deterministic, finite value per (row, col) -------------------------------------
 static inline float gen(uint64_t row, uint32_t col) {
-  uint64_t x = row * 0x9E3779B97F4A7C15ull ^ (uint64_t)col * 0xC2B2AE3D27D4EB4Full;
-  x ^= x >> 31;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 29;
+  uint64_t x = ps_mix64(row * 0x9E3779B97F4A7C15ull ^ (uint64_t)col * 0xC2B2AE3D27D4EB4Full);
   return (float)(int32_t)(x >> 40 & 0xffffff) / 16777216.0f - 0.5f;  // [-0.5, 0.5)
 }
 
