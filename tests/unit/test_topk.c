@@ -1,4 +1,4 @@
-// TopK-then-ReLU selection (common/sae.c: sae_topk_relu, sae_topk_relu_bias) against a plain sort,
+// TopK-then-ReLU selection (common/sae/sae_kernels.c: sae_topk_relu, sae_topk_relu_bias) against a plain sort,
 // entry for entry and bit for bit: the k largest of v (+ b) that are > 0, ties to the lower index,
 // indices ascending. Rows long next to k take the sampled-threshold path, short ones the heap scan;
 // the data below drive both, and the sampled path's fallbacks (few positives, heavy ties, a dense
