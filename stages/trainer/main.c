@@ -66,6 +66,7 @@ static const ps_config_entry_t table[] = {
     {"unit-norm-decoder", "-1", "unit-norm decoder rows (-1 = on except for relu)"},
     {"b-dec-init", "median", "none | mean | median (geometric median of the first batch)"},
     {"dec-init-norm", "0.1", "initial decoder row norm"},
+    {"init-from-data", "0", "experimental: initial decoder rows (SAE: and encoder columns) = random training rows minus b_dec (shuffle buffer and first batch), scaled to --dec-init-norm"},
     {"model-name", "esm2", "name recorded in cfg.json"},
     // optimiser
     {"lr", "-1", "learning rate (-1 = 1e-4, relu 5e-5)"},
@@ -108,7 +109,7 @@ typedef struct {
   const char *arch, *matryoshka, *ortho_scope, *b_dec_init, *model_name;
   int64_t d_sae, k, k_aux, dead_steps, l1_warmup, unit_norm;
   double aux_coeff, ortho_coeff, ortho_margin, tie_coeff, l1, l0_coeff, jr_bandwidth, jr_init_threshold, dec_init_norm;
-  int per_sample, dataset_norm;
+  int per_sample, dataset_norm, init_from_data;
   // optimiser
   double lr, beta1, beta2, eps, clip;
   int64_t warmup, decay, total_steps;
@@ -143,6 +144,7 @@ static int read_args(const ps_config_t *cfg, trainer_args_t *a, ps_err_t *err) {
       PS_CFG_STR("matryoshka", &a->matryoshka), PS_CFG_BOOL("normalize-per-sample", &a->per_sample),
       PS_CFG_BOOL("dataset-norm", &a->dataset_norm), PS_CFG_I64("unit-norm-decoder", &a->unit_norm),
       PS_CFG_STR("b-dec-init", &a->b_dec_init), PS_CFG_F64("dec-init-norm", &a->dec_init_norm),
+      PS_CFG_BOOL("init-from-data", &a->init_from_data),
       PS_CFG_STR("model-name", &a->model_name),
       PS_CFG_F64("lr", &a->lr), PS_CFG_F64("beta1", &a->beta1), PS_CFG_F64("beta2", &a->beta2), PS_CFG_F64("eps", &a->eps),
       PS_CFG_I64("warmup-steps", &a->warmup), PS_CFG_I64("decay-steps", &a->decay),
@@ -214,6 +216,7 @@ static int trainer_opts_from_args(const trainer_args_t *a, trainer_opts_t *o, ps
   o->b_dec_init = !strcmp(s, "none") ? 0 : !strcmp(s, "mean") ? 1 : !strcmp(s, "median") ? 2 : -1;
   if (o->b_dec_init < 0) return ps_err_set(err, PS_ECONFIG, "--b-dec-init %s: expected none, mean or median", s);
   o->dec_init_norm = (float)a->dec_init_norm;
+  o->init_from_data = a->init_from_data;
   o->seed = (uint64_t)a->seed;
   o->out_dir = a->out;
   o->resume = a->resume;

@@ -124,5 +124,10 @@ void sae_init_weights(sae_t *s, uint64_t seed, float dec_norm);
 // b_dec from the first batch of targets (n rows x d_out, per-sample normalised when the model
 // is): geometric median (Weiszfeld, max_iter iterations) or, with max_iter = 0, the mean.
 void sae_init_b_dec(sae_t *s, const float *y, int64_t n, int max_iter);
+// Decoder rows from data: row j = (y_r - b_dec) scaled to dec_norm, r drawn from the n rows
+// (n x d_out; without replacement while rows last, a fresh permutation after); the encoder column
+// is the same row (an SAE) or a transcoder's (x_r - b_dec when applied to the input) scaled to dec_norm.
+// A row too close to b_dec keeps its random init. Call after sae_init_b_dec. Deterministic in seed.
+void sae_init_rows_from_data(sae_t *s, const float *x, const float *y, int64_t n, uint64_t seed, float dec_norm);
 
 #endif

@@ -1,6 +1,7 @@
 // sae_train_init.c — initial weights: random unit directions for the decoder rows (scaled to
 // dec_norm), the encoder tied to the decoder's transpose (SAE), zero biases; b_dec from the first
-// batch (geometric median or mean). Deterministic in the seed (splitmix64, common/hash.h).
+// batch (geometric median or mean); optionally decoder rows (and encoder columns) from data rows
+// minus b_dec. Deterministic in the seed (splitmix64, common/hash.h).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,4 +76,37 @@ void sae_init_b_dec(sae_t *s, const float *y, int64_t n, int max_iter) {
   for (int64_t i = 0; i < o; i++) s->b_dec[i] = (float)mu[i];
   free(mu);
   free(acc);
+}
+
+static void put_dir(float *w, const float *v, const float *sub, int64_t m, float norm) {
+  double nn = 0;
+  for (int64_t i = 0; i < m; i++) {
+    double t = (double)v[i] - (sub ? sub[i] : 0.0f);
+    nn += t * t;
+  }
+  if (!(nn > 1e-12)) return;  // at b_dec (or not finite): keep the random direction
+  double f = norm / sqrt(nn);
+  for (int64_t i = 0; i < m; i++) w[i] = (float)(f * ((double)v[i] - (sub ? sub[i] : 0.0f)));
+}
+
+void sae_init_rows_from_data(sae_t *s, const float *x, const float *y, int64_t n, uint64_t seed, float dec_norm) {
+  const sae_cfg_t *c = &s->cfg;
+  int64_t d = c->d_in, o = c->d_out;
+  if (n <= 0) return;
+  uint64_t st = seed ^ 0xDA7A1D17DA7A1D17ULL;
+  int64_t *perm = ps_xmalloc((size_t)n * sizeof(int64_t)), left = 0;
+  for (int64_t j = 0; j < c->d_sae; j++) {
+    if (left == 0) {  // a fresh permutation of the rows
+      for (int64_t i = 0; i < n; i++) perm[i] = i;
+      left = n;
+    }
+    int64_t q = (int64_t)(ps_splitmix64(&st) % (uint64_t)left), r = perm[q];
+    perm[q] = perm[--left];
+    put_dir(s->W_dec + j * o, y + r * o, s->b_dec, o, dec_norm);
+    if (!c->transcoder && d == o)
+      memcpy(s->W_encT + j * d, s->W_dec + j * o, (size_t)d * sizeof(float));
+    else
+      put_dir(s->W_encT + j * d, x + r * d, c->apply_b_dec_to_input && d == o ? s->b_dec : NULL, d, dec_norm);
+  }
+  free(perm);
 }

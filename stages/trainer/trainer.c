@@ -38,6 +38,7 @@ void trainer_opts_default(trainer_opts_t *o) {
   o->dataset_norm = 1;
   o->b_dec_init = 2;
   o->dec_init_norm = 0.1f;
+  o->init_from_data = 0;
   o->seed = 1;
   o->keep_ckpts = 1;
 }
@@ -481,6 +482,25 @@ static void estimate_scales(run_t *r) {
               (double)r->in_scale, (double)r->out_scale, (long long)n);
 }
 
+// Decoder rows from the rows at hand at step 0: the shuffle buffer's residents and the first
+// batch, scaled like the batch (per-sample normalised when the model is).
+static void init_rows_from_data(run_t *r) {
+  int64_t n = r->sn + r->bn, d = r->d, od = r->od;
+  float *x = ps_xmalloc((size_t)(n * d) * sizeof(float));
+  float *y = r->has_target ? ps_xmalloc((size_t)(n * od) * sizeof(float)) : x;
+  for (int64_t i = 0; i < n; i++) {
+    const float *row = i < r->sn ? r->sbuf + i * r->w : r->batch + (i - r->sn) * r->w;
+    for (int64_t k = 0; k < d; k++) x[i * d + k] = row[k] * r->in_scale;
+    if (r->has_target)
+      for (int64_t k = 0; k < od; k++) y[i * od + k] = row[d + k] * r->out_scale;
+    if (r->s->cfg.normalize_per_sample) sae_normalize_row(y + i * od, od, NULL, NULL);
+  }
+  sae_init_rows_from_data(r->s, x, y, n, r->o->seed, r->o->dec_init_norm);
+  if (y != x) free(y);
+  free(x);
+  PS_INFO("trainer: decoder rows initialised from %lld data rows", (long long)n);
+}
+
 static int train_batch(run_t *r, ps_err_t *err) {
   const trainer_opts_t *o = r->o;
   int64_t n = r->bn, d = r->d, od = r->od;
@@ -500,6 +520,7 @@ static int train_batch(run_t *r, ps_err_t *err) {
     sae_init_b_dec(r->s, t, n, o->b_dec_init == 2 ? 50 : 0);
     free(t);
   }
+  if (sae_trainer_step_count(r->tr) == 0 && o->init_from_data) init_rows_from_data(r);
   int rc = sae_trainer_step(r->tr, r->bx, r->has_target ? r->by : NULL, n, &r->last, err);
   if (rc) return rc;
   r->bn = 0;

@@ -44,6 +44,7 @@ typedef struct trainer_opts {
   int dataset_norm;            // scale inputs (and targets) so that E||x|| = sqrt(d)
   int b_dec_init;              // 0 zeros, 1 mean, 2 geometric median of the first batch
   float dec_init_norm;
+  int init_from_data;          // decoder rows (and encoder columns) from training rows - b_dec at step 0
   uint64_t seed;
   const char *out_dir;
   int resume;

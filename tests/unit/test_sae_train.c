@@ -503,6 +503,56 @@ static void run_matryoshka(sae_arch_t arch) {
   free(x);
   sae_free(&s);
 }
+// Decoder rows from data: each row is some data row minus b_dec, scaled to the norm; the first n
+// latents take n distinct rows; the SAE's encoder column equals its decoder row, a transcoder's is
+// the same data row's input (b_dec not subtracted); a row at b_dec keeps its random direction.
+static int64_t match_row(const float *w, const float *y, int64_t n, int64_t o, const float *sub, float norm) {
+  for (int64_t r = 0; r < n; r++) {
+    double nn = 0, dot = 0, ww = 0;
+    for (int64_t i = 0; i < o; i++) {
+      double t = (double)y[r * o + i] - (sub ? sub[i] : 0.0f);
+      nn += t * t;
+      dot += t * w[i];
+      ww += (double)w[i] * w[i];
+    }
+    if (nn > 1e-12 && fabs(sqrt(ww) - norm) < 1e-5 && dot / sqrt(nn * ww) > 1 - 1e-6) return r;
+  }
+  return -1;
+}
+
+static void run_init_from_data(int d, int o) {
+  const int n_lat = 10, n = 4;
+  sae_t *s = make_sae(SAE_BATCHTOPK, d, n_lat, o, 2, 0);
+  float *x = rand_rows(5, n + 1, d, 1.0f), *y = d == o ? x : rand_rows(6, n + 1, o, 1.0f);
+  memcpy(y + n * o, s->b_dec, (size_t)o * sizeof(float));  // row n sits at b_dec
+  float *dec0 = malloc((size_t)(n_lat * o) * sizeof(float));
+  memcpy(dec0, s->W_dec, (size_t)(n_lat * o) * sizeof(float));
+  sae_init_rows_from_data(s, x, y, n, 3, 0.5f);
+  int seen[4] = {0};
+  for (int64_t j = 0; j < n_lat; j++) {
+    int64_t r = match_row(s->W_dec + j * o, y, n, o, s->b_dec, 0.5f);
+    assert_true(r >= 0);
+    if (j < n) {
+      assert_int_equal(seen[r], 0);  // the first n latents: a permutation of the rows
+      seen[r] = 1;
+    }
+    if (d == o && !s->cfg.transcoder)
+      assert_memory_equal(s->W_encT + j * d, s->W_dec + j * o, (size_t)d * sizeof(float));
+    else
+      assert_int_equal(match_row(s->W_encT + j * d, x, n, d, NULL, 0.5f), r);
+  }
+  // rows at b_dec only: the random init stays
+  memcpy(s->W_dec, dec0, (size_t)(n_lat * o) * sizeof(float));
+  sae_init_rows_from_data(s, x, y + n * o, 1, 3, 0.5f);
+  assert_memory_equal(s->W_dec, dec0, (size_t)(n_lat * o) * sizeof(float));
+  free(dec0);
+  if (y != x) free(y);
+  free(x);
+  sae_free(&s);
+}
+static void test_init_from_data(void **st) { (void)st; run_init_from_data(6, 6); }
+static void test_init_from_data_transcoder(void **st) { (void)st; run_init_from_data(5, 7); }
+
 static void test_matryoshka_topk(void **st) { (void)st; run_matryoshka(SAE_TOPK); }
 static void test_matryoshka_batchtopk(void **st) { (void)st; run_matryoshka(SAE_BATCHTOPK); }
 
@@ -520,6 +570,7 @@ int main(void) {
       cmocka_unit_test(test_grad_jumprelu_transcoder), cmocka_unit_test(test_jumprelu_ste),
       cmocka_unit_test(test_matryoshka_topk),  cmocka_unit_test(test_matryoshka_batchtopk),
       cmocka_unit_test(test_grad_matryoshka_aux),
+      cmocka_unit_test(test_init_from_data),   cmocka_unit_test(test_init_from_data_transcoder),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
