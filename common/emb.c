@@ -79,6 +79,7 @@ int emb_source_next(emb_source_t *s, emb_record_t *rec, ps_err_t *err) {
   int rc = s->vt->next(s, rec, err);
   if (rc <= 0) return rc;
   rec->index = s->next_index++;
+  if (!rec->reordered) rec->src_index = rec->index;
   if (rec->dim == 0) return ps_err_set(err, PS_EDIM, "%s: record %llu (id %s): dimension 0", s->opts.path,
                                        (unsigned long long)rec->index, rec->id ? rec->id : "?");
   if (rec->dim > EMB_MAX_DIM)

@@ -40,6 +40,9 @@ typedef enum { EMB_LEVEL_PROTEIN = 0, EMB_LEVEL_RESIDUE = 1 } emb_level_t;
 typedef struct emb_record {
   const char *id;      // borrowed until the next call
   uint64_t index;      // 0-based record index in the source
+  uint64_t src_index;  // the record's number in the input file: index, except for sources that
+                       // reorder (the native ESM2 source sends by length: its FASTA record number)
+  int reordered;       // set by such a source when it fills src_index itself
   uint32_t n_rows;     // 1 at protein level
   uint32_t dim;
   const float *rows;   // n_rows * dim floats, borrowed until the next call

@@ -24,7 +24,8 @@
 #include "protsae.pb-c.h"
 
 #define PS_SCHEMA_MAJOR 1
-#define PS_SCHEMA_MINOR 3  // 2: stream_batches (EmbeddingBatch 13, FeatureBatch 17); 3: Envelope 13 removed
+#define PS_SCHEMA_MINOR 4  // 2: stream_batches (EmbeddingBatch 13, FeatureBatch 17); 3: Envelope 13 removed;
+                           // 4: the annotation service (proteome fields, ProteomeRequest/Reply)
 #define PS_SCHEMA_VERSION (PS_SCHEMA_MAJOR * 1000 + PS_SCHEMA_MINOR)
 
 typedef struct wire_opts {

@@ -149,6 +149,7 @@ void reader_destroy(reader_t **rp) {
   for (size_t i = 0; i < r->cap_ids_alloc; i++) free(r->b.ids[i]);
   free(r->b.ids);
   free(r->b.is_val);
+  free(r->b.src_index);
   free(r->b.rows);
   free(r->b.target);
   free(r->b.offsets);
@@ -193,6 +194,7 @@ static void ensure(reader_t *r, uint32_t rows, uint32_t prot, uint32_t dim, uint
     for (size_t i = r->cap_ids_alloc; i < c; i++) r->b.ids[i] = NULL;
     r->cap_ids_alloc = c;
     r->b.is_val = ps_xrealloc(r->b.is_val, c);
+    r->b.src_index = ps_xrealloc(r->b.src_index, c * sizeof(uint64_t));
     r->b.offsets = ps_xrealloc(r->b.offsets, (c + 1) * sizeof(uint32_t));
     r->cap_prot = c;
   }
@@ -305,6 +307,7 @@ int reader_next_batch(reader_t *r, reader_batch_t *out, ps_err_t *err) {
                (size_t)trec.n_rows * trec.dim * sizeof(float));
       set_id(b, b->n_proteins, rec.id);
       b->is_val[b->n_proteins] = (uint8_t)is_val;
+      b->src_index[b->n_proteins] = rec.src_index;
       b->n_rows += rec.n_rows;
       b->n_proteins++;
       b->offsets[b->n_proteins] = b->n_rows;

@@ -65,6 +65,8 @@ typedef struct reader_batch {
   uint32_t n_proteins;
   char **ids;                  // n_proteins, owned by the reader
   uint8_t *is_val;             // n_proteins
+  uint64_t *src_index;         // n_proteins: each protein's record number in the source (the
+                               // native ESM2 source: its FASTA record number; it sends by length)
   uint32_t n_rows, dim, target_dim;
   float *rows;                 // n_rows x dim
   float *target;               // n_rows x target_dim, or NULL

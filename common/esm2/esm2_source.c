@@ -16,6 +16,8 @@ typedef struct esm2_source {
 
 static int fill(esm2_source_t *s, const esm2_item_t *it, emb_record_t *rec) {
   rec->id = it->id;
+  rec->src_index = it->fasta_index;  // items come sorted by length: the record number in the FASTA
+  rec->reordered = 1;
   rec->dim = (uint32_t)s->dim;
   rec->n_rows = s->residue ? it->n_residues : 1;
   rec->rows = s->residue ? it->residue[s->slot] : it->mean[s->slot];

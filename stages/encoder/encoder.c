@@ -237,5 +237,10 @@ int encoder_handle(encoder_t *e, const Protsae__Envelope *env, Protsae__FeatureB
   fb->source_seq = env->seq;
   fb->source_producer = env->producer;
   fb->stream_batches = eb->stream_batches;
+  fb->proteome = eb->proteome;  // the annotation service's proteome key and FASTA order, passed on
+  if (eb->n_source_index == eb->n_protein_ids) {
+    fb->n_source_index = eb->n_source_index;
+    fb->source_index = eb->source_index;
+  }
   return 0;
 }

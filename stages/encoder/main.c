@@ -192,6 +192,9 @@ int main(int argc, char **argv) {
       eos.reason = ue->reason;
       eos.source_producer = ue->source_producer;
       eos.source_next_seq = ue->source_next_seq;
+      eos.proteome = ue->proteome;
+      eos.proteins_skipped = ue->proteins_skipped;
+      eos.residues_sent = ue->residues_sent;
       if (!eos.source_producer || !eos.source_producer[0]) {
         eos.source_producer = env->producer;
         eos.source_next_seq = env->seq;
@@ -201,7 +204,11 @@ int main(int argc, char **argv) {
       oe.end_of_stream = &eos;
       rc = wire_send(out, &oe, &ps_stop_flag, &err);
       relayed_eos = 1;
-      PS_INFO("relayed the end of %s's stream (%" PRIu64 " batches)", eos.source_producer, eos.source_next_seq);
+      if (eos.proteome && eos.proteome[0])
+        PS_INFO("relayed the end of %s's proteome %s (%" PRIu64 " batches)", eos.source_producer, eos.proteome,
+                eos.source_next_seq);
+      else
+        PS_INFO("relayed the end of %s's stream (%" PRIu64 " batches)", eos.source_producer, eos.source_next_seq);
     } else {
       rc = 0;  // no other body belongs on this stream: dropped
     }

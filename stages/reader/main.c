@@ -86,6 +86,8 @@ static int send_batch(void *sock, const char *run_id, const char *producer, cons
     eb.target_rows.data = (uint8_t *)b->target;
     eb.target_rows.len = (size_t)b->n_rows * b->target_dim * sizeof(float);
   }
+  eb.n_source_index = b->n_proteins;
+  eb.source_index = b->src_index;
   eb.n_is_validation = b->n_proteins;
   eb.is_validation = (protobuf_c_boolean *)ps_xmalloc(b->n_proteins * sizeof(protobuf_c_boolean));
   for (uint32_t i = 0; i < b->n_proteins; i++) eb.is_validation[i] = b->is_val[i];
