@@ -30,7 +30,8 @@ struct reader {
   reader_batch_t b;
   size_t cap_rows, cap_prot, cap_ids_alloc;
   int64_t per_epoch;
-  esm2_model_t *esm2;       // native ESM2 mode
+  esm2_model_t *esm2;       // native ESM2 mode (borrowed when esm2_borrowed)
+  int esm2_borrowed;
 };
 
 int reader_is_validation(const char *id, uint64_t seed, double val_fraction) {
@@ -108,7 +109,10 @@ int reader_new(reader_t **out, const reader_opts_t *opts, ps_err_t *err) {
       rc = ps_err_set(err, PS_ECONFIG, "native ESM2 needs a FASTA");
       goto fail;
     }
-    if ((rc = esm2_load(&r->esm2, r->o.esm2_dir, err)) < 0) goto fail;
+    if (r->o.esm2_model) {
+      r->esm2 = (esm2_model_t *)r->o.esm2_model;
+      r->esm2_borrowed = 1;
+    } else if ((rc = esm2_load(&r->esm2, r->o.esm2_dir, err)) < 0) goto fail;
     // our own copy of the layer list (the runner copies it too, per epoch)
     int *lay = NULL, nl = 0;
     const int *given = r->o.esm2.req.layers;
@@ -142,7 +146,7 @@ void reader_destroy(reader_t **rp) {
   emb_source_destroy(&r->src);
   emb_source_destroy(&r->tgt);
   if (r->esm2) free((void *)r->o.esm2.req.layers);
-  esm2_destroy(&r->esm2);
+  if (!r->esm2_borrowed) esm2_destroy(&r->esm2);
   strmap_destroy(&r->fasta);
   for (size_t i = 0; i < r->n_fasta; i++) free(r->fasta_ids[i]);
   free(r->fasta_ids);
@@ -174,6 +178,7 @@ int reader_seek(reader_t *r, const reader_pos_t *pos, ps_err_t *err) {
 const reader_counts_t *reader_counts(const reader_t *r) { return &r->counts; }
 int reader_esm2_layer(const reader_t *r) { return r->esm2 ? r->o.esm2.req.layers[0] : -1; }
 int64_t reader_records_per_epoch(const reader_t *r) { return r->per_epoch; }
+uint64_t reader_esm2_tokens(const reader_t *r) { return r->esm2 && r->src ? esm2_source_tokens(r->src) : 0; }
 
 // Grow the batch buffers to hold `rows` rows and `prot` proteins. Row capacity follows the rows
 // actually read (doubling, at most batch_rows unless one record needs more), never a guess: a

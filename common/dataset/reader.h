@@ -53,6 +53,9 @@ typedef struct reader_opts {
   const char *esm2_dir;
   const char *esm2_layers;
   esm2_run_opts_t esm2;
+  // A model loaded once by the caller (a service annotating many proteomes), borrowed instead of
+  // loading esm2_dir: it must outlive the reader.
+  const esm2_model_t *esm2_model;
 } reader_opts_t;
 
 typedef struct reader_pos {
@@ -94,6 +97,8 @@ const reader_counts_t *reader_counts(const reader_t *r);
 int64_t reader_records_per_epoch(const reader_t *r);
 // Native ESM2: the layer sent (first of esm2_layers), -1 otherwise.
 int reader_esm2_layer(const reader_t *r);
+// Native ESM2: tokens run through the model so far (BOS/EOS included); 0 otherwise.
+uint64_t reader_esm2_tokens(const reader_t *r);
 // Split assignment: 1 when `id` is in the validation split (ps_id_in_fraction of hash.h).
 int reader_is_validation(const char *id, uint64_t seed, double val_fraction);
 

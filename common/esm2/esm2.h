@@ -160,5 +160,7 @@ int esm2_parse_layers(const char *s, int n_layers, int **out, int *n, ps_err_t *
 // m is borrowed. Caller destroys both.
 int esm2_source_open(emb_source_t **src, emb_source_t **tgt, const esm2_model_t *m, const esm2_run_opts_t *o,
                      emb_level_t level, int allow_nonfinite, ps_err_t *err);
+// Tokens the source's runner has run through the model (esm2_runner_tokens); src from esm2_source_open.
+uint64_t esm2_source_tokens(const emb_source_t *src);
 
 #endif

@@ -49,6 +49,12 @@ static void src_destroy(emb_source_t *b) {
   free(s);
 }
 
+uint64_t esm2_source_tokens(const emb_source_t *b) {
+  const esm2_source_t *s = (const esm2_source_t *)b;
+  if (s->primary) s = s->primary;
+  return s->run ? esm2_runner_tokens(s->run) : 0;
+}
+
 static const emb_source_vt esm2_vt = {"esm2", src_next, src_skip, src_destroy, NULL};
 
 int esm2_source_open(emb_source_t **src, emb_source_t **tgt, const esm2_model_t *m, const esm2_run_opts_t *o,
