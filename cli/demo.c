@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "annot.h"
+#include "topo.h"
 #include "cli.h"
 #include "config.h"
 #include "emb.h"
@@ -98,67 +99,7 @@ static int need_stage(const char *name, char *buf, size_t cap) {
   return -1;
 }
 
-// ---- a topology: the table of stage specs the supervisor runs ----------------------------------
-#define TOPO_MAX_ARGS 48
-
-typedef struct topo {
-  sv_stage_t st[SV_MAX_STAGES];
-  char *argv[SV_MAX_STAGES][TOPO_MAX_ARGS], *rargv[SV_MAX_STAGES][TOPO_MAX_ARGS];  // strings owned
-  char name[SV_MAX_STAGES][64], log[SV_MAX_STAGES][PATH_MAX + 80];
-  size_t n;
-} topo_t;
-
 static const char *g_logs;  // WORKDIR/logs
-
-// A stage named name, its log in WORKDIR/logs/NAME.log; its argv is filled afterwards (argv_push
-// for the executable, topo_arg for each flag). Returns its index.
-static size_t topo_add(topo_t *t, const char *name, sv_role_t role, int max_restarts, int group) {
-  PS_ASSERT(t->n < SV_MAX_STAGES);
-  size_t i = t->n++;
-  snprintf(t->name[i], sizeof t->name[i], "%s", name);
-  snprintf(t->log[i], sizeof t->log[i], "%s/%s.log", g_logs, name);
-  t->st[i] = (sv_stage_t){.name = t->name[i], .argv = t->argv[i], .log = t->log[i], .role = role,
-                          .restart = max_restarts > 0 ? SV_RESTART_ON_FAILURE : SV_RESTART_NEVER,
-                          .max_restarts = max_restarts, .group = group};
-  return i;
-}
-
-static void argv_push(char **v, const char *s) {
-  int k = 0;
-  while (v[k]) k++;
-  PS_ASSERT(k + 1 < TOPO_MAX_ARGS);
-  v[k] = ps_xstrdup(s);
-}
-
-// Append arguments (printf-formatted one at a time: topo_arg(t, i, "--db", "%s", path)).
-static void topo_arg(topo_t *t, size_t i, const char *flag, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void topo_arg(topo_t *t, size_t i, const char *flag, const char *fmt, ...) {
-  char buf[PATH_MAX + 128];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (flag) argv_push(t->argv[i], flag);
-  argv_push(t->argv[i], buf);
-}
-
-// The restart argv of stage i: its argv with flag's value replaced (trainer: --resume 1).
-static void topo_restart_with(topo_t *t, size_t i, const char *flag, const char *value) {
-  for (int k = 0; t->argv[i][k]; k++) {
-    int is_val = k > 0 && !strcmp(t->argv[i][k - 1], flag);
-    t->rargv[i][k] = ps_xstrdup(is_val ? value : t->argv[i][k]);
-  }
-  t->st[i].restart_argv = t->rargv[i];
-}
-
-static void topo_free(topo_t *t) {
-  for (size_t i = 0; i < t->n; i++)
-    for (int k = 0; k < TOPO_MAX_ARGS; k++) {
-      free(t->argv[i][k]);
-      free(t->rargv[i][k]);
-    }
-  free(t);
-}
 
 // Progress while a topology runs (ctx: a prom_progress_t): a reader's metrics (and a trainer's).
 static void progress_poll(void *ctx) { prom_progress_poll(ctx); }
@@ -208,7 +149,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
     fprintf(stderr, "protsae demo: cannot remove %s: %s\n", a->store, strerror(-rc));
     return 1;
   }
-  topo_t *t = ps_xcalloc(1, sizeof *t);
+  topo_t *t = topo_new(g_logs);
   const char *w = a->work;
   snprintf(sn, sizeof sn, "%s-scorer", name);
   size_t s = topo_add(t, sn, SV_SINK, 3, 0);
@@ -509,7 +450,7 @@ have_data:;
     // One restart group: a trainer or reader that dies is reported and both restart, the trainer
     // from its last checkpoint (--resume 1), the reader from the start of the (deterministic)
     // stream, of which the trainer skips what the checkpoint holds: the weights end the same.
-    topo_t *t = ps_xcalloc(1, sizeof *t);
+    topo_t *t = topo_new(g_logs);
     int trp = prom_free_port(), tp = prom_free_port();  // trainer: loss, L0, dead %; reader: progress
     size_t ti = topo_add(t, "trainer", SV_SINK, 3, 1);
     argv_push(t->argv[ti], trainer);

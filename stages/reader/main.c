@@ -15,6 +15,8 @@
 #include "metrics.h"
 #include "reader.h"
 #include "replay.h"
+#include "send.h"
+#include "service.h"
 #include "signals.h"
 #include "wire.h"
 
@@ -59,74 +61,112 @@ static const ps_config_entry_t table[] = {
     {"resume", "0", "continue from --state when it exists"},
     {"control", "", "after the stream, serve ResendRequests from the last stage on this endpoint "
                     "(PULL; e.g. @ipc:///tmp/protsae-reader-ctl.ipc) until it reports the stream complete"},
+    // service mode (service.h): the head of the annotation service
+    {"watch", NULL, "service mode: annotate proteomes dropped here (NAME.fasta[.gz], with NAME.npy|.safetensors|.h5 "
+                    "[+ NAME.ids] when precomputed; else --esm2 computes them); --control is required"},
+    {"requests", "", "service: also take ProteomeRequests (REP) on this endpoint (e.g. @tcp://0.0.0.0:5560)"},
+    {"state-dir", NULL, "service: its ledger of acknowledged proteomes (default WATCH/.reader)"},
+    {"once", "0", "service: annotate what is in the drop directory, wait for the acknowledgements, exit (1 when one failed)"},
+    {"interval-ms", "2000", "service: polling interval of the drop directory"},
+    {"settle-ms", "1000", "service: a proteome without NAME.ready is taken when its files are this old"},
+    {"missing-after", "60", "service: seconds after which a FASTA without embeddings (no --esm2) or the reverse fails"},
+    {"max-in-flight", "2", "service: proteomes streamed and not yet acknowledged by the sink, at most"},
+    {"ack-timeout-ms", "30000", "service: an EndOfStream not acknowledged this long is sent again"},
+    {"dim", "0", "service: precomputed embeddings must have this dimension (the SAE's d_in; 0 = unchecked)"},
+    {"bad-records", "fail", "service: a bad FASTA record (letter outside the alphabet, empty, too long with --long error, "
+                            "duplicate id) fails the proteome (fail) or is skipped and counted (skip)"},
+    {"max-request-mb", "512", "service: largest ProteomeRequest accepted (MiB)"},
     PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
 };
 
-static int send_batch(void *sock, const char *run_id, const char *producer, const reader_batch_t *b,
-                      int residue, uint32_t layer, uint64_t stream_batches, ps_err_t *err) {
-  Protsae__Envelope env;
-  Protsae__EmbeddingBatch eb;
-  wire_envelope_init(&env, run_id, producer, b->seq);
-  protsae__embedding_batch__init(&eb);
-  eb.n_protein_ids = b->n_proteins;
-  eb.protein_ids = b->ids;
-  eb.level = residue ? PROTSAE__LEVEL__LEVEL_RESIDUE : PROTSAE__LEVEL__LEVEL_PROTEIN;
-  eb.layer = layer;
-  eb.dim = b->dim;
-  eb.n_rows = b->n_rows;
-  eb.rows.data = (uint8_t *)b->rows;
-  eb.rows.len = (size_t)b->n_rows * b->dim * sizeof(float);
-  if (residue) {
-    eb.n_residue_offsets = b->n_proteins + 1;
-    eb.residue_offsets = b->offsets;
+// Service mode: load the model once, open the sockets, run service.c, end the encoders' streams.
+static int run_service(ps_config_t *cfg, reader_opts_t *o, int residue, ps_err_t *err) {
+  int64_t interval, settle, missing, ack, inflight, dim, hwm, linger, mport, maxreq;
+  int once;
+  const ps_config_bind_t binds[] = {
+      PS_CFG_I64("interval-ms", &interval), PS_CFG_I64("settle-ms", &settle), PS_CFG_I64("missing-after", &missing),
+      PS_CFG_I64("ack-timeout-ms", &ack),   PS_CFG_I64("max-in-flight", &inflight), PS_CFG_I64("dim", &dim),
+      PS_CFG_I64("hwm", &hwm),              PS_CFG_I64("linger-ms", &linger),    PS_CFG_I64("metrics-port", &mport),
+      PS_CFG_I64("max-request-mb", &maxreq), PS_CFG_BOOL("once", &once),          {0}};
+  if (ps_config_read(cfg, binds, err) < 0) return err->code;
+  const char *bad = ps_config_str(cfg, "bad-records"), *ctl_ep = ps_config_str(cfg, "control");
+  if (residue) return ps_err_set(err, PS_ECONFIG, "--watch annotates at protein level (--level protein)");
+  if (!bad || (strcmp(bad, "fail") && strcmp(bad, "skip")))
+    return ps_err_set(err, PS_ECONFIG, "--bad-records must be fail or skip, not '%s'", bad ? bad : "");
+  if (!ctl_ep || !ctl_ep[0])
+    return ps_err_set(err, PS_ECONFIG, "--watch needs --control (the endpoint the sink acknowledges proteomes on)");
+  if (interval < 1 || settle < 0 || missing < 0 || ack < 100 || inflight < 1 || dim < 0 || hwm < 1 || maxreq < 1)
+    return ps_err_set(err, PS_ECONFIG, "interval-ms >= 1, ack-timeout-ms >= 100, max-in-flight >= 1, dim >= 0");
+  service_opts_t so = {0};
+  esm2_model_t *model = NULL;
+  void *zctx = NULL, *out = NULL, *ctl = NULL, *req = NULL;
+  wire_peers_t *peers = NULL;
+  ps_metrics_t *mx = NULL;
+  int rc = 0;
+  if (o->esm2_dir) {
+    int *lay = NULL, nl = 0;
+    if ((rc = esm2_load(&model, o->esm2_dir, err)) < 0 ||
+        (rc = esm2_parse_layers(o->esm2_layers, esm2_config(model)->n_layers, &lay, &nl, err)) < 0)
+      goto out;
+    so.layer = nl > 0 && lay[0] >= 0 ? (uint32_t)lay[0] : 0;
+    free(lay);
+    if (nl != 1) {
+      rc = ps_err_set(err, PS_ECONFIG, "--watch: give one layer (--layers), not %d", nl);
+      goto out;
+    }
   }
-  if (b->target_dim) {
-    eb.target_dim = b->target_dim;
-    eb.target_rows.data = (uint8_t *)b->target;
-    eb.target_rows.len = (size_t)b->n_rows * b->target_dim * sizeof(float);
+  so.drop = ps_config_str(cfg, "watch");
+  so.state = ps_config_str(cfg, "state-dir");
+  so.base = *o;
+  so.esm2 = model;
+  so.interval_ms = interval, so.settle_ms = settle, so.missing_after_s = missing, so.ack_timeout_ms = ack;
+  so.once = once, so.max_in_flight = (int)inflight, so.expect_dim = dim, so.skip_bad = !strcmp(bad, "skip");
+  so.run_id = ps_config_str(cfg, "run-id"), so.producer = ps_config_str(cfg, "producer");
+  if ((rc = curve_from_config(cfg, err)) < 0) goto out;
+  zctx = zmq_ctx_new();
+  wire_opts_t wo = {.hwm = (int)hwm, .linger_ms = (int)linger, .max_msg = WIRE_MAX_CONTROL_MSG};
+  wire_opts_t ro = wo;
+  ro.max_msg = maxreq << 20;
+  const char *req_ep = ps_config_str(cfg, "requests");
+  if (!(ctl = wire_socket(zctx, ZMQ_PULL, ctl_ep, &wo, err)) ||
+      (req_ep && req_ep[0] && !(req = wire_socket(zctx, ZMQ_REP, req_ep, &ro, err))) ||
+      !(out = wire_socket_watched(zctx, ZMQ_PUSH, ps_config_str(cfg, "out"), &wo, &peers, err))) {
+    rc = err->code ? err->code : PS_EIO;
+    goto out;
   }
-  eb.n_source_index = b->n_proteins;
-  eb.source_index = b->src_index;
-  eb.n_is_validation = b->n_proteins;
-  eb.is_validation = (protobuf_c_boolean *)ps_xmalloc(b->n_proteins * sizeof(protobuf_c_boolean));
-  for (uint32_t i = 0; i < b->n_proteins; i++) eb.is_validation[i] = b->is_val[i];
-  eb.epoch = b->epoch;
-  eb.first_record = b->first_record;
-  eb.stream_batches = stream_batches;
-  env.body_case = PROTSAE__ENVELOPE__BODY_EMBEDDING_BATCH;
-  env.embedding_batch = &eb;
-  int rc = wire_send(sock, &env, &ps_stop_flag, err);
-  free(eb.is_validation);
+  if ((rc = ps_metrics_start(&mx, "reader", so.producer, ps_config_str(cfg, "metrics-bind"), (int)mport, err)) < 0)
+    goto out;
+  curve_metrics(mx);
+  service_io_t io = {out, peers, ctl, req, mx, (int)linger};
+  rc = service_run(&so, &io, err);
+  if (rc >= 0) {  // the encoders' streams end with the service: each connected one gets "finished"
+    send_ctx_t sc = {out, so.run_id, so.producer, 0, so.layer, 0, NULL};
+    send_eos_info_t ei = {0, 0, 0, 0, 0, 0, "finished"};
+    int n = wire_peers_live(peers);
+    for (int i = 0; i < n; i++) {
+      ps_err_t se = {0};
+      send_eos(&sc, &ei, 100, &se);
+    }
+    ps_err_t we = {0};
+    if (wire_peers_wait_hangup(peers, linger < 10000 ? (int)linger : 10000, &we) < 0) PS_WARN("stream end: %s", we.msg);
+  }
+out:
+  ps_metrics_stop(&mx);
+  wire_peers_destroy(&peers);
+  wire_close(&out);
+  wire_close(&ctl);
+  wire_close(&req);
+  if (zctx) zmq_ctx_term(zctx);
+  esm2_destroy(&model);
   return rc;
-}
-
-// EndOfStream carries the seq of the next batch without consuming one, so batch
-// seq numbers stay a pure function of the stream position. After a stop request the final
-// EndOfStream still gets up to eos_wait_ms to find room (a second signal exits at once).
-static int send_control(void *sock, const char *run_id, const char *producer, uint64_t seq,
-                        Protsae__Envelope *env, int eos_wait_ms, ps_err_t *err);
-
-static int send_eos(void *sock, const char *run_id, const char *producer, uint64_t seq, uint64_t rows_sent,
-                    uint64_t batches_sent, uint64_t prot_sent, const char *reason, int eos_wait, ps_err_t *err) {
-  Protsae__Envelope env = PROTSAE__ENVELOPE__INIT;
-  Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
-  eos.rows_sent = rows_sent;
-  eos.batches_sent = batches_sent;
-  eos.proteins_sent = prot_sent;
-  eos.n_producers = 1;
-  eos.reason = (char *)reason;
-  env.body_case = PROTSAE__ENVELOPE__BODY_END_OF_STREAM;
-  env.end_of_stream = &eos;
-  return send_control(sock, run_id, producer, seq, &env, eos_wait, err);
 }
 
 // Serve ResendRequests (see protsae-scorer) until one says the stream is complete, or a stop
 // request. Requests queued while busy are drained first; only the newest one is served.
 // 1 when finished, 0 on a stop request or a control socket error.
-static int serve_control(void *ctl, void *sock, replay_t *rp, const char *run_id, const char *producer,
-                         uint64_t seq, uint64_t rows_sent, uint64_t batches_sent, uint64_t prot_sent, int residue,
-                         uint32_t layer, uint64_t stream_batches) {
+static int serve_control(void *ctl, const send_ctx_t *sc, replay_t *rp, const send_eos_info_t *eos) {
+  const char *producer = sc->producer;
   PS_INFO("stream sent: serving re-send requests until the last stage has every batch");
   for (;;) {
     ps_err_t e = {0};
@@ -171,25 +211,15 @@ static int serve_control(void *ctl, void *sock, replay_t *rp, const char *run_id
         unknown++;
         continue;
       }
-      if (send_batch(sock, run_id, producer, &b, residue, layer, stream_batches, &e) < 0) break;
+      if (send_batch(sc, &b, &e) < 0) break;
       sent++;
     }
     if (rq->n_seqs)
       PS_INFO("re-sent %zu of %zu requested batches (%zu not sent by this process)", sent, rq->n_seqs, unknown);
-    if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, "done", 2000, &e) < 0)
+    if (send_eos(sc, eos, 2000, &e) < 0)
       PS_WARN("EndOfStream not re-sent: %s", e.msg);
     wire_free(&req);
   }
-}
-
-static int send_control(void *sock, const char *run_id, const char *producer, uint64_t seq,
-                        Protsae__Envelope *env, int eos_wait_ms, ps_err_t *err) {
-  env->schema_version = PS_SCHEMA_VERSION;
-  env->run_id = (char *)run_id;
-  env->producer = (char *)producer;
-  env->seq = seq;
-  if (eos_wait_ms >= 0) return wire_send_timeout(sock, env, eos_wait_ms, err);
-  return wire_send(sock, env, &ps_stop_flag, err);
 }
 
 int main(int argc, char **argv) {
@@ -231,6 +261,7 @@ int main(int argc, char **argv) {
   }
   o.src.path = ps_config_str(cfg, "emb");
   o.esm2_dir = ps_config_str(cfg, "esm2");
+  const char *watch = ps_config_str(cfg, "watch");
   if (o.esm2_dir) {
     // --layers is parsed by reader_new once the model (and its layer count) is loaded
     int64_t tpb, win, maxres, threads;
@@ -253,12 +284,12 @@ int main(int argc, char **argv) {
     o.esm2.long_policy = !strcmp(lp, "error") ? ESM2_LONG_ERROR : ESM2_LONG_TRUNCATE;
     o.esm2.unknown = !strcmp(up, "unk") ? ESM2_UNKNOWN_UNK : ESM2_UNKNOWN_ERROR;
     o.esm2.threads = (int)threads;
-    if (!ps_config_str(cfg, "fasta")) {
+    if (!watch && !ps_config_str(cfg, "fasta")) {
       ps_err_set(&err, PS_ECONFIG, "--esm2 needs --fasta");
       goto fail;
     }
-  } else if (!o.src.path) {
-    ps_err_set(&err, PS_ECONFIG, "--emb (or --esm2 with --fasta) is required (see --help)");
+  } else if (!o.src.path && !watch) {
+    ps_err_set(&err, PS_ECONFIG, "--emb (or --esm2 with --fasta, or --watch) is required (see --help)");
     goto fail;
   }
   o.src.format = ps_config_str(cfg, "format");
@@ -291,6 +322,14 @@ int main(int argc, char **argv) {
   o.max_records = (uint64_t)max_records;
   o.skip_nonfinite = skip_nf;
 
+  if (watch) {
+    int rc = run_service(cfg, &o, residue, &err);
+    if (rc >= 0) {
+      ps_config_destroy(&cfg);
+      return rc;
+    }
+    goto fail;
+  }
   if (reader_new(&rd, &o, &err) < 0) goto fail;
   if (o.esm2_dir) layer = reader_esm2_layer(rd);
   const char *state = ps_config_str(cfg, "state");
@@ -342,6 +381,7 @@ int main(int argc, char **argv) {
     stream_batches = (recs + o.batch_rows - 1) / o.batch_rows * o.epochs;
   }
   PS_INFO("stream: %" PRIu64 " batches%s", stream_batches, stream_batches ? "" : " (unknown in advance)");
+  const send_ctx_t sc = {sock, run_id, producer, residue, layer < 0 ? 0 : (uint32_t)layer, stream_batches, NULL};
   int64_t t0 = ps_mono_ms();
   uint64_t rows_sent = 0, batches_sent = 0, prot_sent = 0;
   uint64_t seq = pos.seq;
@@ -352,7 +392,7 @@ int main(int argc, char **argv) {
   while ((rc = reader_next_batch(rd, &b, &err)) > 0) {
     ps_metrics_alive(mx);
     int64_t ts0 = ps_mono_ms();
-    if ((rc = send_batch(sock, run_id, producer, &b, residue, layer < 0 ? 0 : (uint32_t)layer, stream_batches, &err)) < 0)
+    if ((rc = send_batch(&sc, &b, &err)) < 0)
       break;
     rows_sent += b.n_rows;
     batches_sent++;
@@ -396,16 +436,18 @@ int main(int argc, char **argv) {
       PS_INFO("stream end: %lld consumers connected, one EndOfStream each", (long long)n_eos);
     }
     for (int64_t i = 0; i < n_eos; i++) {
-      if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, reason, eos_wait, &err) < 0) {
+      send_eos_info_t ei = {seq, rows_sent, batches_sent, prot_sent, 0, 0, reason};
+      if (send_eos(&sc, &ei, eos_wait, &err) < 0) {
         PS_WARN("EndOfStream %lld of %lld not sent: %s", (long long)i + 1, (long long)n_eos, err.msg);
         break;
       }
     }
   }
   int finished = 0;
-  if (ctl && !ps_signals_stop_requested())
-    finished = serve_control(ctl, sock, rp, run_id, producer, seq, rows_sent, batches_sent, prot_sent, residue,
-                             layer < 0 ? 0 : (uint32_t)layer, stream_batches);
+  if (ctl && !ps_signals_stop_requested()) {
+    send_eos_info_t ei = {seq, rows_sent, batches_sent, prot_sent, 0, 0, "done"};
+    finished = serve_control(ctl, &sc, rp, &ei);
+  }
   // The consumers (encoders) stay up while the last stage may still ask for batches again; once it
   // has everything, each connected consumer gets an EndOfStream "finished": it exits.
   const char *last_reason = finished ? "finished" : reason;
@@ -413,7 +455,8 @@ int main(int argc, char **argv) {
     int n = wire_peers_live(peers);
     for (int i = 0; i < n; i++) {
       ps_err_t se = {0};
-      send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, "finished", 100, &se);
+      send_eos_info_t ei = {seq, rows_sent, batches_sent, prot_sent, 0, 0, "finished"};
+      send_eos(&sc, &ei, 100, &se);
     }
   }
   const reader_counts_t *c = reader_counts(rd);
@@ -432,7 +475,8 @@ int main(int argc, char **argv) {
         if (ps_mono_ms() - last >= 2000) {
           last = ps_mono_ms();
           ps_err_t se = {0};
-          if (send_eos(sock, run_id, producer, seq, rows_sent, batches_sent, prot_sent, last_reason, 100, &se) == 0)
+          send_eos_info_t ei = {seq, rows_sent, batches_sent, prot_sent, 0, 0, last_reason};
+          if (send_eos(&sc, &ei, 100, &se) == 0)
             PS_INFO("a consumer is still connected: another EndOfStream");
         }
         struct timespec ts = {0, 100 * 1000 * 1000};
