@@ -144,7 +144,7 @@ static int probe_isolated(const reader_opts_t *ro, int64_t expect_dim, char *msg
     int rc = reader_new(&rd, ro, &e);
     while (rc >= 0 && (rc = reader_next_batch(rd, &b, &e)) > 0)
       if (expect_dim && b.dim != (uint32_t)expect_dim) {
-        rc = ps_err_set(&e, PS_EDIM, "%s: record %llu (id %s): dimension %u, the SAE takes %lld", ro->src.path,
+        rc = ps_err_set(&e, PS_EDIM, "%s: record %llu (%s): dimension %u but the SAE expects %lld", ro->src.path,
                         (unsigned long long)b.first_record, b.n_proteins ? b.ids[0] : "?", b.dim, (long long)expect_dim);
         break;
       }
@@ -278,6 +278,7 @@ static int stream_step(svc_t *s, pm_t *p) {
   s->n_batches++;
   int64_t t1 = now_ms();
   s->busy_s += (double)(t1 - t) / 1000.0;
+  if (s->o->pace_ms > 0) usleep((useconds_t)(s->o->pace_ms * 1000));
   if (t1 - p->t_log >= 5000) {
     p->t_log = t1;
     double secs = (double)(t1 - p->t0) / 1000.0;
