@@ -33,7 +33,8 @@
 
 static const ps_config_entry_t table[] = {
     {"watch", NULL, "drop directory: NAME.fasta[.gz] [+ NAME.npy|.safetensors|.h5 [+ NAME.ids]] [+ NAME.ready]"},
-    {"out", NULL, "output directory: NAME.tsv, NAME.jsonl, the store, ledger/ and logs/ (default: WATCH/annotated)"},
+    {"out", NULL, "output directory: NAME.tsv, NAME.jsonl (NAME.eval.txt) (default: WATCH/annotated)"},
+    {"state", NULL, "the service's state: the sink's store annotations.db, the reader's ledger/, logs/ (default: OUT)"},
     {"sae", NULL, "trained SAE (checkpoint / SAELens directory)"},
     {"db", NULL, "the SAE's feature store with complete GO enrichment (and explanations): protsae-scorer --db"},
     {"esm2", NULL, "ESM2 checkpoint directory (config.json + model.safetensors): embeds FASTA-only proteomes"},
@@ -154,8 +155,11 @@ int cli_annotate(int argc, char **argv) {
     fprintf(stderr, "protsae annotate: %s: not a directory\n", drop);
     goto out;
   }
-  snprintf(logs, sizeof logs, "%s/logs", out);
-  if ((mkdir(out, 0755) != 0 && errno != EEXIST) || (mkdir(logs, 0755) != 0 && errno != EEXIST)) {
+  const char *state = ps_config_str(cfg, "state");
+  if (!state) state = out;
+  snprintf(logs, sizeof logs, "%s/logs", state);
+  if ((mkdir(out, 0755) != 0 && errno != EEXIST) || (mkdir(state, 0755) != 0 && errno != EEXIST) ||
+      (mkdir(logs, 0755) != 0 && errno != EEXIST)) {
     fprintf(stderr, "protsae annotate: %s: cannot create: %s\n", logs, strerror(errno));
     goto out;
   }
@@ -183,7 +187,7 @@ int cli_annotate(int argc, char **argv) {
   if (!cli_stage_path("reader", exe, sizeof exe)) goto no_exe;
   argv_push(t->argv[r], exe);
   topo_arg(t, r, "--watch", "%s", drop);
-  topo_arg(t, r, "--state-dir", "%s", out);  // the ledger: OUT/ledger/NAME.HASH
+  topo_arg(t, r, "--state-dir", "%s", state);  // the ledger: STATE/ledger/NAME.HASH
   topo_arg(t, r, "--out", "@%s-rd", ep);
   topo_arg(t, r, "--control", "@%s-ctl", ep);
   topo_arg(t, r, "--dim", "%lld", (long long)d_in);
@@ -216,7 +220,7 @@ int cli_annotate(int argc, char **argv) {
   topo_arg(t, a, "--db", "%s", db);
   topo_arg(t, a, "--data", "%s", data);
   topo_arg(t, a, "--out", "%s", out);
-  topo_arg(t, a, "--state", "%s/annotations.db", out);
+  topo_arg(t, a, "--state", "%s/annotations.db", state);
   static const char *const pass_a[] = {"min-score", "max-terms", "scale-activation", "confidence", "evaluate", NULL};
   for (int i = 0; pass_a[i]; i++) {
     char flag[64];
