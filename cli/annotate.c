@@ -22,10 +22,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "annot_svc.h"
 #include "cli.h"
 #include "config.h"
 #include "godata.h"
-#include "hash.h"
 #include "sae.h"
 #include "topo.h"
 
@@ -123,7 +123,7 @@ int cli_annotate(int argc, char **argv) {
   int status = 2, lock_fd = -1, once = 0, evaluate = 0;
   topo_t *t = NULL;
   int64_t n_enc = 1, mport = 0, d_in = 0;
-  char outbuf[PATH_MAX], dd[PATH_MAX], exe[PATH_MAX], logs[PATH_MAX + 16];
+  char outbuf[PATH_MAX], dd[PATH_MAX], logs[PATH_MAX + 16];
   const char *drop = ps_config_str(cfg, "watch"), *sae = ps_config_str(cfg, "sae"), *db = ps_config_str(cfg, "db");
   if (!drop || !sae || !db) {
     fprintf(stderr, "protsae annotate: --watch, --sae and --db are required (--help)\n");
@@ -177,71 +177,38 @@ int cli_annotate(int argc, char **argv) {
     goto out;
   }
   status = 1;
-  // endpoints private to this output directory
-  char absout[PATH_MAX], ep[96];
-  if (!realpath(out, absout)) snprintf(absout, sizeof absout, "%s", out);
-  snprintf(ep, sizeof ep, "ipc:///tmp/protsae-annotate-%016llx", (unsigned long long)ps_fnv1a64(absout));
-  t = topo_new(logs);
-  // the reader: the topology's result (it exits when --once is done; else it runs until stopped)
-  size_t r = topo_add(t, "reader", SV_SINK, 5, 0);
-  if (!cli_stage_path("reader", exe, sizeof exe)) goto no_exe;
-  argv_push(t->argv[r], exe);
-  topo_arg(t, r, "--watch", "%s", drop);
-  topo_arg(t, r, "--state-dir", "%s", state);  // the ledger: STATE/ledger/NAME.HASH
-  topo_arg(t, r, "--out", "@%s-rd", ep);
-  topo_arg(t, r, "--control", "@%s-ctl", ep);
-  topo_arg(t, r, "--dim", "%lld", (long long)d_in);
-  topo_arg(t, r, "--linger-ms", "%d", 5000);
-  static const char *const pass_r[] = {"once", "interval-ms", "settle-ms", "missing-after", "batch-rows",
-                                       "max-in-flight", "bad-records", "requests", "pace-ms", NULL};
-  for (int i = 0; pass_r[i]; i++) {
-    char flag[64];
-    snprintf(flag, sizeof flag, "--%s", pass_r[i]);
-    topo_arg(t, r, flag, "%s", ps_config_str(cfg, pass_r[i]));
-  }
+  // the reader's and the annotator's options given on this command line, passed on
+  static const char *const pass_r[] = {"once", "interval-ms", "settle-ms", "missing-after", "max-in-flight",
+                                       "bad-records", "requests", "pace-ms", NULL};
+  static const char *const pass_e[] = {"layers", "tokens-per-batch", "max-residues", "long", "unknown", NULL};
+  static const char *const pass_a[] = {"min-score", "max-terms", "scale-activation", "confidence", "evaluate", NULL};
+  const char *rargs[64], *aargs[16];
+  char flags[40][64];
+  int nr = 0, na = 0, nf = 0;
   const char *esm2 = ps_config_str(cfg, "esm2");
+  for (int i = 0; pass_r[i]; i++) {
+    snprintf(flags[nf], sizeof flags[nf], "--%s", pass_r[i]);
+    rargs[nr++] = flags[nf++], rargs[nr++] = ps_config_str(cfg, pass_r[i]);
+  }
   if (esm2) {
-    static const char *const pass_e[] = {"layers", "tokens-per-batch", "max-residues", "long", "unknown", NULL};
-    topo_arg(t, r, "--esm2", "%s", esm2);
-    topo_arg(t, r, "--threads", "%s", ps_config_str(cfg, "esm2-threads"));
+    rargs[nr++] = "--esm2", rargs[nr++] = esm2;
+    rargs[nr++] = "--threads", rargs[nr++] = ps_config_str(cfg, "esm2-threads");
     for (int i = 0; pass_e[i]; i++) {
-      char flag[64];
-      snprintf(flag, sizeof flag, "--%s", pass_e[i]);
-      topo_arg(t, r, flag, "%s", ps_config_str(cfg, pass_e[i]));
+      snprintf(flags[nf], sizeof flags[nf], "--%s", pass_e[i]);
+      rargs[nr++] = flags[nf++], rargs[nr++] = ps_config_str(cfg, pass_e[i]);
     }
   }
-  if (mport) topo_arg(t, r, "--metrics-port", "%lld", (long long)mport);
-  // the sink
-  size_t a = topo_add(t, "annotator", SV_SERVICE, 5, 0);
-  if (!cli_stage_path("annotator", exe, sizeof exe)) goto no_exe;
-  argv_push(t->argv[a], exe);
-  topo_arg(t, a, "--in", "@%s-sink", ep);
-  topo_arg(t, a, "--control", ">%s-ctl", ep);
-  topo_arg(t, a, "--db", "%s", db);
-  topo_arg(t, a, "--data", "%s", data);
-  topo_arg(t, a, "--out", "%s", out);
-  topo_arg(t, a, "--state", "%s/annotations.db", state);
-  static const char *const pass_a[] = {"min-score", "max-terms", "scale-activation", "confidence", "evaluate", NULL};
+  rargs[nr] = NULL;
   for (int i = 0; pass_a[i]; i++) {
-    char flag[64];
-    snprintf(flag, sizeof flag, "--%s", pass_a[i]);
-    topo_arg(t, a, flag, "%s", ps_config_str(cfg, pass_a[i]));
+    snprintf(flags[nf], sizeof flags[nf], "--%s", pass_a[i]);
+    aargs[na++] = flags[nf++], aargs[na++] = ps_config_str(cfg, pass_a[i]);
   }
-  if (mport) topo_arg(t, a, "--metrics-port", "%lld", (long long)mport + 1);
-  // the encoders
-  for (int64_t i = 0; i < n_enc; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "encoder-%lld", (long long)i + 1);
-    size_t e = topo_add(t, name, SV_SERVICE, 5, 0);
-    if (!cli_stage_path("encoder", exe, sizeof exe)) goto no_exe;
-    argv_push(t->argv[e], exe);
-    topo_arg(t, e, "--sae", "%s", sae);
-    topo_arg(t, e, "--in", ">%s-rd", ep);
-    topo_arg(t, e, "--out", ">%s-sink", ep);
-    topo_arg(t, e, "--producer", "%s", name);
-    topo_arg(t, e, "--max-batch-rows", "%s", ps_config_str(cfg, "batch-rows"));
-    if (mport) topo_arg(t, e, "--metrics-port", "%lld", (long long)(mport + 2 + i));
-  }
+  aargs[na] = NULL;
+  annot_svc_t sv = {drop, out, state, sae, db, data, d_in, (int)n_enc, mport, ps_config_str(cfg, "batch-rows"),
+                    rargs, aargs};
+  t = topo_new(logs);
+  size_t r, a;
+  if (annot_svc_topo(t, &sv, &r, &a) < 0) goto no_exe;
   relay_t rl = {{t->log[r], t->log[a]}, {0, 0}, 0, 0};
   for (int k = 0; k < 2; k++) {  // relay only what this run writes
     struct stat ls;
