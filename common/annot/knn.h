@@ -13,8 +13,8 @@
 //
 // Memory: the training rows, unit-normalised (n_train x d floats + 8 bytes each for the truth
 // index), the held-out ids (the exclusion), one block of held-out rows and their similarities
-// (block_rows x (d + n_train) floats: 256 x 17k training proteins = 17 MB), 12 bytes per GO term
-// of scores; the ontology and truth are the caller's. The held-out embeddings are read twice
+// (block_rows x (d + n_train) floats: 256 rows x 15.8k training proteins = 16 MB), 20 bytes per
+// GO term of scores; the ontology and truth are the caller's. The held-out embeddings are read twice
 // (ids, then rows), one record at a time; the training file once.
 #ifndef PS_ANNOT_KNN_H
 #define PS_ANNOT_KNN_H
