@@ -92,6 +92,19 @@ static void fmax_add_ns(annot_fmax_t *fm, const go_ontology_t *o, const int32_t 
   }
 }
 
+void annot_fmax_add_terms(annot_fmax_t fm[ANNOT_N_FM], const go_ontology_t *o, const int32_t *terms,
+                          const float *scores, size_t n, const int32_t *true_terms, uint32_t n_true) {
+  int32_t roots[3] = {go_lookup(o, "GO:0008150"), go_lookup(o, "GO:0003674"), go_lookup(o, "GO:0005575")};
+  scored_t *pr = ps_xmalloc((n ? n : 1) * sizeof *pr);
+  float *sc = ps_xmalloc((n ? n : 1) * sizeof *sc);
+  uint8_t *cor = ps_xmalloc(n ? n : 1);
+  for (size_t i = 0; i < n; i++) pr[i] = (scored_t){terms[i], scores[i]};
+  fmax_add_ns(fm, o, roots, pr, n, true_terms, n_true, sc, cor);
+  free(cor);
+  free(sc);
+  free(pr);
+}
+
 void annot_naive_fmax(const go_ontology_t *onto, const go_annotations_t *truth, char *const *eval_ids, size_t n,
                       annot_fmax_result_t *r) {
   size_t nt = go_n_terms(onto);

@@ -55,6 +55,11 @@ void annot_fmax_init(annot_fmax_t *f);
 // n_true its true terms. Ignored when n_true == 0.
 void annot_fmax_add(annot_fmax_t *f, const float *score, const uint8_t *correct, size_t n_pred, size_t n_true);
 void annot_fmax_result(const annot_fmax_t *f, annot_fmax_result_t *r);
+// One protein into fm[0] (all namespaces) and fm[1 + go_namespace_t] (BP, MF, CC): n predicted
+// terms (term index, score in [0, 1]; never a root) and its propagated true terms (sorted
+// ascending; the roots among them are not counted). A namespace where it has no true term ignores it.
+void annot_fmax_add_terms(annot_fmax_t fm[ANNOT_N_FM], const go_ontology_t *o, const int32_t *terms,
+                          const float *scores, size_t n, const int32_t *true_terms, uint32_t n_true);
 
 // The naive baseline of the same evaluation (CAFA's "naive"): every protein gets each term scored
 // by its frequency among the annotated proteins of truth that are not evaluated here (the
