@@ -13,7 +13,7 @@
 #include "hash.h"
 #include "io.h"
 
-#define MSG_CAP 768
+#define MSG_CAP 1024
 
 typedef struct skip_ent {
   uint64_t index;
@@ -97,10 +97,13 @@ lost:
 
 // ---- one record's own problems ---------------------------------------------------------------
 
+// Length of what snprintf wrote into a MSG_CAP buffer (its return value may exceed it).
+static int clamp(int k) { return k < 0 ? 0 : k >= MSG_CAP ? MSG_CAP - 1 : k; }
+
 // "FILE: record N (id 'ID'), line L" into msg; returns its length.
 static int where(const check_t *c, const fasta_record_t *rec, uint64_t line, char *msg) {
-  return snprintf(msg, MSG_CAP, "%s: record %llu (id '%s'), line %llu", c->path, (unsigned long long)rec->index + 1,
-                  rec->id, (unsigned long long)line);
+  return clamp(snprintf(msg, MSG_CAP, "%s: record %llu (id '%s'), line %llu", c->path,
+                        (unsigned long long)rec->index + 1, rec->id, (unsigned long long)line));
 }
 
 // The record's first problem (kind, message in msg) or -1. Counts truncated / unknown records.
@@ -132,7 +135,7 @@ static int record_problem(check_t *c, const fasta_record_t *rec, char *msg) {
       size_t col;
       locate(c, rec->line, i + 1, &line, &col);
       int k = where(c, rec, line, msg);
-      if (col) k += snprintf(msg + k, MSG_CAP - (size_t)k, ", column %zu", col);
+      if (col) k = clamp(k + snprintf(msg + k, MSG_CAP - (size_t)k, ", column %zu", col));
       snprintf(msg + k, MSG_CAP - (size_t)k,
                ": letter '%c' at residue %zu is not in the ESM2 alphabet (unknown=unk maps it to <unk>)", ch, i + 1);
       return FASTA_PROBLEM_LETTER;
