@@ -171,7 +171,7 @@ static int cmp_dup(const void *a, const void *b) {
 static int find_duplicates(check_t *c, dup_ent_t **out, size_t *n_out, ps_err_t *err) {
   *out = NULL;
   *n_out = 0;
-  qsort(c->hash, c->n_hash, sizeof *c->hash, cmp_u64);
+  if (c->n_hash) qsort(c->hash, c->n_hash, sizeof *c->hash, cmp_u64);
   size_t n_cand = 0;  // the repeated hashes, compacted to the front
   for (size_t i = 1; i < c->n_hash; i++)
     if (c->hash[i] == c->hash[i - 1] && (n_cand == 0 || c->hash[n_cand - 1] != c->hash[i])) c->hash[n_cand++] = c->hash[i];
@@ -194,7 +194,7 @@ static int find_duplicates(check_t *c, dup_ent_t **out, size_t *n_out, ps_err_t 
     free(d);
     return ps_err_prefix(err, "re-reading for duplicate ids: ");
   }
-  qsort(d, n, sizeof *d, cmp_dup);
+  if (n) qsort(d, n, sizeof *d, cmp_dup);
   size_t k = 0;  // keep the members of groups of >= 2 equal ids
   for (size_t i = 0; i < n; i++) {
     int dup = (i > 0 && !strcmp(d[i].id, d[i - 1].id)) || (i + 1 < n && !strcmp(d[i].id, d[i + 1].id));
@@ -225,7 +225,7 @@ static int cmp_ent(const void *a, const void *b) {
 // into the result's arrays.
 static void fill_skips(check_t *c) {
   fasta_check_result_t *res = c->res;
-  qsort(c->ents, c->n_ents, sizeof *c->ents, cmp_ent);
+  if (c->n_ents) qsort(c->ents, c->n_ents, sizeof *c->ents, cmp_ent);
   size_t n = c->n_ents ? c->n_ents : 1;
   res->skip_index = ps_xmalloc(n * sizeof *res->skip_index);
   res->skip_id = ps_xmalloc(n * sizeof *res->skip_id);
