@@ -13,7 +13,7 @@
 #include "hash.h"
 #include "io.h"
 
-#define MSG_CAP 768
+#define MSG_CAP 1024
 
 typedef struct skip_ent {
   uint64_t index;
@@ -97,10 +97,13 @@ lost:
 
 // ---- one record's own problems ---------------------------------------------------------------
 
+// Length of what snprintf wrote into a MSG_CAP buffer (its return value may exceed it).
+static int clamp(int k) { return k < 0 ? 0 : k >= MSG_CAP ? MSG_CAP - 1 : k; }
+
 // "FILE: record N (id 'ID'), line L" into msg; returns its length.
 static int where(const check_t *c, const fasta_record_t *rec, uint64_t line, char *msg) {
-  return snprintf(msg, MSG_CAP, "%s: record %llu (id '%s'), line %llu", c->path, (unsigned long long)rec->index + 1,
-                  rec->id, (unsigned long long)line);
+  return clamp(snprintf(msg, MSG_CAP, "%s: record %llu (id '%s'), line %llu", c->path,
+                        (unsigned long long)rec->index + 1, rec->id, (unsigned long long)line));
 }
 
 // The record's first problem (kind, message in msg) or -1. Counts truncated / unknown records.
@@ -132,7 +135,7 @@ static int record_problem(check_t *c, const fasta_record_t *rec, char *msg) {
       size_t col;
       locate(c, rec->line, i + 1, &line, &col);
       int k = where(c, rec, line, msg);
-      if (col) k += snprintf(msg + k, MSG_CAP - (size_t)k, ", column %zu", col);
+      if (col) k = clamp(k + snprintf(msg + k, MSG_CAP - (size_t)k, ", column %zu", col));
       snprintf(msg + k, MSG_CAP - (size_t)k,
                ": letter '%c' at residue %zu is not in the ESM2 alphabet (unknown=unk maps it to <unk>)", ch, i + 1);
       return FASTA_PROBLEM_LETTER;
@@ -168,7 +171,7 @@ static int cmp_dup(const void *a, const void *b) {
 static int find_duplicates(check_t *c, dup_ent_t **out, size_t *n_out, ps_err_t *err) {
   *out = NULL;
   *n_out = 0;
-  qsort(c->hash, c->n_hash, sizeof *c->hash, cmp_u64);
+  if (c->n_hash) qsort(c->hash, c->n_hash, sizeof *c->hash, cmp_u64);
   size_t n_cand = 0;  // the repeated hashes, compacted to the front
   for (size_t i = 1; i < c->n_hash; i++)
     if (c->hash[i] == c->hash[i - 1] && (n_cand == 0 || c->hash[n_cand - 1] != c->hash[i])) c->hash[n_cand++] = c->hash[i];
@@ -191,7 +194,7 @@ static int find_duplicates(check_t *c, dup_ent_t **out, size_t *n_out, ps_err_t 
     free(d);
     return ps_err_prefix(err, "re-reading for duplicate ids: ");
   }
-  qsort(d, n, sizeof *d, cmp_dup);
+  if (n) qsort(d, n, sizeof *d, cmp_dup);
   size_t k = 0;  // keep the members of groups of >= 2 equal ids
   for (size_t i = 0; i < n; i++) {
     int dup = (i > 0 && !strcmp(d[i].id, d[i - 1].id)) || (i + 1 < n && !strcmp(d[i].id, d[i + 1].id));
@@ -222,7 +225,7 @@ static int cmp_ent(const void *a, const void *b) {
 // into the result's arrays.
 static void fill_skips(check_t *c) {
   fasta_check_result_t *res = c->res;
-  qsort(c->ents, c->n_ents, sizeof *c->ents, cmp_ent);
+  if (c->n_ents) qsort(c->ents, c->n_ents, sizeof *c->ents, cmp_ent);
   size_t n = c->n_ents ? c->n_ents : 1;
   res->skip_index = ps_xmalloc(n * sizeof *res->skip_index);
   res->skip_id = ps_xmalloc(n * sizeof *res->skip_id);
