@@ -1,10 +1,10 @@
 // annstore.c — the annotation results store on RocksDB: two column families, the result record as
 // JSON, write batches and the staging family's raw access. See annstore.h.
 #include "annstore.h"
+#include "rdb.h"
 
 #include <jansson.h>
 #include <math.h>
-#include <rocksdb/c.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,12 +24,7 @@ struct as_wb {
   rocksdb_writebatch_t *wb;
 };
 
-// The one place a RocksDB error string becomes a code.
-static int rerr(ps_err_t *err, char *e, const char *what, const char *path) {
-  int rc = ps_err_set(err, PS_ESTORE, "%s: %s: %s", path, what, e ? e : "unknown RocksDB error");
-  rocksdb_free(e);
-  return rc;
-}
+static int rerr(ps_err_t *err, char *e, const char *what, const char *path) { return rdb_err(err, e, what, path); }
 
 int as_open(as_t **out, const char *path, int mode, ps_err_t *err) {
   *out = NULL;
@@ -197,25 +192,8 @@ int as_result_get(as_t *as, const char *key, as_result_t *r, ps_err_t *err) {
   return rc < 0 ? rc : 1;
 }
 
-typedef int (*iter_fn)(const char *k, size_t kl, const char *v, size_t vl, void *ctx, ps_err_t *err);
-static int iterate(as_t *as, int cf, const void *prefix, size_t plen, iter_fn fn, void *ctx, ps_err_t *err) {
-  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(as->db, as->ro, as->cf[cf]);
-  if (plen) rocksdb_iter_seek(it, prefix, plen);
-  else rocksdb_iter_seek_to_first(it);
-  int rc = 0;
-  for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-    size_t kl, vl;
-    const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
-    if (plen && (kl < plen || memcmp(k, prefix, plen))) break;
-    if ((rc = fn(k, kl, v, vl, ctx, err)) != 0) break;
-  }
-  if (rc == 0) {
-    char *e = NULL;
-    rocksdb_iter_get_error(it, &e);
-    if (e) rc = rerr(err, e, "iterate", as->path);
-  }
-  rocksdb_iter_destroy(it);
-  return rc < 0 ? rc : 0;
+static int iterate(as_t *as, int cf, const void *prefix, size_t plen, rdb_iter_fn fn, void *ctx, ps_err_t *err) {
+  return rdb_iterate(as->db, as->ro, as->cf[cf], prefix, plen, fn, ctx, as->path, err);
 }
 
 struct each_ctx {

@@ -3,7 +3,6 @@
 #include "annot_priv.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "emb.h"
 #include "fasta.h"
 #include "godata.h"
+#include "io.h"
 #include "strmap.h"
 
 // ---- one proteome ------------------------------------------------------------------------------
@@ -144,12 +144,6 @@ out:
 }
 
 // ---- the one-call entry point ------------------------------------------------------------------
-static int close_synced(FILE *f) {
-  int e = 0;
-  if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
-  if (fclose(f) != 0 && !e) e = errno;
-  return -e;
-}
 
 int annot_run_proteome(const char *db, const char *sae_dir, const char *data_dir, const char *fasta, const char *emb,
                        const char *ids_path, const char *out_dir, const char *name, annot_eval_t *ev, ps_err_t *err) {
@@ -183,7 +177,7 @@ int annot_run_proteome(const char *db, const char *sae_dir, const char *data_dir
   annot_fmax_t fm[ANNOT_N_FM];
   for (int k = 0; k < ANNOT_N_FM; k++) annot_fmax_init(&fm[k]);
   if ((rc = annot_proteome(m, fasta, emb, ids_path, ft, fj, truth, fm, 0, NULL, &st, err)) < 0) goto out;
-  int rt = close_synced(ft), rj = close_synced(fj);
+  int rt = ps_fclose_synced(ft), rj = ps_fclose_synced(fj);
   ft = fj = NULL;
   if (rt < 0 || rj < 0) {
     rc = ps_err_set(err, PS_EIO, "%s: write failed: %s", rt < 0 ? t_tsv : t_js, strerror(-(rt < 0 ? rt : rj)));
@@ -193,11 +187,7 @@ int annot_run_proteome(const char *db, const char *sae_dir, const char *data_dir
     rc = ps_err_set(err, -errno, "%s: cannot rename into place: %s", out_dir, strerror(errno));
     goto out;
   }
-  int dfd = open(out_dir, O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
+  ps_fsync_dir(out_dir);  // best effort, as before
   if (ev) annot_eval_finish(m, truth, fm, &st, ev);
 out:
   if (ft) fclose(ft);

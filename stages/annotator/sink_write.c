@@ -69,13 +69,6 @@ static int write_protein(uint64_t index, const char *id, uint32_t nnz, const uin
   return rc;
 }
 
-static int close_synced(FILE *f) {
-  int e = 0;
-  if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
-  if (fclose(f) != 0 && !e) e = errno;
-  return -e;
-}
-
 static int out_fault(ps_err_t *err, const char *path, int e, const char *what) {
   return ps_err_set(err, e ? -e : PS_EIO, "%s: cannot %s the output: %s (the proteome stays staged)", path, what,
                     strerror(e ? e : EIO));
@@ -104,7 +97,7 @@ int sink_finish(sink_t *s, entry_t *e, ps_err_t *err) {
   annot_write_header(x.tsv);
   int rc = stage_proteins_each(s->as, e->key, write_protein, &x, err);
   int bad_out = ferror(x.tsv) || ferror(x.jsonl);
-  int rt = close_synced(x.tsv), rj = close_synced(x.jsonl);
+  int rt = ps_fclose_synced(x.tsv), rj = ps_fclose_synced(x.jsonl);
   if (bad_out || rt < 0 || rj < 0) {
     annot_stats_free(&x.st);
     unlink(t_tsv), unlink(t_js);
@@ -134,7 +127,7 @@ int sink_finish(sink_t *s, entry_t *e, ps_err_t *err) {
       return out_fault(err, t_ev, errno, "create");
     }
     fwrite(text, 1, (size_t)n, f);
-    if ((rc = close_synced(f)) < 0 || rename(t_ev, o_ev) != 0) {
+    if ((rc = ps_fclose_synced(f)) < 0 || rename(t_ev, o_ev) != 0) {
       annot_stats_free(&x.st);
       return out_fault(err, o_ev, rc < 0 ? -rc : errno, "write");
     }
