@@ -485,6 +485,37 @@ static void test_rejected(void **state) {
   sink_close(&s);
 }
 
+// The output cannot be written (OUT is a file): the sink stops with an error naming the path, the
+// proteome stays staged; once OUT is fixed, the reopened sink finishes it at its first poll.
+static void test_output_fault_then_restart(void **state) {
+  (void)state;
+  char out[PATH_MAX];
+  fx_write_text(fx_path(out, sizeof out, "fault.out"), "not a directory\n");
+  sent_t sent = {0};
+  sink_t *s = NULL;
+  open_sink(&s, "fault", &sent);
+  const msg_t m[] = {{0, 0, 0}, {0, 1, 0}, {0, 2, 0}, {0, 3, 0}, {1, 4, 0}};
+  for (int i = 0; i < 4; i++) send_msg(s, KEY, &m[i], 0, 1);
+  ps_err_t err = {0};
+  Protsae__EndOfStream e = PROTSAE__END_OF_STREAM__INIT;
+  e.proteome = (char *)KEY, e.source_producer = (char *)"reader-0", e.source_next_seq = 4, e.reason = (char *)"done";
+  e.proteins_sent = N_PROT, e.residues_sent = 1234, e.proteins_skipped = 1;
+  int rc = sink_eos(s, &e, "enc-1", 0, &err);
+  assert_true(rc < 0 && rc != PS_EPROTO);
+  assert_non_null(strstr(err.msg, "fault.out"));
+  assert_int_equal(sent.acks, 0);
+  sink_close(&s);
+  assert_int_equal(unlink(out), 0);
+  open_sink(&s, "fault", &sent);
+  assert_int_equal(sink_in_flight(s), 1);
+  assert_int_equal(sink_poll(s, 0, &err), 0);
+  assert_int_equal(sink_in_flight(s), 0);
+  assert_int_equal(sent.acks, 1);
+  sink_close(&s);
+  assert_output("fault", "prot_a");
+  assert_result("fault", KEY, AS_STATUS_DONE, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_in_order),
@@ -495,6 +526,7 @@ int main(void) {
       cmocka_unit_test(test_already_done),
       cmocka_unit_test(test_same_name_other_key),
       cmocka_unit_test(test_rejected),
+      cmocka_unit_test(test_output_fault_then_restart),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
