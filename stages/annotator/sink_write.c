@@ -96,12 +96,11 @@ int sink_finish(sink_t *s, entry_t *e, ps_err_t *err) {
   }
   annot_write_header(x.tsv);
   int rc = stage_proteins_each(s->as, e->key, write_protein, &x, err);
-  int bad_out = ferror(x.tsv) || ferror(x.jsonl);
-  int rt = ps_fclose_synced(x.tsv), rj = ps_fclose_synced(x.jsonl);
-  if (bad_out || rt < 0 || rj < 0) {
+  int rt = ps_fclose_synced(x.tsv), rj = ps_fclose_synced(x.jsonl);  // an earlier ferror counts as a failure
+  if (rt < 0 || rj < 0) {
     annot_stats_free(&x.st);
     unlink(t_tsv), unlink(t_js);
-    return out_fault(err, rt < 0 || !rj ? t_tsv : t_js, rt < 0 ? -rt : rj < 0 ? -rj : EIO, "write");
+    return out_fault(err, rt < 0 ? t_tsv : t_js, rt < 0 ? -rt : -rj, "write");
   }
   if (rc < 0 && x.perr.msg[0]) {  // the proteome's own fault (an id the JSON cannot hold, ...): failed
     annot_stats_free(&x.st);
@@ -123,12 +122,15 @@ int sink_finish(sink_t *s, entry_t *e, ps_err_t *err) {
     int n = annot_eval_text(&ev, text, sizeof text);
     FILE *f = fopen(t_ev, "w");
     if (!f) {
+      int en = errno;
       annot_stats_free(&x.st);
-      return out_fault(err, t_ev, errno, "create");
+      unlink(t_tsv), unlink(t_js);
+      return out_fault(err, t_ev, en, "create");
     }
     fwrite(text, 1, (size_t)n, f);
     if ((rc = ps_fclose_synced(f)) < 0 || rename(t_ev, o_ev) != 0) {
       annot_stats_free(&x.st);
+      unlink(t_tsv), unlink(t_js), unlink(t_ev);
       return out_fault(err, o_ev, rc < 0 ? -rc : errno, "write");
     }
   }
