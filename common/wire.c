@@ -357,14 +357,15 @@ int wire_decode(const uint8_t *buf, size_t len, Protsae__Envelope **out, wire_st
 int wire_recv(void *sock, Protsae__Envelope **out, int timeout_ms, volatile sig_atomic_t *stop,
               wire_stats_t *st, ps_err_t *err) {
   *out = NULL;
-  int waited = 0;
+  int waited = 0, polled = 0;
   for (;;) {
     if (stop && *stop) return ps_err_set(err, PS_EINTR, "receive interrupted by a stop request");
     int slice = 100;
     if (timeout_ms >= 0) {
-      if (waited >= timeout_ms) return 0;
+      if (waited >= timeout_ms && polled) return 0;  // timeout 0: one look at what is queued
       if (timeout_ms - waited < slice) slice = timeout_ms - waited;
     }
+    polled = 1;
     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
     int rc = zmq_poll(&it, 1, slice);
     if (rc < 0) {
