@@ -8,7 +8,8 @@
 #include "hash.h"
 
 static void extra(topo_t *t, size_t i, const char *const *args) {
-  for (int k = 0; args && args[k] && args[k + 1]; k += 2) topo_arg(t, i, args[k], "%s", args[k + 1]);
+  for (int k = 0; args && args[k]; k += 2)  // a NULL or empty value: the stage's default
+    if (args[k + 1] && args[k + 1][0]) topo_arg(t, i, args[k], "%s", args[k + 1]);
 }
 
 int annot_svc_topo(topo_t *t, const annot_svc_t *a, size_t *reader, size_t *annotator) {

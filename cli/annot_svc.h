@@ -14,7 +14,8 @@ typedef struct annot_svc {
   int n_enc;
   int64_t metrics_port;             // reader, annotator, encoders from here (0 = off)
   const char *batch_rows;
-  const char *const *reader_args;   // extra "--flag", "value" pairs for the reader, NULL-terminated
+  const char *const *reader_args;   // extra "--flag", "value" pairs for the reader, ended by a NULL flag
+                                    // (a NULL or empty value is left out: the stage's default)
   const char *const *annotator_args;
 } annot_svc_t;
 

@@ -22,11 +22,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "annot.h"
 #include "annot_svc.h"
 #include "cli.h"
 #include "config.h"
 #include "godata.h"
-#include "sae.h"
 #include "topo.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -106,12 +106,18 @@ static void relay_poll(void *ctx) {
   }
 }
 
-static int sae_d_in(const char *dir, int64_t *d, ps_err_t *err) {
-  sae_t *s = NULL;
-  int rc = sae_load(&s, dir, err);
+// The model as the sink will load it (the SAE and its feature store, whose enrichment must be
+// complete, and the ontology): refused here at once, naming the store, rather than by a sink that
+// would be restarted in vain. *d_in: the SAE's input dimension.
+static int check_model(const char *sae, const char *db, const char *data, int64_t *d_in, ps_err_t *err) {
+  ps_godata_t gd;
+  int rc = ps_godata_find(data, PS_GODATA_NEED_ONTOLOGY, &gd, err);
   if (rc < 0) return rc;
-  *d = s->cfg.d_in;
-  sae_free(&s);
+  annot_opts_t ao = {.sae_dir = sae, .db = db, .obo = gd.obo};
+  annot_model_t *m = NULL;
+  if ((rc = annot_model_load(&m, &ao, err)) < 0) return rc;
+  *d_in = annot_model_d_in(m);
+  annot_model_free(&m);
   return 0;
 }
 
@@ -172,7 +178,7 @@ int cli_annotate(int argc, char **argv) {
             lock_fd < 0 ? strerror(errno) : "locked");
     goto out;
   }
-  if (sae_d_in(sae, &d_in, &err) < 0) {
+  if (check_model(sae, db, data, &d_in, &err) < 0) {
     fprintf(stderr, "protsae annotate: %s\n", err.msg);
     goto out;
   }

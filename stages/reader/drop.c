@@ -96,10 +96,9 @@ int drop_list(const char *dir, drop_item_t **items, size_t *n_items, ps_err_t *e
   if (n) qsort(names, n, sizeof *names, cmp_str);
   drop_item_t *out = n ? ps_xmalloc(n * sizeof *out) : NULL;
   size_t m = 0;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     if (!i || strcmp(names[i], names[i - 1])) describe(dir, names[i], &out[m++]);
-    free(names[i]);
-  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
   *items = out;
   *n_items = m;

@@ -354,14 +354,11 @@ static void retire_done(svc_t *s, pm_t *p) {
 static void on_control(svc_t *s, const Protsae__ResendRequest *rq) {
   if (!rq->proteome || !rq->proteome[0]) return;
   pm_t *p = find(s, rq->proteome);
-  if (!p) {
-    if (rq->finished && !drop_ledger_has(s->ledger, rq->proteome)) {
-      ps_err_t err = {0};  // acknowledged after a restart of ours: a later scan retires its files
-      if (drop_ledger_put(s->ledger, rq->proteome, "acknowledged before it was streamed again\n", &err) < 0)
-        PS_ERROR("ledger: %s", err.msg);
-    }
-    return;
-  }
+  // Not in flight: an acknowledgement of a proteome failed here (its end carried the error), or
+  // one this process has not streamed (sent before a restart). Nothing to do: a proteome still in
+  // the drop directory is streamed again and the sink, which has its result, acknowledges it at
+  // its first batch.
+  if (!p) return;
   if (rq->finished) {
     retire_done(s, p);
     return;
@@ -544,7 +541,6 @@ int service_run(const service_opts_t *o, const service_io_t *io, ps_err_t *err) 
   PS_INFO("service: watching %s (ledger %s, %s, at most %d proteomes in flight)", o->drop, s.ledger,
           o->esm2 ? "native ESM2" : "precomputed embeddings only", o->max_in_flight);
   int64_t last_scan = -1000000;
-  int status = 0;
   for (;;) {
     if (ps_signals_stop_requested()) break;
     pm_t *a = streaming(&s);
@@ -575,7 +571,8 @@ int service_run(const service_opts_t *o, const service_io_t *io, ps_err_t *err) 
   printf("annotated: %" PRIu64 ", skipped: %" PRIu64 ", failed: %" PRIu64 "%s\n", s.n_done, s.n_dup, s.n_failed,
          s.n_inflight ? " (stopped with proteomes in flight: they are redone at the next start)" : "");
   fflush(stdout);
-  if (o->once && s.n_failed) status = 1;
+  // failed proteomes are counted in the line above (and on /metrics), not in the exit status: a
+  // supervisor would take a non-zero exit for a crash and start the reader again
   while (s.head) pm_free(&s, s.head);
-  return status;
+  return 0;
 }

@@ -56,7 +56,7 @@ typedef struct service_io {
 } service_io_t;
 
 // Runs until a stop request (or, with once, until every proteome present at the start and since
-// is retired). 0, 1 when (once) a proteome failed, <0 on a fault of the service itself.
+// is retired). 0, or <0 on a fault of the service itself (bad proteomes are not: they are counted).
 int service_run(const service_opts_t *o, const service_io_t *io, ps_err_t *err);
 
 #endif

@@ -149,11 +149,11 @@ grep -q '^annotated: 0, skipped: 1, failed: 0' "$T/a2.out" || fail "second drop 
 [ "$(ls "$T/o1/ledger" | wc -l)" -eq 1 ] || fail "ledger grew on the second drop"
 [ ! -e "$T/d1/p1.npy" ] || fail "second drop left in the drop directory"
 
-# 3. kill -9 of each stage mid-proteome (paced: 30 batches of 100 at 100 ms): the supervisor
+# 3. kill -9 of each stage mid-proteome (paced: 12 batches of 256, 300 ms apart): the supervisor
 # restarts it and the output is byte-identical to the undisturbed run's
 for victim in annotator encoder reader; do
   drop p1 "$T/d2$victim" "$T/s"
-  "$P" annotate "${A[@]}" --watch "$T/d2$victim" --out "$T/o2$victim" --once 1 --batch-rows 100 --pace-ms 100 \
+  "$P" annotate "${A[@]}" --watch "$T/d2$victim" --out "$T/o2$victim" --once 1 --pace-ms 300 \
     >"$T/a3$victim.out" 2>"$T/a3$victim.err" &
   pid=$!
   for i in $(seq 1 200); do grep -q '^p1: started' "$T/a3$victim.out" 2>/dev/null && break; sleep 0.05; done
@@ -181,7 +181,7 @@ done
 # 3b. SIGTERM mid-proteome: stops between batches, exit 0, nothing published, inputs kept; a restart
 # writes the same bytes
 drop p1 "$T/d5" "$T/s"
-"$P" annotate "${A[@]}" --watch "$T/d5" --out "$T/o5" --once 1 --batch-rows 100 --pace-ms 100 >"$T/a7.out" 2>"$T/a7.err" &
+"$P" annotate "${A[@]}" --watch "$T/d5" --out "$T/o5" --once 1 --pace-ms 300 >"$T/a7.out" 2>"$T/a7.err" &
 pid=$!
 for i in $(seq 1 200); do grep -q '^p1: started' "$T/a7.out" 2>/dev/null && break; sleep 0.05; done
 sleep 0.5
@@ -194,12 +194,13 @@ cmp "$T/o5/p1.jsonl" "$T/p1.ref.jsonl" && cmp "$T/o5/p1.tsv" "$T/p1.ref.tsv" || 
 echo "SIGTERM mid-proteome: exit 0, nothing published; restart byte-identical"
 
 # 3c. the OUTPUT cannot be written (disk full: a 64 KiB tmpfs in a private mount namespace, when
-# unshare works here; and always: a file where OUT/.tmp should be): reported as an output error
-# with the path and errno, exit 1, the good proteome left in the drop directory (not in failed/)
+# unshare works here; and always: a file where OUT/.tmp should be): the sink reports an output error
+# with the path and errno and exits (restarted, then the run fails with its log's tail): exit 1,
+# the proteome stays staged and its inputs in the drop directory (not in failed/)
 outfault() {  # DROP OUT ERR-PATTERN [wrapper...]
   local d=$1 o=$2 pat=$3; shift 3
   set +e
-  "$@" "$P" annotate "${A[@]}" --watch "$d" --out "$o" --once 1 >"$T/af.out" 2>"$T/af.err"; local rc=$?
+  "$@" "$P" annotate "${A[@]}" --watch "$d" --out "$o" --state "$o.state" --once 1 >"$T/af.out" 2>"$T/af.err"; local rc=$?
   set -e
   [ $rc -eq 1 ] || { cat "$T/af.err"; fail "output fault in $o: exit $rc, want 1"; }
   grep -q "$pat" "$T/af.err" || { cat "$T/af.err"; fail "output fault in $o: expected /$pat/"; }
@@ -210,13 +211,13 @@ outfault() {  # DROP OUT ERR-PATTERN [wrapper...]
 if unshare -m true 2>/dev/null; then
   drop p1 "$T/d6" "$T/s"; mkdir -p "$T/o6"
   tmpfs64k() { unshare -m sh -c 'o=$1; shift; mount -t tmpfs -o size=64k tmpfs "$o" && exec "$@"' sh "$T/o6" "$@"; }
-  outfault "$T/d6" "$T/o6" "p1: cannot write the output $T/o6/.tmp/p1\.[a-z]*: write: No space left on device" tmpfs64k
+  outfault "$T/d6" "$T/o6" "$T/o6/.tmp/p1\.[0-9a-z.]*: cannot [a-z]* the output: No space left on device" tmpfs64k
   echo "disk full (64 KiB tmpfs): output error named, input kept, exit 1"
 else
   echo "unshare -m not available: disk-full case skipped"
 fi
 drop p1 "$T/d7" "$T/s"; mkdir -p "$T/o7"; : >"$T/o7/.tmp"
-outfault "$T/d7" "$T/o7" "p1: cannot write the output $T/o7/.tmp/p1.tsv: create: Not a directory" env
+outfault "$T/d7" "$T/o7" "$T/o7/.tmp.*: cannot [a-z]* the output: Not a directory" env
 echo "a file where OUT/.tmp should be: output error named, input kept, exit 1"
 
 # 4. bad proteomes, then a good one
