@@ -11,7 +11,7 @@
 //   5. explanations scored on held-out proteins: the scorer sends interpretation requests to
 //      protsae-interpreter (offline unless a key is set) and stores the results; then it exits
 //   6. GO prediction on held-out proteins: --holdout of the proteins (seeded) are left out of the
-//      enrichment of step 4 and annotated from the feature store (annot_run_proteome: Fmax
+//      enrichment of step 4 and annotated by the annotation service (annot_svc.h: Fmax
 //      against their propagated annotations)
 // then the report and a summary of `key: value` lines, every figure read as data (the stores'
 // "enrich/summary" and "interp/summary", the structs of the in-process steps), never scraped
@@ -29,6 +29,8 @@
 #include <jansson.h>
 
 #include "annot.h"
+#include "annot_svc.h"
+#include "annstore.h"
 #include "topo.h"
 #include "cli.h"
 #include "config.h"
@@ -101,6 +103,24 @@ static int need_stage(const char *name, char *buf, size_t cap) {
 }
 
 static const char *g_logs;  // WORKDIR/logs
+
+// The held-out proteome's result in the annotation store (as_result_each's callback).
+typedef struct held_result {
+  as_result_t r;
+  int found;
+} held_result_t;
+
+static int find_heldout(const as_result_t *r, void *ctx) {
+  held_result_t *h = ctx;
+  if (strcmp(r->name, "heldout")) return 0;
+  if (h->found) as_result_free(&h->r);
+  h->r = *r;  // deep copy of the strings we read (status, error, figures)
+  h->r.key = ps_xstrdup(r->key), h->r.name = ps_xstrdup(r->name), h->r.producer = ps_xstrdup(r->producer);
+  h->r.error = ps_xstrdup(r->error), h->r.tsv = ps_xstrdup(r->tsv), h->r.jsonl = ps_xstrdup(r->jsonl);
+  h->r.eval_txt = ps_xstrdup(r->eval_txt);
+  h->found = 1;
+  return 0;
+}
 
 // Progress while a topology runs (ctx: a prom_progress_t): a reader's metrics (and a trainer's).
 static void progress_poll(void *ctx) { prom_progress_poll(ctx); }
@@ -592,17 +612,57 @@ trained:;
     printf("[6/6] GO prediction for the %lld held-out proteins from their features\n", (long long)n_held);
     fflush(stdout);
     snprintf(hf, sizeof hf, "%s/heldout.fasta", drop);
-    snprintf(he, sizeof he, "%s/heldout.npy", drop);
-    snprintf(hi, sizeof hi, "%s/heldout.ids", drop);
+    snprintf(he, sizeof he, "%s/done/heldout.npy", drop);  // where the service moves annotated inputs
+    snprintf(hi, sizeof hi, "%s/done/heldout.ids", drop);
+    // the annotation service's processes, as `protsae annotate` runs them: reader --watch (the
+    // held-out proteome's precomputed embeddings) -> encoders -> annotator; the result is read
+    // back through the annotation store's API
+    char st_dir[PATH_MAX + 48], st_logs[PATH_MAX + 64], st_db[PATH_MAX + 64];
+    snprintf(st_dir, sizeof st_dir, "%s/state", ann_dir);
+    snprintf(st_logs, sizeof st_logs, "%s/logs", st_dir);
+    snprintf(st_db, sizeof st_db, "%s/annotations.db", st_dir);
     mkdir(ann_out, 0755);
-    annot_eval_t ev;
-    if (annot_run_proteome(fstore, best, datadir, hf, he, hi, ann_out, "heldout", &ev, &err) < 0) {
-      fprintf(stderr, "protsae demo: annotating the held-out proteins: %s\n", err.msg);
+    mkdir(st_dir, 0755);
+    mkdir(st_logs, 0755);
+    static const char *const rargs[] = {"--once", "1", "--settle-ms", "0", NULL};
+    static const char *const aargs[] = {"--evaluate", "1", NULL};
+    annot_svc_t sv = {drop, ann_out, st_dir, best, fstore, datadir, 0, (int)n_enc, 0, ps_config_str(cfg, "batch-rows"),
+                      rargs, aargs};
+    topo_t *at = topo_new(st_logs);
+    size_t ar, aa;
+    sv_result_t ares;
+    if (annot_svc_topo(at, &sv, &ar, &aa) < 0) {
+      topo_free(at);
+      fprintf(stderr, "protsae demo: cannot find the annotation service's executables (set PROTSAE_LIBEXEC)\n");
       goto out;
     }
-    memcpy(fm, ev.fm, sizeof fm);
-    memcpy(naive, ev.naive, sizeof naive);
-    n_eval = (double)ev.n_evaluated;
+    rc = topo_run(at, "annotate", 0, 0, &ares);
+    topo_free(at);
+    if (rc != 0) {
+      status = rc;
+      goto out;
+    }
+    as_t *as = NULL;
+    held_result_t hr = {0};
+    if (as_open(&as, st_db, AS_OPEN_READONLY, &err) < 0 || as_result_each(as, find_heldout, &hr, &err) < 0 || !hr.found) {
+      fprintf(stderr, "protsae demo: annotating the held-out proteins: %s\n",
+              err.msg[0] ? err.msg : "no result for the held-out proteome in the annotation store");
+      as_close(&as);
+      goto out;
+    }
+    as_close(&as);
+    if (hr.r.status != AS_STATUS_DONE) {
+      fprintf(stderr, "protsae demo: annotating the held-out proteins failed: %s\n", hr.r.error);
+      as_result_free(&hr.r);
+      goto out;
+    }
+    for (int k = 0; k < ANNOT_N_FM; k++) {
+      fm[k] = (annot_fmax_result_t){.fmax = hr.r.fmax[k], .tau = hr.r.threshold[k], .precision = hr.r.precision[k],
+                                    .recall = hr.r.recall[k]};
+      naive[k] = (annot_fmax_result_t){.fmax = hr.r.naive[k]};
+    }
+    n_eval = (double)hr.r.n_evaluated;
+    as_result_free(&hr.r);
     printf("      Fmax %.4f (naive %.4f) over %.0f proteins, in %.0f s; per protein: features, explanations, GO "
            "terms in %s/heldout.{tsv,jsonl}\n", fm[0].fmax, naive[0].fmax, n_eval, ps_mono_s() - t1, ann_out);
     // the nearest-neighbour baseline on the same embeddings: the other proteins of the file train

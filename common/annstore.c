@@ -117,6 +117,8 @@ static char *result_json(const as_result_t *r) {
       json_object_set_new(f, "fmax", jnum(r->fmax[k]));
       json_object_set_new(f, "threshold", jnum(r->threshold[k]));
       json_object_set_new(f, "naive_fmax", jnum(r->naive[k]));
+      json_object_set_new(f, "precision", jnum(r->precision[k]));
+      json_object_set_new(f, "recall", jnum(r->recall[k]));
       json_object_set_new(ev, fm_names[k], f);
     }
     json_object_set_new(o, "eval", ev);
@@ -168,6 +170,8 @@ static int result_parse(as_result_t *r, const char *v, size_t vl, const char *pa
       r->fmax[k] = jdbl(f, "fmax");
       r->threshold[k] = jdbl(f, "threshold");
       r->naive[k] = jdbl(f, "naive_fmax");
+      r->precision[k] = jdbl(f, "precision");
+      r->recall[k] = jdbl(f, "recall");
     }
   }
   r->t_first = jdbl(o, "t_first");

@@ -36,6 +36,7 @@ typedef struct as_result {
   int evaluated;          // 1: the figures below are set
   int64_t n_evaluated;    // proteins with >= 1 true annotation
   double fmax[AS_N_FM], threshold[AS_N_FM], naive[AS_N_FM];
+  double precision[AS_N_FM], recall[AS_N_FM];  // at the Fmax threshold
   double t_first, t_done; // wall clock (s since the epoch): first piece staged, result committed
 } as_result_t;
 

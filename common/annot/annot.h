@@ -21,11 +21,10 @@
 // propagated) of |P n T| / |T|; F(tau) = 2 pr rc / (pr + rc); Fmax = max over tau (the highest
 // tau among ties). All namespaces together, and each namespace on its own (CAFA's way).
 //
-// Two ways in: annot_proteome encodes a proteome's embeddings in-process with the SAE (`protsae
-// annotate`, the demo); annot_protein writes one protein from its sparse code as an encoder's
-// FeatureBatch carries it (the annotation sink stage). Both write the same bytes for the same codes.
+// The way in: annot_protein writes one protein from its sparse code as an encoder's FeatureBatch
+// carries it (the annotation sink stage, stages/annotator: the pipeline encodes, nothing here does).
 // Files: annot_model.c (the model), annot_write.c (one protein), annot_eval.c (Fmax, naive
-// baseline, eval text), annot.c (the in-process proteome path).
+// baseline, eval text), knn.c (the nearest-neighbour baseline).
 //
 // Memory: the SAE, one batch (batch_rows x d_in floats + chunk pre-activations), per feature
 // its closed term list (8 bytes a term), the ontology, the FASTA's ids (the check that every
@@ -105,29 +104,22 @@ void annot_write_header(FILE *tsv);
 
 // One protein from its sparse code: feature ids idx[0..n) with activations val[0..n) (any order;
 // ids < annot_model_n_features, else PS_EDIM naming the protein) -> its TSV rows and JSONL line.
-// truth and fm (may be NULL): its evaluation (see annot_proteome); st: counts (zero it first).
+// truth (propagated annotations) and fm[ANNOT_N_FM] (may be NULL): its evaluation (all, BP, MF,
+// CC; a protein counts in a namespace when it has a true term there); st: counts (zero it first).
 // An output write error (ferror on tsv / jsonl) returns <0 with errno's message.
 typedef struct annot_stats annot_stats_t;
 int annot_protein(annot_model_t *m, const char *id, const uint32_t *idx, const float *val, size_t n, FILE *tsv,
                   FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, annot_stats_t *st, ps_err_t *err);
 
-// One proteome: FASTA + embeddings (any reader format; ids from ids_path, else the FASTA order)
-// -> tsv and jsonl (written to these paths as given; the caller renames). truth (propagated
-// annotations, may be NULL) adds the proteome's proteins to fm[ANNOT_N_FM] (all, BP, MF, CC;
-// a protein counts in a namespace when it has a true term there). pace_ms sleeps after each batch
-// (tests). stop (may be NULL) is polled between batches: returns PS_EINTR when it says so.
-// Errors name the file and the record (missing id in the FASTA, wrong dimension, NaN). Needs the SAE.
+// A proteome's counts, summed by annot_protein.
 struct annot_stats {
   int64_t n_proteins, n_fasta, n_with_go, n_active_sum;
   char **eval_ids;          // the evaluated proteins' ids (with truth), caller frees with annot_stats_free
   size_t n_eval, cap_eval;
 };
 void annot_stats_free(annot_stats_t *st);
-int annot_proteome(annot_model_t *m, const char *fasta, const char *emb, const char *ids_path, FILE *tsv,
-                   FILE *jsonl, const go_annotations_t *truth, annot_fmax_t *fm, int pace_ms, int (*stop)(void),
-                   annot_stats_t *st, ps_err_t *err);
 
-// ---- evaluation and the one-call entry point -----------------------------------------------------
+// ---- evaluation ---------------------------------------------------------------------------------
 typedef struct annot_eval {
   annot_fmax_result_t fm[ANNOT_N_FM];     // all, BP, MF, CC
   annot_fmax_result_t naive[ANNOT_N_FM];
@@ -137,7 +129,7 @@ typedef struct annot_eval {
 // The data directory's GO annotations (godata.h: go_annotations.tsv[.gz] or a GAF), propagated
 // over o. *out: caller frees with go_annotations_destroy.
 int annot_truth_load(go_annotations_t **out, const go_ontology_t *o, const char *annotations, int gaf, ps_err_t *err);
-// The Fmax of one annotated proteome (fm, st from annot_proteome with truth) and the naive
+// The Fmax of one annotated proteome (fm, st summed by annot_protein with truth) and the naive
 // baseline over the same proteins.
 void annot_eval_finish(const annot_model_t *m, const go_annotations_t *truth, const annot_fmax_t fm[ANNOT_N_FM],
                        const annot_stats_t *st, annot_eval_t *ev);
@@ -145,13 +137,5 @@ void annot_eval_finish(const annot_model_t *m, const go_annotations_t *truth, co
 // NAME.eval.txt's text (`key: value` lines: proteins, Fmax, threshold, precision, recall, naive
 // baseline, then per namespace) into buf; returns snprintf's length.
 int annot_eval_text(const annot_eval_t *ev, char *buf, size_t cap);
-
-// Annotate one proteome (FASTA + embeddings, ids from ids_path or the FASTA order) with the SAE at sae_dir and
-// the enrichment + explanations of the feature store db; writes out_dir/NAME.tsv and NAME.jsonl (atomically:
-// tmp + fsync + rename); evaluates against the data directory's annotations when ev != NULL. 0 or <0 (err).
-// data_dir NULL: ps_godata_default_dir. Default options (annotate's: precision confidence, scaled
-// activations, min score 0.01, at most 100 terms a protein, 256 rows a batch).
-int annot_run_proteome(const char *db, const char *sae_dir, const char *data_dir, const char *fasta, const char *emb,
-                       const char *ids_path, const char *out_dir, const char *name, annot_eval_t *ev, ps_err_t *err);
 
 #endif

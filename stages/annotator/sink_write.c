@@ -150,7 +150,10 @@ int sink_finish(sink_t *s, entry_t *e, ps_err_t *err) {
   r.tsv = o_tsv, r.jsonl = o_js, r.eval_txt = s->o.truth ? o_ev : (char *)"";
   if ((r.evaluated = s->o.truth != NULL)) {
     r.n_evaluated = ev.n_evaluated;
-    for (int k = 0; k < AS_N_FM; k++) r.fmax[k] = ev.fm[k].fmax, r.threshold[k] = ev.fm[k].tau, r.naive[k] = ev.naive[k].fmax;
+    for (int k = 0; k < AS_N_FM; k++) {
+      r.fmax[k] = ev.fm[k].fmax, r.threshold[k] = ev.fm[k].tau, r.naive[k] = ev.naive[k].fmax;
+      r.precision[k] = ev.fm[k].precision, r.recall[k] = ev.fm[k].recall;
+    }
   }
   r.t_first = e->t_first;
   annot_stats_free(&x.st);
