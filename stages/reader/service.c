@@ -49,7 +49,6 @@ typedef struct svc {
   int m_queued, m_inflight, m_done, m_failed, m_dup, m_prot, m_res, m_tok, m_res_rate, m_tok_rate, m_batches;
 } svc_t;
 
-static int64_t now_ms(void) { return ps_mono_ms(); }
 
 static void metrics(svc_t *s) {
   ps_metrics_t *mx = s->io->mx;
@@ -270,7 +269,7 @@ static int start(svc_t *s, const drop_item_t *it) {
   p->sc = ctx_for(s, p->key);
   p->sc.proteome = p->key;  // points into p: stable for its life
   p->streaming = 1;
-  p->t0 = p->t_log = now_ms();
+  p->t0 = p->t_log = ps_mono_ms();
   p->next = s->head;
   s->head = p;
   s->n_inflight++;
@@ -285,7 +284,7 @@ static int start(svc_t *s, const drop_item_t *it) {
 static int stream_step(svc_t *s, pm_t *p) {
   ps_err_t err = {0};
   reader_batch_t b;
-  int64_t t = now_ms();
+  int64_t t = ps_mono_ms();
   uint64_t tok0 = reader_esm2_tokens(p->rd);
   int rc = reader_next_batch(p->rd, &b, &err);
   if (rc == PS_EINTR) return rc;
@@ -301,7 +300,7 @@ static int stream_step(svc_t *s, pm_t *p) {
   if (rc == 0) {
     send_end(s, p, p->key, NULL);
     p->streaming = 0;
-    p->t_eos = now_ms();
+    p->t_eos = ps_mono_ms();
     reader_destroy(&p->rd);  // the workspace goes; re-sends open their own reader
     double secs = (double)(p->t_eos - p->t0) / 1000.0;
     printf("%s: sent %" PRIu64 " proteins in %" PRIu64 " batches (%.1f s)\n", p->it.name, p->proteins, p->pos.seq, secs);
@@ -322,7 +321,7 @@ static int stream_step(svc_t *s, pm_t *p) {
   s->n_residues += res;
   s->n_tokens += dtok;
   s->n_batches++;
-  int64_t t1 = now_ms();
+  int64_t t1 = ps_mono_ms();
   s->busy_s += (double)(t1 - t) / 1000.0;
   if (s->o->pace_ms > 0) usleep((useconds_t)(s->o->pace_ms * 1000));
   if (t1 - p->t_log >= 5000) {
@@ -342,7 +341,7 @@ static void retire_done(svc_t *s, pm_t *p) {
   ps_err_t err = {0};
   if (drop_ledger_put(s->ledger, p->key, text, &err) < 0) PS_ERROR("ledger: %s", err.msg);
   drop_move(s->o->drop, &p->it, "done");
-  double secs = (double)(now_ms() - p->t0) / 1000.0;
+  double secs = (double)(ps_mono_ms() - p->t0) / 1000.0;
   printf("%s: annotated (%s): %" PRIu64 " proteins, %.1f s\n", p->it.name, p->key, p->proteins, secs);
   fflush(stdout);
   PS_INFO("proteome done name=%s key=%s proteins=%" PRIu64 " seconds=%.2f", p->it.name, p->key, p->proteins, secs);
@@ -379,7 +378,7 @@ static void on_control(svc_t *s, const Protsae__ResendRequest *rq) {
   if (rq->n_seqs) PS_INFO("proteome %s: re-sent %zu of %zu requested batches", p->key, sent, rq->n_seqs);
   if (!p->streaming) {
     send_end(s, p, p->key, NULL);
-    p->t_eos = now_ms();
+    p->t_eos = ps_mono_ms();
   }
 }
 
@@ -551,7 +550,7 @@ int service_run(const service_opts_t *o, const service_io_t *io, ps_err_t *err) 
       metrics(&s);
       continue;
     }
-    int64_t t = now_ms();
+    int64_t t = ps_mono_ms();
     for (pm_t *p = s.head; p; p = p->next)  // an EndOfStream lost with a killed encoder: again
       if (!p->streaming && t - p->t_eos >= o->ack_timeout_ms) {
         PS_INFO("proteome %s: no acknowledgement after %lld ms: EndOfStream again", p->key, (long long)o->ack_timeout_ms);
