@@ -38,6 +38,7 @@ static const command_t dev_commands[] = {
     {"consume", cli_consume, "a pipeline sink that checks and counts what arrives"},
     {"recovery", cli_recovery, "how many planted directions a trained SAE's decoder recovers (cosine)"},
     {"encode-check", cli_encode_check, "the feature store's codes against a direct in-process encode"},
+    {"esm2-random", cli_esm2_random, "an ESM2 checkpoint with random weights of a given shape (benchmarks)"},
     {NULL, NULL, NULL},
 };
 

@@ -6,5 +6,6 @@
 int cli_consume(int argc, char **argv);       // a pipeline sink that checks and counts what arrives
 int cli_recovery(int argc, char **argv);      // planted-direction recovery of a trained SAE
 int cli_encode_check(int argc, char **argv);  // the feature store's codes against a direct encode
+int cli_esm2_random(int argc, char **argv);   // an ESM2 checkpoint with random weights (benchmarks)
 
 #endif

@@ -67,6 +67,8 @@ esm2_model_t *esm2_new_random(int n_layers, int d_model, int n_heads, int d_ff, 
 // Write the weights of m to path as float32 safetensors under Hugging Face names (benchmarks:
 // the PyTorch reference reads the same weights). 0 or <0.
 int esm2_save(const esm2_model_t *m, const char *path, ps_err_t *err);
+// The same as a checkpoint directory esm2_load reads: dir/config.json + dir/model.safetensors.
+int esm2_save_dir(const esm2_model_t *m, const char *dir, ps_err_t *err);
 
 // ---- tokens --------------------------------------------------------------------------------
 typedef enum { ESM2_UNKNOWN_ERROR = 0, ESM2_UNKNOWN_UNK = 1 } esm2_unknown_t;
