@@ -357,12 +357,12 @@ int wire_decode(const uint8_t *buf, size_t len, Protsae__Envelope **out, wire_st
 int wire_recv(void *sock, Protsae__Envelope **out, int timeout_ms, volatile sig_atomic_t *stop,
               wire_stats_t *st, ps_err_t *err) {
   *out = NULL;
-  int waited = 0;
+  int waited = 0, polled = 0;  // timeout 0: one poll without waiting (what is there already)
   for (;;) {
     if (stop && *stop) return ps_err_set(err, PS_EINTR, "receive interrupted by a stop request");
     int slice = 100;
     if (timeout_ms >= 0) {
-      if (waited >= timeout_ms) return 0;
+      if (waited >= timeout_ms && polled) return 0;
       if (timeout_ms - waited < slice) slice = timeout_ms - waited;
     }
     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
@@ -371,6 +371,7 @@ int wire_recv(void *sock, Protsae__Envelope **out, int timeout_ms, volatile sig_
       if (errno == EINTR) continue;
       return ps_err_set(err, -errno, "poll: %s", zmq_strerror(errno));
     }
+    polled = 1;
     if (rc == 0) {
       waited += slice;
       continue;
