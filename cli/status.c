@@ -1,6 +1,8 @@
 // protsae status — one line per stage from the stages' Prometheus endpoints (/metrics): rows
 // done, rate, progress / ETA where the stage knows its total, loss, L0, dead %, and whether
-// /healthz answers ok. Endpoints: --endpoints host:port,... or PROTSAE_STATUS_ENDPOINTS.
+// /healthz answers ok; under a stage of the annotation service (reader --watch, annotator) a second
+// line with its proteomes queued / in flight / done / failed and rates. Endpoints: --endpoints
+// host:port,... or PROTSAE_STATUS_ENDPOINTS.
 #include <curl/curl.h>
 #include <math.h>
 #include <stdio.h>
@@ -83,6 +85,8 @@ int cli_status(int argc, char **argv) {
     fmt(c_dead, sizeof c_dead, isnan(dead) ? NAN : 100 * dead, "%.1f");
     printf("%-22s %-10s %-12s %12s %10s %9s %10s %9s %7s %7s %s\n", ep, stage, prod, c_rows, c_rate, c_prog, c_eta,
            c_loss, c_l0, c_dead, hc == 200 ? "ok" : "UNHEALTHY");
+    char svc[256];
+    if (prom_service_line(pg, svc, sizeof svc)) printf("%-22s %s\n", "", svc);
     free(pg);
     free(b.p);
     free(h.p);
