@@ -9,7 +9,8 @@
 #  - a proteome whose key is in the ledger (written here by hand) is answered "duplicate" (exit 0);
 #  - no service at the endpoint: a clear error naming it after --timeout-ms (exit 1);
 #  - `protsae status` on the reader's --metrics-port shows the proteome counts (2 in flight, at
-#    --max-in-flight 2 without acknowledgements; 2 queued) and the ESM2 rates.
+#    --max-in-flight 2 without acknowledgements; 2 queued) and the ESM2 rates; --healthy 1 exits 1
+#    when an endpoint does not answer.
 # The reader's --out connects to an endpoint nobody binds: its batches wait in the socket's queue
 # (a few messages, far below the high-water mark), so the reader streams without a consumer.
 set -euo pipefail
@@ -120,6 +121,14 @@ cat "$T/status.out"
 grep -Eq " reader +reader-0 .* ok$" "$T/status.out" || fail "status: no healthy reader line"
 grep -Eq "^ +proteomes: queued 2, in flight 2, done 0, failed 0; [1-9][0-9]* residues/s, [1-9][0-9]* ESM2 tokens/s$" \
   "$T/status.out" || fail "status: the reader's proteome line"
+
+# --healthy 1 (the compose healthchecks): 0 while the reader's /healthz is ok, 1 with a dead endpoint.
+"$P" status --endpoints "127.0.0.1:$port" --healthy 1 >/dev/null || fail "status --healthy 1: a healthy reader, exit 1"
+dead=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+if "$P" status --endpoints "127.0.0.1:$port,127.0.0.1:$dead" --healthy 1 >"$T/dead.out"; then
+  cat "$T/dead.out"; fail "status --healthy 1: an endpoint without an answer, exit 0"
+fi
+grep -q "2 endpoints answered, 1 healthy\|1 of 2 endpoints answered, 1 healthy" "$T/dead.out" || { cat "$T/dead.out"; fail "status: the count line"; }
 
 kill -TERM $rp
 wait $rp || { tail "$T/reader.err"; fail "reader did not exit 0 on SIGTERM"; }
