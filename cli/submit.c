@@ -77,9 +77,9 @@ static int ask(const char *ep, const Protsae__ProteomeRequest *rq, int64_t timeo
       else if (rc == 1) rc = 0;
     }
     if (rc == -ETIMEDOUT)
-      ps_err_set(err, -ETIMEDOUT,
-                 "no answer within %lld ms (is a protsae-reader --watch ... --requests running there?)",
-                 (long long)timeout_ms);
+      ps_err_set(err, -ETIMEDOUT, "no answer within %lld ms (is a protsae-reader --watch ... --requests running there?%s)",
+                 (long long)timeout_ms,
+                 !strncmp(ep, "tcp://", 6) && !curve_enabled() ? " a service using CURVE answers only --curve-secret holders" : "");
   }
   wire_close(&s);
   zmq_ctx_term(ctx);

@@ -132,4 +132,59 @@ grep -q "2 endpoints answered, 1 healthy\|1 of 2 endpoints answered, 1 healthy" 
 
 kill -TERM $rp
 wait $rp || { tail "$T/reader.err"; fail "reader did not exit 0 on SIGTERM"; }
+
+# The compose file's annotate-reader (profile annotate) as a local process: its command and its
+# PROTSAE_* environment (paths and ports rewritten for this host), CURVE on its tcp:// sockets.
+# Its healthcheck command passes; a submit without the cluster key gets no answer, one with it is
+# accepted into the drop directory.
+SRC=${PROTSAE_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+if ! /usr/bin/python3 -c 'import yaml' 2>/dev/null; then echo "python3-yaml missing: compose part skipped"; echo OK; exit 0; fi
+C=$T/compose; mkdir -p "$C/drop" "$C/state"
+"$P" keys --out "$C/secrets" >/dev/null || fail "protsae keys"
+mport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+/usr/bin/python3 - "$SRC/compose/docker-compose.yml" "$C" "$tv" "$mport" >"$C/reader.env" 2>"$C/env.err" <<'PY' ||
+import random, re, sys, yaml
+path, tmp, model, mport = sys.argv[1:5]
+svc = yaml.safe_load(open(path))["services"]["annotate-reader"]
+assert svc["command"] == ["protsae-reader"], svc["command"]
+assert "annotate" in svc["profiles"]
+shift = random.randint(20000, 40000)
+hc = svc["healthcheck"]["test"]
+assert hc[:3] == ["CMD", "protsae", "status"], hc
+print("HEALTHCHECK=" + " ".join(hc[2:]).replace("127.0.0.1:9100", "127.0.0.1:" + mport))
+for k, v in svc["environment"].items():
+    v = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(v))
+    v = re.sub(r"tcp://\*:(\d+)", lambda m: "tcp://127.0.0.1:%d" % (int(m.group(1)) + shift), v)
+    v = v.replace("/models/esm2", model).replace("/run/secrets", tmp + "/secrets")
+    v = re.sub(r"^/(drop|state)", tmp + r"/\1", v)
+    if k == "PROTSAE_METRICS_PORT": v = mport
+    if k == "PROTSAE_METRICS_BIND": v = "127.0.0.1"
+    print("%s=%s" % (k, v))
+print("REQUESTS_PORT=%d" % (5572 + shift))
+PY
+  { cat "$C/env.err"; fail "compose file: annotate-reader"; }
+grep -q "^PROTSAE_WATCH=$C/drop$" "$C/reader.env" && grep -q "^PROTSAE_ESM2=$tv$" "$C/reader.env" &&
+  grep -q "^PROTSAE_CURVE_SECRET=$C/secrets/protsae.key$" "$C/reader.env" || { cat "$C/reader.env"; fail "annotate-reader environment"; }
+hc=$(sed -n 's/^HEALTHCHECK=//p' "$C/reader.env"); rq=$(sed -n 's/^REQUESTS_PORT=//p' "$C/reader.env")
+mapfile -t envs < <(grep '^PROTSAE_' "$C/reader.env")
+env -i PATH="$PATH" HOME="$T" "${envs[@]}" PROTSAE_LINGER_MS=500 "$R" >"$C/reader.out" 2>"$C/reader.err" &
+cp=$!
+for i in $(seq 1 100); do curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+# shellcheck disable=SC2086  # the healthcheck's words
+"$P" $hc >"$C/health.out" || { cat "$C/health.out" "$C/reader.err"; fail "the annotate-reader healthcheck fails"; }
+if "$P" submit --to "tcp://127.0.0.1:$rq" --name nokey --fasta "$T/src/seq.fasta" --timeout-ms 1500 \
+  >"$C/nokey.out" 2>"$C/nokey.err"; then fail "a submit without the CURVE key was answered"; fi
+grep -q "no answer within 1500 ms .* CURVE answers only --curve-secret holders" "$C/nokey.err" ||
+  { cat "$C/nokey.err"; fail "no key: message"; }
+grep -q "refused a peer on tcp://.*handshake failed" "$C/reader.err" || fail "the reader did not refuse the keyless peer"
+"$P" submit --to "tcp://127.0.0.1:$rq" --name viacompose --fasta "$T/src/seq.fasta" \
+  --curve-secret "$C/secrets/protsae.key" >"$C/key.out" 2>"$C/key.err" ||
+  { cat "$C/key.err" "$C/reader.err"; fail "submit with the cluster key to the compose reader"; }
+grep -qx "key: $(key_of viacompose "$T/src/seq.fasta")" "$C/key.out" || { cat "$C/key.out"; fail "compose reader: key"; }
+cmp "$C/drop/viacompose.fasta" "$T/src/seq.fasta" || fail "compose reader: the drop directory"
+[ ! -e "$C/drop/nokey.fasta" ] || fail "the keyless submit reached the drop directory"
+grep -q "ledger $C/state/annotate-reader/ledger" "$C/reader.err" || fail "compose reader: ledger not under /state/annotate-reader"
+kill -TERM $cp
+wait $cp || { tail "$C/reader.err"; fail "compose reader did not exit 0 on SIGTERM"; }
+echo "compose annotate-reader: healthcheck ok, CURVE: keyless submit unanswered, keyed accepted"
 echo OK
