@@ -21,7 +21,7 @@
 #include "wire.h"
 
 static const ps_config_entry_t table[] = {
-    {"to", NULL, "the service's request endpoint (the reader's --requests), e.g. tcp://annotate-reader:5560 or "
+    {"to", NULL, "the service's request endpoint (the reader's --requests), e.g. tcp://annotate-reader:5572 or "
                  "ipc:///tmp/protsae-requests.ipc"},
     {"name", NULL, "proteome name: 1-128 of [A-Za-z0-9_.+-], not starting with '.' (outputs are NAME.tsv, NAME.jsonl)"},
     {"fasta", NULL, "FASTA file (plain or .gz) whose bytes are sent"},
@@ -79,7 +79,7 @@ static int ask(const char *ep, const Protsae__ProteomeRequest *rq, int64_t timeo
     if (rc == -ETIMEDOUT)
       ps_err_set(err, -ETIMEDOUT, "no answer within %lld ms (is a protsae-reader --watch ... --requests running there?%s)",
                  (long long)timeout_ms,
-                 !strncmp(ep, "tcp://", 6) && !curve_enabled() ? " a service using CURVE answers only --curve-secret holders" : "");
+                 strstr(ep, "tcp://") && !curve_enabled() ? " a service using CURVE answers only --curve-secret holders" : "");
   }
   wire_close(&s);
   zmq_ctx_term(ctx);
@@ -104,7 +104,8 @@ int cli_submit(int argc, char **argv) {
   Protsae__Envelope *rep = NULL;
   int status = 1;
   rq.name = (char *)name;
-  if (ps_config_i64(cfg, "timeout-ms", &tmo, &err) < 0 || curve_from_config(cfg, &err) < 0) goto out;
+  int tcp = strstr(ep, "tcp://") != NULL;  // CURVE is for tcp:// only
+  if (ps_config_i64(cfg, "timeout-ms", &tmo, &err) < 0 || (tcp && curve_from_config(cfg, &err) < 0)) goto out;
   if (tmo < 1) {
     ps_err_set(&err, PS_ECONFIG, "--timeout-ms must be >= 1, not %lld", (long long)tmo);
     goto out;
