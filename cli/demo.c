@@ -38,6 +38,7 @@
 #include "fsutil.h"
 #include "hash.h"
 #include "io.h"
+#include "knn.h"
 #include "npy.h"
 #include "prom.h"
 #include "supervise.h"
@@ -581,10 +582,10 @@ trained:;
 
   // [6/6] GO prediction on the held-out proteins, from the feature store's enrichment and explanations
   char ann_out[PATH_MAX + 32], hf[PATH_MAX + 48], he[PATH_MAX + 48], hi[PATH_MAX + 48];
-  annot_fmax_result_t fm[ANNOT_N_FM], naive[ANNOT_N_FM];
+  annot_fmax_result_t fm[ANNOT_N_FM], naive[ANNOT_N_FM], knn[ANNOT_N_FM];
   double n_eval = NAN;
   for (int k = 0; k < ANNOT_N_FM; k++)
-    fm[k] = naive[k] = (annot_fmax_result_t){.fmax = NAN, .tau = NAN, .precision = NAN, .recall = NAN};
+    fm[k] = naive[k] = knn[k] = (annot_fmax_result_t){.fmax = NAN, .tau = NAN, .precision = NAN, .recall = NAN};
   snprintf(ann_out, sizeof ann_out, "%s/out", ann_dir);
   if (n_held > 0) {
     t1 = ps_mono_s();
@@ -604,6 +605,15 @@ trained:;
     n_eval = (double)ev.n_evaluated;
     printf("      Fmax %.4f (naive %.4f) over %.0f proteins, in %.0f s; per protein: features, explanations, GO "
            "terms in %s/heldout.{tsv,jsonl}\n", fm[0].fmax, naive[0].fmax, n_eval, ps_mono_s() - t1, ann_out);
+    // the nearest-neighbour baseline on the same embeddings: the other proteins of the file train
+    t1 = ps_mono_s();
+    annot_knn_stats_t kst;
+    if (annot_knn_eval(datadir, emb, user ? ids : synth_ids, he, hi, NULL, knn, &kst, &err) < 0) {
+      fprintf(stderr, "protsae demo: nearest-neighbour baseline: %s\n", err.msg);
+      goto out;
+    }
+    printf("      nearest-neighbour transfer (k %d, cosine over the embeddings, %lld training proteins): Fmax %.4f, "
+           "in %.0f s\n", ANNOT_KNN_K, (long long)kst.n_train, knn[0].fmax, ps_mono_s() - t1);
   } else {
     printf("[6/6] no held-out proteins (--holdout 0): GO prediction not evaluated\n");
   }
@@ -618,11 +628,11 @@ trained:;
   printf("annotate_heldout_proteins: %lld\nannotate_evaluated_proteins: %.0f\n", (long long)n_held, n_eval);
   printf("annotate_precision: %.4f\nannotate_recall: %.4f\nannotate_threshold: %.2f\nannotate_fmax: %.4f\n",
          fm[0].precision, fm[0].recall, fm[0].tau, fm[0].fmax);
-  printf("annotate_naive_fmax: %.4f\n", naive[0].fmax);
+  printf("annotate_naive_fmax: %.4f\nannotate_knn_fmax: %.4f\n", naive[0].fmax, knn[0].fmax);
   static const char *const nsn[] = {"bp", "mf", "cc"};
   for (int k = 0; k < 3; k++)
-    printf("annotate_fmax_%s: %.4f\nannotate_naive_fmax_%s: %.4f\n", nsn[k], fm[1 + k].fmax, nsn[k],
-           naive[1 + k].fmax);
+    printf("annotate_fmax_%s: %.4f\nannotate_naive_fmax_%s: %.4f\nannotate_knn_fmax_%s: %.4f\n", nsn[k],
+           fm[1 + k].fmax, nsn[k], naive[1 + k].fmax, nsn[k], knn[1 + k].fmax);
   printf("seconds: %.1f\n", ps_mono_s() - t0);
   printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
   status = 0;

@@ -4,6 +4,7 @@
 #include "featstore_priv.h"
 
 #include "fsutil.h"
+#include "rdb.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -36,11 +37,7 @@ struct fs_wb {
 };
 
 // ---- the store ----------------------------------------------------------------------------------
-static int rerr(ps_err_t *err, char *e, const char *what, const char *path) {
-  int rc = ps_err_set(err, PS_ESTORE, "%s: %s: %s", path, what, e ? e : "unknown RocksDB error");
-  rocksdb_free(e);
-  return rc;
-}
+static int rerr(ps_err_t *err, char *e, const char *what, const char *path) { return rdb_err(err, e, what, path); }
 
 int fs_open(fs_t **out, const char *path, int mode, ps_err_t *err) {
   *out = NULL;
@@ -155,26 +152,9 @@ int fs_feat_get(fs_t *fs, uint32_t feature, uint32_t top_n, fs_feat_t *f, ps_err
   return rc < 0 ? ps_err_prefix(err, "%s: ", fs->path) : 1;
 }
 
-typedef int (*iter_fn)(const char *k, size_t kl, const char *v, size_t vl, void *ctx, ps_err_t *err);
+typedef rdb_iter_fn iter_fn;
 static int iterate(fs_t *fs, int cf, const char *prefix, size_t plen, iter_fn fn, void *ctx, ps_err_t *err) {
-  if (!fs->cf[cf]) return 0;
-  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(fs->db, fs->ro, fs->cf[cf]);
-  if (plen) rocksdb_iter_seek(it, prefix, plen);
-  else rocksdb_iter_seek_to_first(it);
-  int rc = 0;
-  for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-    size_t kl, vl;
-    const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
-    if (plen && (kl < plen || memcmp(k, prefix, plen))) break;
-    if ((rc = fn(k, kl, v, vl, ctx, err)) != 0) break;
-  }
-  if (rc == 0) {
-    char *e = NULL;
-    rocksdb_iter_get_error(it, &e);
-    if (e) rc = rerr(err, e, "iterate", fs->path);
-  }
-  rocksdb_iter_destroy(it);
-  return rc < 0 ? rc : 0;
+  return fs->cf[cf] ? rdb_iterate(fs->db, fs->ro, fs->cf[cf], prefix, plen, fn, ctx, fs->path, err) : 0;
 }
 
 struct eos_ctx {

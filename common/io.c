@@ -42,6 +42,13 @@ int ps_fsync_parent(const char *path) {
   return ps_fsync_dir(dir);
 }
 
+int ps_fclose_synced(FILE *f) {
+  int e = 0;
+  if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
+  if (fclose(f) != 0 && !e) e = errno;
+  return -e;
+}
+
 int ps_write_file_atomic(const char *path, const void *data, size_t len, ps_err_t *err) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "err.h"
 
@@ -23,6 +24,10 @@ int64_t ps_mono_ms(void);
 int ps_fsync_dir(const char *dir);
 // fsync the directory that holds path ("." when path has no slash).
 int ps_fsync_parent(const char *path);
+// Close an output file after flushing and fsyncing it: 0, or -errno of the first failure (an
+// earlier write error, seen by ferror, counts as one: -EIO when errno says nothing). f is closed
+// in every case.
+int ps_fclose_synced(FILE *f);
 // Write len bytes to path atomically: path.tmp written, fsynced, renamed over path, directory
 // fsynced. A crash leaves the old file or the new one, never a torn one. 0 or <0 with err.
 int ps_write_file_atomic(const char *path, const void *data, size_t len, ps_err_t *err);

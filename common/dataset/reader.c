@@ -18,6 +18,7 @@
 struct reader {
   reader_opts_t o;
   strmap_t *fasta;          // id -> sequence length
+  strmap_t *skip;           // ids left out (skip_ids), or NULL
   char **fasta_ids;         // FASTA order (fallback ids for id-less formats)
   size_t n_fasta;
   emb_source_t *src, *tgt;
@@ -46,7 +47,7 @@ static int load_fasta(reader_t *r, ps_err_t *err) {
   size_t cap = 0;
   fasta_record_t rec;
   while ((rc = fasta_next(f, &rec, err)) > 0) {
-    if (!strmap_put(r->fasta, rec.id, rec.len)) {
+    if (!(r->skip && strmap_get(r->skip, rec.id, NULL)) && !strmap_put(r->fasta, rec.id, rec.len)) {
       rc = ps_err_set(err, PS_EFORMAT, "%s: line %llu: duplicate id '%s'", r->o.fasta_path,
                       (unsigned long long)rec.line, rec.id);
       break;
@@ -104,6 +105,11 @@ int reader_new(reader_t **out, const reader_opts_t *opts, ps_err_t *err) {
     rc = ps_err_set(err, PS_ECONFIG, "validation fraction %g is outside [0, 1]", r->o.val_fraction);
     goto fail;
   }
+  if (r->o.n_skip_ids) {
+    r->skip = strmap_new(r->o.n_skip_ids);
+    for (size_t i = 0; i < r->o.n_skip_ids; i++) strmap_put(r->skip, r->o.skip_ids[i], i);
+  }
+  r->o.skip_ids = NULL;  // borrowed only during reader_new
   if (r->o.esm2_dir) {
     if (!r->o.fasta_path) {
       rc = ps_err_set(err, PS_ECONFIG, "native ESM2 needs a FASTA");
@@ -148,6 +154,7 @@ void reader_destroy(reader_t **rp) {
   if (r->esm2) free((void *)r->o.esm2.req.layers);
   if (!r->esm2_borrowed) esm2_destroy(&r->esm2);
   strmap_destroy(&r->fasta);
+  strmap_destroy(&r->skip);
   for (size_t i = 0; i < r->n_fasta; i++) free(r->fasta_ids[i]);
   free(r->fasta_ids);
   for (size_t i = 0; i < r->cap_ids_alloc; i++) free(r->b.ids[i]);
@@ -240,6 +247,10 @@ static int next_record(reader_t *r, emb_record_t *rec, emb_record_t *trec, int *
                           trec->id, trec->n_rows);
     }
     r->pos.record++;
+    if (r->skip && strmap_get(r->skip, rec->id, NULL)) {
+      r->counts.skipped_ids++;
+      continue;
+    }
     if (r->fasta) {
       uint64_t len;
       if (!strmap_get(r->fasta, rec->id, &len))

@@ -43,6 +43,14 @@ typedef struct reader_opts {
   uint32_t epochs;             // passes over the data (>= 1)
   int skip_nonfinite;          // 1: skip and count records with NaN/Inf instead of failing
   uint64_t max_records;        // 0 = all; per epoch
+  // Records left out by id (fasta_check.h's skip_id): n_skip_ids ids, any order, copied at
+  // reader_new; NULL = none. Their records are read and dropped (counted in skipped_ids; the
+  // position still counts them, so resuming is unchanged); their FASTA records are neither
+  // length-checked nor refused as duplicates, but keep their place in the FASTA order (rows of an
+  // id-less file stay aligned). Native ESM2: give esm2.skip_index too (borrowed for the
+  // reader's life: each epoch runs a new runner), so the model never computes them.
+  const char *const *skip_ids;
+  size_t n_skip_ids;
   // Native ESM2 (esm2_dir set): the embeddings are computed from fasta_path by the checkpoint in
   // esm2_dir instead of read from src.path; esm2.req.layers[0] is the layer sent, a second
   // layer (esm2.req.layers[1]) becomes the paired target (transcoders). src.level applies; the
@@ -82,6 +90,7 @@ typedef struct reader_batch {
 
 typedef struct reader_counts {
   uint64_t records, rows, batches, skipped_nonfinite, skipped_split;
+  uint64_t skipped_ids;        // records left out by skip_ids
 } reader_counts_t;
 
 typedef struct reader reader_t;

@@ -124,6 +124,11 @@ typedef struct esm2_run_opts {
   esm2_long_t long_policy;
   esm2_unknown_t unknown;
   int threads;                 // default 1
+  // Records left out (fasta_check.h's skip_index): strictly ascending 0-based FASTA record
+  // indexes, borrowed for the runner's life; NULL = none. They are never tokenized nor checked
+  // (an empty or over-long one costs nothing); items keep their real fasta_index.
+  const uint64_t *skip_index;
+  size_t n_skip_index;
 } esm2_run_opts_t;
 
 typedef struct esm2_item {
@@ -146,7 +151,13 @@ int esm2_runner_next(esm2_runner_t *r, esm2_item_t *it, ps_err_t *err);
 // Skip n items without running the model for whole batches that are skipped. 0 or <0.
 int esm2_runner_skip(esm2_runner_t *r, uint64_t n, ps_err_t *err);
 uint64_t esm2_runner_truncated(const esm2_runner_t *r);
+uint64_t esm2_runner_skipped(const esm2_runner_t *r);  // records left out by skip_index so far
 uint64_t esm2_runner_tokens(const esm2_runner_t *r);   // tokens run through the model so far
+
+// The alphabet of a checkpoint without vocab_list (the ESM-1b one, ESM2's): letter_id[byte] is
+// the token of a single-letter token, -1 otherwise (as esm2_config(m)->letter_id). For
+// fasta_check.h without a model (precomputed embeddings).
+void esm2_default_alphabet(int8_t letter_id[256]);
 
 // Parse "5,6" / "all" / "last" / "-1" into layers (caller frees *out). 0 or PS_ECONFIG.
 int esm2_parse_layers(const char *s, int n_layers, int **out, int *n, ps_err_t *err);

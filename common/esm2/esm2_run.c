@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "esm2.h"
+#include "esm2_priv.h"
 #include "fasta.h"
 #include "log.h"
 
@@ -36,6 +37,8 @@ struct esm2_runner {
   size_t cap_btok, cap_bnt;
   int32_t *tokbuf;       // max_residues + 2
   uint64_t index, skip_left, truncated, tokens;
+  size_t skip_pos;       // next entry of o.skip_index
+  uint64_t skipped;      // records left out by it
   const float *res_ptr[64], *mean_ptr[64];
 };
 
@@ -73,6 +76,10 @@ int esm2_runner_new(esm2_runner_t **out, const esm2_model_t *m, const esm2_run_o
   for (int i = 0; i < o->req.n_layers; i++)
     if (o->req.layers[i] < 0 || o->req.layers[i] > c->n_layers)
       return ps_err_set(err, PS_ECONFIG, "esm2: layer %d is outside 0..%d", o->req.layers[i], c->n_layers);
+  for (size_t i = 1; i < o->n_skip_index; i++)
+    if (o->skip_index[i] <= o->skip_index[i - 1])
+      return ps_err_set(err, PS_ECONFIG, "esm2: skip_index not strictly ascending at entry %zu (%llu after %llu)", i,
+                        (unsigned long long)o->skip_index[i], (unsigned long long)o->skip_index[i - 1]);
   esm2_runner_t *r = ps_xcalloc(1, sizeof *r);
   r->m = m;
   r->o = *o;
@@ -96,6 +103,23 @@ int esm2_runner_new(esm2_runner_t **out, const esm2_model_t *m, const esm2_run_o
 }
 
 uint64_t esm2_runner_truncated(const esm2_runner_t *r) { return r->truncated; }
+uint64_t esm2_runner_skipped(const esm2_runner_t *r) { return r->skipped; }
+
+void esm2_default_alphabet(int8_t letter_id[256]) {
+  esm2_config_t c = {0};
+  esm2_set_vocab(&c, esm2_default_vocab, 33);
+  memcpy(letter_id, c.letter_id, sizeof c.letter_id);
+}
+
+// 1 when record `index` is in o.skip_index (records come in file order: a cursor suffices).
+static int skip_record(esm2_runner_t *r, uint64_t index) {
+  while (r->skip_pos < r->o.n_skip_index && r->o.skip_index[r->skip_pos] < index) r->skip_pos++;
+  if (r->skip_pos < r->o.n_skip_index && r->o.skip_index[r->skip_pos] == index) {
+    r->skipped++;
+    return 1;
+  }
+  return 0;
+}
 uint64_t esm2_runner_tokens(const esm2_runner_t *r) { return r->tokens; }
 
 static int cmp_order(const void *a, const void *b) {
@@ -112,6 +136,7 @@ static int fill_window(esm2_runner_t *r, ps_err_t *err) {
   fasta_record_t rec;
   int rc = 0;
   while (r->n_win < r->o.sort_window && (rc = fasta_next(r->fa, &rec, err)) > 0) {
+    if (skip_record(r, rec.index)) continue;
     if (rec.len == 0)
       return ps_err_set(err, PS_EFORMAT, "%s: line %llu: sequence '%s' is empty", r->o.fasta_path,
                         (unsigned long long)rec.line, rec.id);

@@ -75,6 +75,7 @@ static const ps_config_entry_t table[] = {
     {"dim", "0", "service: precomputed embeddings must have this dimension (the SAE's d_in; 0 = unchecked)"},
     {"bad-records", "fail", "service: a bad FASTA record (letter outside the alphabet, empty, too long with --long error, "
                             "duplicate id) fails the proteome (fail) or is skipped and counted (skip)"},
+    {"pace-ms", "0", "service: sleep this long after each batch (tests)"},
     {"max-request-mb", "512", "service: largest ProteomeRequest accepted (MiB)"},
     PS_WIRE_SECURITY_ENTRIES,
     {NULL, NULL, NULL},
@@ -82,13 +83,14 @@ static const ps_config_entry_t table[] = {
 
 // Service mode: load the model once, open the sockets, run service.c, end the encoders' streams.
 static int run_service(ps_config_t *cfg, reader_opts_t *o, int residue, ps_err_t *err) {
-  int64_t interval, settle, missing, ack, inflight, dim, hwm, linger, mport, maxreq;
+  int64_t interval, settle, missing, ack, inflight, dim, hwm, linger, mport, maxreq, pace;
   int once;
   const ps_config_bind_t binds[] = {
       PS_CFG_I64("interval-ms", &interval), PS_CFG_I64("settle-ms", &settle), PS_CFG_I64("missing-after", &missing),
       PS_CFG_I64("ack-timeout-ms", &ack),   PS_CFG_I64("max-in-flight", &inflight), PS_CFG_I64("dim", &dim),
       PS_CFG_I64("hwm", &hwm),              PS_CFG_I64("linger-ms", &linger),    PS_CFG_I64("metrics-port", &mport),
-      PS_CFG_I64("max-request-mb", &maxreq), PS_CFG_BOOL("once", &once),          {0}};
+      PS_CFG_I64("max-request-mb", &maxreq), PS_CFG_BOOL("once", &once),          PS_CFG_I64("pace-ms", &pace),
+      {0}};
   if (ps_config_read(cfg, binds, err) < 0) return err->code;
   const char *bad = ps_config_str(cfg, "bad-records"), *ctl_ep = ps_config_str(cfg, "control");
   if (residue) return ps_err_set(err, PS_ECONFIG, "--watch annotates at protein level (--level protein)");
@@ -121,6 +123,7 @@ static int run_service(ps_config_t *cfg, reader_opts_t *o, int residue, ps_err_t
   so.base = *o;
   so.esm2 = model;
   so.interval_ms = interval, so.settle_ms = settle, so.missing_after_s = missing, so.ack_timeout_ms = ack;
+  so.pace_ms = pace;
   so.once = once, so.max_in_flight = (int)inflight, so.expect_dim = dim, so.skip_bad = !strcmp(bad, "skip");
   so.run_id = ps_config_str(cfg, "run-id"), so.producer = ps_config_str(cfg, "producer");
   if ((rc = curve_from_config(cfg, err)) < 0) goto out;

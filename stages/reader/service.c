@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "drop.h"
+#include "fasta_check.h"
 #include "io.h"
 #include "log.h"
 #include "replay.h"
@@ -30,6 +31,7 @@ typedef struct pm {             // a proteome in flight
   replay_t *rp;
   send_ctx_t sc;
   reader_pos_t pos;             // where the next batch starts
+  fasta_check_result_t chk;     // the FASTA's check: the records skipped (borrowed by o)
   uint64_t rows, proteins, residues, tokens;
   int streaming;                // 1: batches still to send; 0: sent, waiting for the acknowledgement
   int64_t t0, t_eos, t_log;
@@ -86,6 +88,7 @@ static void pm_free(svc_t *s, pm_t *p) {
     }
   reader_destroy(&p->rd);
   replay_destroy(&p->rp);
+  fasta_check_result_free(&p->chk);
   free(p);
   s->n_inflight--;
 }
@@ -104,7 +107,7 @@ static int send_end(svc_t *s, pm_t *p, const char *key, const char *error) {
     snprintf(reason, sizeof reason, "error: %s", error);
     e.reason = reason;
   } else {
-    e = (send_eos_info_t){p->pos.seq, p->rows, p->pos.seq, p->proteins, 0, p->residues, "done"};
+    e = (send_eos_info_t){p->pos.seq, p->rows, p->pos.seq, p->proteins, p->chk.n_skipped, p->residues, "done"};
   }
   ps_err_t err = {0};
   int rc = send_eos(&c, &e, 10000, &err);
@@ -144,7 +147,7 @@ static int probe_isolated(const reader_opts_t *ro, int64_t expect_dim, char *msg
     int rc = reader_new(&rd, ro, &e);
     while (rc >= 0 && (rc = reader_next_batch(rd, &b, &e)) > 0)
       if (expect_dim && b.dim != (uint32_t)expect_dim) {
-        rc = ps_err_set(&e, PS_EDIM, "%s: record %llu (id %s): dimension %u, the SAE takes %lld", ro->src.path,
+        rc = ps_err_set(&e, PS_EDIM, "%s: record %llu (%s): dimension %u but the SAE expects %lld", ro->src.path,
                         (unsigned long long)b.first_record, b.n_proteins ? b.ids[0] : "?", b.dim, (long long)expect_dim);
         break;
       }
@@ -178,6 +181,41 @@ static void retire_dup(svc_t *s, const drop_item_t *it, const char *key) {
   s->n_dup++;
 }
 
+// The FASTA's check (fasta_check.h) before anything of it is sent: a bad record fails the
+// proteome, or (--bad-records skip) is left out of the stream and counted. With precomputed
+// embeddings the letters and lengths do not matter (the model does not read them).
+static int check_fasta(svc_t *s, pm_t *p, ps_err_t *err) {
+  int8_t alpha[256];
+  int esm2 = !p->it.has_emb && s->o->esm2;
+  if (esm2) memcpy(alpha, esm2_config(s->o->esm2)->letter_id, sizeof alpha);
+  fasta_check_opts_t co = {s->o->skip_bad ? FASTA_CHECK_SKIP : FASTA_CHECK_FAIL,
+                           s->o->base.esm2.max_residues,
+                           esm2 ? (fasta_long_t)s->o->base.esm2.long_policy : FASTA_LONG_TRUNCATE,
+                           (fasta_unknown_t)s->o->base.esm2.unknown, esm2 ? alpha : NULL};
+  int rc = fasta_check(p->it.fasta, &co, &p->chk, err);
+  if (rc < 0) return rc;
+  if (p->chk.n_skipped) {
+    if (esm2) {
+      p->o.esm2.skip_index = p->chk.skip_index;
+      p->o.esm2.n_skip_index = (size_t)p->chk.n_skipped;
+    } else {
+      p->o.skip_ids = (const char *const *)p->chk.skip_id;
+      p->o.n_skip_ids = (size_t)p->chk.n_skipped;
+    }
+    printf("%s: skipped %" PRIu64 " bad record%s of %" PRIu64 " (", p->it.name, p->chk.n_skipped,
+           p->chk.n_skipped == 1 ? "" : "s", p->chk.records);
+    const char *sep = "";
+    for (int k = 0; k < FASTA_PROBLEM_KINDS; k++)
+      if (p->chk.skipped[k]) {
+        printf("%s%s %" PRIu64, sep, fasta_problem_name(k), p->chk.skipped[k]);
+        sep = ", ";
+      }
+    printf("); first: %s\n", p->chk.skip_msg[0]);
+    fflush(stdout);
+  }
+  return 0;
+}
+
 // 1 started, 0 retired at once (duplicate or failed).
 static int start(svc_t *s, const drop_item_t *it) {
   ps_err_t err = {0};
@@ -197,6 +235,12 @@ static int start(svc_t *s, const drop_item_t *it) {
   snprintf(p->key, sizeof p->key, "%s", key);
   p->o = s->o->base;
   p->o.fasta_path = p->it.fasta;
+  if (check_fasta(s, p, &err) < 0) {
+    fail_item(s, it, key, err.msg);
+    fasta_check_result_free(&p->chk);
+    free(p);
+    return 0;
+  }
   if (p->it.has_emb) {  // precomputed embeddings win over the model
     p->o.esm2_dir = NULL;
     p->o.esm2_model = NULL;
@@ -206,6 +250,7 @@ static int start(svc_t *s, const drop_item_t *it) {
     char msg[4096];
     if (probe_isolated(&p->o, s->o->expect_dim, msg, sizeof msg) < 0) {
       fail_item(s, it, key, msg[0] ? msg : "cannot read the embeddings");
+      fasta_check_result_free(&p->chk);
       free(p);
       return 0;
     }
@@ -217,6 +262,7 @@ static int start(svc_t *s, const drop_item_t *it) {
   p->o.epochs = 1;
   if (reader_new(&p->rd, &p->o, &err) < 0) {
     fail_item(s, it, key, err.msg);
+    fasta_check_result_free(&p->chk);
     free(p);
     return 0;
   }
@@ -278,6 +324,7 @@ static int stream_step(svc_t *s, pm_t *p) {
   s->n_batches++;
   int64_t t1 = now_ms();
   s->busy_s += (double)(t1 - t) / 1000.0;
+  if (s->o->pace_ms > 0) usleep((useconds_t)(s->o->pace_ms * 1000));
   if (t1 - p->t_log >= 5000) {
     p->t_log = t1;
     double secs = (double)(t1 - p->t0) / 1000.0;

@@ -41,6 +41,7 @@ typedef struct service_opts {
   int once;                     // process what is there, wait for the acknowledgements, exit
   int max_in_flight;
   int64_t expect_dim;           // precomputed embeddings must have this dimension (0 = unchecked)
+  int64_t pace_ms;              // sleep after each batch (tests)
   int skip_bad;                 // bad FASTA records: 1 skip and count, 0 fail the proteome
   const char *run_id, *producer;
 } service_opts_t;

@@ -149,34 +149,45 @@ grep -q '^annotated: 0, skipped: 1, failed: 0' "$T/a2.out" || fail "second drop 
 [ "$(ls "$T/o1/ledger" | wc -l)" -eq 1 ] || fail "ledger grew on the second drop"
 [ ! -e "$T/d1/p1.npy" ] || fail "second drop left in the drop directory"
 
-# 3. kill -9 mid-proteome (paced: 30 batches of 100 at 100 ms), restart: identical output
-drop p1 "$T/d2" "$T/s"
-"$P" annotate "${A[@]}" --watch "$T/d2" --out "$T/o2" --once 1 --batch-rows 100 --pace-ms 100 >"$T/a3.out" 2>"$T/a3.err" &
-pid=$!
-for i in $(seq 1 200); do [ -s "$T/o2/.tmp/p1.jsonl" ] && break; sleep 0.05; done
-[ -s "$T/o2/.tmp/p1.jsonl" ] || fail "no partial output before the kill"
-if ann --watch "$T/d2" --out "$T/o2" --once 1 >"$T/lock.out" 2>"$T/lock.err"; then fail "a second annotate ran on a busy output directory"; fi
-grep -q "another protsae annotate is using" "$T/lock.err" || { cat "$T/lock.err"; fail "lock message"; }
-sleep "0.$((RANDOM % 8 + 1))"
-kill -0 $pid 2>/dev/null || fail "annotate finished before the kill (proteome too short)"
-kill -9 $pid; wait $pid 2>/dev/null || true
-[ ! -e "$T/o2/p1.tsv" ] && [ -z "$(ls "$T/o2/ledger")" ] || fail "output or ledger entry visible after a kill mid-proteome"
-echo "killed with $(wc -l <"$T/o2/.tmp/p1.jsonl") proteins written to the temporary file"
-ann --watch "$T/d2" --out "$T/o2" --once 1 >"$T/a4.out" 2>"$T/a4.err" || { tail "$T/a4.err"; fail "restart"; }
-cmp "$T/o2/p1.tsv" "$T/p1.ref.tsv" || fail "TSV after kill -9 + restart differs from the undisturbed run's"
-cmp "$T/o2/p1.jsonl" "$T/p1.ref.jsonl" || fail "JSONL after kill -9 + restart differs"
-cmp "$T/o2/p1.eval.txt" "$T/o1/p1.eval.txt" || fail "eval after kill -9 + restart differs"
-echo "kill -9 mid-proteome + restart: byte-identical output"
+# 3. kill -9 of each stage mid-proteome (paced: 30 batches of 100 at 100 ms): the supervisor
+# restarts it and the output is byte-identical to the undisturbed run's
+for victim in annotator encoder reader; do
+  drop p1 "$T/d2$victim" "$T/s"
+  "$P" annotate "${A[@]}" --watch "$T/d2$victim" --out "$T/o2$victim" --once 1 --batch-rows 100 --pace-ms 100 \
+    >"$T/a3$victim.out" 2>"$T/a3$victim.err" &
+  pid=$!
+  for i in $(seq 1 200); do grep -q '^p1: started' "$T/a3$victim.out" 2>/dev/null && break; sleep 0.05; done
+  grep -q '^p1: started' "$T/a3$victim.out" || { cat "$T/a3$victim.out"; fail "the proteome did not start"; }
+  if [ $victim = annotator ]; then
+    if ann --watch "$T/d2$victim" --out "$T/o2$victim" --once 1 >"$T/lock.out" 2>"$T/lock.err"; then
+      fail "a second annotate ran on a busy output directory"; fi
+    grep -q "another protsae annotate is using" "$T/lock.err" || { cat "$T/lock.err"; fail "lock message"; }
+  fi
+  sleep "1.$((RANDOM % 8 + 1))"
+  kill -0 $pid 2>/dev/null || fail "annotate finished before the kill (proteome too short)"
+  vp=$(pgrep -P $pid -f "protsae-$victim" | head -1)
+  [ -n "$vp" ] || fail "no $victim process under the launcher"
+  [ ! -e "$T/o2$victim/p1.tsv" ] || fail "output visible before the proteome is complete"
+  kill -9 "$vp"
+  wait $pid || { tail "$T/a3$victim.err"; fail "annotate after kill -9 of the $victim"; }
+  grep -q "$victim.*restarting" "$T/a3$victim.out" "$T/a3$victim.err" || fail "no restart of the $victim reported"
+  cmp "$T/o2$victim/p1.tsv" "$T/p1.ref.tsv" || fail "TSV after kill -9 of the $victim differs from the undisturbed run's"
+  cmp "$T/o2$victim/p1.jsonl" "$T/p1.ref.jsonl" || fail "JSONL after kill -9 of the $victim differs"
+  cmp "$T/o2$victim/p1.eval.txt" "$T/o1/p1.eval.txt" || fail "eval after kill -9 of the $victim differs"
+  [ "$(ls "$T/o2$victim/ledger" | wc -l)" -eq 1 ] && [ -f "$T/d2$victim/done/p1.npy" ] || fail "ledger / done after kill -9"
+  echo "kill -9 of the $victim mid-proteome: restarted, byte-identical output"
+done
 
 # 3b. SIGTERM mid-proteome: stops between batches, exit 0, nothing published, inputs kept; a restart
 # writes the same bytes
 drop p1 "$T/d5" "$T/s"
 "$P" annotate "${A[@]}" --watch "$T/d5" --out "$T/o5" --once 1 --batch-rows 100 --pace-ms 100 >"$T/a7.out" 2>"$T/a7.err" &
 pid=$!
-for i in $(seq 1 200); do [ -s "$T/o5/.tmp/p1.jsonl" ] && break; sleep 0.05; done
+for i in $(seq 1 200); do grep -q '^p1: started' "$T/a7.out" 2>/dev/null && break; sleep 0.05; done
+sleep 0.5
 kill -TERM $pid
 wait $pid || fail "exit status after SIGTERM mid-proteome"
-[ ! -e "$T/o5/p1.tsv" ] && [ -z "$(ls "$T/o5/ledger")" ] && [ ! -e "$T/o5/.tmp/p1.tsv" ] || fail "SIGTERM left output"
+[ ! -e "$T/o5/p1.tsv" ] && [ -z "$(ls "$T/o5/ledger")" ] || fail "SIGTERM left output"
 [ -f "$T/d5/p1.npy" ] || fail "SIGTERM moved the inputs"
 ann --watch "$T/d5" --out "$T/o5" --once 1 >"$T/a8.out" 2>"$T/a8.err" || { tail "$T/a8.err"; fail "restart after SIGTERM"; }
 cmp "$T/o5/p1.jsonl" "$T/p1.ref.jsonl" && cmp "$T/o5/p1.tsv" "$T/p1.ref.tsv" || fail "output after SIGTERM + restart differs"

@@ -22,7 +22,8 @@ done
 kv() { awk -F': ' -v k="$1" '$1==k{v=$2} END{if (v=="") exit 1; print v}' "$T/out"; }
 for k in planted_recovery_cos09 features_with_go_fraction neurons_with_go_fraction annotate_fmax annotate_precision \
          annotate_recall annotate_threshold annotate_naive_fmax annotate_fmax_bp annotate_fmax_mf annotate_fmax_cc \
-         annotate_naive_fmax_bp annotate_naive_fmax_mf annotate_naive_fmax_cc; do
+         annotate_naive_fmax_bp annotate_naive_fmax_mf annotate_naive_fmax_cc annotate_knn_fmax \
+         annotate_knn_fmax_bp annotate_knn_fmax_mf annotate_knn_fmax_cc; do
   v=$(kv $k) || fail "no '$k:' line"
   awk -v v="$v" 'BEGIN{exit !(v ~ /^[0-9.]+$/ && v >= 0 && v <= 1)}' || fail "$k = $v, not in [0, 1]"
 done
