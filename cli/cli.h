@@ -21,6 +21,7 @@ int cli_enrich_store(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_annotate(int argc, char **argv);
+int cli_submit(int argc, char **argv);   // a ProteomeRequest to a running annotation service
 int cli_keys(int argc, char **argv);    // a CURVE keypair (common/curve.h) as key files
 int cli_dump(int argc, char **argv);    // the whole store as text (fs_dump), for comparing runs
 int cli_export(int argc, char **argv);  // a store's results (enrichment, explanations) as TSV / JSONL

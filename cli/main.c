@@ -24,6 +24,7 @@ static const command_t user_commands[] = {
     {"feature", cli_feature, "one feature: statistics, top proteins with names, histogram"},
     {"annotate", cli_annotate,
      "continuous annotation: watch a drop directory of proteomes, write features, explanations, GO terms"},
+    {"submit", cli_submit, "hand a proteome to a running annotation service (reader --requests): its key, or why not"},
     {"dump", cli_dump, "a feature store as text (statistics, codes, enrichment, explanations): cmp two runs"},
     {"export", cli_export,
      "a feature store's results as files: GO terms TSV, per-feature TSV, explanations JSONL, summaries"},

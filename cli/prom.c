@@ -63,6 +63,35 @@ double prom_metric(const char *page, const char *name, char *stage, size_t cap, 
   return strtod(e + 1, NULL);
 }
 
+int prom_service_line(const char *page, char *out, size_t cap) {
+  static const char *const counts[][2] = {{"proteomes_queued", "queued"},
+                                          {"proteomes_in_flight", "in flight"},
+                                          {"proteomes_done_total", "done"},
+                                          {"proteomes_failed_total", "failed"}};
+  static const char *const rates[][2] = {{"residues_per_second", "residues/s"},
+                                         {"esm2_tokens_per_second", "ESM2 tokens/s"},
+                                         {"proteins_annotated_total", "proteins annotated"}};
+  if (isnan(prom_metric(page, "proteomes_done_total", NULL, 0, NULL, 0)) &&
+      isnan(prom_metric(page, "proteomes_in_flight", NULL, 0, NULL, 0)))
+    return 0;
+  size_t n = (size_t)snprintf(out, cap, "proteomes:");
+  const char *sep = " ";
+  for (size_t i = 0; i < sizeof counts / sizeof *counts && n < cap; i++) {
+    double v = prom_metric(page, counts[i][0], NULL, 0, NULL, 0);
+    if (isnan(v)) continue;
+    n += (size_t)snprintf(out + n, cap - n, "%s%s %.0f", sep, counts[i][1], v);
+    sep = ", ";
+  }
+  sep = "; ";
+  for (size_t i = 0; i < sizeof rates / sizeof *rates && n < cap; i++) {
+    double v = prom_metric(page, rates[i][0], NULL, 0, NULL, 0);
+    if (isnan(v)) continue;
+    n += (size_t)snprintf(out + n, cap - n, "%s%.0f %s", sep, v, rates[i][1]);
+    sep = ", ";
+  }
+  return 1;
+}
+
 int prom_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;

@@ -16,6 +16,11 @@ long prom_fetch(const char *url, long timeout_ms, prom_buf_t *b);
 // The value of protsae_<name>{...} in page, which must start with '\n' (NAN when absent).
 // stage / producer (may be NULL) get the sample's labels.
 double prom_metric(const char *page, const char *name, char *stage, size_t cap, char *producer, size_t pcap);
+// The annotation service's proteome counts on a stage's page (the reader in service mode, the
+// annotator), page as for prom_metric: "proteomes: queued Q, in flight I, done D, failed F;
+// R residues/s, T ESM2 tokens/s; P proteins annotated", each part only when the page has its
+// series. 1 with out filled when the page has the service's series, else 0.
+int prom_service_line(const char *page, char *out, size_t cap);
 // A free TCP port on 127.0.0.1 (bound and released: another process may take it first), or 0.
 int prom_free_port(void);
 

@@ -1,6 +1,9 @@
 // protsae status — one line per stage from the stages' Prometheus endpoints (/metrics): rows
 // done, rate, progress / ETA where the stage knows its total, loss, L0, dead %, and whether
-// /healthz answers ok. Endpoints: --endpoints host:port,... or PROTSAE_STATUS_ENDPOINTS.
+// /healthz answers ok; under a stage of the annotation service (reader --watch, annotator) a second
+// line with its proteomes queued / in flight / done / failed and rates. Endpoints: --endpoints
+// host:port,... or PROTSAE_STATUS_ENDPOINTS. With --healthy 1 the exit status says whether every
+// endpoint answered healthy (the compose file's container healthchecks).
 #include <curl/curl.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@ static const ps_config_entry_t table[] = {
     {"endpoints", "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103,127.0.0.1:9104,127.0.0.1:9105",
      "comma-separated host:port of the stages' --metrics-port"},
     {"timeout-ms", "2000", "per-request timeout"},
+    {"healthy", "0", "1: exit 1 unless every endpoint answers and its /healthz is ok (container healthchecks)"},
     {NULL, NULL, NULL},
 };
 
@@ -28,12 +32,14 @@ int cli_status(int argc, char **argv) {
   int crc = ps_config_cli(&cfg, table, "protsae status", argc, argv);
   if (crc >= 0) return crc;
   int64_t tmo = 2000;
+  int need_healthy = 0;
   ps_config_i64(cfg, "timeout-ms", &tmo, NULL);
+  ps_config_bool(cfg, "healthy", &need_healthy, NULL);
   char *eps = ps_xstrdup(ps_config_str(cfg, "endpoints"));
   curl_global_init(CURL_GLOBAL_DEFAULT);
   printf("%-22s %-10s %-12s %12s %10s %9s %10s %9s %7s %7s %s\n", "endpoint", "stage", "producer", "rows", "rows/s",
          "progress", "eta", "loss", "l0", "dead%", "health");
-  int up = 0, n = 0;
+  int up = 0, n = 0, healthy = 0;
   double sent_b = 0, applied_b = 0;  // queue depth of the pipeline: batches between reader and scorer
   int have_sent = 0, have_applied = 0;
   for (char *save = NULL, *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
@@ -83,6 +89,9 @@ int cli_status(int argc, char **argv) {
     fmt(c_dead, sizeof c_dead, isnan(dead) ? NAN : 100 * dead, "%.1f");
     printf("%-22s %-10s %-12s %12s %10s %9s %10s %9s %7s %7s %s\n", ep, stage, prod, c_rows, c_rate, c_prog, c_eta,
            c_loss, c_l0, c_dead, hc == 200 ? "ok" : "UNHEALTHY");
+    healthy += hc == 200;
+    char svc[256];
+    if (prom_service_line(pg, svc, sizeof svc)) printf("%-22s %s\n", "", svc);
     free(pg);
     free(b.p);
     free(h.p);
@@ -93,6 +102,7 @@ int cli_status(int argc, char **argv) {
   if (have_sent && have_applied)
     printf("queue: %.0f batches in flight between the reader(s) and the scorer (sent %.0f, applied %.0f)\n",
            sent_b > applied_b ? sent_b - applied_b : 0.0, sent_b, applied_b);
-  printf("%d of %d endpoints answered\n", up, n);
+  printf("%d of %d endpoints answered, %d healthy\n", up, n, healthy);
+  if (need_healthy) return healthy == n ? 0 : 1;
   return up > 0 ? 0 : 1;
 }

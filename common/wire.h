@@ -107,8 +107,7 @@ int wire_send(void *sock, const Protsae__Envelope *env, volatile sig_atomic_t *s
 int wire_send_timeout(void *sock, const Protsae__Envelope *env, int timeout_ms, ps_err_t *err);
 
 // Receive one envelope: 1 = *out set (free with wire_free), 0 = timeout (timeout_ms; 0 = only what is
-// queued now; -1 = wait
-// until a message or *stop), PS_EINTR on stop, <0 on a socket error. Malformed or foreign-version
+// queued now; -1 = wait until a message or *stop), PS_EINTR on stop, <0 on a socket error. Malformed or foreign-version
 // messages are dropped (counted in st) and the wait continues.
 int wire_recv(void *sock, Protsae__Envelope **out, int timeout_ms, volatile sig_atomic_t *stop,
               wire_stats_t *st, ps_err_t *err);

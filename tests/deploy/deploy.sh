@@ -11,13 +11,14 @@
 #   c. the same file on a one-node swarm (docker swarm init --advertise-addr 127.0.0.1):
 #      docker stack deploy with PROTSAE_ENCODERS=3 / PROTSAE_INTERPRETERS=2 replicas; the stack
 #      gets the file without its `profiles:` keys (its schema rejects them), nothing else changed
+#   d. the annotate profile (the continuous annotation service): tests/deploy/annotate_run.sh
 # The scorer's --dump of the three stores (codes, per-feature stats, the GO enrichment, the
 # interpretations) and `protsae features --dump 1` on the host must be byte-identical, and run a
-# must equal a direct encode (protsae encode-check, run in the image).
+# must equal a direct encode (protsae encode-check, run in the image). Run d checks its own outputs.
 # Crashes are SIGKILLs of the container's process from the host: `docker kill` counts as a manual
 # stop, which a restart policy never restarts.
 # Needs: root, PROTSAE_BUILD (host binaries for synth / training / checks), PROTSAE_SHARED.
-# Environment: KEEP=1 keeps the work dir; DEPLOY_RUNS="a b c" selects runs; DEPLOY_SERVICES
+# Environment: KEEP=1 keeps the work dir; DEPLOY_RUNS="a b c d" selects runs; DEPLOY_SERVICES
 # (default "reader encoder scorer interpreter") the pipeline services to run; PROTSAE_SRC the
 # repo root; PROTSAE_IMAGE (protsae:latest).
 # Traffic stays on the containers' own networks (internal: no route out) and loopback.
@@ -25,7 +26,8 @@ set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 SRC=${PROTSAE_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 data=$SHARED/data/human-swissprot
-RUNS=${DEPLOY_RUNS:-a b c}
+RUNS=${DEPLOY_RUNS:-a b c d}
+PRUNS=$(for r in $RUNS; do case $r in a|b|c) printf '%s ' "$r" ;; esac; done)  # the pipeline runs
 SERVICES=${DEPLOY_SERVICES:-reader encoder scorer interpreter}
 N_ENC=3
 N_INT=2
@@ -62,7 +64,7 @@ cleanup() {
   for d in "$T"/run-*; do
     [ -f "$d/docker-compose.yml" ] || continue
     p=$tag${d##*/run-}
-    (cd "$d" && "${COMPOSE[@]}" -p "$p" --profile pipeline down -t 2 --remove-orphans >/dev/null 2>&1)
+    (cd "$d" && "${COMPOSE[@]}" -p "$p" --profile pipeline --profile annotate down -t 2 --remove-orphans >/dev/null 2>&1)
     c=$(docker ps -aq --filter "label=com.docker.compose.project=$p")
     [ -n "$c" ] && docker rm -f $c >/dev/null 2>&1
     for n in $(docker network ls -q --filter "label=com.docker.compose.project=$p"); do docker network rm "$n" >/dev/null 2>&1; done
@@ -83,7 +85,9 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # --- data and a tiny SAE, on the host
+. "$(dirname "$0")/annotate_run.sh"
 t=$(ms)
+if [ -n "$PRUNS" ]; then
 "$P" synth --data "$data" --out "$T/s" --dim 32 --n-terms 60 --seed 5 --formats npy --max-proteins 3000 --quiet 1 \
   >"$T/synth.log" 2>&1 || { cat "$T/synth.log"; fail synth; }
 "$B/stages/trainer/protsae-trainer" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --epochs 2 --d-sae 128 --k 6 \
@@ -92,6 +96,7 @@ mkdir -p "$T/data/annotations"
 cp "$T/s/emb.npy" "$T/s/proteins.fasta" "$T/s/proteins.ids" "$T/data/"
 cp -L "$data"/* "$T/data/annotations/"
 log "dataset (3000 proteins, dim 32) and SAE (d_sae 128, k 6) in $(secs "$t")"
+fi
 
 # The reader of this checkout may predate PROTSAE_CONSUMERS=0 (one EndOfStream per live consumer):
 # then it is given the encoder count, which is what --scale / replicas make it.
@@ -252,6 +257,7 @@ for r in $RUNS; do
     a) compose_run a 0 ;;
     b) compose_run b 1 ;;
     c) stack_run c ;;
+    d) annotate_run ;;
     *) fail "unknown run $r" ;;
   esac
 done
@@ -259,7 +265,8 @@ done
 # --- the stores
 t=$(ms)
 ref=""
-for r in $RUNS; do
+[ -n "$PRUNS" ] || { log "OK in $(secs "$T0")"; exit 0; }
+for r in $PRUNS; do
   d=$T/run-$r
   [ -s "$d/state/dump.txt" ] || fail "run $r: the scorer wrote no dump"
   "$P" features --db "$d/state/features.db" --dump 1 >"$d/features.dump" 2>"$d/features.err" ||
@@ -283,5 +290,5 @@ n_en=$(grep -c '^enrich' "$T/run-$ref/state/dump.txt" || true)
 n_in=$(grep -c '^interp' "$T/run-$ref/state/dump.txt" || true)
 [ "$n_en" -gt 0 ] || fail "no GO enrichment in the store"
 case " $SERVICES " in *" interpreter "*) [ "$n_in" -gt 0 ] || fail "no interpretation in the store" ;; esac
-log "stores of runs $RUNS: 3000 proteins, equal to a direct encode, GO enrichment of $n_en features, $n_in interpretations, byte-identical ($(wc -c <"$T/run-$ref/state/dump.txt") bytes dump) in $(secs "$t")"
+log "stores of runs $PRUNS: 3000 proteins, equal to a direct encode, GO enrichment of $n_en features, $n_in interpretations, byte-identical ($(wc -c <"$T/run-$ref/state/dump.txt") bytes dump) in $(secs "$t")"
 log "OK in $(secs "$T0")"
