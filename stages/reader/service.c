@@ -470,7 +470,7 @@ static int scan(svc_t *s) {
     PS_ERROR("%s", err.msg);
     return 0;
   }
-  int waiting = 0;
+  int waiting = 0, started = 0;
   for (size_t i = 0; i < n && !ps_signals_stop_requested(); i++) {
     drop_item_t *it = &items[i];
     if (in_flight_name(s, it->name)) continue;
@@ -493,11 +493,11 @@ static int scan(svc_t *s) {
       waiting++;  // still arriving
       continue;
     }
-    if (s->n_inflight >= s->o->max_in_flight) {
-      waiting++;
+    if (started || s->n_inflight >= s->o->max_in_flight) {
+      waiting++;  // one at a time: the one started is streamed before the next is taken
       continue;
     }
-    if (start(s, it)) break;  // one at a time: stream it before looking further
+    started = start(s, it);
   }
   free(items);
   return waiting;
@@ -557,7 +557,10 @@ int service_run(const service_opts_t *o, const service_io_t *io, ps_err_t *err) 
         send_end(&s, p, p->key, NULL);
         p->t_eos = t;
       }
-    if (t - last_scan >= o->interval_ms || (!s.n_inflight && o->once)) {
+    // the directory is looked at every interval, and at once (50 ms) when there is room for a
+    // proteome that is waiting
+    int room = s.n_queued > 0 && s.n_inflight < o->max_in_flight && t - last_scan >= 50;
+    if (t - last_scan >= o->interval_ms || room || (!s.n_inflight && o->once)) {
       uint64_t before = s.n_done + s.n_failed + s.n_dup + (uint64_t)s.n_inflight;
       s.n_queued = scan(&s);
       last_scan = t;

@@ -101,4 +101,28 @@ for f in a_letter:3 b_empty:4 d_dup:2; do  # a duplicated id: every record with 
   n=$(wc -l <"$T/o5/${f%:*}.jsonl"); [ "$n" -eq "${f#*:}" ] || fail "${f%:*}: $n proteins, want ${f#*:}"
 done
 grep -q "skipped 1 bad record" "$T/a5.out" || fail "skipped records not reported"
+
+# 4. back-pressure: a burst of 6 proteomes with --max-in-flight 2 queues in the drop directory (the
+# reader's /metrics: never more than 2 in flight, the rest queued), then every one is annotated
+mkdir -p "$T/d6"
+for i in 1 2 3 4 5 6; do awk -v i=$i '/^>/{k++} k > (i - 1) * 80 && k <= i * 80' "$T/new.fasta" >"$T/d6/b$i.fasta"; done
+port=$((20000 + RANDOM % 20000))
+"$P" annotate "${A[@]}" --watch "$T/d6" --out "$T/o6" --once 1 --max-in-flight 2 --pace-ms 60 --metrics-port $port \
+  >"$T/a6.out" 2>"$T/a6.err" &
+pid=$!
+max_if=0; max_q=0; max_rss=0
+while kill -0 $pid 2>/dev/null; do
+  m=$(curl -s --max-time 1 "http://127.0.0.1:$port/metrics" || true)
+  inf=$(echo "$m" | awk '$1 ~ /proteomes_in_flight/ {print int($2)}' | head -1); q=$(echo "$m" | awk '$1 ~ /proteomes_queued/ {print int($2)}' | head -1)
+  [ -n "$inf" ] && [ "$inf" -gt $max_if ] && max_if=$inf
+  [ -n "$q" ] && [ "$q" -gt $max_q ] && max_q=$q
+  rp=$(pgrep -P $pid -f protsae-reader | head -1 || true)
+  if [ -n "$rp" ]; then r=$(awk '/VmRSS/{print $2}' /proc/$rp/status 2>/dev/null || echo 0); [ "${r:-0}" -gt $max_rss ] && max_rss=$r; fi
+  sleep 0.1
+done
+wait $pid || { cat "$T/a6.out" "$T/a6.err"; fail "burst"; }
+grep -q '^annotated: 6, skipped: 0, failed: 0' "$T/a6.out" || { cat "$T/a6.out"; fail "burst counts"; }
+echo "burst of 6 proteomes: at most $max_if in flight, up to $max_q queued, reader RSS at most $((max_rss / 1024)) MiB"
+[ $max_if -ge 1 ] && [ $max_if -le 2 ] || fail "in flight $max_if, want 1..2"
+[ $max_q -ge 3 ] || fail "the burst did not queue (max queued $max_q)"
 echo OK
