@@ -36,7 +36,7 @@
 #endif
 
 typedef struct {
-  int n_seqs, threads, tpb, repeat, layers, d, heads, ffn, no_torch;
+  int n_seqs, threads, tpb, repeat, layers, d, heads, ffn, no_torch, no_bf16, no_child, gemm_ref_only;
   const char *python, *torch_ref, *shared;
 } args_t;
 
@@ -145,6 +145,130 @@ static int write_seqs(const args_t *a, const char *path) {
   return n;
 }
 
+// The throughput set: the FASTA tokenized, sorted by length (as the runner does with one window)
+// and cut into batches of at most tpb tokens.
+typedef struct {
+  int32_t *tokens;
+  int *lens, *batch_off;   // lens per sequence; batch b = sequences batch_off[b] .. batch_off[b+1]-1
+  int n_seqs, n_batches;
+  uint64_t n_tokens;
+  double flop, proj_flop;  // of one pass: projections 2 N (4 D^2 + 2 D F) a layer + attention 4 T^2 D
+} batches_t;
+
+typedef struct {
+  int32_t *tok;
+  int len;
+} seq_t;
+
+static int cmp_len(const void *x, const void *y) {
+  const seq_t *a = x, *b = y;
+  return a->len < b->len ? -1 : a->len > b->len;   // qsort is not stable, but equal lengths give equal work
+}
+
+static int load_batches(const esm2_model_t *m, const char *path, int tpb, batches_t *bt) {
+  const esm2_config_t *c = esm2_config(m);
+  fasta_reader_t *f = NULL;
+  ps_err_t err = {0};
+  seq_t *seqs = NULL;
+  int n = 0, rc;
+  fasta_record_t rec;
+  if (fasta_open(&f, path, &err) < 0) goto fail;
+  while ((rc = fasta_next(f, &rec, &err)) > 0) {
+    seqs = realloc(seqs, (n + 1) * sizeof *seqs);
+    seqs[n].tok = malloc((rec.len + 2) * sizeof(int32_t));
+    seqs[n].len = esm2_tokenize(c, rec.id, rec.seq, rec.len, 1022, ESM2_UNKNOWN_UNK, seqs[n].tok, &err);
+    if (seqs[n++].len < 0) goto fail;
+  }
+  fasta_close(&f);
+  if (rc < 0) goto fail;
+  qsort(seqs, n, sizeof *seqs, cmp_len);
+  *bt = (batches_t){0};
+  bt->n_seqs = n;
+  bt->lens = malloc(n * sizeof(int));
+  bt->batch_off = malloc((n + 1) * sizeof(int));
+  for (int i = 0; i < n; i++) bt->n_tokens += (uint64_t)seqs[i].len;
+  bt->tokens = malloc(bt->n_tokens * sizeof(int32_t));
+  uint64_t at = 0, in_batch = 0;
+  double D = c->d_model, F = c->d_ff, L = c->n_layers;
+  for (int i = 0; i < n; i++) {
+    if (i == 0 || in_batch + (uint64_t)seqs[i].len > (uint64_t)tpb) {
+      bt->batch_off[bt->n_batches++] = i;
+      in_batch = 0;
+    }
+    in_batch += (uint64_t)seqs[i].len;
+    bt->lens[i] = seqs[i].len;
+    memcpy(bt->tokens + at, seqs[i].tok, seqs[i].len * sizeof(int32_t));
+    at += (uint64_t)seqs[i].len;
+    double T = seqs[i].len;
+    bt->proj_flop += 2 * T * L * (4 * D * D + 2 * D * F);
+    bt->flop += 4 * T * T * D * L;
+    free(seqs[i].tok);
+  }
+  bt->flop += bt->proj_flop;
+  bt->batch_off[bt->n_batches] = n;
+  free(seqs);
+  return 0;
+fail:
+  fprintf(stderr, "bench_esm2: %s\n", err.msg);
+  fasta_close(&f);
+  return -1;
+}
+
+// One pass over the batches; the last layer's means into means (n_seqs x D). Seconds or <0.
+static double run_batches(const esm2_model_t *m, esm2_ws_t *ws, const batches_t *bt, int last, int D, float *means) {
+  esm2_request_t req = {&last, 1, 1, 1, 0};
+  ps_err_t err = {0};
+  double t0 = ps_mono_s();
+  const int32_t *tok = bt->tokens;
+  for (int b = 0; b < bt->n_batches; b++) {
+    int s0 = bt->batch_off[b], ns = bt->batch_off[b + 1] - s0;
+    if (esm2_forward(m, ws, tok, bt->lens + s0, ns, &req, &err) < 0) {
+      fprintf(stderr, "bench_esm2: %s\n", err.msg);
+      return -1;
+    }
+    for (int i = 0; i < ns; i++) {
+      memcpy(means + (size_t)(s0 + i) * D, esm2_out_mean(ws, 0, i), D * sizeof(float));
+      tok += bt->lens[s0 + i];
+    }
+  }
+  return ps_mono_s() - t0;
+}
+
+// The sgemm reference: cblas_sgemm (OpenBLAS on `threads` threads, as configured by the
+// environment) on the forward's projection shapes, 4096 tokens x (3D,D) (D,D) (F,D) (D,F) as
+// C = A W^T; best of 3 per shape, accumulated over calls (best so far).
+typedef struct {
+  double flop, seconds;
+} gemm_ref_t;
+
+static void gemm_ref(gemm_ref_t *g, int D, int F, int threads) {
+  const int M = 4096, shapes[4][2] = {{3 * D, D}, {D, D}, {F, D}, {D, F}};
+  size_t mx = (size_t)(F > 3 * D ? F : 3 * D) * (F > D ? F : D);
+  float *A = malloc(sizeof(float) * M * (F > D ? F : D)), *W = malloc(sizeof(float) * mx);
+  float *C = malloc(sizeof(float) * M * (F > 3 * D ? F : 3 * D));
+  uint64_t s = 7;
+  for (size_t i = 0; i < (size_t)M * (F > D ? F : D); i++) A[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
+  for (size_t i = 0; i < mx; i++) W[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
+  openblas_set_num_threads(threads);
+  double flop = 0, sec = 0;
+  for (int k = 0; k < 4; k++) {
+    int n = shapes[k][0], kk = shapes[k][1];
+    double b = INFINITY;
+    for (int r = 0; r < 3; r++) {
+      double t0 = ps_mono_s();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n, kk, 1.0f, A, kk, W, kk, 0.0f, C, n);
+      b = fmin(b, ps_mono_s() - t0);
+    }
+    flop += 2.0 * M * n * kk;
+    sec += b;
+  }
+  openblas_set_num_threads(1);   // the ESM2 workspaces run OpenBLAS single-threaded in their pool
+  if (g->seconds == 0 || flop / sec > g->flop / g->seconds) *g = (gemm_ref_t){flop, sec};
+  free(A);
+  free(W);
+  free(C);
+}
+
 // Run a command, collect `key: value` lines into vals (by key list). Returns exit status.
 static int run_collect(const char *cmd, const char *const *keys, double *vals, int nk) {
   FILE *p = popen(cmd, "r");
@@ -160,7 +284,7 @@ static int run_collect(const char *cmd, const char *const *keys, double *vals, i
 }
 
 int main(int argc, char **argv) {
-  args_t a = {12, 2, 4096, 1, 12, 480, 20, 1920, 0, "/usr/bin/python3", ESM2_TORCH_REF, NULL};
+  args_t a = {12, 2, 4096, 1, 12, 480, 20, 1920, 0, 0, 0, 0, "/usr/bin/python3", ESM2_TORCH_REF, NULL};
   const char *sh = getenv("PROTSAE_SHARED");
   a.shared = sh ? sh : "../shared";
   for (int i = 1; i < argc; i++) {
@@ -172,14 +296,27 @@ int main(int argc, char **argv) {
     OPT_I("--n-seqs", n_seqs) OPT_I("--threads", threads) OPT_I("--tokens-per-batch", tpb) OPT_I("--repeat", repeat)
     OPT_I("--layers", layers) OPT_I("--d", d) OPT_I("--heads", heads) OPT_I("--ffn", ffn)
     OPT_S("--python", python) OPT_S("--torch-ref", torch_ref) OPT_S("--shared", shared)
-    if (!strcmp(k, "--no-torch")) {
-      a.no_torch = 1;
+    if (!strcmp(k, "--no-torch") || !strcmp(k, "--no-bf16") || !strcmp(k, "--no-child") || !strcmp(k, "--gemm-ref-only")) {
+      *(k[2] == 'g' ? &a.gemm_ref_only : k[5] == 't' ? &a.no_torch : k[5] == 'b' ? &a.no_bf16 : &a.no_child) = 1;
       continue;
     }
     fprintf(stderr, "usage: bench_esm2 [--n-seqs N] [--threads N] [--tokens-per-batch N] [--repeat N] [--layers L --d D "
-                    "--heads H --ffn F] [--python P] [--torch-ref PATH] [--no-torch] [--shared DIR]\n");
+                    "--heads H --ffn F] [--python P] [--torch-ref PATH] [--no-torch] [--no-bf16] [--no-child] [--shared DIR]\n");
     return 2;
   }
+  if (a.gemm_ref_only) {   // the child run under another OPENBLAS_CORETYPE
+    gemm_ref_t g = {0};
+    for (int r = 0; r < 2; r++) gemm_ref(&g, a.d, a.ffn, a.threads);
+    printf("openblas_core: %s\nsgemm_gflops: %.1f\n", openblas_get_corename(), g.flop / g.seconds / 1e9);
+    return 0;
+  }
+  char self[1024];
+  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (sl <= 0) {
+    a.no_child = 1;
+    sl = 0;
+  }
+  self[sl] = 0;
   char tmp[] = "/tmp/protsae-bench-esm2.XXXXXX";
   if (!mkdtemp(tmp)) return 1;
   char p[2400], q[2600], cmd[32768];
@@ -243,39 +380,79 @@ int main(int argc, char **argv) {
   if (write_seqs(&a, q) <= 0) return 1;
   printf("esm2_bench_shape: layers=%d d=%d heads=%d ffn=%d params=%llu threads=%d tokens_per_batch=%d\n", a.layers,
          a.d, a.heads, a.ffn, (unsigned long long)esm2_n_params(m), a.threads, a.tpb);
-  double best = INFINITY, checksum = 0;
-  uint64_t ntok = 0;
-  int last = a.layers;
+  batches_t bt = {0};
+  if (load_batches(m, q, a.tpb, &bt) < 0) return 1;
+  gemm_ref_t gr = {0};
+  esm2_ws_t *ws[2] = {esm2_ws_new(a.threads), esm2_ws_new(a.threads)};
+  esm2_ws_set_precision(ws[1], ESM2_PREC_BF16);
+  int bf16 = esm2_bf16_supported() && !a.no_bf16;
+  float *means[2] = {malloc(sizeof(float) * bt.n_seqs * a.d), malloc(sizeof(float) * bt.n_seqs * a.d)};
+  double best[2] = {INFINITY, INFINITY}, phase_best[2][ESM2_PHASE_N] = {{0}};
   for (int rep = 0; rep < a.repeat; rep++) {
-    esm2_run_opts_t o = {0};
-    o.fasta_path = q;
-    o.req = (esm2_request_t){&last, 1, 1, 1, 0};
-    o.tokens_per_batch = (uint32_t)a.tpb;
-    o.threads = a.threads;
-    esm2_runner_t *r = NULL;
-    if (esm2_runner_new(&r, m, &o, &err) < 0) {
-      fprintf(stderr, "bench_esm2: %s\n", err.msg);
-      return 1;
+    gemm_ref(&gr, a.d, a.ffn, a.threads);   // interleaved with the forwards: the same load
+    for (int pr = 0; pr < 1 + bf16; pr++) {
+      double ph0[ESM2_PHASE_N];
+      memcpy(ph0, esm2_ws_phase_seconds(ws[pr]), sizeof ph0);
+      double dt = run_batches(m, ws[pr], &bt, a.layers, a.d, means[pr]);
+      if (dt < 0) return 1;
+      if (dt < best[pr]) {
+        best[pr] = dt;
+        for (int i = 0; i < ESM2_PHASE_N; i++) phase_best[pr][i] = esm2_ws_phase_seconds(ws[pr])[i] - ph0[i];
+      }
     }
-    double t0 = ps_mono_s(), cs = 0;
-    esm2_item_t it;
-    int rc;
-    while ((rc = esm2_runner_next(r, &it, &err)) > 0)
-      for (int j = 0; j < a.d; j++) cs += (double)it.mean[0][j] * it.mean[0][j];
-    double dt = ps_mono_s() - t0;
-    if (rc < 0) {
-      fprintf(stderr, "bench_esm2: %s\n", err.msg);
-      return 1;
-    }
-    ntok = esm2_runner_tokens(r);
-    esm2_runner_destroy(&r);
-    if (dt < best) best = dt;
-    checksum = cs;
   }
-  esm2_destroy(&m);
-  double c_tps = (double)ntok / best;
-  printf("esm2_tokens: %llu\nesm2_seconds: %.3f\nesm2_tokens_per_s: %.1f\n", (unsigned long long)ntok, best, c_tps);
+  double checksum = 0;
+  for (uint64_t i = 0; i < (uint64_t)bt.n_seqs * a.d; i++) checksum += (double)means[0][i] * means[0][i];
+  uint64_t ntok = bt.n_tokens;
+  double c_tps = (double)ntok / best[0], sg = gr.flop / gr.seconds;
+  printf("openblas_core: %s\n", openblas_get_corename());
+  printf("sgemm_gflops: %.1f\n", sg / 1e9);
+  printf("esm2_flop_per_token: %.4g\nesm2_proj_flop_per_token: %.4g\n", bt.flop / ntok, bt.proj_flop / ntok);
+  printf("esm2_tokens: %llu\nesm2_seconds: %.3f\nesm2_tokens_per_s: %.1f\n", (unsigned long long)ntok, best[0], c_tps);
+  printf("esm2_fraction_of_sgemm_limit: %.3f\n", bt.flop / best[0] / sg);
+  printf("esm2_fraction_of_sgemm_limit_proj_flop: %.3f\n", bt.proj_flop / best[0] / sg);
+  for (int i = 0; i < ESM2_PHASE_N; i++)
+    printf("esm2_phase_%s_frac: %.3f\n", esm2_phase_name(i), phase_best[0][i] / best[0]);
+  if (bf16) {
+    double min_cos = 1, max_err = 0;
+    for (int b = 0; b < bt.n_seqs; b++) {
+      const float *x = means[0] + (size_t)b * a.d, *y = means[1] + (size_t)b * a.d;
+      double xy = 0, xx = 0, yy = 0;
+      for (int j = 0; j < a.d; j++) {
+        xy += (double)x[j] * y[j];
+        xx += (double)x[j] * x[j];
+        yy += (double)y[j] * y[j];
+        max_err = fmax(max_err, fabs((double)x[j] - y[j]));
+      }
+      min_cos = fmin(min_cos, xy / sqrt(xx * yy));
+    }
+    printf("esm2_bf16_seconds: %.3f\nesm2_bf16_tokens_per_s: %.1f\n", best[1], ntok / best[1]);
+    printf("esm2_bf16_speedup: %.2f\n", best[0] / best[1]);
+    printf("esm2_bf16_min_cos: %.6f\nesm2_bf16_max_abs_err: %.3g\n", min_cos, max_err);
+    for (int i = 0; i < ESM2_PHASE_N; i++)
+      printf("esm2_bf16_phase_%s_frac: %.3f\n", esm2_phase_name(i), phase_best[1][i] / best[1]);
+  } else printf("esm2_bf16_tokens_per_s: n/a (%s)\n", a.no_bf16 ? "--no-bf16" : "no AVX512_BF16 on this CPU");
   fflush(stdout);
+  if (!a.no_child) {   // what OpenBLAS picks on this CPU without OPENBLAS_CORETYPE
+    snprintf(cmd, sizeof cmd, "env -u OPENBLAS_CORETYPE %s --gemm-ref-only --threads %d --d %d --ffn %d", self,
+             a.threads, a.d, a.ffn);
+    FILE *pp = popen(cmd, "r");
+    char line[512];
+    while (pp && fgets(line, sizeof line, pp)) {
+      char *c = strchr(line, ':');
+      if (c) printf("%.*s_coretype_unset%s", (int)(c - line), line, c);
+    }
+    if (pp) pclose(pp);
+    fflush(stdout);
+  }
+  for (int pr = 0; pr < 2; pr++) {
+    esm2_ws_destroy(&ws[pr]);
+    free(means[pr]);
+  }
+  free(bt.tokens);
+  free(bt.lens);
+  free(bt.batch_off);
+  esm2_destroy(&m);
   if (!a.no_torch) {
     snprintf(cmd, sizeof cmd, "%s %s --model %s --fasta %s --bench --threads %d --tokens-per-batch %d --repeat %d",
              a.python, a.torch_ref, p, q, a.threads, a.tpb, a.repeat);
