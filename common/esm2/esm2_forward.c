@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "esm2_attn.h"
 #include "esm2_kern.h"
 #include "esm2_priv.h"
 #include "io.h"
@@ -24,7 +25,10 @@ struct esm2_ws {
   float *h, *x, *qkv, *ctx, *ff;   // (N,D) (N,D) (N,3D) (N,D) (N,F)
   float *scores;                  // nthreads x (QB x Tmax + QB)
   float *rope_cos, *rope_sin;     // Tmax x d_head/2
-  int *pos;                       // (N) position of each token in its sequence
+  int *pos, *seq_of;              // (N) position of each token in its sequence, its sequence
+  float *kt;                      // keys transposed for the AVX-512 attention: kt_off[s] + (head, d, Tp)
+  size_t *kt_off, cap_kt;         // (B+1); Tp = T rounded up to 16
+  int attn_kern;                  // this forward's attention runs the AVX-512 kernels
   int *tok_off, *res_off;         // (B+1)
   int *task_off;                  // (B+1) first attention task of each sequence
   float *bf_scratch;              // nthreads x bf_stride (bf16 activations)
@@ -66,6 +70,9 @@ void esm2_ws_destroy(esm2_ws_t **wp) {
   free(ws->rope_cos);
   free(ws->rope_sin);
   free(ws->pos);
+  free(ws->seq_of);
+  free(ws->kt);
+  free(ws->kt_off);
   free(ws->tok_off);
   free(ws->res_off);
   free(ws->task_off);
@@ -158,17 +165,9 @@ static void phase_tick(esm2_ws_t *ws, int ph, double *t0) {
   *t0 = t;
 }
 
-static void layernorm_row(const float *x, float *y, const float *w, const float *b, int D, float eps) {
-  double s = 0;
-  for (int i = 0; i < D; i++) s += x[i];
-  float mean = (float)(s / D);
-  double v = 0;
-  for (int i = 0; i < D; i++) {
-    float d = x[i] - mean;
-    v += (double)d * d;
-  }
-  float rstd = (float)(1.0 / sqrt(v / D + eps));
-  for (int i = 0; i < D; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+// LayerNorm of a row (x += bias first when bias != NULL): esm2_kern.c.
+static void layernorm_row(float *x, const float *bias, float *y, const float *w, const float *b, int D, float eps) {
+  esm2_kern_layernorm(x, bias, y, w, b, D, eps);
 }
 
 // Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).
@@ -188,7 +187,7 @@ static void k_ln1(void *c, int64_t b, int64_t e, int tid) {
   fwd_t *f = c;
   int D = f->m->cfg.d_model;
   for (int64_t r = b; r < e; r++)
-    layernorm_row(f->ws->h + r * D, f->ws->x + r * D, f->L->ln1_w, f->L->ln1_b, D, f->m->cfg.ln_eps);
+    layernorm_row(f->ws->h + r * D, NULL, f->ws->x + r * D, f->L->ln1_w, f->L->ln1_b, D, f->m->cfg.ln_eps);
 }
 
 // qkv += bias; q *= scale; rotary on q and k.
@@ -213,6 +212,12 @@ static void k_qkv(void *c, int64_t b, int64_t e, int tid) {
           v[i + h2] = x2 * cs[i] + x1 * sn[i];
         }
       }
+    }
+    if (f->ws->attn_kern) {   // the keys transposed, per (sequence, head): (hd, Tp)
+      int s = f->ws->seq_of[r], t = f->ws->pos[r], Tp = (f->n_tokens[s] + 15) & ~15;
+      float *kt = f->ws->kt + f->ws->kt_off[s] + t;
+      const float *k = q + D;
+      for (int i = 0; i < D; i++) kt[(size_t)i * Tp] = k[i];
     }
   }
 }
@@ -239,13 +244,19 @@ static void k_attn(void *c, int64_t b, int64_t e, int tid) {
     int nq = T - q0 < QB ? T - q0 : QB;
     const float *K = ws->qkv + (size_t)off * 3 * D + D + hh * hd, *V = K + D;
     const float *Q = ws->qkv + (size_t)(off + q0) * 3 * D + hh * hd;
+    float *inv = S + (size_t)QB * T, *out = ws->ctx + (size_t)(off + q0) * D + hh * hd;
+    if (ws->attn_kern) {
+      int Tp = (T + 15) & ~15;
+      esm2_attn_scores_avx512(nq, T, hd, Q, 3 * D, ws->kt + ws->kt_off[s] + (size_t)hh * hd * Tp, Tp, S, T);
+      esm2_kern_softmax_unnorm(S, nq, T, inv);
+      esm2_attn_pv_avx512(nq, T, hd, S, T, V, 3 * D, inv, out, D);
+      continue;
+    }
     // S (nq,T) = Q (nq,hd) K^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, T, hd, 1.0f, Q, 3 * D, K, 3 * D, 0.0f, S, T);
     // softmax without the division: exp(S - rowmax), then the rows of P V are scaled by 1 / sum
-    float *inv = S + (size_t)QB * T;
     esm2_kern_softmax_unnorm(S, nq, T, inv);
     // ctx (nq,hd) = P (nq,T) V (T,hd)
-    float *out = ws->ctx + (size_t)(off + q0) * D + hh * hd;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, T, 1.0f, S, T, V, 3 * D, 0.0f, out, D);
     esm2_kern_scale_rows(out, nq, hd, D, inv);
   }
@@ -257,8 +268,7 @@ static void k_post_attn(void *c, int64_t b, int64_t e, int tid) {
   int D = f->m->cfg.d_model;
   for (int64_t r = b; r < e; r++) {
     float *h = f->ws->h + r * D;
-    for (int i = 0; i < D; i++) h[i] += f->L->b_o[i];
-    layernorm_row(h, f->ws->x + r * D, f->L->ln2_w, f->L->ln2_b, D, f->m->cfg.ln_eps);
+    layernorm_row(h, f->L->b_o, f->ws->x + r * D, f->L->ln2_w, f->L->ln2_b, D, f->m->cfg.ln_eps);
   }
 }
 
@@ -279,7 +289,7 @@ static void k_post_ff(void *c, int64_t b, int64_t e, int tid) {
   for (int64_t r = b; r < e; r++) {
     float *h = f->ws->h + r * D;
     for (int i = 0; i < D; i++) h[i] += f->L->b_2[i];
-    if (f->last) layernorm_row(h, h, f->m->lnf_w, f->m->lnf_b, D, f->m->cfg.ln_eps);
+    if (f->last) layernorm_row(h, NULL, h, f->m->lnf_w, f->m->lnf_b, D, f->m->cfg.ln_eps);
   }
 }
 
@@ -290,7 +300,7 @@ static void k_lm(void *c, int64_t b, int64_t e, int tid) {
   for (int64_t r = b; r < e; r++) {
     float *x = f->ws->x + r * D;
     for (int i = 0; i < D; i++) x[i] = gelu(x[i] + f->m->lm_dense_b[i]);
-    layernorm_row(x, x, f->m->lm_ln_w, f->m->lm_ln_b, D, f->m->cfg.ln_eps);
+    layernorm_row(x, NULL, x, f->m->lm_ln_w, f->m->lm_ln_b, D, f->m->cfg.ln_eps);
   }
 }
 
@@ -414,18 +424,22 @@ int esm2_forward(const esm2_model_t *m, esm2_ws_t *ws, const int32_t *tokens, co
     free(ws->ctx);
     free(ws->ff);
     free(ws->pos);
+    free(ws->seq_of);
     ws->h = ps_xmalloc(N * D * sizeof(float));
     ws->x = ps_xmalloc(N * D * sizeof(float));
     ws->qkv = ps_xmalloc(N * 3 * D * sizeof(float));
     ws->ctx = ps_xmalloc(N * D * sizeof(float));
     ws->ff = ps_xmalloc(N * F * sizeof(float));
     ws->pos = ps_xmalloc(N * sizeof(int));
+    ws->seq_of = ps_xmalloc(N * sizeof(int));
     ws->cap_tok = N;
   }
   if ((size_t)n_seqs > ws->cap_seq) {
     free(ws->tok_off);
     free(ws->res_off);
     free(ws->task_off);
+    free(ws->kt_off);
+    ws->kt_off = ps_xmalloc(((size_t)n_seqs + 1) * sizeof(size_t));
     ws->tok_off = ps_xmalloc(((size_t)n_seqs + 1) * sizeof(int));
     ws->res_off = ps_xmalloc(((size_t)n_seqs + 1) * sizeof(int));
     ws->task_off = ps_xmalloc(((size_t)n_seqs + 1) * sizeof(int));
@@ -471,11 +485,22 @@ int esm2_forward(const esm2_model_t *m, esm2_ws_t *ws, const int32_t *tokens, co
   }
   if (req->logits) grow(&ws->logits, &ws->cap_logit_tok, N * V);
   ws->tok_off[0] = ws->res_off[0] = ws->task_off[0] = 0;
+  ws->kt_off[0] = 0;
   for (int b = 0; b < n_seqs; b++) {
     ws->task_off[b + 1] = ws->task_off[b] + c->n_heads * ((n_tokens[b] + QB - 1) / QB);
     ws->tok_off[b + 1] = ws->tok_off[b] + n_tokens[b];
     ws->res_off[b + 1] = ws->res_off[b] + n_tokens[b] - 2;
-    for (int t = 0; t < n_tokens[b]; t++) ws->pos[ws->tok_off[b] + t] = t;
+    ws->kt_off[b + 1] = ws->kt_off[b] + (size_t)((n_tokens[b] + 15) & ~15) * D;
+    for (int t = 0; t < n_tokens[b]; t++) {
+      ws->pos[ws->tok_off[b] + t] = t;
+      ws->seq_of[ws->tok_off[b] + t] = b;
+    }
+  }
+  ws->attn_kern = esm2_attn_avx512_cpu();
+  if (ws->attn_kern && ws->kt_off[n_seqs] > ws->cap_kt) {
+    free(ws->kt);
+    ws->kt = ps_xmalloc(ws->kt_off[n_seqs] * sizeof(float));
+    ws->cap_kt = ws->kt_off[n_seqs];
   }
 
   double t0 = ps_mono_s();

@@ -14,7 +14,7 @@ static int force_off;
 void esm2_gemm_bf16_force_off(int off) { force_off = off; }
 
 int esm2_gemm_bf16_cpu(void) {
-#if defined(__x86_64__) && defined(PS_ESM2_HAVE_BF16_KERNEL)
+#if defined(__x86_64__) && defined(PS_ESM2_HAVE_AVX512_KERNELS)
   if (force_off) return 0;
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -61,7 +61,7 @@ size_t esm2_gemm_bf16_scratch(int k) { return (size_t)ESM2_GEMM_MC * (size_t)((k
 
 void esm2_gemm_bf16(int M, const float *A, int lda, const esm2_packed_t *W, float beta, float *C, int ldc,
                     void *scratch) {
-#ifdef PS_ESM2_HAVE_BF16_KERNEL
+#ifdef PS_ESM2_HAVE_AVX512_KERNELS
   esm2_gemm_bf16_avx512(M, A, lda, W, beta, C, ldc, scratch);
 #else
   (void)scratch;

@@ -1,7 +1,9 @@
-// The ESM2 engine's bfloat16 path: rounding to bf16, the packed weight layout, the AVX-512 BF16
-// kernel against the plain reference on odd shapes (skipped without AVX512_BF16 on this CPU),
-// the run-time fallback to float32 (the CPU feature turned off), and the bf16 forward on
-// ../shared/testvectors/esm2-tiny: cosine of mean embeddings vs float32 >= 0.9999 on every layer.
+// The ESM2 engine's own kernels and its bfloat16 path: rounding to bf16, the packed weight
+// layout, the AVX-512 BF16 projection kernel and the AVX-512F attention kernels against plain
+// references on odd shapes (skipped without the CPU feature), the vectorized LayerNorm, the
+// run-time fallbacks (features turned off: bf16 runs as float32 bit for bit; attention through
+// sgemm within float rounding), and the bf16 forward on ../shared/testvectors/esm2-tiny: cosine
+// of mean embeddings vs float32 >= 0.9999 on every layer.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +17,9 @@
 #include "fixture.h"
 
 #include "esm2.h"
+#include "esm2_attn.h"
 #include "esm2_gemm.h"
+#include "esm2_kern.h"
 #include "hash.h"
 
 static float rnd(uint64_t *s) { return (float)(ps_unit53(ps_splitmix64(s)) * 2.0 - 1.0); }
@@ -103,6 +107,73 @@ static void test_kernel_vs_ref(void **state) {
   }
 }
 
+// The attention kernels vs their references: query counts around the 12-row tile, key counts
+// around the 32-lane tile, head sizes 16 / 24 / 40 / 64 (masked lanes, several 32-lane chunks),
+// strided operands as in the forward (Q, V rows of 3D, ctx rows of D).
+static void test_attn_vs_ref(void **state) {
+  (void)state;
+  if (!esm2_attn_avx512_cpu()) {
+    fprintf(stderr, "no AVX-512F on this CPU: the attention kernels are not run here\n");
+    skip();
+  }
+  const int nqs[] = {1, 13, 64}, Ts[] = {1, 17, 33, 250}, hds[] = {16, 24, 40, 64};
+  uint64_t s = 3;
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < 4; b++)
+      for (int c = 0; c < 4; c++) {
+        int nq = nqs[a], T = Ts[b], hd = hds[c], ld = 3 * hd + 5, ldkt = T + 7, ldo = hd + 3;
+        float *Q = malloc(sizeof(float) * (size_t)(T > nq ? T : nq) * ld), *Kt = malloc(sizeof(float) * hd * ldkt);
+        float *S = malloc(sizeof(float) * nq * T), *R = malloc(sizeof(float) * nq * T), *inv = malloc(sizeof(float) * nq);
+        float *O = malloc(sizeof(float) * nq * ldo), *OR = malloc(sizeof(float) * nq * ldo);
+        for (int i = 0; i < (T > nq ? T : nq) * ld; i++) Q[i] = rnd(&s);
+        for (int i = 0; i < hd * ldkt; i++) Kt[i] = rnd(&s);
+        for (int i = 0; i < nq; i++) inv[i] = 0.5f + 0.5f * rnd(&s);
+        esm2_attn_scores_avx512(nq, T, hd, Q, ld, Kt, ldkt, S, T);
+        esm2_attn_scores_ref(nq, T, hd, Q, ld, Kt, ldkt, R, T);
+        for (int i = 0; i < nq * T; i++) assert_true(fabs((double)S[i] - R[i]) <= hd * 1e-6);
+        for (int i = 0; i < nq * T; i++) S[i] = fabsf(S[i]);   // P >= 0 as after the softmax
+        for (int i = 0; i < nq * ldo; i++) O[i] = OR[i] = 7.0f;
+        esm2_attn_pv_avx512(nq, T, hd, S, T, Q + 2 * hd, ld, inv, O, ldo);
+        esm2_attn_pv_ref(nq, T, hd, S, T, Q + 2 * hd, ld, inv, OR, ldo);
+        for (int i = 0; i < nq; i++) {
+          for (int d = 0; d < hd; d++) assert_true(fabs((double)O[i * ldo + d] - OR[i * ldo + d]) <= T * hd * 1e-6);
+          for (int d = hd; d < ldo; d++) assert_true(O[i * ldo + d] == 7.0f);   // beyond hd: untouched
+        }
+        free(Q);
+        free(Kt);
+        free(S);
+        free(R);
+        free(inv);
+        free(O);
+        free(OR);
+      }
+}
+
+static void test_layernorm(void **state) {
+  (void)state;
+  const int n = 483;
+  float x[483], x0[483], bias[483], w[483], b[483], y[483];
+  uint64_t s = 4;
+  for (int i = 0; i < n; i++) {
+    x[i] = x0[i] = 3.0f + rnd(&s);   // an offset: the variance is taken around the mean
+    bias[i] = rnd(&s);
+    w[i] = rnd(&s);
+    b[i] = rnd(&s);
+  }
+  esm2_kern_layernorm(x, bias, y, w, b, n, 1e-5f);
+  double mean = 0, var = 0;
+  for (int i = 0; i < n; i++) {
+    assert_true(x[i] == x0[i] + bias[i]);
+    mean += (double)x0[i] + bias[i];
+  }
+  mean /= n;
+  for (int i = 0; i < n; i++) var += ((double)x0[i] + bias[i] - mean) * ((double)x0[i] + bias[i] - mean);
+  double rstd = 1.0 / sqrt(var / n + 1e-5);
+  for (int i = 0; i < n; i++) assert_true(fabs(y[i] - (((double)x0[i] + bias[i] - mean) * rstd * w[i] + b[i])) < 2e-6);
+  esm2_kern_layernorm(x, NULL, x, w, b, n, 1e-5f);   // in place, no bias
+  for (int i = 0; i < n; i++) assert_true(fabs(x[i] - y[i]) < 1e-6);
+}
+
 // esm2-tiny through the runner in f32 and bf16; mean embeddings of layers 0..2 per sequence.
 static int run_tiny(esm2_prec_t prec, float *means, int *n_out) {
   char dir[PATH_MAX + 64], fasta[PATH_MAX + 100];
@@ -164,6 +235,13 @@ static void test_tiny_forward(void **state) {
   assert_int_equal(run_tiny(ESM2_PREC_BF16, bf, &nb), D);
   esm2_gemm_bf16_force_off(0);
   assert_memory_equal(f32, bf, sizeof(float) * (size_t)n * 3 * D);
+  // attention through sgemm instead of the AVX-512F kernels: the same within float rounding
+  esm2_attn_force_off(1);
+  assert_int_equal(run_tiny(ESM2_PREC_F32, bf, &nb), D);
+  esm2_attn_force_off(0);
+  double worst = 0;
+  for (size_t i = 0; i < (size_t)n * 3 * D; i++) worst = fmax(worst, fabs((double)f32[i] - bf[i]));
+  assert_true(worst < 1e-5);
 }
 
 int main(void) {
@@ -171,6 +249,8 @@ int main(void) {
       cmocka_unit_test(test_round),
       cmocka_unit_test(test_pack_layout),
       cmocka_unit_test(test_kernel_vs_ref),
+      cmocka_unit_test(test_attn_vs_ref),
+      cmocka_unit_test(test_layernorm),
       cmocka_unit_test(test_tiny_forward),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
