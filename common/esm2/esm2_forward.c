@@ -25,7 +25,7 @@ struct esm2_ws {
   float *h, *x, *qkv, *ctx, *ff;   // (N,D) (N,D) (N,3D) (N,D) (N,F)
   float *scores;                  // nthreads x (QB x Tmax + QB)
   float *rope_cos, *rope_sin;     // Tmax x d_head/2
-  int *pos, *seq_of;              // (N) position of each token in its sequence, its sequence
+  int *pos;                       // (N) position of each token in its sequence
   float *kt;                      // keys transposed for the AVX-512 attention: kt_off[s] + (head, d, Tp)
   size_t *kt_off, cap_kt;         // (B+1); Tp = T rounded up to 16
   int attn_kern;                  // this forward's attention runs the AVX-512 kernels
@@ -70,7 +70,6 @@ void esm2_ws_destroy(esm2_ws_t **wp) {
   free(ws->rope_cos);
   free(ws->rope_sin);
   free(ws->pos);
-  free(ws->seq_of);
   free(ws->kt);
   free(ws->kt_off);
   free(ws->tok_off);
@@ -213,12 +212,20 @@ static void k_qkv(void *c, int64_t b, int64_t e, int tid) {
         }
       }
     }
-    if (f->ws->attn_kern) {   // the keys transposed, per (sequence, head): (hd, Tp)
-      int s = f->ws->seq_of[r], t = f->ws->pos[r], Tp = (f->n_tokens[s] + 15) & ~15;
-      float *kt = f->ws->kt + f->ws->kt_off[s] + t;
-      const float *k = q + D;
-      for (int i = 0; i < D; i++) kt[(size_t)i * Tp] = k[i];
-    }
+  }
+}
+
+// Keys transposed for the AVX-512 attention, tasks [b, e) = seq * H + head: (hd, Tp) each.
+static void k_keys_t(void *c, int64_t b, int64_t e, int tid) {
+  fwd_t *f = c;
+  esm2_ws_t *ws = f->ws;
+  int D = f->m->cfg.d_model, hd = f->m->cfg.d_head, H = f->m->cfg.n_heads;
+  for (int64_t task = b; task < e; task++) {
+    int s = (int)(task / H), hh = (int)(task % H), T = f->n_tokens[s], Tp = (T + 15) & ~15;
+    const float *K = ws->qkv + (size_t)ws->tok_off[s] * 3 * D + D + hh * hd;
+    float *kt = ws->kt + ws->kt_off[s] + (size_t)hh * hd * Tp;
+    for (int t = 0; t < T; t++)
+      for (int d = 0; d < hd; d++) kt[(size_t)d * Tp + t] = K[(size_t)t * 3 * D + d];
   }
 }
 
@@ -424,14 +431,12 @@ int esm2_forward(const esm2_model_t *m, esm2_ws_t *ws, const int32_t *tokens, co
     free(ws->ctx);
     free(ws->ff);
     free(ws->pos);
-    free(ws->seq_of);
     ws->h = ps_xmalloc(N * D * sizeof(float));
     ws->x = ps_xmalloc(N * D * sizeof(float));
     ws->qkv = ps_xmalloc(N * 3 * D * sizeof(float));
     ws->ctx = ps_xmalloc(N * D * sizeof(float));
     ws->ff = ps_xmalloc(N * F * sizeof(float));
     ws->pos = ps_xmalloc(N * sizeof(int));
-    ws->seq_of = ps_xmalloc(N * sizeof(int));
     ws->cap_tok = N;
   }
   if ((size_t)n_seqs > ws->cap_seq) {
@@ -491,10 +496,7 @@ int esm2_forward(const esm2_model_t *m, esm2_ws_t *ws, const int32_t *tokens, co
     ws->tok_off[b + 1] = ws->tok_off[b] + n_tokens[b];
     ws->res_off[b + 1] = ws->res_off[b] + n_tokens[b] - 2;
     ws->kt_off[b + 1] = ws->kt_off[b] + (size_t)((n_tokens[b] + 15) & ~15) * D;
-    for (int t = 0; t < n_tokens[b]; t++) {
-      ws->pos[ws->tok_off[b] + t] = t;
-      ws->seq_of[ws->tok_off[b] + t] = b;
-    }
+    for (int t = 0; t < n_tokens[b]; t++) ws->pos[ws->tok_off[b] + t] = t;
   }
   ws->attn_kern = esm2_attn_avx512_cpu();
   if (ws->attn_kern && ws->kt_off[n_seqs] > ws->cap_kt) {
@@ -531,18 +533,20 @@ int esm2_forward(const esm2_model_t *m, esm2_ws_t *ws, const int32_t *tokens, co
     const esm2_layer_t *L = &m->layers[l];
     f.L = L;
     f.last = l == c->n_layers - 1;
-    for (int t = 0; t < Tmax; t++)
-      for (int i = 0; i < h2; i++) {
-        float a = (float)t * L->inv_freq[i];
-        ws->rope_cos[(size_t)t * h2 + i] = (float)cos((double)a);
-        ws->rope_sin[(size_t)t * h2 + i] = (float)sin((double)a);
-      }
+    if (l == 0 || memcmp(L->inv_freq, m->layers[l - 1].inv_freq, h2 * sizeof(float)) != 0)
+      for (int t = 0; t < Tmax; t++)   // the tables of the previous layer when its inv_freq is the same
+        for (int i = 0; i < h2; i++) {
+          float a = (float)t * L->inv_freq[i];
+          ws->rope_cos[(size_t)t * h2 + i] = (float)cos((double)a);
+          ws->rope_sin[(size_t)t * h2 + i] = (float)sin((double)a);
+        }
     const esm2_packed_t *P = ws->use_bf16 ? m->packed + 4 * l : NULL;
     pfor(ws, nt, k_ln1, &f);
     phase_tick(ws, ESM2_PHASE_LAYERNORM, &t0);
     gemm_nt(ws, nt, 3 * D, D, ws->x, L->w_qkv, P ? &P[0] : NULL, 0.0f, ws->qkv);   // qkv (N,3D) = x W_qkv^T
     phase_tick(ws, ESM2_PHASE_QKV, &t0);
     pfor(ws, nt, k_qkv, &f);
+    if (ws->attn_kern) pfor_dynamic(ws, (int64_t)n_seqs * c->n_heads, k_keys_t, &f);
     phase_tick(ws, ESM2_PHASE_ROTARY, &t0);
     pfor_dynamic(ws, ws->task_off[n_seqs], k_attn, &f);
     phase_tick(ws, ESM2_PHASE_ATTENTION, &t0);
