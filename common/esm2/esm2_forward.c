@@ -338,11 +338,16 @@ typedef struct gemm_job {
   float beta;
   float *C;
   esm2_ws_t *ws;
+  int M, chunk;   // rows, rows of a task (pfor_dynamic; 0: [b, e) are rows)
 } gemm_job_t;
 
 // Rows [b, e) of C (M,N) = A (M,K) B^T (B is (N,K), a torch Linear weight) + beta C.
 static void k_gemm(void *c, int64_t b, int64_t e, int tid) {
   gemm_job_t *g = c;
+  if (g->chunk) {   // [b, e) counts chunks of rows
+    b *= g->chunk;
+    e = e * g->chunk < g->M ? e * g->chunk : g->M;
+  }
   if (g->Bp)
     esm2_gemm_bf16((int)(e - b), g->A + b * g->K, g->K, g->Bp, g->beta, g->C + b * g->N, g->N,
                    g->ws->bf_scratch + (size_t)tid * g->ws->bf_stride);
@@ -351,14 +356,19 @@ static void k_gemm(void *c, int64_t b, int64_t e, int tid) {
                 g->K, g->beta, g->C + b * g->N, g->N);
 }
 
-// The projections: the pool's threads take contiguous row blocks, each a single-threaded sgemm
-// (OpenBLAS itself runs one thread, so it never competes with the pool) or bf16 product (Bp,
-// when this forward runs in bf16).
+// The projections: the pool's threads take blocks of 192 rows as they come free (a thread
+// slowed by other work on the machine takes fewer), each a single-threaded sgemm (OpenBLAS itself
+// runs one thread, so it never competes with the pool) or bf16 product (Bp, when this forward
+// runs in bf16). A row's result does not depend on its block.
+#define GEMM_CHUNK 192
 static void gemm_nt(esm2_ws_t *ws, int M, int N, int K, const float *A, const float *B, const esm2_packed_t *Bp,
                     float beta, float *C) {
-  gemm_job_t g = {N, K, A, B, ws->use_bf16 ? Bp : NULL, beta, C, ws};
-  if (ws->nthreads <= 1 || M < 64) k_gemm(&g, 0, M, 0);
-  else pfor(ws, M, k_gemm, &g);
+  gemm_job_t g = {N, K, A, B, ws->use_bf16 ? Bp : NULL, beta, C, ws, M, 0};
+  if (ws->nthreads <= 1 || M < 2 * GEMM_CHUNK) k_gemm(&g, 0, M, 0);
+  else {
+    g.chunk = GEMM_CHUNK;
+    pfor_dynamic(ws, (M + GEMM_CHUNK - 1) / GEMM_CHUNK, k_gemm, &g);
+  }
 }
 
 int esm2_bf16_supported(void) { return esm2_gemm_bf16_cpu(); }

@@ -7,14 +7,23 @@
 //    The C outputs go to a safetensors file that the PyTorch reference compares with its own
 //    forward -> torch_vs_c_max_abs_err, torch_vs_expected_max_abs_err.
 // 2. Throughput: --n-seqs proteins (the first of ../shared/data/human-swissprot/proteins.fasta.gz,
-//    else random sequences), truncated at 1022 residues, batched by --tokens-per-batch, both sides
-//    --threads threads. tokens = residues + BOS/EOS (no padding). Best of --repeat runs, model load
-//    excluded -> esm2_tokens_per_s, torch_tokens_per_s, esm2_speedup_vs_torch; the checksum (sum of
-//    squares) of the last layer's means on both sides -> esm2_vs_torch_checksum_rel_diff.
+//    else random sequences), truncated at 1022 residues, sorted by length and batched by
+//    --tokens-per-batch (as the FASTA runner does), both sides --threads threads. tokens =
+//    residues + BOS/EOS (no padding). --repeat rounds, each: the sgemm reference (the pass's
+//    projections alone as cblas_sgemm calls, OpenBLAS on --threads threads as the environment
+//    sets it up), one float32 pass, one bfloat16 pass (when the CPU has AVX512_BF16); best of each,
+//    model load excluded -> sgemm_gflops, esm2_tokens_per_s, esm2_fraction_of_sgemm_limit (the
+//    forward's FLOPs: projections + attention's two products, at the sgemm rate; _proj_flop:
+//    projections only), the share of each phase, esm2_bf16_tokens_per_s, esm2_bf16_speedup,
+//    esm2_bf16_min_cos / esm2_bf16_max_abs_err (last layer's mean embeddings vs float32); then
+//    the sgemm reference again in a child without OPENBLAS_CORETYPE (*_coretype_unset: the core
+//    OpenBLAS picks for this CPU by itself). torch_tokens_per_s, esm2_speedup_vs_torch; the
+//    checksum (sum of squares) of the last layer's float32 means on both sides ->
+//    esm2_vs_torch_checksum_rel_diff.
 //
-// Usage: bench_esm2 [--n-seqs 12] [--threads 2] [--tokens-per-batch 4096] [--repeat 1]
+// Usage: bench_esm2 [--n-seqs 12] [--threads 2] [--tokens-per-batch 4096] [--repeat 3]
 //                   [--layers 12 --d 480 --heads 20 --ffn 1920] [--python /usr/bin/python3]
-//                   [--torch-ref PATH] [--no-torch] [--shared DIR]
+//                   [--torch-ref PATH] [--no-torch] [--no-bf16] [--no-child] [--shared DIR]
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -234,34 +243,41 @@ static double run_batches(const esm2_model_t *m, esm2_ws_t *ws, const batches_t 
   return ps_mono_s() - t0;
 }
 
-// The sgemm reference: cblas_sgemm (OpenBLAS on `threads` threads, as configured by the
-// environment) on the forward's projection shapes, 4096 tokens x (3D,D) (D,D) (F,D) (D,F) as
-// C = A W^T; best of 3 per shape, accumulated over calls (best so far).
+// The sgemm reference: the forward's projections alone as cblas_sgemm calls (OpenBLAS on `threads`
+// threads, as the environment sets it up): for every batch and layer, C = A W^T with A (N, D) x
+// (3D,D), (D,D), (F,D) and A (N, F) x (D,F). The same matrices as one pass of the forward, so
+// the reference runs as long as the projections and sees the same load. Kept: the fastest round.
 typedef struct {
   double flop, seconds;
 } gemm_ref_t;
 
-static void gemm_ref(gemm_ref_t *g, int D, int F, int threads) {
-  const int M = 4096, shapes[4][2] = {{3 * D, D}, {D, D}, {F, D}, {D, F}};
-  size_t mx = (size_t)(F > 3 * D ? F : 3 * D) * (F > D ? F : D);
-  float *A = malloc(sizeof(float) * M * (F > D ? F : D)), *W = malloc(sizeof(float) * mx);
-  float *C = malloc(sizeof(float) * M * (F > 3 * D ? F : 3 * D));
-  uint64_t s = 7;
-  for (size_t i = 0; i < (size_t)M * (F > D ? F : D); i++) A[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
-  for (size_t i = 0; i < mx; i++) W[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
-  openblas_set_num_threads(threads);
-  double flop = 0, sec = 0;
-  for (int k = 0; k < 4; k++) {
-    int n = shapes[k][0], kk = shapes[k][1];
-    double b = INFINITY;
-    for (int r = 0; r < 3; r++) {
-      double t0 = ps_mono_s();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n, kk, 1.0f, A, kk, W, kk, 0.0f, C, n);
-      b = fmin(b, ps_mono_s() - t0);
-    }
-    flop += 2.0 * M * n * kk;
-    sec += b;
+static void gemm_ref(gemm_ref_t *g, const batches_t *bt, int D, int F, int L, int threads) {
+  int maxn = 0;
+  for (int b = 0; b < bt->n_batches; b++) {
+    int n = 0;
+    for (int i = bt->batch_off[b]; i < bt->batch_off[b + 1]; i++) n += bt->lens[i];
+    maxn = n > maxn ? n : maxn;
   }
+  const int shapes[4][2] = {{3 * D, D}, {D, D}, {F, D}, {D, F}};
+  int wide = F > 3 * D ? F : 3 * D, in = F > D ? F : D;
+  float *A = malloc(sizeof(float) * maxn * in), *W = malloc(sizeof(float) * (size_t)wide * in);
+  float *C = malloc(sizeof(float) * maxn * wide);
+  uint64_t s = 7;
+  for (size_t i = 0; i < (size_t)maxn * in; i++) A[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
+  for (size_t i = 0; i < (size_t)wide * in; i++) W[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
+  openblas_set_num_threads(threads);
+  double flop = 0, t0 = ps_mono_s();
+  for (int b = 0; b < bt->n_batches; b++) {
+    int M = 0;
+    for (int i = bt->batch_off[b]; i < bt->batch_off[b + 1]; i++) M += bt->lens[i];
+    for (int l = 0; l < L; l++)
+      for (int k = 0; k < 4; k++) {
+        int n = shapes[k][0], kk = shapes[k][1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n, kk, 1.0f, A, kk, W, kk, 0.0f, C, n);
+        flop += 2.0 * M * n * kk;
+      }
+  }
+  double sec = ps_mono_s() - t0;
   openblas_set_num_threads(1);   // the ESM2 workspaces run OpenBLAS single-threaded in their pool
   if (g->seconds == 0 || flop / sec > g->flop / g->seconds) *g = (gemm_ref_t){flop, sec};
   free(A);
@@ -284,7 +300,7 @@ static int run_collect(const char *cmd, const char *const *keys, double *vals, i
 }
 
 int main(int argc, char **argv) {
-  args_t a = {12, 2, 4096, 1, 12, 480, 20, 1920, 0, 0, 0, 0, "/usr/bin/python3", ESM2_TORCH_REF, NULL};
+  args_t a = {12, 2, 4096, 3, 12, 480, 20, 1920, 0, 0, 0, 0, "/usr/bin/python3", ESM2_TORCH_REF, NULL};
   const char *sh = getenv("PROTSAE_SHARED");
   a.shared = sh ? sh : "../shared";
   for (int i = 1; i < argc; i++) {
@@ -306,7 +322,8 @@ int main(int argc, char **argv) {
   }
   if (a.gemm_ref_only) {   // the child run under another OPENBLAS_CORETYPE
     gemm_ref_t g = {0};
-    for (int r = 0; r < 2; r++) gemm_ref(&g, a.d, a.ffn, a.threads);
+    batches_t one = {.n_seqs = 1, .n_batches = 1, .lens = (int[]){4096}, .batch_off = (int[]){0, 1}};
+    for (int r = 0; r < 2; r++) gemm_ref(&g, &one, a.d, a.ffn, 2, a.threads);
     printf("openblas_core: %s\nsgemm_gflops: %.1f\n", openblas_get_corename(), g.flop / g.seconds / 1e9);
     return 0;
   }
@@ -389,7 +406,7 @@ int main(int argc, char **argv) {
   float *means[2] = {malloc(sizeof(float) * bt.n_seqs * a.d), malloc(sizeof(float) * bt.n_seqs * a.d)};
   double best[2] = {INFINITY, INFINITY}, phase_best[2][ESM2_PHASE_N] = {{0}};
   for (int rep = 0; rep < a.repeat; rep++) {
-    gemm_ref(&gr, a.d, a.ffn, a.threads);   // interleaved with the forwards: the same load
+    gemm_ref(&gr, &bt, a.d, a.ffn, a.layers, a.threads);   // interleaved with the forwards: the same load
     for (int pr = 0; pr < 1 + bf16; pr++) {
       double ph0[ESM2_PHASE_N];
       memcpy(ph0, esm2_ws_phase_seconds(ws[pr]), sizeof ph0);
