@@ -12,42 +12,29 @@
 
 static inline __mmask16 lane_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1); }
 
-static inline __attribute__((always_inline)) void scores_tile(const int mr, int hd, const float *Q, int ldq,
-                                                              const float *Kt, int ldkt, float *S, int lds,
-                                                              __mmask16 m0, __mmask16 m1) {
+// C (mr, 32 lanes masked by m0/m1; stride ldc) = A (mr, K; stride lda) B (K, 32 lanes; stride ldb),
+// each row times scale[r] when scale is not NULL: both products of the task are this tile.
+static inline __attribute__((always_inline)) void tile(const int mr, int K, const float *A, int lda, const float *B,
+                                                       int ldb, float *C, int ldc, __mmask16 m0, __mmask16 m1,
+                                                       const float *scale) {
   __m512 acc0[MR], acc1[MR];
   for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  for (int d = 0; d < hd; d++) {
-    __m512 b0 = _mm512_maskz_loadu_ps(m0, Kt + (size_t)d * ldkt), b1 = _mm512_maskz_loadu_ps(m1, Kt + (size_t)d * ldkt + 16);
+  for (int p = 0; p < K; p++) {
+    __m512 b0 = _mm512_maskz_loadu_ps(m0, B + (size_t)p * ldb), b1 = _mm512_maskz_loadu_ps(m1, B + (size_t)p * ldb + 16);
     for (int r = 0; r < mr; r++) {
-      __m512 a = _mm512_set1_ps(Q[(size_t)r * ldq + d]);
+      __m512 a = _mm512_set1_ps(A[(size_t)r * lda + p]);
       acc0[r] = _mm512_fmadd_ps(a, b0, acc0[r]);
       acc1[r] = _mm512_fmadd_ps(a, b1, acc1[r]);
     }
   }
   for (int r = 0; r < mr; r++) {
-    _mm512_mask_storeu_ps(S + (size_t)r * lds, m0, acc0[r]);
-    _mm512_mask_storeu_ps(S + (size_t)r * lds + 16, m1, acc1[r]);
-  }
-}
-
-static inline __attribute__((always_inline)) void pv_tile(const int mr, int T, const float *P, int lds,
-                                                          const float *V, int ldv, const float *inv, float *O,
-                                                          int ldo, __mmask16 m0, __mmask16 m1) {
-  __m512 acc0[MR], acc1[MR];
-  for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  for (int j = 0; j < T; j++) {
-    __m512 v0 = _mm512_maskz_loadu_ps(m0, V + (size_t)j * ldv), v1 = _mm512_maskz_loadu_ps(m1, V + (size_t)j * ldv + 16);
-    for (int r = 0; r < mr; r++) {
-      __m512 p = _mm512_set1_ps(P[(size_t)r * lds + j]);
-      acc0[r] = _mm512_fmadd_ps(p, v0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(p, v1, acc1[r]);
+    if (scale) {
+      __m512 s = _mm512_set1_ps(scale[r]);
+      acc0[r] = _mm512_mul_ps(acc0[r], s);
+      acc1[r] = _mm512_mul_ps(acc1[r], s);
     }
-  }
-  for (int r = 0; r < mr; r++) {
-    __m512 s = _mm512_set1_ps(inv[r]);
-    _mm512_mask_storeu_ps(O + (size_t)r * ldo, m0, _mm512_mul_ps(acc0[r], s));
-    _mm512_mask_storeu_ps(O + (size_t)r * ldo + 16, m1, _mm512_mul_ps(acc1[r], s));
+    _mm512_mask_storeu_ps(C + (size_t)r * ldc, m0, acc0[r]);
+    _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16, m1, acc1[r]);
   }
 }
 
@@ -73,7 +60,7 @@ void esm2_attn_scores_avx512(int nq, int T, int hd, const float *Q, int ldq, con
     int mr = nq - i0 < MR ? nq - i0 : MR;
     for (int j0 = 0; j0 < T; j0 += 32) {
       __mmask16 m0 = lane_mask(T - j0), m1 = lane_mask(T - j0 - 16);
-      CASES(scores_tile, hd, Q + (size_t)i0 * ldq, ldq, Kt + j0, ldkt, S + (size_t)i0 * lds + j0, lds, m0, m1)
+      CASES(tile, hd, Q + (size_t)i0 * ldq, ldq, Kt + j0, ldkt, S + (size_t)i0 * lds + j0, lds, m0, m1, NULL)
     }
   }
 }
@@ -84,7 +71,7 @@ void esm2_attn_pv_avx512(int nq, int T, int hd, const float *P, int lds, const f
     int mr = nq - i0 < MR ? nq - i0 : MR;
     for (int d0 = 0; d0 < hd; d0 += 32) {
       __mmask16 m0 = lane_mask(hd - d0), m1 = lane_mask(hd - d0 - 16);
-      CASES(pv_tile, T, P + (size_t)i0 * lds, lds, V + d0, ldv, inv + i0, O + (size_t)i0 * ldo + d0, ldo, m0, m1)
+      CASES(tile, T, P + (size_t)i0 * lds, lds, V + d0, ldv, O + (size_t)i0 * ldo + d0, ldo, m0, m1, inv + i0)
     }
   }
 }
