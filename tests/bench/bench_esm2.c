@@ -9,12 +9,14 @@
 // 2. Throughput: --n-seqs proteins (the first of ../shared/data/human-swissprot/proteins.fasta.gz,
 //    else random sequences), truncated at 1022 residues, sorted by length and batched by
 //    --tokens-per-batch (as the FASTA runner does), both sides --threads threads. tokens =
-//    residues + BOS/EOS (no padding). --repeat rounds, each: the sgemm reference (the pass's
-//    projections alone as cblas_sgemm calls, OpenBLAS on --threads threads as the environment
-//    sets it up), one float32 pass, one bfloat16 pass (when the CPU has AVX512_BF16); best of each,
-//    model load excluded -> sgemm_gflops, esm2_tokens_per_s, esm2_fraction_of_sgemm_limit (the
-//    forward's FLOPs: projections + attention's two products, at the sgemm rate; _proj_flop:
-//    projections only), the share of each phase, esm2_bf16_tokens_per_s, esm2_bf16_speedup,
+//    residues + BOS/EOS (no padding). --repeat rounds; in each, every batch in turn through the
+//    sgemm reference (the batch's projections alone as cblas_sgemm calls, OpenBLAS on --threads
+//    threads as the environment sets it up), the float32 forward and the bfloat16 forward (when
+//    the CPU has AVX512_BF16), so the three share the machine's load; ratios per round, reported
+//    as the median over rounds (and their range); tokens/s from the fastest round; model load
+//    excluded -> sgemm_gflops, esm2_tokens_per_s, esm2_fraction_of_sgemm_limit (the forward's
+//    FLOPs: projections + attention's two products, at the sgemm rate; _proj_flop: projections
+//    only), the share of each phase, esm2_bf16_tokens_per_s, esm2_bf16_speedup,
 //    esm2_bf16_min_cos / esm2_bf16_max_abs_err (last layer's mean embeddings vs float32); then
 //    the sgemm reference again in a child without OPENBLAS_CORETYPE (*_coretype_unset: the core
 //    OpenBLAS picks for this CPU by itself). torch_tokens_per_s, esm2_speedup_vs_torch; the
@@ -223,66 +225,77 @@ fail:
   return -1;
 }
 
-// One pass over the batches; the last layer's means into means (n_seqs x D). Seconds or <0.
-static double run_batches(const esm2_model_t *m, esm2_ws_t *ws, const batches_t *bt, int last, int D, float *means) {
+// Batch b through the forward; its last-layer means into means (n_seqs x D). Seconds or <0.
+static double run_batch(const esm2_model_t *m, esm2_ws_t *ws, const batches_t *bt, int b, int last, int D,
+                        float *means) {
   esm2_request_t req = {&last, 1, 1, 1, 0};
   ps_err_t err = {0};
-  double t0 = ps_mono_s();
+  int s0 = bt->batch_off[b], ns = bt->batch_off[b + 1] - s0;
   const int32_t *tok = bt->tokens;
-  for (int b = 0; b < bt->n_batches; b++) {
-    int s0 = bt->batch_off[b], ns = bt->batch_off[b + 1] - s0;
-    if (esm2_forward(m, ws, tok, bt->lens + s0, ns, &req, &err) < 0) {
-      fprintf(stderr, "bench_esm2: %s\n", err.msg);
-      return -1;
-    }
-    for (int i = 0; i < ns; i++) {
-      memcpy(means + (size_t)(s0 + i) * D, esm2_out_mean(ws, 0, i), D * sizeof(float));
-      tok += bt->lens[s0 + i];
-    }
+  for (int i = 0; i < s0; i++) tok += bt->lens[i];
+  double t0 = ps_mono_s();
+  if (esm2_forward(m, ws, tok, bt->lens + s0, ns, &req, &err) < 0) {
+    fprintf(stderr, "bench_esm2: %s\n", err.msg);
+    return -1;
   }
-  return ps_mono_s() - t0;
+  double dt = ps_mono_s() - t0;
+  for (int i = 0; i < ns; i++) memcpy(means + (size_t)(s0 + i) * D, esm2_out_mean(ws, 0, i), D * sizeof(float));
+  return dt;
+}
+
+static int batch_tokens(const batches_t *bt, int b) {
+  int n = 0;
+  for (int i = bt->batch_off[b]; i < bt->batch_off[b + 1]; i++) n += bt->lens[i];
+  return n;
 }
 
 // The sgemm reference: the forward's projections alone as cblas_sgemm calls (OpenBLAS on `threads`
-// threads, as the environment sets it up): for every batch and layer, C = A W^T with A (N, D) x
-// (3D,D), (D,D), (F,D) and A (N, F) x (D,F). The same matrices as one pass of the forward, so
-// the reference runs as long as the projections and sees the same load. Kept: the fastest round.
+// threads, as the environment sets it up): for a batch of M tokens and each of L layers, C = A W^T
+// with A (M, D) x (3D,D), (D,D), (F,D) and A (M, F) x (D,F): the same matrices as the forward.
 typedef struct {
-  double flop, seconds;
+  float *A, *W, *C;
+  int D, F, L, threads;
 } gemm_ref_t;
 
-static void gemm_ref(gemm_ref_t *g, const batches_t *bt, int D, int F, int L, int threads) {
-  int maxn = 0;
-  for (int b = 0; b < bt->n_batches; b++) {
-    int n = 0;
-    for (int i = bt->batch_off[b]; i < bt->batch_off[b + 1]; i++) n += bt->lens[i];
-    maxn = n > maxn ? n : maxn;
-  }
-  const int shapes[4][2] = {{3 * D, D}, {D, D}, {F, D}, {D, F}};
+static void gemm_ref_init(gemm_ref_t *g, int max_m, int D, int F, int L, int threads) {
   int wide = F > 3 * D ? F : 3 * D, in = F > D ? F : D;
-  float *A = malloc(sizeof(float) * maxn * in), *W = malloc(sizeof(float) * (size_t)wide * in);
-  float *C = malloc(sizeof(float) * maxn * wide);
+  *g = (gemm_ref_t){malloc(sizeof(float) * max_m * in), malloc(sizeof(float) * (size_t)wide * in),
+                    malloc(sizeof(float) * max_m * wide), D, F, L, threads};
   uint64_t s = 7;
-  for (size_t i = 0; i < (size_t)maxn * in; i++) A[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
-  for (size_t i = 0; i < (size_t)wide * in; i++) W[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
-  openblas_set_num_threads(threads);
-  double flop = 0, t0 = ps_mono_s();
-  for (int b = 0; b < bt->n_batches; b++) {
-    int M = 0;
-    for (int i = bt->batch_off[b]; i < bt->batch_off[b + 1]; i++) M += bt->lens[i];
-    for (int l = 0; l < L; l++)
-      for (int k = 0; k < 4; k++) {
-        int n = shapes[k][0], kk = shapes[k][1];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n, kk, 1.0f, A, kk, W, kk, 0.0f, C, n);
-        flop += 2.0 * M * n * kk;
-      }
-  }
-  double sec = ps_mono_s() - t0;
+  for (size_t i = 0; i < (size_t)max_m * in; i++) g->A[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
+  for (size_t i = 0; i < (size_t)wide * in; i++) g->W[i] = (float)ps_unit53(ps_splitmix64(&s)) - 0.5f;
+}
+
+static void gemm_ref_free(gemm_ref_t *g) {
+  free(g->A);
+  free(g->W);
+  free(g->C);
+}
+
+// Seconds for the projections of one batch of M tokens; *flop += their FLOPs.
+static double gemm_ref_batch(gemm_ref_t *g, int M, double *flop) {
+  const int shapes[4][2] = {{3 * g->D, g->D}, {g->D, g->D}, {g->F, g->D}, {g->D, g->F}};
+  openblas_set_num_threads(g->threads);
+  double t0 = ps_mono_s();
+  for (int l = 0; l < g->L; l++)
+    for (int k = 0; k < 4; k++) {
+      int n = shapes[k][0], kk = shapes[k][1];
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n, kk, 1.0f, g->A, kk, g->W, kk, 0.0f, g->C, n);
+      *flop += 2.0 * M * n * kk;
+    }
+  double dt = ps_mono_s() - t0;
   openblas_set_num_threads(1);   // the ESM2 workspaces run OpenBLAS single-threaded in their pool
-  if (g->seconds == 0 || flop / sec > g->flop / g->seconds) *g = (gemm_ref_t){flop, sec};
-  free(A);
-  free(W);
-  free(C);
+  return dt;
+}
+
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return a < b ? -1 : a > b;
+}
+
+static double median(double *v, int n) {
+  qsort(v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 // Run a command, collect `key: value` lines into vals (by key list). Returns exit status.
@@ -320,11 +333,17 @@ int main(int argc, char **argv) {
                     "--heads H --ffn F] [--python P] [--torch-ref PATH] [--no-torch] [--no-bf16] [--no-child] [--shared DIR]\n");
     return 2;
   }
+  if (a.repeat < 1) a.repeat = 1;
   if (a.gemm_ref_only) {   // the child run under another OPENBLAS_CORETYPE
-    gemm_ref_t g = {0};
-    batches_t one = {.n_seqs = 1, .n_batches = 1, .lens = (int[]){4096}, .batch_off = (int[]){0, 1}};
-    for (int r = 0; r < 2; r++) gemm_ref(&g, &one, a.d, a.ffn, 2, a.threads);
-    printf("openblas_core: %s\nsgemm_gflops: %.1f\n", openblas_get_corename(), g.flop / g.seconds / 1e9);
+    gemm_ref_t g;
+    gemm_ref_init(&g, 4096, a.d, a.ffn, 2, a.threads);
+    double best = INFINITY, flop = 0;
+    for (int r = 0; r < 3; r++) {
+      flop = 0;
+      best = fmin(best, gemm_ref_batch(&g, 4096, &flop));
+    }
+    gemm_ref_free(&g);
+    printf("openblas_core: %s\nsgemm_gflops: %.1f\n", openblas_get_corename(), flop / best / 1e9);
     return 0;
   }
   char self[1024];
@@ -399,37 +418,61 @@ int main(int argc, char **argv) {
          a.d, a.heads, a.ffn, (unsigned long long)esm2_n_params(m), a.threads, a.tpb);
   batches_t bt = {0};
   if (load_batches(m, q, a.tpb, &bt) < 0) return 1;
-  gemm_ref_t gr = {0};
+  int max_m = 0;
+  for (int b = 0; b < bt.n_batches; b++) max_m = batch_tokens(&bt, b) > max_m ? batch_tokens(&bt, b) : max_m;
+  gemm_ref_t gr;
+  gemm_ref_init(&gr, max_m, a.d, a.ffn, a.layers, a.threads);
   esm2_ws_t *ws[2] = {esm2_ws_new(a.threads), esm2_ws_new(a.threads)};
   esm2_ws_set_precision(ws[1], ESM2_PREC_BF16);
   int bf16 = esm2_bf16_supported() && !a.no_bf16;
   float *means[2] = {malloc(sizeof(float) * bt.n_seqs * a.d), malloc(sizeof(float) * bt.n_seqs * a.d)};
-  double best[2] = {INFINITY, INFINITY}, phase_best[2][ESM2_PHASE_N] = {{0}};
+  // Rounds: each batch in turn through the sgemm reference, the float32 forward and the bf16
+  // forward, so the three see the same load (the machine may be shared); per round the ratios,
+  // reported as the median over rounds; tokens/s from the fastest round.
+  double *frac = calloc(a.repeat, sizeof(double)), *frac_proj = calloc(a.repeat, sizeof(double));
+  double *speedup = calloc(a.repeat, sizeof(double)), best[2] = {INFINITY, INFINITY}, best_ref = INFINITY;
+  double phase_sum[2][ESM2_PHASE_N] = {{0}}, total[2] = {0};
   for (int rep = 0; rep < a.repeat; rep++) {
-    gemm_ref(&gr, &bt, a.d, a.ffn, a.layers, a.threads);   // interleaved with the forwards: the same load
-    for (int pr = 0; pr < 1 + bf16; pr++) {
-      double ph0[ESM2_PHASE_N];
-      memcpy(ph0, esm2_ws_phase_seconds(ws[pr]), sizeof ph0);
-      double dt = run_batches(m, ws[pr], &bt, a.layers, a.d, means[pr]);
-      if (dt < 0) return 1;
-      if (dt < best[pr]) {
-        best[pr] = dt;
-        for (int i = 0; i < ESM2_PHASE_N; i++) phase_best[pr][i] = esm2_ws_phase_seconds(ws[pr])[i] - ph0[i];
+    double t[3] = {0}, flop = 0;
+    for (int b = 0; b < bt.n_batches; b++) {
+      t[2] += gemm_ref_batch(&gr, batch_tokens(&bt, b), &flop);
+      for (int pr = 0; pr < 1 + bf16; pr++) {
+        double dt = run_batch(m, ws[pr], &bt, b, a.layers, a.d, means[pr]);
+        if (dt < 0) return 1;
+        t[pr] += dt;
       }
     }
+    double rate = flop / t[2];
+    frac[rep] = bt.flop / t[0] / rate;
+    frac_proj[rep] = bt.proj_flop / t[0] / rate;
+    speedup[rep] = bf16 ? t[0] / t[1] : NAN;
+    best[0] = fmin(best[0], t[0]);
+    best[1] = fmin(best[1], t[1]);
+    best_ref = fmin(best_ref, t[2]);
+    total[0] += t[0];
+    total[1] += t[1];
   }
+  for (int pr = 0; pr < 2; pr++)
+    for (int i = 0; i < ESM2_PHASE_N; i++) phase_sum[pr][i] = esm2_ws_phase_seconds(ws[pr])[i];
+  gemm_ref_free(&gr);
   double checksum = 0;
   for (uint64_t i = 0; i < (uint64_t)bt.n_seqs * a.d; i++) checksum += (double)means[0][i] * means[0][i];
   uint64_t ntok = bt.n_tokens;
-  double c_tps = (double)ntok / best[0], sg = gr.flop / gr.seconds;
+  double c_tps = (double)ntok / best[0], sg = bt.proj_flop / best_ref, lo = frac[0], hi = frac[0];
+  for (int r = 1; r < a.repeat; r++) {
+    lo = fmin(lo, frac[r]);
+    hi = fmax(hi, frac[r]);
+  }
   printf("openblas_core: %s\n", openblas_get_corename());
   printf("sgemm_gflops: %.1f\n", sg / 1e9);
   printf("esm2_flop_per_token: %.4g\nesm2_proj_flop_per_token: %.4g\n", bt.flop / ntok, bt.proj_flop / ntok);
   printf("esm2_tokens: %llu\nesm2_seconds: %.3f\nesm2_tokens_per_s: %.1f\n", (unsigned long long)ntok, best[0], c_tps);
-  printf("esm2_fraction_of_sgemm_limit: %.3f\n", bt.flop / best[0] / sg);
-  printf("esm2_fraction_of_sgemm_limit_proj_flop: %.3f\n", bt.proj_flop / best[0] / sg);
+  printf("esm2_gflops: %.1f\n", bt.flop / best[0] / 1e9);
+  printf("esm2_fraction_of_sgemm_limit: %.3f\n", median(frac, a.repeat));
+  printf("esm2_fraction_of_sgemm_limit_rounds: %.3f-%.3f\n", lo, hi);
+  printf("esm2_fraction_of_sgemm_limit_proj_flop: %.3f\n", median(frac_proj, a.repeat));
   for (int i = 0; i < ESM2_PHASE_N; i++)
-    printf("esm2_phase_%s_frac: %.3f\n", esm2_phase_name(i), phase_best[0][i] / best[0]);
+    printf("esm2_phase_%s_frac: %.3f\n", esm2_phase_name(i), phase_sum[0][i] / total[0]);
   if (bf16) {
     double min_cos = 1, max_err = 0;
     for (int b = 0; b < bt.n_seqs; b++) {
@@ -444,10 +487,15 @@ int main(int argc, char **argv) {
       min_cos = fmin(min_cos, xy / sqrt(xx * yy));
     }
     printf("esm2_bf16_seconds: %.3f\nesm2_bf16_tokens_per_s: %.1f\n", best[1], ntok / best[1]);
-    printf("esm2_bf16_speedup: %.2f\n", best[0] / best[1]);
+    double slo = speedup[0], shi = speedup[0];
+    for (int r = 1; r < a.repeat; r++) {
+      slo = fmin(slo, speedup[r]);
+      shi = fmax(shi, speedup[r]);
+    }
+    printf("esm2_bf16_speedup: %.2f\nesm2_bf16_speedup_rounds: %.2f-%.2f\n", median(speedup, a.repeat), slo, shi);
     printf("esm2_bf16_min_cos: %.6f\nesm2_bf16_max_abs_err: %.3g\n", min_cos, max_err);
     for (int i = 0; i < ESM2_PHASE_N; i++)
-      printf("esm2_bf16_phase_%s_frac: %.3f\n", esm2_phase_name(i), phase_best[1][i] / best[1]);
+      printf("esm2_bf16_phase_%s_frac: %.3f\n", esm2_phase_name(i), phase_sum[1][i] / total[1]);
   } else printf("esm2_bf16_tokens_per_s: n/a (%s)\n", a.no_bf16 ? "--no-bf16" : "no AVX512_BF16 on this CPU");
   fflush(stdout);
   if (!a.no_child) {   // what OpenBLAS picks on this CPU without OPENBLAS_CORETYPE
@@ -466,6 +514,9 @@ int main(int argc, char **argv) {
     esm2_ws_destroy(&ws[pr]);
     free(means[pr]);
   }
+  free(frac);
+  free(frac_proj);
+  free(speedup);
   free(bt.tokens);
   free(bt.lens);
   free(bt.batch_off);
