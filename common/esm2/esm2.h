@@ -34,8 +34,9 @@
 //   -> emb_layer_norm_after on the last layer; logits = lm_head(h).
 // Representation of layer k: 0 = embeddings, k = output of block k, the last = after the final
 // LayerNorm (as fair-esm and Hugging Face). Per residue excludes BOS/EOS; mean = their average.
-// Memory of a workspace: O(N (3 D + F + 3 D)) floats + per thread 64 x T (T: the longest
-// sequence) and in bf16 a 96 x F/2 scratch + the requested outputs (residues x D per layer, N x vocab for logits).
+// Memory of a workspace: O(N (3 D + F + 4 D)) floats (the last D: keys transposed for the
+// AVX-512 attention) + per thread 64 x T (T: the longest sequence) and in bf16 a 96 x F/2
+// scratch + the requested outputs (residues x D per layer, N x vocab for logits).
 #ifndef PS_ESM2_H
 #define PS_ESM2_H
 
