@@ -5,8 +5,10 @@
 // (common/dataset: the reader stage's and the trainer's native-ESM2 mode, through the emb_source
 // below), the unit tests and bench_esm2. Files: esm2_model.c (parameter layout, random weights,
 // save, tokens, layer lists), esm2_load.c (config.json + safetensors), esm2_forward.c (the
-// forward pass), esm2_kern.c (its -O3 -ffast-math softmax / GELU loops), esm2_run.c (the FASTA
-// runner), esm2_source.c (the runner as an emb_source).
+// forward pass), esm2_kern.c (its -O3 -ffast-math softmax / GELU / LayerNorm loops), esm2_gemm.c
+// + esm2_gemm_bf16.c (bf16 weight packing and the AVX-512 BF16 projection kernel), esm2_attn.c +
+// esm2_attn_avx512.c (the AVX-512F attention products), esm2_run.c (the FASTA runner),
+// esm2_source.c (the runner as an emb_source).
 //
 // Model (esm2_load): DIR/config.json (EsmConfig: hidden_size, num_hidden_layers,
 // num_attention_heads, intermediate_size, vocab_size, layer_norm_eps, token_dropout,
