@@ -5,8 +5,10 @@
 // (common/dataset: the reader stage's and the trainer's native-ESM2 mode, through the emb_source
 // below), the unit tests and bench_esm2. Files: esm2_model.c (parameter layout, random weights,
 // save, tokens, layer lists), esm2_load.c (config.json + safetensors), esm2_forward.c (the
-// forward pass), esm2_kern.c (its -O3 -ffast-math softmax / GELU loops), esm2_run.c (the FASTA
-// runner), esm2_source.c (the runner as an emb_source).
+// forward pass), esm2_kern.c (its -O3 -ffast-math softmax / GELU / LayerNorm loops), esm2_gemm.c
+// + esm2_gemm_bf16.c (bf16 weight packing and the AVX-512 BF16 projection kernel), esm2_attn.c +
+// esm2_attn_avx512.c (the AVX-512F attention products), esm2_run.c (the FASTA runner),
+// esm2_source.c (the runner as an emb_source).
 //
 // Model (esm2_load): DIR/config.json (EsmConfig: hidden_size, num_hidden_layers,
 // num_attention_heads, intermediate_size, vocab_size, layer_norm_eps, token_dropout,
@@ -23,16 +25,20 @@
 // Memory: the weights as float32 (4 bytes a parameter: 35M -> 140 MB, 3B -> 11 GB).
 //
 // Forward (esm2_forward): a batch of sequences packed without padding (N = total tokens).
-// All projections are one cblas_sgemm over the N tokens (split in row blocks across threads);
-// attention runs per (sequence, head) with two sgemms and a fused softmax (esm2_kern.c), so a
-// sequence's result does not depend on its batch.
+// All projections are one matrix product over the N tokens (split in row blocks across threads):
+// cblas_sgemm in float32; in bfloat16 (esm2_request_t.precision) the AVX-512 BF16 kernel of
+// esm2_gemm_bf16.c on weights converted to bf16 once, activations rounded to bf16, float32
+// accumulation (esm2_ws_set_precision, esm2_run_opts_t.precision). Attention runs per (sequence, head, block of 64 queries) with two sgemms and a
+// fused softmax (esm2_kern.c), tasks handed out longest sequence first, so a sequence's result
+// does not depend on its batch.
 //   embed (+ token-dropout scaling (1 - 0.15*0.8) / (1 - masked/T), masked rows zeroed)
 //   -> layers: h += Wo attn(rope(LN1 h)); h += W2 gelu(W1 LN2 h)   (exact erf GELU)
 //   -> emb_layer_norm_after on the last layer; logits = lm_head(h).
 // Representation of layer k: 0 = embeddings, k = output of block k, the last = after the final
 // LayerNorm (as fair-esm and Hugging Face). Per residue excludes BOS/EOS; mean = their average.
-// Memory of a workspace: O(N (3 D + F + 3 D)) floats + per thread T x T (the longest sequence) +
-// the requested outputs (residues x D per layer, N x vocab for logits).
+// Memory of a workspace: O(N (3 D + F + 4 D)) floats (the last D: keys transposed for the
+// AVX-512 attention) + per thread 64 x T (T: the longest sequence) and in bf16 a 96 x F/2
+// scratch + the requested outputs (residues x D per layer, N x vocab for logits).
 #ifndef PS_ESM2_H
 #define PS_ESM2_H
 
@@ -80,6 +86,17 @@ int esm2_tokenize(const esm2_config_t *c, const char *id, const char *seq, size_
                   esm2_unknown_t unk, int32_t *tokens, ps_err_t *err);
 
 // ---- forward -------------------------------------------------------------------------------
+// Precision of the projections (Q/K/V, output, feed-forward; a workspace's setting): float32 (cblas_sgemm), or bfloat16
+// weights and activations with float32 accumulation and float32 everywhere else (LayerNorm,
+// softmax, residual stream). BF16 needs AVX512_BF16 (esm2_bf16_supported); elsewhere it runs as
+// float32. Accuracy of BF16 on esm2-tiny and the 35M shape: docs/benchmarks.md (ESM2).
+typedef enum { ESM2_PREC_F32 = 0, ESM2_PREC_BF16 = 1 } esm2_prec_t;
+int esm2_bf16_supported(void);   // 1 when BF16 runs as such on this CPU
+// Make the weights precision needs (BF16: bf16 copies of the projection weights, +2 bytes a
+// parameter) now, e.g. right after esm2_load; else the first forward in that precision does it.
+// Thread-safe. No-op for F32 or without AVX512_BF16. 0 or PS_ENOMEM.
+int esm2_prepare(const esm2_model_t *m, esm2_prec_t precision, ps_err_t *err);
+
 typedef struct esm2_request {
   const int *layers;   // representation layers wanted, 0 .. n_layers (any order, no duplicates)
   int n_layers;
@@ -96,11 +113,22 @@ typedef struct esm2_ws esm2_ws_t;
 // practice (each row is computed by the same kernels), but that is not guaranteed.
 esm2_ws_t *esm2_ws_new(int nthreads);
 void esm2_ws_destroy(esm2_ws_t **ws);   // accepts NULL
+// Precision of the workspace's forwards (default ESM2_PREC_F32); BF16 runs as F32 without
+// AVX512_BF16.
+void esm2_ws_set_precision(esm2_ws_t *ws, esm2_prec_t precision);
 
 // tokens: n_seqs sequences packed back to back, n_tokens[b] each (BOS ... EOS, >= 2).
 // Stops after the deepest layer needed (all layers for logits). 0 or <0.
 int esm2_forward(const esm2_model_t *m, esm2_ws_t *ws, const int32_t *tokens, const int *n_tokens, int n_seqs,
                  const esm2_request_t *req, ps_err_t *err);
+// Seconds the workspace's forwards spent in each phase so far (benchmarks): ESM2_PHASE_N values,
+// named by esm2_phase_name.
+enum {
+  ESM2_PHASE_EMBED, ESM2_PHASE_LAYERNORM, ESM2_PHASE_QKV, ESM2_PHASE_ROTARY, ESM2_PHASE_ATTENTION, ESM2_PHASE_OUT,
+  ESM2_PHASE_FF1, ESM2_PHASE_GELU, ESM2_PHASE_FF2, ESM2_PHASE_CAPTURE, ESM2_PHASE_N
+};
+const double *esm2_ws_phase_seconds(const esm2_ws_t *ws);
+const char *esm2_phase_name(int phase);
 // Results of the last forward, borrowed until the next one (NULL when not requested).
 // Sequence b, request layer slot i (index into req->layers): residue rows ((n_tokens[b]-2) x D),
 // mean (D), logits (n_tokens[b] x vocab).
@@ -131,6 +159,7 @@ typedef struct esm2_run_opts {
   // (an empty or over-long one costs nothing); items keep their real fasta_index.
   const uint64_t *skip_index;
   size_t n_skip_index;
+  esm2_prec_t precision;       // default ESM2_PREC_F32 (esm2_ws_set_precision)
 } esm2_run_opts_t;
 
 typedef struct esm2_item {

@@ -12,4 +12,8 @@ void esm2_kern_scale_rows(float *X, int rows, int cols, int ld, const float *sca
 // Exact (erf) GELU of u + bias, in place: u[i] = g(u[i] + bias[i]), n elements.
 void esm2_kern_gelu_bias(float *u, const float *bias, int n);
 
+// LayerNorm of one row: x += bias first when bias is not NULL (in place), then
+// y = (x - mean) / sqrt(var + eps) * w + b (y may be x). Float sums (vectorized).
+void esm2_kern_layernorm(float *x, const float *bias, float *y, const float *w, const float *b, int n, float eps);
+
 #endif

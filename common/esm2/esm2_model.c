@@ -16,6 +16,9 @@ uint64_t esm2_n_params(const esm2_model_t *m) { return m->n_params; }
 
 void esm2_destroy(esm2_model_t **mp) {
   if (!mp || !*mp) return;
+  if ((*mp)->packed)
+    for (int i = 0; i < 4 * (*mp)->cfg.n_layers; i++) esm2_packed_free(&(*mp)->packed[i]);
+  free((*mp)->packed);
   free((*mp)->slab);
   free((*mp)->layers);
   free(*mp);

@@ -1,11 +1,14 @@
 // esm2_priv.h — the ESM2 engine's internals shared by its files (not for users of esm2.h): the
 // parameter layout of a model (one float32 slab, per-layer pointers into it; filled by
 // esm2_load.c or esm2_model.c, read by esm2_forward.c) and the helpers the loader and the
-// random-weights maker both need.
+// random-weights maker both need, and the bf16 weight copies (esm2_forward.c).
 #ifndef PS_ESM2_PRIV_H
 #define PS_ESM2_PRIV_H
 
+#include <stdatomic.h>
+
 #include "esm2.h"
+#include "esm2_gemm.h"
 
 typedef struct esm2_layer {
   float *ln1_w, *ln1_b;   // (D)
@@ -25,6 +28,10 @@ struct esm2_model {
   float *lnf_w, *lnf_b;   // emb_layer_norm_after (D)
   float *lm_dense_w, *lm_dense_b, *lm_ln_w, *lm_ln_b, *lm_dec_w, *lm_bias;
   esm2_layer_t *layers;
+  // bfloat16 copies of the layers' projection weights (esm2_prepare; 4 a layer: qkv, o, 1, 2),
+  // made once, on the first bf16 forward at the latest; packed_ready is set after they are.
+  esm2_packed_t *packed;
+  atomic_int packed_ready;
 };
 
 // The ESM-1b alphabet (33 tokens), used when config.json has no vocab_list.

@@ -98,6 +98,7 @@ int esm2_runner_new(esm2_runner_t **out, const esm2_model_t *m, const esm2_run_o
     return rc;
   }
   r->ws = esm2_ws_new(r->o.threads);
+  esm2_ws_set_precision(r->ws, r->o.precision);
   *out = r;
   return 0;
 }
