@@ -40,6 +40,7 @@ static const ps_config_entry_t table[] = {
     {"esm2", NULL, "ESM2 checkpoint directory (config.json + model.safetensors): embeds FASTA-only proteomes"},
     {"layers", "last", "ESM2 layer whose (mean-pooled) representation the SAE was trained on"},
     {"esm2-threads", "1", "threads of the ESM2 forward"},
+    {"esm2-precision", "f32", "ESM2 projections in f32 | bf16 (AVX-512 BF16 where the CPU has it)"},
     {"tokens-per-batch", "4096", "ESM2 token budget of one forward batch"},
     {"max-residues", "1022", "ESM2: longer sequences are truncated (ESM's way) or bad records (--long error)"},
     {"long", "truncate", "ESM2: sequences over --max-residues: truncate | error"},
@@ -199,6 +200,7 @@ int cli_annotate(int argc, char **argv) {
   if (esm2) {
     rargs[nr++] = "--esm2", rargs[nr++] = esm2;
     rargs[nr++] = "--threads", rargs[nr++] = ps_config_str(cfg, "esm2-threads");
+    rargs[nr++] = "--precision", rargs[nr++] = ps_config_str(cfg, "esm2-precision");
     for (int i = 0; pass_e[i]; i++) {
       snprintf(flags[nf], sizeof flags[nf], "--%s", pass_e[i]);
       rargs[nr++] = flags[nf++], rargs[nr++] = ps_config_str(cfg, pass_e[i]);

@@ -43,6 +43,7 @@ static const ps_config_entry_t table[] = {
     {"long", "truncate", "sequences over --max-residues: truncate (as ESM) | error"},
     {"unknown", "error", "letters outside the alphabet: error | unk (the <unk> token)"},
     {"threads", "1", "threads for the forward pass (projections, attention, element-wise)"},
+    {"precision", "f32", "projections in f32 | bf16 (AVX-512 BF16 where the CPU has it, else f32)"},
     {NULL, NULL, NULL},
 };
 
@@ -114,6 +115,12 @@ int cli_embed(int argc, char **argv) {
   o.long_policy = !strcmp(lp, "error") ? ESM2_LONG_ERROR : ESM2_LONG_TRUNCATE;
   o.unknown = !strcmp(up, "unk") ? ESM2_UNKNOWN_UNK : ESM2_UNKNOWN_ERROR;
   o.threads = (int)threads;
+  const char *prec = ps_config_str(cfg, "precision");
+  if (!prec || (strcmp(prec, "f32") && strcmp(prec, "bf16"))) {
+    fprintf(stderr, "protsae embed: --precision must be f32 or bf16\n");
+    goto out;
+  }
+  o.precision = !strcmp(prec, "bf16") ? ESM2_PREC_BF16 : ESM2_PREC_F32;
   if (esm2_runner_new(&run, m, &o, &err) < 0) goto out;
 
   char path[4200];

@@ -31,6 +31,8 @@ static const ps_config_entry_t table[] = {
     {"long", "truncate", "esm2: sequences over --max-residues: truncate (as ESM) | error"},
     {"unknown", "error", "esm2: letters outside the alphabet: error (names sequence and position) | unk"},
     {"threads", "1", "esm2: threads for the forward pass (projections, attention, element-wise)"},
+    {"precision", "f32", "esm2: projections in f32 | bf16 (AVX-512 BF16 where the CPU has it, else f32; "
+                         "docs/benchmarks.md: speed and accuracy)"},
     {"format", NULL, "force the format: npy|safetensors|h5|pt"},
     {"fasta", NULL, "FASTA (plain or .gz): ids are checked against it (and give npy ids)"},
     {"ids", NULL, "text file with one id per row (npy / single-matrix safetensors)"},
@@ -287,6 +289,15 @@ int main(int argc, char **argv) {
     o.esm2.long_policy = !strcmp(lp, "error") ? ESM2_LONG_ERROR : ESM2_LONG_TRUNCATE;
     o.esm2.unknown = !strcmp(up, "unk") ? ESM2_UNKNOWN_UNK : ESM2_UNKNOWN_ERROR;
     o.esm2.threads = (int)threads;
+    const char *prec = ps_config_str(cfg, "precision");
+    if (!prec || (strcmp(prec, "f32") && strcmp(prec, "bf16"))) {
+      ps_err_set(&err, PS_ECONFIG, "--precision must be f32 or bf16, not '%s'", prec ? prec : "");
+      goto fail;
+    }
+    o.esm2.precision = !strcmp(prec, "bf16") ? ESM2_PREC_BF16 : ESM2_PREC_F32;
+    if (o.esm2.precision == ESM2_PREC_BF16)
+      PS_INFO("esm2: bfloat16 projections %s", esm2_bf16_supported() ? "(AVX-512 BF16)"
+                                                                      : "requested, but this CPU has no AVX512_BF16: float32");
     if (!watch && !ps_config_str(cfg, "fasta")) {
       ps_err_set(&err, PS_ECONFIG, "--esm2 needs --fasta");
       goto fail;

@@ -11,11 +11,12 @@
 # Keys: annotate_proteins, annotate_tokens, esm2_alone_seconds, esm2_alone_tokens_per_s,
 # annotate_seconds, annotate_proteins_per_s, annotate_tokens_per_s, annotate_vs_esm2_alone (goal
 # >= 0.9: the rest of the pipeline hides behind ESM2). Options (env): BENCH_PROTEINS (200),
-# BENCH_THREADS (2: the ESM2 forward's), BENCH_ENCODERS (1).
+# BENCH_THREADS (2: the ESM2 forward's), BENCH_ENCODERS (1), BENCH_PRECISION (f32 | bf16: the ESM2
+# projections, in both commands).
 set -euo pipefail
 build=${1:?build dir}
 data=${PROTSAE_DATA:-${PROTSAE_SHARED:-$PWD/../shared}/data/human-swissprot}
-N=${BENCH_PROTEINS:-200}; TH=${BENCH_THREADS:-2}; NE=${BENCH_ENCODERS:-1}
+N=${BENCH_PROTEINS:-200}; TH=${BENCH_THREADS:-2}; NE=${BENCH_ENCODERS:-1}; PR=${BENCH_PRECISION:-f32}
 P=$build/cli/protsae; TR=$build/stages/trainer/protsae-trainer; R=$build/stages/reader/protsae-reader
 EN=$build/stages/encoder/protsae-encoder; SC=$build/stages/scorer/protsae-scorer
 T=$(mktemp -d /tmp/protsae-bench-annot.XXXXXX); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
@@ -39,14 +40,15 @@ tokens=$(awk '/^>/{if (l) t += (l > 1022 ? 1022 : l) + 2; l = 0; next} {l += len
 echo "annotate_proteins: $N"
 echo "annotate_tokens: $tokens"
 echo "annotate_threads: $TH"
+echo "annotate_esm2_precision: $PR"
 now() { date +%s.%N; }
 t0=$(now)
-"$P" embed --model "$T/esm2" --fasta "$T/p.fasta" --out "$T/emb" --threads "$TH" >"$T/embed.log" 2>&1 || { cat "$T/embed.log"; die embed; }
+"$P" embed --model "$T/esm2" --fasta "$T/p.fasta" --out "$T/emb" --threads "$TH" --precision "$PR" >"$T/embed.log" 2>&1 || { cat "$T/embed.log"; die embed; }
 t1=$(now)
 mkdir -p "$T/drop"; cp "$T/p.fasta" "$T/drop/p.fasta"
 t2=$(now)
 "$P" annotate --watch "$T/drop" --out "$T/out" --sae "$T/sae/latest" --db "$T/f.db" --data "$data" --esm2 "$T/esm2" \
-  --esm2-threads "$TH" --encoders "$NE" --once 1 --settle-ms 0 >"$T/ann.log" 2>&1 || { cat "$T/ann.log"; die annotate; }
+  --esm2-threads "$TH" --esm2-precision "$PR" --encoders "$NE" --once 1 --settle-ms 0 >"$T/ann.log" 2>&1 || { cat "$T/ann.log"; die annotate; }
 t3=$(now)
 [ "$(wc -l <"$T/out/p.jsonl")" -eq "$N" ] || die "p.jsonl has $(wc -l <"$T/out/p.jsonl") lines, want $N"
 awk -v n="$N" -v tok="$tokens" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN{
