@@ -71,7 +71,7 @@ for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
 wait 2>/dev/null || true
 
 # 2. disturbed
-start_server srv-bad --fail-first 6 --garbage-first 5 --delay-ms 60
+start_server srv-bad --fail-first 6 --garbage-first 5 --delay-ms 300  # slow enough that interpreter 1 is mid-work when killed (it batches what is queued)
 # shellcheck disable=SC2046
 "$SC" $(scorer_args bad) 2>"$T/bad-scorer.log" & spid=$!
 interp bad 1 "$PORT"
