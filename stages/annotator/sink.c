@@ -203,7 +203,7 @@ int sink_batch(sink_t *s, const Protsae__FeatureBatch *fb, int64_t now, ps_err_t
   e->proteins += fb->n_protein_ids;
   e->last_progress = now;
   s->c.staged++;
-  if (now - e->last_log >= PROGRESS_LOG_MS) {
+  if (e->last_log == CLOCK_UNSET || now - e->last_log >= PROGRESS_LOG_MS) {  // loaded at open: no log yet
     e->last_log = now;
     PS_INFO("proteome progress key=%s batches=%" PRIu64 "/%s proteins_staged=%" PRIu64, key, e->n_staged,
             e->eos_known ? "known" : "?", e->proteins);
