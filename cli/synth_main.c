@@ -36,6 +36,8 @@ static const ps_config_entry_t table[] = {
     {"f16", "0", "also write emb.f16.npy"},
     {"layer", "12", "layer number recorded in the .pt files, safetensors metadata and meta.json"},
     {"max-proteins", "0", "0 = every protein; else only the first N of the input (quick tries)"},
+    {"n-proteins", "0", "0 = the input's proteins; more: add extra proteins, each with the GO terms and sequence of a "
+                        "random input protein and its own magnitudes and noise (planted sets of any size)"},
     {"quiet", "0", "no summary on stdout"},
     {NULL, NULL, NULL},
 };
@@ -54,7 +56,8 @@ static int fill_opts(ps_config_t *c, synth_opts_t *o, ps_err_t *err) {
              {"max-size", &o->max_size},
              {"n-outliers", &o->n_outliers},
              {"residue-proteins", &o->residue_proteins},
-             {"max-proteins", &o->max_proteins}};
+             {"max-proteins", &o->max_proteins},
+             {"n-proteins", &o->n_proteins}};
   for (size_t i = 0; i < sizeof u32 / sizeof *u32; i++) {
     int64_t v = *u32[i].dst;
     if ((rc = ps_config_i64(c, u32[i].name, &v, err)) < 0) return rc;
@@ -143,6 +146,14 @@ int cli_synth(int argc, char **argv) {
   }
   PS_INFO("loaded proteins=%zu annotated=%zu go_terms=%zu random_sequences=%d", data.n_proteins,
           data.n_annotated, go_n_terms(data.onto), data.random_sequences);
+  if (o.n_proteins && o.max_proteins) {
+    fprintf(stderr, "protsae synth: --n-proteins and --max-proteins exclude each other\n");
+    goto out;
+  }
+  if (o.n_proteins && synth_data_extend(&data, o.n_proteins, o.seed, &err) < 0) {
+    fprintf(stderr, "protsae synth: %s\n", err.msg);
+    goto out;
+  }
   t1 = ps_mono_s();
   synth_summary_t sum;
   if (synth_generate(&data, &o, &sum, &err) < 0) {

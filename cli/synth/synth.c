@@ -373,6 +373,34 @@ int synth_data_load(synth_data_t *d, const char *dir, ps_err_t *err) {
     d->annot_of[i] = go_annotations_find(d->annot, d->ids[i]);
     if (d->annot_of[i] >= 0 && d->annot->n_terms[d->annot_of[i]] > 0) d->n_annotated++;
   }
+  d->n_input = d->n_proteins;
+  return 0;
+}
+
+int synth_data_extend(synth_data_t *d, size_t n_total, uint64_t seed, ps_err_t *err) {
+  if (n_total <= d->n_input || d->n_proteins != d->n_input)
+    return ps_err_set(err, PS_ECONFIG, "--n-proteins %zu: must exceed the input's %zu proteins (fewer: --max-proteins)",
+                      n_total, d->n_input);
+  if (n_total > (size_t)UINT32_MAX) return ps_err_set(err, PS_ECONFIG, "--n-proteins %zu: too many", n_total);
+  d->ids = ps_xrealloc(d->ids, n_total * sizeof *d->ids);
+  d->descs = ps_xrealloc(d->descs, n_total * sizeof *d->descs);
+  d->seqs = ps_xrealloc(d->seqs, n_total * sizeof *d->seqs);
+  d->lens = ps_xrealloc(d->lens, n_total * sizeof *d->lens);
+  d->annot_of = ps_xrealloc(d->annot_of, n_total * sizeof *d->annot_of);
+  char id[256];
+  for (size_t i = d->n_input; i < n_total; i++) {
+    synth_rng_t r;
+    synth_rng_init(&r, seed, SYNTH_STREAM_EXTRA, i);
+    size_t src = (size_t)synth_rng_below(&r, d->n_input);
+    snprintf(id, sizeof id, "%s_x%zu", d->ids[src], i);
+    d->ids[i] = ps_xstrdup(id);
+    d->descs[i] = d->descs[src];  // shared: freed with the source
+    d->seqs[i] = d->seqs[src];
+    d->lens[i] = d->lens[src];
+    d->annot_of[i] = d->annot_of[src];
+    if (d->annot_of[i] >= 0 && d->annot->n_terms[d->annot_of[i]] > 0) d->n_annotated++;
+  }
+  d->n_proteins = n_total;
   return 0;
 }
 
@@ -380,6 +408,7 @@ void synth_data_free(synth_data_t *d) {
   if (!d) return;
   for (size_t i = 0; i < d->n_proteins; i++) {
     free(d->ids[i]);
+    if (i >= d->n_input) continue;  // extra proteins share their source's strings
     free(d->descs[i]);
     free(d->seqs[i]);
   }
@@ -487,12 +516,17 @@ int synth_plan_build(synth_plan_t *p, const synth_data_t *d, const synth_opts_t 
   p->n_proteins = np;
   size_t nt = go_n_terms(d->onto);
 
-  // term sizes over the proteins we have (propagated annotations)
-  uint32_t *count = ps_xcalloc(nt ? nt : 1, sizeof *count);
+  // term sizes over the proteins we have (propagated annotations): which terms qualify is decided
+  // over the input's proteins (nq), the planted sizes are counted over all of them
+  const size_t nq = d->n_input && d->n_input < np ? d->n_input : np;
+  uint32_t *count = ps_xcalloc(nt ? nt : 1, sizeof *count), *size = ps_xcalloc(nt ? nt : 1, sizeof *size);
   for (size_t i = 0; i < np; i++) {
     int64_t a = d->annot_of[i];
     if (a < 0) continue;
-    for (uint32_t k = 0; k < d->annot->n_terms[a]; k++) count[d->annot->terms[a][k]]++;
+    for (uint32_t k = 0; k < d->annot->n_terms[a]; k++) {
+      if (i < nq) count[d->annot->terms[a][k]]++;
+      size[d->annot->terms[a][k]]++;
+    }
   }
   int32_t *cand = ps_xmalloc((nt ? nt : 1) * sizeof *cand);
   uint32_t nc = 0;
@@ -514,11 +548,12 @@ int synth_plan_build(synth_plan_t *p, const synth_data_t *d, const synth_opts_t 
   for (size_t t = 0; t < nt; t++) feat_of[t] = -1;
   for (uint32_t f = 0; f < nf; f++) {
     p->feature_term[f] = cand[f];
-    p->feature_size[f] = count[cand[f]];
+    p->feature_size[f] = size[cand[f]];
     feat_of[cand[f]] = (int32_t)f;
   }
   free(cand);
   free(count);
+  free(size);
 
   // each protein's features (ascending: terms are sorted and features follow term order)
   p->prot_off = ps_xcalloc(np + 1, sizeof *p->prot_off);

@@ -65,6 +65,7 @@ enum {
   SYNTH_STREAM_MOTIF = 8,      // index: motif
   SYNTH_STREAM_RESIDUE_SET = 9,
   SYNTH_STREAM_SEQUENCE = 10,  // random sequences when the data have none; index: accession hash
+  SYNTH_STREAM_EXTRA = 11,     // source of an extra protein (synth_data_extend); index: protein
 };
 
 // Seed a stream: splitmix64 over (seed, stream, index) fills the xoshiro256** state.
@@ -107,6 +108,9 @@ extern const char synth_aa_letters[SYNTH_N_AA + 1];  // "ACDEFGHIKLMNPQRSTVWY"
 // ---- inputs ------------------------------------------------------------------------------
 typedef struct synth_data {
   size_t n_proteins;
+  size_t n_input;          // proteins read from the input; [n_input, n_proteins) are extra
+                           // proteins made by synth_data_extend (sequence and description shared
+                           // with their source, an input protein)
   char **ids;              // accessions, input order
   char **descs;            // FASTA description ("GENE name"), "" when none
   char **seqs;             // upper-case sequences
@@ -126,6 +130,14 @@ typedef struct synth_data {
 // 0 or <0 with err naming the file. Caller frees with synth_data_free (also after a failure).
 int synth_data_load(synth_data_t *d, const char *dir, ps_err_t *err);
 void synth_data_free(synth_data_t *d);
+// Grow the data to n_total proteins (> n_input) for planted sets larger than the input: extra
+// protein i draws a source among the input proteins (seeded: stream EXTRA, index i) and takes its
+// sequence, description and GO annotations; its id is "<source id>_x<i>". Each extra protein gets
+// its own magnitudes and noise (the protein stream is keyed by its index), so the term sets follow
+// the input's distribution and every planted term's size scales by about n_total / n_input. Terms
+// qualify for planting by their size among the input proteins (--min-size / --max-size mean the
+// same terms at every scale). Memory: ~40 B a protein plus its id. 0 or PS_ECONFIG.
+int synth_data_extend(synth_data_t *d, size_t n_total, uint64_t seed, ps_err_t *err);
 
 // ---- parameters --------------------------------------------------------------------------
 enum { SYNTH_LEVEL_PROTEIN = 1, SYNTH_LEVEL_RESIDUE = 2 };
@@ -153,6 +165,8 @@ typedef struct synth_opts {
   unsigned residue_formats;  // residue level: NPY | PT
   int f16;                   // also emb.f16.npy
   int layer;                 // layer number written in .pt files / meta: 12 (ESM2-35M's last)
+  uint32_t n_proteins;       // 0 = the input's; more: extra proteins (synth_data_extend; the caller
+                             // extends the data before the plan)
   uint32_t max_proteins;     // 0 = every protein; else only the first N of the input (quick
                              // tries, tests): term sizes are then counted over those N
   int quiet;                 // no summary on stdout

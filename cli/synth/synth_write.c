@@ -247,10 +247,12 @@ static int write_meta(synth_out_t *c, const synth_plan_t *p, const synth_summary
   json_object_set_new(params, "f16", json_boolean(o->f16));
   json_object_set_new(params, "layer", json_integer(o->layer));
   json_object_set_new(params, "max_proteins", json_integer(o->max_proteins));
+  json_object_set_new(params, "n_proteins", json_integer(o->n_proteins));
 
   json_t *counts = json_object();
   json_object_set_new(counts, "proteins", json_integer((json_int_t)p->n_proteins));
-  json_object_set_new(counts, "proteins_in_input", json_integer((json_int_t)d->n_proteins));
+  json_object_set_new(counts, "proteins_in_input", json_integer((json_int_t)d->n_input));
+  json_object_set_new(counts, "proteins_extra", json_integer((json_int_t)(d->n_proteins - d->n_input)));
   json_object_set_new(counts, "proteins_annotated", json_integer((json_int_t)d->n_annotated));
   json_object_set_new(counts, "proteins_with_features", json_integer((json_int_t)s->n_with_features));
   json_object_set_new(counts, "dropped_duplicate_ids", json_integer((json_int_t)d->dropped_duplicates));

@@ -279,6 +279,73 @@ static void test_outliers(void **state) {
   synth_plan_free(&p);
 }
 
+// synth_data_extend: planted sets larger than the input. Extra proteins take the term sets of
+// input proteins (the same features as their source), their own noise, and every planted term's
+// size grows with the set while the qualifying terms stay those of the input.
+static void test_extend(void **state) {
+  (void)state;
+  synth_data_t d;
+  char dir[PATH_MAX + 32];
+  snprintf(dir, sizeof dir, "%s/" SX_DATA, fx_shared_dir);
+  ps_err_t e = {0};
+  assert_int_equal(synth_data_load(&d, dir, &e), 0);
+  const size_t n0 = d.n_proteins;
+  assert_int_equal(d.n_input, n0);
+  assert_int_equal(synth_data_extend(&d, n0, 1, &e), PS_ECONFIG);  // not larger: refused
+  assert_non_null(strstr(e.msg, "--n-proteins"));
+  synth_opts_t o;
+  small_opts(&o, "/nonexistent");
+  synth_plan_t p0, p1;
+  assert_int_equal(synth_plan_build(&p0, &d, &o, &e), 0);
+  assert_int_equal(synth_data_extend(&d, 3 * n0, o.seed, &e), 0);
+  assert_int_equal(d.n_proteins, 3 * n0);
+  assert_int_equal(synth_plan_build(&p1, &d, &o, &e), 0);
+  assert_int_equal(p1.n_proteins, 3 * n0);
+  assert_int_equal(p1.n_features, p0.n_features);
+  assert_memory_equal(p1.feature_term, p0.feature_term, p0.n_features * sizeof *p0.feature_term);
+  // the first n0 proteins are unchanged
+  assert_memory_equal(p1.prot_off, p0.prot_off, (n0 + 1) * sizeof *p0.prot_off);
+  uint64_t s0 = 0, s1 = 0;
+  for (uint32_t f = 0; f < p0.n_features; f++) {
+    s0 += p0.feature_size[f];
+    s1 += p1.feature_size[f];
+    assert_true(p1.feature_size[f] >= p0.feature_size[f]);
+  }
+  assert_true(s1 > 2.7 * s0 && s1 < 3.3 * s0);  // sizes scale with the set
+  uint64_t members = 0;
+  for (size_t i = 0; i < p1.n_proteins; i++) members += p1.prot_off[i + 1] - p1.prot_off[i];
+  assert_int_equal(members, s1);
+  float *x = malloc(o.dim * sizeof *x), *y = malloc(o.dim * sizeof *y);
+  size_t checked = 0;
+  for (size_t i = n0; i < 3 * n0; i += 997) {
+    // id "<source>_x<i>"; the source's features, the source's sequence, its own vector
+    char want[64];
+    snprintf(want, sizeof want, "_x%zu", i);
+    size_t L = strlen(d.ids[i]), W = strlen(want);
+    assert_true(L > W && !strcmp(d.ids[i] + L - W, want));
+    size_t src = n0;
+    for (size_t j = 0; j < n0 && src == n0; j++)
+      if (strlen(d.ids[j]) == L - W && !strncmp(d.ids[j], d.ids[i], L - W)) src = j;
+    assert_true(src < n0);
+    assert_ptr_equal(d.seqs[i], d.seqs[src]);
+    uint64_t ni = p1.prot_off[i + 1] - p1.prot_off[i], ns = p1.prot_off[src + 1] - p1.prot_off[src];
+    assert_int_equal(ni, ns);
+    assert_memory_equal(p1.prot_feat + p1.prot_off[i], p1.prot_feat + p1.prot_off[src], ni * sizeof *p1.prot_feat);
+    synth_protein_vector(&p1, i, x, NULL, NULL, NULL);
+    synth_protein_vector(&p1, src, y, NULL, NULL, NULL);
+    double diff = 0;
+    for (uint32_t j = 0; j < o.dim; j++) diff += fabs((double)x[j] - y[j]);
+    assert_true(diff > 0.01 * o.dim);  // fresh noise (0.03 sd a dimension)
+    checked++;
+  }
+  assert_true(checked > 30);
+  free(x);
+  free(y);
+  synth_plan_free(&p0);
+  synth_plan_free(&p1);
+  synth_data_free(&d);
+}
+
 int main(void) {
   const struct CMUnitTest pure[] = {
       cmocka_unit_test(test_rng),
@@ -293,6 +360,7 @@ int main(void) {
       cmocka_unit_test(test_plan_truth),
       cmocka_unit_test(test_planted_signal),
       cmocka_unit_test(test_outliers),
+      cmocka_unit_test(test_extend),
   };
   return cmocka_run_group_tests_name("synth_data", data, sx_setup, sx_teardown);
 }
