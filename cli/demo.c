@@ -55,7 +55,7 @@ static const ps_config_entry_t table[] = {
     {"seed", "1", "seed of the planted dataset"},
     {"dim", "480", "embedding dimension (480 = ESM2-35M)"},
     {"n-terms", "1000", "planted GO-term features"},
-    {"batch-rows", "1024", "rows per batch"},
+    {"batch-rows", "1024", "rows per batch the readers send (a training step's rows: --train-batch)"},
     {"regenerate", "0", "regenerate the dataset even when the work directory has one"},
     // the SAE training recipe (cli/demo_train.c; docs/experiments/2026-12-06-recipe-budget.md)
     {"arch", "batchtopk", "SAE architecture: topk | batchtopk | relu | jumprelu"},
@@ -384,6 +384,11 @@ int cli_demo(int argc, char **argv) {
   ps_config_bool(cfg, "regenerate", &regen, NULL);
   if (ps_config_i64(cfg, "encoders", &n_enc, &err) < 0 || n_enc < 1 || n_enc > 16) {
     fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
+    goto out;
+  }
+  demo_train_plan_t check;  // the training keys, checked before anything runs
+  if (demo_train_plan(cfg, 1, &check, &err) < 0) {
+    fprintf(stderr, "protsae demo: %s\n", err.msg);
     goto out;
   }
   mkdir(work, 0755);

@@ -44,10 +44,17 @@ int demo_train_plan(const ps_config_t *cfg, int64_t n_rows, demo_train_plan_t *p
     return PS_ECONFIG;
   if (strcmp(p->arch, "topk") && strcmp(p->arch, "batchtopk") && strcmp(p->arch, "relu") && strcmp(p->arch, "jumprelu"))
     return ps_err_set(err, PS_ECONFIG, "--arch %s: expected topk, batchtopk, relu or jumprelu", p->arch);
-  if (budget < 1 || p->epochs < 0 || p->batch < 1 || p->batch > 2048 || !(p->lr > 0) || !(decay >= 0 && decay <= 1) ||
-      ckpt < 0)
-    return ps_err_set(err, PS_ECONFIG, "need --train-rows >= 1, --train-epochs >= 0, --train-batch 1..2048, --lr > 0, "
-                                       "--lr-decay in [0, 1], --ckpt-every >= 0");
+  const char *bad = budget < 1 ? "--train-rows %s: need >= 1"
+                    : p->epochs < 0 ? "--train-epochs %s: need >= 0 (0 = from --train-rows)"
+                    : p->batch < 1 ? "--train-batch %s: need >= 1"
+                    : !(p->lr > 0) ? "--lr %s: need > 0"
+                    : !(decay >= 0 && decay <= 1) ? "--lr-decay %s: need a share of the steps in [0, 1]"
+                    : ckpt < 0 ? "--ckpt-every %s: need >= 0 (0 = about 256,000 rows)" : NULL;
+  if (bad) {
+    char key[32];
+    sscanf(bad + 2, "%31[a-z-]", key);
+    return ps_err_set(err, PS_ECONFIG, bad, ps_config_str(cfg, key));
+  }
   if (p->epochs == 0) p->epochs = budget / n_rows > 1 ? budget / n_rows : 1;
   if (p->epochs > UINT32_MAX / 2) return ps_err_set(err, PS_ECONFIG, "--train-epochs %lld: too many", (long long)p->epochs);
   p->steps = ceil_div(p->epochs * n_rows, p->batch);
