@@ -522,6 +522,8 @@ have_data:;
   }
   printf("      trained in %.0f s (%lld rows, %lld steps)\n", train_s, (long long)train_rows, (long long)train_steps);
 trained:;
+  if (isnan(train_s) && demo_train_done(best, &train_steps, &train_rows, &err) < 0)  // reused: its figures if it has them
+    train_rows = 0, err.msg[0] = 0;
   recovery_t rec = {.planted_recovery_cos09 = NAN};
   if (user) {
     printf("      (your data has no planted truth: recovery not measured)\n");
