@@ -2,7 +2,8 @@
 // Swiss-Prot proteins and their GO annotations), each stage a separate process over ipc://, all
 // under one supervisor (supervise.h: one process group, restarts, Ctrl-C stops everything):
 //   1. generate the dataset (once; cached in the work directory)
-//   2. train a TopK SAE: protsae-reader -> protsae-trainer; planted-feature recovery (in-process)
+//   2. train an SAE (demo_train.c: the recipe, BatchTopK by default): protsae-reader ->
+//      protsae-trainer; planted-feature recovery (in-process)
 //   3. encode: protsae-reader -> N x protsae-encoder -> protsae-scorer (RocksDB feature store), and
 //      the same with the raw dimensions (protsae-encoder --neurons 1) for the baseline; the two
 //      topologies run one after the other (each has the machine's cores to itself)
@@ -34,6 +35,7 @@
 #include "topo.h"
 #include "cli.h"
 #include "config.h"
+#include "demo_train.h"
 #include "emb.h"
 #include "fasta.h"
 #include "featstore.h"
@@ -53,13 +55,26 @@ static const ps_config_entry_t table[] = {
     {"seed", "1", "seed of the planted dataset"},
     {"dim", "480", "embedding dimension (480 = ESM2-35M)"},
     {"n-terms", "1000", "planted GO-term features"},
-    {"batch-rows", "1024", "rows per batch"},
+    {"batch-rows", "1024", "rows per batch the readers send (a training step's rows: --train-batch)"},
     {"regenerate", "0", "regenerate the dataset even when the work directory has one"},
-    {"train-epochs", "100", "passes over the data for the SAE"},
+    // the SAE training recipe (cli/demo_train.c; docs/experiments/2026-12-06-recipe-budget.md)
+    {"arch", "batchtopk", "SAE architecture: topk | batchtopk | relu | jumprelu"},
     {"d-sae", "2048", "SAE dictionary size"},
-    {"k", "8", "TopK: active latents per protein"},
+    {"k", "10", "topk: active latents per protein; batchtopk: their mean over a batch"},
+    {"train-rows", "1500000", "training budget in rows (proteins x epochs): sets the epochs when --train-epochs is 0"},
+    {"train-epochs", "0", "passes over the data (0 = max(1, floor(train-rows / proteins)))"},
+    {"train-batch", "64", "rows per training step"},
+    {"lr", "1.5e-3", "learning rate (Adam)"},
+    {"lr-decay", "0.333", "share of the steps, at the end, over which the learning rate decays linearly to 0"},
+    {"tie-coeff", "3e-4", "weight of the tie between encoder columns and decoder rows"},
+    {"init-from-data", "1", "decoder rows start at training rows (minus b_dec); 0 = random"},
+    {"normalize-per-sample", "0", "(x - mean) / std on every row before the SAE"},
+    {"aux-coeff", "0.03125", "AuxK loss weight (topk, batchtopk)"},
+    {"k-aux", "-1", "AuxK latents (-1 = d_in / 2; 0 = off)"},
+    {"train-threads", "1", "trainer threads (BLAS and sparse kernels; 0 = all CPUs)"},
+    {"ckpt-every", "0", "trainer checkpoint interval (steps; 0 = about 256,000 rows): a restarted trainer resumes "
+                        "from the last one"},
     {"encoders", "2", "encoder processes"},
-    {"ckpt-every", "500", "trainer checkpoint interval (steps): a restarted trainer resumes from the last one"},
     {"retrain", "1", "0: reuse the SAE already trained in the work directory (sae/latest) when there is one"},
     {"n-interpret", "200", "features and neurons explained and scored (each)"},
     {"holdout", "0.1", "share of proteins held out of the GO enrichment and annotated in step 6 (seeded by --seed)"},
@@ -371,6 +386,11 @@ int cli_demo(int argc, char **argv) {
     fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
     goto out;
   }
+  demo_train_plan_t check;  // the training keys, checked before anything runs
+  if (demo_train_plan(cfg, 1, &check, &err) < 0) {
+    fprintf(stderr, "protsae demo: %s\n", err.msg);
+    goto out;
+  }
   mkdir(work, 0755);
   if (!realpath(work, absw)) snprintf(absw, sizeof absw, "%s", work);
   snprintf(logs, sizeof logs, "%s/logs", absw);
@@ -446,7 +466,7 @@ int cli_demo(int argc, char **argv) {
   snprintf(fasta, sizeof fasta, "%s/proteins.fasta", synth_dir);
 have_data:;
 
-  // [2/6] train a TopK SAE on the stream, then measure how many planted features it recovered
+  // [2/6] train an SAE on the stream (the recipe: demo_train.c), then measure how many planted features it recovered
   char reader[PATH_MAX], trainer[PATH_MAX], sae_dir[PATH_MAX], best[PATH_MAX + 8], truth[PATH_MAX + 32],
       cfgp[PATH_MAX + 32];
   if (need_stage("reader", reader, sizeof reader) || need_stage("trainer", trainer, sizeof trainer)) goto out;
@@ -454,6 +474,8 @@ have_data:;
   snprintf(best, sizeof best, "%s/latest", sae_dir);
   snprintf(truth, sizeof truth, "%s/truth/directions.npy", synth_dir);
   int retrain = 1;
+  int64_t train_steps = 0, train_rows = 0;
+  double train_s = NAN;  // NAN: not trained in this run
   ps_config_bool(cfg, "retrain", &retrain, NULL);
   snprintf(cfgp, sizeof cfgp, "%s/cfg.json", best);
   if (!retrain && access(cfgp, R_OK) == 0) {
@@ -465,42 +487,25 @@ have_data:;
     goto out;
   }
   t1 = ps_mono_s();
-  printf("[2/6] training a TopK SAE (d_sae %s, k %s, %s epochs): protsae-reader -> protsae-trainer\n",
-         ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), ps_config_str(cfg, "train-epochs"));
   {
-    // One restart group: a trainer or reader that dies is reported and both restart, the trainer
-    // from its last checkpoint (--resume 1), the reader from the start of the (deterministic)
-    // stream, of which the trainer skips what the checkpoint holds: the weights end the same.
+    int64_t n_rows = 0;
+    demo_train_plan_t plan;
+    if (demo_train_count_rows(emb, ids, &n_rows, &err) < 0 || demo_train_plan(cfg, n_rows, &plan, &err) < 0) {
+      fprintf(stderr, "protsae demo: %s\n", err.msg);
+      goto out;
+    }
+    printf("[2/6] training the SAE: %s, d_sae %s, k %s, batch %lld, lr %g (linear decay to 0 over the last %lld of "
+           "%lld steps), %lld epochs x %lld proteins = %lld rows: protsae-reader -> protsae-trainer\n",
+           plan.arch, ps_config_str(cfg, "d-sae"), ps_config_str(cfg, "k"), (long long)plan.batch, plan.lr,
+           (long long)plan.decay_steps, (long long)plan.steps, (long long)plan.epochs, (long long)n_rows,
+           (long long)(plan.epochs * n_rows));
     topo_t *t = topo_new(g_logs);
-    int trp = prom_free_port(), tp = prom_free_port();  // trainer: loss, L0, dead %; reader: progress
-    size_t ti = topo_add(t, "trainer", SV_SINK, 3, 1);
-    argv_push(t->argv[ti], trainer);
-    topo_arg(t, ti, "--in", "@ipc://%s/train.ipc", absw);
-    topo_arg(t, ti, "--out", "%s", sae_dir);
-    topo_arg(t, ti, "--resume", "0");
-    topo_arg(t, ti, "--d-sae", "%s", ps_config_str(cfg, "d-sae"));
-    topo_arg(t, ti, "--k", "%s", ps_config_str(cfg, "k"));
-    topo_arg(t, ti, "--batch-rows", "512");
-    topo_arg(t, ti, "--lr", "1e-3");
-    topo_arg(t, ti, "--shuffle-rows", "16384");
-    topo_arg(t, ti, "--eval-every", "500");
-    topo_arg(t, ti, "--ckpt-every", "%s", ps_config_str(cfg, "ckpt-every"));
-    topo_arg(t, ti, "--log-every", "20");
-    topo_arg(t, ti, "--timeout-ms", "600000");
-    topo_arg(t, ti, "--metrics-port", "%d", trp);
-    topo_restart_with(t, ti, "--resume", "1");
-    size_t ri = topo_add(t, "train-reader", SV_SERVICE, 3, 1);
-    argv_push(t->argv[ri], reader);
-    topo_arg(t, ri, "--emb", "%s", emb);
-    topo_arg(t, ri, "--fasta", "%s", fasta);
-    topo_arg(t, ri, "--out", ">ipc://%s/train.ipc", absw);
-    topo_arg(t, ri, "--batch-rows", "%s", ps_config_str(cfg, "batch-rows"));
-    topo_arg(t, ri, "--epochs", "%s", ps_config_str(cfg, "train-epochs"));
-    topo_arg(t, ri, "--run-id", "demo-train");
-    topo_arg(t, ri, "--metrics-port", "%d", tp);
-    if (ids) topo_arg(t, ri, "--ids", "%s", ids);
+    demo_train_io_t io = {.trainer = trainer, .reader = reader, .work = absw, .sae_dir = sae_dir, .emb = emb,
+                          .fasta = fasta, .ids = ids, .reader_batch = ps_config_str(cfg, "batch-rows"),
+                          .trainer_port = prom_free_port(), .reader_port = prom_free_port()};
+    demo_train_topo(t, cfg, &plan, &io);
     sv_result_t res;
-    rc = topo_run(t, "training stream", tp, trp, &res);
+    rc = topo_run(t, "training stream", io.reader_port, io.trainer_port, &res);
     topo_free(t);
     if (rc) {
       status = rc;
@@ -510,8 +515,15 @@ have_data:;
       printf("      %d restart%s of the training (the trainer resumed from its last checkpoint)\n", res.restarts,
              res.restarts > 1 ? "s" : "");
   }
-  printf("      trained in %.0f s\n", ps_mono_s() - t1);
+  train_s = ps_mono_s() - t1;
+  if (demo_train_done(best, &train_steps, &train_rows, &err) < 0) {
+    fprintf(stderr, "protsae demo: the finished training: %s\n", err.msg);
+    goto out;
+  }
+  printf("      trained in %.0f s (%lld rows, %lld steps)\n", train_s, (long long)train_rows, (long long)train_steps);
 trained:;
+  if (isnan(train_s) && demo_train_done(best, &train_steps, &train_rows, &err) < 0)  // reused: its figures if it has them
+    train_rows = 0, err.msg[0] = 0;
   recovery_t rec = {.planted_recovery_cos09 = NAN};
   if (user) {
     printf("      (your data has no planted truth: recovery not measured)\n");
@@ -683,6 +695,7 @@ trained:;
   char *pargv[] = {"report", "--workdir", absw, "--data", datadir, NULL};
   if (cli_report(5, pargv) != 0) goto out;
   printf("planted_recovery_cos09: %.4f\n", rec.planted_recovery_cos09);
+  printf("train_seconds: %.1f\ntrain_rows: %lld\n", train_s, (long long)train_rows);
   printf("features_with_go_fraction: %.4f\nneurons_with_go_fraction: %.4f\n", fgo, ngo);
   printf("features_mean_r: %.4f\nneurons_mean_r: %.4f\n", fr, nr);
   printf("annotate_heldout_proteins: %lld\nannotate_evaluated_proteins: %.0f\n", (long long)n_held, n_eval);
@@ -694,7 +707,7 @@ trained:;
     printf("annotate_fmax_%s: %.4f\nannotate_naive_fmax_%s: %.4f\nannotate_knn_fmax_%s: %.4f\n", nsn[k],
            fm[1 + k].fmax, nsn[k], naive[1 + k].fmax, nsn[k], knn[1 + k].fmax);
   printf("seconds: %.1f\n", ps_mono_s() - t0);
-  printf("sae: %s (SAELens directory; %s/best is the best on validation MSE)\n", best, sae_dir);
+  printf("sae: %s (SAELens directory)\n", best);
   status = 0;
 out:
   ps_config_destroy(&cfg);

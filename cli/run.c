@@ -1,8 +1,9 @@
 // protsae run CONFIG — the demo's pipeline on a user's own data and settings.
 //
 // CONFIG is a text file of `key = value` lines ('#' starts a comment; blank lines ignored); the
-// keys are those of `protsae demo --help` (workdir, emb, fasta, ids, data, d-sae, k, train-epochs,
-// encoders, n-interpret, mode, ...). Flags after CONFIG override the file, PROTSAE_* environment
+// keys are those of `protsae demo --help` (workdir, emb, fasta, ids, data; the training recipe:
+// arch, d-sae, k, train-rows, train-epochs, train-batch, lr, lr-decay, tie-coeff, init-from-data,
+// ...; encoders, n-interpret, mode, ...). Flags after CONFIG override the file, PROTSAE_* environment
 // variables override both (as for every command). A key the pipeline does not know, a line
 // without '=', or a key given twice is an error naming the file and line. A CONFIG that is a
 // directory, or that gives no `emb` (an empty file: nothing of the user's to run; the planted
@@ -15,6 +16,7 @@
 //   data = /path/to/annotations # proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz
 //   d-sae = 4096
 //   k = 16
+//   train-rows = 3000000        # the row budget: epochs = floor(3M / proteins)
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@ T=$(mktemp -d /tmp/protsae-demo.XXXXXX); trap '[ -n "${KEEP:-}" ] || rm -rf "$T"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 unset ANTHROPIC_API_KEY OPENAI_API_KEY
 PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 4 \
-  --n-interpret 30 --batch-rows 128 --ckpt-every 40 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
+  --n-interpret 30 --batch-rows 128 --ckpt-every 300 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
 cat "$T/out"
 for pat in '^\[2/6\]' '^\[3/6\]' '^\[4/6\]' '^\[5/6\]' '^\[6/6\]' '^planted_recovery_cos09: ' \
            'with >= 1 significant GO term' 'median best F1' '^ *mode: offline' '^ *mean_r ' '^seconds: ' \
@@ -32,6 +32,19 @@ for k in features_mean_r neurons_mean_r; do
   awk -v v="$v" 'BEGIN{exit !(v ~ /^-?[0-9.]+$/ && v >= -1 && v <= 1)}' || fail "$k = $v, not in [-1, 1]"
 done
 kv report >/dev/null || fail "no report: line"
+# step 2 trains the default recipe (cli/demo_train.c) for the 4 epochs asked, on every protein:
+# no validation split takes rows from the stream, and the lr schedule spans the planned steps
+np=$(wc -l <"$T/w/synth/proteins.ids")
+grep -q "^\[2/6\] training the SAE: batchtopk, d_sae 2048, k 10, batch 64, lr 0.0015 .* 4 epochs x $np proteins = $((4 * np)) rows" \
+  "$T/out" || fail "step 2 does not print the recipe"
+[ "$(kv train_rows)" = $((4 * np)) ] || fail "train_rows $(kv train_rows), expected 4 x $np"
+awk -v s="$(kv train_seconds)" 'BEGIN{exit !(s > 0)}' || fail "train_seconds $(kv train_seconds)"
+steps=$(( (4 * np + 63) / 64 ))
+for c in "arch=batchtopk" "batch-rows=64" "total-steps=$steps" "decay-steps=$(( (steps * 333 + 500) / 1000 ))" \
+         "tie-coeff=3e-4" "init-from-data=1" "threads=1"; do
+  grep -q "config $c origin=flag" "$T/w/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
+done
+grep -q "config val-fraction=0 origin=flag" "$T/w/logs/train-reader.log" || fail "the training reader splits off validation"
 # the held-out proteins: ~10% of the dataset, left out of the enrichment, all annotated and evaluated
 nh=$(kv annotate_heldout_proteins); ne=$(kv annotate_evaluated_proteins)
 awk -v n="$nh" -v e="$ne" 'BEGIN{exit !(n > 1200 && n < 2300 && e > 0.9 * n && e <= n)}' || fail "held out $nh, evaluated $ne"
@@ -100,7 +113,7 @@ PY
 cp "$T/w/sae/latest/sae_weights.safetensors" "$T/ref.weights"
 rm -rf "$T/w/logs" "$T/w/sae"
 PROTSAE_DATA=$SHARED/data/human-swissprot "$B/cli/protsae" demo --workdir "$T/w" --n-terms 200 --train-epochs 4 \
-  --retrain 1 --ckpt-every 40 --n-interpret 30 --batch-rows 128 >"$T/out2" 2>"$T/err2" &
+  --retrain 1 --ckpt-every 300 --n-interpret 30 --batch-rows 128 >"$T/out2" 2>"$T/err2" &
 demo=$!
 for i in $(seq 1 600); do [ -e "$T/w/sae/latest" ] && break; sleep 0.05; done
 pkill -9 -f "protsae-trainer --in .*$T/w/train.ipc" || fail "no trainer to kill"

@@ -24,6 +24,11 @@ data = $data
 train-epochs = 3
 d-sae = 256
 k = 8
+arch = topk                 # the recipe's keys reach the trainer
+train-batch = 128
+lr = 2e-3
+lr-decay = 0.5
+tie-coeff = 0
 
 n-interpret = 20
 batch-rows = 128
@@ -41,6 +46,15 @@ for k in features_with_go_fraction neurons_with_go_fraction features_mean_r neur
 done
 grep -q '"k": *6' "$T/w/sae/latest/cfg.json" || fail "--k 6 after CONFIG did not override k = 8"
 grep -q '"d_sae": *256' "$T/w/sae/latest/cfg.json" || fail "d-sae = 256 from CONFIG not used"
+grep -q '"architecture": *"topk"' "$T/w/sae/latest/cfg.json" || fail "arch = topk from CONFIG not used"
+# the training keys in the trainer's effective configuration: 3 epochs of the 3,000 proteins in
+# batches of 128 = 71 steps, lr decaying over the last half of them (36); no validation split
+for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=71" "decay-steps=36" "tie-coeff=0" "k=6"; do
+  grep -q "config $c origin=flag" "$T/w/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
+done
+grep -q "config val-fraction=0 origin=flag" "$T/w/logs/train-reader.log" || fail "the training reader splits off validation"
+grep -q "^train_rows: 9000$" "$T/out" || fail "train_rows: expected 3 x 3000"
+grep -q "3 epochs x 3000 proteins = 9000 rows" "$T/out" || fail "step 2 does not print the plan"
 "$P" features --db "$T/w/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"
 [ -s "$T/w/report.html" ] || fail "no report"
 # one supervisor ran the stages: their logs, one encoder (encoders = 1), nothing left running
