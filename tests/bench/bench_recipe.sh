@@ -9,7 +9,7 @@
 # Epochs = max(1, floor(train-rows / N)) for N proteins, as the demo derives them.
 #
 # Parts (BENCH_RECIPE_PARTS, space-separated; default all):
-#   headline  synth defaults (seed 1), trained alone on BENCH_THREADS (2) threads:
+#   headline  synth defaults (seed 1), trained alone on the demo's train-threads (1):
 #             planted_recovery_cos09, recipe_train_seconds, recipe_rows_processed
 #   shapes    synth defaults and d 320, d 1280, 500 and 2,000 terms, each with data seed = trainer
 #             seed = 1, 2, 3 (BENCH_SEEDS): recipe_cos09_SHAPE_seedS and _min / _max per shape
@@ -44,8 +44,8 @@ opt() { # NAME FALLBACK: BENCH_RECIPE_<NAME> from the environment, else the defa
 }
 arch=$(opt arch batchtopk); dsae=$(opt d-sae 2048); k=$(opt k 10); rows_budget=$(opt train-rows 1500000)
 batch=$(opt train-batch 64); lr=$(opt lr 1.5e-3); decay=$(opt lr-decay 0.333); tie=$(opt tie-coeff 3e-4)
-ffd=$(opt init-from-data 1)
-echo "recipe: $arch d_sae $dsae k $k batch $batch lr $lr decay $decay tie $tie init_from_data $ffd rows $rows_budget"
+ffd=$(opt init-from-data 1); threads=$(opt train-threads 1)
+echo "recipe: $arch d_sae $dsae k $k batch $batch lr $lr decay $decay tie $tie init_from_data $ffd rows $rows_budget threads $threads"
 
 # train NAME EMB IDS EPOCHS THREADS [extra trainer args] (env NROWS: rows a pass, default the ids'
 # count; TSEED: trainer seed): writes $T/NAME.out (trainer summary) and
@@ -81,7 +81,7 @@ throttle() { while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; do
 case " $parts " in *" headline "*)
   synth "$T/s1" --seed 1
   n=$(wc -l <"$T/s1/proteins.ids"); ep=$(epochs_for "$n")
-  train headline "$T/s1/emb.npy" "$T/s1/proteins.ids" "$ep" "${BENCH_THREADS:-2}"
+  train headline "$T/s1/emb.npy" "$T/s1/proteins.ids" "$ep" "$threads"
   echo "planted_recovery_cos09: $(cos09 "$T/headline.sae/latest" "$T/s1/truth/directions.npy")"
   echo "recipe_train_seconds: $(cat "$T/headline.sec")"
   echo "recipe_rows_processed: $(awk -F': ' '$1=="rows_trained"{print $2}' "$T/headline.out")"
