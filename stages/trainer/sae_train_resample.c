@@ -1,6 +1,6 @@
 // sae_train_resample.c — dead-latent resampling toward badly reconstructed rows (Anthropic 2023,
 // "Towards monosemanticity", adapted): the rows at hand are encoded and decoded with the current
-// model; each dead latent (no firing for dead_steps steps) takes a row drawn with probability
+// model; each dead latent (no firing for dead_after steps, default dead_steps) takes a row drawn with probability
 // proportional to the square of its loss ||y - y^||^2 (without replacement, so no two latents get
 // the same row); its decoder row becomes that row's residual y - y^ at the latent's current norm
 // (unit with the unit-norm decoder), its encoder column the same direction at enc_scale x the mean
@@ -44,7 +44,7 @@ static int residuals(sae_trainer_t *t, const float *x, const float *y, int64_t n
 }
 
 int sae_trainer_resample(sae_trainer_t *t, const float *x, const float *y, int64_t n, uint64_t seed,
-                         double enc_scale, int64_t *n_resampled, ps_err_t *err) {
+                         int64_t dead_after, double enc_scale, int64_t *n_resampled, ps_err_t *err) {
   sae_t *s = t->s;
   const sae_cfg_t *c = &s->cfg;
   int64_t d = c->d_in, o = c->d_out, ns = c->d_sae;
@@ -54,11 +54,12 @@ int sae_trainer_resample(sae_trainer_t *t, const float *x, const float *y, int64
                       sae_arch_name(c->arch));
   if (c->transcoder || d != o)
     return ps_err_set(err, PS_ECONFIG, "resample: dead-latent resampling is for SAEs (d_in = d_out), not transcoders");
-  if (t->o.dead_steps <= 0 || n <= 0) return 0;
+  if (dead_after <= 0) dead_after = t->o.dead_steps;
+  if (dead_after <= 0 || n <= 0) return 0;
   int64_t nd = 0;
   double enc_sum = 0;
   for (int64_t j = 0; j < ns; j++) {
-    if (t->since_fired[j] >= t->o.dead_steps) {
+    if (t->since_fired[j] >= dead_after) {
       nd++;
     } else {
       double nn = 0;
@@ -84,7 +85,7 @@ int sae_trainer_resample(sae_trainer_t *t, const float *x, const float *y, int64
   uint64_t st = seed ^ 0x4E5A3B1E5A3B1E5ULL;
   int64_t done = 0;
   for (int64_t j = 0; j < ns && wsum > 0; j++) {
-    if (t->since_fired[j] < t->o.dead_steps) continue;
+    if (t->since_fired[j] < dead_after) continue;
     double u = ps_unit53(ps_splitmix64(&st)) * wsum, acc = 0;
     int64_t r = 0, last = -1;
     for (; r < n; r++) {

@@ -524,7 +524,7 @@ static int resample_dead(run_t *r, int64_t step, ps_err_t *err) {
   float *x, *y;
   int64_t n = rows_at_hand(r, &x, &y), done = 0;
   int rc = sae_trainer_resample(r->tr, x, r->has_target ? y : NULL, n, ps_mix64(o->seed ^ ps_mix64((uint64_t)step)),
-                                o->resample_enc_scale, &done, err);
+                                o->resample_dead_steps, o->resample_enc_scale, &done, err);
   if (y != x) free(y);
   free(x);
   if (!rc) PS_INFO("trainer: step %lld: %lld dead latents resampled from %lld rows", (long long)step,

@@ -391,7 +391,7 @@ static void run_resample(double enc_scale) {
   float before[6 * 6];
   memcpy(before, s->W_dec, sizeof before);
   int64_t done = -1;
-  assert_int_equal(sae_trainer_resample(t, x, NULL, 5, 42, enc_scale, &done, &err), 0);
+  assert_int_equal(sae_trainer_resample(t, x, NULL, 5, 42, 0, enc_scale, &done, &err), 0);
   assert_int_equal(done, 2);
   const float h = 1.0f / sqrtf(2.0f), fe = enc_scale > 0 ? 0.2f * h : h;
   for (int i = 0; i < 6; i++) {
@@ -429,7 +429,7 @@ static void run_resample(double enc_scale) {
   assert_int_equal(sae_new(&s, &c, &err), 0);
   sae_train_opts_default(&o, &s->cfg);
   assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
-  assert_int_equal(sae_trainer_resample(t, x, NULL, 5, 42, enc_scale, &done, &err), PS_ECONFIG);
+  assert_int_equal(sae_trainer_resample(t, x, NULL, 5, 42, 0, enc_scale, &done, &err), PS_ECONFIG);
   assert_non_null(strstr(err.msg, "topk or batchtopk"));
   sae_trainer_free(&t);
   sae_free(&s);
