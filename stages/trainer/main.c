@@ -67,6 +67,10 @@ static const ps_config_entry_t table[] = {
     {"b-dec-init", "median", "none | mean | median (geometric median of the first batch)"},
     {"dec-init-norm", "0.1", "initial decoder row norm"},
     {"init-from-data", "0", "experimental: initial decoder rows (SAE: and encoder columns) = random training rows minus b_dec (shuffle buffer and first batch), scaled to --dec-init-norm"},
+    {"resample-every", "0", "experimental: topk / batchtopk SAE: every N steps, dead latents (--dead-steps) get the residual direction of shuffle-buffer rows drawn with probability ~ (squared error)^2 (0 = off)"},
+    {"resample-dead-steps", "0", "experimental: resample the latents silent for this many steps (0 = --dead-steps)"},
+    {"resample-until", "0.5", "experimental: resample only while step <= this fraction of --total-steps (0 = no limit)"},
+    {"resample-enc-scale", "0.2", "experimental: a resampled latent's encoder norm = this x the mean live encoder norm (0 = tied to the decoder row)"},
     {"model-name", "esm2", "name recorded in cfg.json"},
     // optimiser
     {"lr", "-1", "learning rate (-1 = 1e-4, relu 5e-5)"},
@@ -110,6 +114,8 @@ typedef struct {
   int64_t d_sae, k, k_aux, dead_steps, l1_warmup, unit_norm;
   double aux_coeff, ortho_coeff, ortho_margin, tie_coeff, l1, l0_coeff, jr_bandwidth, jr_init_threshold, dec_init_norm;
   int per_sample, dataset_norm, init_from_data;
+  int64_t resample_every, resample_dead_steps;
+  double resample_until, resample_enc_scale;
   // optimiser
   double lr, beta1, beta2, eps, clip;
   int64_t warmup, decay, total_steps;
@@ -144,7 +150,9 @@ static int read_args(const ps_config_t *cfg, trainer_args_t *a, ps_err_t *err) {
       PS_CFG_STR("matryoshka", &a->matryoshka), PS_CFG_BOOL("normalize-per-sample", &a->per_sample),
       PS_CFG_BOOL("dataset-norm", &a->dataset_norm), PS_CFG_I64("unit-norm-decoder", &a->unit_norm),
       PS_CFG_STR("b-dec-init", &a->b_dec_init), PS_CFG_F64("dec-init-norm", &a->dec_init_norm),
-      PS_CFG_BOOL("init-from-data", &a->init_from_data),
+      PS_CFG_BOOL("init-from-data", &a->init_from_data), PS_CFG_I64("resample-every", &a->resample_every),
+      PS_CFG_I64("resample-dead-steps", &a->resample_dead_steps),
+      PS_CFG_F64("resample-until", &a->resample_until), PS_CFG_F64("resample-enc-scale", &a->resample_enc_scale),
       PS_CFG_STR("model-name", &a->model_name),
       PS_CFG_F64("lr", &a->lr), PS_CFG_F64("beta1", &a->beta1), PS_CFG_F64("beta2", &a->beta2), PS_CFG_F64("eps", &a->eps),
       PS_CFG_I64("warmup-steps", &a->warmup), PS_CFG_I64("decay-steps", &a->decay),
@@ -217,6 +225,10 @@ static int trainer_opts_from_args(const trainer_args_t *a, trainer_opts_t *o, ps
   if (o->b_dec_init < 0) return ps_err_set(err, PS_ECONFIG, "--b-dec-init %s: expected none, mean or median", s);
   o->dec_init_norm = (float)a->dec_init_norm;
   o->init_from_data = a->init_from_data;
+  o->resample_every = a->resample_every;
+  o->resample_dead_steps = a->resample_dead_steps;
+  o->resample_until = a->resample_until;
+  o->resample_enc_scale = a->resample_enc_scale;
   o->seed = (uint64_t)a->seed;
   o->out_dir = a->out;
   o->resume = a->resume;

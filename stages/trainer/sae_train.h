@@ -130,4 +130,17 @@ void sae_init_b_dec(sae_t *s, const float *y, int64_t n, int max_iter);
 // A row too close to b_dec keeps its random init. Call after sae_init_b_dec. Deterministic in seed.
 void sae_init_rows_from_data(sae_t *s, const float *x, const float *y, int64_t n, uint64_t seed, float dec_norm);
 
+
+// ---- dead-latent resampling (sae_train_resample.c) ------------------------------------------------
+// Each dead latent (no firing for dead_after steps; <= 0: dead_steps) takes one of the n rows (x: model inputs, y:
+// targets or NULL, dataset-scaled as for sae_trainer_step), drawn without replacement with
+// probability proportional to the square of the row's loss ||y - y^||^2 under the current model:
+// decoder row = the row's residual y - y^ at unit norm (at the row's current norm without the
+// unit-norm decoder); encoder column = the same direction at enc_scale x the mean encoder norm of
+// the live latents, or a copy of the decoder row when enc_scale is 0; b_enc_j = 0; the Adam moments
+// of the three are zeroed and the latent's dead count restarts. *n_resampled = latents changed.
+// TopK / BatchTopK SAEs only (PS_ECONFIG otherwise). Deterministic in seed.
+int sae_trainer_resample(sae_trainer_t *t, const float *x, const float *y, int64_t n, uint64_t seed,
+                         int64_t dead_after, double enc_scale, int64_t *n_resampled, ps_err_t *err);
+
 #endif

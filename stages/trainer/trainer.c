@@ -39,6 +39,8 @@ void trainer_opts_default(trainer_opts_t *o) {
   o->b_dec_init = 2;
   o->dec_init_norm = 0.1f;
   o->init_from_data = 0;
+  o->resample_until = 0.5;
+  o->resample_enc_scale = 0.2;
   o->seed = 1;
   o->keep_ckpts = 1;
 }
@@ -482,23 +484,52 @@ static void estimate_scales(run_t *r) {
               (double)r->in_scale, (double)r->out_scale, (long long)n);
 }
 
-// Decoder rows from the rows at hand at step 0: the shuffle buffer's residents and the first
-// batch, scaled like the batch (per-sample normalised when the model is).
-static void init_rows_from_data(run_t *r) {
+// The rows at hand (the shuffle buffer's residents and the pending batch), scaled like a batch:
+// *x (n x d) and *y (n x od, per-sample normalised when the model is; *y == *x for an SAE whose
+// rows are not normalised). Free *y (when != *x) and *x.
+static int64_t rows_at_hand(run_t *r, float **xo, float **yo) {
   int64_t n = r->sn + r->bn, d = r->d, od = r->od;
-  float *x = ps_xmalloc((size_t)(n * d) * sizeof(float));
-  float *y = r->has_target ? ps_xmalloc((size_t)(n * od) * sizeof(float)) : x;
+  float *x = ps_xmalloc((size_t)(n * d + 1) * sizeof(float));
+  float *y = r->has_target ? ps_xmalloc((size_t)(n * od + 1) * sizeof(float)) : x;
   for (int64_t i = 0; i < n; i++) {
     const float *row = i < r->sn ? r->sbuf + i * r->w : r->batch + (i - r->sn) * r->w;
     for (int64_t k = 0; k < d; k++) x[i * d + k] = row[k] * r->in_scale;
     if (r->has_target)
       for (int64_t k = 0; k < od; k++) y[i * od + k] = row[d + k] * r->out_scale;
-    if (r->s->cfg.normalize_per_sample) sae_normalize_row(y + i * od, od, NULL, NULL);
   }
+  *xo = x;
+  *yo = y;
+  return n;
+}
+
+// Decoder rows from the rows at hand at step 0 (per-sample normalised when the model is).
+static void init_rows_from_data(run_t *r) {
+  float *x, *y;
+  int64_t n = rows_at_hand(r, &x, &y), od = r->od;
+  if (r->s->cfg.normalize_per_sample)
+    for (int64_t i = 0; i < n; i++) sae_normalize_row(y + i * od, od, NULL, NULL);
   sae_init_rows_from_data(r->s, x, y, n, r->o->seed, r->o->dec_init_norm);
   if (y != x) free(y);
   free(x);
   PS_INFO("trainer: decoder rows initialised from %lld data rows", (long long)n);
+}
+
+// Dead latents toward the worst-reconstructed rows at hand, every resample_every steps until
+// resample_until of the planned steps. Seeded by the run's seed and the step (resume stays exact).
+static int resample_dead(run_t *r, int64_t step, ps_err_t *err) {
+  const trainer_opts_t *o = r->o;
+  if (!o->resample_every || step % o->resample_every) return 0;
+  int64_t total = sae_trainer_opts(r->tr)->total_steps;
+  if (o->resample_until > 0 && total > 0 && (double)step > o->resample_until * (double)total) return 0;
+  float *x, *y;
+  int64_t n = rows_at_hand(r, &x, &y), done = 0;
+  int rc = sae_trainer_resample(r->tr, x, r->has_target ? y : NULL, n, ps_mix64(o->seed ^ ps_mix64((uint64_t)step)),
+                                o->resample_dead_steps, o->resample_enc_scale, &done, err);
+  if (y != x) free(y);
+  free(x);
+  if (!rc) PS_INFO("trainer: step %lld: %lld dead latents resampled from %lld rows", (long long)step,
+                   (long long)done, (long long)n);
+  return rc;
 }
 
 static int train_batch(run_t *r, ps_err_t *err) {
@@ -537,6 +568,7 @@ static int train_batch(run_t *r, ps_err_t *err) {
     if (o->out_dir) write_metrics(r, "train");
     if (r->h->progress) r->h->progress(r->h->progress_ctx, &r->rep, &r->last);
   }
+  if ((rc = resample_dead(r, step, err))) return rc;
   if (o->eval_every && step % o->eval_every == 0 && (rc = do_eval(r, err))) return rc;
   if (o->out_dir && o->ckpt_every && step % o->ckpt_every == 0 && (rc = save_ckpt(r, 0, err))) return rc;
   return 0;
@@ -568,6 +600,9 @@ static int stop_now(run_t *r) {
 int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *pool, trainer_report_t *rep,
                 ps_err_t *err) {
   if (o->batch_rows <= 0) return ps_err_set(err, PS_ECONFIG, "trainer: batch_rows must be > 0");
+  if (o->resample_every < 0 || (o->resample_every > 0 && o->cfg.arch != SAE_TOPK && o->cfg.arch != SAE_BATCHTOPK))
+    return ps_err_set(err, PS_ECONFIG, "trainer: --resample-every %lld: needs >= 0 and, when on, --arch topk or "
+                      "batchtopk", (long long)o->resample_every);
   if (o->out_dir && strlen(o->out_dir) > 3000) return ps_err_set(err, PS_ECONFIG, "trainer: output path too long");
   run_t r = {0};
   r.o = o;

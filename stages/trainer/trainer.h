@@ -45,6 +45,11 @@ typedef struct trainer_opts {
   int b_dec_init;              // 0 zeros, 1 mean, 2 geometric median of the first batch
   float dec_init_norm;
   int init_from_data;          // decoder rows (and encoder columns) from training rows - b_dec at step 0
+  int64_t resample_every;      // topk / batchtopk SAE: every N steps the dead latents are resampled
+                               // toward the worst-reconstructed shuffle-buffer rows (0 = off)
+  int64_t resample_dead_steps; // ... the latents without firing for this many steps (0 = train.dead_steps)
+  double resample_until;       // ... while step <= resample_until x train.total_steps (no limit when 0)
+  double resample_enc_scale;   // encoder norm of a resampled latent: this x the mean live norm (0: tied)
   uint64_t seed;
   const char *out_dir;
   int resume;

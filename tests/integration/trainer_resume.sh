@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Integration: protsae-trainer on protsae synth data.
 #  - kill -9 mid-run, restart: the resumed run ends with byte-identical weights to an
-#    uninterrupted one (same threads), TopK, JumpReLU and Matryoshka TopK; also after SIGTERM (checkpoint on
-#    stop, exit 0).
+#    uninterrupted one (same threads), TopK, JumpReLU, Matryoshka TopK and BatchTopK with
+#    dead-latent resampling; also after SIGTERM (checkpoint on stop, exit 0).
 #  - checkpoints are SAELens directories (cfg.json + sae_weights.safetensors); `best` and
 #    `latest` point at complete directories; metrics.jsonl has train and eval lines.
 #  - a trainer fed over the wire (protsae-reader -> --in) trains on the same stream.
@@ -104,6 +104,29 @@ cmp "$T/MA/latest/sae_weights.safetensors" "$T/MB/latest/sae_weights.safetensors
 cmp "$T/MA/latest/trainer_state.safetensors" "$T/MB/latest/trainer_state.safetensors" || fail "matryoshka trainer state differs"
 cmp "$T/MA/latest/cfg.json" "$T/MB/latest/cfg.json" || fail "matryoshka cfg.json differs"
 echo "matryoshka kill -9 at $at + resume: identical weights"
+
+# Dead-latent resampling (the RNG from seed and step, the rows from the checkpointed shuffle
+# buffer): kill -9 + resume is byte-identical too
+rargs=("${args[@]}" --arch batchtopk --resample-every 20 --resample-until 0.8)
+"$TR" "${rargs[@]}" --out "$T/RA" >"$T/RA.out" 2>"$T/RA.err" || { tail "$T/RA.err"; fail "resample run"; }
+grep -q "dead latents resampled" "$T/RA.err" || fail "resample run: no resampling logged"
+"$TR" "${rargs[@]}" --out "$T/RB" >"$T/RB1.out" 2>"$T/RB1.err" &
+pid=$!
+for i in $(seq 1 600); do
+  [ -L "$T/RB/latest" ] && [ "$(readlink "$T/RB/latest")" \> "ckpt-0000000030" ] && break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null || fail "resample run B finished before it could be killed"
+wait $pid 2>/dev/null || true
+at=$(readlink "$T/RB/latest")
+"$TR" "${rargs[@]}" --out "$T/RB" >"$T/RB2.out" 2>"$T/RB2.err" || { tail "$T/RB2.err"; fail "resample resume"; }
+grep -q "resumed from" "$T/RB2.err" || fail "resample run B did not resume"
+cmp "$T/RA/latest/sae_weights.safetensors" "$T/RB/latest/sae_weights.safetensors" ||
+  fail "resample kill -9 at $at + resume: weights differ from the uninterrupted run"
+cmp "$T/RA/latest/trainer_state.safetensors" "$T/RB/latest/trainer_state.safetensors" || fail "resample trainer state differs"
+"$TR" "${args[@]}" --arch relu --resample-every 20 --out "$T/RR" >"$T/RR.out" 2>"$T/RR.err" && fail "relu resampling accepted"
+grep -q "resample-every" "$T/RR.err" || { tail "$T/RR.err"; fail "relu resampling: no error naming the option"; }
+echo "resample kill -9 at $at + resume: identical weights"
 
 # SIGTERM: checkpoint on stop, exit 0, resume to the same end
 "$TR" "${args[@]}" --out "$T/C" >"$T/C1.out" 2>"$T/C1.err" &

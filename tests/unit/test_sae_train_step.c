@@ -2,7 +2,8 @@
 // decoder constraint), the sparse and dense relu paths agreeing, bitwise determinism at a fixed
 // thread count, SAELens directory save/load (with a folded dataset scale) and the inference
 // encoder agreeing with the training forward pass; JumpReLU: Adam on log_threshold, saved as
-// SAELens "jumprelu" with threshold = exp(log_threshold). Scratch directories: fixture.h.
+// SAELens "jumprelu" with threshold = exp(log_threshold); dead-latent resampling. Scratch
+// directories: fixture.h.
 // The gradients: test_sae_train.c.
 #include <math.h>
 #include <setjmp.h>
@@ -353,11 +354,96 @@ static void test_load_saelens_dir(void **st) {
   }
 }
 
+// Dead-latent resampling: a TopK SAE with the identity's first six rows as latents 0-5 and two dead
+// latents 6 and 7; rows 0-3 are nearly reconstructed (residual 0.01 e_{r+1}), row 4 = 3 e_0 + e_4 +
+// e_5 leaves the residual e_4 + e_5 (k = 1). The first dead latent takes the worst row's residual
+// direction (unit decoder row, encoder column at 0.2 x the live encoder norm or tied), b_enc 0, its
+// Adam moments zeroed and its dead count restarted; the second takes another row; the live latents and
+// their moments stay as they were. ReLU is refused.
+static void run_resample(double enc_scale) {
+  ps_err_t err = {0};
+  sae_cfg_t c;
+  sae_cfg_default(&c);
+  c.arch = SAE_TOPK;
+  c.k = 1;
+  c.d_in = c.d_out = 6;
+  c.d_sae = 8;
+  sae_t *s = NULL;
+  assert_int_equal(sae_new(&s, &c, &err), 0);
+  sae_init_weights(s, 5, 1.0f);
+  for (int j = 0; j < 6; j++)
+    for (int i = 0; i < 6; i++) s->W_dec[j * 6 + i] = s->W_encT[j * 6 + i] = i == j ? 1.0f : 0.0f;
+  for (int j = 0; j < 8; j++) s->b_enc[j] = j < 6 ? 0.0f : -5.0f;
+  sae_train_opts_t o;
+  sae_train_opts_default(&o, &s->cfg);
+  sae_trainer_t *t = NULL;
+  assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+  for (size_t q = 0; q < s->n_params; q++) sae_trainer_adam_m(t)[q] = sae_trainer_adam_v(t)[q] = 1.0f;
+  sae_trainer_steps_since_fired(t)[6] = sae_trainer_steps_since_fired(t)[7] = o.dead_steps;
+  sae_trainer_steps_since_fired(t)[2] = o.dead_steps - 1;  // nearly dead: kept
+  float x[5 * 6] = {0};
+  for (int r = 0; r < 4; r++) {
+    x[r * 6 + r] = 2.0f;
+    x[r * 6 + r + 1] = 0.01f;
+  }
+  x[4 * 6 + 0] = 3.0f;
+  x[4 * 6 + 4] = x[4 * 6 + 5] = 1.0f;
+  float before[6 * 6];
+  memcpy(before, s->W_dec, sizeof before);
+  int64_t done = -1;
+  assert_int_equal(sae_trainer_resample(t, x, NULL, 5, 42, 0, enc_scale, &done, &err), 0);
+  assert_int_equal(done, 2);
+  const float h = 1.0f / sqrtf(2.0f), fe = enc_scale > 0 ? 0.2f * h : h;
+  for (int i = 0; i < 6; i++) {
+    assert_float_equal(s->W_dec[6 * 6 + i], i >= 4 ? h : 0.0f, 1e-5);
+    assert_float_equal(s->W_encT[6 * 6 + i], i >= 4 ? fe : 0.0f, 1e-5);
+  }
+  double n7 = 0, top = 0;  // latent 7: another row's residual, a unit row along some e_{r+1}
+  for (int i = 0; i < 6; i++) {
+    n7 += (double)s->W_dec[7 * 6 + i] * s->W_dec[7 * 6 + i];
+    top = fmax(top, fabs(s->W_dec[7 * 6 + i]));
+  }
+  assert_float_equal(n7, 1.0, 1e-5);
+  assert_float_equal(top, 1.0, 1e-5);
+  assert_float_equal(s->b_enc[6], 0.0, 0);
+  assert_float_equal(s->b_enc[7], 0.0, 0);
+  assert_memory_equal(before, s->W_dec, sizeof before);
+  const float *m = sae_trainer_adam_m(t), *v = sae_trainer_adam_v(t);
+  for (int j = 0; j < 8; j++) {
+    float want = j >= 6 ? 0.0f : 1.0f;
+    assert_float_equal(m[48 + j], want, 0);       // b_enc
+    assert_float_equal(v[48 + j], want, 0);
+    for (int i = 0; i < 6; i++) {
+      assert_float_equal(m[j * 6 + i], want, 0);  // W_encT
+      assert_float_equal(v[j * 6 + i], want, 0);
+      assert_float_equal(m[56 + j * 6 + i], want, 0);  // W_dec
+      assert_float_equal(v[56 + j * 6 + i], want, 0);
+    }
+  }
+  assert_int_equal(sae_trainer_steps_since_fired(t)[6], 0);
+  assert_int_equal(sae_trainer_steps_since_fired(t)[2], o.dead_steps - 1);
+  assert_int_equal(sae_trainer_n_dead(t), 0);
+  sae_trainer_free(&t);
+  sae_free(&s);
+  c.arch = SAE_RELU;
+  assert_int_equal(sae_new(&s, &c, &err), 0);
+  sae_train_opts_default(&o, &s->cfg);
+  assert_int_equal(sae_trainer_new(&t, s, &o, NULL, &err), 0);
+  assert_int_equal(sae_trainer_resample(t, x, NULL, 5, 42, 0, enc_scale, &done, &err), PS_ECONFIG);
+  assert_non_null(strstr(err.msg, "topk or batchtopk"));
+  sae_trainer_free(&t);
+  sae_free(&s);
+}
+
+static void test_resample_dead(void **st) { (void)st; run_resample(0.2); }
+static void test_resample_dead_tied(void **st) { (void)st; run_resample(0.0); }
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_relu_paths_agree), cmocka_unit_test(test_adam_step),
       cmocka_unit_test(test_deterministic_threads), cmocka_unit_test(test_save_load_encode),
       cmocka_unit_test(test_load_saelens_dir), cmocka_unit_test(test_jumprelu_step_save),
+      cmocka_unit_test(test_resample_dead),    cmocka_unit_test(test_resample_dead_tied),
   };
   return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
