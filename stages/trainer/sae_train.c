@@ -201,11 +201,10 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   if (t->glt_acc) memset(t->glt_acc, 0, (size_t)n * sizeof(double));
   auxk_prepare(t);
   tr_update_dec_norms(t);
-  double mse = 0, l1 = 0, aux = 0, var = 0, l0 = 0, mse_nested = 0, ortho = 0;
+  double mse = 0, l1 = 0, aux = 0, var = 0, l0 = 0, mse_nested = 0;
   double *ysum = ps_xcalloc((size_t)o, sizeof(double)), *gbdec = ps_xcalloc((size_t)o, sizeof(double));
   t->dense_hash = 0;
   uint64_t hash = 0;
-  const int ortho_per_row = t->o.ortho_coeff > 0 && t->o.ortho_per_row;
   for (int64_t r0 = 0; r0 < B; r0 += chunk) {
     t->r0 = r0;
     t->rows = B - r0 < chunk ? B - r0 : chunk;
@@ -218,7 +217,6 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
       if (c->arch == SAE_JUMPRELU) jumprelu_dense_window(t);
       if (!t->dpre_dense) t->dpre_dense = xalloc_f(t->chunk * n);
       if (c->arch == SAE_RELU) relu_dense_rectify(t);
-      if (ortho_per_row) ortho += ortho_rows_dense(t);
       tr_dense_chunk(t, &mse, &l1, &var, &l0, ysum, gbdec);
       L->dense_path = 1;
       continue;
@@ -241,7 +239,6 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
     }
     tr_build_csc(t);
     ps_pool_run(t->pool, tr_cols, t);
-    if (ortho_per_row) ortho += ortho_rows(t);
     if (c->apply_b_dec_to_input)
       for (int i = 0; i < t->nt; i++)
         for (int64_t k = 0; k < d; k++) gbdec[k] -= t->parts[i].gbenc[k];
@@ -257,9 +254,8 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   L->l1 = (c->arch == SAE_JUMPRELU ? t->l0c : t->l1c) * l1 / (double)B;
   if (t->glt) jumprelu_finish_grad(t);
   L->aux = t->auxc * aux / (double)B;
-  L->ortho = t->o.ortho_coeff <= 0 ? 0.0 : t->o.ortho_per_row ? ortho : ortho_grad(t);
   L->tie = t->o.tie_coeff > 0 && d == o ? tie_grad(t) : 0.0;
-  L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux + L->ortho + L->tie;
+  L->loss = (t->np > 1 ? mse_nested / ((double)B * t->np) : L->mse) + L->l1 + L->aux + L->tie;
   L->l0 = l0 / (double)B;
   L->var = (var - ss / (double)B) / (double)B;
   L->n_dead = t->n_dead;

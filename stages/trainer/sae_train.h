@@ -59,12 +59,6 @@ typedef struct sae_train_opts {
   double jumprelu_init_threshold;  // jumprelu: initial theta (latents whose model threshold is <= 0)
   int32_t n_matryoshka;       // topk / batchtopk: number of nested prefixes (0 = plain loss)
   int64_t matryoshka[16];     // prefix sizes, increasing, the last one = d_sae
-  double ortho_coeff;         // decoder orthogonality: coeff x sum over ordered pairs (i != j) of the
-                              // latents active in the batch of (w_i . w_j)^2 (w: decoder rows); 0 = off
-  double ortho_margin;        // only |w_i . w_j| beyond this counts: (|w_i . w_j| - margin)^2
-  int ortho_per_row;          // 0: the pairs active anywhere in the batch; 1: the pairs active in
-                              // the same row, each row's pairs counted (1/B sum_b sum_{i != j in b});
-                              // 2: as 1, but only the rarer latent's row of a pair moves
   double tie_coeff;           // encoder-decoder tie (d_in == d_out): coeff x sum_j ||W_enc_j - W_dec_j||^2
                               // (W_enc_j: latent j's encoder column); 0 = off
 } sae_train_opts_t;
@@ -73,7 +67,6 @@ void sae_train_opts_default(sae_train_opts_t *o, const sae_cfg_t *cfg);
 
 typedef struct sae_losses {
   double loss, mse, l1, aux;   // l1: the sparsity penalty (relu: L1, jumprelu: L0 term)
-  double ortho;               // the decoder orthogonality term (ortho_coeff > 0)
   double tie;                 // the encoder-decoder tie term (tie_coeff > 0)
   double l0;                  // mean active latents per row
   double var;                 // 1/B sum_b ||y_b - mean_y||^2 (FVU = mse / var)

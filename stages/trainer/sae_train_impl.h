@@ -11,7 +11,7 @@
 //   sae_train_jumprelu.c JumpReLU: selection, the straight-through threshold gradient, L0, Adam on
 //                        log_threshold
 //   sae_train_dense.c    ReLU / JumpReLU at high L0: the whole chunk with sgemm
-//   sae_train_reg.c      AuxK, decoder orthogonality, encoder-decoder tie, the unit-norm decoder
+//   sae_train_reg.c      AuxK, encoder-decoder tie, the unit-norm decoder
 //   sae_train_adam.c     gradient norm, clipping, the learning-rate schedule, Adam
 //   sae_train_init.c     weight and b_dec initialisation
 // Numerics: every sum runs in a fixed order (rows in order, latents by one thread each), so
@@ -59,7 +59,7 @@ struct sae_trainer {
   float *grad, *m, *v;
   int64_t step;
   int64_t *since_fired;     // d_sae
-  int64_t *fire_steps;      // d_sae: steps in which the latent fired (ortho_scope row-rarer)
+  int64_t *fire_steps;      // d_sae: steps in which the latent fired (checkpointed)
   uint8_t *fired;           // d_sae, this step
   int32_t *dead;            // list of dead latents this step
   int64_t n_dead;
@@ -154,9 +154,6 @@ void tr_dense_chunk(sae_trainer_t *t, double *mse, double *l1, double *var, doub
 // ---- sae_train_reg.c ----------------------------------------------------------------------------
 void auxk_prepare(sae_trainer_t *t);
 int64_t auxk_row(sae_trainer_t *t, tpart_t *p, const float *pre, const float *er, int64_t r);
-double ortho_grad(sae_trainer_t *t);
-double ortho_rows(sae_trainer_t *t);
-double ortho_rows_dense(sae_trainer_t *t);
 double tie_grad(sae_trainer_t *t);
 void decoder_project_grad(sae_trainer_t *t);
 void decoder_renormalise(sae_trainer_t *t);

@@ -1,7 +1,6 @@
 // sae_train (gradients): every architecture's and regulariser's gradient against central finite
 // differences of the loss — topk with and without AuxK, relu-L1 on the sparse and the dense path,
-// batchtopk, transcoders, per-sample normalisation, decoder orthogonality (batch, row and
-// row-rarer scopes), the encoder-decoder tie, Matryoshka's nested loss; JumpReLU: finite
+// batchtopk, transcoders, per-sample normalisation, the encoder-decoder tie, Matryoshka's nested loss; JumpReLU: finite
 // differences for the parameters with a true gradient, the straight-through threshold gradient
 // against a double-precision re-derivation of SAELens' formula, dense and sparse paths agreeing.
 // The step, determinism and files: test_sae_train_step.c.
@@ -69,8 +68,6 @@ static void gradcheck(sae_t *s, sae_trainer_t *t, const float *x, const float *y
 }
 
 static const char *g_matryoshka;  // nested prefixes for run_gradcheck (NULL = plain loss)
-static double g_ortho_coeff, g_ortho_margin;  // decoder orthogonality term for run_gradcheck
-static int g_ortho_per_row;
 static double g_tie_coeff;
 
 static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm, double dense_thr, int aux_mode) {
@@ -84,9 +81,6 @@ static void run_gradcheck(sae_arch_t arch, int d, int n, int o, int k, int norm,
     assert_int_equal(sae_train_parse_matryoshka(&opts, g_matryoshka, n, &perr), 0);
   }
   opts.dense_threshold = dense_thr;
-  opts.ortho_coeff = g_ortho_coeff;
-  opts.ortho_margin = g_ortho_margin;
-  opts.ortho_per_row = g_ortho_per_row;
   opts.tie_coeff = g_tie_coeff;
   opts.chunk_rows = 3;  // several chunks
   if (arch == SAE_RELU) opts.l1_coeff = 0.3;
@@ -155,171 +149,6 @@ static void test_grad_matryoshka_aux(void **st) {
   run_gradcheck(SAE_TOPK, 6, 24, 6, 3, 1, 0.05, 0);
   run_gradcheck(SAE_BATCHTOPK, 6, 24, 6, 2, 0, 0.05, 0);
   g_matryoshka = NULL;
-}
-// The decoder orthogonality term (over the latents active in the batch), alone and with a margin
-// that leaves some pairs out, on topk, batchtopk and relu; its value is reported in the loss.
-static void test_grad_ortho(void **st) {
-  (void)st;
-  g_ortho_coeff = 0.7;
-  g_ortho_margin = 0.0;
-  run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 0, 0.05, 0);
-  run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 2, 0, 0.05, 0);
-  g_ortho_margin = 0.3;
-  run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 3, 0, 0.05, 0);
-  run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 2.0, 0);
-  // the term is there: same batch, loss with it minus loss without it = L.ortho > 0
-  sae_t *s = make_sae(SAE_TOPK, 6, 12, 6, 3, 0);
-  sae_train_opts_t opts;
-  sae_train_opts_default(&opts, &s->cfg);
-  opts.ortho_coeff = 0.7;
-  sae_trainer_t *t = NULL;
-  ps_err_t err = {0};
-  assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
-  float *x = rand_rows(11, 7, 6, 1.0f);
-  sae_losses_t a, b;
-  assert_int_equal(sae_trainer_grad(t, x, NULL, 7, &a, &err), 0);
-  sae_trainer_free(&t);
-  opts.ortho_coeff = 0;
-  assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
-  assert_int_equal(sae_trainer_grad(t, x, NULL, 7, &b, &err), 0);
-  assert_true(a.ortho > 0 && b.ortho == 0);
-  assert_true(fabs(a.loss - b.loss - a.ortho) < 1e-9 * fabs(a.loss));
-  sae_trainer_free(&t);
-  free(x);
-  sae_free(&s);
-  g_ortho_coeff = g_ortho_margin = 0;
-}
-// The per-row scope (pairs active in the same row): finite differences on topk, batchtopk, relu
-// (sparse and dense paths), and its value against a direct sum over the encoder's codes.
-static void test_grad_ortho_row(void **st) {
-  (void)st;
-  g_ortho_coeff = 0.7;
-  g_ortho_per_row = 1;
-  g_ortho_margin = 0.0;
-  run_gradcheck(SAE_TOPK, 6, 12, 6, 3, 0, 0.05, 0);
-  run_gradcheck(SAE_BATCHTOPK, 6, 12, 6, 2, 0, 0.05, 0);
-  g_ortho_margin = 0.2;
-  run_gradcheck(SAE_TOPK, 6, 12, 6, 4, 0, 0.05, 0);
-  run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 2.0, 0);
-  run_gradcheck(SAE_RELU, 6, 12, 6, 0, 0, 0.0, 0);
-  for (int arch = 0; arch < 2; arch++) {
-    sae_t *s = make_sae(arch ? SAE_RELU : SAE_TOPK, 6, 12, 6, 3, 0);
-    sae_train_opts_t opts;
-    sae_train_opts_default(&opts, &s->cfg);
-    opts.ortho_coeff = 0.7;
-    opts.ortho_margin = 0.2;
-    opts.ortho_per_row = 1;
-    opts.chunk_rows = 3;
-    if (arch) opts.dense_threshold = 0.0;  // relu through the dense path
-    sae_trainer_t *t = NULL;
-    ps_err_t err = {0};
-    assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
-    const int64_t B = 7;
-    float *x = rand_rows(11, B, 6, 1.0f);
-    sae_losses_t L;
-    assert_int_equal(sae_trainer_grad(t, x, NULL, B, &L, &err), 0);
-    if (arch) assert_int_equal(L.dense_path, 1);
-    sae_enc_t *e = NULL;
-    sae_codes_t codes = {0};
-    assert_int_equal(sae_enc_new(&e, s, NULL, 16, &err), 0);
-    assert_int_equal(sae_enc_run(e, x, B, &codes, &err), 0);
-    double want = 0, batch_scope = 0;
-    uint8_t act[12] = {0};
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t p = codes.indptr[b]; p < codes.indptr[b + 1]; p++) {
-        act[codes.indices[p]] = 1;
-        for (int64_t q = codes.indptr[b]; q < codes.indptr[b + 1]; q++) {
-          if (p == q) continue;
-          double g = 0;
-          for (int i = 0; i < 6; i++) g += (double)s->W_dec[codes.indices[p] * 6 + i] * s->W_dec[codes.indices[q] * 6 + i];
-          double h = fabs(g) - 0.2;
-          if (h > 0) want += h * h;
-        }
-      }
-    for (int i = 0; i < 12; i++)
-      for (int j = 0; j < 12; j++) {
-        if (i == j || !act[i] || !act[j]) continue;
-        double g = 0;
-        for (int q = 0; q < 6; q++) g += (double)s->W_dec[i * 6 + q] * s->W_dec[j * 6 + q];
-        double h = fabs(g) - 0.2;
-        if (h > 0) batch_scope += h * h;
-      }
-    want *= 0.7 / (double)B;
-    assert_true(want > 0);
-    assert_true(fabs(L.ortho - want) < 1e-5 * want);
-    assert_true(fabs(0.7 * batch_scope - want) > 1e-3 * want);  // the scopes differ on this batch
-    sae_codes_free(&codes);
-    sae_enc_free(&e);
-    free(x);
-    sae_trainer_free(&t);
-    sae_free(&s);
-  }
-  g_ortho_coeff = g_ortho_margin = 0;
-  g_ortho_per_row = 0;
-}
-// row-rarer: with fire counts set, the term's gradient (with it minus without it, same batch)
-// lands only on the rarer latent of each co-firing pair: 4c/B sum_b sum_{j in b, count_j >= count_i}
-// h_ij w_j on row i. The more frequent latent of each pair keeps its row.
-static void test_ortho_row_rarer(void **st) {
-  (void)st;
-  const int d = 6, n = 12, B = 7;
-  const double c = 0.7, tau = 0.1;
-  sae_t *s = make_sae(SAE_TOPK, d, n, d, 4, 0);
-  sae_train_opts_t opts;
-  sae_train_opts_default(&opts, &s->cfg);
-  opts.ortho_coeff = c;
-  opts.ortho_margin = tau;
-  opts.ortho_per_row = 2;
-  opts.k_aux = 0;
-  sae_trainer_t *t = NULL, *t0 = NULL;
-  ps_err_t err = {0};
-  assert_int_equal(sae_trainer_new(&t, s, &opts, NULL, &err), 0);
-  opts.ortho_coeff = 0;
-  assert_int_equal(sae_trainer_new(&t0, s, &opts, NULL, &err), 0);
-  int64_t *fs = sae_trainer_fire_steps(t);
-  for (int j = 0; j < n; j++) fs[j] = (j * 7) % 5;  // ties included
-  float *x = rand_rows(21, B, d, 1.0f);
-  sae_losses_t a, b;
-  assert_int_equal(sae_trainer_grad(t, x, NULL, B, &a, &err), 0);
-  assert_int_equal(sae_trainer_grad(t0, x, NULL, B, &b, &err), 0);
-  const float *ga = sae_trainer_grad_buf(t), *gb = sae_trainer_grad_buf(t0);
-  sae_enc_t *e = NULL;
-  sae_codes_t codes = {0};
-  assert_int_equal(sae_enc_new(&e, s, NULL, 16, &err), 0);
-  assert_int_equal(sae_enc_run(e, x, B, &codes, &err), 0);
-  double want[12 * 6] = {0};
-  int frozen_pairs = 0;
-  for (int64_t r = 0; r < B; r++)
-    for (int64_t p = codes.indptr[r]; p < codes.indptr[r + 1]; p++)
-      for (int64_t q = codes.indptr[r]; q < codes.indptr[r + 1]; q++) {
-        int i = codes.indices[p], j = codes.indices[q];
-        if (i == j) continue;
-        double g = 0;
-        for (int k = 0; k < d; k++) g += (double)s->W_dec[i * d + k] * s->W_dec[j * d + k];
-        double h = fabs(g) - tau;
-        if (h <= 0) continue;
-        if (fs[i] > fs[j]) {
-          frozen_pairs++;
-          continue;
-        }
-        for (int k = 0; k < d; k++) want[i * d + k] += 4 * c / B * copysign(h, g) * s->W_dec[j * d + k];
-      }
-  assert_true(frozen_pairs > 0);
-  double worst = 0, scale = 0;
-  for (int q = 0; q < n * d; q++) {
-    double got = (double)ga[n * d + n + q] - gb[n * d + n + q];
-    worst = fmax(worst, fabs(got - want[q]));
-    scale = fmax(scale, fabs(want[q]));
-  }
-  assert_true(scale > 0);
-  assert_true(worst < 1e-5 * scale);
-  for (int q = 0; q < n * d + n; q++) assert_true(ga[q] == gb[q]);  // the encoder is untouched
-  sae_codes_free(&codes);
-  sae_enc_free(&e);
-  free(x);
-  sae_trainer_free(&t);
-  sae_trainer_free(&t0);
-  sae_free(&s);
 }
 // The encoder-decoder tie: finite differences on topk (with the unit-norm decoder), batchtopk and
 // relu; its value is sum_j ||e_j - w_j||^2 times the coefficient.
@@ -559,9 +388,6 @@ static void test_matryoshka_batchtopk(void **st) { (void)st; run_matryoshka(SAE_
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grad_topk),        cmocka_unit_test(test_grad_topk_aux),
-      cmocka_unit_test(test_grad_ortho),
-      cmocka_unit_test(test_grad_ortho_row),
-      cmocka_unit_test(test_ortho_row_rarer),
       cmocka_unit_test(test_grad_tie),
       cmocka_unit_test(test_grad_topk_norm),   cmocka_unit_test(test_grad_relu_sparse),
       cmocka_unit_test(test_grad_relu_dense),  cmocka_unit_test(test_grad_batchtopk),
