@@ -156,7 +156,9 @@ for victim in annotator encoder reader; do
   "$P" annotate "${A[@]}" --watch "$T/d2$victim" --out "$T/o2$victim" --once 1 --pace-ms 300 \
     >"$T/a3$victim.out" 2>"$T/a3$victim.err" &
   pid=$!
-  for i in $(seq 1 200); do grep -q '^p1: started' "$T/a3$victim.out" 2>/dev/null && break; sleep 0.05; done
+  # up to 60 s: under ASan on a loaded machine the reader's start (probe in a forked child, store
+  # opening) has taken over 10 s
+  for i in $(seq 1 1200); do grep -q '^p1: started' "$T/a3$victim.out" 2>/dev/null && break; sleep 0.05; done
   grep -q '^p1: started' "$T/a3$victim.out" || { cat "$T/a3$victim.out"; fail "the proteome did not start"; }
   if [ $victim = annotator ]; then
     if ann --watch "$T/d2$victim" --out "$T/o2$victim" --once 1 >"$T/lock.out" 2>"$T/lock.err"; then
@@ -183,7 +185,7 @@ done
 drop p1 "$T/d5" "$T/s"
 "$P" annotate "${A[@]}" --watch "$T/d5" --out "$T/o5" --once 1 --pace-ms 300 >"$T/a7.out" 2>"$T/a7.err" &
 pid=$!
-for i in $(seq 1 200); do grep -q '^p1: started' "$T/a7.out" 2>/dev/null && break; sleep 0.05; done
+for i in $(seq 1 1200); do grep -q '^p1: started' "$T/a7.out" 2>/dev/null && break; sleep 0.05; done
 sleep 0.5
 kill -TERM $pid
 wait $pid || fail "exit status after SIGTERM mid-proteome"

@@ -63,7 +63,7 @@ PY
 mkdir -p "$T/d3"; cp "$T/new.fasta" "$T/d3/new.fasta"
 "$P" annotate "${A[@]}" --watch "$T/d3" --out "$T/o3" --once 1 --pace-ms 150 >"$T/a3.out" 2>"$T/a3.err" &
 pid=$!
-for i in $(seq 1 200); do grep -q '^new: started' "$T/a3.out" 2>/dev/null && break; sleep 0.05; done
+for i in $(seq 1 1200); do grep -q '^new: started' "$T/a3.out" 2>/dev/null && break; sleep 0.05; done
 sleep 0.7
 vp=$(pgrep -P $pid -f protsae-reader | head -1); [ -n "$vp" ] || fail "no reader"
 kill -9 "$vp"
