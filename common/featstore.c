@@ -13,34 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CF_DEFAULT = 0, CF_FEAT, CF_CODES, CF_APPLIED, CF_ENRICH, CF_INTERP, CF_N };
 static const char *const cf_names[CF_N] = {"default", "feat", "codes", "applied", "enrich", "interp"};
-
-struct fs {
-  rocksdb_t *db;
-  rocksdb_options_t *opts;
-  rocksdb_readoptions_t *ro;
-  rocksdb_writeoptions_t *wo, *wo_sync;
-  rocksdb_column_family_handle_t *cf[CF_N];
-  char *path;
-  int readonly;
-  int broken;                 // a write failed: RocksDB is not touched again (not even to close it)
-  unsigned long long min_free;  // bytes that must be free before a commit (0 = no check)
-  uint8_t *buf;  // encode scratch
-  size_t cap;
-};
-
-struct fs_wb {
-  rocksdb_writebatch_t *wb;
-  uint8_t *buf;
-  size_t cap;
-};
 
 // ---- the store ----------------------------------------------------------------------------------
 static int rerr(ps_err_t *err, char *e, const char *what, const char *path) { return rdb_err(err, e, what, path); }
 
 int fs_open(fs_t **out, const char *path, int mode, ps_err_t *err) {
   *out = NULL;
+  uint32_t n_shards = 0;
+  int src = fs_shards_count(path, &n_shards, err);
+  if (src < 0) return src;
+  if (src == 1) return fs_open_sharded(out, path, mode, err);
   fs_t *s = ps_xcalloc(1, sizeof *s);
   s->path = ps_xstrdup(path);
   s->readonly = mode == FS_OPEN_READONLY;
@@ -96,6 +79,8 @@ int fs_open(fs_t **out, const char *path, int mode, ps_err_t *err) {
 void fs_close(fs_t **fsp) {
   fs_t *s = *fsp;
   if (!s) return;
+  for (uint32_t k = 0; k < s->n_shards; k++) fs_close(&s->shard[k]);
+  free(s->shard);
   if (s->db && !s->broken) {  // after a failed write: left to the process exit (what was committed is safe)
     for (int i = 0; i < CF_N; i++)
       if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -123,6 +108,7 @@ static int get_raw(fs_t *fs, int cf, const char *key, size_t klen, char **val, s
 }
 
 int fs_meta_get(fs_t *fs, fs_meta_t *m, ps_err_t *err) {
+  if (fs->n_shards) return fs_sh_meta_get(fs, m, err);
   char *v;
   size_t n;
   int rc = get_raw(fs, CF_DEFAULT, "meta", 4, &v, &n, err);
@@ -140,6 +126,7 @@ static void feat_key(uint32_t id, char k[4]) {
 }
 
 int fs_feat_get(fs_t *fs, uint32_t feature, uint32_t top_n, fs_feat_t *f, ps_err_t *err) {
+  if (fs->n_shards) return fs_sh_feat_get(fs, feature, top_n, f, err);
   char k[4], *v;
   size_t n;
   feat_key(feature, k);
@@ -174,6 +161,7 @@ static int eos_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, p
   return x->cb(prod, &e, x->ctx);
 }
 int fs_eos_each(fs_t *fs, int (*cb)(const char *, const fs_eos_t *, void *), void *ctx, ps_err_t *err) {
+  if (fs->n_shards) return fs_eos_each(fs->shard[0], cb, ctx, err);  // every shard saw every stream end
   struct eos_ctx x = {cb, ctx, fs->path};
   return iterate(fs, CF_DEFAULT, "eos/", 4, eos_fn, &x, err);
 }
@@ -196,6 +184,7 @@ static int applied_fn(const char *k, size_t kl, const char *v, size_t vl, void *
   return x->cb(prod, seq, x->ctx);
 }
 int fs_applied_each(fs_t *fs, int (*cb)(const char *, uint64_t, void *), void *ctx, ps_err_t *err) {
+  if (fs->n_shards) return fs_applied_each(fs->shard[0], cb, ctx, err);
   struct applied_ctx x = {cb, ctx, fs->path};
   return iterate(fs, CF_APPLIED, NULL, 0, applied_fn, &x, err);
 }
@@ -217,6 +206,7 @@ static int feat_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, 
   return rc < 0 ? rc : x->cb(id, &x->f, x->ctx);
 }
 int fs_feat_each(fs_t *fs, uint32_t top_n, int (*cb)(uint32_t, const fs_feat_t *, void *), void *ctx, ps_err_t *err) {
+  if (fs->n_shards) return fs_sh_feat_each(fs, top_n, cb, ctx, err);
   struct feat_ctx x = {cb, ctx, {0}, top_n, fs->path};
   fs_feat_init(&x.f, top_n);
   int rc = iterate(fs, CF_FEAT, NULL, 0, feat_fn, &x, err);
@@ -269,6 +259,7 @@ static int code_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, 
 }
 int fs_code_each(fs_t *fs, int (*cb)(const char *, uint32_t, const uint32_t *, const float *, void *), void *ctx,
                  ps_err_t *err) {
+  if (fs->n_shards) return fs_sh_code_each(fs, cb, ctx, err);
   struct code_ctx x = {cb, ctx, NULL, NULL, 0, NULL, 0, fs->path};
   int rc = iterate(fs, CF_CODES, NULL, 0, code_fn, &x, err);
   free(x.idx);
@@ -278,6 +269,7 @@ int fs_code_each(fs_t *fs, int (*cb)(const char *, uint32_t, const uint32_t *, c
 }
 
 int fs_code_get(fs_t *fs, const char *id, uint32_t *nnz, uint32_t **idx, float **val, ps_err_t *err) {
+  if (fs->n_shards) return fs_sh_code_get(fs, id, nnz, idx, val, err);
   char *v;
   size_t n;
   *idx = NULL;

@@ -237,6 +237,32 @@ int fs_interp_get(fs_t *fs, uint32_t unit, fs_interp_t *x, char **json, ps_err_t
 int fs_interp_each(fs_t *fs, int (*cb)(uint32_t unit, const fs_interp_t *x, const char *json, void *ctx), void *ctx,
                    ps_err_t *err);
 
+// ---- sharded stores ------------------------------------------------------------------------------
+// A store may be split by feature range over N scorer processes (stages/scorer, --shards): the
+// directory DIR then holds
+//   DIR/shards     the layout: "protsae-shards 1\nshards N\n" (written once; a store keeps its N)
+//   DIR/shard-K    K < N, a feature store as above holding the features [lo_K, hi_K)
+//                  (fs_shard_range) and every protein's code restricted to them; every shard
+//                  applies every batch, so each holds every protein, applied key and stream end
+//   DIR/analysis   the enrichment, explanations and string keys, written by the front scorer
+// fs_open(DIR, ...) opens all of it as one store (fs_open_sharded): meta is shard 0's with nnz
+// summed, features and codes come from the shards (a code is its shards' parts concatenated:
+// ranges ascend, so ids stay ascending), stream ends and applied keys from shard 0, everything
+// else (string keys, enrich, interp; writes) from DIR/analysis. So the merged store reads, and
+// dumps, byte for byte as one scorer's store of the same stream. Shards are opened read-only (at
+// their last commit). A missing analysis part reads as empty (read-only opens).
+#define FS_MAX_SHARDS 64
+void fs_shard_range(uint32_t k, uint32_t n, uint32_t n_features, uint32_t *lo, uint32_t *hi);
+void fs_shard_path(const char *dir, uint32_t k, char *out, size_t cap);
+// 1 and *n when dir is a sharded store, 0 when not, <0 (unreadable, malformed layout file).
+int fs_shards_count(const char *dir, uint32_t *n, ps_err_t *err);
+// Create dir and its layout file for n shards, or check an existing one says n.
+int fs_shards_init(const char *dir, uint32_t n, ps_err_t *err);
+// Open a sharded store: DIR/analysis in mode (FS_OPEN_CREATE creates it), each shard read-only.
+int fs_open_sharded(fs_t **out, const char *dir, int mode, ps_err_t *err);
+// Streams of a store whose end is recorded (*known) and whose every batch is applied (*complete).
+int fs_streams_complete(fs_t *fs, size_t *complete, size_t *known, ps_err_t *err);
+
 // Text dump of the whole store (meta, eos, features, codes, enrichment, explanations, string keys) — byte-identical for equal content.
 // Used to compare runs; values printed exactly (%a for floats, hex for fixed-point sums).
 int fs_dump(fs_t *fs, FILE *out, ps_err_t *err);

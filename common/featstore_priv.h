@@ -7,7 +7,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rocksdb/c.h>
+
 #include "featstore.h"
+
+// ---- the store's handle (featstore.c; featstore_shard.c for the sharded view) -------------------
+enum { CF_DEFAULT = 0, CF_FEAT, CF_CODES, CF_APPLIED, CF_ENRICH, CF_INTERP, CF_N };
+
+struct fs {
+  // a sharded store (featstore_shard.c): db is DIR/analysis (NULL when absent, read-only: reads
+  // of it find nothing), the statistics and codes come from shard[0..n_shards)
+  uint32_t n_shards;
+  fs_t **shard;
+  rocksdb_t *db;
+  rocksdb_options_t *opts;
+  rocksdb_readoptions_t *ro;
+  rocksdb_writeoptions_t *wo, *wo_sync;
+  rocksdb_column_family_handle_t *cf[CF_N];
+  char *path;
+  int readonly;
+  int broken;                 // a write failed: RocksDB is not touched again (not even to close it)
+  unsigned long long min_free;  // bytes that must be free before a commit (0 = no check)
+  uint8_t *buf;  // encode scratch
+  size_t cap;
+};
+
+struct fs_wb {
+  rocksdb_writebatch_t *wb;
+  uint8_t *buf;
+  size_t cap;
+};
+
+// Sharded view (featstore_shard.c): each returns what the public function of the same name
+// returns, over every shard.
+int fs_sh_meta_get(fs_t *fs, fs_meta_t *m, ps_err_t *err);
+int fs_sh_feat_get(fs_t *fs, uint32_t feature, uint32_t top_n, fs_feat_t *f, ps_err_t *err);
+int fs_sh_feat_each(fs_t *fs, uint32_t top_n, int (*cb)(uint32_t, const fs_feat_t *, void *), void *ctx, ps_err_t *err);
+int fs_sh_code_each(fs_t *fs, int (*cb)(const char *, uint32_t, const uint32_t *, const float *, void *), void *ctx,
+                    ps_err_t *err);
+int fs_sh_code_get(fs_t *fs, const char *id, uint32_t *nnz, uint32_t **idx, float **val, ps_err_t *err);
 
 // *buf grown (doubling, at least 256 bytes) to hold need bytes.
 static inline void fs_grow(uint8_t **buf, size_t *cap, size_t need) {

@@ -13,6 +13,12 @@
 // --interp-out, InterpretRequests go out to any number of protsae-interpreter processes (PULL
 // there), whose InterpretResults come back on --in and are stored exactly once. When all of that
 // is done it sends each connected interpreter an EndOfStream and exits 0 (--exit-when-complete).
+//
+// Sharded (--shards N, featstore.h "Sharded stores"): N scorer processes with --shard K (or auto)
+// each own a feature range in DIR/shard-K, and one without --shard is the front (front.h): it takes
+// the encoders' messages, cuts each batch per shard, and once every shard is complete runs the
+// enrichment and the interpretation over the merged store, then tells the reader it may go. The
+// shards ask the reader for what they miss themselves; they neither enrich nor interpret.
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +28,7 @@
 #include "analysis.h"
 #include "config.h"
 #include "curve.h"
+#include "front.h"
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,6 +42,13 @@ static const ps_config_entry_t table[] = {
     {"in", "@ipc:///tmp/protsae-scorer.ipc", "input endpoint (PULL; @ binds)"},
     {"control", "", "reader control endpoint for ResendRequests (PUSH; e.g. >ipc:///tmp/protsae-reader-ctl.ipc)"},
     {"sources", "1", "upstream streams (readers) that make the whole input"},
+    {"shards", "0", "N >= 1: the store --db is split by feature range over N scorer processes; without --shard this "
+                    "process is their front (cuts the batches per shard, enriches and interprets the merged store)"},
+    {"shard", "", "with --shards: this process is the scorer of shard K (0..N-1) of --db, or 'auto' (the first shard "
+                  "no running scorer holds); it takes its part from the K-th endpoint of --in (tcp: port + K, ipc: "
+                  "address + '.K')"},
+    {"shard-out", "@ipc:///tmp/protsae-scorer-shard.ipc", "front: base endpoint of the shard sockets (PUSH, bound; "
+                                                          "the K-th: tcp port + K, ipc address + '.K')"},
     {"top-n", "20", "top proteins kept per feature (fixed when the store is created)"},
     {"max-features", "1048576", "largest dictionary (n_features) a batch may set; batches over it are rejected"},
     {"max-message-mb", "128", "largest message accepted on --in, MiB (ZMQ_MAXMSGSIZE; a FeatureBatch of R rows with "
@@ -114,6 +128,10 @@ int main(int argc, char **argv) {
   wire_peers_t *ipeers = NULL;
   scorer_enrich_t *enr = NULL;
   scorer_interp_t *si = NULL;
+  front_t *fr = NULL;
+  fs_t *merged = NULL;  // the front's view of every shard (opened once they are complete)
+  const scorer_counts_t zero_counts = {0};
+  const fs_meta_t zero_meta = {0};
   fs_wb_t *iwb = NULL;
   uint64_t *seqs = NULL;
   ps_metrics_t *mx = NULL;
@@ -121,7 +139,7 @@ int main(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_main(&cfg, table, "protsae-scorer", argc, argv);
   if (crc >= 0) return crc;
-  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, mport, max_feat, max_mb, min_free_mb;
+  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, mport, max_feat, max_mb, min_free_mb, shards;
   int exit_done, sync;
   const ps_config_bind_t opts[] = {
       PS_CFG_I64("sources", &sources),           PS_CFG_I64("top-n", &top_n),
@@ -129,6 +147,7 @@ int main(int argc, char **argv) {
       PS_CFG_I64("resend-after-ms", &resend_ms), PS_CFG_I64("hwm", &hwm),
       PS_CFG_I64("max-features", &max_feat),     PS_CFG_I64("max-message-mb", &max_mb),
       PS_CFG_I64("min-free-mb", &min_free_mb),   PS_CFG_I64("metrics-port", &mport),
+      PS_CFG_I64("shards", &shards),
       PS_CFG_BOOL("exit-when-complete", &exit_done), PS_CFG_BOOL("sync", &sync),
       {0},
   };
@@ -141,10 +160,54 @@ int main(int argc, char **argv) {
     ps_err_set(&err, PS_ECONFIG, "max-features must be in 1..2^32-1, max-message-mb in 1..2^20");
     goto fail;
   }
-  scorer_opts_t so = {ps_config_str(cfg, "db"), (uint32_t)top_n, sync, (uint32_t)max_feat};
-  if (scorer_open(&sc, &so, &err) < 0) goto fail;
-  fs_set_min_free(scorer_store(sc), min_free_mb > 0 ? (unsigned long long)min_free_mb << 20 : 0);
-  {
+  if (shards < 0 || shards > FS_MAX_SHARDS) {
+    ps_err_set(&err, PS_ECONFIG, "shards must be in 0..%d", FS_MAX_SHARDS);
+    goto fail;
+  }
+  const char *shard_opt = ps_config_str(cfg, "shard"), *db = ps_config_str(cfg, "db");
+  int worker = shards > 0 && shard_opt && shard_opt[0], is_front = shards > 0 && !worker;
+  scorer_opts_t so = {db, (uint32_t)top_n, sync, (uint32_t)max_feat, 0, 0};
+  char shard_db[4096], in_ep[1024];
+  snprintf(in_ep, sizeof in_ep, "%s", ps_config_str(cfg, "in"));
+  if (worker) {
+    if ((ps_config_str(cfg, "data") && ps_config_str(cfg, "data")[0]) ||
+        (ps_config_str(cfg, "interp-out") && ps_config_str(cfg, "interp-out")[0])) {
+      ps_err_set(&err, PS_ECONFIG, "--data and --interp-out belong to the front (--shards without --shard), not to "
+                                   "shard %s", shard_opt);
+      goto fail;
+    }
+    if (fs_shards_init(db, (uint32_t)shards, &err) < 0) goto fail;
+    int is_auto = !strcmp(shard_opt, "auto");
+    char *end = NULL;
+    long k0 = is_auto ? 0 : strtol(shard_opt, &end, 10);
+    if (!is_auto && (!end || *end || k0 < 0 || k0 >= shards)) {
+      ps_err_set(&err, PS_ECONFIG, "shard '%s': want 0..%lld or auto", shard_opt, (long long)shards - 1);
+      goto fail;
+    }
+    so.shards = (uint32_t)shards;
+    so.db_path = shard_db;
+    for (long k = k0; k < (is_auto ? shards : k0 + 1); k++) {  // auto: the first shard whose store is free
+      so.shard = (uint32_t)k;
+      fs_shard_path(db, so.shard, shard_db, sizeof shard_db);
+      ps_err_t oe = {0};
+      if (scorer_open(&sc, &so, &oe) == 0) break;
+      if (!is_auto || !strcasestr(oe.msg, "lock")) {
+        err = oe;
+        goto fail;
+      }
+      PS_INFO("shard %ld of %s is held by another scorer: trying the next", k, db);
+    }
+    if (!sc) {
+      ps_err_set(&err, PS_ESTATE, "%s: all %lld shards are held by running scorers", db, (long long)shards);
+      goto fail;
+    }
+    if (front_shard_endpoint(ps_config_str(cfg, "in"), so.shard, in_ep, sizeof in_ep, &err) < 0) goto fail;
+    PS_INFO("shard %u of %lld of %s: input %s", so.shard, (long long)shards, db, in_ep);
+  } else if (!is_front && scorer_open(&sc, &so, &err) < 0) {
+    goto fail;
+  }
+  if (sc) fs_set_min_free(scorer_store(sc), min_free_mb > 0 ? (unsigned long long)min_free_mb << 20 : 0);
+  if (sc) {
     const fs_meta_t *m = scorer_meta(sc);
     PS_INFO("store %s: %u features, %" PRIu64 " batches and %" PRIu64 " proteins applied so far", so.db_path,
             m->n_features, m->batches, m->proteins);
@@ -205,8 +268,9 @@ int main(int argc, char **argv) {
   wire_opts_t wo = {(int)hwm, 1000, 0, max_mb << 20};
   if (curve_from_config(cfg, &err) < 0) goto fail;
   zctx = zmq_ctx_new();
-  if (!(in = wire_socket(zctx, ZMQ_PULL, ps_config_str(cfg, "in"), &wo, &err))) goto fail;
+  if (!(in = wire_socket(zctx, ZMQ_PULL, in_ep, &wo, &err))) goto fail;
   wo.max_msg = 0;  // the sockets below only send
+  if (is_front && front_open(&fr, zctx, db, (uint32_t)shards, ps_config_str(cfg, "shard-out"), &wo, &err) < 0) goto fail;
   const char *cep = ps_config_str(cfg, "control");
   if (cep && cep[0] && !(ctl = wire_socket(zctx, ZMQ_PUSH, cep, &wo, &err))) goto fail;
   if (iep && iep[0] && !(isock = wire_socket_watched(zctx, ZMQ_PUSH, iep, &wo, &ipeers, &err))) goto fail;
@@ -253,15 +317,29 @@ int main(int argc, char **argv) {
   ps_metrics_set_stall(mx, 600);  // one enrichment of a large store runs between two rounds
   for (;;) {
     ps_metrics_alive(mx);
-    if (!complete && scorer_streams_complete(sc) >= (size_t)sources) {
+    if (!complete && sc && scorer_streams_complete(sc) >= (size_t)sources) {
       complete = 1;
       if (scorer_commit(sc, &err) < 0) goto fail;
-      if (ctl) send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 1);  // the reader may go
+      // the reader may go; a shard leaves that to the front, which knows when every shard is complete
+      if (ctl && !worker) send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 1);
     }
-    if (enr && ((complete && !enriched) || enrich_asked)) {
+    if (!complete && fr) {
+      int pr = front_poll(fr, (size_t)sources, &err);
+      if (pr < 0) goto fail;
+      if (pr == 1) {
+        if (fs_open_sharded(&merged, db, FS_OPEN_CREATE, &err) < 0) goto fail;
+        fs_set_min_free(merged, min_free_mb > 0 ? (unsigned long long)min_free_mb << 20 : 0);
+        PS_INFO("every shard of %s is complete (%" PRIu64 " batches routed): the store is whole", db,
+                front_batches(fr));
+        complete = 1;
+        if (ctl) send_resend(ctl, run_id, producer, &cseq, NULL, NULL, 0, 1);
+      }
+    }
+    fs_t *store = sc ? scorer_store(sc) : merged;
+    if (enr && store && ((complete && !enriched) || enrich_asked)) {
       int ran = 0;
-      if (scorer_commit(sc, &err) < 0) goto fail;
-      if (scorer_enrich_run(enr, scorer_store(sc), enrich_force, &ran, &enrich_secs, &err) < 0) goto fail;
+      if (sc && scorer_commit(sc, &err) < 0) goto fail;
+      if (scorer_enrich_run(enr, store, enrich_force, &ran, &enrich_secs, &err) < 0) goto fail;
       if (complete) enriched = 1;
       enrich_asked = enrich_force = 0;
       if (mx) {
@@ -271,7 +349,7 @@ int main(int argc, char **argv) {
       if (ran) PS_INFO("enrichment written into the store seconds=%.2f", enrich_secs);
     }
     if (complete && enriched && isock && !si && !interpreted) {
-      if (scorer_interp_new(&si, &icfg, scorer_store(sc), &err) < 0) goto fail;
+      if (scorer_interp_new(&si, &icfg, store, &err) < 0) goto fail;
     }
     if (si && !interpreted) {
       uint64_t tn = (uint64_t)ps_mono_ms();
@@ -287,7 +365,7 @@ int main(int argc, char **argv) {
         scorer_interp_sent(si, rq, tn);
       }
       if (scorer_interp_done(si)) {
-        if (scorer_interp_finish(si, scorer_store(sc), iwb, &err) < 0 || fs_commit(scorer_store(sc), iwb, 1, &err) < 0)
+        if (scorer_interp_finish(si, store, iwb, &err) < 0 || fs_commit(store, iwb, 1, &err) < 0)
           goto fail;
         interpreted = 1;
       }
@@ -300,18 +378,33 @@ int main(int argc, char **argv) {
     int64_t t = ps_mono_ms();
     if (rc == 1) {
       last_msg = t;
-      if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH) {
+      int routed = 0;
+      if (fr) {
+        ps_err_t re = {0};
+        routed = front_route(fr, env, &ps_stop_flag, &re);
+        if (routed == PS_EINTR) {
+          wire_free(&env);
+          break;
+        }
+        if (routed < 0) {
+          log_reject(logged, env->producer, SCORER_REJ_MALFORMED, re.msg);
+          routed = 1;
+        }
+      }
+      if (routed) {
+        // sent on to the shards
+      } else if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH) {
         ps_err_t be = {0};
         scorer_reject_t why = SCORER_REJ_MALFORMED;
-        if (scorer_apply_why(sc, env->feature_batch, &why, &be) < 0) log_reject(logged, env->producer, why, be.msg);
+        if (sc && scorer_apply_why(sc, env->feature_batch, &why, &be) < 0) log_reject(logged, env->producer, why, be.msg);
       } else if (env->body_case == PROTSAE__ENVELOPE__BODY_INTERPRET_RESULT) {
         ps_err_t be = {0};
         if (!si) {
           PS_WARN("an InterpretResult from %s while no interpretation runs: dropped", env->producer);
         } else {
-          int ar = scorer_interp_apply(si, scorer_store(sc), iwb, env->interpret_result, (uint64_t)t, &be);
+          int ar = scorer_interp_apply(si, store, iwb, env->interpret_result, (uint64_t)t, &be);
           if (ar < 0) PS_ERROR("answer from %s: %s", env->producer, be.msg);
-          else if (ar == 1 && fs_commit(scorer_store(sc), iwb, 0, &err) < 0) goto fail;
+          else if (ar == 1 && fs_commit(store, iwb, 0, &err) < 0) goto fail;
         }
       } else if (env->body_case == PROTSAE__ENVELOPE__BODY_ENRICH_REQUEST) {
         if (!enr) PS_WARN("an EnrichRequest from %s, but no --data: ignored", env->producer);
@@ -325,18 +418,18 @@ int main(int argc, char **argv) {
         const char *src = e->source_producer && e->source_producer[0] ? e->source_producer : env->producer;
         uint64_t next = e->source_producer && e->source_producer[0] ? e->source_next_seq : env->seq;
         ps_err_t be = {0};
-        if (scorer_note_eos(sc, src, next, e->rows_sent, e->proteins_sent, &be) < 0)
+        if (sc && scorer_note_eos(sc, src, next, e->rows_sent, e->proteins_sent, &be) < 0)
           log_reject(logged, env->producer, SCORER_REJ_EOS, be.msg);
       }
       wire_free(&env);
     }
-    const scorer_counts_t *c = scorer_counts(sc);
-    if (c->pending >= (uint64_t)commit_batches || (c->pending && t - last_commit >= commit_ms) ||
-        (rc == 0 && t - last_commit >= commit_ms)) {
+    const scorer_counts_t *c = sc ? scorer_counts(sc) : &zero_counts;
+    if (sc && (c->pending >= (uint64_t)commit_batches || (c->pending && t - last_commit >= commit_ms) ||
+               (rc == 0 && t - last_commit >= commit_ms))) {
       if (scorer_commit(sc, &err) < 0) goto fail;
       last_commit = t;
     }
-    if (ctl && t - last_msg >= resend_ms && t - last_resend >= resend_ms) {
+    if (sc && ctl && t - last_msg >= resend_ms && t - last_resend >= resend_ms) {
       last_resend = t;
       size_t known = scorer_streams_known(sc);
       for (size_t i = 0; i < known; i++) {
@@ -369,11 +462,11 @@ int main(int argc, char **argv) {
       ps_metrics_set(mx, m_wdrop, (double)st.dropped_malformed);
       ps_metrics_set(mx, m_wver, (double)st.dropped_version);
       ps_metrics_set(mx, m_rows, (double)c->rows);
-      ps_metrics_set(mx, m_prot, (double)scorer_meta(sc)->proteins);
+      ps_metrics_set(mx, m_prot, (double)(sc ? scorer_meta(sc) : &zero_meta)->proteins);
       ps_metrics_set(mx, m_rate, (double)c->rows * 1000.0 / (double)(t - t0 + 1));
-      ps_metrics_set(mx, m_known, (double)scorer_streams_known(sc));
-      ps_metrics_set(mx, m_done, (double)scorer_streams_complete(sc));
-      ps_metrics_set(mx, m_total, (double)scorer_stream_batches(sc));
+      ps_metrics_set(mx, m_known, sc ? (double)scorer_streams_known(sc) : 0);
+      ps_metrics_set(mx, m_done, sc ? (double)scorer_streams_complete(sc) : 0);
+      ps_metrics_set(mx, m_total, sc ? (double)scorer_stream_batches(sc) : 0);
     }
     if (t - last_log >= STATUS_LOG_MS) {
       PS_INFO("applied=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64 " proteins=%" PRIu64 " rows_per_s=%.0f",
@@ -382,7 +475,7 @@ int main(int argc, char **argv) {
       last_log = t;
     }
   }
-  if (scorer_commit(sc, &err) < 0) goto fail;
+  if (sc && scorer_commit(sc, &err) < 0) goto fail;
   if (isock) {  // every connected interpreter gets an EndOfStream: they exit
     Protsae__EndOfStream eos = PROTSAE__END_OF_STREAM__INIT;
     eos.reason = (char *)(complete ? "done" : "signal");
@@ -412,14 +505,16 @@ int main(int argc, char **argv) {
         ps_err_set(&err, -errno, "%s: cannot write the dump", dump);
         goto fail;
       }
-      int rc = fs_dump(scorer_store(sc), f, &err);
+      int rc = fs_dump(sc ? scorer_store(sc) : merged, f, &err);
       if (fclose(f) != 0 && rc >= 0) rc = ps_err_set(&err, PS_EIO, "%s: write failed", dump);
       if (rc < 0) goto fail;
     }
   }
   {
-    const scorer_counts_t *c = scorer_counts(sc);
-    const fs_meta_t *m = scorer_meta(sc);
+    const scorer_counts_t *c = sc ? scorer_counts(sc) : &zero_counts;
+    fs_meta_t mm = zero_meta;
+    if (merged && fs_meta_get(merged, &mm, &err) < 0) goto fail;
+    const fs_meta_t *m = sc ? scorer_meta(sc) : &mm;
     double secs = (double)(ps_mono_ms() - t0) / 1000.0;
     PS_INFO("finished complete=%d applied=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64 " dropped=%" PRIu64
             " store_batches=%" PRIu64 " store_proteins=%" PRIu64 " seconds=%.2f",
@@ -439,7 +534,9 @@ fail:
   wire_close(&isock);
   wire_close(&in);
   wire_close(&ctl);
+  front_close(&fr);  // its sockets, before the context
   if (zctx) zmq_ctx_term(zctx);
+  fs_close(&merged);
   scorer_close(&sc);
   ps_config_destroy(&cfg);
   return status;

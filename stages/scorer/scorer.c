@@ -263,6 +263,18 @@ int scorer_apply_why(scorer_t *s, const Protsae__FeatureBatch *fb, scorer_reject
                         residue ? "residue" : "protein", fs_path(s->fs), s->meta.n_features,
                         s->meta.neurons ? "neurons" : "features", s->meta.level ? "residue" : "protein"));
   }
+  if (s->o.shards > 1) {
+    uint32_t lo, hi;
+    fs_shard_range(s->o.shard, s->o.shards, fb->n_features, &lo, &hi);
+    const uint32_t *ix[2] = {fb->indices, fb->pooled_indices};
+    size_t nx[2] = {fb->n_indices, fb->n_pooled_indices};
+    for (int w = 0; w < 2; w++)
+      for (size_t j = 0; j < nx[w]; j++)
+        if (ix[w][j] < lo || ix[w][j] >= hi)
+          REJECT(SCORER_REJ_MALFORMED, ps_err_set(err, PS_EPROTO, "%s batch seq=%llu: %sfeature %u at entry %zu is not "
+                                                  "in shard %u's range [%u, %u) of %u shards", prod, useq,
+                                                  w ? "pooled " : "", ix[w][j], j, s->o.shard, lo, hi, s->o.shards));
+  }
   if ((rc = check_values(fb->values, fb->n_values, "code", prod, seq, err)) < 0 ||
       (rc = check_values(fb->pooled_values, fb->n_pooled_values, "pooled code", prod, seq, err)) < 0)
     REJECT(SCORER_REJ_VALUES, rc);

@@ -34,6 +34,8 @@ typedef struct scorer_opts {
   uint32_t top_n;          // top proteins kept per feature (default 20); fixed when the store is created
   int sync;                // fsync the WAL at each commit
   uint32_t max_features;   // largest n_features a batch may set (0 = SCORER_MAX_FEATURES_DEFAULT)
+  uint32_t shard, shards;  // shards > 1: this store is shard `shard` of a sharded store (featstore.h) and
+                           // takes only entries of its feature range (fs_shard_range); others are rejected
 } scorer_opts_t;
 
 // Memory is ~(600 + 16 top_n) bytes per feature: 2^20 features = ~1 GB at top_n 20.
@@ -43,7 +45,8 @@ typedef struct scorer_opts {
 
 // Why a message was rejected (scorer_counts().rejected_by; scorer_reject_name for metrics).
 typedef enum {
-  SCORER_REJ_MALFORMED = 0,  // inconsistent CSR, no source_producer, residue batch without pooled codes
+  SCORER_REJ_MALFORMED = 0,  // inconsistent CSR, no source_producer, residue batch without pooled codes,
+                             // a shard given an entry outside its feature range
   SCORER_REJ_SEQ_RANGE,      // seq >= the announced count or >= SCORER_MAX_SEQ; announced count > SCORER_MAX_SEQ
   SCORER_REJ_STREAM_BATCHES, // announced count differs from the stream's earlier batches
   SCORER_REJ_N_FEATURES,     // n_features 0, over max_features, or not the store's (or level / neuron mode differs)

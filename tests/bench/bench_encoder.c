@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
   char db[512];
   snprintf(db, sizeof db, "%s/bench-scorer-%d", tmp, (int)getpid());
   scorer_t *sc = NULL;
-  scorer_opts_t so = {db, 20, 0, 0};
+  scorer_opts_t so = {db, 20, 0, 0, 0, 0};
   if (scorer_open(&sc, &so, &err) < 0) {
     fprintf(stderr, "bench_encoder: %s\n", err.msg);
     return 1;
