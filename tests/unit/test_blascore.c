@@ -28,57 +28,55 @@ static const ps_cpu_flags_t cpu_knl = {.avx = 1, .avx2 = 1, .fma = 1, .avx512f =
     if (!strstr((s), (sub))) fail_msg("message '%s' does not contain '%s'", (s), (sub)); \
   } while (0)
 
-static void haswell_forced_on_avx512_warns(void **st) {
+typedef struct {
+  const char *var, *running;  // OPENBLAS_CORETYPE, openblas_get_corename()
+  const ps_cpu_flags_t *cpu;
+  const char *must[4];  // what the warning says (NULL-ended); none: no warning
+} verdict_case_t;
+
+static const verdict_case_t cases[] = {
+    // warns: the variable, its value as written, the level, the core OpenBLAS would pick, the cost
+    {"Haswell", "Haswell", &cpu_avx512, {"OPENBLAS_CORETYPE=Haswell", "AVX-512", "would pick Cooperlake", NULL}},
+    {"Haswell", "Haswell", &cpu_avx512, {"about half speed", "unset OPENBLAS_CORETYPE", NULL}},
+    {"haswell", "Haswell", &cpu_skx, {"OPENBLAS_CORETYPE=haswell", "would pick SkylakeX", NULL}},
+    {"Sandybridge", "Sandybridge", &cpu_avx512, {"a quarter of the speed", NULL}},  // two levels down
+    {"Nehalem", "Nehalem", &cpu_avx512, {"an eighth of the speed", NULL}},         // three
+    {"Core2", "Core2", &cpu_avx2, {"would pick Haswell", "a quarter", NULL}},
+    {"Nehalem", "Nehalem", &cpu_zen2, {"would pick Zen", NULL}},
+    // silent: unset or empty (OpenBLAS chose by itself)
+    {NULL, "Haswell", &cpu_avx512, {NULL}},
+    {"", "Haswell", &cpu_avx512, {NULL}},
+    // silent: forced, but to the CPU's best level (or a sibling at that level)
+    {"Cooperlake", "Cooperlake", &cpu_avx512, {NULL}},
+    {"SkylakeX", "SkylakeX", &cpu_avx512, {NULL}},
+    {"Haswell", "Haswell", &cpu_avx2, {NULL}},
+    {"Zen", "Zen", &cpu_avx2, {NULL}},
+    {"Haswell", "Haswell", &cpu_zen2, {NULL}},
+    {"Sandybridge", "Sandybridge", &cpu_avx, {NULL}},
+    {"Haswell", "Haswell", &cpu_knl, {NULL}},  // AVX-512F alone gets no AVX-512 kernels from OpenBLAS
+    // silent: the variable names a weak core but OpenBLAS runs a strong one (the running core decides)
+    {"Haswell", "Cooperlake", &cpu_avx512, {NULL}},
+    // silent: names the table does not know
+    {"Haswell", "NEOVERSEN1", &cpu_avx512, {NULL}},
+    {"Haswell", NULL, &cpu_avx512, {NULL}},
+};
+
+static void verdicts(void **st) {
   (void)st;
-  char msg[512];
-  assert_int_equal(ps_blas_core_verdict("Haswell", "Haswell", &cpu_avx512, msg, sizeof msg), 1);
-  assert_has(msg, "OPENBLAS_CORETYPE=Haswell");
-  assert_has(msg, "Cooperlake");
-  assert_has(msg, "AVX-512");
-  assert_has(msg, "about half speed");
-  assert_has(msg, "unset OPENBLAS_CORETYPE");
-  // the value is shown as the user wrote it; the running core decides
-  assert_int_equal(ps_blas_core_verdict("haswell", "Haswell", &cpu_skx, msg, sizeof msg), 1);
-  assert_has(msg, "OPENBLAS_CORETYPE=haswell");
-  assert_has(msg, "SkylakeX");
-  // two levels down: a quarter; three: an eighth
-  assert_int_equal(ps_blas_core_verdict("Sandybridge", "Sandybridge", &cpu_avx512, msg, sizeof msg), 1);
-  assert_has(msg, "quarter");
-  assert_int_equal(ps_blas_core_verdict("Nehalem", "Nehalem", &cpu_avx512, msg, sizeof msg), 1);
-  assert_has(msg, "eighth");
-  assert_int_equal(ps_blas_core_verdict("Core2", "Core2", &cpu_avx2, msg, sizeof msg), 1);
-  assert_has(msg, "Haswell");
-  assert_has(msg, "quarter");
-  assert_int_equal(ps_blas_core_verdict("Nehalem", "Nehalem", &cpu_zen2, msg, sizeof msg), 1);
-  assert_has(msg, "would pick Zen");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const verdict_case_t *c = &cases[i];
+    char msg[512] = "x";
+    int want = c->must[0] != NULL, got = ps_blas_core_verdict(c->var, c->running, c->cpu, msg, sizeof msg);
+    if (got != want)
+      fail_msg("case %zu (%s, running %s): verdict %d, want %d: '%s'", i, c->var ? c->var : "(unset)",
+               c->running ? c->running : "(null)", got, want, msg);
+    if (!want) assert_string_equal(msg, "");
+    for (int k = 0; c->must[k]; k++) assert_has(msg, c->must[k]);
+  }
   // a message cut at the buffer's size stays a string
   char small[16];
   assert_int_equal(ps_blas_core_verdict("Haswell", "Haswell", &cpu_avx512, small, sizeof small), 1);
   assert_int_equal(strlen(small), sizeof small - 1);
-}
-
-static void silent_when_fine(void **st) {
-  (void)st;
-  char msg[512] = "x";
-  // unset or empty: OpenBLAS chose by itself
-  assert_int_equal(ps_blas_core_verdict(NULL, "Haswell", &cpu_avx512, msg, sizeof msg), 0);
-  assert_string_equal(msg, "");
-  assert_int_equal(ps_blas_core_verdict("", "Haswell", &cpu_avx512, msg, sizeof msg), 0);
-  // forced, but to the CPU's best level (or a sibling at that level)
-  assert_int_equal(ps_blas_core_verdict("Cooperlake", "Cooperlake", &cpu_avx512, msg, sizeof msg), 0);
-  assert_int_equal(ps_blas_core_verdict("SkylakeX", "SkylakeX", &cpu_avx512, msg, sizeof msg), 0);
-  assert_int_equal(ps_blas_core_verdict("Haswell", "Haswell", &cpu_avx2, msg, sizeof msg), 0);
-  assert_int_equal(ps_blas_core_verdict("Zen", "Zen", &cpu_avx2, msg, sizeof msg), 0);
-  assert_int_equal(ps_blas_core_verdict("Haswell", "Haswell", &cpu_zen2, msg, sizeof msg), 0);
-  assert_int_equal(ps_blas_core_verdict("Sandybridge", "Sandybridge", &cpu_avx, msg, sizeof msg), 0);
-  // AVX-512F alone (no BW/VL/DQ) gets no AVX-512 kernels from OpenBLAS
-  assert_int_equal(ps_blas_core_verdict("Haswell", "Haswell", &cpu_knl, msg, sizeof msg), 0);
-  // the variable names a weak core, but OpenBLAS runs a strong one (the running core decides)
-  assert_int_equal(ps_blas_core_verdict("Haswell", "Cooperlake", &cpu_avx512, msg, sizeof msg), 0);
-  // names the table does not know never warn
-  assert_int_equal(ps_blas_core_verdict("Haswell", "NEOVERSEN1", &cpu_avx512, msg, sizeof msg), 0);
-  assert_int_equal(ps_blas_core_verdict("Haswell", NULL, &cpu_avx512, msg, sizeof msg), 0);
-  assert_string_equal(msg, "");
 }
 
 static void core_levels(void **st) {
@@ -122,8 +120,7 @@ static void this_process(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(haswell_forced_on_avx512_warns),
-      cmocka_unit_test(silent_when_fine),
+      cmocka_unit_test(verdicts),
       cmocka_unit_test(core_levels),
       cmocka_unit_test(this_process),
   };
