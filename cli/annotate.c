@@ -24,6 +24,7 @@
 
 #include "annot.h"
 #include "annot_svc.h"
+#include "blascore.h"
 #include "cli.h"
 #include "config.h"
 #include "godata.h"
@@ -183,6 +184,7 @@ int cli_annotate(int argc, char **argv) {
     fprintf(stderr, "protsae annotate: %s\n", err.msg);
     goto out;
   }
+  ps_blas_core_check();  // once here; the encoders' and the reader's logs say it again
   status = 1;
   // the reader's and the annotator's options given on this command line, passed on
   static const char *const pass_r[] = {"once", "interval-ms", "settle-ms", "missing-after", "max-in-flight",

@@ -32,6 +32,7 @@
 #include "annot.h"
 #include "annot_svc.h"
 #include "annstore.h"
+#include "blascore.h"
 #include "topo.h"
 #include "cli.h"
 #include "config.h"
@@ -391,6 +392,7 @@ int cli_demo(int argc, char **argv) {
     fprintf(stderr, "protsae demo: %s\n", err.msg);
     goto out;
   }
+  ps_blas_core_check();  // once here; each stage's log says it again
   mkdir(work, 0755);
   if (!realpath(work, absw)) snprintf(absw, sizeof absw, "%s", work);
   snprintf(logs, sizeof logs, "%s/logs", absw);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "blascore.h"
 #include "cli.h"
 #include "config.h"
 #include "esm2.h"
@@ -60,6 +61,7 @@ int cli_embed(int argc, char **argv) {
   if (!ps_config_str(cfg, "model") || !ps_config_str(cfg, "fasta") || !ps_config_str(cfg, "out"))
     return ps_config_cli_bad(&cfg, table, "protsae embed", "needs --model, --fasta and --out");
   ps_config_print(cfg);
+  ps_blas_core_check();
   int status = 1, *layers = NULL, n_layers = 0, logits = 0;
   esm2_model_t *m = NULL;
   esm2_runner_t *run = NULL;

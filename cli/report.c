@@ -183,19 +183,6 @@ typedef struct metrics {
   size_t n, nv, cap, capv;
 } metrics_t;
 
-// A line of metrics.jsonl with the trainer's NaN (no validation rows: the demo trains on every
-// row) written as a bare nan, which is not JSON, made parseable: ":nan" / ":-nan" -> ":null".
-static char *nan_as_null(const char *line) {
-  char *o = ps_xmalloc(strlen(line) * 5 / 4 + 2), *w = o;
-  for (const char *p = line; *p;) {
-    int k = *p != ':' ? 0 : !strncmp(p + 1, "nan", 3) ? 4 : !strncmp(p + 1, "-nan", 4) ? 5 : 0;
-    if (k) memcpy(w, ":null", 5), w += 5, p += k;
-    else *w++ = *p++;
-  }
-  *w = 0;
-  return o;
-}
-
 static void load_metrics(const char *path, metrics_t *m) {
   memset(m, 0, sizeof *m);
   FILE *f = fopen(path, "r");
@@ -203,9 +190,7 @@ static void load_metrics(const char *path, metrics_t *m) {
   char *line = NULL;
   size_t lc = 0;
   while (getline(&line, &lc, f) > 0) {
-    char *fixed = nan_as_null(line);
-    json_t *j = json_loads(fixed, 0, NULL);
-    free(fixed);
+    json_t *j = json_loads(line, 0, NULL);  // strict JSON: the trainer writes null, never nan
     if (!j) continue;
     const char *kind = json_string_value(json_object_get(j, "kind"));
     double step = json_number_value(json_object_get(j, "step"));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "blascore.h"
 #include "config.h"
 #include "curve.h"
 #include "encoder.h"
@@ -78,6 +79,7 @@ int main(int argc, char **argv) {
       {0},
   };
   if (ps_config_read(cfg, opts, &err) < 0) goto fail;
+  ps_blas_core_check();
   if (max_rows < 1 || max_rows > (1 << 24) || max_dim < 1 || max_dim > (1 << 20)) {
     ps_err_set(&err, PS_ECONFIG, "max-batch-rows must be in 1..2^24, max-dim in 1..2^20");
     goto fail;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "blascore.h"
 #include "config.h"
 #include "curve.h"
 #include "io.h"
@@ -273,6 +274,7 @@ int main(int argc, char **argv) {
     const ps_config_bind_t eb[] = {PS_CFG_I64("tokens-per-batch", &tpb), PS_CFG_I64("sort-window", &win),
                                    PS_CFG_I64("max-residues", &maxres), PS_CFG_I64("threads", &threads), {0}};
     if (ps_config_read(cfg, eb, &err) < 0) goto fail;
+    ps_blas_core_check();  // the native ESM2 forward runs on OpenBLAS
     if (tpb < 3 || win < 1 || win > (1 << 24) || maxres < 1 || maxres > (1 << 20) || threads < 1 || threads > 256) {
       ps_err_set(&err, PS_ECONFIG, "tokens-per-batch >= 3, sort-window >= 1, max-residues >= 1, threads 1..256");
       goto fail;

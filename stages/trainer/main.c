@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blascore.h"
 #include "config.h"
 #include "curve.h"
 #include "log.h"
@@ -344,6 +345,7 @@ int main(int argc, char **argv) {
   if (rc >= 0) return rc;
   ps_signals_install();
   if (read_args(cfg, &a, &err) < 0 || trainer_opts_from_args(&a, &o, &err)) goto fail;
+  ps_blas_core_check();
   if (a.threads > 0) openblas_set_num_threads((int)a.threads);
   pool = ps_pool_new((int)a.threads);
   trainer_hooks_t h = {.stop = &ps_stop_flag, .progress = progress, .progress_ctx = &pg};

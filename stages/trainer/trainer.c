@@ -423,19 +423,40 @@ static void eval_val(run_t *r, double *mse, double *fvu, double *l0) {
   free(yh);
 }
 
+// One line of metrics.jsonl, strict JSON: a value that is not finite (the validation figures
+// when there are no validation rows, an FVU without variance) is written as null.
 static void write_metrics(run_t *r, const char *kind) {
   char path[4096];
   snprintf(path, sizeof path, "%s/metrics.jsonl", r->o->out_dir);
   FILE *f = fopen(path, "a");
   if (!f) return;
   const sae_losses_t *L = &r->last;
-  fprintf(f,
-          "{\"kind\":\"%s\",\"step\":%lld,\"rows\":%lld,\"rows_per_s\":%.1f,\"loss\":%.6g,\"mse\":%.6g,\"aux\":%.6g,"
-          "\"l1\":%.6g,\"l0\":%.3f,\"fvu\":%.6g,\"lr\":%.6g,\"dead_fraction\":%.6f,\"val_mse\":%.6g,\"val_fvu\":%.6g,"
-          "\"val_l0\":%.3f,\"best_val_mse\":%.6g,\"best_step\":%lld}\n",
-          kind, (long long)r->rep.steps, (long long)r->rep.rows_trained, r->rep.rows_per_s, L->loss, L->mse, L->aux, L->l1,
-          L->l0, L->var > 0 ? L->mse / L->var : NAN, L->lr, r->rep.dead_fraction, r->rep.last_val_mse,
-          r->rep.last_val_fvu, r->rep.last_val_l0, r->rep.best_val_mse, (long long)r->rep.best_step);
+  const struct {
+    const char *key, *fmt;
+    double v;
+  } nums[] = {
+      {"rows_per_s", "%.1f", r->rep.rows_per_s},
+      {"loss", "%.6g", L->loss},
+      {"mse", "%.6g", L->mse},
+      {"aux", "%.6g", L->aux},
+      {"l1", "%.6g", L->l1},
+      {"l0", "%.3f", L->l0},
+      {"fvu", "%.6g", L->var > 0 ? L->mse / L->var : NAN},
+      {"lr", "%.6g", L->lr},
+      {"dead_fraction", "%.6f", r->rep.dead_fraction},
+      {"val_mse", "%.6g", r->rep.last_val_mse},
+      {"val_fvu", "%.6g", r->rep.last_val_fvu},
+      {"val_l0", "%.3f", r->rep.last_val_l0},
+      {"best_val_mse", "%.6g", r->rep.best_val_mse},
+  };
+  fprintf(f, "{\"kind\":\"%s\",\"step\":%lld,\"rows\":%lld", kind, (long long)r->rep.steps,
+          (long long)r->rep.rows_trained);
+  for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+    fprintf(f, ",\"%s\":", nums[i].key);
+    if (isfinite(nums[i].v)) fprintf(f, nums[i].fmt, nums[i].v);
+    else fputs("null", f);
+  }
+  fprintf(f, ",\"best_step\":%lld}\n", (long long)r->rep.best_step);
   fclose(f);
 }
 

@@ -18,8 +18,9 @@
 //    FLOPs: projections + attention's two products, at the sgemm rate; _proj_flop: projections
 //    only), the share of each phase, esm2_bf16_tokens_per_s, esm2_bf16_speedup,
 //    esm2_bf16_min_cos / esm2_bf16_max_abs_err (last layer's mean embeddings vs float32); then
-//    the sgemm reference again in a child without OPENBLAS_CORETYPE (*_coretype_unset: the core
-//    OpenBLAS picks for this CPU by itself). torch_tokens_per_s, esm2_speedup_vs_torch; the
+//    the sgemm reference again in a child without OPENBLAS_CORETYPE (openblas_core_fast_blas,
+//    sgemm_gflops_fast_blas: the core OpenBLAS picks for this CPU by itself and its rate; the keys
+//    scripts/bench's second run prints for the whole forward; --no-child skips it). torch_tokens_per_s, esm2_speedup_vs_torch; the
 //    checksum (sum of squares) of the last layer's float32 means on both sides ->
 //    esm2_vs_torch_checksum_rel_diff.
 //
@@ -505,7 +506,7 @@ int main(int argc, char **argv) {
     char line[512];
     while (pp && fgets(line, sizeof line, pp)) {
       char *c = strchr(line, ':');
-      if (c) printf("%.*s_coretype_unset%s", (int)(c - line), line, c);
+      if (c) printf("%.*s_fast_blas%s", (int)(c - line), line, c);
     }
     if (pp) pclose(pp);
     fflush(stdout);

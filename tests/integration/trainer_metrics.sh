@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Integration: protsae-trainer serves Prometheus metrics while it trains (--metrics-port): steps,
 # rows, rate, loss, L0, dead fraction, validation MSE; /healthz answers; SIGTERM still exits 0; and
-# `protsae status` shows its loss / L0 / dead %.
+# `protsae status` shows its loss / L0 / dead %. Every line of metrics.jsonl is strict JSON (no bare
+# nan), with and without a validation split (without one, the validation figures are null).
 set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 data=$SHARED/data/human-swissprot
@@ -33,4 +34,26 @@ cat "$T/status.out"
 grep -Eq " trainer +trainer-0 .* [0-9.]+ +4\.0 +[0-9.]+ ok$" "$T/status.out" || fail "status: trainer line lacks loss / L0 / dead"
 kill -TERM $tp
 wait $tp || { tail "$T/tr.err"; fail "trainer did not exit 0 on SIGTERM"; }
+# metrics.jsonl: strict JSON on every line (Python's json accepts NaN / Infinity unless told not to)
+"$TR" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --epochs 1 --d-sae 128 --k 4 --batch-rows 64 --threads 1 \
+  --log-every 5 --eval-every 20 --val-fraction 0 --out "$T/sae0" >"$T/tr0.out" 2>"$T/tr0.err" ||
+  { tail "$T/tr0.err"; fail "trainer without a validation split"; }
+/usr/bin/python3 - "$T/sae/metrics.jsonl" "$T/sae0/metrics.jsonl" <<'PY' || fail "metrics.jsonl is not strict JSON"
+import json, sys
+def refuse(c): raise ValueError("non-JSON constant " + c)
+for n, path in enumerate(sys.argv[1:]):
+    lines = open(path).read().splitlines()
+    kinds = set()
+    for i, line in enumerate(lines, 1):
+        try:
+            r = json.loads(line, parse_constant=refuse)
+        except ValueError as e:
+            sys.exit("%s line %d: %s: %s" % (path, i, e, line))
+        if not isinstance(r, dict) or not isinstance(r.get("step"), int): sys.exit("%s line %d: no step: %s" % (path, i, line))
+        kinds.add(r.get("kind"))
+        if n == 1 and r.get("val_mse") is not None: sys.exit("%s line %d: val_mse without validation rows: %s" % (path, i, line))
+    want = {"train", "eval", "final"} if n == 1 else {"train", "eval"}
+    if not want <= kinds: sys.exit("%s: kinds %s, want %s" % (path, sorted(kinds), sorted(want)))
+    print("%s: %d lines, strict JSON" % (path, len(lines)))
+PY
 echo OK

@@ -31,22 +31,32 @@ grep -q '"architecture": "topk"' "$T/A/latest/cfg.json" || fail "cfg.json: archi
 grep -q '"kind":"eval"' "$T/A/metrics.jsonl" || fail "metrics.jsonl: no eval line"
 ls -d "$T"/A/ckpt-*.tmp 2>/dev/null && fail "stale .tmp checkpoint left"
 
-# kill -9 after the first checkpoints, then resume
-"$TR" "${args[@]}" --out "$T/B" >"$T/B1.out" 2>"$T/B1.err" &
-pid=$!
-for i in $(seq 1 600); do
-  [ -L "$T/B/latest" ] && [ "$(readlink "$T/B/latest")" \> "ckpt-0000000030" ] && break
-  sleep 0.05
-done
-kill -9 $pid 2>/dev/null || fail "run B finished before it could be killed"
-wait $pid 2>/dev/null || true
-at=$(readlink "$T/B/latest")
-"$TR" "${args[@]}" --out "$T/B" >"$T/B2.out" 2>"$T/B2.err" || { tail "$T/B2.err"; fail "run B resume"; }
-grep -q "resumed from" "$T/B2.err" || fail "run B did not resume"
-cmp "$T/A/latest/sae_weights.safetensors" "$T/B/latest/sae_weights.safetensors" ||
-  fail "kill -9 at $at + resume: weights differ from the uninterrupted run"
-cmp "$T/A/latest/trainer_state.safetensors" "$T/B/latest/trainer_state.safetensors" || fail "trainer state differs"
-echo "kill -9 at $at + resume: identical weights after $steps steps"
+# kill_resume_check NAME REF OUT ARGS...: the trainer with ARGS into OUT, killed with -9 once its
+# `latest` checkpoint is past step 30, then resumed; the resumed run must end byte-identical to the
+# uninterrupted run REF (sae weights, trainer state and cfg.json). Logs: OUT1.* and OUT2.*.
+kill_resume_check() {
+  local name=$1 ref=$2 out=$3; shift 3
+  "$TR" "$@" --out "$out" >"${out}1.out" 2>"${out}1.err" &
+  local pid=$! at i
+  for i in $(seq 1 600); do
+    [ -L "$out/latest" ] && [ "$(readlink "$out/latest")" \> "ckpt-0000000030" ] && break
+    sleep 0.05
+  done
+  kill -9 $pid 2>/dev/null || fail "$name: run finished before it could be killed"
+  wait $pid 2>/dev/null || true
+  at=$(readlink "$out/latest")
+  "$TR" "$@" --out "$out" >"${out}2.out" 2>"${out}2.err" || { tail "${out}2.err"; fail "$name: resume"; }
+  grep -q "resumed from" "${out}2.err" || fail "$name: the second run did not resume"
+  cmp "$ref/latest/sae_weights.safetensors" "$out/latest/sae_weights.safetensors" ||
+    fail "$name: kill -9 at $at + resume: weights differ from the uninterrupted run"
+  cmp "$ref/latest/trainer_state.safetensors" "$out/latest/trainer_state.safetensors" ||
+    fail "$name: trainer state differs"
+  cmp "$ref/latest/cfg.json" "$out/latest/cfg.json" || fail "$name: cfg.json differs"
+  echo "$name: kill -9 at $at + resume: identical weights, trainer state and cfg.json"
+}
+
+# kill -9 after the first checkpoints, then resume (the uninterrupted run A above)
+kill_resume_check topk "$T/A" "$T/B" "${args[@]}"
 
 # JumpReLU (learnt per-latent threshold, its Adam state in the checkpoint): kill -9 + resume is
 # byte-identical too; saved as SAELens "jumprelu" with a learnt threshold
@@ -63,21 +73,7 @@ t = np.frombuffer(b[8 + n + h["data_offsets"][0]:8 + n + h["data_offsets"][1]], 
 print(f"jumprelu threshold: min {t.min():.4g} median {np.median(t):.4g} max {t.max():.4g}")
 sys.exit(0 if np.all(t > 0) and np.ptp(t) > 1e-3 else 1)
 PY
-"$TR" "${jargs[@]}" --out "$T/JB" >"$T/JB1.out" 2>"$T/JB1.err" &
-pid=$!
-for i in $(seq 1 600); do
-  [ -L "$T/JB/latest" ] && [ "$(readlink "$T/JB/latest")" \> "ckpt-0000000030" ] && break
-  sleep 0.05
-done
-kill -9 $pid 2>/dev/null || fail "jumprelu run B finished before it could be killed"
-wait $pid 2>/dev/null || true
-at=$(readlink "$T/JB/latest")
-"$TR" "${jargs[@]}" --out "$T/JB" >"$T/JB2.out" 2>"$T/JB2.err" || { tail "$T/JB2.err"; fail "jumprelu resume"; }
-grep -q "resumed from" "$T/JB2.err" || fail "jumprelu run B did not resume"
-cmp "$T/JA/latest/sae_weights.safetensors" "$T/JB/latest/sae_weights.safetensors" ||
-  fail "jumprelu kill -9 at $at + resume: weights differ from the uninterrupted run"
-cmp "$T/JA/latest/trainer_state.safetensors" "$T/JB/latest/trainer_state.safetensors" || fail "jumprelu trainer state differs"
-echo "jumprelu kill -9 at $at + resume: identical weights and threshold"
+kill_resume_check jumprelu "$T/JA" "$T/JB" "${jargs[@]}"
 
 # Matryoshka (nested prefixes; their errors in the loss): kill -9 + resume is byte-identical too;
 # saved as a plain SAELens topk SAE with the prefix sizes recorded in cfg.json
@@ -88,45 +84,16 @@ tr -d ' \n' <"$T/MA/latest/cfg.json" | grep -q '"protsae_matryoshka_prefixes":\[
   { cat "$T/MA/latest/cfg.json"; fail "matryoshka cfg.json: prefixes"; }
 cmp -s "$T/A/latest/sae_weights.safetensors" "$T/MA/latest/sae_weights.safetensors" &&
   fail "matryoshka run equals the plain run"
-"$TR" "${margs[@]}" --out "$T/MB" >"$T/MB1.out" 2>"$T/MB1.err" &
-pid=$!
-for i in $(seq 1 600); do
-  [ -L "$T/MB/latest" ] && [ "$(readlink "$T/MB/latest")" \> "ckpt-0000000030" ] && break
-  sleep 0.05
-done
-kill -9 $pid 2>/dev/null || fail "matryoshka run B finished before it could be killed"
-wait $pid 2>/dev/null || true
-at=$(readlink "$T/MB/latest")
-"$TR" "${margs[@]}" --out "$T/MB" >"$T/MB2.out" 2>"$T/MB2.err" || { tail "$T/MB2.err"; fail "matryoshka resume"; }
-grep -q "resumed from" "$T/MB2.err" || fail "matryoshka run B did not resume"
-cmp "$T/MA/latest/sae_weights.safetensors" "$T/MB/latest/sae_weights.safetensors" ||
-  fail "matryoshka kill -9 at $at + resume: weights differ from the uninterrupted run"
-cmp "$T/MA/latest/trainer_state.safetensors" "$T/MB/latest/trainer_state.safetensors" || fail "matryoshka trainer state differs"
-cmp "$T/MA/latest/cfg.json" "$T/MB/latest/cfg.json" || fail "matryoshka cfg.json differs"
-echo "matryoshka kill -9 at $at + resume: identical weights"
+kill_resume_check matryoshka "$T/MA" "$T/MB" "${margs[@]}"
 
 # Dead-latent resampling (the RNG from seed and step, the rows from the checkpointed shuffle
 # buffer): kill -9 + resume is byte-identical too
 rargs=("${args[@]}" --arch batchtopk --resample-every 20 --resample-until 0.8)
 "$TR" "${rargs[@]}" --out "$T/RA" >"$T/RA.out" 2>"$T/RA.err" || { tail "$T/RA.err"; fail "resample run"; }
 grep -q "dead latents resampled" "$T/RA.err" || fail "resample run: no resampling logged"
-"$TR" "${rargs[@]}" --out "$T/RB" >"$T/RB1.out" 2>"$T/RB1.err" &
-pid=$!
-for i in $(seq 1 600); do
-  [ -L "$T/RB/latest" ] && [ "$(readlink "$T/RB/latest")" \> "ckpt-0000000030" ] && break
-  sleep 0.05
-done
-kill -9 $pid 2>/dev/null || fail "resample run B finished before it could be killed"
-wait $pid 2>/dev/null || true
-at=$(readlink "$T/RB/latest")
-"$TR" "${rargs[@]}" --out "$T/RB" >"$T/RB2.out" 2>"$T/RB2.err" || { tail "$T/RB2.err"; fail "resample resume"; }
-grep -q "resumed from" "$T/RB2.err" || fail "resample run B did not resume"
-cmp "$T/RA/latest/sae_weights.safetensors" "$T/RB/latest/sae_weights.safetensors" ||
-  fail "resample kill -9 at $at + resume: weights differ from the uninterrupted run"
-cmp "$T/RA/latest/trainer_state.safetensors" "$T/RB/latest/trainer_state.safetensors" || fail "resample trainer state differs"
+kill_resume_check resample "$T/RA" "$T/RB" "${rargs[@]}"
 "$TR" "${args[@]}" --arch relu --resample-every 20 --out "$T/RR" >"$T/RR.out" 2>"$T/RR.err" && fail "relu resampling accepted"
 grep -q "resample-every" "$T/RR.err" || { tail "$T/RR.err"; fail "relu resampling: no error naming the option"; }
-echo "resample kill -9 at $at + resume: identical weights"
 
 # SIGTERM: checkpoint on stop, exit 0, resume to the same end
 "$TR" "${args[@]}" --out "$T/C" >"$T/C1.out" 2>"$T/C1.err" &
