@@ -5,6 +5,12 @@
 // Shapes: 480 x 20000 (ESM2-35M, the reference study's dictionary) and 320 x 10240 (ESM2-8M); TopK.
 // Prints key: value lines: encoder_rows_per_s, sgemm_bound_rows_per_s, encoder_fraction_of_sgemm
 // (480 x 20000), the same with a _320x10240 suffix, scorer_ingest_rows_per_s, scorer_vs_two_encoders.
+// Then the sharded store (protsae-scorer --shards N): the same batches cut per shard (split.h) and
+// applied by N scorers at once, one thread and one RocksDB store each (scorer_shards: the counts
+// measured; store_ingest_rows_per_s_N: rows / wall time of all N), the front's cut + pack of every
+// batch alone (store_front_rows_per_s), and store_vs_four_encoders = min(front, best N) / (4 x
+// encoder_rows_per_s): the store outruns four encoders when >= 1. N shards on a machine of fewer
+// cores share them (this figure is then what this machine gives, not what N cores would).
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,9 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "config.h"
 #include "encoder.h"
 #include "scorer.h"
+#include "split.h"
+#include "wire.h"
 
 static const ps_config_entry_t table[] = {
     {"batch", "1024", "rows per batch (the reader's default)"},
@@ -25,6 +35,7 @@ static const ps_config_entry_t table[] = {
     {"repeat", "7", "timed repetitions (median)"},
     {"scorer-batches", "64", "batches ingested by the scorer"},
     {"tmpdir", "/tmp", "where the scorer's store goes"},
+    {"shards", "1,2,4", "shard counts of the sharded store measured"},
     {NULL, NULL, NULL},
 };
 
@@ -140,6 +151,100 @@ static int run_shape(int64_t d_in, int64_t d_sae, int k, int batch, int threads,
   return 0;
 }
 
+// ---- the sharded store's ingest -------------------------------------------------------------------
+typedef struct shard_job {
+  const char *db;
+  uint32_t k, n;
+  const Protsae__FeatureBatch *part;  // this shard's part (the same content for every batch)
+  char ***ids;                        // ids[q]: batch q's protein ids
+  int64_t n_batches;
+  int rc;
+  char msg[256];
+} shard_job_t;
+
+static void *shard_run(void *arg) {
+  shard_job_t *j = arg;
+  ps_err_t err = {0};
+  scorer_t *sc = NULL;
+  scorer_opts_t so = {j->db, 20, 0, 0, j->n > 1 ? j->k : 0, j->n > 1 ? j->n : 0};
+  Protsae__FeatureBatch fb = *j->part;
+  fb.source_producer = "bench";
+  j->rc = scorer_open(&sc, &so, &err);
+  for (int64_t q = 0; q < j->n_batches && j->rc == 0; q++) {
+    fb.protein_ids = j->ids[q];
+    fb.source_seq = (uint64_t)q;
+    if (scorer_apply(sc, &fb, &err) != 1 || (scorer_counts(sc)->pending >= 16 && scorer_commit(sc, &err) < 0)) j->rc = -1;
+  }
+  if (j->rc == 0 && scorer_commit(sc, &err) < 0) j->rc = -1;
+  if (j->rc) snprintf(j->msg, sizeof j->msg, "shard %u of %u: %.200s", j->k, j->n, err.msg);
+  scorer_close(&sc);
+  return NULL;
+}
+
+// Rows per second of n shards applying n_batches batches of fb at once (wall time), or < 0.
+static double ingest_shards(const Protsae__FeatureBatch *fb, uint32_t n, char ***ids, int64_t n_batches,
+                            const char *tmp) {
+  fb_split_t *sp = fb_split_new(n);
+  Protsae__FeatureBatch **parts = ps_xcalloc(n, sizeof *parts);
+  shard_job_t *jobs = ps_xcalloc(n, sizeof *jobs);
+  pthread_t *th = ps_xcalloc(n, sizeof *th);
+  char (*dbs)[512] = ps_xcalloc(n, sizeof *dbs);
+  ps_err_t err = {0};
+  double rate = -1;
+  if (fb_split_run(sp, fb, parts, &err) < 0) {
+    fprintf(stderr, "bench_encoder: split: %s\n", err.msg);
+    goto out;
+  }
+  double t0 = now();
+  for (uint32_t k = 0; k < n; k++) {
+    snprintf(dbs[k], sizeof dbs[k], "%s/bench-store-%d-%u-%u", tmp, (int)getpid(), n, k);
+    jobs[k] = (shard_job_t){dbs[k], k, n, parts[k], ids, n_batches, 0, ""};
+    pthread_create(&th[k], NULL, shard_run, &jobs[k]);
+  }
+  int bad = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    pthread_join(th[k], NULL);
+    if (jobs[k].rc) fprintf(stderr, "bench_encoder: %s\n", jobs[k].msg), bad = 1;
+  }
+  if (!bad) rate = (double)n_batches * fb->n_rows / (now() - t0);
+  for (uint32_t k = 0; k < n; k++) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dbs[k]);
+    if (system(cmd) != 0) fprintf(stderr, "bench_encoder: could not remove %s\n", dbs[k]);
+  }
+out:
+  fb_split_destroy(&sp);
+  free(parts), free(jobs), free(th), free(dbs);
+  return rate;
+}
+
+// Rows per second of the front's work on each batch: cut into n parts, each packed for its socket.
+static double front_rate(const Protsae__FeatureBatch *fb, uint32_t n, int64_t n_batches) {
+  fb_split_t *sp = fb_split_new(n);
+  Protsae__FeatureBatch **parts = ps_xcalloc(n, sizeof *parts);
+  ps_err_t err = {0};
+  uint8_t *buf = NULL;
+  size_t cap = 0, bytes = 0;
+  double t0 = now();
+  for (int64_t q = 0; q < n_batches; q++) {
+    if (fb_split_run(sp, fb, parts, &err) < 0) return -1;
+    for (uint32_t k = 0; k < n; k++) {
+      Protsae__Envelope env;
+      wire_envelope_init(&env, "bench", "front", (uint64_t)q);
+      env.body_case = PROTSAE__ENVELOPE__BODY_FEATURE_BATCH;
+      env.feature_batch = parts[k];
+      size_t need = protsae__envelope__get_packed_size(&env);
+      if (need > cap) buf = ps_xrealloc(buf, cap = need);
+      bytes += protsae__envelope__pack(&env, buf);
+    }
+  }
+  double rate = (double)n_batches * fb->n_rows / (now() - t0);
+  free(buf);
+  free(parts);
+  fb_split_destroy(&sp);
+  return bytes ? rate : -1;
+}
+
 int main(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -221,6 +326,42 @@ int main(int argc, char **argv) {
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
   if (system(cmd) != 0) fprintf(stderr, "bench_encoder: could not remove %s\n", db);
+
+  // the sharded store: every batch's ids made up front (the shards read them at once)
+  char ***bids = ps_xmalloc((size_t)sbatches * sizeof *bids);
+  for (int64_t q = 0; q < sbatches; q++) {
+    bids[q] = ps_xmalloc((size_t)batch * sizeof **bids);
+    for (int i = 0; i < batch; i++) {
+      bids[q][i] = ps_xmalloc(32);
+      snprintf(bids[q][i], 32, "P%05lld_%06d", (long long)q, i);
+    }
+  }
+  const char *shard_list = ps_config_str(cfg, "shards");
+  printf("scorer_shards: %s\n", shard_list);
+  double best = 0;
+  uint32_t best_n = 1;
+  for (const char *c = shard_list; *c;) {
+    char *end = NULL;
+    long n = strtol(c, &end, 10);
+    if (end == c || n < 1 || n > 64) {
+      fprintf(stderr, "bench_encoder: --shards: want counts 1..64, comma-separated: %s\n", shard_list);
+      return 2;
+    }
+    double r = ingest_shards(&fb, (uint32_t)n, bids, sbatches, tmp);
+    if (r < 0) return 1;
+    printf("store_ingest_rows_per_s_%ld: %.0f\n", n, r);
+    if (r > best) best = r, best_n = (uint32_t)n;
+    c = *end == ',' ? end + 1 : end;
+  }
+  double fr = front_rate(&fb, best_n, sbatches);
+  double store = fr < best ? fr : best;
+  printf("store_front_rows_per_s: %.0f\nstore_best_shards: %u\nstore_ingest_rows_per_s: %.0f\n"
+         "store_vs_four_encoders: %.2f\n", fr, best_n, store, store / (4 * a.enc_rows_s));
+  for (int64_t q = 0; q < sbatches; q++) {
+    for (int i = 0; i < batch; i++) free(bids[q][i]);
+    free(bids[q]);
+  }
+  free(bids);
   for (int i = 0; i < batch; i++) free(ids[i]);
   free(ids);
   free(x);
