@@ -76,6 +76,8 @@ static const ps_config_entry_t table[] = {
     {"ckpt-every", "0", "trainer checkpoint interval (steps; 0 = about 256,000 rows): a restarted trainer resumes "
                         "from the last one"},
     {"encoders", "2", "encoder processes"},
+    {"scorers", "1", "scorer processes the feature store is sharded over by feature range (> 1: a front scorer and "
+                     "N shard scorers, protsae-scorer --shards)"},
     {"retrain", "1", "0: reuse the SAE already trained in the work directory (sae/latest) when there is one"},
     {"n-interpret", "200", "features and neurons explained and scored (each)"},
     {"holdout", "0.1", "share of proteins held out of the GO enrichment and annotated in step 6 (seeded by --seed)"},
@@ -168,7 +170,7 @@ static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_r
 
 typedef struct encode_args {
   const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
-  int n_enc;
+  int n_enc, n_sc;
 } encode_args_t;
 
 // The encode topology of `name` ("features": encoders --sae; "neurons": --neurons 1): reader ->
@@ -199,6 +201,22 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   if (a->hold_ids) topo_arg(t, s, "--enrich-exclude", "%s", a->hold_ids);
   topo_arg(t, s, "--interp-out", "@ipc://%s/%s-interp.ipc", w, name);
   topo_arg(t, s, "--n-interpret", "%s", a->n_interpret);
+  if (a->n_sc > 1) {  // the sink is the front; the shards are services (each exits once it has the whole stream)
+    topo_arg(t, s, "--shards", "%d", a->n_sc);
+    topo_arg(t, s, "--shard-out", "@ipc://%s/%s-shard.ipc", w, name);
+    for (int k = 0; k < a->n_sc; k++) {
+      snprintf(sn, sizeof sn, "%s-scorer-shard-%d", name, k);
+      size_t h = topo_add(t, sn, SV_SERVICE, 3, 0);
+      argv_push(t->argv[h], scorer);
+      topo_arg(t, h, "--db", "%s", a->store);
+      topo_arg(t, h, "--shards", "%d", a->n_sc);
+      topo_arg(t, h, "--shard", "%d", k);
+      topo_arg(t, h, "--in", ">ipc://%s/%s-shard.ipc", w, name);
+      topo_arg(t, h, "--control", ">ipc://%s/%s-ctl.ipc", w, name);
+      topo_arg(t, h, "--run-id", "%s", name);
+      topo_arg(t, h, "--producer", "scorer-shard-%d", k);
+    }
+  }
   for (int i = 0; i < a->n_enc; i++) {
     snprintf(sn, sizeof sn, "%s-encoder-%d", name, i);
     size_t e = topo_add(t, sn, SV_SERVICE, 3, 0);
@@ -378,13 +396,17 @@ int cli_demo(int argc, char **argv) {
   int crc = ps_config_cli(&cfg, table, "protsae demo", argc, argv);
   if (crc >= 0) return crc;
   int status = 1, regen = 0, rc;
-  int64_t n_enc = 2;
+  int64_t n_enc = 2, n_sc = 1;
   char work[PATH_MAX], synth_dir[PATH_MAX], meta[PATH_MAX], datadir[PATH_MAX], emb[PATH_MAX], fasta[PATH_MAX],
       absw[PATH_MAX], logs[PATH_MAX + 8];
   snprintf(work, sizeof work, "%s", ps_config_str(cfg, "workdir"));
   ps_config_bool(cfg, "regenerate", &regen, NULL);
   if (ps_config_i64(cfg, "encoders", &n_enc, &err) < 0 || n_enc < 1 || n_enc > 16) {
     fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
+    goto out;
+  }
+  if (ps_config_i64(cfg, "scorers", &n_sc, &err) < 0 || n_sc < 1 || n_sc > 16) {
+    fprintf(stderr, "protsae demo: --scorers must be 1..16\n");
     goto out;
   }
   demo_train_plan_t check;  // the training keys, checked before anything runs
@@ -573,15 +595,18 @@ trained:;
   snprintf(fstore, sizeof fstore, "%s/features.db", absw);
   snprintf(nstore, sizeof nstore, "%s/neurons.db", absw);
   t1 = ps_mono_s();
-  printf("[3/6] encoding: protsae-reader -> %lld x protsae-encoder -> protsae-scorer (RocksDB) -> "
-         "protsae-interpreter, SAE features then neurons\n", (long long)n_enc);
+  char sc_desc[96] = "protsae-scorer (RocksDB)";
+  if (n_sc > 1)
+    snprintf(sc_desc, sizeof sc_desc, "protsae-scorer front -> %lld protsae-scorer shards (RocksDB each)", (long long)n_sc);
+  printf("[3/6] encoding: protsae-reader -> %lld x protsae-encoder -> %s -> protsae-interpreter, SAE features then "
+         "neurons\n", (long long)n_enc, sc_desc);
   if (holdout > 0)
     printf("      %lld proteins (%.0f%%) held out of the enrichment for step 6\n", (long long)n_held, 100 * holdout);
   fflush(stdout);
   encode_args_t ea = {.work = absw, .emb = emb, .fasta = fasta, .ids = ids, .sae = best,
                       .batch_rows = ps_config_str(cfg, "batch-rows"), .store = fstore, .datadir = datadir,
                       .hold_ids = n_held ? hold_ids : NULL, .mode = ps_config_str(cfg, "mode"),
-                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc};
+                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc};
   if ((rc = encode_topology("features", &ea)) != 0) {
     status = rc;
     goto out;

@@ -33,6 +33,7 @@ tie-coeff = 0
 n-interpret = 20
 batch-rows = 128
 encoders = 1
+scorers = 2                 # the feature stores sharded over two scorers (a front + 2 shards)
 mode = offline
 CONF
 "$P" run "$T/run.conf" --k 6 >"$T/out" 2>"$T/err" || { tail -30 "$T/out" "$T/err"; fail "protsae run"; }
@@ -62,6 +63,11 @@ for f in trainer train-reader features-reader features-encoder-0 features-scorer
   [ -s "$T/w/logs/$f.log" ] || fail "no logs/$f.log"
 done
 [ ! -e "$T/w/logs/features-encoder-1.log" ] || fail "encoders = 1 started a second encoder"
+# scorers = 2: each store is a front + 2 shards, read as one store by features / report / annotation
+for f in features-scorer-shard-0 features-scorer-shard-1 neurons-scorer-shard-1; do
+  [ -s "$T/w/logs/$f.log" ] || fail "scorers = 2: no logs/$f.log"
+done
+[ -d "$T/w/features.db/shard-1" ] && [ -d "$T/w/features.db/analysis" ] || fail "scorers = 2: features.db is not sharded"
 ! pgrep -f "$T/w/" >/dev/null || { pgrep -af "$T/w/"; fail "stages left running"; }
 
 # bad files: refused before anything runs, naming file and line
