@@ -11,6 +11,7 @@
 #include "io.h"
 #include "log.h"
 #include "split.h"
+#include "strmap.h"
 
 struct front {
   char *dir;
@@ -22,6 +23,8 @@ struct front {
   Protsae__FeatureBatch **parts;
   int64_t last_poll;
   uint64_t batches;
+  strmap_t *ends;       // upstream producer -> its batch count (from the EndOfStreams routed)
+  uint64_t stream_batches;
 };
 
 int front_shard_endpoint(const char *base, uint32_t k, char *out, size_t cap, ps_err_t *err) {
@@ -54,6 +57,7 @@ int front_open(front_t **out, void *zctx, const char *dir, uint32_t n, const cha
   f->done = ps_xcalloc(n, 1);
   f->parts = ps_xcalloc(n, sizeof *f->parts);
   f->split = fb_split_new(n);
+  f->ends = strmap_new(8);
   for (uint32_t k = 0; k < n; k++) {
     char ep[1024];
     if ((rc = front_shard_endpoint(shard_out, k, ep, sizeof ep, err)) < 0 ||
@@ -74,6 +78,7 @@ void front_close(front_t **fp) {
   free(f->done);
   free(f->parts);
   fb_split_destroy(&f->split);
+  strmap_destroy(&f->ends);
   free(f->dir);
   free(f);
   *fp = NULL;
@@ -81,6 +86,7 @@ void front_close(front_t **fp) {
 
 uint32_t front_shards(const front_t *f) { return f->n; }
 uint64_t front_batches(const front_t *f) { return f->batches; }
+uint64_t front_stream_batches(const front_t *f) { return f->stream_batches; }
 
 // Shard k's committed state: 1 complete, 0 not (or not created yet), <0 error.
 static int shard_complete(front_t *f, uint32_t k, size_t sources, ps_err_t *err) {
@@ -141,6 +147,13 @@ static int send_to(front_t *f, uint32_t k, const Protsae__Envelope *env, volatil
 
 int front_route(front_t *f, Protsae__Envelope *env, volatile sig_atomic_t *stop, ps_err_t *err) {
   if (env->body_case == PROTSAE__ENVELOPE__BODY_END_OF_STREAM) {
+    const Protsae__EndOfStream *e = env->end_of_stream;
+    const char *src = e->source_producer && e->source_producer[0] ? e->source_producer : env->producer;
+    uint64_t next = e->source_producer && e->source_producer[0] ? e->source_next_seq : env->seq, old = 0;
+    if (src && strmap_size(f->ends) < 4096 && (!strmap_get(f->ends, src, &old) || old != next)) {
+      f->stream_batches = f->stream_batches - old + next;  // for progress only: the shards check the ends
+      strmap_put(f->ends, src, next);
+    }
     for (uint32_t k = 0; k < f->n; k++) {
       int rc = send_to(f, k, env, stop, err);
       if (rc < 0) return rc;

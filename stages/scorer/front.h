@@ -42,7 +42,9 @@ int front_route(front_t *f, Protsae__Envelope *env, volatile sig_atomic_t *stop,
 // of at least `sources` ended streams, 0 when not yet (a shard not yet created counts as not),
 // <0 on a store error.
 int front_poll(front_t *f, size_t sources, ps_err_t *err);
-// Batches routed, and parts sent, since open.
+// Batches routed since open (replays included), and the batches of the upstream streams whose end
+// it has routed (for progress: metrics).
 uint64_t front_batches(const front_t *f);
+uint64_t front_stream_batches(const front_t *f);
 
 #endif

@@ -165,6 +165,11 @@ int main(int argc, char **argv) {
     goto fail;
   }
   const char *shard_opt = ps_config_str(cfg, "shard"), *db = ps_config_str(cfg, "db");
+  if (shards == 0 && shard_opt && shard_opt[0]) {  // compose's shard service while the store is not sharded
+    PS_INFO("--shard %s without --shards: the store %s is not sharded, nothing to do here", shard_opt, db);
+    status = 0;
+    goto fail;
+  }
   int worker = shards > 0 && shard_opt && shard_opt[0], is_front = shards > 0 && !worker;
   scorer_opts_t so = {db, (uint32_t)top_n, sync, (uint32_t)max_feat, 0, 0};
   char shard_db[4096], in_ep[1024];
@@ -276,7 +281,9 @@ int main(int argc, char **argv) {
   if (iep && iep[0] && !(isock = wire_socket_watched(zctx, ZMQ_PUSH, iep, &wo, &ipeers, &err))) goto fail;
   seqs = ps_xmalloc(MAX_RESEND * sizeof *seqs);
 
-  if (ps_metrics_start(&mx, "scorer", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
+  // a shard's figures are its own (stage "scorer-shard"); the front's are the store's (what `protsae
+  // status` counts as applied: batches routed)
+  if (ps_metrics_start(&mx, worker ? "scorer-shard" : "scorer", producer, ps_config_str(cfg, "metrics-bind"), (int)mport, &err) < 0) goto fail;
   curve_metrics(mx);
   int m_applied = ps_metrics_add(mx, "batches_applied_total", PS_COUNTER, "batches applied (exactly once)");
   int m_dup = ps_metrics_add(mx, "batches_duplicate_total", PS_COUNTER, "replayed batches ignored");
@@ -454,7 +461,14 @@ int main(int argc, char **argv) {
       ps_metrics_set(mx, m_irej, (double)ic->rejected);
     }
     if (mx) {
-      ps_metrics_set(mx, m_applied, (double)c->applied);
+      if (fr) {
+        uint64_t tot = front_stream_batches(fr), routed = front_batches(fr);
+        ps_metrics_set(mx, m_applied, (double)(complete || (tot && routed > tot) ? tot : routed));
+        ps_metrics_set(mx, m_total, (double)tot);
+        ps_metrics_set(mx, m_done, complete ? (double)sources : 0);
+      } else {
+        ps_metrics_set(mx, m_applied, (double)c->applied);
+      }
       ps_metrics_set(mx, m_dup, (double)c->duplicates);
       ps_metrics_set(mx, m_rej, (double)c->rejected);
       for (int r = 0; r < SCORER_REJ_N; r++) ps_metrics_set(mx, m_rej_by[r], (double)c->rejected_by[r]);
@@ -464,9 +478,11 @@ int main(int argc, char **argv) {
       ps_metrics_set(mx, m_rows, (double)c->rows);
       ps_metrics_set(mx, m_prot, (double)(sc ? scorer_meta(sc) : &zero_meta)->proteins);
       ps_metrics_set(mx, m_rate, (double)c->rows * 1000.0 / (double)(t - t0 + 1));
-      ps_metrics_set(mx, m_known, sc ? (double)scorer_streams_known(sc) : 0);
-      ps_metrics_set(mx, m_done, sc ? (double)scorer_streams_complete(sc) : 0);
-      ps_metrics_set(mx, m_total, sc ? (double)scorer_stream_batches(sc) : 0);
+      if (sc) {
+        ps_metrics_set(mx, m_known, (double)scorer_streams_known(sc));
+        ps_metrics_set(mx, m_done, (double)scorer_streams_complete(sc));
+        ps_metrics_set(mx, m_total, (double)scorer_stream_batches(sc));
+      }
     }
     if (t - last_log >= STATUS_LOG_MS) {
       PS_INFO("applied=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64 " proteins=%" PRIu64 " rows_per_s=%.0f",

@@ -3,7 +3,9 @@
 # each started with its service's command and PROTSAE_* environment from the file (hosts ->
 # 127.0.0.1, fixed ports shifted to free ones, /data and /state -> temp dirs, the CURVE secrets
 # /run/secrets -> a keypair from `protsae keys` in a temp dir), 3 encoders
-# (--scale encoder=3), metrics on; `protsae status` sees every stage mid-run; the store holds
+# (--scale encoder=3), the feature store sharded over 2 scorers (PROTSAE_SCORER_SHARDS=2 and
+# --scale scorer-shard=2: the scorer service is the front), metrics on; `protsae status` sees
+# every stage mid-run; the store (read as one through the store API) holds
 # every protein and equals a direct encode; the interpreter service (offline: no API key here)
 # answers the scorer's interpretation requests into the store.
 # With Debian's docker-compose installed, `docker-compose config` validates the file first.
@@ -39,8 +41,8 @@ shift = random.randint(20000, 40000)
 exe = {"protsae-reader": "stages/reader/protsae-reader", "protsae-encoder": "stages/encoder/protsae-encoder",
        "protsae-scorer": "stages/scorer/protsae-scorer", "protsae-interpreter": "stages/interpreter/protsae-interpreter",
        "protsae-trainer": "stages/trainer/protsae-trainer"}
-metrics = {"reader": 1, "encoder": 2, "scorer": 5, "interpreter": 6}
-for name in ["reader", "encoder", "scorer", "interpreter"]:
+metrics = {"reader": 1, "encoder": 2, "scorer": 5, "interpreter": 6, "scorer-shard": 7}
+for name in ["reader", "encoder", "scorer", "interpreter", "scorer-shard"]:
     svc = doc["services"][name]
     cmd = svc["command"][0]
     env = {}
@@ -50,7 +52,7 @@ for name in ["reader", "encoder", "scorer", "interpreter"]:
             continue
         for host in ("reader", "scorer"):
             v = v.replace("tcp://%s:" % host, "tcp://127.0.0.1:")
-        for port in ("5555", "5556", "5557", "5558"):
+        for port in ("5555", "5556", "5557", "5558", "5570"):
             v = v.replace(":" + port, ":%d" % (int(port) + shift))
         v = v.replace("/data", tmp + "/data").replace("/state", tmp + "/state")
         v = v.replace("/run/secrets", tmp + "/secrets")
@@ -69,10 +71,14 @@ start() {  # start SERVICE LOG [extra env...]
   env -i PATH="$PATH" HOME="$T" $(env | grep '^OPENBLAS_' || true) "${f[@]:2}" "$@" "${f[1]}" >"$log" 2>&1 &
 }
 grep -q "PROTSAE_SAE=$T/state/sae/best" "$T/services.tsv" || fail "encoder service: PROTSAE_SAE not rewritten"
-for s in reader encoder scorer interpreter; do
+for s in reader encoder scorer interpreter scorer-shard; do
   svc "$s" | grep -q "PROTSAE_CURVE_SECRET=$T/secrets/protsae.key" || fail "$s service: no CURVE secret"
 done
-start scorer "$T/scorer.log" PROTSAE_EXIT_WHEN_COMPLETE=0 PROTSAE_N_INTERPRET=20; sc=$!  # stays up until told
+start scorer "$T/scorer.log" PROTSAE_EXIT_WHEN_COMPLETE=0 PROTSAE_N_INTERPRET=20 PROTSAE_SHARDS=2; sc=$!  # stays up until told
+# --scale scorer-shard=2: two replicas of the same service, each takes the first free shard
+shp=$(svc scorer-shard | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
+start scorer-shard "$T/shard-a.log" PROTSAE_SHARDS=2 PROTSAE_PRODUCER=shard-a; sha=$!
+start scorer-shard "$T/shard-b.log" PROTSAE_SHARDS=2 PROTSAE_PRODUCER=shard-b PROTSAE_METRICS_PORT=$((shp + 1)); shb=$!
 start interpreter "$T/interp.log"; ip=$!
 # the scorer loads the GO data before it listens: the reader starts once the scorer's /metrics
 # answers, so the stream is still running when the scorer is up (protsae status must see both)
@@ -87,7 +93,7 @@ done
 start reader "$T/reader.log" PROTSAE_BATCH_ROWS=64 PROTSAE_HWM=2 PROTSAE_MAX_RATE=15; rd=$!
 ports=$(grep -o 'PROTSAE_METRICS_PORT=[0-9]*' "$T/services.tsv" | cut -d= -f2)
 eb=$(svc encoder | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
-eps=""; for p in $ports $((eb + 1)) $((eb + 2)); do eps="$eps${eps:+,}127.0.0.1:$p"; done
+eps=""; for p in $ports $((eb + 1)) $((eb + 2)) $((shp + 1)); do eps="$eps${eps:+,}127.0.0.1:$p"; done
 rport=$(svc reader | grep -o 'PROTSAE_METRICS_PORT=[0-9]*' | cut -d= -f2)
 # (the encoders exit once the reader says the stream is finished: every poll is kept, and the
 # 3 encoders and the reader must have been seen mid-run, the scorer complete at the end)
@@ -122,6 +128,12 @@ for i in $(seq 1 600); do grep -q "interpretation complete" "$T/scorer.log" && b
 grep -q "interpretation complete" "$T/scorer.log" || { tail "$T/scorer.log" "$T/interp.log"; fail "interpretation not complete"; }
 kill -TERM $sc
 wait $sc || { tail "$T/scorer.log"; fail scorer; }
+for p in $sha $shb; do wait "$p" || { tail "$T"/shard-*.log; fail "a shard scorer failed"; }; done
+grep -h "^.*shard [01] of 2 of" "$T"/shard-*.log | grep -o "shard [01] of 2" | sort | tr '\n' ' ' | grep -q "shard 0 of 2 shard 1 of 2" ||
+  fail "the two shard replicas did not take shards 0 and 1"
+for n in shard-a shard-b; do
+  grep -q "scorer-shard $n .* ok$" "$T/status.all" || fail "protsae status never saw the shard scorer $n"
+done
 wait $ip || { tail "$T/interp.log"; fail interpreter; }  # the scorer's EndOfStream ends it
 kill -TERM "${enc[@]}" 2>/dev/null || true; for p in "${enc[@]}"; do wait "$p" || true; done  # (they exit by themselves once the stream is finished)
 wait $rd || { tail "$T/reader.log"; fail reader; }
