@@ -52,6 +52,7 @@ typedef struct fs_top {
   float value;      // protein level: the activation; residue level: the max residue activation
   uint32_t pos;     // residue level: 0-based position of that maximum; else FS_POS_NONE
   char *id;         // protein id (owned)
+  uint64_t hash;    // ps_fnv1a64(id), in memory only: the duplicate check compares it before the ids
 } fs_top_t;
 
 typedef struct fs_feat {

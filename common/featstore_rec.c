@@ -7,6 +7,8 @@
 
 #include "featstore_priv.h"
 
+#include "hash.h"
+
 // ---- statistics ---------------------------------------------------------------------------------
 void fs_feat_init(fs_feat_t *f, uint32_t top_n) {
   memset(f, 0, sizeof *f);
@@ -53,8 +55,9 @@ int fs_feat_offer_top(fs_feat_t *f, uint32_t top_n, float value, const char *id,
     if (!top_better(value, id, pos, w->value, w->id, w->pos)) return 0;
   }
   // The same (id, pos) offered twice (a replayed protein) keeps one entry.
+  uint64_t h = ps_fnv1a64(id);
   for (uint32_t i = 0; i < f->n_top; i++)
-    if (f->top[i].pos == pos && !strcmp(f->top[i].id, id)) {
+    if (f->top[i].pos == pos && f->top[i].hash == h && !strcmp(f->top[i].id, id)) {
       if (!top_better(value, id, pos, f->top[i].value, id, pos)) return 0;
       free(f->top[i].id);
       memmove(&f->top[i], &f->top[i + 1], (f->n_top - i - 1) * sizeof *f->top);
@@ -71,6 +74,7 @@ int fs_feat_offer_top(fs_feat_t *f, uint32_t top_n, float value, const char *id,
   f->top[i].value = value;
   f->top[i].pos = pos;
   f->top[i].id = ps_xstrdup(id);
+  f->top[i].hash = h;
   return 1;
 }
 
@@ -148,6 +152,7 @@ int fs_feat_decode(fs_feat_t *f, uint32_t top_n, const uint8_t *buf, size_t len,
     t->id = ps_xmalloc((size_t)l + 1);
     memcpy(t->id, p + 10, l);
     t->id[l] = 0;
+    t->hash = ps_fnv1a64(t->id);
     f->n_top = i + 1;
     p += 10 + l;
   }

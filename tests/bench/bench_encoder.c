@@ -151,12 +151,11 @@ static int run_shape(int64_t d_in, int64_t d_sae, int k, int batch, int threads,
   return 0;
 }
 
-// ---- the sharded store's ingest -------------------------------------------------------------------
+// ---- the store's ingest ------------------------------------------------------------------------------
 typedef struct shard_job {
   const char *db;
   uint32_t k, n;
-  const Protsae__FeatureBatch *part;  // this shard's part (the same content for every batch)
-  char ***ids;                        // ids[q]: batch q's protein ids
+  Protsae__FeatureBatch **parts;  // parts[q * n + k]: batch q's part for this shard
   int64_t n_batches;
   int rc;
   char msg[256];
@@ -167,38 +166,57 @@ static void *shard_run(void *arg) {
   ps_err_t err = {0};
   scorer_t *sc = NULL;
   scorer_opts_t so = {j->db, 20, 0, 0, j->n > 1 ? j->k : 0, j->n > 1 ? j->n : 0};
-  Protsae__FeatureBatch fb = *j->part;
-  fb.source_producer = "bench";
   j->rc = scorer_open(&sc, &so, &err);
-  for (int64_t q = 0; q < j->n_batches && j->rc == 0; q++) {
-    fb.protein_ids = j->ids[q];
-    fb.source_seq = (uint64_t)q;
-    if (scorer_apply(sc, &fb, &err) != 1 || (scorer_counts(sc)->pending >= 16 && scorer_commit(sc, &err) < 0)) j->rc = -1;
-  }
+  for (int64_t q = 0; q < j->n_batches && j->rc == 0; q++)
+    if (scorer_apply(sc, j->parts[q * j->n + j->k], &err) != 1 ||
+        (scorer_counts(sc)->pending >= 16 && scorer_commit(sc, &err) < 0))
+      j->rc = -1;
   if (j->rc == 0 && scorer_commit(sc, &err) < 0) j->rc = -1;
   if (j->rc) snprintf(j->msg, sizeof j->msg, "shard %u of %u: %.200s", j->k, j->n, err.msg);
   scorer_close(&sc);
   return NULL;
 }
 
-// Rows per second of n shards applying n_batches batches of fb at once (wall time), or < 0.
-static double ingest_shards(const Protsae__FeatureBatch *fb, uint32_t n, char ***ids, int64_t n_batches,
-                            const char *tmp) {
+// A deep copy of a cut part's entries (the cutter reuses its buffers); other fields borrowed.
+static Protsae__FeatureBatch *part_copy(const Protsae__FeatureBatch *p) {
+  Protsae__FeatureBatch *c = ps_xmalloc(sizeof *c);
+  *c = *p;
+  c->indptr = ps_xmalloc(p->n_indptr * sizeof *c->indptr);
+  memcpy(c->indptr, p->indptr, p->n_indptr * sizeof *c->indptr);
+  c->indices = ps_xmalloc((p->n_indices ? p->n_indices : 1) * sizeof *c->indices);
+  memcpy(c->indices, p->indices, p->n_indices * sizeof *c->indices);
+  c->values = ps_xmalloc((p->n_values ? p->n_values : 1) * sizeof *c->values);
+  memcpy(c->values, p->values, p->n_values * sizeof *c->values);
+  return c;
+}
+static void part_free(Protsae__FeatureBatch *c) {
+  free(c->indptr), free(c->indices), free(c->values), free(c);
+}
+
+// Rows per second of n scorers (n = 1: one unsharded scorer) applying their parts of n_batches
+// batches at once, one thread and one store each (wall time, the cut made beforehand), or < 0.
+static double ingest_shards(Protsae__FeatureBatch *const *fbq, int64_t n_batches, uint32_t n, const char *tmp) {
   fb_split_t *sp = fb_split_new(n);
-  Protsae__FeatureBatch **parts = ps_xcalloc(n, sizeof *parts);
+  Protsae__FeatureBatch **cut = ps_xcalloc(n, sizeof *cut);
+  Protsae__FeatureBatch **parts = ps_xcalloc((size_t)n_batches * n, sizeof *parts);
   shard_job_t *jobs = ps_xcalloc(n, sizeof *jobs);
   pthread_t *th = ps_xcalloc(n, sizeof *th);
   char (*dbs)[512] = ps_xcalloc(n, sizeof *dbs);
   ps_err_t err = {0};
   double rate = -1;
-  if (fb_split_run(sp, fb, parts, &err) < 0) {
-    fprintf(stderr, "bench_encoder: split: %s\n", err.msg);
-    goto out;
+  uint64_t rows = 0;
+  for (int64_t q = 0; q < n_batches; q++) {
+    if (fb_split_run(sp, fbq[q], cut, &err) < 0) {
+      fprintf(stderr, "bench_encoder: split: %s\n", err.msg);
+      goto out;
+    }
+    for (uint32_t k = 0; k < n; k++) parts[q * n + k] = part_copy(cut[k]);
+    rows += fbq[q]->n_rows;
   }
   double t0 = now();
   for (uint32_t k = 0; k < n; k++) {
     snprintf(dbs[k], sizeof dbs[k], "%s/bench-store-%d-%u-%u", tmp, (int)getpid(), n, k);
-    jobs[k] = (shard_job_t){dbs[k], k, n, parts[k], ids, n_batches, 0, ""};
+    jobs[k] = (shard_job_t){dbs[k], k, n, parts, n_batches, 0, ""};
     pthread_create(&th[k], NULL, shard_run, &jobs[k]);
   }
   int bad = 0;
@@ -206,28 +224,31 @@ static double ingest_shards(const Protsae__FeatureBatch *fb, uint32_t n, char **
     pthread_join(th[k], NULL);
     if (jobs[k].rc) fprintf(stderr, "bench_encoder: %s\n", jobs[k].msg), bad = 1;
   }
-  if (!bad) rate = (double)n_batches * fb->n_rows / (now() - t0);
+  if (!bad) rate = (double)rows / (now() - t0);
   for (uint32_t k = 0; k < n; k++) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dbs[k]);
     if (system(cmd) != 0) fprintf(stderr, "bench_encoder: could not remove %s\n", dbs[k]);
   }
 out:
+  for (size_t i = 0; i < (size_t)n_batches * n; i++)
+    if (parts[i]) part_free(parts[i]);
   fb_split_destroy(&sp);
-  free(parts), free(jobs), free(th), free(dbs);
+  free(cut), free(parts), free(jobs), free(th), free(dbs);
   return rate;
 }
 
 // Rows per second of the front's work on each batch: cut into n parts, each packed for its socket.
-static double front_rate(const Protsae__FeatureBatch *fb, uint32_t n, int64_t n_batches) {
+static double front_rate(Protsae__FeatureBatch *const *fbq, int64_t n_batches, uint32_t n) {
   fb_split_t *sp = fb_split_new(n);
   Protsae__FeatureBatch **parts = ps_xcalloc(n, sizeof *parts);
   ps_err_t err = {0};
   uint8_t *buf = NULL;
   size_t cap = 0, bytes = 0;
+  uint64_t rows = 0;
   double t0 = now();
   for (int64_t q = 0; q < n_batches; q++) {
-    if (fb_split_run(sp, fb, parts, &err) < 0) return -1;
+    if (fb_split_run(sp, fbq[q], parts, &err) < 0) return -1;
     for (uint32_t k = 0; k < n; k++) {
       Protsae__Envelope env;
       wire_envelope_init(&env, "bench", "front", (uint64_t)q);
@@ -237,8 +258,9 @@ static double front_rate(const Protsae__FeatureBatch *fb, uint32_t n, int64_t n_
       if (need > cap) buf = ps_xrealloc(buf, cap = need);
       bytes += protsae__envelope__pack(&env, buf);
     }
+    rows += fbq[q]->n_rows;
   }
-  double rate = (double)n_batches * fb->n_rows / (now() - t0);
+  double rate = (double)rows / (now() - t0);
   free(buf);
   free(parts);
   fb_split_destroy(&sp);
@@ -280,17 +302,11 @@ int main(int argc, char **argv) {
          "encoder_fraction_of_sgemm_320x10240: %.3f\n",
          b.enc_rows_s, b.sgemm_rows_s, b.enc_rows_s / b.sgemm_rows_s);
 
-  // scorer ingest: the 480 x 20000 codes, fresh protein ids per batch, default commit interval (16)
-  char db[512];
-  snprintf(db, sizeof db, "%s/bench-scorer-%d", tmp, (int)getpid());
-  scorer_t *sc = NULL;
-  scorer_opts_t so = {db, 20, 0, 0, 0, 0};
-  if (scorer_open(&sc, &so, &err) < 0) {
-    fprintf(stderr, "bench_encoder: %s\n", err.msg);
-    return 1;
-  }
+  // the store's ingest: the 480 x 20000 codes as sbatches batches of fresh protein ids, each value
+  // scaled by a per-entry factor in [0.5, 1.5) drawn for its batch (identical batches would tie with
+  // the top lists at every batch: not a stream), default commit interval (16)
   char **ids = ps_xmalloc((size_t)batch * sizeof(char *));
-  for (int i = 0; i < batch; i++) ids[i] = ps_xmalloc(32);
+  for (int i = 0; i < batch; i++) ids[i] = ps_xmalloc(32), snprintf(ids[i], 32, "P%06d", i);
   Protsae__EmbeddingBatch eb = PROTSAE__EMBEDDING_BATCH__INIT;
   eb.n_protein_ids = (size_t)batch;
   eb.protein_ids = ids;
@@ -303,39 +319,32 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_encoder: %s\n", err.msg);
     return 1;
   }
-  fb.source_producer = "bench";
-  double t0 = now();
-  uint64_t rows = 0;
-  for (int64_t q = 0; q < sbatches; q++) {
-    for (int i = 0; i < batch; i++) snprintf(ids[i], 32, "P%05lld_%06d", (long long)q, i);
-    fb.source_seq = (uint64_t)q;
-    if (scorer_apply(sc, &fb, &err) != 1 || (scorer_counts(sc)->pending >= 16 && scorer_commit(sc, &err) < 0)) {
-      fprintf(stderr, "bench_encoder: scorer: %s\n", err.msg);
-      return 1;
-    }
-    rows += fb.n_rows;
-  }
-  if (scorer_commit(sc, &err) < 0) {
-    fprintf(stderr, "bench_encoder: scorer: %s\n", err.msg);
-    return 1;
-  }
-  double ingest = (double)rows / (now() - t0);
-  printf("scorer_ingest_rows_per_s: %.0f\nscorer_nnz_per_row: %.1f\nscorer_vs_two_encoders: %.2f\n", ingest,
-         (double)fb.n_values / (double)fb.n_rows, ingest / (2 * a.enc_rows_s));
-  scorer_close(&sc);
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
-  if (system(cmd) != 0) fprintf(stderr, "bench_encoder: could not remove %s\n", db);
-
-  // the sharded store: every batch's ids made up front (the shards read them at once)
   char ***bids = ps_xmalloc((size_t)sbatches * sizeof *bids);
+  Protsae__FeatureBatch **fbq = ps_xmalloc((size_t)sbatches * sizeof *fbq);
+  uint64_t jit = 0x9e3779b97f4a7c15ull;
   for (int64_t q = 0; q < sbatches; q++) {
     bids[q] = ps_xmalloc((size_t)batch * sizeof **bids);
     for (int i = 0; i < batch; i++) {
       bids[q][i] = ps_xmalloc(32);
       snprintf(bids[q][i], 32, "P%05lld_%06d", (long long)q, i);
     }
+    fbq[q] = ps_xmalloc(sizeof **fbq);
+    *fbq[q] = fb;
+    fbq[q]->protein_ids = bids[q];
+    fbq[q]->source_producer = "bench";
+    fbq[q]->source_seq = (uint64_t)q;
+    fbq[q]->values = ps_xmalloc((fb.n_values ? fb.n_values : 1) * sizeof(float));
+    for (size_t j = 0; j < fb.n_values; j++) {
+      jit ^= jit << 13, jit ^= jit >> 7, jit ^= jit << 17;
+      fbq[q]->values[j] = fb.values[j] * (0.5f + (float)(jit >> 40) / (float)(1 << 24));
+    }
   }
+  double ingest = ingest_shards(fbq, sbatches, 1, tmp);
+  if (ingest < 0) return 1;
+  printf("scorer_ingest_rows_per_s: %.0f\nscorer_nnz_per_row: %.1f\nscorer_vs_two_encoders: %.2f\n", ingest,
+         (double)fb.n_values / (double)fb.n_rows, ingest / (2 * a.enc_rows_s));
+
+  // the sharded store
   const char *shard_list = ps_config_str(cfg, "shards");
   printf("scorer_shards: %s\n", shard_list);
   double best = 0;
@@ -347,21 +356,24 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_encoder: --shards: want counts 1..64, comma-separated: %s\n", shard_list);
       return 2;
     }
-    double r = ingest_shards(&fb, (uint32_t)n, bids, sbatches, tmp);
+    double r = ingest_shards(fbq, sbatches, (uint32_t)n, tmp);
     if (r < 0) return 1;
     printf("store_ingest_rows_per_s_%ld: %.0f\n", n, r);
     if (r > best) best = r, best_n = (uint32_t)n;
     c = *end == ',' ? end + 1 : end;
   }
-  double fr = front_rate(&fb, best_n, sbatches);
+  double fr = front_rate(fbq, sbatches, best_n);
   double store = fr < best ? fr : best;
   printf("store_front_rows_per_s: %.0f\nstore_best_shards: %u\nstore_ingest_rows_per_s: %.0f\n"
          "store_vs_four_encoders: %.2f\n", fr, best_n, store, store / (4 * a.enc_rows_s));
   for (int64_t q = 0; q < sbatches; q++) {
     for (int i = 0; i < batch; i++) free(bids[q][i]);
     free(bids[q]);
+    free(fbq[q]->values);
+    free(fbq[q]);
   }
   free(bids);
+  free(fbq);
   for (int i = 0; i < batch; i++) free(ids[i]);
   free(ids);
   free(x);

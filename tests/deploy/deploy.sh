@@ -12,6 +12,9 @@
 #      docker stack deploy with PROTSAE_ENCODERS=3 / PROTSAE_INTERPRETERS=2 replicas; the stack
 #      gets the file without its `profiles:` keys (its schema rejects them), nothing else changed
 #   d. the annotate profile (the continuous annotation service): tests/deploy/annotate_run.sh
+#   e. the feature store sharded over 3 scorers: PROTSAE_SCORER_SHARDS=3 docker-compose up
+#      --scale scorer-shard=3 (the scorer service is the store's front), one shard SIGKILLed
+#      mid-stream; its dump (read over the shards through the store API) is compared like a, b, c
 # The scorer's --dump of the three stores (codes, per-feature stats, the GO enrichment, the
 # interpretations) and `protsae features --dump 1` on the host must be byte-identical, and run a
 # must equal a direct encode (protsae encode-check, run in the image). Run d checks its own outputs.
@@ -26,8 +29,8 @@ set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 SRC=${PROTSAE_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 data=$SHARED/data/human-swissprot
-RUNS=${DEPLOY_RUNS:-a b c d}
-PRUNS=$(for r in $RUNS; do case $r in a|b|c) printf '%s ' "$r" ;; esac; done)  # the pipeline runs
+RUNS=${DEPLOY_RUNS:-a b c d e}
+PRUNS=$(for r in $RUNS; do case $r in a|b|c|e) printf '%s ' "$r" ;; esac; done)  # the pipeline runs
 SERVICES=${DEPLOY_SERVICES:-reader encoder scorer interpreter}
 N_ENC=3
 N_INT=2
@@ -162,19 +165,32 @@ save_logs() {  # save_logs RUN PROJECT
 }
 show_logs() { for f in "$T/run-$1"/*.log; do echo "--- $f"; tail -15 "$f"; done >&2; }
 
-compose_run() {  # compose_run RUN KILL(0|1)
-  local r=$1 kill=$2 d=$T/run-$1 proj=$tag$1 t
+compose_run() {  # compose_run RUN KILL(0|1) [SHARDS]   (SHARDS > 0: KILL SIGKILLs one shard instead)
+  local r=$1 kill=$2 shards=${3:-0} d=$T/run-$1 proj=$tag$1 t svcs=$SERVICES scale=""
   layout "$r"
   t=$(ms)
-  (cd "$d" && "${COMPOSE[@]}" -p "$proj" --profile pipeline up -d --no-build --scale encoder=$N_ENC --scale interpreter=$N_INT $SERVICES) \
+  if [ "$shards" != 0 ]; then
+    svcs="$svcs scorer-shard"; scale="--scale scorer-shard=$shards"
+    # three more containers make `up` slower: a slower stream (~24 s) so the kill lands mid-stream
+    sed -i 's/PROTSAE_MAX_RATE: "25"/PROTSAE_MAX_RATE: "8"/' "$d/docker-compose.override.yml"
+  fi
+  # shellcheck disable=SC2086
+  (cd "$d" && PROTSAE_SCORER_SHARDS=$shards "${COMPOSE[@]}" -p "$proj" --profile pipeline up -d --no-build \
+    --scale encoder=$N_ENC --scale interpreter=$N_INT $scale $svcs) \
     >"$d/up.log" 2>&1 || { cat "$d/up.log"; fail "run $r: compose up"; }
   local n; n=$(cids "$proj" encoder | wc -l)
   [ "$n" -eq $N_ENC ] || fail "run $r: $n encoder containers, not $N_ENC"
-  log "run $r: up ($N_ENC encoders) in $(secs "$t")"
+  if [ "$shards" != 0 ]; then
+    n=$(cids "$proj" scorer-shard | wc -l)
+    [ "$n" -eq "$shards" ] || fail "run $r: $n scorer-shard containers, not $shards"
+  fi
+  log "run $r: up ($N_ENC encoders${scale:+, $shards scorer shards}) in $(secs "$t")"
   if [ "$kill" = 1 ]; then
     sleep 2.5
     local sc en pid
     sc=$(cids "$proj" scorer); en=$(cids "$proj" encoder | head -1)
+    [ "$shards" = 0 ] || { sc=$(cids "$proj" scorer-shard | shuf -n 1); en=""; }
+    [ -n "$sc" ] || fail "run $r: nothing running to kill (the stream ended before the kill)"
     # SIGKILL of the container's process from the host = a crash: the restart policy applies
     # (`docker kill` would count as a manual stop, which on-failure does not restart)
     for c in $en $sc; do
@@ -182,9 +198,13 @@ compose_run() {  # compose_run RUN KILL(0|1)
       [ "$pid" -gt 0 ] || fail "run $r: container $c not running"
       kill -9 "$pid"
     done
-    log "run $r: SIGKILLed scorer ${sc:0:12} and encoder ${en:0:12} mid-stream"
+    local what="scorer"; [ "$shards" = 0 ] || what="scorer shard"
+    log "run $r: SIGKILLed $what ${sc:0:12}${en:+ and encoder ${en:0:12}} mid-stream"
   fi
   wait_done "$proj" scorer 300 || { save_logs "$r" "$proj"; show_logs "$r"; fail "run $r: scorer did not finish"; }
+  if [ "$shards" != 0 ]; then
+    wait_done "$proj" scorer-shard 60 || { save_logs "$r" "$proj"; show_logs "$r"; fail "run $r: a shard did not finish"; }
+  fi
   log "run $r: scorer complete after $(secs "$t")"
   save_logs "$r" "$proj"
   if [ "$kill" = 1 ]; then
@@ -193,8 +213,8 @@ compose_run() {  # compose_run RUN KILL(0|1)
       rc=$(docker inspect -f '{{.RestartCount}}' "$c")
       [ "$rc" -ge 1 ] || fail "run $r: container ${c:0:12} was not restarted"
     done
-    local so; so=$(grep -o 'store [^ ]*: [0-9]* features, [0-9]* batches' "$d"/*scorer*.log | tail -1 || true)
-    log "run $r: scorer and encoder restarted; the restarted scorer found: ${so#*: }"
+    local so; so=$(grep -ho 'store [^ ]*: [0-9]* features, [0-9]* batches' "$d"/*scorer*.log | sort -k5,5n | tail -1 || true)
+    log "run $r: the killed stages restarted; the restarted scorer found: ${so#*: }"
     grep -Eq ' [1-9][0-9]* batches' <<<"$so" || log "run $r: note: the scorer was killed before its first commit"
   fi
   (cd "$d" && "${COMPOSE[@]}" -p "$proj" --profile pipeline down -t 2 --remove-orphans >/dev/null 2>&1) || true
@@ -256,6 +276,7 @@ for r in $RUNS; do
   case $r in
     a) compose_run a 0 ;;
     b) compose_run b 1 ;;
+    e) compose_run e 1 3 ;;
     c) stack_run c ;;
     d) annotate_run ;;
     *) fail "unknown run $r" ;;
