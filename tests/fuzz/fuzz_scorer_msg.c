@@ -4,7 +4,9 @@
 // goes to scorer_apply_why, an EndOfStream to scorer_note_eos (relayed or direct, as main.c does),
 // then the pending work is committed. Nothing may crash, hang or allocate by an unchecked value;
 // afterwards the store's feature count is within the bound, every recorded end is consistent, and
-// the missing seqs are listed in time independent of their values. The store persists across
+// the missing seqs are listed in time independent of their values. Every decoded FeatureBatch is
+// also cut for 3 shards as the front does (split.h): a cut that succeeds keeps every entry once, in
+// its shard's range. The store persists across
 // inputs (opening RocksDB per input would be too slow) and is recreated every 2000 inputs.
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "featstore.h"
 #include "scorer.h"
+#include "split.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,6 +68,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (wire_decode(data + off, n, &env, &st)) {
       ps_err_t err = {0};
       if (env->body_case == PROTSAE__ENVELOPE__BODY_FEATURE_BATCH) {
+        static fb_split_t *cut;
+        if (!cut) cut = fb_split_new(3);
+        Protsae__FeatureBatch *parts[3];
+        const Protsae__FeatureBatch *fb = env->feature_batch;
+        if (fb_split_run(cut, fb, parts, &err) == 0) {
+          size_t total = 0;
+          for (uint32_t k = 0; k < 3; k++) {
+            uint32_t lo, hi;
+            fs_shard_range(k, 3, fb->n_features, &lo, &hi);
+            for (size_t j = 0; j < parts[k]->n_indices; j++)
+              if (parts[k]->indices[j] < lo || parts[k]->indices[j] >= hi) abort();
+            if (parts[k]->n_rows != fb->n_rows || parts[k]->indptr[fb->n_rows] != parts[k]->n_indices) abort();
+            total += parts[k]->n_indices;
+          }
+          if (total != fb->n_indices) abort();
+        } else if (!err.msg[0]) {
+          abort();  // a refused cut says why
+        }
+        err.msg[0] = 0;
         scorer_reject_t why = SCORER_REJ_N;
         int rc = scorer_apply_why(sc, env->feature_batch, &why, &err);
         if (rc < 0 && (why >= SCORER_REJ_N || !err.msg[0])) abort();  // a rejection names its reason
