@@ -56,14 +56,17 @@ typedef struct fs_top {
 } fs_top_t;
 
 typedef struct fs_feat {
+  // the fields every applied value touches first, together (one or two cache lines)
+  fs_u128 sum_fx, sumsq_fx;  // over the active values, fixed point (x 2^32)
   uint64_t n_active;         // proteins (pooled rows) with value > 0
-  fs_u128 sum_fx, sumsq_fx;  // over those values, fixed point (x 2^32)
-  float max;
-  uint64_t res_active;       // residue level: residues with value > 0
-  float res_max;
-  uint64_t hist[FS_HIST_BINS];
-  uint32_t n_top;
   fs_top_t *top;             // sorted best first: value desc, then id asc, then pos asc
+  float max;
+  float top_floor;           // in memory only: the last top value once the list is full (an offer
+                             // below it cannot enter), -1 before
+  uint32_t n_top;
+  float res_max;
+  uint64_t res_active;       // residue level: residues with value > 0
+  uint64_t hist[FS_HIST_BINS];
 } fs_feat_t;
 
 typedef struct fs_meta {

@@ -13,6 +13,7 @@
 void fs_feat_init(fs_feat_t *f, uint32_t top_n) {
   memset(f, 0, sizeof *f);
   f->top = ps_xcalloc(top_n ? top_n : 1, sizeof *f->top);
+  f->top_floor = -1.0f;
 }
 
 void fs_feat_clear(fs_feat_t *f) {
@@ -49,7 +50,7 @@ static int top_better(float va, const char *ia, uint32_t pa, float vb, const cha
 }
 
 int fs_feat_offer_top(fs_feat_t *f, uint32_t top_n, float value, const char *id, uint32_t pos) {
-  if (!top_n) return 0;
+  if (!top_n || value < f->top_floor) return 0;  // most offers end here, without touching the list
   if (f->n_top == top_n) {
     const fs_top_t *w = &f->top[top_n - 1];
     if (!top_better(value, id, pos, w->value, w->id, w->pos)) return 0;
@@ -75,6 +76,7 @@ int fs_feat_offer_top(fs_feat_t *f, uint32_t top_n, float value, const char *id,
   f->top[i].pos = pos;
   f->top[i].id = ps_xstrdup(id);
   f->top[i].hash = h;
+  f->top_floor = f->n_top == top_n ? f->top[top_n - 1].value : -1.0f;
   return 1;
 }
 
@@ -125,6 +127,7 @@ size_t fs_feat_encode(const fs_feat_t *f, uint8_t **buf, size_t *cap) {
 int fs_feat_decode(fs_feat_t *f, uint32_t top_n, const uint8_t *buf, size_t len, const char *what, ps_err_t *err) {
   for (uint32_t i = 0; i < f->n_top; i++) free(f->top[i].id);
   f->n_top = 0;
+  f->top_floor = -1.0f;
   if (len < FEAT_FIXED) return ps_err_set(err, PS_ETRUNC, "%s: feature record of %zu bytes (< %d)", what, len, FEAT_FIXED);
   const uint8_t *p = buf;
   if (get_u32(p) != FEAT_MAGIC) return ps_err_set(err, PS_EFORMAT, "%s: feature record: bad magic at offset 0", what);
@@ -157,6 +160,7 @@ int fs_feat_decode(fs_feat_t *f, uint32_t top_n, const uint8_t *buf, size_t len,
     p += 10 + l;
   }
   if (p != end) return ps_err_set(err, PS_EFORMAT, "%s: %zu trailing bytes at offset %zu", what, (size_t)(end - p), (size_t)(p - buf));
+  f->top_floor = top_n && f->n_top == top_n ? f->top[top_n - 1].value : -1.0f;
   return 0;
 }
 
