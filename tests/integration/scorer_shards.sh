@@ -5,7 +5,8 @@
 #  - 2 and 3 shards give a store whose dump (the front's --dump, and `protsae dump --db DIR` read
 #    through the store API) equals the one-scorer dump byte for byte, enrichment and explanations
 #    included; `protsae features` and `protsae feature N` read it the same;
-#  - kill -9 of one shard at a random point mid-stream, restarted: the same bytes;
+#  - kill -9 of one shard at a random point mid-stream, restarted: the same bytes; the same for the
+#    front (what was in its queues is asked for again by the shards);
 #  - residue level (per-residue codes cut by shard, pooled codes too), 2 shards: the same bytes;
 #  - a shard given an entry outside its range rejects the batch; a store keeps its shard count.
 set -euo pipefail
@@ -22,7 +23,7 @@ fail() { echo "FAIL: $*" >&2; for f in "$T"/*/*.log; do echo "--- $f"; tail -n 8
 "$TR" --emb "$T/s/emb.npy" --ids "$T/s/proteins.ids" --epochs 2 --d-sae 301 --k 6 --batch-rows 128 --threads 1 \
   --seed 2 --out "$T/sae" >"$T/tr.out" 2>"$T/tr.err" || { tail "$T/tr.err"; exit 1; }
 
-# run NAME SHARDS [VICTIM_SHARD]   (SHARDS 0: one plain scorer); env: EMB IDS LEVEL
+# run NAME SHARDS [VICTIM: a shard number, or f = the front]   (SHARDS 0: one plain scorer); env: EMB IDS LEVEL
 run() {
   local name=$1 n=$2 victim=${3:-} d=$T/$1
   mkdir -p "$d"
@@ -53,6 +54,14 @@ run() {
   local rd=$!
   if [ -n "$victim" ]; then
     sleep "1.$((RANDOM % 7 + 3))"   # after the ~1 s start, before the end of the ~1.9 s stream
+  fi
+  if [ "$victim" = f ]; then
+    kill -0 $fpid 2>/dev/null || fail "$name: the front finished before the kill (stream too short)"
+    kill -9 $fpid; wait $fpid 2>/dev/null || true
+    "$SC" "${front[@]}" >"$d/front-b.log" 2>&1 &
+    fpid=$!
+    echo "$name: front killed and restarted"
+  elif [ -n "$victim" ]; then
     kill -0 "${shard[$victim]}" 2>/dev/null || fail "$name: shard $victim finished before the kill (stream too short)"
     kill -9 "${shard[$victim]}"; wait "${shard[$victim]}" 2>/dev/null || true
     # shellcheck disable=SC2046
@@ -92,6 +101,8 @@ run three 3
 same one three
 run three-kill 3 $((RANDOM % 3))
 same one three-kill
+run two-killfront 2 f
+same one two-killfront
 
 EMB=$T/s/residues.npy IDS=$T/s/residues.ids LEVEL=residue run res-one 0
 EMB=$T/s/residues.npy IDS=$T/s/residues.ids LEVEL=residue run res-two 2
