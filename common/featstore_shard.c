@@ -176,8 +176,7 @@ static int sh_code_fn(const char *id, uint32_t n, const uint32_t *idx, const flo
     x->idx = ps_xrealloc(x->idx, x->cap * sizeof *x->idx);
     x->val = ps_xrealloc(x->val, x->cap * sizeof *x->val);
   }
-  memcpy(x->idx, idx, n * sizeof *idx);
-  memcpy(x->val, val, n * sizeof *val);
+  if (n) memcpy(x->idx, idx, n * sizeof *idx), memcpy(x->val, val, n * sizeof *val);
   for (uint32_t k = 1; k < x->fs->n_shards; k++) {
     uint32_t n2 = 0, *i2 = NULL;
     float *v2 = NULL;
