@@ -20,6 +20,7 @@
 #include "analysis.h"
 #include "featstore.h"
 #include "fixture.h"
+#include "fsdump.h"
 #include "go.h"
 #include "godata.h"
 
@@ -90,19 +91,6 @@ static void make_store(const char *path, uint32_t n_feat, size_t n_prot) {
   go_ontology_destroy(&o);
 }
 
-static char *dump_of(const char *path) {
-  fs_t *fs = NULL;
-  ps_err_t err = {0};
-  assert_int_equal(fs_open(&fs, path, FS_OPEN_READONLY, &err), 0);
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&buf, &len);
-  assert_int_equal(fs_dump(fs, m, &err), 0);
-  fclose(m);
-  fs_close(&fs);
-  return buf;
-}
-
 static void enrich(const char *path, scorer_enrich_t *e, int force, int expect_ran) {
   fs_t *fs = NULL;
   ps_err_t err = {0};
@@ -142,7 +130,7 @@ static void test_enrich_resume_and_settings(void **state) {
   ps_err_t err = {0};
   assert_int_equal(scorer_enrich_new(&e, &cfg, &err), 0);
   enrich(a, e, 0, 1);
-  char *da = dump_of(a);
+  char *da = fx_dump_store(a);
   assert_non_null(strstr(da, "kv\tenrich/state\tdone\n"));
   assert_non_null(strstr(da, "kv\tenrich/summary\t{"));
   assert_non_null(strstr(da, "\nenrich\t0\t{"));
@@ -150,13 +138,13 @@ static void test_enrich_resume_and_settings(void **state) {
   char *rec0 = strstr(da, "\nenrich\t0\t{");
   assert_null(strncmp(strstr(rec0, "\"hits\":"), "\"hits\":[]", 9) == 0 ? "feature 0 has no significant term" : NULL);
   enrich(a, e, 0, 0);  // complete with these settings: kept
-  char *da2 = dump_of(a);
+  char *da2 = fx_dump_store(a);
   assert_string_equal(da, da2);
   // b: a run interrupted after the first group (what a kill -9 leaves), with a stale record
   enrich(b, e, 0, 1);
   set_kv(b, "enrich/state", "512");
   enrich(b, e, 0, 1);  // resumes the writes
-  char *db = dump_of(b);
+  char *db = fx_dump_store(b);
   assert_string_equal(da, db);
   // other settings (alpha): cleared and recomputed; back to the first settings: same bytes again
   scorer_enrich_cfg_t cfg2 = cfg;
@@ -164,11 +152,11 @@ static void test_enrich_resume_and_settings(void **state) {
   scorer_enrich_t *e2 = NULL;
   assert_int_equal(scorer_enrich_new(&e2, &cfg2, &err), 0);
   enrich(b, e2, 0, 1);
-  char *db2 = dump_of(b);
+  char *db2 = fx_dump_store(b);
   assert_string_not_equal(da, db2);
   assert_non_null(strstr(db2, "\"alpha\":0.001"));
   enrich(b, e, 0, 1);
-  char *db3 = dump_of(b);
+  char *db3 = fx_dump_store(b);
   assert_string_equal(da, db3);
   // a data directory without an ontology is refused, naming it
   scorer_enrich_cfg_t bad = cfg;

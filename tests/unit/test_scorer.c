@@ -20,6 +20,7 @@
 
 #include "featstore.h"
 #include "fixture.h"
+#include "fsdump.h"
 #include "io.h"
 #include "scorer.h"
 #include "wire.h"
@@ -186,19 +187,6 @@ static void free_batch(tbatch_t *b) {
   for (int r = 0; r < ROWS; r++) free(b->ids[r]);
 }
 
-static char *dump_store(const char *db) {
-  fs_t *fs = NULL;
-  ps_err_t err = {0};
-  assert_int_equal(fs_open(&fs, db, FS_OPEN_READONLY, &err), 0);
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  assert_int_equal(fs_dump(fs, f, &err), 0);
-  fclose(f);
-  fs_close(&fs);
-  return buf;
-}
-
 static void apply_order(const char *db, const int *order, int n, int commit_every) {
   scorer_t *s = NULL;
   ps_err_t err = {0};
@@ -227,7 +215,7 @@ static void test_scorer_order_free_exactly_once(void **st) {
   for (int i = 0; i < NB; i++) o1[i] = i, o2[i] = (i * 5 + 3) % NB;
   apply_order(db1, o1, NB, 4);
   apply_order(db2, o2, NB, 5);
-  char *a = dump_store(db1), *b = dump_store(db2);
+  char *a = fx_dump_store(db1), *b = fx_dump_store(db2);
   assert_string_equal(a, b);
   assert_non_null(strstr(a, "proteins=60"));
   assert_non_null(strstr(a, "batches=12"));
@@ -258,7 +246,7 @@ static void test_scorer_order_free_exactly_once(void **st) {
   assert_int_equal(scorer_commit(s, &err), 0);
   assert_int_equal(scorer_streams_complete(s), 1);
   scorer_close(&s);
-  char *c = dump_store(db3);
+  char *c = fx_dump_store(db3);
   assert_string_equal(a, c);
   free(a);
   free(b);
@@ -279,7 +267,7 @@ static void test_scorer_rejects_and_missing(void **st) {
   assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
   free_batch(&b);
   assert_int_equal(scorer_commit(s, &err), 0);
-  char *before = dump_store(db);
+  char *before = fx_dump_store(db);
   // NaN at entry 4
   make_batch(&b, 1);
   b.values[4] = NAN;
@@ -303,7 +291,7 @@ static void test_scorer_rejects_and_missing(void **st) {
   free_batch(&b);
   assert_int_equal(scorer_counts(s)->rejected, 5);
   assert_int_equal(scorer_commit(s, &err), 0);
-  char *after = dump_store(db);
+  char *after = fx_dump_store(db);
   assert_string_equal(before, after);  // nothing changed
   // missing seqs: 0 applied, the stream has 4
   assert_int_equal(scorer_note_eos(s, "reader-0", 4, 0, 0, &err), 0);
@@ -412,7 +400,7 @@ static void test_scorer_seq_bounds(void **st) {
   assert_int_equal(scorer_apply(s, &b.fb, &err), 1);
   free_batch(&b);
   assert_int_equal(scorer_commit(s, &err), 0);
-  char *before = dump_store(db);
+  char *before = fx_dump_store(db);
   const uint64_t bad[] = {(uint64_t)1 << 63, (uint64_t)1 << 40, SCORER_MAX_SEQ, UINT64_MAX};
   double t0 = ps_mono_s();
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -436,7 +424,7 @@ static void test_scorer_seq_bounds(void **st) {
   if (secs > 1.0) fail_msg("rejecting 6 out-of-range batches took %.3f s", secs);
   assert_int_equal(scorer_counts(s)->rejected_by[SCORER_REJ_SEQ_RANGE], 6);
   assert_int_equal(scorer_commit(s, &err), 0);
-  char *after = dump_store(db);
+  char *after = fx_dump_store(db);
   assert_string_equal(before, after);  // nothing persisted
   make_batch(&b, 1);
   b.fb.stream_batches = 12;

@@ -15,6 +15,7 @@
 
 #include "featstore.h"
 #include "fixture.h"
+#include "fsdump.h"
 #include "scorer.h"
 #include "split.h"
 
@@ -153,19 +154,6 @@ static void test_cut_bad(void **state) {
   fb_split_destroy(&sp);
 }
 
-static char *dump_of(const char *path) {
-  fs_t *fs = NULL;
-  ps_err_t err = {0};
-  assert_int_equal(fs_open(&fs, path, FS_OPEN_READONLY, &err), 0);
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  assert_int_equal(fs_dump(fs, f, &err), 0);
-  fclose(f);
-  fs_close(&fs);
-  return buf;
-}
-
 // One scorer and n shard scorers fed the same batches (the shards in another order): equal dumps.
 static void sharded_vs_one(uint32_t n, uint32_t nf, int residue) {
   char one[4096], dir[4096], sp_path[4096];
@@ -212,7 +200,7 @@ static void sharded_vs_one(uint32_t n, uint32_t nf, int residue) {
   scorer_close(&s1);
   for (uint32_t k = 0; k < n; k++) scorer_close(&sh[k]);
   fb_split_destroy(&cut);
-  char *a = dump_of(one), *b = dump_of(dir);
+  char *a = fx_dump_store(one), *b = fx_dump_store(dir);
   assert_string_equal(a, b);
   assert_non_null(strstr(a, "\ncode\t"));
   free(a);
