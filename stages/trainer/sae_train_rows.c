@@ -144,68 +144,120 @@ void tr_rows(void *ctx, int tid, int nt) {
 }
 
 // ---- backward: the weights, by latent -----------------------------------------------------------
-void tr_build_csc(sae_trainer_t *t) {
-  int64_t n = t->s->cfg.d_sae, total = 0;
-  memset(t->ccount, 0, (size_t)(n + 1) * sizeof(int64_t));
+// The weight gradients wait until the batch's last sparse chunk (or a dense one) so that each
+// latent's gradient rows are written once a batch, not once a chunk; sums keep the per-chunk
+// order (d b_enc and the relu term per chunk, d b_dec partials replayed chunk by chunk).
+void tr_collect(sae_trainer_t *t) {
+  const sae_cfg_t *c = &t->s->cfg;
+  int64_t add = 0, o = c->d_out, d = c->d_in, nt = t->nt;
+  for (int i = 0; i < t->nt; i++) add += t->parts[i].nnz + t->parts[i].annz;
+  if (t->coo_n + add > t->coo_cap) {
+    t->coo_cap = (t->coo_n + add) * 2;
+    t->coo = ps_xrealloc(t->coo, (size_t)t->coo_cap * sizeof(centry_t));
+    t->coo_j = ps_xrealloc(t->coo_j, (size_t)t->coo_cap * sizeof(int32_t));
+  }
+  if (t->pend_n == 0) t->pend_c0 = t->r0 / t->cstep;
+  if (t->pend_n == t->pend_cap) {
+    t->pend_cap = t->pend_cap ? 2 * t->pend_cap : 4;
+    t->pend_gr = ps_xrealloc(t->pend_gr, (size_t)(t->pend_cap * nt * o) * sizeof(double));
+    t->pend_ge = ps_xrealloc(t->pend_ge, (size_t)(t->pend_cap * nt * d) * sizeof(double));
+  }
+  centry_t *ce = t->coo + t->coo_n;
+  int32_t *cj = t->coo_j + t->coo_n;
   for (int i = 0; i < t->nt; i++) {
     tpart_t *p = &t->parts[i];
-    for (int64_t q = 0; q < p->nnz; q++) t->ccount[p->idx[q] + 1]++;
-    for (int64_t q = 0; q < p->annz; q++) t->ccount[p->aidx[q] + 1]++;
-    total += p->nnz + p->annz;
+    memcpy(t->pend_gr + (t->pend_n * nt + i) * o, p->gbdec, (size_t)o * sizeof(double));
+    int64_t q = 0, aq = 0;
+    for (int64_t r = p->rb; r < p->re; r++) {
+      int32_t row = (int32_t)(t->r0 + r);
+      for (int64_t e = 0; e < p->cnt[r - p->rb]; e++, q++) {
+        *cj++ = p->idx[q];
+        *ce++ = (centry_t){row, 0, p->f[q], p->dpre[q]};
+        t->fired[p->idx[q]] = 1;
+      }
+      for (int64_t e = 0; e < p->acnt[r - p->rb]; e++, aq++) {
+        *cj++ = p->aidx[aq];
+        *ce++ = (centry_t){row, 1, p->af[aq], p->adpre[aq]};
+      }
+    }
   }
+  t->coo_n += add;
+  t->pend_n++;
+}
+
+// The pending entries by latent (a stable counting sort: rows stay ascending within a latent).
+static void build_csc(sae_trainer_t *t) {
+  int64_t n = t->s->cfg.d_sae;
+  memset(t->ccount, 0, (size_t)(n + 1) * sizeof(int64_t));
+  for (int64_t q = 0; q < t->coo_n; q++) t->ccount[t->coo_j[q] + 1]++;
   for (int64_t j = 0; j < n; j++) t->ccount[j + 1] += t->ccount[j];
-  if (total > t->ccap) {
-    t->ccap = total * 2;
+  if (t->coo_n > t->ccap) {
+    t->ccap = t->coo_n * 2;
     t->cent = ps_xrealloc(t->cent, (size_t)t->ccap * sizeof(centry_t));
   }
   int64_t *pos = ps_xmalloc((size_t)n * sizeof(int64_t));
   memcpy(pos, t->ccount, (size_t)n * sizeof(int64_t));
-  for (int i = 0; i < t->nt; i++) {
-    tpart_t *p = &t->parts[i];
-    int64_t q = 0, aq = 0;
-    for (int64_t r = p->rb; r < p->re; r++) {
-      for (int64_t e = 0; e < p->cnt[r - p->rb]; e++, q++) {
-        int32_t j = p->idx[q];
-        t->cent[pos[j]++] = (centry_t){(int32_t)r, 0, p->f[q], p->dpre[q]};
-        t->fired[j] = 1;
-      }
-      for (int64_t e = 0; e < p->acnt[r - p->rb]; e++, aq++) {
-        int32_t j = p->aidx[aq];
-        t->cent[pos[j]++] = (centry_t){(int32_t)r, 1, p->af[aq], p->adpre[aq]};
-      }
-    }
-  }
+  for (int64_t q = 0; q < t->coo_n; q++) t->cent[pos[t->coo_j[q]]++] = t->coo[q];
   free(pos);
 }
 
-void tr_cols(void *ctx, int tid, int nt) {
+// Pool job: latent j's d W_dec_j, d W_enc_j, d b_enc_j from its pending entries, chunk by chunk;
+// rows first zeroed when the buffer does not hold this batch's values yet.
+static void tr_cols(void *ctx, int tid, int nt) {
   sae_trainer_t *t = ctx;
   sae_t *s = t->s;
   const sae_cfg_t *c = &s->cfg;
   int64_t d = c->d_in, n = c->d_sae, o = c->d_out, jb, je;
   ps_pool_range(n, tid, nt, &jb, &je);
   float *gWe = t->grad, *gbe = t->grad + n * d, *gWd = gbe + n;
-  double *gbenc = t->parts[tid].gbenc;
-  memset(gbenc, 0, (size_t)d * sizeof(double));
+  const int bdec_in = c->apply_b_dec_to_input;
+  if (bdec_in)
+    for (int64_t pc = 0; pc < t->pend_n; pc++) memset(t->pend_ge + (pc * nt + tid) * d, 0, (size_t)d * sizeof(double));
   for (int64_t j = jb; j < je; j++) {
     int64_t a = t->ccount[j], b = t->ccount[j + 1];
-    if (a == b) continue;
     float *gd = gWd + j * o, *ge = gWe + j * d;
-    float gb = 0.0f, fsum = 0.0f;
-    for (int64_t q = a; q < b; q++) {
-      const centry_t *ce = &t->cent[q];
-      const float *ev = ce->kind ? t->gabuf + (int64_t)ce->row * o
-                                 : t->ebuf + ((int64_t)ce->row * t->np + (t->np > 1 ? t->mgroup[j] : 0)) * o;
-      axpyf(ce->f, ev, gd, o);
-      axpyf(ce->dpre, t->xin + (int64_t)ce->row * d, ge, d);
-      gb += ce->dpre;
-      if (!ce->kind) fsum += ce->f;
+    if (!t->grad_ready) {
+      memset(gd, 0, (size_t)o * sizeof(float));
+      memset(ge, 0, (size_t)d * sizeof(float));
+      gbe[j] = 0.0f;
     }
-    gbe[j] += gb;
-    if (c->apply_b_dec_to_input) {  // d b_dec through the encoder input: - sum_j (sum_b dpre_bj) W_enc_j
-      const float *we = s->W_encT + j * d;
-      for (int64_t i = 0; i < d; i++) gbenc[i] += (double)gb * we[i];
+    const float *ej = t->ebuf_b + (t->np > 1 ? t->mgroup[j] : 0) * o;
+    for (int64_t q = a; q < b;) {  // one chunk's entries at a time
+      int64_t ch = t->cent[q].row / t->cstep, rend = (ch + 1) * t->cstep;
+      float gb = 0.0f, fsum = 0.0f;
+      for (; q < b && t->cent[q].row < rend; q++) {
+        const centry_t *ce = &t->cent[q];
+        const float *ev = ce->kind ? t->gabuf_b + (int64_t)ce->row * o : ej + (int64_t)ce->row * t->np * o;
+        axpyf(ce->f, ev, gd, o);
+        axpyf(ce->dpre, t->xin_b + (int64_t)ce->row * d, ge, d);
+        gb += ce->dpre;
+        if (!ce->kind) fsum += ce->f;
+      }
+      gbe[j] += gb;
+      if (bdec_in) {  // d b_dec through the encoder input: - sum_j (sum_b dpre_bj) W_enc_j
+        double *gbenc = t->pend_ge + ((ch - t->pend_c0) * nt + tid) * d;
+        const float *we = s->W_encT + j * d;
+        for (int64_t i = 0; i < d; i++) gbenc[i] += (double)gb * we[i];
+      }
+      if (c->arch == SAE_RELU) relu_l1_col(t, j, fsum, gd);
     }
-    if (c->arch == SAE_RELU) relu_l1_col(t, j, fsum, gd);
   }
+}
+
+void tr_flush(sae_trainer_t *t, double *gbdec) {
+  if (t->pend_n == 0) return;
+  const sae_cfg_t *c = &t->s->cfg;
+  int64_t o = c->d_out, d = c->d_in, nt = t->nt;
+  build_csc(t);
+  ps_pool_run(t->pool, tr_cols, t);
+  t->grad_ready = 1;
+  for (int64_t pc = 0; pc < t->pend_n; pc++) {
+    for (int64_t i = 0; i < nt; i++)
+      for (int64_t k = 0; k < o; k++) gbdec[k] += t->pend_gr[(pc * nt + i) * o + k];
+    if (c->apply_b_dec_to_input)
+      for (int64_t i = 0; i < nt; i++)
+        for (int64_t k = 0; k < d; k++) gbdec[k] -= t->pend_ge[(pc * nt + i) * d + k];
+  }
+  t->pend_n = 0;
+  t->coo_n = 0;
 }
