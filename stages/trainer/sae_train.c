@@ -88,6 +88,7 @@ int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o
   t->dec_norm = ps_xmalloc((size_t)n * sizeof(float));
   t->ccount = ps_xmalloc((size_t)(n + 1) * sizeof(int64_t));
   t->parts = ps_xcalloc((size_t)t->nt, sizeof(tpart_t));
+  t->gbenc = ps_xmalloc((size_t)(t->nt * c->d_in) * sizeof(double));
   for (int i = 0; i < t->nt; i++) {
     t->parts[i].gbdec = ps_xmalloc((size_t)c->d_out * sizeof(double));
     t->parts[i].ysum = ps_xmalloc((size_t)c->d_out * sizeof(double));
@@ -139,7 +140,7 @@ void sae_trainer_free(sae_trainer_t **tp) {
   free(t->grad); free(t->m); free(t->v);
   free(t->since_fired); free(t->fire_steps); free(t->fired); free(t->dead); free(t->dec_norm);
   free(t->ccount); free(t->cent); free(t->mgroup);
-  free(t->coo); free(t->coo_j); free(t->pend_gr); free(t->pend_ge);
+  free(t->coo); free(t->coo_j); free(t->gbenc);
   free(t->lt); free(t->glt); free(t->mlt); free(t->vlt); free(t->glt_acc); free(t->dwin);
   free(t);
   *tp = NULL;
@@ -206,7 +207,6 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   int rc = ensure_chunk(t, chunk, B, err);
   if (rc) return rc;
   t->grad_ready = 0;  // tr_flush zeroes the rows as it writes them (the dense path: all at once)
-  t->cstep = chunk;
   memset(t->fired, 0, (size_t)n);
   t->B = B;
   // schedule-dependent coefficients (for the step about to run: step + 1)
@@ -221,16 +221,19 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   double *ysum = ps_xcalloc((size_t)o, sizeof(double)), *gbdec = ps_xcalloc((size_t)o, sizeof(double));
   t->dense_hash = 0;
   uint64_t hash = 0;
+  t->x = x;  // inputs of the whole batch (one pass on the pool)
+  t->y = y;
+  t->rows = B;
+  t->xin = t->xin_b;
+  t->yn = t->yn_b;
+  ps_pool_run(t->pool, tr_prepare, t);
   for (int64_t r0 = 0; r0 < B; r0 += chunk) {
     t->r0 = r0;
     t->rows = B - r0 < chunk ? B - r0 : chunk;
-    t->x = x + r0 * d;
-    t->y = y ? y + r0 * o : NULL;
     t->xin = t->xin_b + r0 * d;
     t->yn = t->yn_b + r0 * o;
     t->ebuf = t->ebuf_b + r0 * o * t->np;
     t->gabuf = t->gabuf_b + r0 * o;
-    ps_pool_run(t->pool, tr_prepare, t);
     tr_preact(s, t->xin, t->rows, t->pre);
     if (c->arch == SAE_BATCHTOPK) t->btk_thr = batchtopk_threshold(t);
     if (tr_dense_wanted(t)) {  // relu / jumprelu, many active: the whole chunk with sgemm
@@ -255,7 +258,10 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
       l0 += (double)p->nnz;
       hash += p->hash;
       for (int64_t q = 0; q < p->wnnz; q++) t->glt_acc[p->widx[q]] += p->wg[q];  // thread order = row order
-      for (int64_t k = 0; k < o; k++) ysum[k] += p->ysum[k];
+      for (int64_t k = 0; k < o; k++) {
+        ysum[k] += p->ysum[k];
+        gbdec[k] += p->gbdec[k];
+      }
     }
     tr_collect(t);
   }

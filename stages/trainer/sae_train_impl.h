@@ -78,14 +78,12 @@ struct sae_trainer {
   centry_t *coo;            // the pending entries in row order, and their latents
   int32_t *coo_j;
   int64_t coo_n, coo_cap;
-  int64_t pend_c0, pend_n, pend_cap;  // pending sparse chunks: first chunk index, count
-  double *pend_gr;          // [chunk][thread][d_out]: the rows' d b_dec partials
-  double *pend_ge;          // [chunk][thread][d_in]: d b_dec through the encoder input (tr_cols)
+  int64_t pend_n;           // sparse chunks whose weight gradients wait (tr_flush)
+  double *gbenc;            // [thread][d_in]: d b_dec through the encoder input (tr_cols)
   int grad_ready;           // the gradient buffer holds this batch's values (zeroed or written)
   // current job
   const float *x, *y;
   int64_t rows, B, r0;      // rows in chunk, rows in batch, first row of the chunk
-  int64_t cstep;            // rows per chunk in this batch
   uint64_t dense_hash;
   double l1c, auxc;
   int32_t kaux;

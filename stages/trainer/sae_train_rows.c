@@ -4,7 +4,8 @@
 //             pre = xin W_enc + b_enc (one sgemm, the only dense product)  tr_preact
 //             f = the architecture's selection of pre; y^ = f W_dec + b_dec   tr_rows (row-parallel)
 //   backward  e_b = 2/B (y^_b - y_b), d pre_bj = e_b . W_dec_j (+ the architecture's penalty)  tr_rows
-//             d W_dec_j, d W_enc_j, d b_enc_j over a CSC copy of the active entries   tr_cols
+//             d W_dec_j, d W_enc_j, d b_enc_j over a CSC copy of the batch's active entries
+//             (tr_collect after each chunk, tr_flush at the end: tr_cols)
 //             (latent-parallel: each latent's gradient is summed by one thread in row order, so
 //             the result does not depend on scheduling).
 // Matryoshka: the error of every nested prefix; a latent's d pre uses the sum of the errors of
@@ -155,29 +156,21 @@ void tr_rows(void *ctx, int tid, int nt) {
 }
 
 // ---- backward: the weights, by latent -----------------------------------------------------------
-// The weight gradients wait until the batch's last sparse chunk (or a dense one) so that each
-// latent's gradient rows are written once a batch, not once a chunk; sums keep the per-chunk
-// order (d b_enc and the relu term per chunk, d b_dec partials replayed chunk by chunk).
+// The weight gradients wait until the batch's last sparse chunk (or a dense one): each latent's
+// gradient rows are written once a batch, not once a chunk, and its sums run over the batch's
+// rows in order whatever the chunk size.
 void tr_collect(sae_trainer_t *t) {
-  const sae_cfg_t *c = &t->s->cfg;
-  int64_t add = 0, o = c->d_out, d = c->d_in, nt = t->nt;
+  int64_t add = 0;
   for (int i = 0; i < t->nt; i++) add += t->parts[i].nnz + t->parts[i].annz;
   if (t->coo_n + add > t->coo_cap) {
     t->coo_cap = (t->coo_n + add) * 2;
     t->coo = ps_xrealloc(t->coo, (size_t)t->coo_cap * sizeof(centry_t));
     t->coo_j = ps_xrealloc(t->coo_j, (size_t)t->coo_cap * sizeof(int32_t));
   }
-  if (t->pend_n == 0) t->pend_c0 = t->r0 / t->cstep;
-  if (t->pend_n == t->pend_cap) {
-    t->pend_cap = t->pend_cap ? 2 * t->pend_cap : 4;
-    t->pend_gr = ps_xrealloc(t->pend_gr, (size_t)(t->pend_cap * nt * o) * sizeof(double));
-    t->pend_ge = ps_xrealloc(t->pend_ge, (size_t)(t->pend_cap * nt * d) * sizeof(double));
-  }
   centry_t *ce = t->coo + t->coo_n;
   int32_t *cj = t->coo_j + t->coo_n;
   for (int i = 0; i < t->nt; i++) {
     tpart_t *p = &t->parts[i];
-    memcpy(t->pend_gr + (t->pend_n * nt + i) * o, p->gbdec, (size_t)o * sizeof(double));
     int64_t q = 0, aq = 0;
     for (int64_t r = p->rb; r < p->re; r++) {
       int32_t row = (int32_t)(t->r0 + r);
@@ -212,8 +205,17 @@ static void build_csc(sae_trainer_t *t) {
   free(pos);
 }
 
-// Pool job: latent j's d W_dec_j, d W_enc_j, d b_enc_j from its pending entries, chunk by chunk;
-// rows first zeroed when the buffer does not hold this batch's values yet.
+// Entry q's two rows (its error and its input): fetched a few entries ahead, they miss L2.
+static inline void prefetch_entry(const sae_trainer_t *t, const centry_t *ce, const float *ej) {
+  int64_t o = t->s->cfg.d_out, d = t->s->cfg.d_in;
+  const float *ev = ce->kind ? t->gabuf_b + (int64_t)ce->row * o : ej + (int64_t)ce->row * t->np * o;
+  const float *xv = t->xin_b + (int64_t)ce->row * d;
+  for (int64_t i = 0; i < o; i += 16) __builtin_prefetch(ev + i);
+  for (int64_t i = 0; i < d; i += 16) __builtin_prefetch(xv + i);
+}
+
+// Pool job: latent j's d W_dec_j, d W_enc_j, d b_enc_j from its pending entries (rows first
+// zeroed when the buffer does not hold this batch's values yet).
 static void tr_cols(void *ctx, int tid, int nt) {
   sae_trainer_t *t = ctx;
   sae_t *s = t->s;
@@ -221,9 +223,9 @@ static void tr_cols(void *ctx, int tid, int nt) {
   int64_t d = c->d_in, n = c->d_sae, o = c->d_out, jb, je;
   ps_pool_range(n, tid, nt, &jb, &je);
   float *gWe = t->grad, *gbe = t->grad + n * d, *gWd = gbe + n;
-  const int bdec_in = c->apply_b_dec_to_input;
-  if (bdec_in)
-    for (int64_t pc = 0; pc < t->pend_n; pc++) memset(t->pend_ge + (pc * nt + tid) * d, 0, (size_t)d * sizeof(double));
+  double *gbenc = t->gbenc + (int64_t)tid * d;
+  memset(gbenc, 0, (size_t)d * sizeof(double));
+  const int64_t a1 = t->ccount[je];
   for (int64_t j = jb; j < je; j++) {
     int64_t a = t->ccount[j], b = t->ccount[j + 1];
     float *gd = gWd + j * o, *ge = gWe + j * d;
@@ -232,43 +234,42 @@ static void tr_cols(void *ctx, int tid, int nt) {
       memset(ge, 0, (size_t)d * sizeof(float));
       gbe[j] = 0.0f;
     }
+    if (a == b) continue;
     const float *ej = t->ebuf_b + (t->np > 1 ? t->mgroup[j] : 0) * o;
-    for (int64_t q = a; q < b;) {  // one chunk's entries at a time
-      int64_t ch = t->cent[q].row / t->cstep, rend = (ch + 1) * t->cstep;
-      float gb = 0.0f, fsum = 0.0f;
-      for (; q < b && t->cent[q].row < rend; q++) {
-        const centry_t *ce = &t->cent[q];
-        const float *ev = ce->kind ? t->gabuf_b + (int64_t)ce->row * o : ej + (int64_t)ce->row * t->np * o;
-        axpyf(ce->f, ev, gd, o);
-        axpyf(ce->dpre, t->xin_b + (int64_t)ce->row * d, ge, d);
-        gb += ce->dpre;
-        if (!ce->kind) fsum += ce->f;
+    float gb = 0.0f, fsum = 0.0f;
+    for (int64_t q = a; q < b; q++) {
+      const centry_t *ce = &t->cent[q];
+      if (q + 4 < a1) {  // the entry four ahead (of this latent or the next ones)
+        int64_t q4 = q + 4;
+        const centry_t *c4 = &t->cent[q4];
+        int64_t j4 = j;
+        while (j4 + 1 < je && t->ccount[j4 + 1] <= q4) j4++;
+        prefetch_entry(t, c4, t->ebuf_b + (t->np > 1 ? t->mgroup[j4] : 0) * o);
       }
-      gbe[j] += gb;
-      if (bdec_in) {  // d b_dec through the encoder input: - sum_j (sum_b dpre_bj) W_enc_j
-        double *gbenc = t->pend_ge + ((ch - t->pend_c0) * nt + tid) * d;
-        const float *we = s->W_encT + j * d;
-        for (int64_t i = 0; i < d; i++) gbenc[i] += (double)gb * we[i];
-      }
-      if (c->arch == SAE_RELU) relu_l1_col(t, j, fsum, gd);
+      const float *ev = ce->kind ? t->gabuf_b + (int64_t)ce->row * o : ej + (int64_t)ce->row * t->np * o;
+      axpyf(ce->f, ev, gd, o);
+      axpyf(ce->dpre, t->xin_b + (int64_t)ce->row * d, ge, d);
+      gb += ce->dpre;
+      if (!ce->kind) fsum += ce->f;
     }
+    gbe[j] += gb;
+    if (c->apply_b_dec_to_input) {  // d b_dec through the encoder input: - sum_j (sum_b dpre_bj) W_enc_j
+      const float *we = s->W_encT + j * d;
+      for (int64_t i = 0; i < d; i++) gbenc[i] += (double)gb * we[i];
+    }
+    if (c->arch == SAE_RELU) relu_l1_col(t, j, fsum, gd);
   }
 }
 
 void tr_flush(sae_trainer_t *t, double *gbdec) {
   if (t->pend_n == 0) return;
   const sae_cfg_t *c = &t->s->cfg;
-  int64_t o = c->d_out, d = c->d_in, nt = t->nt;
   build_csc(t);
   ps_pool_run(t->pool, tr_cols, t);
   t->grad_ready = 1;
-  for (int64_t pc = 0; pc < t->pend_n; pc++) {
-    for (int64_t i = 0; i < nt; i++)
-      for (int64_t k = 0; k < o; k++) gbdec[k] += t->pend_gr[(pc * nt + i) * o + k];
-    if (c->apply_b_dec_to_input)
-      for (int64_t i = 0; i < nt; i++)
-        for (int64_t k = 0; k < d; k++) gbdec[k] -= t->pend_ge[(pc * nt + i) * d + k];
-  }
+  if (c->apply_b_dec_to_input)
+    for (int i = 0; i < t->nt; i++)
+      for (int64_t k = 0; k < c->d_in; k++) gbdec[k] -= t->gbenc[(int64_t)i * c->d_in + k];
   t->pend_n = 0;
   t->coo_n = 0;
 }
