@@ -17,7 +17,10 @@
 // torch_* rows/s, topk_train_speedup_vs_torch, relu_train_speedup_vs_torch,
 // encode_speedup_vs_torch, encoder_gflops (2 B d_in d_sae / encode time), sgemm_gflops,
 // encoder_vs_sgemm, train_gflops_dense_equiv (12 B d_in d_sae / step time, the reference's
-// FLOP model). Medians over --steps timed steps after --warmup.
+// FLOP model), topk_train_fraction_of_sgemm (TopK training rows/s x 2 d_in d_sae flop a row,
+// over sgemm_gflops: the share of the machine's encoder-product rate a whole TopK step keeps;
+// the encoder product is the step's only dense product, so 1 is the limit). Medians over
+// --steps timed steps after --warmup.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -227,6 +230,7 @@ int main(int argc, char **argv) {
   printf("encoder_gflops: %.1f\n", flop_enc / enc_s * 1e-9);
   printf("sgemm_gflops: %.1f\n", sgemm_gflops);
   printf("encoder_vs_sgemm: %.3f\n", flop_enc / enc_s * 1e-9 / sgemm_gflops);
+  printf("topk_train_fraction_of_sgemm: %.3f\n", topk_rows * 2.0 * a.d_in * a.d_sae * 1e-9 / sgemm_gflops);
   if (t_topk > 0 && t_relu > 0 && t_enc > 0) {
     printf("torch_topk_train_rows_per_s: %.0f\n", t_topk);
     printf("torch_relu_train_rows_per_s: %.0f\n", t_relu);
