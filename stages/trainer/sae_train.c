@@ -225,13 +225,13 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   t->y = y;
   t->rows = B;
   t->xin = t->xin_b;
-  t->yn = t->yn_b;
   ps_pool_run(t->pool, tr_prepare, t);
+  const float *ybase = tr_target(t, x);
   for (int64_t r0 = 0; r0 < B; r0 += chunk) {
     t->r0 = r0;
     t->rows = B - r0 < chunk ? B - r0 : chunk;
     t->xin = t->xin_b + r0 * d;
-    t->yn = t->yn_b + r0 * o;
+    t->yn = ybase + r0 * o;
     t->ebuf = t->ebuf_b + r0 * o * t->np;
     t->gabuf = t->gabuf_b + r0 * o;
     tr_preact(s, t->xin, t->rows, t->pre);

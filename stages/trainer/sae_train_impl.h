@@ -68,7 +68,8 @@ struct sae_trainer {
   int64_t chunk, brows;     // rows allocated: pre / dpre_dense, and the batch buffers
   float *pre, *dpre_dense;
   float *xin_b, *yn_b, *ebuf_b, *gabuf_b;   // batch rows
-  float *xin, *yn, *ebuf, *gabuf;           // the current chunk's rows within them
+  float *xin, *ebuf, *gabuf;                // the current chunk's rows within them
+  const float *yn;                          // the chunk's targets (yn_b, or x: tr_target)
   tpart_t *parts;
   int64_t *ccount;          // d_sae + 1
   int np;                   // matryoshka prefixes (1 = plain loss); ebuf holds np error rows a row
@@ -130,7 +131,8 @@ void tr_part_grow(int32_t **idx, float **f, float **dp, int64_t *cap, int64_t ne
 
 // ---- sae_train_rows.c: the sparse path ----------------------------------------------------------
 void tr_update_dec_norms(sae_trainer_t *t);
-void tr_prepare(void *ctx, int tid, int nt);              // pool job: xin, yn of the chunk
+void tr_prepare(void *ctx, int tid, int nt);              // pool job: xin, yn of the batch
+const float *tr_target(const sae_trainer_t *t, const float *x);
 void tr_preact(const sae_t *s, const float *xin, int64_t n, float *pre);
 void tr_rows(void *ctx, int tid, int nt);                 // pool job: select, decode, error, d pre
 void tr_collect(sae_trainer_t *t);                        // a sparse chunk's entries into the pending list

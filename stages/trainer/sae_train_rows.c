@@ -26,12 +26,22 @@ void tr_part_grow(int32_t **idx, float **f, float **dp, int64_t *cap, int64_t ne
   *cap = c;
 }
 
-void tr_update_dec_norms(sae_trainer_t *t) {
-  int64_t n = t->s->cfg.d_sae, o = t->s->cfg.d_out;
-  for (int64_t j = 0; j < n; j++) {
+static void dec_norms_job(void *ctx, int tid, int nt) {
+  sae_trainer_t *t = ctx;
+  int64_t o = t->s->cfg.d_out, jb, je;
+  ps_pool_range(t->s->cfg.d_sae, tid, nt, &jb, &je);
+  for (int64_t j = jb; j < je; j++) {
     const float *w = t->s->W_dec + j * o;
     t->dec_norm[j] = sqrtf(dotf(w, w, o));
   }
+}
+
+void tr_update_dec_norms(sae_trainer_t *t) { ps_pool_run(t->pool, dec_norms_job, t); }
+
+// The batch's targets after tr_prepare: yn_b, or the input rows themselves (an SAE without
+// per-sample normalisation: no copy).
+const float *tr_target(const sae_trainer_t *t, const float *x) {
+  return t->y || t->s->cfg.normalize_per_sample ? t->yn_b : x;
 }
 
 // ---- forward: inputs ----------------------------------------------------------------------------
@@ -41,13 +51,13 @@ void tr_prepare(void *ctx, int tid, int nt) {
   int64_t b, e, d = c->d_in, o = c->d_out;
   ps_pool_range(t->rows, tid, nt, &b, &e);
   for (int64_t r = b; r < e; r++) {
-    float *xr = t->xin + r * d, *yr = t->yn + r * o;
+    float *xr = t->xin + r * d, *yr = t->yn_b + r * o;
     memcpy(xr, t->x + r * d, (size_t)d * sizeof(float));
     if (c->normalize_per_sample) sae_normalize_row(xr, d, NULL, NULL);
     if (t->y) {
       memcpy(yr, t->y + r * o, (size_t)o * sizeof(float));
       if (c->normalize_per_sample) sae_normalize_row(yr, o, NULL, NULL);
-    } else {
+    } else if (c->normalize_per_sample) {  // else the target is x itself (tr_target)
       memcpy(yr, xr, (size_t)o * sizeof(float));
     }
     if (c->apply_b_dec_to_input)
