@@ -88,10 +88,10 @@ int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o
   t->dec_norm = ps_xmalloc((size_t)n * sizeof(float));
   t->ccount = ps_xmalloc((size_t)(n + 1) * sizeof(int64_t));
   t->parts = ps_xcalloc((size_t)t->nt, sizeof(tpart_t));
+  t->gbenc = ps_xmalloc((size_t)(t->nt * c->d_in) * sizeof(double));
   for (int i = 0; i < t->nt; i++) {
     t->parts[i].gbdec = ps_xmalloc((size_t)c->d_out * sizeof(double));
     t->parts[i].ysum = ps_xmalloc((size_t)c->d_out * sizeof(double));
-    t->parts[i].gbenc = ps_xmalloc((size_t)c->d_in * sizeof(double));
   }
   t->np = o->n_matryoshka > 1 ? o->n_matryoshka : 1;
   t->mgroup = ps_xcalloc((size_t)n, 1);
@@ -103,13 +103,9 @@ int sae_trainer_new(sae_trainer_t **out, sae_t *model, const sae_train_opts_t *o
 }
 
 static void free_chunk(sae_trainer_t *t) {
-  free(t->xin);
-  free(t->yn);
   free(t->pre);
-  free(t->ebuf);
-  free(t->gabuf);
   free(t->dpre_dense);
-  t->xin = t->yn = t->pre = t->ebuf = t->gabuf = t->dpre_dense = NULL;
+  t->pre = t->dpre_dense = NULL;
   for (int i = 0; i < t->nt; i++) {
     free(t->parts[i].cnt);
     free(t->parts[i].acnt);
@@ -118,15 +114,25 @@ static void free_chunk(sae_trainer_t *t) {
   t->chunk = 0;
 }
 
+static void free_batch(sae_trainer_t *t) {
+  free(t->xin_b);
+  free(t->yn_b);
+  free(t->ebuf_b);
+  free(t->gabuf_b);
+  t->xin_b = t->yn_b = t->ebuf_b = t->gabuf_b = NULL;
+  t->brows = 0;
+}
+
 void sae_trainer_free(sae_trainer_t **tp) {
   if (!tp || !*tp) return;
   sae_trainer_t *t = *tp;
   if (t->parts) {
     free_chunk(t);
+    free_batch(t);
     for (int i = 0; i < t->nt; i++) {
       tpart_t *p = &t->parts[i];
       free(p->idx); free(p->f); free(p->dpre); free(p->aidx); free(p->af); free(p->adpre);
-      free(p->gbdec); free(p->ysum); free(p->gbenc);
+      free(p->gbdec); free(p->ysum);
       free(p->widx); free(p->wrow); free(p->wg);
     }
   }
@@ -134,6 +140,7 @@ void sae_trainer_free(sae_trainer_t **tp) {
   free(t->grad); free(t->m); free(t->v);
   free(t->since_fired); free(t->fire_steps); free(t->fired); free(t->dead); free(t->dec_norm);
   free(t->ccount); free(t->cent); free(t->mgroup);
+  free(t->coo); free(t->coo_j); free(t->gbenc);
   free(t->lt); free(t->glt); free(t->mlt); free(t->vlt); free(t->glt_acc); free(t->dwin);
   free(t);
   *tp = NULL;
@@ -157,16 +164,25 @@ int64_t sae_trainer_n_dead(const sae_trainer_t *t) {
   return nd;
 }
 
-static int ensure_chunk(sae_trainer_t *t, int64_t rows, ps_err_t *err) {
+// Workspace for chunks of rows (pre-activations) in a batch of B rows (inputs, errors).
+static int ensure_chunk(sae_trainer_t *t, int64_t rows, int64_t B, ps_err_t *err) {
+  const sae_cfg_t *c = &t->s->cfg;
+  if (B > t->brows) {
+    free_batch(t);
+    t->xin_b = xalloc_f(B * c->d_in);
+    t->yn_b = xalloc_f(B * c->d_out);
+    t->ebuf_b = xalloc_f(B * c->d_out * t->np);
+    t->gabuf_b = xalloc_f(B * c->d_out);
+    if (!t->xin_b || !t->yn_b || !t->ebuf_b || !t->gabuf_b) {
+      free_batch(t);
+      return ps_err_set(err, PS_ENOMEM, "trainer: cannot allocate a %lld-row batch workspace", (long long)B);
+    }
+    t->brows = B;
+  }
   if (rows <= t->chunk) return 0;
   free_chunk(t);
-  const sae_cfg_t *c = &t->s->cfg;
-  t->xin = xalloc_f(rows * c->d_in);
-  t->yn = xalloc_f(rows * c->d_out);
   t->pre = xalloc_f(rows * c->d_sae);
-  t->ebuf = xalloc_f(rows * c->d_out * t->np);
-  t->gabuf = xalloc_f(rows * c->d_out);
-  if (!t->xin || !t->yn || !t->pre || !t->ebuf || !t->gabuf) {
+  if (!t->pre) {
     free_chunk(t);
     return ps_err_set(err, PS_ENOMEM, "trainer: cannot allocate a %lld-row workspace (%lld x %lld floats)",
                       (long long)rows, (long long)rows, (long long)c->d_sae);
@@ -188,9 +204,9 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   if (B <= 0) return ps_err_set(err, PS_EDIM, "trainer: empty batch");
   if (c->transcoder && !y) return ps_err_set(err, PS_EDIM, "trainer: a transcoder needs target rows");
   int64_t chunk = c->arch == SAE_BATCHTOPK ? B : (t->o.chunk_rows < B ? t->o.chunk_rows : B);
-  int rc = ensure_chunk(t, chunk, err);
+  int rc = ensure_chunk(t, chunk, B, err);
   if (rc) return rc;
-  memset(t->grad, 0, s->n_params * sizeof(float));
+  t->grad_ready = 0;  // tr_flush zeroes the rows as it writes them (the dense path: all at once)
   memset(t->fired, 0, (size_t)n);
   t->B = B;
   // schedule-dependent coefficients (for the step about to run: step + 1)
@@ -205,17 +221,27 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
   double *ysum = ps_xcalloc((size_t)o, sizeof(double)), *gbdec = ps_xcalloc((size_t)o, sizeof(double));
   t->dense_hash = 0;
   uint64_t hash = 0;
+  t->x = x;  // inputs of the whole batch (one pass on the pool)
+  t->y = y;
+  t->rows = B;
+  t->xin = t->xin_b;
+  ps_pool_run(t->pool, tr_prepare, t);
+  const float *ybase = tr_target(t, x);
   for (int64_t r0 = 0; r0 < B; r0 += chunk) {
     t->r0 = r0;
     t->rows = B - r0 < chunk ? B - r0 : chunk;
-    t->x = x + r0 * d;
-    t->y = y ? y + r0 * o : NULL;
-    ps_pool_run(t->pool, tr_prepare, t);
+    t->xin = t->xin_b + r0 * d;
+    t->yn = ybase + r0 * o;
+    t->ebuf = t->ebuf_b + r0 * o * t->np;
+    t->gabuf = t->gabuf_b + r0 * o;
     tr_preact(s, t->xin, t->rows, t->pre);
     if (c->arch == SAE_BATCHTOPK) t->btk_thr = batchtopk_threshold(t);
     if (tr_dense_wanted(t)) {  // relu / jumprelu, many active: the whole chunk with sgemm
       if (c->arch == SAE_JUMPRELU) jumprelu_dense_window(t);
       if (!t->dpre_dense) t->dpre_dense = xalloc_f(t->chunk * n);
+      tr_flush(t, gbdec);  // the sparse chunks before this one, in order
+      if (!t->grad_ready) memset(t->grad, 0, s->n_params * sizeof(float));
+      t->grad_ready = 1;
       if (c->arch == SAE_RELU) relu_dense_rectify(t);
       tr_dense_chunk(t, &mse, &l1, &var, &l0, ysum, gbdec);
       L->dense_path = 1;
@@ -237,12 +263,9 @@ int sae_trainer_grad(sae_trainer_t *t, const float *x, const float *y, int64_t B
         gbdec[k] += p->gbdec[k];
       }
     }
-    tr_build_csc(t);
-    ps_pool_run(t->pool, tr_cols, t);
-    if (c->apply_b_dec_to_input)
-      for (int i = 0; i < t->nt; i++)
-        for (int64_t k = 0; k < d; k++) gbdec[k] -= t->parts[i].gbenc[k];
+    tr_collect(t);
   }
+  tr_flush(t, gbdec);
   float *gbd = t->grad + n * d + n + n * o;
   for (int64_t k = 0; k < o; k++) gbd[k] = (float)gbdec[k];
   double ss = 0;

@@ -29,7 +29,8 @@
 // encoder gradient touch the active latents only. Adam updates every parameter every step
 // (exact semantics, as torch.optim.Adam). Results are bitwise reproducible at a fixed thread count.
 // Memory: params + grad + 2 Adam moments (4 x params) + chunk_rows x d_sae (pre-activations;
-// batchtopk: the whole batch) + the active entries of a chunk.
+// batchtopk: the whole batch) + the batch's inputs and errors (B x (d_in + 2 d_out) floats, more
+// with matryoshka) and its active entries (the weight gradients run once a batch).
 #ifndef PS_SAE_TRAIN_H
 #define PS_SAE_TRAIN_H
 

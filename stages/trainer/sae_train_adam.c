@@ -10,10 +10,14 @@ static void ph_gnorm(void *ctx, int tid, int nt) {
   sae_trainer_t *t = ctx;
   int64_t b, e;
   ps_pool_range((int64_t)t->s->n_params, tid, nt, &b, &e);
-  double acc = 0;
+  double acc[8] = {0}, s = 0;  // 8 running sums: vectorises, in a fixed order
   const float *g = t->grad;
-  for (int64_t i = b; i < e; i++) acc += (double)g[i] * g[i];
-  t->gnorm2_part[tid] = acc;
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8)
+    for (int l = 0; l < 8; l++) acc[l] += (double)g[i + l] * g[i + l];
+  for (; i < e; i++) s += (double)g[i] * g[i];
+  for (int l = 0; l < 8; l++) s += acc[l];
+  t->gnorm2_part[tid] = s;
 }
 
 // ||gradient|| over the parameters and (jumprelu) log_threshold.

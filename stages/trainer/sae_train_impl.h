@@ -44,7 +44,6 @@ typedef struct {
   uint64_t hash;
   double *gbdec;            // d_out partial of d b_dec (double: summed over rows)
   double *ysum;             // d_out partial of sum y (for var)
-  double *gbenc;            // d_in partial of sum_j (sum_b dpre_bj) W_enc_j (columns phase)
   int32_t *widx;            // jumprelu: (row, latent) pairs in the STE window, row order
   int32_t *wrow;
   float *wg;                // their d loss / d theta contributions
@@ -64,15 +63,25 @@ struct sae_trainer {
   int32_t *dead;            // list of dead latents this step
   int64_t n_dead;
   float *dec_norm;          // d_sae, ||W_dec_j|| at the start of the step
-  // chunk workspace
-  int64_t chunk;
-  float *xin, *yn, *pre, *ebuf, *gabuf, *dpre_dense;
+  // workspace: pre-activations for a chunk of rows, the rest for the whole batch (the weight
+  // gradients run once a batch over the entries of all its sparse chunks)
+  int64_t chunk, brows;     // rows allocated: pre / dpre_dense, and the batch buffers
+  float *pre, *dpre_dense;
+  float *xin_b, *yn_b, *ebuf_b, *gabuf_b;   // batch rows
+  float *xin, *ebuf, *gabuf;                // the current chunk's rows within them
+  const float *yn;                          // the chunk's targets (yn_b, or x: tr_target)
   tpart_t *parts;
   int64_t *ccount;          // d_sae + 1
   int np;                   // matryoshka prefixes (1 = plain loss); ebuf holds np error rows a row
   uint8_t *mgroup;          // d_sae: first prefix that contains the latent
-  centry_t *cent;
+  centry_t *cent;           // the pending entries by latent (CSC), rows ascending
   int64_t ccap;
+  centry_t *coo;            // the pending entries in row order, and their latents
+  int32_t *coo_j;
+  int64_t coo_n, coo_cap;
+  int64_t pend_n;           // sparse chunks whose weight gradients wait (tr_flush)
+  double *gbenc;            // [thread][d_in]: d b_dec through the encoder input (tr_cols)
+  int grad_ready;           // the gradient buffer holds this batch's values (zeroed or written)
   // current job
   const float *x, *y;
   int64_t rows, B, r0;      // rows in chunk, rows in batch, first row of the chunk
@@ -122,11 +131,12 @@ void tr_part_grow(int32_t **idx, float **f, float **dp, int64_t *cap, int64_t ne
 
 // ---- sae_train_rows.c: the sparse path ----------------------------------------------------------
 void tr_update_dec_norms(sae_trainer_t *t);
-void tr_prepare(void *ctx, int tid, int nt);              // pool job: xin, yn of the chunk
+void tr_prepare(void *ctx, int tid, int nt);              // pool job: xin, yn of the batch
+const float *tr_target(const sae_trainer_t *t, const float *x);
 void tr_preact(const sae_t *s, const float *xin, int64_t n, float *pre);
 void tr_rows(void *ctx, int tid, int nt);                 // pool job: select, decode, error, d pre
-void tr_build_csc(sae_trainer_t *t);                      // the rows' entries by latent
-void tr_cols(void *ctx, int tid, int nt);                 // pool job: d W_dec, d W_enc, d b_enc
+void tr_collect(sae_trainer_t *t);                        // a sparse chunk's entries into the pending list
+void tr_flush(sae_trainer_t *t, double *gbdec);           // the pending chunks' weight gradients
 
 // ---- sae_train_topk.c ---------------------------------------------------------------------------
 int64_t topk_select_row(tpart_t *p, const float *pre, int64_t n, int k);

@@ -17,7 +17,11 @@
 // torch_* rows/s, topk_train_speedup_vs_torch, relu_train_speedup_vs_torch,
 // encode_speedup_vs_torch, encoder_gflops (2 B d_in d_sae / encode time), sgemm_gflops,
 // encoder_vs_sgemm, train_gflops_dense_equiv (12 B d_in d_sae / step time, the reference's
-// FLOP model). Medians over --steps timed steps after --warmup.
+// FLOP model), topk_train_fraction_of_sgemm (TopK training rows/s x 2 d_in d_sae flop a row,
+// over the sgemm rate on the encoder product: the share of the machine's rate a whole TopK step
+// keeps; the encoder product is the step's only dense product, so 1 is the limit; the sgemm is
+// timed once before each timed step, so the pair shares the machine's load: median sgemm time /
+// median step time). Medians over --steps timed steps after --warmup.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -96,7 +100,19 @@ static sae_t *new_sae(const args_t *a, sae_arch_t arch) {
   return s;
 }
 
-static double train_rows(const args_t *a, sae_arch_t arch, float **pool, ps_pool_t *tp, double *l0_out) {
+// The reference product: pre (batch x d_sae) = x W_enc via cblas_sgemm; returns its time.
+static double sgemm_once(const args_t *a, const float *x, const sae_t *s, float *pre) {
+  double t0 = ps_mono_s();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->batch, a->d_sae, a->d_in, 1.0f, x, a->d_in, s->W_encT,
+              a->d_in, 0.0f, pre, a->d_sae);
+  return ps_mono_s() - t0;
+}
+
+// Rows/s of training steps (median). With sg_ratio: before each timed step one reference product
+// on the encoder shape, and *sg_ratio = its median time / the step's median time (the pairs share
+// the machine's load, so the ratio holds on a busy machine).
+static double train_rows(const args_t *a, sae_arch_t arch, float **pool, ps_pool_t *tp, double *l0_out,
+                         double *sg_ratio) {
   sae_t *s = new_sae(a, arch);
   sae_train_opts_t o;
   sae_train_opts_default(&o, &s->cfg);
@@ -132,7 +148,13 @@ static double train_rows(const args_t *a, sae_arch_t arch, float **pool, ps_pool
     sae_trainer_free(&tw);
   }
   double *dt = malloc((size_t)a->steps * sizeof(double)), l0 = 0;
+  double *sg = malloc((size_t)a->steps * sizeof(double));
+  float *pre = sg_ratio ? malloc((size_t)a->batch * a->d_sae * sizeof(float)) : NULL;
   for (int i = 0; i < a->warmup + a->steps; i++) {
+    if (pre) {
+      double e = sgemm_once(a, pool[(i + 1) % 4], s, pre);
+      if (i >= a->warmup) sg[i - a->warmup] = e;
+    }
     double t0 = ps_mono_s();
     if (sae_trainer_step(t, pool[i % 4], NULL, a->batch, &L, &err)) {
       fprintf(stderr, "%s\n", err.msg);
@@ -143,7 +165,10 @@ static double train_rows(const args_t *a, sae_arch_t arch, float **pool, ps_pool
     l0 = L.l0;
   }
   double med = median(dt, a->steps);
+  if (sg_ratio) *sg_ratio = median(sg, a->steps) / med;
   free(dt);
+  free(sg);
+  free(pre);
   if (l0_out) *l0_out = l0;
   sae_trainer_free(&t);
   sae_free(&s);
@@ -182,10 +207,8 @@ int main(int argc, char **argv) {
   double sg[16];
   int nsg = a.steps < 16 ? a.steps : 16;
   for (int i = 0; i < nsg + 2; i++) {
-    double t0 = ps_mono_s();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a.batch, a.d_sae, a.d_in, 1.0f, pool[i % 4], a.d_in, s->W_encT,
-                a.d_in, 0.0f, pre, a.d_sae);
-    if (i >= 2) sg[i - 2] = ps_mono_s() - t0;
+    double e = sgemm_once(&a, pool[i % 4], s, pre);
+    if (i >= 2) sg[i - 2] = e;
   }
   double flop_enc = 2.0 * a.batch * a.d_in * a.d_sae;
   double sgemm_gflops = flop_enc / median(sg, nsg) * 1e-9;
@@ -211,9 +234,10 @@ int main(int argc, char **argv) {
   sae_enc_free(&enc);
   sae_free(&s);
 
-  double topk_rows = train_rows(&a, SAE_TOPK, pool, tp, NULL);
+  double topk_frac = 0;
+  double topk_rows = train_rows(&a, SAE_TOPK, pool, tp, NULL, &topk_frac);
   double relu_l0 = 0;
-  double relu_rows = train_rows(&a, SAE_RELU, pool, tp, &relu_l0);
+  double relu_rows = train_rows(&a, SAE_RELU, pool, tp, &relu_l0, NULL);
 
   double t_topk = torch_rows(&a, "topk", "train");
   double t_relu = torch_rows(&a, "relu", "train");
@@ -227,6 +251,7 @@ int main(int argc, char **argv) {
   printf("encoder_gflops: %.1f\n", flop_enc / enc_s * 1e-9);
   printf("sgemm_gflops: %.1f\n", sgemm_gflops);
   printf("encoder_vs_sgemm: %.3f\n", flop_enc / enc_s * 1e-9 / sgemm_gflops);
+  printf("topk_train_fraction_of_sgemm: %.3f\n", topk_frac);
   if (t_topk > 0 && t_relu > 0 && t_enc > 0) {
     printf("torch_topk_train_rows_per_s: %.0f\n", t_topk);
     printf("torch_relu_train_rows_per_s: %.0f\n", t_relu);
