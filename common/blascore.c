@@ -1,11 +1,12 @@
 // blascore.c — the OPENBLAS_CORETYPE check (blascore.h): OpenBLAS's core names by instruction-set
-// level, the CPU's best level, the verdict and its one log line.
+// level, the CPU's best level, the verdict and its one log line; and the short OpenBLAS spin.
 #include "blascore.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -95,4 +96,9 @@ int ps_blas_core_check(void) {
   warned = ps_blas_core_verdict(getenv("OPENBLAS_CORETYPE"), openblas_get_corename(), &f, msg, sizeof msg);
   if (warned) PS_WARN("%s", msg);
   return warned;
+}
+
+void ps_blas_short_spin(char **argv) {
+  if (getenv("OPENBLAS_THREAD_TIMEOUT") || setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
+  execv("/proc/self/exe", argv);
 }

@@ -34,6 +34,14 @@ void ps_cpu_flags_probe(ps_cpu_flags_t *f);
 // weaker level than the CPU's; returns 0 with msg "" otherwise (an unknown name never warns).
 int ps_blas_core_verdict(const char *coretype, const char *running, const ps_cpu_flags_t *f, char *msg, size_t cap);
 
+// OpenBLAS's worker threads spin (sched_yield) for 2^28 cycles after each product, and the spin
+// competes with the work a stage does between products (top-k selection, sparse decode, Adam): ~5%
+// of encoder throughput and ~10 ms of a 140 ms training step on 2 cores. OpenBLAS reads
+// OPENBLAS_THREAD_TIMEOUT (spin 2^N cycles, N in 4..30) once, when it loads; so a stage calls this
+// first thing in main: it sets the variable to 4 and re-executes itself, once. A value the user set
+// is kept; if the exec fails the stage runs on.
+void ps_blas_short_spin(char **argv);
+
 // This process: OPENBLAS_CORETYPE, openblas_get_corename() and the CPU's flags. Logs the warning
 // (PS_WARN) the first time it is called in a process and returns 1 when it warned (then or before).
 int ps_blas_core_check(void);

@@ -48,18 +48,8 @@ static const ps_config_entry_t table[] = {
     {NULL, NULL, NULL},
 };
 
-// OpenBLAS's worker threads spin (sched_yield) for 2^28 cycles after each product, and the spin
-// competes with the top-k selection that runs between products: ~5% of encoder throughput on 2
-// cores (scripts/bench encoder: 0.90 -> 0.95 of sgemm at 480 x 20000). OpenBLAS reads
-// OPENBLAS_THREAD_TIMEOUT (spin 2^N cycles, N in 4..30) once, when it loads; so the stage sets it and
-// re-executes itself, once. A value the user set is kept; if the exec fails the stage runs on.
-static void openblas_short_spin(char **argv) {
-  if (getenv("OPENBLAS_THREAD_TIMEOUT") || setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
-  execv("/proc/self/exe", argv);
-}
-
 int main(int argc, char **argv) {
-  openblas_short_spin(argv);
+  ps_blas_short_spin(argv);  // (blascore.h: ~5% of encoder throughput on 2 cores)
   ps_log_init("encoder");
   ps_signals_install();
   ps_err_t err = {0};

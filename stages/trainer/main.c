@@ -332,6 +332,7 @@ static void print_report(const trainer_report_t *rep, const char *out_dir, const
 
 // ---- main -----------------------------------------------------------------------------------------
 int main(int argc, char **argv) {
+  ps_blas_short_spin(argv);  // (blascore.h: ~10 ms of a 140 ms TopK step at 480 x 20000 on 2 cores)
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   file_src_t fs = {0};
