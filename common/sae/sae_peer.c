@@ -195,6 +195,13 @@ int sae_load_peer(sae_t **out, const char *path, ps_err_t *err) {
     }
     if ((rc = check_shape(st, path, idx[4], c.d_sae, 0, err))) goto out;
   }
+  for (int t = 0; t < 5; t++) {  // each backed by the file (cap = 0 validates) before allocating
+    if (idx[t] < 0 || (t == 4 && !(c.arch == SAE_JUMPRELU || c.arch == SAE_BATCHTOPK))) continue;
+    rc = pt_state_read(st, (size_t)idx[t], NULL, 0, err);
+    if (rc == 0) rc = ps_err_set(err, PS_EDIM, "%s: tensor '%s' is empty", path, pt_state_name(st, (size_t)idx[t]));
+    if (rc != PS_EDIM) goto out;
+    rc = 0;
+  }
   if ((rc = sae_new(out, &c, err))) {
     ps_err_prefix(err, "%s: ", path);
     goto out;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Peer checkpoints written by Debian's python3-torch for unit_sae_peer (peer_torch.sh).
 
+  peer_torch.py seeds DIR   the peer seeds of tests/fuzz/corpus/pt (peer_ae, peer_ckpt: tiny)
   peer_torch.py DIR    writes into DIR:
     ae.pt            torch.save(ae.state_dict()) of a dictionary_learning-style AutoEncoder (as
                      InterPLM saves it): bias [d], encoder = Linear(d, n), decoder = Linear(n, d,
@@ -93,7 +94,19 @@ def case(out, name, fname, module, x):
     return '%s %s %d %d %d\n' % (name, fname, x.shape[0], x.shape[1], codes.shape[1])
 
 
+def seeds(out):
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(3)
+    torch.save(AutoEncoder(3, 4).state_dict(), os.path.join(out, 'peer_ae'))
+    lit = LitLit(3, 4, 2)
+    ck = lightning_ckpt(lit, {'input_dim': 3, 'hidden_dim': 4, 'k': 2, 'architecture': 'topk'})
+    del ck['optimizer_states'], ck['callbacks']
+    torch.save(ck, os.path.join(out, 'peer_ckpt'))
+
+
 def main():
+    if sys.argv[1] == 'seeds':
+        return seeds(sys.argv[2])
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(7)
