@@ -141,6 +141,9 @@ int64_t pt_state_find(const pt_state_t *s, const char *name);
 void pt_state_info(const pt_state_t *s, size_t i, pt_tensor_info_t *info);
 // Decode tensor i as float32 (as pt_file_read_tensor: float dtypes only, contiguous, cap >= numel).
 int pt_state_read(pt_state_t *s, size_t i, float *out, size_t cap, ps_err_t *err);
+// A one-element tensor (float, int64 or int32; a buffer such as dictionary_learning's k) as a
+// double (integers exact below 2^24). PS_EDIM when it has more elements.
+int pt_state_scalar(pt_state_t *s, size_t i, double *out, ps_err_t *err);
 // 1 if the file is a checkpoint (has "state_dict"), 0 for a bare state_dict.
 int pt_state_is_checkpoint(const pt_state_t *s);
 // hyper_parameters[key]: 1 and *out when it is an int (or bool), else 0.

@@ -120,5 +120,8 @@ void pt_pickled_info(const pv_t *t, pt_tensor_info_t *info);
 // Decode tensor t as float32 into out (cap floats; cap = 0 validates, see pt_file_read_tensor);
 // what names it in messages ("representations[6]", "state_dict['W_enc']").
 int pt_pickled_read(pt_pickled_t *p, const pv_t *t, const char *what, float *out, size_t cap, ps_err_t *err);
+// The same; allow_int also converts int64 / int32 tensors (exact below 2^24).
+int pt_pickled_read_ex(pt_pickled_t *p, const pv_t *t, const char *what, int allow_int, float *out, size_t cap,
+                       ps_err_t *err);
 
 #endif

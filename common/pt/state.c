@@ -99,6 +99,20 @@ int pt_state_read(pt_state_t *s, size_t i, float *out, size_t cap, ps_err_t *err
   return pt_pickled_read(&s->pk, s->refs[i].t, what, out, cap, err);
 }
 
+int pt_state_scalar(pt_state_t *s, size_t i, double *out, ps_err_t *err) {
+  pt_tensor_info_t info;
+  pt_pickled_info(s->refs[i].t, &info);
+  if (info.numel != 1)
+    return ps_err_set(err, PS_EDIM, "%s: tensor '%s' has %llu elements; a scalar expected", s->pk.path, s->refs[i].name,
+                      (unsigned long long)info.numel);
+  char what[300];
+  float v;
+  snprintf(what, sizeof what, "%s['%s']", s->checkpoint ? "state_dict" : "tensor", s->refs[i].name);
+  int rc = pt_pickled_read_ex(&s->pk, s->refs[i].t, what, 1, &v, 1, err);
+  if (!rc) *out = v;
+  return rc;
+}
+
 int pt_state_hparam_int(const pt_state_t *s, const char *key, int64_t *out) {
   pv_t *v = s->hparams ? pt_dict_get(s->hparams, key) : NULL;
   if (!v || (v->kind != PV_INT && v->kind != PV_BOOL)) return 0;

@@ -274,6 +274,7 @@ typedef struct {
   float *out;
   size_t done;
   pt_dtype_t dtype;
+  size_t esize;  // PT_DTYPE_OTHER (allowed integers only): 8 = int64, 4 = int32
 } conv_sink_t;
 
 static int conv_sink(void *ctx, const uint8_t *p, size_t n) {
@@ -292,6 +293,12 @@ static int conv_sink(void *ctx, const uint8_t *p, size_t n) {
     break;
   case PT_DTYPE_BF16:
     for (k = 0; k < n / 2; k++) o[k] = emb_bf16_to_float(pt_rd16(p + 2 * k));
+    break;
+  case PT_DTYPE_OTHER:
+    if (c->esize == 8)
+      for (k = 0; k < n / 8; k++) o[k] = (float)(int64_t)pt_rd64(p + 8 * k);
+    else
+      for (k = 0; k < n / 4; k++) o[k] = (float)(int32_t)pt_rd32(p + 4 * k);
     break;
   default:
     for (k = 0; k < n / 8; k++) {
@@ -318,13 +325,19 @@ int pt_file_read_tensor(pt_file_t *f, pt_repr_t which, int layer, float *out, si
 void pt_pickled_info(const pv_t *t, pt_tensor_info_t *info) { fill_info(t, info); }
 
 int pt_pickled_read(pt_pickled_t *pk, const pv_t *t, const char *what, float *out, size_t cap, ps_err_t *err) {
+  return pt_pickled_read_ex(pk, t, what, 0, out, cap, err);
+}
+
+int pt_pickled_read_ex(pt_pickled_t *pk, const pv_t *t, const char *what, int allow_int, float *out, size_t cap,
+                       ps_err_t *err) {
   const char *P = pk->path, *W = what;
   const pv_t *s = t->storage;
   char kb[80];
   const char *K = pt_show(s->s, s->len, kb, sizeof kb);
   pt_tensor_info_t info;
   fill_info(t, &info);
-  if (s->dtype == PT_DTYPE_OTHER)
+  int is_int = info.dtype_name && (!strcmp(info.dtype_name, "int64") || !strcmp(info.dtype_name, "int32"));
+  if (s->dtype == PT_DTYPE_OTHER && !(allow_int && is_int))
     return ps_err_set(err, PS_EUNSUPP, "%s: %s (%s byte %zu) has dtype %s; a float tensor is expected", P, W,
                       pk->pkl_name, t->pos, info.dtype_name);
   if (info.numel > PT_MAX_TENSOR_FLOATS)
@@ -369,7 +382,7 @@ int pt_pickled_read(pt_pickled_t *pk, const pv_t *t, const char *what, float *ou
   if (info.numel > cap)  // after the file's own checks: cap = 0 validates without reading
     return ps_err_set(err, PS_EDIM, "%s: %s has %llu elements; room for %zu given", P, W,
                       (unsigned long long)info.numel, cap);
-  conv_sink_t cs = {out, 0, s->dtype};
+  conv_sink_t cs = {out, 0, s->dtype, s->esize};
   uint64_t off = (uint64_t)t->offset * s->esize, n = info.numel * s->esize;
   return ptz_stream(pk->zip, z, off, n, conv_sink, &cs, err);  // a whole entry: its CRC is checked
 }

@@ -91,7 +91,8 @@ int sae_load(sae_t **out, const char *path, ps_err_t *err);
 // optionally behind one prefix ending in '.' ("model.", "sae.", "ae."...):
 //   dictionary_learning / InterPLM ae.pt: encoder.weight [d_sae, d_in], encoder.bias [d_sae],
 //     decoder.weight [d_out, d_sae], and bias (or b_dec) [d_out]: ReLU, b_dec subtracted from
-//     the input (apply_b_dec_to_input = 1 when d_out = d_in);
+//     the input (apply_b_dec_to_input = 1 when d_out = d_in); with a one-element "k" buffer
+//     (dictionary_learning's AutoEncoderTopK) TopK with that k (its scalar "threshold" is unused);
 //   the reference study's Lightning module (Gujral et al. 2025, LitLit with model = TopKAuto):
 //     model.weights.0 = W_enc [d_in, d_sae], .1 = W_dec [d_sae, d_out], .2 = b_enc, .3 = b_dec:
 //     TopK then ReLU on the per-sample layer-normalised input minus b_dec
@@ -99,7 +100,7 @@ int sae_load(sae_t **out, const char *path, ps_err_t *err);
 //     floored at 1e-6: equal to ~5e-6 relative for rows of unit variance);
 //   SAELens-like: W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_out], b_dec, threshold (jumprelu).
 // A Lightning .ckpt ({"state_dict": ..., "hyper_parameters": ...}) may hold any of these.
-// hyper_parameters.k (int) makes it TopK (the study's layout is always TopK); when a TopK
+// hyper_parameters.k (int; else the "k" buffer) makes it TopK (the study's layout is always TopK); when a TopK
 // checkpoint has no k, the environment variable SAE_K_ENV gives it, else PS_ECONFIG saying so.
 // hyper_parameters.architecture ("relu", "topk", "jumprelu", "batchtopk", "standard") overrides
 // the layout's default. Errors name the file and the tensor missing or mis-shaped.

@@ -73,11 +73,21 @@ static int check_shape(const pt_state_t *st, const char *path, int64_t idx, int6
 }
 
 // Architecture and k from hyper_parameters, the layout and the environment.
-static int pick_arch(const pt_state_t *st, const layout_t *L, int has_threshold, const char *path, sae_cfg_t *c,
-                     ps_err_t *err) {
+static int pick_arch(pt_state_t *st, const layout_t *L, int has_threshold, int64_t k_idx, const char *path,
+                     sae_cfg_t *c, ps_err_t *err) {
   char ab[32];
   int64_t k = 0;
   int has_k = pt_state_hparam_int(st, "k", &k);
+  if (!has_k && k_idx >= 0) {  // dictionary_learning's AutoEncoderTopK keeps k as a buffer
+    double kv;
+    int rc = pt_state_scalar(st, (size_t)k_idx, &kv, err);
+    if (rc < 0) return rc;
+    if (kv != floor(kv) || kv < 1 || kv > 1e9)
+      return ps_err_set(err, PS_EFORMAT, "%s: tensor '%s' = %g is not a valid k", path, pt_state_name(st, (size_t)k_idx),
+                        kv);
+    k = (int64_t)kv;
+    has_k = 1;
+  }
   const char *an = pt_state_hparam_str(st, "architecture", ab, sizeof ab);
   c->arch = has_threshold ? SAE_JUMPRELU : L->arch;
   if (an) {
@@ -160,6 +170,11 @@ int sae_load_peer(sae_t **out, const char *path, ps_err_t *err) {
     }
   }
   idx[4] = find(st, prefix, "threshold");
+  if (idx[4] >= 0) {  // a JumpReLU threshold is [d_sae]; a scalar one (dictionary_learning TopK's) is not used
+    pt_tensor_info_t th;
+    pt_state_info(st, (size_t)idx[4], &th);
+    if (th.ndim != 1) idx[4] = -1;
+  }
   pt_tensor_info_t te, tb;  // d_in and d_sae from the encoder matrix, d_out from b_dec
   pt_state_info(st, (size_t)idx[0], &te);
   pt_state_info(st, (size_t)idx[3], &tb);
@@ -186,7 +201,7 @@ int sae_load_peer(sae_t **out, const char *path, ps_err_t *err) {
   c.normalize_per_sample = L->normalize;
   int64_t layer;
   if (pt_state_hparam_int(st, "layer", &layer) && layer >= 0 && layer < INT32_MAX) c.layer = (int32_t)layer;
-  if ((rc = pick_arch(st, L, idx[4] >= 0, path, &c, err))) goto out;
+  if ((rc = pick_arch(st, L, idx[4] >= 0, find(st, prefix, "k"), path, &c, err))) goto out;
   if ((c.arch == SAE_JUMPRELU || c.arch == SAE_BATCHTOPK)) {
     if (idx[4] < 0) {
       rc = ps_err_set(err, PS_ENOTFOUND, "%s: tensor '%sthreshold' missing (a %s SAE needs it)", path, prefix,

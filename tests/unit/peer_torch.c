@@ -1,6 +1,6 @@
 // peer_torch DIR — the C side of unit_sae_peer (peer_torch.sh): loads each checkpoint
 // peer_torch.py wrote into DIR (an InterPLM / dictionary_learning ae.pt, the reference study's
-// Lightning .ckpt) with sae_load, encodes the rows and compares with PyTorch's codes (dense
+// Lightning .ckpt, dictionary_learning's TopK state_dict) with sae_load, encodes the rows and compares with PyTorch's codes (dense
 // [rows, d_sae], tolerance 1e-5 absolute + 1e-5 relative); then the failures: a mis-shaped and a
 // missing tensor (the error names the file and the tensor), a TopK checkpoint without k (refused
 // naming PROTSAE_SAE_K, then loaded with it). Exit 0 when all hold, 1 otherwise.
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     ncases++;
   }
   fclose(f);
-  CHECK(ncases == 2, "cases.txt lists %d cases, 2 expected", ncases);
+  CHECK(ncases == 3, "cases.txt lists %d cases, 3 expected", ncases);
   expect_error(dir, "ae_badshape.pt", PS_EDIM, "'decoder.weight'");
   expect_error(dir, "ae_nobias.pt", PS_ENOTFOUND, "'bias' missing");
   unsetenv(SAE_K_ENV);

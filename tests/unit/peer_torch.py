@@ -13,6 +13,8 @@
                      encode(x) = relu(topk((ln(x) - b_dec) W_enc + b_enc)), ln(x) = (x - mean) /
                      sqrt(var + 1e-5)
     study_nok.ckpt   the same without hyper_parameters.k
+    ae_topk.pt       dictionary_learning's AutoEncoderTopK state_dict (b_dec, k = 5 as an int32
+                     buffer, a scalar threshold buffer): relu, then the top k
     ae_badshape.pt   ae.pt with decoder.weight of the wrong shape; ae_nobias.pt without "bias"
     NAME.x.f32, NAME.codes.f32  input rows and the module's codes (dense [rows, d_sae])
     cases.txt        "NAME FILE ROWS D_IN D_SAE" per case
@@ -36,6 +38,21 @@ class AutoEncoder(nn.Module):
 
     def encode(self, x):
         return F.relu(self.encoder(x - self.bias))
+
+
+class AutoEncoderTopK(nn.Module):  # dictionary_learning's TopK layout: b_dec, k and threshold buffers
+    def __init__(self, d, n, k):
+        super().__init__()
+        self.encoder = nn.Linear(d, n)
+        self.decoder = nn.Linear(n, d, bias=False)
+        self.b_dec = nn.Parameter(torch.randn(d) * 0.1)
+        self.register_buffer('k', torch.tensor(k, dtype=torch.int))
+        self.register_buffer('threshold', torch.tensor(-1.0, dtype=torch.float32))
+
+    def encode(self, x):
+        acts = F.relu(self.encoder(x - self.b_dec))
+        v, i = acts.topk(int(self.k), dim=-1)
+        return torch.zeros_like(acts).scatter_(-1, i, v)
 
 
 class TopKAuto(nn.Module):
@@ -121,6 +138,9 @@ def main():
     torch.save(bad, os.path.join(out, 'ae_badshape.pt'))
     nob = collections.OrderedDict((key, v) for key, v in sd.items() if key != 'bias')
     torch.save(nob, os.path.join(out, 'ae_nobias.pt'))
+    ak = AutoEncoderTopK(d, n, 5)
+    torch.save(ak.state_dict(), os.path.join(out, 'ae_topk.pt'))
+    lines.append(case(out, 'ae_topk', 'ae_topk.pt', ak, torch.randn(rows, d)))
     lit = LitLit(d, n, k)
     hp = {'input_dim': d, 'hidden_dim': n, 'k': k, 'encoder_decoder_init': 1, 'learning_rate': 1e-3,
           'inactive_threshold': 200}
