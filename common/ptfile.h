@@ -122,6 +122,35 @@ const char *pt_label_id(const char *label, char *buf, size_t cap);
 // (mean-pooled by emb.c). All files must share d. NaN/Inf errors name the file, row and column.
 // count() is the number of files; skip() opens nothing.
 
+// ---- state dicts and checkpoints -----------------------------------------------------------
+// A torch.save file holding model weights (pt/state.c): either a state_dict itself (a dict or
+// OrderedDict of str -> tensor, as torch.save(module.state_dict(), path) writes it: InterPLM's
+// ae.pt) or a dict with a "state_dict" entry of that kind (a PyTorch Lightning .ckpt; its other
+// entries -- "epoch", "global_step", "optimizer_states", "loops", "callbacks", version strings --
+// are parsed by the same strict interpreter and otherwise ignored). Entries of the state dict
+// whose value is not a tensor (or whose key is not a str) are skipped. "hyper_parameters", when
+// it is a dict, is readable by key (ints and strs). Nothing in the file is executed.
+typedef struct pt_state pt_state_t;
+int pt_state_open(pt_state_t **out, const char *path, ps_err_t *err);
+void pt_state_destroy(pt_state_t **s);
+// The tensors, in file order (a repeated key: the last one wins). Names are borrowed.
+size_t pt_state_count(const pt_state_t *s);
+const char *pt_state_name(const pt_state_t *s, size_t i);
+// Index of the tensor called name, or -1.
+int64_t pt_state_find(const pt_state_t *s, const char *name);
+void pt_state_info(const pt_state_t *s, size_t i, pt_tensor_info_t *info);
+// Decode tensor i as float32 (as pt_file_read_tensor: float dtypes only, contiguous, cap >= numel).
+int pt_state_read(pt_state_t *s, size_t i, float *out, size_t cap, ps_err_t *err);
+// A one-element tensor (float, int64 or int32; a buffer such as dictionary_learning's k) as a
+// double (integers exact below 2^24). PS_EDIM when it has more elements.
+int pt_state_scalar(pt_state_t *s, size_t i, double *out, ps_err_t *err);
+// 1 if the file is a checkpoint (has "state_dict"), 0 for a bare state_dict.
+int pt_state_is_checkpoint(const pt_state_t *s);
+// hyper_parameters[key]: 1 and *out when it is an int (or bool), else 0.
+int pt_state_hparam_int(const pt_state_t *s, const char *key, int64_t *out);
+// hyper_parameters[key] as a NUL-terminated copy in buf when it is a str, else NULL.
+const char *pt_state_hparam_str(const pt_state_t *s, const char *key, char *buf, size_t cap);
+
 // ---- writer ------------------------------------------------------------------------------
 // Write what `extract.py --include per_tok mean` writes for one sequence (protsae synth's pt/ and
 // residues_pt/): path gets {"label": label, "representations": {layers[i]: per_residue[i] as

@@ -2,7 +2,9 @@
 //   zip.c     the archive, through libzip: open (with its consistency checks), entry lookup,
 //             bounded streaming of an entry's bytes with CRC-32 and size checks
 //   pickle.c  the strict pickle interpreter: data.pkl -> a tree of values (pv_t)
-//   tensor.c  pt_file_*: extract.py's dict, tensors and their storages, float conversion
+//   tensor.c  a torch.save archive opened and its pickle run (pt_pickled_*); pt_file_*: extract.py's
+//             dict; tensors and their storages, float conversion
+//   state.c   pt_state_*: a state_dict (an InterPLM ae.pt) or a Lightning checkpoint's
 //   dir.c     the embedding source over one .pt file or a directory of them
 //   write.c   pt_write_extract (protsae synth's pt/ output)
 #ifndef PS_PT_INTERNAL_H
@@ -99,5 +101,27 @@ const char *pt_kind_name(pv_kind_t k);
 int pt_str_is(const pv_t *v, const char *s);
 // d[key] for a str key (the last assignment wins, as in Python), or NULL.
 pv_t *pt_dict_get(const pv_t *d, const char *key);
+
+// ---- tensor.c ---------------------------------------------------------------------------------
+// A torch.save archive opened (byteorder checked) and its data.pkl run.
+typedef struct pt_pickled {
+  char *path;
+  pt_zip_t *zip;
+  char *pkl_name;            // "ARCHIVE/data.pkl"
+  uint8_t *pkl;
+  size_t pkl_len;
+  pt_values_t values;        // every value the pickle made
+  pv_t *root;                // the saved object
+} pt_pickled_t;
+int pt_pickled_open(pt_pickled_t *p, const char *path, ps_err_t *err);
+void pt_pickled_close(pt_pickled_t *p);
+// Shape and dtype of a PV_TENSOR value.
+void pt_pickled_info(const pv_t *t, pt_tensor_info_t *info);
+// Decode tensor t as float32 into out (cap floats; cap = 0 validates, see pt_file_read_tensor);
+// what names it in messages ("representations[6]", "state_dict['W_enc']").
+int pt_pickled_read(pt_pickled_t *p, const pv_t *t, const char *what, float *out, size_t cap, ps_err_t *err);
+// The same; allow_int also converts int64 / int32 tensors (exact below 2^24).
+int pt_pickled_read_ex(pt_pickled_t *p, const pv_t *t, const char *what, int allow_int, float *out, size_t cap,
+                       ps_err_t *err);
 
 #endif

@@ -49,12 +49,10 @@ typedef struct layer_ref {
 } layer_ref_t;
 
 struct pt_file {
-  char *path;
-  pt_zip_t *zip;
-  char *pkl_name;
-  uint8_t *pkl;
-  size_t pkl_len;
-  pt_values_t values;        // every value the pickle made
+  pt_pickled_t pk;           // the archive and its pickle's values
+  char *path;                // = pk.path
+  pt_zip_t *zip;             // = pk.zip
+  char *pkl_name;            // = pk.pkl_name
   char *label;
   int has[2];
   layer_ref_t *refs[2];
@@ -65,16 +63,12 @@ struct pt_file {
 void pt_file_destroy(pt_file_t **fp) {
   if (!fp || !*fp) return;
   pt_file_t *f = *fp;
-  ptz_close(&f->zip);
-  free(f->pkl_name);
-  free(f->pkl);
-  pt_values_free(&f->values);
+  pt_pickled_close(&f->pk);
   free(f->label);
   for (int w = 0; w < 2; w++) {
     free(f->refs[w]);
     free(f->layers[w]);
   }
-  free(f->path);
   free(f);
   *fp = NULL;
 }
@@ -140,27 +134,33 @@ static int collect_layers(pt_file_t *f, const pv_t *root, pt_repr_t which, ps_er
   return 0;
 }
 
-int pt_file_open(pt_file_t **out, const char *path, ps_err_t *err) {
-  ps_err_t local;
-  if (!err) err = &local;  // the interpreter reads err->code
-  *out = NULL;
-  pt_file_t *f = ps_xcalloc(1, sizeof *f);
-  f->path = ps_xstrdup(path);
+void pt_pickled_close(pt_pickled_t *p) {
+  ptz_close(&p->zip);
+  free(p->pkl_name);
+  free(p->pkl);
+  pt_values_free(&p->values);
+  free(p->path);
+  memset(p, 0, sizeof *p);
+}
+
+int pt_pickled_open(pt_pickled_t *p, const char *path, ps_err_t *err) {
+  memset(p, 0, sizeof *p);
+  p->path = ps_xstrdup(path);
   int rc;
   char nb[200];
-  if ((rc = ptz_open(&f->zip, path, err)) < 0) goto fail;
-  const char *arch = ptz_archive(f->zip);
+  if ((rc = ptz_open(&p->zip, path, err)) < 0) goto fail;
+  const char *arch = ptz_archive(p->zip);
   size_t al = strlen(arch);
-  f->pkl_name = ps_xmalloc(al + 16);
-  snprintf(f->pkl_name, al + 16, "%s/data.pkl", arch);
+  p->pkl_name = ps_xmalloc(al + 16);
+  snprintf(p->pkl_name, al + 16, "%s/data.pkl", arch);
   char *ename = ps_xmalloc(al + 32);
   snprintf(ename, al + 32, "%s/byteorder", arch);
-  int64_t bo = ptz_find(f->zip, ename);
+  int64_t bo = ptz_find(p->zip, ename);
   free(ename);
   if (bo >= 0) {
     uint8_t *b = NULL;
     size_t bl = 0;
-    if ((rc = ptz_read_all(f->zip, bo, 64, &b, &bl, err)) < 0) goto fail;
+    if ((rc = ptz_read_all(p->zip, bo, 64, &b, &bl, err)) < 0) goto fail;
     int little = !strcmp((char *)b, "little");
     free(b);
     if (!little) {
@@ -169,15 +169,31 @@ int pt_file_open(pt_file_t **out, const char *path, ps_err_t *err) {
       goto fail;
     }
   }
-  int64_t pk = ptz_find(f->zip, f->pkl_name);
+  int64_t pk = ptz_find(p->zip, p->pkl_name);
   if (pk < 0) {
     rc = ps_err_set(err, PS_EFORMAT, "%s: no zip entry '%s': not a torch.save archive", path,
-                    pt_show(f->pkl_name, strlen(f->pkl_name), nb, sizeof nb));
+                    pt_show(p->pkl_name, strlen(p->pkl_name), nb, sizeof nb));
     goto fail;
   }
-  if ((rc = ptz_read_all(f->zip, pk, PT_MAX_PICKLE_BYTES, &f->pkl, &f->pkl_len, err)) < 0) goto fail;
-  pv_t *root = NULL;
-  if ((rc = pt_pickle_run(f->pkl, f->pkl_len, path, f->pkl_name, &f->values, &root, err)) < 0) goto fail;
+  if ((rc = ptz_read_all(p->zip, pk, PT_MAX_PICKLE_BYTES, &p->pkl, &p->pkl_len, err)) < 0) goto fail;
+  if ((rc = pt_pickle_run(p->pkl, p->pkl_len, path, p->pkl_name, &p->values, &p->root, err)) < 0) goto fail;
+  return 0;
+fail:
+  pt_pickled_close(p);
+  return rc;
+}
+
+int pt_file_open(pt_file_t **out, const char *path, ps_err_t *err) {
+  ps_err_t local;
+  if (!err) err = &local;  // the interpreter reads err->code
+  *out = NULL;
+  pt_file_t *f = ps_xcalloc(1, sizeof *f);
+  int rc;
+  if ((rc = pt_pickled_open(&f->pk, path, err)) < 0) goto fail;
+  f->path = f->pk.path;
+  f->zip = f->pk.zip;
+  f->pkl_name = f->pk.pkl_name;
+  pv_t *root = f->pk.root;
   if (root->kind != PV_DICT) {
     rc = ps_err_set(err, PS_EFORMAT, "%s: %s: the saved object is a %s, not extract.py's dict", path, f->pkl_name,
                     pt_kind_name(root->kind));
@@ -258,6 +274,7 @@ typedef struct {
   float *out;
   size_t done;
   pt_dtype_t dtype;
+  size_t esize;  // PT_DTYPE_OTHER (allowed integers only): 8 = int64, 4 = int32
 } conv_sink_t;
 
 static int conv_sink(void *ctx, const uint8_t *p, size_t n) {
@@ -277,6 +294,12 @@ static int conv_sink(void *ctx, const uint8_t *p, size_t n) {
   case PT_DTYPE_BF16:
     for (k = 0; k < n / 2; k++) o[k] = emb_bf16_to_float(pt_rd16(p + 2 * k));
     break;
+  case PT_DTYPE_OTHER:
+    if (c->esize == 8)
+      for (k = 0; k < n / 8; k++) o[k] = (float)(int64_t)pt_rd64(p + 8 * k);
+    else
+      for (k = 0; k < n / 4; k++) o[k] = (float)(int32_t)pt_rd32(p + 4 * k);
+    break;
   default:
     for (k = 0; k < n / 8; k++) {
       uint64_t b = pt_rd64(p + 8 * k);
@@ -294,18 +317,32 @@ int pt_file_read_tensor(pt_file_t *f, pt_repr_t which, int layer, float *out, si
   pv_t *t;
   int rc = find_tensor(f, which, layer, &t, err);
   if (rc < 0) return rc;
-  const char *P = f->path, *W = pt_repr_name(which);
+  char what[64];
+  snprintf(what, sizeof what, "%s[%d]", pt_repr_name(which), layer);
+  return pt_pickled_read(&f->pk, t, what, out, cap, err);
+}
+
+void pt_pickled_info(const pv_t *t, pt_tensor_info_t *info) { fill_info(t, info); }
+
+int pt_pickled_read(pt_pickled_t *pk, const pv_t *t, const char *what, float *out, size_t cap, ps_err_t *err) {
+  return pt_pickled_read_ex(pk, t, what, 0, out, cap, err);
+}
+
+int pt_pickled_read_ex(pt_pickled_t *pk, const pv_t *t, const char *what, int allow_int, float *out, size_t cap,
+                       ps_err_t *err) {
+  const char *P = pk->path, *W = what;
   const pv_t *s = t->storage;
   char kb[80];
   const char *K = pt_show(s->s, s->len, kb, sizeof kb);
   pt_tensor_info_t info;
   fill_info(t, &info);
-  if (s->dtype == PT_DTYPE_OTHER)
-    return ps_err_set(err, PS_EUNSUPP, "%s: %s[%d] (%s byte %zu) has dtype %s; a float tensor is expected", P, W, layer,
-                      f->pkl_name, t->pos, info.dtype_name);
+  int is_int = info.dtype_name && (!strcmp(info.dtype_name, "int64") || !strcmp(info.dtype_name, "int32"));
+  if (s->dtype == PT_DTYPE_OTHER && !(allow_int && is_int))
+    return ps_err_set(err, PS_EUNSUPP, "%s: %s (%s byte %zu) has dtype %s; a float tensor is expected", P, W,
+                      pk->pkl_name, t->pos, info.dtype_name);
   if (info.numel > PT_MAX_TENSOR_FLOATS)
-    return ps_err_set(err, PS_EUNSUPP, "%s: %s[%d] (%s byte %zu) has %llu elements (at most %llu)", P, W, layer,
-                      f->pkl_name, t->pos, (unsigned long long)info.numel, (unsigned long long)PT_MAX_TENSOR_FLOATS);
+    return ps_err_set(err, PS_EUNSUPP, "%s: %s (%s byte %zu) has %llu elements (at most %llu)", P, W,
+                      pk->pkl_name, t->pos, (unsigned long long)info.numel, (unsigned long long)PT_MAX_TENSOR_FLOATS);
   if (info.numel == 0) return 0;
   int64_t expect = 1;  // row-major strides; axes of length 1 may have any stride
   for (int k = t->ndim - 1; k >= 0; k--) {
@@ -315,38 +352,38 @@ int pt_file_read_tensor(pt_file_t *f, pt_repr_t which, int layer, float *out, si
       for (int j = 0; j < t->ndim && o + 24 < sizeof sb; j++)
         o += (size_t)snprintf(sb + o, sizeof sb - o, "%s%lld", j ? ", " : "", (long long)t->stride[j]);
       return ps_err_set(err, PS_EUNSUPP,
-                        "%s: %s[%d] (%s byte %zu) is not contiguous (stride (%s)); save a .contiguous() copy", P, W,
-                        layer, f->pkl_name, t->pos, sb);
+                        "%s: %s (%s byte %zu) is not contiguous (stride (%s)); save a .contiguous() copy", P, W,
+                        pk->pkl_name, t->pos, sb);
     }
     expect *= t->size[k];
   }
   if ((uint64_t)t->offset > s->numel || info.numel > s->numel - (uint64_t)t->offset)
     return ps_err_set(err, PS_ETRUNC,
-                      "%s: %s[%d] (%s byte %zu) needs elements [%lld, %llu) of storage '%s', which holds %llu", P, W,
-                      layer, f->pkl_name, t->pos, (long long)t->offset,
+                      "%s: %s (%s byte %zu) needs elements [%lld, %llu) of storage '%s', which holds %llu", P, W,
+                      pk->pkl_name, t->pos, (long long)t->offset,
                       (unsigned long long)((uint64_t)t->offset + info.numel), K, (unsigned long long)s->numel);
-  const char *arch = ptz_archive(f->zip);
+  const char *arch = ptz_archive(pk->zip);
   size_t al = strlen(arch);
   char *ename = ps_xmalloc(al + s->len + 8);
   memcpy(ename, arch, al);
   memcpy(ename + al, "/data/", 6);
   memcpy(ename + al + 6, s->s, s->len);
   ename[al + 6 + s->len] = 0;
-  int64_t z = ptz_find(f->zip, ename);
+  int64_t z = ptz_find(pk->zip, ename);
   free(ename);
   if (z < 0)
-    return ps_err_set(err, PS_ENOTFOUND, "%s: %s[%d] (%s byte %zu): storage '%s' (zip entry '%s/data/%s') is missing",
-                      P, W, layer, f->pkl_name, t->pos, K, arch, K);
-  uint64_t zsize = ptz_size(f->zip, z);
+    return ps_err_set(err, PS_ENOTFOUND, "%s: %s (%s byte %zu): storage '%s' (zip entry '%s/data/%s') is missing",
+                      P, W, pk->pkl_name, t->pos, K, arch, K);
+  uint64_t zsize = ptz_size(pk->zip, z);
   if (s->numel > UINT64_MAX / s->esize || zsize < s->numel * s->esize)
     return ps_err_set(err, PS_ETRUNC,
-                      "%s: %s[%d]: storage '%s' declares %llu %s elements but its zip entry holds %llu bytes", P, W,
-                      layer, K, (unsigned long long)s->numel, info.dtype_name, (unsigned long long)zsize);
+                      "%s: %s: storage '%s' declares %llu %s elements but its zip entry holds %llu bytes", P, W,
+                      K, (unsigned long long)s->numel, info.dtype_name, (unsigned long long)zsize);
   if (info.numel > cap)  // after the file's own checks: cap = 0 validates without reading
-    return ps_err_set(err, PS_EDIM, "%s: %s[%d] has %llu elements; room for %zu given", P, W, layer,
+    return ps_err_set(err, PS_EDIM, "%s: %s has %llu elements; room for %zu given", P, W,
                       (unsigned long long)info.numel, cap);
-  conv_sink_t cs = {out, 0, s->dtype};
+  conv_sink_t cs = {out, 0, s->dtype, s->esize};
   uint64_t off = (uint64_t)t->offset * s->esize, n = info.numel * s->esize;
-  return ptz_stream(f->zip, z, off, n, conv_sink, &cs, err);  // a whole entry: its CRC is checked
+  return ptz_stream(pk->zip, z, off, n, conv_sink, &cs, err);  // a whole entry: its CRC is checked
 }
 

@@ -15,8 +15,24 @@
 //
 // Files (sae_save / sae_load): a directory with cfg.json and sae_weights.safetensors holding
 // W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_out], b_dec [d_out] and, for jumprelu /
-// batchtopk, threshold [d_sae]; float32. SAELens directories ("standard"/"relu", "topk",
-// "jumprelu", "batchtopk"; activation_fn_kwargs.k or k) load too.
+// batchtopk, threshold [d_sae]; float32. cfg.json follows SAELens v6 (SAEConfig.to_dict): top
+// level "architecture" (SAELens' registry names: "standard" = relu, "topk", "jumprelu" (also for
+// batchtopk, which SAELens saves as JumpReLU for inference); a transcoder (d_out may differ):
+// "transcoder" (relu), "jumprelu_transcoder", and "topk_transcoder" -- SAELens has no TopK
+// transcoder class, so it refuses that one by name rather than encoding it as ReLU), d_in, d_sae,
+// dtype, device, apply_b_dec_to_input, normalize_activations ("none" | "layer_norm"),
+// reshape_activations, k (topk / batchtopk), for a transcoder d_out, hook_name_out,
+// hook_layer_out, hook_head_index_out; and "metadata" (SAEMetadata: model_name, hook_name,
+// hook_layer, hook_head_index, prepend_bos, context_size, dataset_path, ...,
+// sae_lens_version = SAE_SAELENS_VERSION, whose being >= 6 makes SAELens take its current loader,
+// not handle_pre_6_0_config). Hook names: ESM layer L >= 1 (representations[L], the output of
+// block L-1) is "blocks.{L-1}.hook_resid_post" (hook_layer L-1), layer 0 "hook_embed", an
+// unknown layer "protsae.layer_unknown" (hook_layer null). protsae's own fields (protsae_arch,
+// protsae_layer / protsae_target_layer in ESM numbering, protsae_level, the folded scales) sit at
+// the top; SAELens ignores them. sae_load reads this layout, legacy SAELens directories
+// ("standard"/"relu", "topk", "jumprelu", "batchtopk"; activation_fn_kwargs.k or k; hook_name /
+// hook_layer at the top) and protsae directories written before (hook_layer in ESM numbering).
+// Peer checkpoints (sae_load on a file, sae_peer.c): see sae_load_peer below.
 // Memory: params (n (d + o + 1) + o floats); save/load add one W_enc-sized transposition buffer.
 #ifndef PS_SAE_H
 #define PS_SAE_H
@@ -65,7 +81,30 @@ int sae_copy(sae_t **out, const sae_t *src, ps_err_t *err);
 // an SAE) into the saved weights (W_enc * in_scale, W_dec / out_scale, b_dec / out_scale) so the
 // files apply to raw inputs.
 int sae_save(const sae_t *s, const char *dir, float in_scale, float out_scale, ps_err_t *err);
-int sae_load(sae_t **out, const char *dir, ps_err_t *err);
+// path: an SAE directory, or a file given to sae_load_peer.
+int sae_load(sae_t **out, const char *path, ps_err_t *err);
+
+#define SAE_SAELENS_VERSION "6.0.0"  // written as metadata.sae_lens_version
+#define SAE_K_ENV "PROTSAE_SAE_K"     // k of a TopK peer checkpoint that does not record it
+
+// A peer's torch.save file (ptfile.h: pt_state_*), recognised by its tensor names, each
+// optionally behind one prefix ending in '.' ("model.", "sae.", "ae."...):
+//   dictionary_learning / InterPLM ae.pt: encoder.weight [d_sae, d_in], encoder.bias [d_sae],
+//     decoder.weight [d_out, d_sae], and bias (or b_dec) [d_out]: ReLU, b_dec subtracted from
+//     the input (apply_b_dec_to_input = 1 when d_out = d_in); with a one-element "k" buffer
+//     (dictionary_learning's AutoEncoderTopK) TopK with that k (its scalar "threshold" is unused);
+//   the reference study's Lightning module (Gujral et al. 2025, LitLit with model = TopKAuto):
+//     model.weights.0 = W_enc [d_in, d_sae], .1 = W_dec [d_sae, d_out], .2 = b_enc, .3 = b_dec:
+//     TopK then ReLU on the per-sample layer-normalised input minus b_dec
+//     (normalize_per_sample = 1; the study divides by sqrt(var + 1e-5), protsae by the std
+//     floored at 1e-6: equal to ~5e-6 relative for rows of unit variance);
+//   SAELens-like: W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_out], b_dec, threshold (jumprelu).
+// A Lightning .ckpt ({"state_dict": ..., "hyper_parameters": ...}) may hold any of these.
+// hyper_parameters.k (int; else the "k" buffer) makes it TopK (the study's layout is always TopK); when a TopK
+// checkpoint has no k, the environment variable SAE_K_ENV gives it, else PS_ECONFIG saying so.
+// hyper_parameters.architecture ("relu", "topk", "jumprelu", "batchtopk", "standard") overrides
+// the layout's default. Errors name the file and the tensor missing or mis-shaped.
+int sae_load_peer(sae_t **out, const char *path, ps_err_t *err);
 
 // ---- encoding ------------------------------------------------------------------------------
 // Sparse codes in CSR: row r has values[indptr[r] .. indptr[r+1]) at latents indices[...],

@@ -25,7 +25,7 @@
 #include "wire.h"
 
 static const ps_config_entry_t table[] = {
-    {"sae", NULL, "SAE checkpoint directory (protsae or SAELens: cfg.json + sae_weights.safetensors)"},
+    {"sae", NULL, "SAE: a directory (cfg.json + sae_weights.safetensors) or a peer checkpoint (ae.pt, .ckpt)"},
     {"neurons", "0", "baseline: the raw dimensions (ReLU) are the features"},
     {"pooling", "mean", "residue level: per-protein pooling of the residue codes, mean | max"},
     {"in", ">ipc:///tmp/protsae-reader.ipc", "input endpoint (PULL; > connects, @ binds)"},

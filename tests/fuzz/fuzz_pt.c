@@ -5,6 +5,8 @@
 //     with cap = 0, and, when the file holds the data, a full read;
 //  2. as a single-file embedding source (residue level, then protein level; layer -1), after
 //     renaming the file to "<first word of its label>.pt" so the label check passes.
+//  3. as a peer's weights (ptfile.h pt_state_*: every tensor's info and validation read, small
+//     ones read whole; then sae_load on the file: an ae.pt / Lightning .ckpt SAE, or an error).
 // Checked: no crash, leak or sanitizer report; every failure returns a negative code equal to
 // err.code with a message that starts with the file's path; records have an id and
 // n_rows * dim floats; a single-file source yields exactly one record or an error.
@@ -16,6 +18,7 @@
 
 #include "emb.h"
 #include "ptfile.h"
+#include "sae.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -94,6 +97,38 @@ static void read_source(const char *path, emb_level_t level) {
   emb_source_destroy(&s);
 }
 
+static void read_state(const char *path) {
+  pt_state_t *st = NULL;
+  ps_err_t err = {0, {0}};
+  int rc = pt_state_open(&st, path, &err);
+  check_err(rc, &err, path);
+  if (rc >= 0) {
+    for (size_t i = 0; i < pt_state_count(st); i++) {
+      pt_tensor_info_t info;
+      pt_state_info(st, i, &info);
+      if (pt_state_find(st, pt_state_name(st, i)) != (int64_t)i) abort();
+      rc = pt_state_read(st, i, NULL, 0, &err);
+      check_err(rc, &err, path);
+      if (rc == PS_EDIM && info.numel <= 4096) {  // valid and small: read it
+        float x[4096];
+        rc = pt_state_read(st, i, x, info.numel, &err);
+        check_err(rc, &err, path);
+      }
+    }
+    int64_t k;
+    char buf[32];
+    (void)pt_state_hparam_int(st, "k", &k);
+    (void)pt_state_hparam_str(st, "architecture", buf, sizeof buf);
+    pt_state_destroy(&st);
+  }
+  if (st) abort();
+  sae_t *s = NULL;
+  rc = sae_load(&s, path, &err);
+  check_err(rc, &err, path);
+  if ((rc < 0) != (s == NULL)) abort();
+  sae_free(&s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!g_dir[0]) {
     snprintf(g_dir, sizeof g_dir, "/tmp/fuzz_pt.XXXXXX");
@@ -106,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!fp) abort();
   if (size && fwrite(data, 1, size, fp) != size) abort();
   fclose(fp);
+  read_state(path);
   read_file(path, id, sizeof id);
   if (id[0] && strcmp(id, ".") && strcmp(id, "..")) {
     snprintf(named, sizeof named, "%s/%s.pt", g_dir, id);

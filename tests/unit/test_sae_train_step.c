@@ -296,8 +296,8 @@ static void test_save_load_encode(void **st) {
 }
 
 
-// A directory as SAELens writes it (no protsae fields; "standard" = ReLU; JumpReLU threshold)
-// loads and encodes.
+// A directory as SAELens before v6 wrote it (no protsae fields; "standard" = ReLU; JumpReLU
+// threshold) loads and encodes; blocks.5.hook_resid_post is ESM layer 6 (the output of block 5).
 static void test_load_saelens_dir(void **st) {
   (void)st;
   ps_err_t err = {0};
@@ -323,7 +323,7 @@ static void test_load_saelens_dir(void **st) {
     assert_int_equal(sae_load(&l, dir, &err), 0);
     assert_int_equal(l->cfg.arch, a ? SAE_JUMPRELU : SAE_RELU);
     assert_int_equal(l->cfg.d_out, 6);
-    assert_int_equal(l->cfg.layer, 5);
+    assert_int_equal(l->cfg.layer, 6);
     assert_true(l->cfg.apply_b_dec_to_input);
     assert_memory_equal(l->params, s->params, s->n_params * sizeof(float));
     float *x = rand_rows(31, 9, 6, 1.0f);
