@@ -85,7 +85,7 @@ static int open_sources(reader_t *r, ps_err_t *err) {
     to.path = r->o.target_path;
     to.format = r->o.target_format;
     to.layer = r->o.target_layer;
-    to.ids_path = NULL;
+    to.ids_path = r->o.target_ids_path ? r->o.target_ids_path : r->o.src.ids_path;  // same proteins, same order
     to.offsets_path = NULL;
     if ((rc = emb_source_open(&r->tgt, &to, err)) < 0) return rc;
   }

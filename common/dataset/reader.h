@@ -34,6 +34,7 @@ typedef struct reader_opts {
   emb_source_opts_t src;       // embeddings (path, format, level, layer, ids, offsets)
   const char *fasta_path;      // optional; when set, ids are checked against it
   const char *target_path;     // optional paired target (transcoders)
+  const char *target_ids_path; // its ids (npy / single-matrix safetensors): NULL = the input's (src.ids_path)
   const char *target_format;
   int target_layer;
   uint32_t batch_rows;         // rows per batch (default 1024)

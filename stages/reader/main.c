@@ -42,6 +42,7 @@ static const ps_config_entry_t table[] = {
     {"layer", "-1", "layer to read (-1 = the only / highest one)"},
     {"target", NULL, "transcoders: embeddings of the paired target (same ids and rows)"},
     {"target-format", NULL, "format of --target"},
+    {"target-ids", NULL, "ids of --target, one per row (npy / single-matrix safetensors; default: --ids)"},
     {"target-layer", "-1", "layer of --target"},
     {"batch-rows", "1024", "rows per batch"},
     {"val-fraction", "0.1", "share of proteins in the validation split"},
@@ -322,6 +323,7 @@ int main(int argc, char **argv) {
   o.fasta_path = ps_config_str(cfg, "fasta");
   o.target_path = ps_config_str(cfg, "target");
   o.target_format = ps_config_str(cfg, "target-format");
+  o.target_ids_path = ps_config_str(cfg, "target-ids");
   o.target_layer = (int)tlayer;
   o.batch_rows = (uint32_t)batch_rows;
   o.val_fraction = valf;

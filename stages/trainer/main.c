@@ -27,6 +27,7 @@ static const ps_config_entry_t table[] = {
     {"layer", "-1", "layer to read (-1 = the only / highest one)"},
     {"target", NULL, "transcoder: paired target embeddings (same ids and rows)"},
     {"target-format", NULL, "format of --target"},
+    {"target-ids", NULL, "ids of --target, one per row (npy / single-matrix safetensors; default: --ids)"},
     {"target-layer", "-1", "layer of --target"},
     {"epochs", "1", "passes over the data (--emb)"},
     {"val-fraction", "0.1", "share of proteins held out for validation (--emb)"},
@@ -104,7 +105,7 @@ static const ps_config_entry_t table[] = {
 // ---- options ------------------------------------------------------------------------------------
 typedef struct {
   // source
-  const char *emb, *format, *fasta, *ids, *offsets, *level, *target, *target_format;
+  const char *emb, *format, *fasta, *ids, *offsets, *level, *target, *target_format, *target_ids;
   int64_t layer, target_layer, epochs, split_seed;
   double val_fraction;
   int skip_nonfinite;
@@ -135,6 +136,7 @@ static int read_args(const ps_config_t *cfg, trainer_args_t *a, ps_err_t *err) {
       PS_CFG_STR("emb", &a->emb), PS_CFG_STR("format", &a->format), PS_CFG_STR("fasta", &a->fasta),
       PS_CFG_STR("ids", &a->ids), PS_CFG_STR("offsets", &a->offsets), PS_CFG_STR("level", &a->level),
       PS_CFG_I64("layer", &a->layer), PS_CFG_STR("target", &a->target), PS_CFG_STR("target-format", &a->target_format),
+      PS_CFG_STR("target-ids", &a->target_ids),
       PS_CFG_I64("target-layer", &a->target_layer), PS_CFG_I64("epochs", &a->epochs),
       PS_CFG_F64("val-fraction", &a->val_fraction), PS_CFG_I64("split-seed", &a->split_seed),
       PS_CFG_BOOL("skip-nonfinite", &a->skip_nonfinite), PS_CFG_STR("in", &a->wire.endpoint),
@@ -241,6 +243,7 @@ static void reader_opts_from_args(const trainer_args_t *a, reader_opts_t *ro) {
   ro->src.layer = (int32_t)a->layer;
   ro->fasta_path = a->fasta;
   ro->target_path = a->target;
+  ro->target_ids_path = a->target_ids;
   ro->target_format = a->target_format;
   ro->target_layer = (int32_t)a->target_layer;
   ro->batch_rows = 1024;

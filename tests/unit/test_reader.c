@@ -1,4 +1,5 @@
-// Reader logic: FASTA id matching, residue-length checks, batching (protein never split),
+// Reader logic: FASTA id matching, residue-length checks, batching (protein never split), a
+// transcoder target's ids,
 // split filter, epochs, NaN handling, and resume from a recorded position giving exactly the
 // batches of an uninterrupted run; a huge dimension costs the rows read, never batch_rows of
 // them, and an absurd one is refused. Inputs are small .npy files written by the test itself.
@@ -99,6 +100,61 @@ static reader_opts_t opts_for(const char *emb, char *pbuf, char *fbuf, emb_level
   o.seed = 3;
   o.epochs = 1;
   return o;
+}
+
+// A transcoder's target .npy takes ids like the input: by default the input's --ids file (no FASTA
+// needed), or its own; a target whose ids disagree is refused naming it, the record and both ids.
+static void test_target_own_ids(void **state) {
+  (void)state;
+  char p[256], ids[256], tp[256], tids[256], bad[256];
+  float y[NP * 4];
+  for (int i = 0; i < NP; i++)
+    for (int j = 0; j < 4; j++) y[i * 4 + j] = -(float)i - (float)j / 10.0f;
+  path_of(tp, "target.npy");
+  write_npy(tp, "<f4", y, NP, 4, 4);
+  path_of(ids, "prot.ids");
+  path_of(tids, "target.ids");
+  path_of(bad, "bad.ids");
+  FILE *f = fopen(ids, "w"), *g = fopen(tids, "w"), *h = fopen(bad, "w");
+  for (int i = 0; i < NP; i++) {
+    fprintf(f, "P%03d\n", i);
+    fprintf(g, "P%03d\n", i);
+    fprintf(h, "P%03d\n", i == 17 ? 99 : i);
+  }
+  fclose(f), fclose(g), fclose(h);
+  for (int variant = 0; variant < 3; variant++) {
+    reader_opts_t o;
+    memset(&o, 0, sizeof o);
+    path_of(p, "prot.npy");
+    o.src.path = p;
+    o.src.level = EMB_LEVEL_PROTEIN;
+    o.src.layer = -1;
+    o.src.ids_path = ids;  // no FASTA
+    o.target_path = tp;
+    o.target_layer = -1;
+    o.target_ids_path = variant == 0 ? NULL : variant == 1 ? tids : bad;
+    o.batch_rows = 8;
+    o.epochs = 1;
+    reader_t *r = NULL;
+    ps_err_t err = {0};
+    assert_int_equal(reader_new(&r, &o, &err), 0);
+    reader_batch_t b;
+    int rc, seen = 0;
+    while ((rc = reader_next_batch(r, &b, &err)) > 0) {
+      assert_int_equal(b.target_dim, 4);
+      for (uint32_t i = 0; i < b.n_proteins; i++, seen++) assert_true(b.target[i * 4 + 1] == -(float)seen - 0.1f);
+    }
+    if (variant < 2) {
+      assert_int_equal(rc, 0);
+      assert_int_equal(seen, NP);
+    } else {
+      assert_true(rc < 0);
+      assert_non_null(strstr(err.msg, "target.npy"));
+      assert_non_null(strstr(err.msg, "P099"));
+      assert_non_null(strstr(err.msg, "record 17"));
+    }
+    reader_destroy(&r);
+  }
 }
 
 static void test_protein_batches(void **state) {
@@ -394,6 +450,7 @@ int main(void) {
       cmocka_unit_test(test_errors_name_input),
       cmocka_unit_test(test_split_filter_and_epochs),
       cmocka_unit_test(test_huge_dim_bounded),
+      cmocka_unit_test(test_target_own_ids),
   };
   return cmocka_run_group_tests(tests, setup, fx_teardown);
 }
