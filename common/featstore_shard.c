@@ -131,27 +131,37 @@ int fs_sh_feat_each(fs_t *fs, uint32_t top_n, int (*cb)(uint32_t, const fs_feat_
   return 0;
 }
 
-int fs_sh_code_get(fs_t *fs, const char *id, uint32_t *nnz, uint32_t **idx, float **val, ps_err_t *err) {
-  int rc = fs_code_get(fs->shard[0], id, nnz, idx, val, err);
-  if (rc <= 0) return rc;
-  for (uint32_t k = 1; k < fs->n_shards; k++) {  // each shard holds its range of the code: concatenated in order
+// Append id's code parts from shards 1.. to (*idx, *val, *nnz) of capacity *cap (grown as needed):
+// each shard holds its range of the code, so the concatenation keeps indices ascending.
+static int append_rest(fs_t *fs, const char *id, uint32_t **idx, float **val, size_t *nnz, size_t *cap, ps_err_t *err) {
+  for (uint32_t k = 1; k < fs->n_shards; k++) {
     uint32_t n2 = 0, *i2 = NULL;
     float *v2 = NULL;
-    if ((rc = fs_code_get(fs->shard[k], id, &n2, &i2, &v2, err)) < 0) {
-      free(*idx), free(*val);
-      *idx = NULL, *val = NULL;
-      return rc;
+    int rc = fs_code_get(fs->shard[k], id, &n2, &i2, &v2, err);
+    if (rc < 0) return rc;
+    if (*nnz + n2 > *cap) {
+      *cap = (*nnz + n2) * 2;
+      *idx = ps_xrealloc(*idx, *cap * sizeof **idx);
+      *val = ps_xrealloc(*val, *cap * sizeof **val);
     }
-    if (n2) {
-      *idx = ps_xrealloc(*idx, (*nnz + n2) * sizeof **idx);
-      *val = ps_xrealloc(*val, (*nnz + n2) * sizeof **val);
-      memcpy(*idx + *nnz, i2, n2 * sizeof *i2);
-      memcpy(*val + *nnz, v2, n2 * sizeof *v2);
-      *nnz += n2;
-    }
+    if (n2) memcpy(*idx + *nnz, i2, n2 * sizeof *i2), memcpy(*val + *nnz, v2, n2 * sizeof *v2);
+    *nnz += n2;
     free(i2);
     free(v2);
   }
+  return 0;
+}
+
+int fs_sh_code_get(fs_t *fs, const char *id, uint32_t *nnz, uint32_t **idx, float **val, ps_err_t *err) {
+  int rc = fs_code_get(fs->shard[0], id, nnz, idx, val, err);
+  if (rc <= 0) return rc;
+  size_t n = *nnz, cap = n;
+  if ((rc = append_rest(fs, id, idx, val, &n, &cap, err)) < 0) {
+    free(*idx), free(*val);
+    *idx = NULL, *val = NULL;
+    return rc;
+  }
+  *nnz = (uint32_t)n;
   return 1;
 }
 
@@ -170,28 +180,15 @@ struct sh_code_ctx {
 static int sh_code_fn(const char *id, uint32_t n, const uint32_t *idx, const float *val, void *c) {
   struct sh_code_ctx *x = c;
   if (x->fs->n_shards == 1) return x->cb(id, n, idx, val, x->ctx);
-  size_t nn = n;
-  if (nn > x->cap) {
-    x->cap = nn * 2;
+  if (n > x->cap) {
+    x->cap = (size_t)n * 2;
     x->idx = ps_xrealloc(x->idx, x->cap * sizeof *x->idx);
     x->val = ps_xrealloc(x->val, x->cap * sizeof *x->val);
   }
   if (n) memcpy(x->idx, idx, n * sizeof *idx), memcpy(x->val, val, n * sizeof *val);
-  for (uint32_t k = 1; k < x->fs->n_shards; k++) {
-    uint32_t n2 = 0, *i2 = NULL;
-    float *v2 = NULL;
-    int rc = fs_code_get(x->fs->shard[k], id, &n2, &i2, &v2, x->err);
-    if (rc < 0) return x->rc = rc;
-    if (nn + n2 > x->cap) {
-      x->cap = (nn + n2) * 2;
-      x->idx = ps_xrealloc(x->idx, x->cap * sizeof *x->idx);
-      x->val = ps_xrealloc(x->val, x->cap * sizeof *x->val);
-    }
-    if (n2) memcpy(x->idx + nn, i2, n2 * sizeof *i2), memcpy(x->val + nn, v2, n2 * sizeof *v2);
-    nn += n2;
-    free(i2);
-    free(v2);
-  }
+  size_t nn = n;
+  int rc = append_rest(x->fs, id, &x->idx, &x->val, &nn, &x->cap, x->err);
+  if (rc < 0) return x->rc = rc;
   return x->cb(id, (uint32_t)nn, x->idx, x->val, x->ctx);
 }
 int fs_sh_code_each(fs_t *fs, int (*cb)(const char *, uint32_t, const uint32_t *, const float *, void *), void *ctx,
