@@ -35,6 +35,7 @@
 #include "blascore.h"
 #include "topo.h"
 #include "cli.h"
+#include "conf.h"
 #include "config.h"
 #include "demo_train.h"
 #include "emb.h"
@@ -53,6 +54,8 @@
 
 static const ps_config_entry_t table[] = {
     {"workdir", "protsae-demo", "where the dataset, state and results go"},
+    {"preset", NULL, "start from a shipped preset's settings (cli/presets/NAME.conf: study-protein, study-residue, "
+                     "interplm, recipe; or a path); the other keys override it"},
     {"seed", "1", "seed of the planted dataset"},
     {"dim", "480", "embedding dimension (480 = ESM2-35M)"},
     {"n-terms", "1000", "planted GO-term features"},
@@ -393,7 +396,13 @@ out:
 int cli_demo(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
-  int crc = ps_config_cli(&cfg, table, "protsae demo", argc, argv);
+  conf_argv_t pa;  // argv with the preset's settings first
+  if (conf_preset_expand(argc, argv, demo_has_option, &pa, &err) < 0) {
+    fprintf(stderr, "protsae demo: %s\n", err.msg);
+    return 2;
+  }
+  int crc = ps_config_cli(&cfg, table, "protsae demo", (int)pa.n, pa.av);
+  conf_argv_free(&pa);  // the option parser keeps copies
   if (crc >= 0) return crc;
   int status = 1, regen = 0, rc;
   int64_t n_enc = 2, n_sc = 1;
@@ -449,6 +458,11 @@ int cli_demo(int argc, char **argv) {
   else
     printf("== protsae demo: planted GO-term features over real human proteins ==\n");
   printf("work directory %s (stage logs in logs/)\n", absw);
+  if (ps_config_str(cfg, "preset")) {
+    char pp[PATH_MAX];
+    printf("preset %s (%s): its settings, then yours\n", ps_config_str(cfg, "preset"),
+           conf_preset_path(ps_config_str(cfg, "preset"), pp, sizeof pp, &err) ? pp : "?");
+  }
   if (user) {
     if (!realpath(u_emb, emb) || !realpath(u_fasta, fasta)) {
       fprintf(stderr, "protsae demo: %s: %s\n", realpath(u_emb, emb) ? u_fasta : u_emb, strerror(errno));

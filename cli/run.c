@@ -17,28 +17,24 @@
 //   d-sae = 4096
 //   k = 16
 //   train-rows = 3000000        # the row budget: epochs = floor(3M / proteins)
-#include <ctype.h>
-#include <errno.h>
+//
+// `preset = NAME` (or --preset NAME) starts from a preset of cli/presets/ (conf.h): the file's own
+// keys and the flags override the preset's.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "conf.h"
 #include "err.h"
-
-static char *trim(char *s) {
-  while (isspace((unsigned char)*s)) s++;
-  size_t n = strlen(s);
-  while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
-  return s;
-}
 
 int cli_run(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-') {
     fprintf(stderr, "usage: protsae run CONFIG [--key value ...]\n"
                     "  CONFIG: 'key = value' lines with the keys of `protsae demo --help`\n"
-                    "  (emb, fasta, ids, data select your own embeddings and annotations)\n");
+                    "  (emb, fasta, ids, data select your own embeddings and annotations;\n"
+                    "  preset = NAME starts from a shipped preset, e.g. study-protein)\n");
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
   }
   const char *path = argv[1];
@@ -47,81 +43,28 @@ int cli_run(int argc, char **argv) {
     fprintf(stderr, "protsae run: %s: is a directory, not a CONFIG file ('key = value' lines)\n", path);
     return 2;
   }
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    perror(path);
-    return 2;
-  }
-  size_t cap = 64, n = 0;
-  char **av = ps_xmalloc(cap * sizeof *av);
-  av[n++] = "run";
-  char line[8192];
-  int lineno = 0, status = 2;
-  size_t n_owned = 1;  // av[1..n_owned) are ours
-  while (fgets(line, sizeof line, f)) {
-    lineno++;
-    if (!strchr(line, '\n') && !feof(f)) {
-      fprintf(stderr, "protsae run: %s line %d: longer than %zu bytes\n", path, lineno, sizeof line - 2);
-      goto out;
-    }
-    char *hash = strchr(line, '#');
-    if (hash) *hash = 0;
-    char *s = trim(line);
-    if (!*s) continue;
-    char *eq = strchr(s, '=');
-    if (!eq) {
-      fprintf(stderr, "protsae run: %s line %d: 'key = value' expected, got '%s'\n", path, lineno, s);
-      goto out;
-    }
-    *eq = 0;
-    char *key = trim(s), *val = trim(eq + 1);
-    if (!*key || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(key)) {
-      fprintf(stderr, "protsae run: %s line %d: bad key '%s' (lower-case words joined by '-')\n", path, lineno, key);
-      goto out;
-    }
-    if (!demo_has_option(key)) {
-      fprintf(stderr, "protsae run: %s line %d: unknown key '%s' (see protsae demo --help)\n", path, lineno, key);
-      goto out;
-    }
-    size_t kl = strlen(key);
-    for (size_t i = 1; i < n; i++)
-      if (!strncmp(av[i] + 2, key, kl) && av[i][2 + kl] == '=') {
-        fprintf(stderr, "protsae run: %s line %d: '%s' given twice\n", path, lineno, key);
-        goto out;
-      }
-    if (n + 2 >= cap) av = ps_xrealloc(av, (cap *= 2) * sizeof *av);
-    size_t vl = strlen(val);
-    char *arg = ps_xmalloc(kl + vl + 4);  // --key=value: a value may start with '-'
-    snprintf(arg, kl + vl + 4, "--%s=%s", key, val);
-    av[n++] = arg;
-    n_owned = n;
-  }
-  if (ferror(f)) {
-    fprintf(stderr, "protsae run: %s: read error: %s\n", path, strerror(errno));
+  conf_argv_t a = {0};
+  ps_err_t err = {0};
+  int status = 2;
+  conf_argv_push(&a, "run", 0);
+  if (conf_read(path, demo_has_option, &a, &err) < 0) {
+    fprintf(stderr, "protsae run: %s\n", err.msg);
     goto out;
   }
-  fclose(f);
-  f = NULL;
-  // flags after CONFIG: later occurrences win in the option parser
-  for (int i = 2; i < argc; i++) {
-    if (n + 2 >= cap) av = ps_xrealloc(av, (cap *= 2) * sizeof *av);
-    av[n++] = argv[i];
-  }
-  av[n] = NULL;
+  size_t n_file = a.n - 1;
+  for (int i = 2; i < argc; i++) conf_argv_push(&a, argv[i], 0);  // flags after CONFIG: later occurrences win
   // Without emb the demo would run on its planted data: never what a CONFIG meant.
   int have_emb = getenv("PROTSAE_EMB") && *getenv("PROTSAE_EMB");
-  for (size_t i = 1; i < n && !have_emb; i++)
-    have_emb = !strncmp(av[i], "--emb=", 6) || (!strcmp(av[i], "--emb") && i + 1 < n);
+  for (size_t i = 1; i < a.n && !have_emb; i++)
+    have_emb = !strncmp(a.av[i], "--emb=", 6) || (!strcmp(a.av[i], "--emb") && i + 1 < a.n);
   if (!have_emb) {
     fprintf(stderr, "protsae run: %s: no 'emb' (the embeddings to run on; %s). For the planted demo use "
-                    "`protsae demo`\n", path, lineno ? "add 'emb = FILE'" : "the file is empty");
+                    "`protsae demo`\n", path, n_file ? "add 'emb = FILE'" : "the file is empty");
     goto out;
   }
   printf("protsae run: %s\n", path);
-  status = cli_demo((int)n, av);
+  status = cli_demo((int)a.n, a.av);
 out:
-  if (f) fclose(f);
-  for (size_t i = 1; i < n_owned; i++) free(av[i]);  // the option parser copies values
-  free(av);
+  conf_argv_free(&a);
   return status;
 }

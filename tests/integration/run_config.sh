@@ -88,4 +88,15 @@ if "$P" run "$T/conf.d" >"$T/bad.out" 2>&1; then fail "a directory as CONFIG acc
 grep -q "conf.d: is a directory" "$T/bad.out" || { cat "$T/bad.out"; fail "directory CONFIG not named"; }
 if "$P" run "$T/missing.conf" >"$T/bad.out" 2>&1; then fail "missing CONFIG accepted"; fi
 grep -q "missing.conf" "$T/bad.out" || fail "missing CONFIG not named"
+# presets: an unknown one is refused listing the shipped ones; a preset file's bad line names the
+# file and line; a preset naming another preset is refused; all before anything runs
+bad "emb = x.npy\npreset = nope\n" "no preset 'nope' (presets: .*recipe"
+printf 'k = 4\nfrobnicate = 1\n' >"$T/mine.conf"
+bad "emb = x.npy\npreset = $T/mine.conf\n" "mine.conf line 2: unknown key 'frobnicate'"
+printf 'k = 4\npreset = recipe\n' >"$T/mine.conf"
+bad "emb = x.npy\npreset = $T/mine.conf\n" "names another preset"
+# every shipped preset parses (its keys are the demo's): --help after it exits 0
+for f in "$(dirname "$0")"/../../cli/presets/*.conf; do
+  "$P" demo --preset "$f" --help >/dev/null 2>"$T/p.err" || { cat "$T/p.err"; fail "preset $f does not parse"; }
+done
 echo OK
