@@ -74,6 +74,9 @@ static const ps_config_entry_t table[] = {
     {"init-from-data", "1", "decoder rows start at training rows (minus b_dec); 0 = random"},
     {"normalize-per-sample", "0", "(x - mean) / std on every row before the SAE"},
     {"aux-coeff", "0.03125", "AuxK loss weight (topk, batchtopk)"},
+    {"dead-steps", "100", "steps without firing after which a latent is dead (AuxK's latents; the dead % logged)"},
+    {"l1", "5", "relu: L1 coefficient (decoder-norm weighted; rows scaled to E||x|| = sqrt(d))"},
+    {"l1-warmup", "0", "relu / jumprelu: share of the steps, at the start, over which the sparsity penalty ramps up"},
     {"k-aux", "-1", "AuxK latents (-1 = d_in / 2; 0 = off)"},
     {"train-threads", "1", "trainer threads (BLAS and sparse kernels; 0 = all CPUs)"},
     {"ckpt-every", "0", "trainer checkpoint interval (steps; 0 = about 256,000 rows): a restarted trainer resumes "

@@ -29,6 +29,7 @@ train-batch = 128
 lr = 2e-3
 lr-decay = 0.5
 tie-coeff = 0
+dead-steps = 50
 
 n-interpret = 20
 batch-rows = 128
@@ -50,7 +51,8 @@ grep -q '"d_sae": *256' "$T/w/sae/latest/cfg.json" || fail "d-sae = 256 from CON
 grep -q '"architecture": *"topk"' "$T/w/sae/latest/cfg.json" || fail "arch = topk from CONFIG not used"
 # the training keys in the trainer's effective configuration: 3 epochs of the 3,000 proteins in
 # batches of 128 = 71 steps, lr decaying over the last half of them (36); no validation split
-for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=71" "decay-steps=36" "tie-coeff=0" "k=6"; do
+for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=71" "decay-steps=36" "tie-coeff=0" "k=6" "dead-steps=50" \
+         "l1-warmup-steps=0"; do
   grep -q "config $c origin=flag" "$T/w/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
 done
 grep -q "config val-fraction=0 origin=flag" "$T/w/logs/train-reader.log" || fail "the training reader splits off validation"
