@@ -29,6 +29,8 @@ static const ps_config_entry_t table[] = {
     {"target-format", NULL, "format of --target"},
     {"target-ids", NULL, "ids of --target, one per row (npy / single-matrix safetensors; default: --ids)"},
     {"target-layer", "-1", "layer of --target"},
+    {"target-mode", "delta", "transcoder target: delta = target - input (h_{L+1} - h_L: the reference study's; needs "
+                             "equal dimensions) | raw = the target rows as they are"},
     {"epochs", "1", "passes over the data (--emb)"},
     {"val-fraction", "0.1", "share of proteins held out for validation (--emb)"},
     {"split-seed", "1", "seed of the train/validation split (--emb)"},
@@ -105,7 +107,7 @@ static const ps_config_entry_t table[] = {
 // ---- options ------------------------------------------------------------------------------------
 typedef struct {
   // source
-  const char *emb, *format, *fasta, *ids, *offsets, *level, *target, *target_format, *target_ids;
+  const char *emb, *format, *fasta, *ids, *offsets, *level, *target, *target_format, *target_ids, *target_mode;
   int64_t layer, target_layer, epochs, split_seed;
   double val_fraction;
   int skip_nonfinite;
@@ -136,7 +138,7 @@ static int read_args(const ps_config_t *cfg, trainer_args_t *a, ps_err_t *err) {
       PS_CFG_STR("emb", &a->emb), PS_CFG_STR("format", &a->format), PS_CFG_STR("fasta", &a->fasta),
       PS_CFG_STR("ids", &a->ids), PS_CFG_STR("offsets", &a->offsets), PS_CFG_STR("level", &a->level),
       PS_CFG_I64("layer", &a->layer), PS_CFG_STR("target", &a->target), PS_CFG_STR("target-format", &a->target_format),
-      PS_CFG_STR("target-ids", &a->target_ids),
+      PS_CFG_STR("target-ids", &a->target_ids), PS_CFG_STR("target-mode", &a->target_mode),
       PS_CFG_I64("target-layer", &a->target_layer), PS_CFG_I64("epochs", &a->epochs),
       PS_CFG_F64("val-fraction", &a->val_fraction), PS_CFG_I64("split-seed", &a->split_seed),
       PS_CFG_BOOL("skip-nonfinite", &a->skip_nonfinite), PS_CFG_STR("in", &a->wire.endpoint),
@@ -229,6 +231,11 @@ static int trainer_opts_from_args(const trainer_args_t *a, trainer_opts_t *o, ps
   o->out_dir = a->out;
   o->resume = a->resume;
   o->keep_ckpts = (int)a->keep;
+  if (strcmp(a->target_mode, "delta") && strcmp(a->target_mode, "raw"))
+    return ps_err_set(err, PS_ECONFIG, "--target-mode %s: expected delta or raw", a->target_mode);
+  o->target_delta = !strcmp(a->target_mode, "delta");
+  o->input_name = a->emb ? a->emb : "of the stream (the reader's --emb)";
+  o->target_name = a->target ? a->target : "of the stream (the reader's --target)";
   return 0;
 }
 
