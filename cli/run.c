@@ -34,17 +34,12 @@ static char *trim(char *s) {
   return s;
 }
 
-int cli_run(int argc, char **argv) {
-  if (argc < 2 || argv[1][0] == '-') {
-    fprintf(stderr, "usage: protsae run CONFIG [--key value ...]\n"
-                    "  CONFIG: 'key = value' lines with the keys of `protsae demo --help`\n"
-                    "  (emb, fasta, ids, data select your own embeddings and annotations)\n");
-    return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
-  }
-  const char *path = argv[1];
+int cli_config_argv(const char *prog, const char *path, int (*known)(const char *), int argc, char **argv,
+                    cli_argv_t *out) {
+  memset(out, 0, sizeof *out);
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "protsae run: %s: is a directory, not a CONFIG file ('key = value' lines)\n", path);
+    fprintf(stderr, "protsae %s: %s: is a directory, not a CONFIG file ('key = value' lines)\n", prog, path);
     return 2;
   }
   FILE *f = fopen(path, "r");
@@ -54,14 +49,14 @@ int cli_run(int argc, char **argv) {
   }
   size_t cap = 64, n = 0;
   char **av = ps_xmalloc(cap * sizeof *av);
-  av[n++] = "run";
+  av[n++] = (char *)prog;
   char line[8192];
   int lineno = 0, status = 2;
   size_t n_owned = 1;  // av[1..n_owned) are ours
   while (fgets(line, sizeof line, f)) {
     lineno++;
     if (!strchr(line, '\n') && !feof(f)) {
-      fprintf(stderr, "protsae run: %s line %d: longer than %zu bytes\n", path, lineno, sizeof line - 2);
+      fprintf(stderr, "protsae %s: %s line %d: longer than %zu bytes\n", prog, path, lineno, sizeof line - 2);
       goto out;
     }
     char *hash = strchr(line, '#');
@@ -70,23 +65,25 @@ int cli_run(int argc, char **argv) {
     if (!*s) continue;
     char *eq = strchr(s, '=');
     if (!eq) {
-      fprintf(stderr, "protsae run: %s line %d: 'key = value' expected, got '%s'\n", path, lineno, s);
+      fprintf(stderr, "protsae %s: %s line %d: 'key = value' expected, got '%s'\n", prog, path, lineno, s);
       goto out;
     }
     *eq = 0;
     char *key = trim(s), *val = trim(eq + 1);
     if (!*key || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(key)) {
-      fprintf(stderr, "protsae run: %s line %d: bad key '%s' (lower-case words joined by '-')\n", path, lineno, key);
+      fprintf(stderr, "protsae %s: %s line %d: bad key '%s' (lower-case words joined by '-')\n", prog, path, lineno,
+              key);
       goto out;
     }
-    if (!demo_has_option(key)) {
-      fprintf(stderr, "protsae run: %s line %d: unknown key '%s' (see protsae demo --help)\n", path, lineno, key);
+    if (!known(key)) {
+      fprintf(stderr, "protsae %s: %s line %d: unknown key '%s' (see protsae %s --help)\n", prog, path, lineno, key,
+              !strcmp(prog, "run") ? "demo" : prog);
       goto out;
     }
     size_t kl = strlen(key);
     for (size_t i = 1; i < n; i++)
       if (!strncmp(av[i] + 2, key, kl) && av[i][2 + kl] == '=') {
-        fprintf(stderr, "protsae run: %s line %d: '%s' given twice\n", path, lineno, key);
+        fprintf(stderr, "protsae %s: %s line %d: '%s' given twice\n", prog, path, lineno, key);
         goto out;
       }
     if (n + 2 >= cap) av = ps_xrealloc(av, (cap *= 2) * sizeof *av);
@@ -97,31 +94,52 @@ int cli_run(int argc, char **argv) {
     n_owned = n;
   }
   if (ferror(f)) {
-    fprintf(stderr, "protsae run: %s: read error: %s\n", path, strerror(errno));
+    fprintf(stderr, "protsae %s: %s: read error: %s\n", prog, path, strerror(errno));
     goto out;
   }
-  fclose(f);
-  f = NULL;
   // flags after CONFIG: later occurrences win in the option parser
   for (int i = 2; i < argc; i++) {
     if (n + 2 >= cap) av = ps_xrealloc(av, (cap *= 2) * sizeof *av);
     av[n++] = argv[i];
   }
   av[n] = NULL;
+  status = 0;
+out:
+  fclose(f);
+  out->argv = av, out->argc = (int)n, out->n_owned = n_owned, out->lines = lineno;
+  if (status) cli_argv_free(out);
+  return status;
+}
+
+void cli_argv_free(cli_argv_t *a) {
+  for (size_t i = 1; i < a->n_owned; i++) free(a->argv[i]);  // the option parser copies values
+  free(a->argv);
+  memset(a, 0, sizeof *a);
+}
+
+int cli_run(int argc, char **argv) {
+  if (argc < 2 || argv[1][0] == '-') {
+    fprintf(stderr, "usage: protsae run CONFIG [--key value ...]\n"
+                    "  CONFIG: 'key = value' lines with the keys of `protsae demo --help`\n"
+                    "  (emb, fasta, ids, data select your own embeddings and annotations)\n");
+    return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+  }
+  const char *path = argv[1];
+  cli_argv_t a;
+  int status = cli_config_argv("run", path, demo_has_option, argc, argv, &a);
+  if (status) return status;
   // Without emb the demo would run on its planted data: never what a CONFIG meant.
   int have_emb = getenv("PROTSAE_EMB") && *getenv("PROTSAE_EMB");
-  for (size_t i = 1; i < n && !have_emb; i++)
-    have_emb = !strncmp(av[i], "--emb=", 6) || (!strcmp(av[i], "--emb") && i + 1 < n);
+  for (int i = 1; i < a.argc && !have_emb; i++)
+    have_emb = !strncmp(a.argv[i], "--emb=", 6) || (!strcmp(a.argv[i], "--emb") && i + 1 < a.argc);
   if (!have_emb) {
     fprintf(stderr, "protsae run: %s: no 'emb' (the embeddings to run on; %s). For the planted demo use "
-                    "`protsae demo`\n", path, lineno ? "add 'emb = FILE'" : "the file is empty");
-    goto out;
+                    "`protsae demo`\n", path, a.lines ? "add 'emb = FILE'" : "the file is empty");
+    cli_argv_free(&a);
+    return 2;
   }
   printf("protsae run: %s\n", path);
-  status = cli_demo((int)n, av);
-out:
-  if (f) fclose(f);
-  for (size_t i = 1; i < n_owned; i++) free(av[i]);  // the option parser copies values
-  free(av);
+  status = cli_demo(a.argc, a.argv);
+  cli_argv_free(&a);
   return status;
 }
