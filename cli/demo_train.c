@@ -135,6 +135,7 @@ void demo_train_topo(topo_t *t, const ps_config_t *cfg, const demo_train_plan_t 
     topo_arg(t, ti, flag, "%s", ps_config_str(cfg, *k));
   }
   topo_arg(t, ti, "--threads", "%s", ps_config_str(cfg, "train-threads"));
+  topo_arg(t, ti, "--val-fraction", "%.9g", p->val_fraction);  // the reader's split: checked by the trainer
   topo_arg(t, ti, "--batch-rows", "%lld", (long long)p->batch);
   topo_arg(t, ti, "--lr", "%.9g", p->lr);
   topo_arg(t, ti, "--total-steps", "%lld", (long long)p->steps);

@@ -32,7 +32,8 @@ static const ps_config_entry_t table[] = {
     {"target-mode", "delta", "transcoder target: delta = target - input (h_{L+1} - h_L: the reference study's; needs "
                              "equal dimensions) | raw = the target rows as they are"},
     {"epochs", "1", "passes over the data (--emb)"},
-    {"val-fraction", "0.1", "share of proteins held out for validation (--emb)"},
+    {"val-fraction", "0.1", "share of proteins held out for validation (--emb; --in: the reader's split, checked: "
+                            "a warning when > 0 and the stream flags none)"},
     {"split-seed", "1", "seed of the train/validation split (--emb)"},
     {"skip-nonfinite", "1", "skip (and count) rows with NaN/Inf instead of stopping"},
     {"in", NULL, "instead of --emb: endpoint to pull EmbeddingBatches from (@ binds, > connects)"},
@@ -380,6 +381,9 @@ int main(int argc, char **argv) {
     if (rep.stopped == 2) PS_ERROR("protsae-trainer: diverged: %s (last good checkpoint: %s/latest)", err.msg, o.out_dir);
     goto fail;
   }
+  if (a.wire.endpoint && a.val_fraction > 0 && rep.val_rows == 0)
+    PS_WARN("trainer: --val-fraction %g but the stream flagged no validation proteins (the reader's --val-fraction): "
+            "no validation, no best checkpoint", a.val_fraction);
   print_report(&rep, o.out_dir, &fs);
   rc = 0;
   goto out;

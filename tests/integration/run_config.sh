@@ -58,7 +58,9 @@ steps=$(( (3 * n + 127) / 128 )); decay=$(( (steps + 1) / 2 ))
 for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=$steps" "decay-steps=$decay" "tie-coeff=0" "k=6"; do
   grep -q "config $c origin=flag" "$T/w/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
 done
-grep -q "config val-fraction=0.1 origin=flag" "$T/w/logs/train-reader.log" || fail "the training reader got no val-fraction"
+for f in train-reader trainer; do
+  grep -q "config val-fraction=0.1 origin=flag" "$T/w/logs/$f.log" || fail "$f got no val-fraction"
+done
 grep -q "^train_rows: $((3 * n))$" "$T/out" || fail "train_rows: expected 3 x $n"
 # save-best: the SAE encoded is sae/best, the step of the lowest validation MSE in metrics.jsonl
 m=$T/w/sae/metrics.jsonl

@@ -49,7 +49,9 @@ echo "min val step $min_step ($min_mse), metrics best_step $best_step, last step
 awk -v a="$(val best_val_mse "$T/train.out")" -v b="$min_mse" 'BEGIN{exit !(a == b)}' || fail "best_val_mse"
 n_val=$(val val_proteins "$T/train.out")
 [ "$n_val" -gt 300 ] && [ "$n_val" -lt 600 ] || fail "val_proteins $n_val: expected about 30% of 1500"
-grep -q "config val-fraction=0.3 origin=flag" "$T/sae/logs/train-reader.log" || fail "the reader did not get val-fraction"
+for f in train-reader trainer; do
+  grep -q "config val-fraction=0.3 origin=flag" "$T/sae/logs/$f.log" || fail "$f did not get val-fraction"
+done
 grep -q "val mse [0-9]" "$T/sae/logs/trainer.log" || fail "the trainer validated on no rows"
 for c in "arch=topk" "lr=0.03" "batch-rows=32" "d-sae=1024" "k=16"; do
   grep -q "config $c origin=flag" "$T/sae/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
