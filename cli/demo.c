@@ -53,7 +53,7 @@
 
 static const ps_config_entry_t table[] = {
     {"workdir", "protsae-demo", "where the dataset, state and results go"},
-    {"seed", "1", "seed of the planted dataset"},
+    {"seed", "1", "seed of the planted dataset, of the held-out proteins and of the validation split"},
     {"dim", "480", "embedding dimension (480 = ESM2-35M)"},
     {"n-terms", "1000", "planted GO-term features"},
     {"batch-rows", "1024", "rows per batch the readers send (a training step's rows: --train-batch)"},
