@@ -6,12 +6,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "err.h"
 #include "featstore.h"
 
 int cli_demo(int argc, char **argv);
 int demo_has_option(const char *name);  // a key of `protsae demo` (and so of a run CONFIG)
+const ps_config_entry_t *demo_option(const char *name);  // its entry (NULL when not a key)
+// The FASTA's ids in order, one a line, into path (the ids of a .npy given without them); *n ids.
+int demo_fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *err);
 int cli_run(int argc, char **argv);
+int cli_train(int argc, char **argv);      // step 2 of demo/run alone (cli/train.c)
+int cli_interpret(int argc, char **argv);  // the interpreter over an existing feature store (cli/interpret.c)
 int cli_embed(int argc, char **argv);
 int cli_enrich(int argc, char **argv);
 int cli_features(int argc, char **argv);

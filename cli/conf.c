@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -41,6 +42,9 @@ static char *trim(char *s) {
 }
 
 int conf_read(const char *path, int (*known)(const char *key), conf_argv_t *a, ps_err_t *err) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return ps_err_set(err, PS_ECONFIG, "%s: is a directory, not a CONFIG file ('key = value' lines)", path);
   FILE *f = fopen(path, "r");
   if (!f) return ps_err_set(err, PS_EIO, "%s: %s", path, strerror(errno));
   size_t first = a->n;
@@ -136,7 +140,8 @@ const char *conf_preset_path(const char *name, char *buf, size_t cap, ps_err_t *
   return NULL;
 }
 
-int conf_preset_expand(int argc, char **argv, int (*known)(const char *key), conf_argv_t *out, ps_err_t *err) {
+int conf_preset_expand(int argc, char **argv, int (*valid)(const char *key), int (*known)(const char *key),
+                       conf_argv_t *out, ps_err_t *err) {
   memset(out, 0, sizeof *out);
   conf_argv_push(out, argv[0], 0);
   const char *name = getenv("PROTSAE_PRESET");
@@ -148,12 +153,17 @@ int conf_preset_expand(int argc, char **argv, int (*known)(const char *key), con
   }
   if (name) {
     char path[PATH_MAX];
-    size_t first = out->n;
+    conf_argv_t p = {0};
     if (!conf_preset_path(name, path, sizeof path, err)) rc = PS_ENOTFOUND;
-    else rc = conf_read(path, known, out, err);
-    for (size_t i = first; i < out->n && rc == 0; i++)
-      if (!strncmp(out->av[i], "--preset=", 9))
+    else rc = conf_read(path, valid, &p, err);
+    for (size_t i = 0; i < p.n && rc == 0; i++) {
+      char key[64];
+      sscanf(p.av[i] + 2, "%63[a-z0-9-]", key);
+      if (!strcmp(key, "preset"))
         rc = ps_err_set(err, PS_ECONFIG, "preset %s names another preset: a preset holds settings only", path);
+      else if (known(key)) conf_argv_push(out, p.av[i], 1), p.owned[i] = 0;
+    }
+    conf_argv_free(&p);
     if (rc == 0) {
       size_t nl = strlen(name) + 10;
       char *arg = ps_xmalloc(nl);

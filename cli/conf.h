@@ -30,8 +30,11 @@ const char *conf_preset_path(const char *name, char *buf, size_t cap, ps_err_t *
 
 // argv with every `--preset NAME` (or `--preset=NAME`, or $PROTSAE_PRESET) replaced by the
 // preset's `--key=value` arguments followed by `--preset=NAME` (so the option table records it),
-// placed first: the command line's own flags override the preset. A preset naming another
-// preset is refused. 0 (out filled; free with conf_argv_free), or <0 with err.
-int conf_preset_expand(int argc, char **argv, int (*known)(const char *key), conf_argv_t *out, ps_err_t *err);
+// placed first: the command line's own flags override the preset. Every key of the preset must
+// satisfy valid (the pipeline's keys: a preset covers the whole pipeline); those a single-step
+// command does not take (known(key) false) are left out. A preset naming another preset is
+// refused. 0 (out filled; free with conf_argv_free), or <0 with err.
+int conf_preset_expand(int argc, char **argv, int (*valid)(const char *key), int (*known)(const char *key),
+                       conf_argv_t *out, ps_err_t *err);
 
 #endif

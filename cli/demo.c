@@ -56,7 +56,7 @@ static const ps_config_entry_t table[] = {
     {"workdir", "protsae-demo", "where the dataset, state and results go"},
     {"preset", NULL, "start from a shipped preset's settings (cli/presets/NAME.conf: study-protein, study-residue, "
                      "interplm, recipe; or a path); the other keys override it"},
-    {"seed", "1", "seed of the planted dataset"},
+    {"seed", "1", "seed of the planted dataset, of the held-out proteins and of the validation split"},
     {"dim", "480", "embedding dimension (480 = ESM2-35M)"},
     {"n-terms", "1000", "planted GO-term features"},
     {"batch-rows", "1024", "rows per batch the readers send (a training step's rows: --train-batch)"},
@@ -78,6 +78,11 @@ static const ps_config_entry_t table[] = {
     {"l1", "5", "relu: L1 coefficient (decoder-norm weighted; rows scaled to E||x|| = sqrt(d))"},
     {"l1-warmup", "0", "relu / jumprelu: share of the steps, at the start, over which the sparsity penalty ramps up"},
     {"k-aux", "-1", "AuxK latents (-1 = d_in / 2; 0 = off)"},
+    {"val-fraction", "0", "share of proteins the training reader flags as validation (seeded by --seed), never trained on"},
+    {"save-best", "0", "1: the SAE of the lowest validation MSE (sae/best) is the one used; needs --val-fraction > 0"},
+    {"target", NULL, "transcoder: the paired target embeddings (layer L+1 of --emb's proteins)"},
+    {"target-ids", NULL, "ids of --target's rows (default: --emb's)"},
+    {"target-mode", "delta", "transcoder target: delta = target - input (the study's) | raw = the target rows"},
     {"train-threads", "1", "trainer threads (BLAS and sparse kernels; 0 = all CPUs)"},
     {"ckpt-every", "0", "trainer checkpoint interval (steps; 0 = about 256,000 rows): a restarted trainer resumes "
                         "from the last one"},
@@ -97,14 +102,16 @@ static const ps_config_entry_t table[] = {
     {NULL, NULL, NULL},
 };
 
-int demo_has_option(const char *name) {
+const ps_config_entry_t *demo_option(const char *name) {
   for (const ps_config_entry_t *e = table; e->name; e++)
-    if (!strcmp(e->name, name)) return 1;
-  return 0;
+    if (!strcmp(e->name, name)) return e;
+  return NULL;
 }
 
+int demo_has_option(const char *name) { return demo_option(name) != NULL; }
+
 // The FASTA's ids in order, one a line, into path (the ids of a .npy given without them).
-static int fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *err) {
+int demo_fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *err) {
   fasta_reader_t *fr = NULL;
   FILE *f = fopen(path, "w");
   if (!f) return ps_err_set(err, PS_EIO, "%s: cannot write", path);
@@ -400,7 +407,7 @@ int cli_demo(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
   conf_argv_t pa;  // argv with the preset's settings first
-  if (conf_preset_expand(argc, argv, demo_has_option, &pa, &err) < 0) {
+  if (conf_preset_expand(argc, argv, demo_has_option, demo_has_option, &pa, &err) < 0) {
     fprintf(stderr, "protsae demo: %s\n", err.msg);
     return 2;
   }
@@ -481,7 +488,7 @@ int cli_demo(int argc, char **argv) {
     } else if (el > 4 && !strcmp(emb + el - 4, ".npy")) {
       int64_t nid = 0;
       snprintf(ids_buf, sizeof ids_buf, "%s/input.ids", absw);
-      if (fasta_ids(fasta, ids_buf, &nid, &err) < 0) {
+      if (demo_fasta_ids(fasta, ids_buf, &nid, &err) < 0) {
         fprintf(stderr, "protsae demo: %s\n", err.msg);
         goto out;
       }
@@ -512,7 +519,7 @@ have_data:;
       cfgp[PATH_MAX + 32];
   if (need_stage("reader", reader, sizeof reader) || need_stage("trainer", trainer, sizeof trainer)) goto out;
   snprintf(sae_dir, sizeof sae_dir, "%s/sae", absw);
-  snprintf(best, sizeof best, "%s/latest", sae_dir);
+  demo_train_final(&check, sae_dir, best, sizeof best);
   snprintf(truth, sizeof truth, "%s/truth/directions.npy", synth_dir);
   int retrain = 1;
   int64_t train_steps = 0, train_rows = 0;
@@ -529,9 +536,9 @@ have_data:;
   }
   t1 = ps_mono_s();
   {
-    int64_t n_rows = 0;
+    int64_t n_rows = 0, n_val = 0;
     demo_train_plan_t plan;
-    if (demo_train_count_rows(emb, ids, &n_rows, &err) < 0 || demo_train_plan(cfg, n_rows, &plan, &err) < 0) {
+    if (demo_train_count_rows(cfg, emb, ids, &n_rows, &n_val, &err) < 0 || demo_train_plan(cfg, n_rows, &plan, &err) < 0) {
       fprintf(stderr, "protsae demo: %s\n", err.msg);
       goto out;
     }
@@ -557,13 +564,13 @@ have_data:;
              res.restarts > 1 ? "s" : "");
   }
   train_s = ps_mono_s() - t1;
-  if (demo_train_done(best, &train_steps, &train_rows, &err) < 0) {
+  if (demo_train_done(sae_dir, &train_steps, &train_rows, &err) < 0) {
     fprintf(stderr, "protsae demo: the finished training: %s\n", err.msg);
     goto out;
   }
   printf("      trained in %.0f s (%lld rows, %lld steps)\n", train_s, (long long)train_rows, (long long)train_steps);
 trained:;
-  if (isnan(train_s) && demo_train_done(best, &train_steps, &train_rows, &err) < 0)  // reused: its figures if it has them
+  if (isnan(train_s) && demo_train_done(sae_dir, &train_steps, &train_rows, &err) < 0)  // reused: its figures if it has them
     train_rows = 0, err.msg[0] = 0;
   recovery_t rec = {.planted_recovery_cos09 = NAN};
   if (user) {

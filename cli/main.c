@@ -17,6 +17,8 @@ typedef struct command {
 static const command_t user_commands[] = {
     {"demo", cli_demo, "end to end on the built-in planted dataset over real human proteins"},
     {"run", cli_run, "the same pipeline on your embeddings and settings: protsae run CONFIG"},
+    {"train", cli_train, "step 2 alone: reader -> trainer with the demo's recipe and keys, the SAE into --out"},
+    {"interpret", cli_interpret, "explain and score the units of an existing feature store (scorer <-> interpreters)"},
     {"synth", cli_synth, "generate embeddings with planted, known GO-term features"},
     {"embed", cli_embed, "native ESM2: FASTA + Hugging Face ESM2 checkpoint -> npy / safetensors representations"},
     {"enrich", cli_enrich, "GO enrichment of every SAE feature (and/or neuron) against the GO hierarchy"},

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "conf.h"
@@ -38,11 +37,6 @@ int cli_run(int argc, char **argv) {
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
   }
   const char *path = argv[1];
-  struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "protsae run: %s: is a directory, not a CONFIG file ('key = value' lines)\n", path);
-    return 2;
-  }
   conf_argv_t a = {0};
   ps_err_t err = {0};
   int status = 2;

@@ -28,7 +28,8 @@
 // not handle_pre_6_0_config). Hook names: ESM layer L >= 1 (representations[L], the output of
 // block L-1) is "blocks.{L-1}.hook_resid_post" (hook_layer L-1), layer 0 "hook_embed", an
 // unknown layer "protsae.layer_unknown" (hook_layer null). protsae's own fields (protsae_arch,
-// protsae_layer / protsae_target_layer in ESM numbering, protsae_level, the folded scales) sit at
+// protsae_layer / protsae_target_layer in ESM numbering, protsae_level, the folded scales, for a
+// transcoder protsae_target "delta" | "raw", what its decoder predicts) sit at
 // the top; SAELens ignores them. sae_load reads this layout, legacy SAELens directories
 // ("standard"/"relu", "topk", "jumprelu", "batchtopk"; activation_fn_kwargs.k or k; hook_name /
 // hook_layer at the top) and protsae directories written before (hook_layer in ESM numbering).
@@ -57,6 +58,8 @@ typedef struct sae_cfg {
   int transcoder;
   int32_t layer;                  // ESM2 layer the input comes from (-1 unknown)
   int32_t target_layer;           // transcoder target layer (-1)
+  int target_delta;               // transcoder: 1 = trained on target - input (h_{L+1} - h_L, cfg.json
+                                  // "protsae_target": "delta"), 0 = on the target rows ("raw")
   char level[16];                 // "protein" | "residue"
   char model_name[64];            // e.g. esm2_t12_35M_UR50D
 } sae_cfg_t;

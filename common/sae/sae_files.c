@@ -72,6 +72,7 @@ static char *cfg_json(const sae_cfg_t *c, float in_scale, float out_scale) {
   json_object_set_new(j, "protsae_level", json_string(c->level));
   json_object_set_new(j, "protsae_layer", json_integer(c->layer));
   json_object_set_new(j, "protsae_target_layer", json_integer(c->target_layer));
+  if (c->transcoder) json_object_set_new(j, "protsae_target", json_string(c->target_delta ? "delta" : "raw"));
   json_object_set_new(j, "protsae_in_scale_folded", json_real(in_scale));
   json_object_set_new(j, "protsae_out_scale_folded", json_real(out_scale));
   char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -169,10 +170,9 @@ int sae_load(sae_t **out, const char *dir, ps_err_t *err) {
   sae_cfg_default(&c);
   const char *sl_arch = jstr(j, "architecture");
   const char *arch = jstr(j, "protsae_arch");
-  int tc_arch = 0;
+  size_t al = sl_arch ? strlen(sl_arch) : 0;
+  int tc_arch = al >= 10 && !strcmp(sl_arch + al - 10, "transcoder");  // also beside protsae_arch (d_in = d_out)
   if (!arch && sl_arch) {
-    size_t al = strlen(sl_arch);
-    tc_arch = al >= 10 && !strcmp(sl_arch + al - 10, "transcoder");
     arch = !strcmp(sl_arch, "transcoder") ? "relu" : !strcmp(sl_arch, "jumprelu_transcoder") ? "jumprelu"
            : !strcmp(sl_arch, "topk_transcoder") ? "topk" : sl_arch;
   }
@@ -208,6 +208,8 @@ int sae_load(sae_t **out, const char *dir, ps_err_t *err) {
     c.layer = (int32_t)jint(j, "protsae_layer", hl);
   }
   c.target_layer = (int32_t)jint(j, "protsae_target_layer", hook_layer_of(jstr(j, "hook_name_out")));
+  const char *tm = jstr(j, "protsae_target");  // absent (SAELens' own transcoders): raw
+  c.target_delta = c.transcoder && tm && !strcmp(tm, "delta");
   const char *lv = jstr(j, "protsae_level");
   if (lv) snprintf(c.level, sizeof c.level, "%s", lv);
   const char *mn = jstr(meta, "model_name");

@@ -29,8 +29,11 @@ static const ps_config_entry_t table[] = {
     {"target-format", NULL, "format of --target"},
     {"target-ids", NULL, "ids of --target, one per row (npy / single-matrix safetensors; default: --ids)"},
     {"target-layer", "-1", "layer of --target"},
+    {"target-mode", "delta", "transcoder target: delta = target - input (h_{L+1} - h_L: the reference study's; needs "
+                             "equal dimensions) | raw = the target rows as they are"},
     {"epochs", "1", "passes over the data (--emb)"},
-    {"val-fraction", "0.1", "share of proteins held out for validation (--emb)"},
+    {"val-fraction", "0.1", "share of proteins held out for validation (--emb; --in: the reader's split, checked: "
+                            "a warning when > 0 and the stream flags none)"},
     {"split-seed", "1", "seed of the train/validation split (--emb)"},
     {"skip-nonfinite", "1", "skip (and count) rows with NaN/Inf instead of stopping"},
     {"in", NULL, "instead of --emb: endpoint to pull EmbeddingBatches from (@ binds, > connects)"},
@@ -105,7 +108,7 @@ static const ps_config_entry_t table[] = {
 // ---- options ------------------------------------------------------------------------------------
 typedef struct {
   // source
-  const char *emb, *format, *fasta, *ids, *offsets, *level, *target, *target_format, *target_ids;
+  const char *emb, *format, *fasta, *ids, *offsets, *level, *target, *target_format, *target_ids, *target_mode;
   int64_t layer, target_layer, epochs, split_seed;
   double val_fraction;
   int skip_nonfinite;
@@ -136,7 +139,7 @@ static int read_args(const ps_config_t *cfg, trainer_args_t *a, ps_err_t *err) {
       PS_CFG_STR("emb", &a->emb), PS_CFG_STR("format", &a->format), PS_CFG_STR("fasta", &a->fasta),
       PS_CFG_STR("ids", &a->ids), PS_CFG_STR("offsets", &a->offsets), PS_CFG_STR("level", &a->level),
       PS_CFG_I64("layer", &a->layer), PS_CFG_STR("target", &a->target), PS_CFG_STR("target-format", &a->target_format),
-      PS_CFG_STR("target-ids", &a->target_ids),
+      PS_CFG_STR("target-ids", &a->target_ids), PS_CFG_STR("target-mode", &a->target_mode),
       PS_CFG_I64("target-layer", &a->target_layer), PS_CFG_I64("epochs", &a->epochs),
       PS_CFG_F64("val-fraction", &a->val_fraction), PS_CFG_I64("split-seed", &a->split_seed),
       PS_CFG_BOOL("skip-nonfinite", &a->skip_nonfinite), PS_CFG_STR("in", &a->wire.endpoint),
@@ -229,6 +232,11 @@ static int trainer_opts_from_args(const trainer_args_t *a, trainer_opts_t *o, ps
   o->out_dir = a->out;
   o->resume = a->resume;
   o->keep_ckpts = (int)a->keep;
+  if (strcmp(a->target_mode, "delta") && strcmp(a->target_mode, "raw"))
+    return ps_err_set(err, PS_ECONFIG, "--target-mode %s: expected delta or raw", a->target_mode);
+  o->target_delta = !strcmp(a->target_mode, "delta");
+  o->input_name = a->emb ? a->emb : "of the stream (the reader's --emb)";
+  o->target_name = a->target ? a->target : "of the stream (the reader's --target)";
   return 0;
 }
 
@@ -373,6 +381,9 @@ int main(int argc, char **argv) {
     if (rep.stopped == 2) PS_ERROR("protsae-trainer: diverged: %s (last good checkpoint: %s/latest)", err.msg, o.out_dir);
     goto fail;
   }
+  if (a.wire.endpoint && a.val_fraction > 0 && rep.val_rows == 0)
+    PS_WARN("trainer: --val-fraction %g but the stream flagged no validation proteins (the reader's --val-fraction): "
+            "no validation, no best checkpoint", a.val_fraction);
   print_report(&rep, o.out_dir, &fs);
   rc = 0;
   goto out;

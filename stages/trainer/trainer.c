@@ -266,6 +266,7 @@ static int setup_model(run_t *r, int64_t d, int64_t od, ps_err_t *err) {
   c.d_in = d;
   c.d_out = od;
   c.transcoder = r->has_target;
+  c.target_delta = r->has_target && o->target_delta;
   c.apply_b_dec_to_input = !r->has_target && c.apply_b_dec_to_input;
   int rc = sae_new(&r->s, &c, err);
   if (rc) return rc;
@@ -309,6 +310,11 @@ static int load_state(run_t *r, ps_err_t *err) {
                     (long long)b->d_sae, (long long)b->d_out, b->k);
     sae_free(&ls);
     return rc;
+  }
+  if (a->target_delta != b->target_delta) {
+    sae_free(&ls);
+    return ps_err_set(err, PS_EMISMATCH, "resume: %s was trained on the %s target; the options ask for --target-mode %s",
+                      dir, a->target_delta ? "delta" : "raw", b->target_delta ? "delta" : "raw");
   }
   sae_free(&ls);
   snprintf(path, sizeof path, "%s/trainer_state.safetensors", dir);
@@ -642,6 +648,13 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
   if (got < 0) return got;
   if (got == 0) return ps_err_set(err, PS_ETRUNC, "trainer: the stream is empty");
   r.has_target = b.target != NULL && b.target_dim > 0;
+  if (r.has_target && o->target_delta && b.dim != b.target_dim) {
+    rc = ps_err_set(err, PS_EDIM, "trainer: --target-mode delta (target - input) needs equal dimensions: input %s "
+                    "has %u, target %s has %u (--target-mode raw trains on the target as it is)",
+                    o->input_name ? o->input_name : "(stream)", b.dim, o->target_name ? o->target_name : "(stream)",
+                    b.target_dim);
+    goto out;
+  }
   if ((rc = setup_model(&r, b.dim, r.has_target ? b.target_dim : b.dim, err))) goto out;
   if (o->resume && o->out_dir) {
     if ((rc = load_state(&r, err)) < 0) goto out;
@@ -690,6 +703,8 @@ int trainer_run(const trainer_opts_t *o, const trainer_hooks_t *h, ps_pool_t *po
         r.consumed = (int64_t)i + 1;
         memcpy(row, b.rows + (size_t)i * r.d, (size_t)r.d * sizeof(float));
         if (r.has_target) memcpy(row + r.d, b.target + (size_t)i * r.od, (size_t)r.od * sizeof(float));
+        if (r.has_target && o->target_delta)
+          for (int64_t k = 0; k < r.d; k++) row[r.d + k] -= row[k];
         int finite = 1;
         for (int64_t k = 0; k < r.w; k++) finite &= isfinite(row[k]) != 0;
         if (!finite) {

@@ -54,6 +54,12 @@ typedef struct trainer_opts {
   const char *out_dir;
   int resume;
   int keep_ckpts;              // besides best
+  // Transcoder target (a stream with target rows): 1 = delta, the target row minus the input row
+  // (h_{L+1} - h_L, per row: mean-pooled rows at protein level, per residue at residue level),
+  // taken at intake so training, validation, scales and the saved cfg.json ("protsae_target")
+  // all see it; needs d_in == d_out. 0 = raw, the target rows as they come.
+  int target_delta;
+  const char *input_name, *target_name;  // where input and target come from, for errors (may be NULL)
 } trainer_opts_t;
 
 void trainer_opts_default(trainer_opts_t *o);

@@ -30,6 +30,8 @@ lr = 2e-3
 lr-decay = 0.5
 tie-coeff = 0
 dead-steps = 50
+val-fraction = 0.1          # validation proteins flagged by the training reader
+save-best = 1               # ... and the checkpoint of the lowest validation MSE is the SAE encoded
 
 n-interpret = 20
 batch-rows = 128
@@ -49,15 +51,25 @@ done
 grep -q '"k": *6' "$T/w/sae/latest/cfg.json" || fail "--k 6 after CONFIG did not override k = 8"
 grep -q '"d_sae": *256' "$T/w/sae/latest/cfg.json" || fail "d-sae = 256 from CONFIG not used"
 grep -q '"architecture": *"topk"' "$T/w/sae/latest/cfg.json" || fail "arch = topk from CONFIG not used"
-# the training keys in the trainer's effective configuration: 3 epochs of the 3,000 proteins in
-# batches of 128 = 71 steps, lr decaying over the last half of them (36); no validation split
-for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=71" "decay-steps=36" "tie-coeff=0" "k=6" "dead-steps=50" \
-         "l1-warmup-steps=0"; do
+# the training keys in the trainer's effective configuration: 3 epochs of the 3,000 proteins less
+# the validation ones (N) in batches of 128 = ceil(3N / 128) steps, lr decaying over the last half
+n=$(sed -n 's/.*3 epochs x \([0-9]*\) proteins = \([0-9]*\) rows.*/\1/p' "$T/out")
+[ -n "$n" ] && [ "$n" -gt 2500 ] && [ "$n" -lt 2900 ] || fail "training proteins '$n': expected about 90% of 3000"
+steps=$(( (3 * n + 127) / 128 )); decay=$(( (steps + 1) / 2 ))
+for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=$steps" "decay-steps=$decay" "tie-coeff=0" "k=6" \
+         "dead-steps=50" "l1-warmup-steps=0"; do
   grep -q "config $c origin=flag" "$T/w/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
 done
-grep -q "config val-fraction=0 origin=flag" "$T/w/logs/train-reader.log" || fail "the training reader splits off validation"
-grep -q "^train_rows: 9000$" "$T/out" || fail "train_rows: expected 3 x 3000"
-grep -q "3 epochs x 3000 proteins = 9000 rows" "$T/out" || fail "step 2 does not print the plan"
+for f in train-reader trainer; do
+  grep -q "config val-fraction=0.1 origin=flag" "$T/w/logs/$f.log" || fail "$f got no val-fraction"
+done
+grep -q "^train_rows: $((3 * n))$" "$T/out" || fail "train_rows: expected 3 x $n"
+# save-best: the SAE encoded is sae/best, the step of the lowest validation MSE in metrics.jsonl
+m=$T/w/sae/metrics.jsonl
+min_step=$(grep '"kind":"eval"' "$m" | sed 's/.*"step":\([0-9]*\).*"val_mse":\([0-9.e+-]*\).*/\2 \1/' | sort -g | head -1 | cut -d' ' -f2)
+[ "$(readlink "$T/w/sae/best")" = "$(printf 'ckpt-%010d' "$min_step")" ] || fail "sae/best is not step $min_step"
+grep -q "SAE $T/w/sae/best: d_in" "$T/w/logs/features-encoder-0.log" || fail "the encoder did not use sae/best"
+grep -q "^sae: $T/w/sae/best " "$T/out" || fail "the run does not report sae/best"
 "$P" features --db "$T/w/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"
 [ -s "$T/w/report.html" ] || fail "no report"
 # one supervisor ran the stages: their logs, one encoder (encoders = 1), nothing left running
