@@ -35,6 +35,10 @@ batch-rows = 128
 encoders = 1
 scorers = 2                 # the feature stores sharded over two scorers (a front + 2 shards)
 mode = offline
+interp-explain-frac = 0.75  # the interpretation keys reach the scorer and the interpreter
+interp-neuron-scaling = minmax
+interp-go-by-namespace = 1
+interp-model = claude-3-5-sonnet-20240620
 CONF
 "$P" run "$T/run.conf" --k 6 >"$T/out" 2>"$T/err" || { tail -30 "$T/out" "$T/err"; fail "protsae run"; }
 cat "$T/out"
@@ -54,6 +58,16 @@ for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=71" "decay-steps=3
   grep -q "config $c origin=flag" "$T/w/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
 done
 grep -q "config val-fraction=0 origin=flag" "$T/w/logs/train-reader.log" || fail "the training reader splits off validation"
+for c in "interp-explain-frac=0.75" "interp-neuron-scaling=minmax"; do
+  for f in features-scorer neurons-scorer features-interpreter neurons-interpreter; do
+    grep -q "config $c origin=flag" "$T/w/logs/$f.log" || fail "$f did not get --${c/=/ }"
+  done
+done
+for c in "interp-go-by-namespace=1" "model=claude-3-5-sonnet-20240620" "uniprot-flat=auto"; do
+  grep -q "config $c origin=flag" "$T/w/logs/features-interpreter.log" || fail "the interpreter did not get --${c/=/ }"
+done
+grep -A1 '^interpret_mode: offline$' "$T/out" | grep -q '^features_mean_r: ' ||
+  fail "no 'interpret_mode: offline' line just before features_mean_r"
 grep -q "^train_rows: 9000$" "$T/out" || fail "train_rows: expected 3 x 3000"
 grep -q "3 epochs x 3000 proteins = 9000 rows" "$T/out" || fail "step 2 does not print the plan"
 "$P" features --db "$T/w/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"

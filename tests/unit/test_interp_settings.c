@@ -23,6 +23,7 @@
 #include "db.h"
 #include "fixture.h"
 #include "llm_test_server.h"
+#include "npy.h"
 #include "offline.h"
 #include "pfam.h"
 #include "protocol.h"
@@ -427,21 +428,13 @@ static void test_process_settings(void **state) {
   for (int i = 0; i < 300; i++) fprintf(f, "Q%05d\n", i);
   fclose(f);
   fx_path(npy, sizeof npy, "neurons.npy");
-  f = fopen(npy, "wb");
-  char hdr[128];
-  memset(hdr, ' ', sizeof hdr);
-  int hl = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '<f4', 'fortran_order': False, 'shape': (300, 1), }");
-  hdr[10 + hl] = ' ';
-  memcpy(hdr, "\x93NUMPY\x01\x00", 8);
-  hdr[8] = (char)(128 - 10);
-  hdr[9] = 0;
-  hdr[127] = '\n';
-  fwrite(hdr, 1, 128, f);
-  for (int i = 0; i < 300; i++) {
-    float v = i % 3 == 0 ? 1.0f + (float)(i % 17) : -1.0f - (float)(i % 13);
-    fwrite(&v, 4, 1, f);
-  }
-  fclose(f);
+  float col[300];
+  for (int i = 0; i < 300; i++) col[i] = i % 3 == 0 ? 1.0f + (float)(i % 17) : -1.0f - (float)(i % 13);
+  npy_writer_t *w = NULL;
+  ps_err_t err = {0, {0}};
+  assert_int_equal(npy_writer_open(&w, npy, NPY_F32, 1, &err), 0);
+  assert_int_equal(npy_writer_append_f32(w, col, 300, &err), 0);
+  assert_int_equal(npy_writer_close(&w, &err), 0);
   fx_path(tsv, sizeof tsv, "pfam.tsv");
   write_file(tsv, "PF00005\tABC_tran_table\n");
   fx_path(out, sizeof out, "out");
