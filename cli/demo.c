@@ -636,7 +636,7 @@ trained:;
   printf("[5/6] explaining %s features and %s neurons, scored on held-out proteins (protsae-interpreter); the r "
          "figures come from the mode below\n", ps_config_str(cfg, "n-interpret"), ps_config_str(cfg, "n-interpret"));
   if (ff.mode[0])
-    printf("      mode: %s%s\n", ff.mode, !strcmp(ff.mode, "offline") ? " (OFFLINE: no LLM, annotation-enrichment explanations)" : "");
+    printf("      mode: %s%s\n", ff.mode, !strcmp(ff.mode, "offline") ? " (OFFLINE: no LLM, explanations from the shown proteins' annotations)" : "");
   if (ff.interp && nf.interp) print_interp_table(ff.interp, nf.interp);
   else printf("      (no interpretation summary in %s)\n", ff.interp ? nstore : fstore);
   double fgo = jnum(ff.enrich, "frac_alive_with_term"), ngo = jnum(nf.enrich, "frac_alive_with_term");
