@@ -37,6 +37,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "config.h"
+#include "demo_interp.h"
 #include "demo_train.h"
 #include "emb.h"
 #include "fasta.h"
@@ -93,6 +94,7 @@ static const ps_config_entry_t table[] = {
     {"n-interpret", "200", "features and neurons explained and scored (each)"},
     {"holdout", "0.1", "share of proteins held out of the GO enrichment and annotated in step 6 (seeded by --seed)"},
     {"mode", "auto", "interpreter: auto (Claude when ANTHROPIC_API_KEY is set, else offline) | offline | anthropic"},
+    DEMO_INTERP_ENTRIES,
     {"emb", NULL, "your own protein-level embeddings (npy, safetensors, h5, pt) instead of the planted dataset "
                   "(protsae run CONFIG); needs --fasta"},
     {"fasta", NULL, "the FASTA of --emb (ids are checked against it)"},
@@ -184,6 +186,7 @@ static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_r
 typedef struct encode_args {
   const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
   int n_enc, n_sc;
+  const ps_config_t *cfg;  // the interpretation settings (demo_interp.h)
 } encode_args_t;
 
 // The encode topology of `name` ("features": encoders --sae; "neurons": --neurons 1): reader ->
@@ -263,6 +266,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   topo_arg(t, x, "--mode", "%s", a->mode);
   topo_arg(t, x, "--cache", "%s/llm-cache-%s", w, name);
   topo_arg(t, x, "--producer", "interp-%s-0", name);
+  demo_interp_args(t, s, x, a->cfg);
   sv_result_t res;
   rc = topo_run(t, name, port, 0, &res);
   if (rc == 0 && res.restarts)
@@ -415,6 +419,7 @@ int cli_demo(int argc, char **argv) {
   conf_argv_free(&pa);  // the option parser keeps copies
   if (crc >= 0) return crc;
   int status = 1, regen = 0, rc;
+  char imode[96] = "";  // the mode of the explanations behind features_mean_r / neurons_mean_r
   int64_t n_enc = 2, n_sc = 1;
   char work[PATH_MAX], synth_dir[PATH_MAX], meta[PATH_MAX], datadir[PATH_MAX], emb[PATH_MAX], fasta[PATH_MAX],
       absw[PATH_MAX], logs[PATH_MAX + 8];
@@ -630,7 +635,7 @@ trained:;
   encode_args_t ea = {.work = absw, .emb = emb, .fasta = fasta, .ids = ids, .sae = best,
                       .batch_rows = ps_config_str(cfg, "batch-rows"), .store = fstore, .datadir = datadir,
                       .hold_ids = n_held ? hold_ids : NULL, .mode = ps_config_str(cfg, "mode"),
-                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc};
+                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc, .cfg = cfg};
   if ((rc = encode_topology("features", &ea)) != 0) {
     status = rc;
     goto out;
@@ -652,14 +657,15 @@ trained:;
   else printf("      (no enrichment summary in %s)\n", ff.enrich ? nstore : fstore);
 
   // [5/6] interpretation: explanations scored on held-out proteins, features vs neurons
-  printf("[5/6] explaining %s features and %s neurons, scored on held-out proteins (protsae-interpreter)\n",
-         ps_config_str(cfg, "n-interpret"), ps_config_str(cfg, "n-interpret"));
+  printf("[5/6] explaining %s features and %s neurons, scored on held-out proteins (protsae-interpreter); the r "
+         "figures come from the mode below\n", ps_config_str(cfg, "n-interpret"), ps_config_str(cfg, "n-interpret"));
   if (ff.mode[0])
-    printf("      mode: %s%s\n", ff.mode, !strcmp(ff.mode, "offline") ? " (OFFLINE: no LLM, annotation-enrichment explanations)" : "");
+    printf("      mode: %s%s\n", ff.mode, !strcmp(ff.mode, "offline") ? " (OFFLINE: no LLM, explanations from the shown proteins' annotations)" : "");
   if (ff.interp && nf.interp) print_interp_table(ff.interp, nf.interp);
   else printf("      (no interpretation summary in %s)\n", ff.interp ? nstore : fstore);
   double fgo = jnum(ff.enrich, "frac_alive_with_term"), ngo = jnum(nf.enrich, "frac_alive_with_term");
   double fr = jnum(ff.interp, "mean_r"), nr = jnum(nf.interp, "mean_r");
+  snprintf(imode, sizeof imode, "%s", ff.mode);
   store_figs_free(&ff);
   store_figs_free(&nf);
 
@@ -748,7 +754,7 @@ trained:;
   printf("planted_recovery_cos09: %.4f\n", rec.planted_recovery_cos09);
   printf("train_seconds: %.1f\ntrain_rows: %lld\n", train_s, (long long)train_rows);
   printf("features_with_go_fraction: %.4f\nneurons_with_go_fraction: %.4f\n", fgo, ngo);
-  printf("features_mean_r: %.4f\nneurons_mean_r: %.4f\n", fr, nr);
+  printf("interpret_mode: %s\nfeatures_mean_r: %.4f\nneurons_mean_r: %.4f\n", imode[0] ? imode : "none", fr, nr);
   printf("annotate_heldout_proteins: %lld\nannotate_evaluated_proteins: %.0f\n", (long long)n_held, n_eval);
   printf("annotate_precision: %.4f\nannotate_recall: %.4f\nannotate_threshold: %.2f\nannotate_fmax: %.4f\n",
          fm[0].precision, fm[0].recall, fm[0].tau, fm[0].fmax);

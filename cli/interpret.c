@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "demo_interp.h"
 #include "featstore.h"
 #include "topo.h"
 #include "verb.h"
@@ -28,7 +29,9 @@ static const ps_config_entry_t own[] = {
     {"interpreters", "1", "interpreter processes sharing the requests"},
     {NULL, NULL, NULL},
 };
-static const char *const keys[] = {"data", "mode", "n-interpret", NULL};  // the demo's (cli/demo.c)
+static const char *const keys[] = {"data", "mode", "n-interpret", "interp-explain-frac", "interp-go-by-namespace",
+                                   "interp-neuron-scaling", "interp-model", "pfam-names", "uniprot-flat", "preset",
+                                   NULL};  // the demo's (cli/demo.c)
 static ps_config_entry_t table[VERB_MAX_KEYS + 1];
 
 // The store's "interp/summary" (NULL when absent) and the explanations' mode ("" when none).
@@ -111,6 +114,7 @@ static int interpret_main(ps_config_t *cfg) {
     topo_arg(t, x, "--mode", "%s", ps_config_str(cfg, "mode"));
     topo_arg(t, x, "--cache", "%s/llm-cache", absw);
     topo_arg(t, x, "--producer", "interp-%lld", (long long)i);
+    demo_interp_args(t, s, x, cfg);  // the scorer's share again each time: the same values
   }
   printf("protsae interpret: %s (%s): protsae-scorer <-> %lld x protsae-interpreter, %s units\n", db,
          neurons ? "neurons" : "features", (long long)n_int, ps_config_str(cfg, "n-interpret"));

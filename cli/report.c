@@ -407,7 +407,7 @@ int cli_report(int argc, char **argv) {
   esc(o, w);
   fprintf(o, "</code></p>\n");
   if (offline)
-    fputs("<p class=off>Explanations are OFFLINE (no LLM): built from enriched GO terms, Pfam families and gene names; "
+    fputs("<p class=off>Explanations are OFFLINE (no LLM): from the annotations of the proteins a model would be shown; "
           "their scores are a baseline, not Claude's.</p>\n", o);
 
   // summary

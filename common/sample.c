@@ -28,6 +28,7 @@ void ps_sample_opts_default(ps_sample_opts_t *o) {
   o->min_active = 34;
   o->active_threshold = 0;
   o->seed = 1;
+  o->explain_frac = 0.5;
 }
 
 int ps_sample_parse_bins(const char *s, int bins[PS_SAMPLE_BINS]) {
@@ -147,13 +148,17 @@ int ps_sample_unit(const ps_sample_opts_t *o, float *act, size_t n, size_t unit,
   s->held_act = ps_xmalloc(total * sizeof *s->held_act);
   s->shown_bin = ps_xmalloc(total * sizeof *s->shown_bin);
   s->held_bin = ps_xmalloc(total * sizeof *s->held_bin);
-  size_t parity = rng_below(&r, 2);
+  // pick j is shown when floor((j + 1) f + off) > floor(j f + off): explain_frac f of the picks,
+  // spread evenly; the seeded start off makes f 0.5 alternate from a random first half
+  double f = o->explain_frac > 0 && o->explain_frac < 1 ? o->explain_frac : 0.5;
+  double off = rng_below(&r, 2) == 0 ? 1.0 - f : 0.0;
+  size_t pick = 0;
   for (int g = 0; g <= PS_SAMPLE_BINS; g++) {
     choose(&r, grp[g], cnt[g], take[g]);  // random picks in random order
-    for (size_t k = 0; k < take[g]; k++, parity++) {
+    for (size_t k = 0; k < take[g]; k++, pick++) {
       int64_t row = grp[g][k];
       float v = (act[row] - lo) / range;
-      if (parity % 2 == 0) {
+      if (floor((double)(pick + 1) * f + off) > floor((double)pick * f + off)) {
         s->shown[s->n_shown] = row;
         s->shown_act[s->n_shown] = v;
         s->shown_bin[s->n_shown++] = g;

@@ -6,8 +6,9 @@
 // active_threshold; a unit with fewer than min_active active proteins, or constant, is skipped;
 // active proteins are sampled across five equal-width bins of the scaled activation, top bin first
 // (quotas bins[], a short bin passes its shortfall down, then back up), plus n_inactive inactive
-// ones; the sample is split in halves, alternating within each bin from a seeded start: the shown
-// half sorted by activation, the held-out half shuffled. The generator is seeded by (seed, unit):
+// ones; the sample is split into a shown part (explain_frac of it, 0.5 = halves) and a held-out
+// part, spread evenly along the picks of each bin from a seeded start (at 0.5: alternating): the
+// shown part sorted by activation, the held-out part shuffled. The generator is seeded by (seed, unit):
 // a unit's sample does not depend on which other units are analysed.
 // Memory: O(n) per call (bins of row indices).
 #ifndef PS_SAMPLE_H
@@ -25,6 +26,7 @@ typedef struct ps_sample_opts {
   double active_threshold;   // 0
   int relu;                  // apply ReLU first (neurons)
   uint64_t seed;             // 1
+  double explain_frac;       // share of the sample shown for the explanation, in (0, 1) (0.5)
 } ps_sample_opts_t;
 
 void ps_sample_opts_default(ps_sample_opts_t *o);

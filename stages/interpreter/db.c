@@ -110,6 +110,8 @@ void interp_db_destroy(interp_db_t **dbp) {
   for (size_t i = 0; i < db->n_stem_names; i++) free(db->stem_names[i]);
   free(db->pfam_names);
   free(db->stem_names);
+  for (size_t i = 0; i < db->n_pfam_labels; i++) free(db->pfam_labels[i]);
+  free(db->pfam_labels);
   db_priv_t *pv = db->index;
   if (pv) {
     strmap_destroy(&pv->acc);
@@ -121,6 +123,12 @@ void interp_db_destroy(interp_db_t **dbp) {
   go_ontology_destroy(&db->go);
   free(db);
   *dbp = NULL;
+}
+
+int32_t interp_db_pfam_index(const interp_db_t *db, const char *pf) {
+  const db_priv_t *pv = db->index;
+  uint64_t v;
+  return pv && strmap_get(pv->pfam, pf, &v) ? (int32_t)v : -1;
 }
 
 static int add_row(void *ctx, const ps_protein_row_t *row, ps_err_t *err) {

@@ -32,6 +32,8 @@ typedef struct interp_db {
   size_t n_pfam_names, n_stem_names;
   char **pfam_names, **stem_names;
   void *index;                    // accession -> protein (private)
+  size_t n_pfam_labels;           // pfam_labels[0..n): family names ("7tm_1") or NULL (pfam.h)
+  char **pfam_labels;
 } interp_db_t;
 
 // Load a data directory. Errors name the file and line. with_seq: also read proteins.fasta(.gz).
@@ -43,6 +45,8 @@ size_t interp_db_add(interp_db_t *db, const char *acc, const char *gene, const c
 void interp_db_destroy(interp_db_t **db);
 // Index of an accession or -1.
 int64_t interp_db_find(const interp_db_t *db, const char *acc);
+// Index of a Pfam family id ("PF00001") in db->pfam_names or -1.
+int32_t interp_db_pfam_index(const interp_db_t *db, const char *pf);
 // Gene-name stem: the leading letters of a gene symbol before its first digit (ZNF268 -> ZNF,
 // OR5A1 -> OR), at least 2 letters; "" when none. out has cap bytes.
 void interp_gene_stem(const char *gene, char *out, size_t cap);

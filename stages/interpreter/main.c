@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "npysrc.h"
+#include "pfam.h"
 #include "service.h"
 #include "wire.h"
 #include "protocol.h"
@@ -36,7 +37,8 @@ static const ps_config_entry_t table[] = {
     {"results", NULL, "pipeline mode: where InterpretResults go (PUSH; the scorer's --in, e.g. >tcp://scorer:5557)"},
     {"hwm", "4", "pipeline mode: requests queued per peer"},
     {"features", NULL, "file mode: SAE feature activations, a .npy (proteins x features) with --ids"},
-    {"neurons", NULL, "file mode: neuron baseline, a .npy of the embeddings (proteins x d; ReLU applied) with --ids"},
+    {"neurons", NULL, "file mode: neuron baseline, a .npy of the embeddings (proteins x d; scaled as "
+                      "--interp-neuron-scaling says) with --ids"},
     {"ids", NULL, "accession of each row of the .npy inputs, one a line (stores carry their ids)"},
     {"data", "../shared/data/human-swissprot", "data dir: proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz"},
     {"out", "protsae-interp", "output dir: features.jsonl, neurons.jsonl, summary.json (file mode); the default cache"},
@@ -48,7 +50,17 @@ static const ps_config_entry_t table[] = {
     {"n-inactive", "15", "file mode: inactive proteins per unit"},
     {"min-active", "34", "file mode: skip units with fewer active proteins"},
     {"active-threshold", "0", "file mode: active = activation > this"},
-    {"go-terms", "12", "GO term names per protein in prompts"},
+    {"go-terms", "12", "GO term names per protein in prompts (per namespace with --interp-go-by-namespace 1)"},
+    {"interp-go-by-namespace", "1", "GO terms in prompts in biological process / molecular function / cellular "
+                                    "component sections (1, as the reference study lists them) or one list (0)"},
+    {"interp-explain-frac", "0.5", "file mode: share of a unit's sampled proteins shown for the explanation, the "
+                                   "rest predicted (the reference study: 0.75; pipeline mode: the scorer's option)"},
+    {"interp-neuron-scaling", "relu", "file mode: neuron activations: relu (ReLU, then min-max to [0, 1]) | minmax "
+                                      "(min-max over the raw values, no ReLU: the reference study's); pipeline "
+                                      "mode: the scorer's option"},
+    {"pfam-names", NULL, "Pfam names table (TSV: PF00001<TAB>7tm_1[<TAB>description]): prompts show PF00001 (7tm_1)"},
+    {"uniprot-flat", "auto", "UniProt flat file(s) (.dat[.gz], a file or a directory) whose 'DR   Pfam;' lines name "
+                             "the families; auto = those in DATA, DATA/uniprot-flat, DATA/../uniprot-flat; '' = none"},
     {"with-sequence", "0", "show sequences in prompts (reads proteins.fasta.gz)"},
     {"mode", "auto", "auto (anthropic when a key is set, else offline) | anthropic | openai | offline"},
     {"model", "claude-sonnet-4-5", "model name (Anthropic alias; for --mode openai, the local server's model)"},
@@ -221,6 +233,19 @@ out:
   return rc;
 }
 
+// Pfam family names for the prompts (pfam.h): the table, then the flat files.
+static int pfam_setup(interp_db_t *db, const ps_config_t *cfg, ps_err_t *err) {
+  char flat[8192];
+  size_t named = 0;
+  const char *tsv = ps_config_str(cfg, "pfam-names");
+  int rc = interp_pfam_find_flat(ps_config_str(cfg, "uniprot-flat"), ps_config_str(cfg, "data"), flat, sizeof flat, err);
+  if (rc == 0) rc = interp_pfam_load(db, tsv, flat, &named, err);
+  if (rc == 0)
+    PS_INFO("pfam names: %zu of %zu families named (pfam-names=%s uniprot-flat=%s)", named, db->n_pfam_names,
+            tsv && tsv[0] ? tsv : "-", flat[0] ? flat : "-");
+  return rc;
+}
+
 static void print_row(const char *key, const char *fmt, double a, double b, int have_a, int have_b) {
   char x[64] = "-", y[64] = "-";
   if (have_a) snprintf(x, sizeof x, fmt, a);
@@ -260,7 +285,8 @@ int main(int argc, char **argv) {
   llm_opts_t lo;
   llm_opts_default(&lo);
   int64_t nf, nn, seed, ninact, minact, goterms, withseq, maxtok, par, timeout, retries, backoff, mport, hwm, stall;
-  double thr, temp, rpm, tpm;
+  int64_t byns;
+  double thr, temp, rpm, tpm, efrac;
   const ps_config_bind_t opts[] = {
       PS_CFG_I64("n-features", &nf),      PS_CFG_I64("n-neurons", &nn),         PS_CFG_I64("seed", &seed),
       PS_CFG_I64("n-inactive", &ninact),  PS_CFG_I64("min-active", &minact),    PS_CFG_I64("go-terms", &goterms),
@@ -268,7 +294,8 @@ int main(int argc, char **argv) {
       PS_CFG_I64("timeout-ms", &timeout), PS_CFG_I64("max-retries", &retries),  PS_CFG_I64("backoff-ms", &backoff),
       PS_CFG_I64("metrics-port", &mport), PS_CFG_I64("hwm", &hwm),              PS_CFG_I64("health-stall-s", &stall),
       PS_CFG_F64("active-threshold", &thr), PS_CFG_F64("temperature", &temp),  PS_CFG_F64("rpm", &rpm),
-      PS_CFG_F64("tpm", &tpm),
+      PS_CFG_F64("tpm", &tpm),            PS_CFG_F64("interp-explain-frac", &efrac),
+      PS_CFG_I64("interp-go-by-namespace", &byns),
       {0},
   };
   if (ps_config_read(cfg, opts, &err) < 0) goto fail;
@@ -284,6 +311,15 @@ int main(int argc, char **argv) {
   o.sample.n_inactive = (int)ninact;
   o.sample.min_active = (int)minact;
   o.sample.active_threshold = thr;
+  const char *nscale = ps_config_str(cfg, "interp-neuron-scaling");
+  if (!(efrac > 0 && efrac < 1) || (byns != 0 && byns != 1) || (strcmp(nscale, "relu") && strcmp(nscale, "minmax"))) {
+    ps_err_set(&err, PS_ECONFIG, "--interp-explain-frac %g: between 0 and 1 (exclusive); --interp-go-by-namespace: 0 "
+                                 "or 1; --interp-neuron-scaling '%s': relu or minmax", efrac, nscale);
+    goto fail;
+  }
+  o.sample.explain_frac = efrac;
+  o.go_by_namespace = (int)byns;
+  int neuron_relu = !strcmp(nscale, "relu");
   o.max_go_terms = (int)goterms;
   o.with_sequence = (int)withseq;
   // mode and key
@@ -308,7 +344,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode_s, "auto") && !key) {
       offline = 1;
-      PS_WARN("no API key (ANTHROPIC_API_KEY or --key-file): running OFFLINE (explanations from enriched annotations, no LLM)");
+      PS_WARN("no API key (ANTHROPIC_API_KEY or --key-file): running OFFLINE (explanations from the shown proteins' annotations, no LLM)");
     }
   }
   if (ps_metrics_start(&mx.m, "interpreter", ps_config_str(cfg, "producer"), ps_config_str(cfg, "metrics-bind"),
@@ -379,6 +415,7 @@ int main(int argc, char **argv) {
     PS_INFO("llm endpoint=%s model=%s key=%s cache=%s", llm_endpoint(llm), lo.model, key ? "set" : "none", cp);
   }
   if (interp_db_load(&db, ps_config_str(cfg, "data"), o.with_sequence, &err) < 0) goto fail;
+  if (pfam_setup(db, cfg, &err) < 0) goto fail;
   if (service) {
     if (!db->go) {
       ps_err_set(&err, PS_ENOTFOUND, "%s: no GO ontology in the data directory (go*.obo[.gz])", ps_config_str(cfg, "data"));
@@ -402,7 +439,7 @@ int main(int argc, char **argv) {
     ps_metrics_set(mx.m, m_units, (double)sf.n_selected);
   }
   if (neurons) {
-    if (run_kind(neurons, ids, "neuron", 1, (size_t)nn, &o, db, &ro, out_dir, mode, &sn, &err) < 0) goto fail;
+    if (run_kind(neurons, ids, "neuron", neuron_relu, (size_t)nn, &o, db, &ro, out_dir, mode, &sn, &err) < 0) goto fail;
     have_n = 1;
     ps_metrics_set(mx.m, m_units, (double)(sf.n_selected * (size_t)have_f + sn.n_selected));
   }
@@ -411,8 +448,8 @@ int main(int argc, char **argv) {
   json_object_set_new(j, "offline", json_boolean(offline));
   json_object_set_new(j, "mode", json_string(mode));
   if (offline)
-    json_object_set_new(j, "note", json_string("OFFLINE: no LLM; explanations from enriched GO terms, Pfam families "
-                                               "and gene-name stems, predictions from annotation matches"));
+    json_object_set_new(j, "note", json_string("OFFLINE: no LLM; explanations from the annotations over-represented "
+                                               "among the shown proteins, graded predictions from annotation matches"));
   if (have_f) json_object_set_new(j, "features", summary_json(&sf));
   if (have_n) json_object_set_new(j, "neurons", summary_json(&sn));
   if (llm) {
@@ -436,7 +473,7 @@ int main(int argc, char **argv) {
     ps_err_set(&err, PS_EIO, "%s: cannot write", spath);
     goto fail;
   }
-  printf("mode: %s%s\n", mode, offline ? " (OFFLINE: no LLM, annotation-enrichment explanations)" : "");
+  printf("mode: %s%s\n", mode, offline ? " (OFFLINE: no LLM, explanations from the shown proteins' annotations)" : "");
   printf("%-22s %12s %12s\n", "", "features", "neurons");
   print_row("analysed", "%.0f", (double)sf.n_selected, (double)sn.n_selected, have_f, have_n);
   print_row("scored", "%.0f", (double)sf.n_scored, (double)sn.n_scored, have_f, have_n);

@@ -6,12 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct offline_bg {
-  size_t n_go, n_pfam, n_stem;
-  uint32_t *go, *pfam, *stem;  // background counts per term / family / stem
-  uint64_t n_annot;            // analysed proteins with GO annotations
-  uint64_t n_known;            // analysed proteins known to the db (Pfam / stem background)
-};
+#include "hash.h"
+#include "pfam.h"
 
 double offline_hypergeom_sf(uint64_t k, uint64_t N, uint64_t K, uint64_t n) {
   if (K > N || n > N) return 1;
@@ -44,70 +40,100 @@ double offline_hypergeom_sf(uint64_t k, uint64_t N, uint64_t K, uint64_t n) {
   return p < 0 ? 0 : p > 1 ? 1 : p;
 }
 
-offline_bg_t *offline_bg_new(const interp_db_t *db, const int64_t *row_db, size_t n_rows) {
-  offline_bg_t *bg = ps_xcalloc(1, sizeof *bg);
-  bg->n_go = db->go ? go_n_terms(db->go) : 0;
-  bg->n_pfam = db->n_pfam_names;
-  bg->n_stem = db->n_stem_names;
-  bg->go = ps_xcalloc(bg->n_go + 1, sizeof *bg->go);
-  bg->pfam = ps_xcalloc(bg->n_pfam + 1, sizeof *bg->pfam);
-  bg->stem = ps_xcalloc(bg->n_stem + 1, sizeof *bg->stem);
-  for (size_t i = 0; i < n_rows; i++) {
-    if (row_db[i] < 0) continue;
-    const interp_protein_t *p = &db->p[row_db[i]];
-    bg->n_known++;
-    if (p->n_prop) bg->n_annot++;
-    for (uint32_t k = 0; k < p->n_prop; k++) bg->go[p->prop[k]]++;
-    for (uint32_t k = 0; k < p->n_pfam; k++) bg->pfam[p->pfam[k]]++;
-    if (p->stem >= 0) bg->stem[p->stem]++;
+
+// ---- a protein's elements (what its prompt line shows) -----------------------------------------
+#define KIND_SHIFT 60
+static uint64_t key_of(int kind, uint64_t id) { return (uint64_t)kind << KIND_SHIFT | (id & ((1ull << KIND_SHIFT) - 1)); }
+static int kind_of(uint64_t key) { return (int)(key >> KIND_SHIFT); }
+static int32_t id_of(uint64_t key) { return (int32_t)(key & 0x7fffffff); }
+
+typedef struct elist {
+  uint64_t *k;
+  size_t n, cap;
+} elist_t;
+
+static void push(elist_t *l, uint64_t k) {
+  if (l->n == l->cap) l->k = ps_xrealloc(l->k, (l->cap = l->cap ? 2 * l->cap : 64) * sizeof *l->k);
+  l->k[l->n++] = k;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int has_key(const elist_t *l, uint64_t k) {
+  return l->n && bsearch(&k, l->k, l->n, sizeof *l->k, cmp_u64) != NULL;
+}
+
+// Words of a protein name: letters and digits, lower-cased, at least 4 bytes, starting with a
+// letter, not a generic word. Calls fn(word) for each.
+static void name_words(const char *name, void (*fn)(const char *w, void *ctx), void *ctx) {
+  static const char *const stop[] = {"protein", "proteins", "with", "containing", "family", "member", "like",
+                                     "subunit", "domain", "putative", "probable", "uncharacterized", "type",
+                                     "isoform", "fragment", "homolog", "some", "other", "from", "that", "this"};
+  char w[32];
+  size_t l = 0;
+  for (const char *p = name;; p++) {
+    int alnum = *p && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'));
+    if (alnum) {
+      if (l < sizeof w - 1) w[l++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+      continue;
+    }
+    w[l] = 0;
+    int ok = l >= 4 && w[0] >= 'a' && w[0] <= 'z';
+    for (size_t i = 0; ok && i < sizeof stop / sizeof *stop; i++) ok = strcmp(w, stop[i]) != 0;
+    if (ok) fn(w, ctx);
+    l = 0;
+    if (!*p) break;
   }
-  return bg;
 }
 
-void offline_bg_destroy(offline_bg_t **bgp) {
-  if (!bgp || !*bgp) return;
-  free((*bgp)->go);
-  free((*bgp)->pfam);
-  free((*bgp)->stem);
-  free(*bgp);
-  *bgp = NULL;
+static void push_word(const char *w, void *ctx) { push(ctx, key_of(OFF_WORD, ps_fnv1a64(w))); }
+
+// The elements of db protein d (sorted, unique) into l (emptied first).
+static void elements(const interp_opts_t *o, const interp_db_t *db, int64_t d, elist_t *l) {
+  l->n = 0;
+  if (d < 0) return;
+  const interp_protein_t *p = &db->p[d];
+  if (db->go && p->n_direct) {
+    int32_t terms[256], *anc = NULL;
+    size_t nt = interp_prompt_go_terms(o, db, d, terms, sizeof terms / sizeof *terms), cap = 0;
+    for (size_t i = 0; i < nt; i++) {
+      size_t na = go_ancestors(db->go, terms[i], NULL, 0);
+      if (na > cap) anc = ps_xrealloc(anc, (cap = na) * sizeof *anc);
+      go_ancestors(db->go, terms[i], anc, na);
+      for (size_t j = 0; j < na; j++) {
+        const go_term_t *t = go_term(db->go, anc[j]);
+        if (t && t->n_parents) push(l, key_of(OFF_GO, (uint64_t)anc[j]));  // roots say nothing
+      }
+    }
+    free(anc);
+  }
+  for (uint32_t i = 0; i < p->n_pfam; i++) push(l, key_of(OFF_PFAM, (uint64_t)p->pfam[i]));
+  if (p->stem >= 0) push(l, key_of(OFF_STEM, (uint64_t)p->stem));
+  if (p->name) name_words(p->name, push_word, l);
+  qsort(l->k, l->n, sizeof *l->k, cmp_u64);
+  size_t u = 0;
+  for (size_t i = 0; i < l->n; i++)
+    if (!u || l->k[i] != l->k[u - 1]) l->k[u++] = l->k[i];
+  l->n = u;
 }
 
-void offline_expl_free(offline_expl_t *x) {
-  free(x->text);
-  memset(x, 0, sizeof *x);
-}
-
+// ---- the explanation -------------------------------------------------------------------------------
 typedef struct cand {
-  int32_t id;
-  uint32_t k;
-  double p, fold;
+  uint64_t key;
+  double p, m;
+  uint32_t k, c;
+  int32_t depth;  // GO depth (more specific first), -1 otherwise
 } cand_t;
 
 static int cmp_cand(const void *a, const void *b) {
   const cand_t *x = a, *y = b;
   if (x->p != y->p) return x->p < y->p ? -1 : 1;
-  if (x->fold != y->fold) return x->fold > y->fold ? -1 : 1;
-  return x->id < y->id ? -1 : x->id > y->id;
-}
-
-// Candidates among ids with study counts sk[] (only those listed in touched[0..nt)).
-static size_t rank(const uint32_t *sk, const int32_t *touched, size_t nt, const uint32_t *bgc, const uint32_t *exc,
-                   uint64_t N, uint64_t n, uint32_t min_k, cand_t *out) {
-  size_t m = 0;
-  for (size_t i = 0; i < nt; i++) {
-    int32_t id = touched[i];
-    uint32_t k = sk[id];
-    uint64_t K = bgc[id] - exc[id];
-    if (k < min_k || K == 0 || N == 0 || n == 0) continue;
-    double fold = ((double)k / (double)n) / ((double)K / (double)N);
-    if (fold < 2) continue;
-    double p = offline_hypergeom_sf(k, N, K, n);
-    if (p >= 1e-3) continue;
-    out[m++] = (cand_t){id, k, p, fold};
-  }
-  qsort(out, m, sizeof *out, cmp_cand);
-  return m;
+  if (x->depth != y->depth) return x->depth > y->depth ? -1 : 1;
+  if (x->c != y->c) return x->c < y->c ? -1 : 1;
+  return x->key < y->key ? -1 : x->key > y->key;
 }
 
 static int is_ancestor(const go_ontology_t *o, int32_t anc, int32_t of) {
@@ -120,177 +146,142 @@ static int is_ancestor(const go_ontology_t *o, int32_t anc, int32_t of) {
   return found;
 }
 
-static double weight_of(double p) {
-  double w = p > 0 ? -log10(p) / 20.0 : 1.0;
-  return w > 1 ? 1 : w < 0.05 ? 0.05 : w;
+typedef struct word_find {
+  uint64_t key;
+  char *out;
+} word_find_t;
+
+static void find_word(const char *w, void *ctx) {
+  word_find_t *f = ctx;
+  if (!f->out[0] && key_of(OFF_WORD, ps_fnv1a64(w)) == f->key) snprintf(f->out, 32, "%s", w);
 }
 
-void offline_explain(const offline_bg_t *bg, const interp_db_t *db, const int64_t *row_db, const int64_t *study,
-                     size_t n_study, const int64_t *excl, size_t n_excl, const char *unit_kind, offline_expl_t *out) {
-  memset(out, 0, sizeof *out);
-  size_t nmax = bg->n_go + bg->n_pfam + bg->n_stem + 1;
-  uint32_t *sk = ps_xcalloc(nmax, sizeof *sk);
-  uint32_t *exc = ps_xcalloc(nmax, sizeof *exc);
-  int32_t *touched = ps_xmalloc(nmax * sizeof *touched);
-  cand_t *cand = ps_xmalloc(nmax * sizeof *cand);
-  // background minus the held-out proteins
-  uint64_t ex_annot = 0, ex_known = 0;
-  for (size_t i = 0; i < n_excl; i++) {
-    int64_t d = row_db[excl[i]];
-    if (d < 0) continue;
-    const interp_protein_t *p = &db->p[d];
-    ex_known++;
-    ex_annot += p->n_prop > 0;
-  }
-  char text[2048];
-  size_t tl = (size_t)snprintf(text, sizeof text, "[offline] This %s fires on proteins", unit_kind);
-  int parts = 0;
-  for (int kind = 0; kind < 3; kind++) {
-    size_t nids = kind == 0 ? bg->n_go : kind == 1 ? bg->n_pfam : bg->n_stem;
-    const uint32_t *bgc = kind == 0 ? bg->go : kind == 1 ? bg->pfam : bg->stem;
-    memset(sk, 0, (nids + 1) * sizeof *sk);
-    memset(exc, 0, (nids + 1) * sizeof *exc);
-    size_t nt = 0;
-    uint64_t n = 0;
-    for (size_t i = 0; i < n_excl; i++) {
-      int64_t d = row_db[excl[i]];
-      if (d < 0) continue;
-      const interp_protein_t *p = &db->p[d];
-      if (kind == 0)
-        for (uint32_t k = 0; k < p->n_prop; k++) exc[p->prop[k]]++;
-      else if (kind == 1)
-        for (uint32_t k = 0; k < p->n_pfam; k++) exc[p->pfam[k]]++;
-      else if (p->stem >= 0)
-        exc[p->stem]++;
-    }
-    for (size_t i = 0; i < n_study; i++) {
-      int64_t d = row_db[study[i]];
-      if (d < 0) continue;
-      const interp_protein_t *p = &db->p[d];
-      if (kind == 0) {
-        if (!p->n_prop) continue;
-        n++;
-        for (uint32_t k = 0; k < p->n_prop; k++)
-          if (sk[p->prop[k]]++ == 0) touched[nt++] = p->prop[k];
-      } else {
-        n++;
-        if (kind == 1) {
-          for (uint32_t k = 0; k < p->n_pfam; k++)
-            if (sk[p->pfam[k]]++ == 0) touched[nt++] = p->pfam[k];
-        } else if (p->stem >= 0 && sk[p->stem]++ == 0) {
-          touched[nt++] = p->stem;
-        }
-      }
-    }
-    uint64_t N = kind == 0 ? bg->n_annot - ex_annot : bg->n_known - ex_known;
-    // at least 3 proteins, and 5% (GO) or 10% (Pfam, gene stems) of the study set
-    double share = kind == 0 ? 0.05 : 0.10;
-    uint32_t min_k = (uint32_t)ceil(share * (double)n);
-    if (min_k < 3) min_k = 3;
-    size_t m = rank(sk, touched, nt, bgc, exc, N, n, min_k, cand);
-    size_t limit = kind == 0 ? 3 : 2, got = 0;
-    for (size_t i = 0; i < m && got < limit && out->n < 8; i++) {
-      if (kind == 0) {  // no term that is an ancestor or descendant of one already kept; no roots
-        const go_term_t *t = go_term(db->go, cand[i].id);
-        if (!t || t->n_parents == 0) continue;
-        int clash = 0;
-        for (size_t j = 0; j < out->n && !clash; j++)
-          if (out->e[j].kind == OFF_GO)
-            clash = is_ancestor(db->go, cand[i].id, out->e[j].id) || is_ancestor(db->go, out->e[j].id, cand[i].id);
-        if (clash) continue;
-      }
-      offline_elem_t *e = &out->e[out->n++];
-      e->kind = (offline_kind_t)kind;
-      e->id = cand[i].id;
-      e->p = cand[i].p;
-      e->fold = cand[i].fold;
-      e->k = cand[i].k;
-      e->n = (uint32_t)n;
-      e->weight = weight_of(cand[i].p);
-      got++;
-      const char *lead = parts == 0 ? " " : "; or ";
-      if (kind == 0) {
-        const go_term_t *t = go_term(db->go, e->id);
-        tl += (size_t)snprintf(text + tl, sizeof text - tl, "%sannotated with '%s' (%s, %u of %u)", lead, t->name, t->id, e->k, e->n);
-      } else if (kind == 1) {
-        tl += (size_t)snprintf(text + tl, sizeof text - tl, "%swith the Pfam family %s (%u of %u)", lead, db->pfam_names[e->id], e->k, e->n);
-      } else {
-        tl += (size_t)snprintf(text + tl, sizeof text - tl, "%swhose gene name starts with %s (%u of %u)", lead, db->stem_names[e->id], e->k, e->n);
-      }
-      if (tl >= sizeof text) tl = sizeof text - 1;
-      parts++;
-    }
-  }
-  if (!parts) snprintf(text, sizeof text, "[offline] No GO term, Pfam family or gene family is enriched among the proteins this %s fires on.", unit_kind);
-  else if (tl + 2 < sizeof text) strcat(text, ".");
-  out->text = ps_xstrdup(text);
-  free(sk);
-  free(exc);
-  free(touched);
-  free(cand);
+void offline_expl_free(offline_expl_t *x) {
+  free(x->text);
+  memset(x, 0, sizeof *x);
 }
 
-void offline_explain_terms(const interp_db_t *db, const char *const *go_ids, const double *p, const double *fold,
-                           const uint32_t *k, const uint32_t *n, size_t n_terms, const char *unit_kind,
-                           offline_expl_t *out) {
+void offline_explain(const interp_opts_t *o, const interp_db_t *db, const int64_t *row_db, const int64_t *shown,
+                     const float *act, size_t n, offline_expl_t *out) {
   memset(out, 0, sizeof *out);
-  char text[2048];
-  size_t tl = (size_t)snprintf(text, sizeof text, "[offline] This %s fires on proteins", unit_kind);
-  for (size_t i = 0; i < n_terms && out->n < 3 && db->go; i++) {
-    if (!(p[i] < 1e-3)) continue;
-    int32_t id = go_lookup(db->go, go_ids[i]);
-    if (id < 0) continue;
-    id = go_resolve(db->go, id);
-    const go_term_t *t = go_term(db->go, id);
-    if (!t || t->n_parents == 0) continue;
+  double mean = 0;
+  for (size_t i = 0; i < n; i++) mean += act[i];
+  mean = n ? mean / (double)n : 0;
+  elist_t *el = ps_xcalloc(n ? n : 1, sizeof *el), all = {0};
+  uint32_t n_high = 0;
+  for (size_t i = 0; i < n; i++) {
+    elements(o, db, row_db ? row_db[shown[i]] : -1, &el[i]);
+    for (size_t j = 0; j < el[i].n; j++) push(&all, el[i].k[j]);
+    n_high += act[i] > mean;
+  }
+  qsort(all.k, all.n, sizeof *all.k, cmp_u64);
+  cand_t *cand = ps_xmalloc((all.n ? all.n : 1) * sizeof *cand);
+  size_t nc = 0;
+  for (size_t a = 0; a < all.n;) {
+    size_t b = a;
+    while (b < all.n && all.k[b] == all.k[a]) b++;
+    uint64_t key = all.k[a];
+    uint32_t c = (uint32_t)(b - a), k = 0;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+      if (has_key(&el[i], key)) {
+        k += act[i] > mean;
+        sum += act[i];
+      }
+    a = b;
+    if (c < 2 || !k) continue;
+    double p = offline_hypergeom_sf(k, n, c, n_high), m = sum / c;
+    if (!(p < 0.1) || !(m > mean)) continue;
+    int32_t depth = -1;
+    if (kind_of(key) == OFF_GO) depth = go_term(db->go, id_of(key))->depth;
+    cand[nc++] = (cand_t){key, p, m, k, c, depth};
+  }
+  qsort(cand, nc, sizeof *cand, cmp_cand);
+  static const size_t limit[4] = {3, 2, 1, 2};
+  size_t got[4] = {0};
+  for (size_t i = 0; i < nc && out->n < OFFLINE_MAX_ELEMS; i++) {
+    int kind = kind_of(cand[i].key);
+    if (got[kind] >= limit[kind]) continue;
+    int32_t id = id_of(cand[i].key);
     int clash = 0;
-    for (size_t j = 0; j < out->n && !clash; j++)
-      clash = is_ancestor(db->go, id, out->e[j].id) || is_ancestor(db->go, out->e[j].id, id);
+    for (size_t j = 0; kind == OFF_GO && j < out->n && !clash; j++)
+      if (out->e[j].kind == OFF_GO)
+        clash = is_ancestor(db->go, id, out->e[j].id) || is_ancestor(db->go, out->e[j].id, id);
     if (clash) continue;
     offline_elem_t *e = &out->e[out->n++];
-    e->kind = OFF_GO;
-    e->id = id;
-    e->p = p[i];
-    e->fold = fold[i];
-    e->k = k[i];
-    e->n = n[i];
-    e->weight = weight_of(p[i]);
-    tl += (size_t)snprintf(text + tl, sizeof text - tl, "%sannotated with '%s' (%s, %u of %u)", out->n == 1 ? " " : "; or ",
-                           t->name, t->id, e->k, e->n);
-    if (tl >= sizeof text) tl = sizeof text - 1;
+    got[kind]++;
+    e->kind = (offline_kind_t)kind;
+    e->key = cand[i].key;
+    e->id = kind == OFF_WORD ? -1 : id;
+    e->p = cand[i].p;
+    e->w = -log10(cand[i].p > 1e-300 ? cand[i].p : 1e-300);
+    e->m = cand[i].m;
+    e->k = cand[i].k;
+    e->c = cand[i].c;
+    if (kind == OFF_WORD) {  // the word itself, from a carrier's name
+      word_find_t f = {e->key, e->word};
+      for (size_t r = 0; r < n && !e->word[0]; r++) {
+        int64_t d = row_db ? row_db[shown[r]] : -1;
+        if (d >= 0 && has_key(&el[r], e->key) && db->p[d].name) name_words(db->p[d].name, find_word, &f);
+      }
+    }
   }
+  // b: the shown proteins that match no kept element
+  double bs = 0;
+  size_t bn = 0;
+  for (size_t i = 0; i < n; i++) {
+    int any = 0;
+    for (size_t j = 0; j < out->n && !any; j++) any = has_key(&el[i], out->e[j].key);
+    if (!any) bs += act[i], bn++;
+  }
+  out->base = out->n && bn ? bs / (double)bn : out->n ? 0 : mean;
+  out->n_shown = (uint32_t)n;
+  out->n_high = n_high;
+  char text[2048];
+  size_t tl = (size_t)snprintf(text, sizeof text, "[offline] From the %zu proteins shown (%u above their mean activation), this %s is high on proteins",
+                               n, n_high, o->unit_kind);
+  for (size_t j = 0; j < out->n && tl < sizeof text; j++) {
+    const offline_elem_t *e = &out->e[j];
+    const char *lead = j ? "; or " : " ";
+    char what[512];
+    if (e->kind == OFF_GO) {
+      const go_term_t *t = go_term(db->go, e->id);
+      snprintf(what, sizeof what, "annotated with '%s' (%s)", t->name, t->id);
+    } else if (e->kind == OFF_PFAM) {
+      const char *lab = interp_pfam_label(db, e->id);
+      snprintf(what, sizeof what, "with the Pfam family %s%s%s%s", db->pfam_names[e->id], lab ? " (" : "", lab ? lab : "",
+               lab ? ")" : "");
+    } else if (e->kind == OFF_STEM) {
+      snprintf(what, sizeof what, "whose gene name starts with %s", db->stem_names[e->id]);
+    } else {
+      snprintf(what, sizeof what, "whose name has the word '%s'", e->word);
+    }
+    tl += (size_t)snprintf(text + tl, sizeof text - tl, "%s%s (%u of the %u high, mean activation %.2f)", lead, what,
+                           e->k, n_high, e->m);
+  }
+  if (tl >= sizeof text) tl = sizeof text - 1;
   if (!out->n)
-    snprintf(text, sizeof text, "[offline] No GO term is significantly enriched among the proteins this %s fires on.",
-             unit_kind);
+    snprintf(text, sizeof text, "[offline] No annotation is over-represented among the %zu proteins shown where this %s is high.", n,
+             o->unit_kind);
   else if (tl + 2 < sizeof text)
     strcat(text, ".");
   out->text = ps_xstrdup(text);
+  for (size_t i = 0; i < n; i++) free(el[i].k);
+  free(el);
+  free(all.k);
+  free(cand);
 }
 
-static int has_sorted(const int32_t *a, uint32_t n, int32_t v) {
-  uint32_t lo = 0, hi = n;
-  while (lo < hi) {
-    uint32_t mid = (lo + hi) / 2;
-    if (a[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < n && a[lo] == v;
-}
-
-double offline_predict(const offline_expl_t *x, const interp_db_t *db, int64_t d) {
-  if (d < 0 || x->n == 0) return 0;
-  const interp_protein_t *p = &db->p[d];
-  double wsum = 0, hit = 0;
+double offline_predict(const offline_expl_t *x, const interp_opts_t *o, const interp_db_t *db, int64_t d) {
+  if (!x->n) return x->base;
+  elist_t l = {0};
+  elements(o, db, d, &l);
+  double wsum = 0, lift = 0;
   for (size_t i = 0; i < x->n; i++) {
-    const offline_elem_t *e = &x->e[i];
-    wsum += e->weight;
-    int m = 0;
-    if (e->kind == OFF_GO) m = has_sorted(p->prop, p->n_prop, e->id);
-    else if (e->kind == OFF_PFAM)
-      for (uint32_t k = 0; k < p->n_pfam && !m; k++) m = p->pfam[k] == e->id;
-    else
-      m = p->stem == e->id;
-    if (m) hit += e->weight;
+    wsum += x->e[i].w;
+    if (has_key(&l, x->e[i].key)) lift += x->e[i].w * (x->e[i].m - x->base);
   }
-  return wsum > 0 ? hit / wsum : 0;
+  free(l.k);
+  double v = x->base + (wsum > 0 ? lift / wsum : 0);
+  return v < 0 ? 0 : v > 1 ? 1 : v;
 }

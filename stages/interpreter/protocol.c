@@ -16,6 +16,7 @@
 #include "ask.h"
 #include "log.h"
 #include "offline.h"
+#include "pfam.h"
 
 // ---- small helpers ---------------------------------------------------------------------------
 typedef struct sbuf {
@@ -46,6 +47,7 @@ void interp_opts_default(interp_opts_t *o) {
   ps_sample_opts_default(&o->sample);
   o->n_units = 200;
   o->max_go_terms = 12;
+  o->go_by_namespace = 1;
   o->unit_kind = "feature";
   o->model_desc = "the protein language model ESM2";
 }
@@ -53,6 +55,35 @@ void interp_opts_default(interp_opts_t *o) {
 // ---- prompts ---------------------------------------------------------------------------------
 static void sb_clean(sbuf_t *b, const char *s) {  // no line breaks or '|' inside a field
   for (; *s; s++) sb_printf(b, "%c", (*s == '\n' || *s == '\r' || *s == '\t' || *s == '|') ? ' ' : *s);
+}
+
+static const char *const ns_label[3] = {"biological process", "molecular function", "cellular component"};
+
+size_t interp_prompt_go_terms(const interp_opts_t *o, const interp_db_t *db, int64_t d, int32_t *out, size_t cap) {
+  const interp_protein_t *p = db && d >= 0 ? &db->p[d] : NULL;
+  if (!p || !db->go) return 0;
+  size_t n = 0, lim = o->max_go_terms >= 0 ? (size_t)o->max_go_terms : SIZE_MAX;
+  if (!o->go_by_namespace) {
+    for (uint32_t i = 0; i < p->n_direct && n < lim && n < cap; i++) out[n++] = p->direct[i];
+    return n;
+  }
+  for (int ns = 0; ns < 3; ns++) {  // direct terms are most specific first: keep that order per section
+    size_t k = 0;
+    for (uint32_t i = 0; i < p->n_direct && k < lim && n < cap; i++) {
+      const go_term_t *t = go_term(db->go, p->direct[i]);
+      if (t && (int)t->ns == ns) out[n++] = p->direct[i], k++;
+    }
+  }
+  return n;
+}
+
+static void go_names(sbuf_t *b, const interp_db_t *db, const int32_t *t, size_t n) {
+  if (!n) sb_printf(b, "-");
+  for (size_t i = 0; i < n; i++) {
+    const go_term_t *g = go_term(db->go, t[i]);
+    sb_printf(b, "%s", i ? "; " : "");
+    sb_clean(b, g && *g->name ? g->name : g ? g->id : "?");
+  }
 }
 
 static void describe(sbuf_t *b, const interp_opts_t *o, const interp_db_t *db, const char *acc, int64_t k) {
@@ -64,17 +95,36 @@ static void describe(sbuf_t *b, const interp_opts_t *o, const interp_db_t *db, c
   sb_clean(b, p && *p->name ? p->name : "-");
   sb_printf(b, " | Pfam: ");
   if (!p || !p->n_pfam) sb_printf(b, "-");
-  for (uint32_t i = 0; p && i < p->n_pfam; i++) sb_printf(b, "%s%s", i ? ", " : "", db->pfam_names[p->pfam[i]]);
-  sb_printf(b, " | GO: ");
-  uint32_t ng = p ? p->n_direct : 0;
-  if (o->max_go_terms >= 0 && ng > (uint32_t)o->max_go_terms) ng = (uint32_t)o->max_go_terms;
-  if (!ng) sb_printf(b, "-");
-  for (uint32_t i = 0; i < ng; i++) {
-    const go_term_t *t = go_term(db->go, p->direct[i]);
-    sb_printf(b, "%s", i ? "; " : "");
-    sb_clean(b, t && *t->name ? t->name : t ? t->id : "?");
+  for (uint32_t i = 0; p && i < p->n_pfam; i++) {
+    const char *lab = interp_pfam_label(db, p->pfam[i]);
+    sb_printf(b, "%s%s", i ? ", " : "", db->pfam_names[p->pfam[i]]);
+    if (lab) {
+      sb_printf(b, " (");
+      sb_clean(b, lab);
+      sb_printf(b, ")");
+    }
+  }
+  int32_t terms[256];
+  size_t nt = interp_prompt_go_terms(o, db, k, terms, sizeof terms / sizeof *terms);
+  if (!o->go_by_namespace) {
+    sb_printf(b, " | GO: ");
+    go_names(b, db, terms, nt);
+  } else {
+    size_t a = 0;
+    for (int ns = 0; ns < 3; ns++) {
+      size_t e = a;
+      while (e < nt && (int)go_term(db->go, terms[e])->ns == ns) e++;
+      sb_printf(b, " | GO %s: ", ns_label[ns]);
+      go_names(b, db, terms + a, e - a);
+      a = e;
+    }
   }
   if (o->with_sequence && p && p->seq) sb_printf(b, " | sequence: %s", p->seq);
+}
+
+static const char *go_fields(const interp_opts_t *o) {
+  return o->go_by_namespace ? "GO biological process | GO molecular function | GO cellular component"
+                            : "Gene Ontology terms";
 }
 
 char *interp_prompt_explain(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,
@@ -83,8 +133,8 @@ char *interp_prompt_explain(const interp_opts_t *o, const interp_db_t *db, const
   sb_printf(&b,
             "We are studying one %s of %s. Below are proteins with the %s's activation on each, scaled "
             "to [0, 1] (0 = inactive, 1 = its strongest activation over all analysed proteins). Each line: "
-            "accession | gene | protein name | Pfam families | Gene Ontology terms%s | activation.\n\n",
-            o->unit_kind, o->model_desc, o->unit_kind, o->with_sequence ? " | sequence" : "");
+            "accession | gene | protein name | Pfam families | %s%s | activation.\n\n",
+            o->unit_kind, o->model_desc, o->unit_kind, go_fields(o), o->with_sequence ? " | sequence" : "");
   for (size_t i = 0; i < s->n_shown; i++) {
     sb_printf(&b, "%zu. ", i + 1);
     describe(&b, o, db, ids[s->shown[i]], row_db ? row_db[s->shown[i]] : -1);
@@ -106,8 +156,8 @@ char *interp_prompt_predict(const interp_opts_t *o, const interp_db_t *db, const
   sb_printf(&b,
             "\"\n\nFor each protein below, predict the %s's activation from the explanation and the "
             "protein's annotations, as a number from 0 (inactive) to 1 (strongest). Each line: accession | gene "
-            "| protein name | Pfam families | Gene Ontology terms%s.\n\n",
-            o->unit_kind, o->with_sequence ? " | sequence" : "");
+            "| protein name | Pfam families | %s%s.\n\n",
+            o->unit_kind, go_fields(o), o->with_sequence ? " | sequence" : "");
   for (size_t i = 0; i < s->n_held; i++) {
     sb_printf(&b, "%zu. ", i + 1);
     describe(&b, o, db, ids[s->held[i]], row_db ? row_db[s->held[i]] : -1);
@@ -456,7 +506,6 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
   size_t np = src->n_proteins;
   int64_t *row_db = ps_xmalloc((np ? np : 1) * sizeof *row_db);
   for (size_t i = 0; i < np; i++) row_db[i] = db ? interp_db_find(db, src->protein_ids[i]) : -1;
-  offline_bg_t *bg = offline ? offline_bg_new(db, row_db, np) : NULL;
   float *col = ps_xmalloc((np ? np : 1) * sizeof *col);
   size_t want = o->n_units && o->n_units < src->n_units ? o->n_units : src->n_units;
   interp_result_t *res = ps_xcalloc(want ? want : 1, sizeof *res);
@@ -465,7 +514,6 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
   // units in a seeded random order; the first `want` eligible ones are analysed
   size_t *perm = ps_xmalloc((src->n_units ? src->n_units : 1) * sizeof *perm);
   ps_sample_unit_order(o->sample.seed, src->n_units, o->n_units, perm);
-  int64_t *study = ps_xmalloc((np ? np : 1) * sizeof *study);
   for (size_t pi = 0; pi < src->n_units && nres < want; pi++) {
     size_t u = perm[pi];
     if ((rc = src->column(src->ctx, u, col, err)) < 0) goto out;
@@ -480,19 +528,12 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
     }
     x->unit = u;
     nres++;
-    if (offline) {  // explanation now, while the column is at hand
-      size_t ns = 0;
-      for (size_t i = 0; i < np; i++) {
-        if ((double)col[i] <= o->sample.active_threshold) continue;
-        int held = 0;
-        for (size_t k = 0; k < x->s.n_held; k++) held |= x->s.held[k] == (int64_t)i;
-        if (!held) study[ns++] = (int64_t)i;
-      }
+    if (offline) {  // the offline explainer sees the shown proteins, as a model would
       offline_expl_t ex;
-      offline_explain(bg, db, row_db, study, ns, x->s.held, x->s.n_held, o->unit_kind, &ex);
+      offline_explain(o, db, row_db, x->s.shown, x->s.shown_act, x->s.n_shown, &ex);
       x->explanation = ps_xstrdup(ex.text);
       double *pv = ps_xmalloc((x->s.n_held ? x->s.n_held : 1) * sizeof *pv);
-      for (size_t k = 0; k < x->s.n_held; k++) pv[k] = offline_predict(&ex, db, row_db[x->s.held[k]]);
+      for (size_t k = 0; k < x->s.n_held; k++) pv[k] = offline_predict(&ex, o, db, row_db[x->s.held[k]]);
       x->answer2 = interp_answer_text(pv, x->s.n_held);  // through the same parser as a model's answer
       interp_take_predictions(x, x->answer2, NULL, "offline answer");
       free(pv);
@@ -532,11 +573,9 @@ int interp_run(const interp_source_t *src, const interp_db_t *db, const interp_o
   }
   free(rs);
 out:
-  free(study);
   free(perm);
   free(col);
   free(row_db);
-  offline_bg_destroy(&bg);
   if (rc < 0) {
     interp_results_free(res, nres);
     return rc;

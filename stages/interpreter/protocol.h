@@ -2,12 +2,14 @@
 // activations come from and of who answers (an LLM client or the offline explainer).
 //
 // Per unit (an SAE feature or an ESM2 neuron):
-//  1-4. the sample (common/sample.h, opts.sample): activations (ReLU first for neurons) min-max
-//     scaled to [0, 1]; units with too few active proteins, or constant, skipped; active proteins
-//     sampled across five activation bins, plus inactive ones; split into a shown half and a
-//     held-out half;
-//  5. call 1 shows the shown half (accession, gene, protein name, Pfam families, GO term names,
-//     optionally the sequence, scaled activation) and asks for a one-sentence explanation;
+//  1-4. the sample (common/sample.h, opts.sample): activations (ReLU first for neurons unless
+//     sample.relu is off: the study's min-max over raw values) min-max scaled to [0, 1]; units with
+//     too few active proteins, or constant, skipped; active proteins sampled across five activation
+//     bins, plus inactive ones; split into a shown part (sample.explain_frac of it) and a held-out
+//     part;
+//  5. call 1 shows the shown part (accession, gene, protein name, Pfam families with their names
+//     when known "PF00001 (7tm_1)", GO term names, per namespace (BP / MF / CC sections) or in one
+//     list, optionally the sequence, scaled activation) and asks for a one-sentence explanation;
 //  6. call 2 gives the explanation and the held-out half (shuffled, no activations) and asks for
 //     one number in [0, 1] per protein; the answer is parsed (interp_parse_predictions);
 //  7. score = Pearson r (two-sided p) of predicted vs true scaled activations. Constant predictions
@@ -39,13 +41,19 @@ typedef struct interp_source {
 typedef struct interp_opts {
   ps_sample_opts_t sample;   // steps 1-4 (bins 6,3,3,3,2; 15 inactive; 34 active; seed 1)
   size_t n_units;            // units to analyse, picked at random among the eligible (200; 0 = all)
-  int max_go_terms;          // GO term names per protein in prompts (12)
+  int max_go_terms;          // GO term names per protein in prompts, per namespace when go_by_namespace (12)
+  int go_by_namespace;       // GO terms in BP / MF / CC sections (1) or one list, most specific first (0)
   int with_sequence;         // show sequences (db must hold them)
   const char *unit_kind;     // "feature" or "neuron" (prompts, output)
   const char *model_desc;    // "the protein language model ESM2" (prompts)
 } interp_opts_t;
 
 void interp_opts_default(interp_opts_t *o);
+
+// The GO terms a prompt lists for db protein d (in the prompt's order: by namespace when
+// go_by_namespace, each most specific first, at most max_go_terms each; else the first
+// max_go_terms): up to cap into out; returns the count written.
+size_t interp_prompt_go_terms(const interp_opts_t *o, const interp_db_t *db, int64_t d, int32_t *out, size_t cap);
 
 // Prompts (malloc'ed, caller frees). ids: accession of each row; db may be NULL (accession only).
 char *interp_prompt_explain(const interp_opts_t *o, const interp_db_t *db, const char *const *ids,

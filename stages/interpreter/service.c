@@ -64,28 +64,17 @@ static const char *request_problem(const Protsae__InterpretRequest *q) {
   return NULL;
 }
 
-static void offline_one(const interp_service_t *sv, const Protsae__InterpretRequest *q, item_t *it) {
-  size_t nt = q->n_terms;
-  const char **go = ps_xmalloc((nt ? nt : 1) * sizeof *go);
-  double *p = ps_xmalloc((nt ? nt : 1) * sizeof *p), *fold = ps_xmalloc((nt ? nt : 1) * sizeof *fold);
-  uint32_t *k = ps_xmalloc((nt ? nt : 1) * sizeof *k), *n = ps_xmalloc((nt ? nt : 1) * sizeof *n);
-  for (size_t i = 0; i < nt; i++) {
-    go[i] = q->terms[i]->go_id ? q->terms[i]->go_id : "";
-    p[i] = q->terms[i]->p;
-    fold[i] = q->terms[i]->fold;
-    k[i] = q->terms[i]->k;
-    n[i] = q->terms[i]->n;
-  }
-  offline_expl_t ex;
-  offline_explain_terms(sv->db, go, p, fold, k, n, nt, it->o.unit_kind, &ex);
+static void offline_one(const interp_service_t *sv, item_t *it) {
   interp_result_t *x = &it->res;
+  offline_expl_t ex;  // from the shown proteins only, as a model sees them
+  offline_explain(&it->o, sv->db, it->row_db, x->s.shown, x->s.shown_act, x->s.n_shown, &ex);
   x->explanation = ps_xstrdup(ex.text);
   // the predictions go through the same parser as a model's answer
   size_t m = x->s.n_held;
   double *pred = ps_xmalloc((m ? m : 1) * sizeof *pred);
   const char **acc = ps_xmalloc((m ? m : 1) * sizeof *acc);
   for (size_t i = 0; i < m; i++) {
-    pred[i] = offline_predict(&ex, sv->db, it->row_db[x->s.held[i]]);
+    pred[i] = offline_predict(&ex, &it->o, sv->db, it->row_db[x->s.held[i]]);
     acc[i] = it->ids[x->s.held[i]];
   }
   char *ans = interp_answer_text(pred, m);
@@ -94,11 +83,6 @@ static void offline_one(const interp_service_t *sv, const Protsae__InterpretRequ
   free(acc);
   free(pred);
   offline_expl_free(&ex);
-  free(go);
-  free(p);
-  free(fold);
-  free(k);
-  free(n);
 }
 
 int interp_service_answer(const interp_service_t *sv, Protsae__InterpretRequest *const *reqs, size_t n,
@@ -112,7 +96,7 @@ int interp_service_answer(const interp_service_t *sv, Protsae__InterpretRequest 
       continue;
     }
     item_init(&it[i], sv, reqs[i]);
-    if (!sv->llm) offline_one(sv, reqs[i], &it[i]);
+    if (!sv->llm) offline_one(sv, &it[i]);
   }
   if (sv->llm) {  // steps 5-7 for the batch (ask.h); an unparseable answer is asked again later
     interp_job_t *jobs = ps_xcalloc(n ? n : 1, sizeof *jobs);

@@ -1,10 +1,10 @@
 // service.h — the interpreter as a pipeline stage: InterpretRequests in (from the scorer, which
 // sampled the proteins from its store and attached the store's enriched GO terms), one
 // InterpretResult out per request. Steps 5-7 of the protocol (protocol.h) with a model are ask.h's
-// (shared with the file mode); offline, the explanation comes from the store's terms
-// (offline_explain_terms) and the predictions from annotation matches, through the same answer
-// parser. A failed request or an unparseable answer becomes a
-// result with `failure` set: the scorer asks again later.
+// (shared with the file mode); offline, the explanation comes from the shown proteins only, as a
+// model sees them (offline.h; the request's enriched terms are not used), and the graded
+// predictions go through the same answer parser. A failed request or an unparseable answer
+// becomes a result with `failure` set: the scorer asks again later.
 // Memory: the protein db + one batch of requests and their prompts.
 #ifndef PS_INTERP_SERVICE_H
 #define PS_INTERP_SERVICE_H
@@ -20,7 +20,7 @@
 typedef struct interp_service {
   const interp_db_t *db;     // proteins: names, genes, Pfam, GO (required)
   llm_client_t *llm;         // NULL = offline
-  const interp_opts_t *o;    // prompt settings (max_go_terms, with_sequence, model_desc)
+  const interp_opts_t *o;    // prompt settings (max_go_terms, go_by_namespace, with_sequence, model_desc)
   const char *mode;          // "offline", "anthropic:MODEL", ...
 } interp_service_t;
 

@@ -357,7 +357,11 @@ int scorer_interp_new(scorer_interp_t **out, const scorer_interp_cfg_t *cfg, fs_
   scorer_interp_t *s = ps_xcalloc(1, sizeof *s);
   s->cfg = *cfg;
   s->neurons = (int)m.neurons;
-  s->cfg.sample.relu = s->neurons;
+  s->cfg.sample.relu = s->neurons && !cfg->neuron_minmax;
+  if (s->neurons && cfg->neuron_minmax)  // the encoder's neuron mode stores v > 0 only
+    PS_WARN("interp-neuron-scaling minmax: the neuron store holds the positive values only (protsae-encoder "
+            "--neurons), so min-max over them equals relu here; raw values are min-max scaled in the "
+            "interpreter's file mode (--neurons .npy)");
   s->by_unit = strmap_new(256);
   size_t nf = c.n_features, np = c.n_proteins;
   size_t want = cfg->n_units && cfg->n_units < nf ? cfg->n_units : nf;

@@ -68,6 +68,7 @@ typedef struct scorer_interp_cfg {
   int64_t backoff_ms;         // first delay before asking again after a failure (doubles)
   uint32_t max_attempts;      // attempts before a unit is stored as failed
   uint32_t max_terms;         // enriched terms sent per request (20)
+  int neuron_minmax;          // neuron stores: 0 = ReLU then min-max (sample.relu), 1 = min-max of the raw values
 } scorer_interp_cfg_t;
 
 typedef struct scorer_interp_counts {

@@ -75,6 +75,10 @@ static const ps_config_entry_t table[] = {
     {"interp-timeout-ms", "600000", "ask again when a request has no answer after this long"},
     {"interp-backoff-ms", "5000", "first delay before asking again after a failed answer (doubles)"},
     {"interp-attempts", "4", "attempts before a unit is stored as failed"},
+    {"interp-explain-frac", "0.5", "share of a unit's sampled proteins shown for the explanation; the rest are "
+                                   "predicted (the reference study: 0.75)"},
+    {"interp-neuron-scaling", "relu", "neuron activations before sampling: relu (ReLU, then min-max to [0, 1]) | "
+                                      "minmax (min-max over the raw values, no ReLU: the reference study's)"},
     {"min-free-mb", "64", "stop with an error (nothing half-written) when the store's disk has less free than this "
                           "before a commit (0 = no check)"},
     {"sync", "0", "fsync the write-ahead log at each commit (survives a machine crash, slower)"},
@@ -246,12 +250,14 @@ int main(int argc, char **argv) {
   const char *iep = ps_config_str(cfg, "interp-out");
   if (iep && iep[0]) {
     int64_t nu, seed, inact, mina, infl, to, bo, att;
+    double efrac;
     ps_sample_opts_default(&icfg.sample);
     const ps_config_bind_t iopts[] = {
         PS_CFG_I64("n-interpret", &nu),         PS_CFG_I64("interp-seed", &seed),
         PS_CFG_I64("interp-inactive", &inact),  PS_CFG_I64("interp-min-active", &mina),
         PS_CFG_I64("interp-inflight", &infl),   PS_CFG_I64("interp-timeout-ms", &to),
         PS_CFG_I64("interp-backoff-ms", &bo),   PS_CFG_I64("interp-attempts", &att),
+        PS_CFG_F64("interp-explain-frac", &efrac),
         {0},
     };
     if (ps_config_read(cfg, iopts, &err) < 0) goto fail;
@@ -261,6 +267,14 @@ int main(int argc, char **argv) {
                                    "interp-inflight, interp-timeout-ms, interp-attempts >= 1");
       goto fail;
     }
+    const char *nscale = ps_config_str(cfg, "interp-neuron-scaling");
+    if (!(efrac > 0 && efrac < 1) || (strcmp(nscale, "relu") && strcmp(nscale, "minmax"))) {
+      ps_err_set(&err, PS_ECONFIG, "--interp-explain-frac %g: between 0 and 1 (exclusive); --interp-neuron-scaling "
+                                   "'%s': relu or minmax", efrac, nscale);
+      goto fail;
+    }
+    icfg.sample.explain_frac = efrac;
+    icfg.neuron_minmax = !strcmp(nscale, "minmax");
     icfg.n_units = (size_t)nu;
     icfg.sample.seed = (uint64_t)seed;
     icfg.sample.n_inactive = (int)inact;

@@ -32,6 +32,8 @@ for k in features_mean_r neurons_mean_r; do
   awk -v v="$v" 'BEGIN{exit !(v ~ /^-?[0-9.]+$/ && v >= -1 && v <= 1)}' || fail "$k = $v, not in [-1, 1]"
 done
 kv report >/dev/null || fail "no report: line"
+grep -A1 '^interpret_mode: offline$' "$T/out" | grep -q '^features_mean_r: ' ||
+  fail "no 'interpret_mode: offline' line just before features_mean_r"
 # step 2 trains the default recipe (cli/demo_train.c) for the 4 epochs asked, on every protein:
 # no validation split takes rows from the stream, and the lr schedule spans the planned steps
 np=$(wc -l <"$T/w/synth/proteins.ids")

@@ -38,6 +38,10 @@ batch-rows = 128
 encoders = 1
 scorers = 2                 # the feature stores sharded over two scorers (a front + 2 shards)
 mode = offline
+interp-explain-frac = 0.75  # the interpretation keys reach the scorer and the interpreter
+interp-neuron-scaling = minmax
+interp-go-by-namespace = 1
+interp-model = claude-3-5-sonnet-20240620
 CONF
 "$P" run "$T/run.conf" --k 6 >"$T/out" 2>"$T/err" || { tail -30 "$T/out" "$T/err"; fail "protsae run"; }
 cat "$T/out"
@@ -70,6 +74,16 @@ min_step=$(grep '"kind":"eval"' "$m" | sed 's/.*"step":\([0-9]*\).*"val_mse":\([
 [ "$(readlink "$T/w/sae/best")" = "$(printf 'ckpt-%010d' "$min_step")" ] || fail "sae/best is not step $min_step"
 grep -q "SAE $T/w/sae/best: d_in" "$T/w/logs/features-encoder-0.log" || fail "the encoder did not use sae/best"
 grep -q "^sae: $T/w/sae/best " "$T/out" || fail "the run does not report sae/best"
+for c in "interp-explain-frac=0.75" "interp-neuron-scaling=minmax"; do
+  for f in features-scorer neurons-scorer features-interpreter neurons-interpreter; do
+    grep -q "config $c origin=flag" "$T/w/logs/$f.log" || fail "$f did not get --${c/=/ }"
+  done
+done
+for c in "interp-go-by-namespace=1" "model=claude-3-5-sonnet-20240620" "uniprot-flat=auto"; do
+  grep -q "config $c origin=flag" "$T/w/logs/features-interpreter.log" || fail "the interpreter did not get --${c/=/ }"
+done
+grep -A1 '^interpret_mode: offline$' "$T/out" | grep -q '^features_mean_r: ' ||
+  fail "no 'interpret_mode: offline' line just before features_mean_r"
 "$P" features --db "$T/w/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"
 [ -s "$T/w/report.html" ] || fail "no report"
 # one supervisor ran the stages: their logs, one encoder (encoders = 1), nothing left running
