@@ -35,6 +35,11 @@ batch-rows = 128
 encoders = 1
 scorers = 2                 # the feature stores sharded over two scorers (a front + 2 shards)
 mode = offline
+enrich-population = analysed  # the study's GO settings reach both scorers (and the stores' settings)
+enrich-relations = is_a
+enrich-correction = bonferroni
+enrich-correction-scope = namespace
+enrich-depth = is_a
 CONF
 "$P" run "$T/run.conf" --k 6 >"$T/out" 2>"$T/err" || { tail -30 "$T/out" "$T/err"; fail "protsae run"; }
 cat "$T/out"
@@ -54,6 +59,13 @@ for c in "arch=topk" "batch-rows=128" "lr=0.002" "total-steps=71" "decay-steps=3
   grep -q "config $c origin=flag" "$T/w/logs/trainer.log" || fail "the trainer did not get --${c/=/ }"
 done
 grep -q "config val-fraction=0 origin=flag" "$T/w/logs/train-reader.log" || fail "the training reader splits off validation"
+for c in "enrich-population=analysed" "enrich-relations=is_a" "enrich-correction=bonferroni" \
+  "enrich-correction-scope=namespace" "enrich-depth=is_a"; do
+  for s in features neurons; do grep -q "config $c origin=flag" "$T/w/logs/$s-scorer.log" || fail "$s scorer: no --${c/=/ }"; done
+done
+"$P" dump --db "$T/w/features.db" >"$T/dump.txt"
+grep -q '"propagation":"is_a","population_rule":"analysed","correction_scope":"namespace","depth":"is_a"' "$T/dump.txt" \
+  || fail "features.db: enrich/settings do not record the enrich-* keys"
 grep -q "^train_rows: 9000$" "$T/out" || fail "train_rows: expected 3 x 3000"
 grep -q "3 epochs x 3000 proteins = 9000 rows" "$T/out" || fail "step 2 does not print the plan"
 "$P" features --db "$T/w/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"
