@@ -40,6 +40,7 @@
 #include "demo_interp.h"
 #include "demo_train.h"
 #include "emb.h"
+#include "enrich.h"
 #include "fasta.h"
 #include "featstore.h"
 #include "fsutil.h"
@@ -93,6 +94,7 @@ static const ps_config_entry_t table[] = {
     {"retrain", "1", "0: reuse the SAE already trained in the work directory (sae/latest) when there is one"},
     {"n-interpret", "200", "features and neurons explained and scored (each)"},
     {"holdout", "0.1", "share of proteins held out of the GO enrichment and annotated in step 6 (seeded by --seed)"},
+    ENRICH_CONFIG_ENTRIES("fdr"),  // the scorer's flags of the same names (enrich.h)
     {"mode", "auto", "interpreter: auto (Claude when ANTHROPIC_API_KEY is set, else offline) | offline | anthropic"},
     DEMO_INTERP_ENTRIES,
     {"emb", NULL, "your own protein-level embeddings (npy, safetensors, h5, pt) instead of the planted dataset "
@@ -186,7 +188,7 @@ static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_r
 typedef struct encode_args {
   const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
   int n_enc, n_sc;
-  const ps_config_t *cfg;  // the interpretation settings (demo_interp.h)
+  const ps_config_t *cfg;  // the enrichment keys (enrich_config_keys) and interpretation settings (demo_interp.h)
 } encode_args_t;
 
 // The encode topology of `name` ("features": encoders --sae; "neurons": --neurons 1): reader ->
@@ -215,6 +217,11 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   topo_arg(t, s, "--run-id", "%s", name);
   topo_arg(t, s, "--data", "%s", a->datadir);
   if (a->hold_ids) topo_arg(t, s, "--enrich-exclude", "%s", a->hold_ids);
+  for (const char *const *k = enrich_config_keys; *k; k++) {
+    char fl[64];
+    snprintf(fl, sizeof fl, "--%s", *k);
+    if (ps_config_str(a->cfg, *k)) topo_arg(t, s, fl, "%s", ps_config_str(a->cfg, *k));
+  }
   topo_arg(t, s, "--interp-out", "@ipc://%s/%s-interp.ipc", w, name);
   topo_arg(t, s, "--n-interpret", "%s", a->n_interpret);
   if (a->n_sc > 1) {  // the sink is the front; the shards are services (each exits once it has the whole stream)
@@ -652,7 +659,9 @@ trained:;
   store_figs_load(&nf, nstore);
 
   // [4/6] GO enrichment: features vs neurons, from the stores
-  printf("[4/6] GO enrichment of every feature and every neuron (in the scorer: Fisher's exact test, BH FDR)\n");
+  printf("[4/6] GO enrichment of every feature and every neuron (in the scorer: Fisher's exact test, %s)\n",
+         ps_config_str(cfg, "enrich-correction") && !strcmp(ps_config_str(cfg, "enrich-correction"), "bonferroni")
+             ? "Bonferroni" : "BH FDR");
   if (ff.enrich && nf.enrich) print_enrich_table(ff.enrich, nf.enrich);
   else printf("      (no enrichment summary in %s)\n", ff.enrich ? nstore : fstore);
 

@@ -42,7 +42,9 @@ static const ps_config_entry_t table[] = {
     {"min-size", "5", "population proteins a GO term needs to be tested"},
     {"act-frac", "0", "active = value > act-frac x the feature's max (0: value > 0)"},
     {"alternative", "greater", "greater (one-sided enrichment) | two-sided (goatools' p-values)"},
-    {"correction", "bonferroni", "bonferroni (per feature) | fdr (Benjamini-Hochberg): what must be < alpha"},
+    {"correction", "bonferroni", "bonferroni (per feature) | fdr (Benjamini-Hochberg): what must be < alpha "
+                                 "(--enrich-correction, when given, overrides it)"},
+    ENRICH_CONFIG_ENTRIES(NULL),
     {"alpha", "0.05", "significance level"},
     {"f1-thresholds", "0,0.15,0.5,0.6,0.8", "activation thresholds (fractions of the max) for the best F1"},
     {"max-hits", "0", "keep at most this many terms per feature (0 = all significant)"},
@@ -354,6 +356,8 @@ int cli_enrich(int argc, char **argv) {
     ps_err_set(&err, PS_ECONFIG, "--correction '%s': bonferroni | fdr", ps_config_str(cfg, "correction"));
     goto out;
   }
+  go_load_opts_t lo = {GO_REL_IS_A | GO_REL_PART_OF};
+  if (enrich_opts_config(cfg, &eo, &lo.rels, &err)) goto out;
   if (min_size < 1 || max_hits < 0 || chunk < 1 || threads < 1 || threads > 256) {
     ps_err_set(&err, PS_ECONFIG, "--min-size, --chunk-rows, --threads must be >= 1 (threads <= 256), --max-hits >= 0");
     goto out;
@@ -384,7 +388,7 @@ int cli_enrich(int argc, char **argv) {
     if (access(buf, R_OK) == 0) ids_path = ids_auto = ps_xstrdup(buf);
   }
   double t0 = ps_mono_s();
-  if (go_ontology_load(&onto, obo, NULL, &err)) goto out;
+  if (go_ontology_load(&onto, obo, &lo, &err)) goto out;
   annot = go_annotations_new();
   go_annot_report_t rep;
   const char *fmt = ps_config_str(cfg, "annot-format");
@@ -420,6 +424,9 @@ int cli_enrich(int argc, char **argv) {
   if (enrich_engine_new(&eng, onto, annot, annot_of, n_ids, &eo, &err)) goto out;
   printf("proteins: %lld\nproteins_annotated: %lld\npopulation: %lld\nterms_tested: %u\nencode_seconds: %.3f\n",
          (long long)n_ids, (long long)n_annot, (long long)enrich_pop_size(eng), enrich_n_tested(eng), enc_s);
+  printf("enrich_population: %s\nenrich_relations: %s\nenrich_correction: %s\nenrich_correction_scope: %s\n"
+         "enrich_depth: %s\n", enrich_pop_name(eo.population), enrich_rels_name(lo.rels), enrich_corr_name(eo.correction),
+         enrich_scope_name(eo.scope), enrich_depth_name(eo.depth));
   const char *outdir = ps_config_str(cfg, "out");
   if (outdir && mkdir(outdir, 0755) != 0 && errno != EEXIST) {
     ps_err_set(&err, -errno, "%s: %s", outdir, strerror(errno));

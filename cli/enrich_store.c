@@ -31,8 +31,9 @@ typedef struct store_run {
 } store_run_t;
 
 // The enrichment of one store's features: summary in out, TSVs tsv_dir/NAME_terms.tsv and NAME.tsv.
-static int run_store(const char *store, const go_ontology_t *onto, const go_annotations_t *annot, ps_pool_t *pool,
-                     const char *tsv_dir, const char *name, store_run_t *out, ps_err_t *err) {
+static int run_store(const char *store, const go_ontology_t *onto, const go_annotations_t *annot,
+                     const enrich_opts_t *opts, ps_pool_t *pool, const char *tsv_dir, const char *name, store_run_t *out,
+                     ps_err_t *err) {
   fs_t *fs = NULL;
   fs_csc_t c = {0};
   int rc = fs_open(&fs, store, FS_OPEN_READONLY, err);
@@ -48,7 +49,7 @@ static int run_store(const char *store, const go_ontology_t *onto, const go_anno
   for (int64_t f = 0; f <= nf; f++) indptr[f] = (int64_t)c.colptr[f];
   for (int64_t j = 0; j < nnz; j++) rows[j] = (int32_t)c.rows[j];
   enrich_csc_t acts = {nf, np, indptr, rows, c.vals};
-  rc = enrich_engine_new(&out->eng, onto, annot, out->annot_of, np, NULL, err);
+  rc = enrich_engine_new(&out->eng, onto, annot, out->annot_of, np, opts, err);
   if (rc == 0) rc = enrich_run(out->eng, &acts, pool, &out->res, err);
   if (rc == 0) {
     enrich_summarize(out->eng, &out->res, 1, 0, &out->sum);
@@ -93,8 +94,10 @@ static void print_compact(const enrich_summary_t *f, const enrich_summary_t *n) 
 }
 
 // GO enrichment of the feature stores fstore (and nstore, neurons; may be NULL) against the data
-// directory's ontology and annotations; summary on stdout, TSVs in outdir. 0 or 1.
-static int enrich_stores(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads) {
+// directory's ontology (loaded with the edges of rels) and annotations, with opts; summary on stdout,
+// TSVs in outdir. 0 or 1.
+static int enrich_stores(const char *fstore, const char *nstore, const char *datadir, const char *outdir, int threads,
+                         const enrich_opts_t *opts, unsigned rels) {
   ps_err_t err = {0};
   go_ontology_t *onto = NULL;
   go_annotations_t *annot = NULL;
@@ -104,14 +107,15 @@ static int enrich_stores(const char *fstore, const char *nstore, const char *dat
   ps_godata_t gd;
   mkdir(outdir, 0755);
   if (ps_godata_find(datadir, PS_GODATA_NEED_ONTOLOGY | PS_GODATA_NEED_ANNOTATIONS, &gd, &err) < 0) goto out;
-  if (go_ontology_load(&onto, gd.obo, NULL, &err) < 0) goto out;
+  go_load_opts_t lo = {rels};
+  if (go_ontology_load(&onto, gd.obo, &lo, &err) < 0) goto out;
   annot = go_annotations_new();
   if ((gd.annotations_gaf ? go_annotations_load_gaf(annot, onto, gd.annotations, NULL, NULL, &err)
                           : go_annotations_load_tsv(annot, onto, gd.annotations, NULL, NULL, &err)) < 0)
     goto out;
   go_annotations_propagate(annot, onto);
-  if (run_store(fstore, onto, annot, pool, outdir, "features", &f, &err) < 0) goto out;
-  if (nstore && run_store(nstore, onto, annot, pool, outdir, "neurons", &n, &err) < 0) goto out;
+  if (run_store(fstore, onto, annot, opts, pool, outdir, "features", &f, &err) < 0) goto out;
+  if (nstore && run_store(nstore, onto, annot, opts, pool, outdir, "neurons", &n, &err) < 0) goto out;
   {
     char sp[PATH_MAX];
     snprintf(sp, sizeof sp, "%s/summary.txt", outdir);
@@ -141,6 +145,7 @@ static const ps_config_entry_t store_table[] = {
     {"data", NULL, "data directory: go*.obo[.gz] and go_annotations.tsv[.gz] (default: the shared human data)"},
     {"out", "protsae-enrichment", "output directory: features.tsv, features_terms.tsv (neurons*.tsv)"},
     {"threads", "2", "threads"},
+    ENRICH_CONFIG_ENTRIES("bonferroni"),
     {"scorer", NULL, "ask the running scorer at this endpoint (its --in, e.g. >tcp://scorer:5557) to enrich its store now"},
     {"force", "0", "with --scorer: also when the store holds a complete enrichment with the same settings"},
     PS_WIRE_SECURITY_ENTRIES,
@@ -195,11 +200,15 @@ int cli_enrich_store(int argc, char **argv) {
   if (!data) data = ps_godata_default_dir(dd, sizeof dd);
   int64_t threads = 2;
   int rc = 2;
+  enrich_opts_t eo;
+  enrich_opts_default(&eo);
+  unsigned rels = GO_REL_IS_A | GO_REL_PART_OF;
   if (!data) fprintf(stderr, "protsae enrich-store: no data directory (--data or PROTSAE_DATA)\n");
-  else if (ps_config_i64(cfg, "threads", &threads, &err) < 0) fprintf(stderr, "protsae enrich-store: %s\n", err.msg);
+  else if (ps_config_i64(cfg, "threads", &threads, &err) < 0 || enrich_opts_config(cfg, &eo, &rels, &err) < 0)
+    fprintf(stderr, "protsae enrich-store: %s\n", err.msg);
   else
     rc = enrich_stores(ps_config_str(cfg, "db"), ps_config_str(cfg, "neurons-db"), data, ps_config_str(cfg, "out"),
-                     (int)threads);
+                     (int)threads, &eo, rels);
   ps_config_destroy(&cfg);
   return rc;
 }

@@ -40,6 +40,7 @@ typedef struct go_term {
   uint32_t n_consider;
   int32_t *consider;      // term indices of the "consider:" tags that name a term of the file
   uint32_t line;          // line of the term's [Term] header in the OBO file
+  int32_t depth_is_a;     // longest path to the root along is_a edges only (goatools' "depth"); -1 for obsolete
 } go_term_t;
 
 typedef struct go_ontology go_ontology_t;

@@ -5,7 +5,8 @@
 // term array plus a list of pending references (alt_ids, edges, replaced_by, consider) kept as
 // strings; they are resolved once the whole file is read, so forward references work. An
 // iterative DFS over the followed edges then checks for cycles and computes depth (longest path
-// to a root) and level (shortest) when a term is finished (all its parents are done by then).
+// to a root), depth_is_a (the same along is_a edges only) and level (shortest) when a term is
+// finished (all its parents are done by then).
 // Ancestors are found by a DFS with a visited bitmap (go_up_closure, also used by propagation).
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +144,7 @@ static int term_begin(parser_t *p, uint64_t line, ps_err_t *err) {
   memset(t, 0, sizeof *t);
   t->ns = p->default_ns;
   t->replaced_by = -1;
-  t->depth = t->level = -1;
+  t->depth = t->level = t->depth_is_a = -1;
   t->line = (uint32_t)line;
   p->in_term = 1;
   p->have_id = 0;
@@ -371,17 +372,19 @@ static int resolve(parser_t *p, ps_err_t *err) {
       }
       color[v] = 2;
       if (!t->n_parents) {
-        t->depth = t->level = 0;
+        t->depth = t->level = t->depth_is_a = 0;
         o->info.n_roots++;
       } else {
-        int32_t dmax = -1, lmin = INT32_MAX;
+        int32_t dmax = -1, lmin = INT32_MAX, amax = -1;
         for (uint32_t j = 0; j < t->n_parents; j++) {
           const go_term_t *q = &o->terms[t->parents[j]];
           if (q->depth > dmax) dmax = q->depth;
           if (q->level < lmin) lmin = q->level;
+          if (t->parent_rel[j] == GO_REL_IS_A && q->depth_is_a > amax) amax = q->depth_is_a;
         }
         t->depth = dmax + 1;
         t->level = lmin + 1;
+        t->depth_is_a = amax + 1;  // 0 when no is_a parent
       }
       if (t->depth > o->info.max_depth) o->info.max_depth = t->depth;
       if (top == 0) break;

@@ -3,12 +3,15 @@
 // The enrichment engine (common/enrich). Users: the scorer stage (stages/scorer/analysis.c
 // enriches the features of its store), the protsae CLI (`protsae enrich`, the annotation and
 // report commands through the store), the unit tests (test_enrich, enrich_pvals against scipy)
-// and bench_enrich. Files: enrich_engine.c (options, engine, per-feature pass), enrich_stats.c
+// and bench_enrich. Files: enrich_opts.c (options, their names and
+// configuration keys), enrich_engine.c (engine, per-feature pass), enrich_stats.c
 // (exact hypergeometric / Fisher p, Benjamini-Hochberg), enrich_csc.c (activations),
 // enrich_summary.c (DAG distances, summaries), enrich_tsv.c (export).
 //
 // Model (as goatools / the reference studies): population = the analysed proteins that have GO
-// annotations (propagated to ancestors, go_annotations_propagate); study set of a feature = the
+// annotations (opts.population ANNOTATED, the default), or every analysed protein (ANALYSED);
+// annotations propagated to ancestors over the ontology's loaded edges (go_annotations_propagate:
+// is_a + part_of, or is_a only when loaded so); study set of a feature = the
 // population proteins where it is active (value > act_frac * max of the feature; act_frac 0 =
 // value > 0). Tested terms = non-obsolete terms with >= min_size population proteins (m terms,
 // the same for every feature). For each feature and tested term, with N = population, K = the
@@ -17,7 +20,9 @@
 //         fisher_exact(alternative='greater') / hypergeom.sf(k-1, N, K, n)), or two-sided as
 //         scipy's fisher_exact (what goatools reports): the sum of P(x) <= P(k);
 //   fold  (k / n) / (K / N);
-//   p_bonf = min(1, p m) per feature; q_bh = Benjamini-Hochberg over the feature's m terms;
+//   p_bonf = min(1, p m) per feature; q_bh = Benjamini-Hochberg over the feature's m terms; with
+//         opts.scope NAMESPACE the family is the tested terms of the term's namespace instead
+//         (m_ns: p_bonf = min(1, p m_ns), BH within the namespace over m_ns terms);
 //   f1    the best F1 over the activation thresholds f1_thresholds (fractions of the feature's
 //         max, InterPLM-style) of "active above threshold" as a predictor of the term, over the
 //         population; f1_threshold is the fraction that gives it.
@@ -58,6 +63,17 @@
 
 typedef enum { ENRICH_GREATER = 0, ENRICH_TWO_SIDED = 1, ENRICH_LESS = 2 } enrich_alt_t;
 typedef enum { ENRICH_BONFERRONI = 0, ENRICH_FDR_BH = 1 } enrich_corr_t;
+// The population: the analysed proteins with >= 1 annotation (ANNOTATED), or every analysed
+// protein (ANALYSED, as goatools run with the analysed proteins as population: an unannotated
+// protein counts in N and, when active, in n, and carries no term).
+typedef enum { ENRICH_POP_ANNOTATED = 0, ENRICH_POP_ANALYSED = 1 } enrich_pop_t;
+// The family of the multiple-testing correction: the m tested terms (ALL), or the tested terms of
+// the hit's own namespace (NAMESPACE: BP, MF and CC corrected separately, m_ns terms each).
+typedef enum { ENRICH_SCOPE_ALL = 0, ENRICH_SCOPE_NAMESPACE = 1 } enrich_scope_t;
+// The depth reported for a term (TSV, store records, summaries' depth bins and LCA depth):
+// go_term_t.depth, the longest path over the loaded edges (RELATIONS: is_a + part_of unless the
+// ontology was loaded with is_a only), or go_term_t.depth_is_a, along is_a only (IS_A, goatools').
+typedef enum { ENRICH_DEPTH_RELATIONS = 0, ENRICH_DEPTH_IS_A = 1 } enrich_depth_t;
 
 #define ENRICH_MAX_F1 8
 
@@ -70,14 +86,58 @@ typedef struct enrich_opts {
   uint32_t max_hits;          // 0 = keep every significant term; else the max_hits smallest p
   uint32_t n_f1;              // 5
   double f1_thresholds[ENRICH_MAX_F1];  // 0, 0.15, 0.5, 0.6, 0.8 (fractions of the max, ascending)
+  // -- added for issue 18 (append only) --
+  enrich_pop_t population;    // ENRICH_POP_ANNOTATED
+  enrich_scope_t scope;       // ENRICH_SCOPE_ALL: the family of both p_bonf and q_bh
+  enrich_depth_t depth;       // ENRICH_DEPTH_RELATIONS
 } enrich_opts_t;
 
 void enrich_opts_default(enrich_opts_t *o);
-// Parse "greater" / "two-sided" / "less" and "bonferroni" / "fdr" (also "bh"). 0 or PS_ECONFIG.
+// Parse an option's name: 0 or PS_ECONFIG. "greater" / "two-sided" / "less"; "fdr" (also "bh") /
+// "bonferroni"; "annotated" / "analysed" (also "analyzed"); "all" / "namespace"; "relations" /
+// "is_a"; the propagation's go_rel_t mask "is_a+part_of" / "is_a".
 int enrich_alt_parse(const char *s, enrich_alt_t *out);
 int enrich_corr_parse(const char *s, enrich_corr_t *out);
+int enrich_pop_parse(const char *s, enrich_pop_t *out);
+int enrich_scope_parse(const char *s, enrich_scope_t *out);
+int enrich_depth_parse(const char *s, enrich_depth_t *out);
+int enrich_rels_parse(const char *s, unsigned *rels);
+// The names parsed above (static strings; "?" for a value without one).
+const char *enrich_alt_name(enrich_alt_t v);
+const char *enrich_corr_name(enrich_corr_t v);
+const char *enrich_pop_name(enrich_pop_t v);
+const char *enrich_scope_name(enrich_scope_t v);
+const char *enrich_depth_name(enrich_depth_t v);
+const char *enrich_rels_name(unsigned rels);
 // Parse "0,0.15,0.5" into o->f1_thresholds (sorted, <= ENRICH_MAX_F1 values in [0, 1)).
 int enrich_f1_parse(const char *s, enrich_opts_t *o, ps_err_t *err);
+// 0 or PS_ECONFIG naming the bad option (enrich_engine_new runs it).
+int enrich_opts_check(const enrich_opts_t *o, ps_err_t *err);
+
+// ---- the options as configuration keys ----------------------------------------------------------
+// The keys every program that enriches takes (scorer, demo/run, protsae enrich / enrich-store), in
+// its ps_config table through ENRICH_CONFIG_ENTRIES(default correction), NULL-terminated here (demo
+// passes each to the scorer as the flag of the same name).
+extern const char *const enrich_config_keys[];
+#define ENRICH_CONFIG_ENTRIES(corr_default)                                                                           \
+  {"enrich-population", "annotated",                                                                                 \
+   "GO enrichment population: annotated (proteins with >= 1 GO annotation) | analysed (every analysed protein, "     \
+   "goatools' population; unannotated ones count in N and n and carry no term)"},                                    \
+      {"enrich-relations", "is_a+part_of",                                                                           \
+       "edges annotations propagate up (and DAG distances walk): is_a+part_of | is_a (goatools' default)"},          \
+      {"enrich-correction", (corr_default),                                                                          \
+       "multiple testing per unit: fdr (Benjamini-Hochberg q < alpha) | bonferroni (p x family < alpha)"},           \
+      {"enrich-correction-scope", "all",                                                                             \
+       "the correction's family: all (every tested term) | namespace (the tested terms of the term's namespace: "    \
+       "BP, MF, CC separately)"},                                                                                    \
+      {"enrich-depth", "relations",                                                                                  \
+       "GO depth reported and binned: relations (longest path over the propagation's edges) | is_a (along is_a "     \
+       "only, goatools' depth)"}
+typedef struct ps_config ps_config_t;
+// Read the keys of enrich_config_keys set in cfg (every one must be in its table) into o and *rels
+// (the go_rel_t mask to load the ontology with); an unset key keeps the value. 0 or PS_ECONFIG
+// naming the key, the value and the choices ("--enrich-population 'x': annotated | analysed").
+int enrich_opts_config(const ps_config_t *cfg, enrich_opts_t *o, unsigned *rels, ps_err_t *err);
 
 // ---- exact hypergeometric / Fisher p-values ------------------------------------------------
 // X ~ Hypergeometric(N population, K successes in it, n draws): P(X = k) =
@@ -130,7 +190,8 @@ void enrich_csc_buf_free(enrich_csc_buf_t *b);
 typedef struct enrich_engine enrich_engine_t;
 
 // annot: propagated annotations (borrowed for the call). annot_of[p] = annotation index of
-// analysed protein p, or -1 (not in the population). onto is borrowed until enrich_engine_free.
+// analysed protein p; -1: none (in the population only under ENRICH_POP_ANALYSED); -2: left out
+// (never in the population). onto is borrowed until enrich_engine_free.
 // opts may be NULL (defaults). Errors: bad options (PS_ECONFIG), annot_of out of range (PS_EDIM),
 // an empty population or no tested term (PS_EMISMATCH, naming the counts).
 int enrich_engine_new(enrich_engine_t **out, const go_ontology_t *onto, const go_annotations_t *annot,
@@ -144,6 +205,10 @@ uint32_t enrich_n_tested(const enrich_engine_t *e);    // m
 // Tested term i (0 <= i < m) as an ontology index; K of an ontology term (0 when untested).
 int32_t enrich_tested_term(const enrich_engine_t *e, uint32_t i);
 uint32_t enrich_term_pop(const enrich_engine_t *e, int32_t term);
+// Correction family of an ontology term (m, or its namespace's tested terms under
+// ENRICH_SCOPE_NAMESPACE; 0 when untested), and its depth under opts.depth (-1 for obsolete).
+uint32_t enrich_term_family(const enrich_engine_t *e, int32_t term);
+int32_t enrich_term_depth(const enrich_engine_t *e, int32_t term);
 const enrich_hyper_t *enrich_engine_hyper(const enrich_engine_t *e);
 
 typedef struct enrich_hit {
@@ -231,7 +296,8 @@ int32_t enrich_term_distance(const go_ontology_t *o, int32_t a, int32_t b, int32
 
 // ---- export ----------------------------------------------------------------------------------
 // One line per kept (feature, term), features ascending, then p ascending, with a header:
-// feature go_id namespace depth name k n K N fold p ln_p p_bonf q_bh f1 f1_threshold.
+// feature go_id namespace depth name k n K N fold p ln_p p_bonf q_bh f1 f1_threshold (depth under
+// opts.depth; p, p_bonf, q_bh with 11 significant digits, ln_p with 17).
 // Written to path.tmp, fsynced, renamed. Errors name the file.
 int enrich_write_tsv(const enrich_engine_t *e, const enrich_results_t *r, const char *path, ps_err_t *err);
 // One line per feature: feature n_active n_study max_act n_touched n_hits top_go_id top_name

@@ -1,7 +1,7 @@
-// enrich_engine.c — the GO enrichment engine: options, the tested terms and per-protein term
+// enrich_engine.c — the GO enrichment engine: the tested terms and per-protein term
 // lists built once (enrich_engine_new), the per-feature counting pass with screening, exact
 // p-values and multiple testing run over a thread pool (enrich_run), and the results' accessors.
-// Statistics: enrich_stats.c; summaries: enrich_summary.c; TSV export: enrich_tsv.c. See enrich.h.
+// Options: enrich_opts.c; statistics: enrich_stats.c; summaries: enrich_summary.c; TSV export: enrich_tsv.c. See enrich.h.
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -12,84 +12,9 @@
 #include "enrich_priv.h"
 #include "io.h"
 
-// ---- options ---------------------------------------------------------------------------------
-void enrich_opts_default(enrich_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->min_size = 5;
-  o->act_frac = 0;
-  o->alternative = ENRICH_GREATER;
-  o->correction = ENRICH_BONFERRONI;
-  o->alpha = 0.05;
-  o->max_hits = 0;
-  static const double f1[] = {0, 0.15, 0.5, 0.6, 0.8};
-  o->n_f1 = 5;
-  memcpy(o->f1_thresholds, f1, sizeof f1);
-}
-
-int enrich_alt_parse(const char *s, enrich_alt_t *out) {
-  if (!s) return PS_ECONFIG;
-  if (!strcmp(s, "greater")) *out = ENRICH_GREATER;
-  else if (!strcmp(s, "two-sided")) *out = ENRICH_TWO_SIDED;
-  else if (!strcmp(s, "less")) *out = ENRICH_LESS;
-  else return PS_ECONFIG;
-  return 0;
-}
-
-int enrich_corr_parse(const char *s, enrich_corr_t *out) {
-  if (!s) return PS_ECONFIG;
-  if (!strcmp(s, "bonferroni")) *out = ENRICH_BONFERRONI;
-  else if (!strcmp(s, "fdr") || !strcmp(s, "bh")) *out = ENRICH_FDR_BH;
-  else return PS_ECONFIG;
-  return 0;
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
-}
-
-int enrich_f1_parse(const char *s, enrich_opts_t *o, ps_err_t *err) {
-  double v[ENRICH_MAX_F1];
-  uint32_t n = 0;
-  const char *p = s;
-  while (p && *p) {
-    char *end;
-    errno = 0;
-    double x = strtod(p, &end);
-    if (end == p || errno || !(x >= 0 && x < 1))
-      return ps_err_set(err, PS_ECONFIG, "f1 thresholds '%s': value %u is not a number in [0, 1)", s, n + 1);
-    if (n == ENRICH_MAX_F1)
-      return ps_err_set(err, PS_ECONFIG, "f1 thresholds '%s': more than %d values", s, ENRICH_MAX_F1);
-    v[n++] = x;
-    p = end;
-    if (*p == ',') p++;
-    else if (*p) return ps_err_set(err, PS_ECONFIG, "f1 thresholds '%s': expected ',' after value %u", s, n);
-  }
-  if (n == 0) return ps_err_set(err, PS_ECONFIG, "f1 thresholds '%s': no value", s ? s : "");
-  qsort(v, n, sizeof *v, cmp_double);
-  o->n_f1 = n;
-  memcpy(o->f1_thresholds, v, n * sizeof *v);
-  return 0;
-}
-
-static int opts_check(const enrich_opts_t *o, ps_err_t *err) {
-  if (o->min_size < 1) return ps_err_set(err, PS_ECONFIG, "enrich: min_size must be >= 1");
-  if (!(o->act_frac >= 0 && o->act_frac < 1))
-    return ps_err_set(err, PS_ECONFIG, "enrich: act_frac %g not in [0, 1)", o->act_frac);
-  if (!(o->alpha > 0 && o->alpha <= 1)) return ps_err_set(err, PS_ECONFIG, "enrich: alpha %g not in (0, 1]", o->alpha);
-  if (o->alternative != ENRICH_GREATER && o->alternative != ENRICH_TWO_SIDED)
-    return ps_err_set(err, PS_ECONFIG, "enrich: the engine tests 'greater' or 'two-sided' only");
-  if (o->correction != ENRICH_BONFERRONI && o->correction != ENRICH_FDR_BH)
-    return ps_err_set(err, PS_ECONFIG, "enrich: unknown correction %d", (int)o->correction);
-  if (o->n_f1 < 1 || o->n_f1 > ENRICH_MAX_F1)
-    return ps_err_set(err, PS_ECONFIG, "enrich: n_f1 %u not in [1, %d]", o->n_f1, ENRICH_MAX_F1);
-  for (uint32_t i = 0; i < o->n_f1; i++) {
-    double x = o->f1_thresholds[i];
-    if (!(x >= 0 && x < 1)) return ps_err_set(err, PS_ECONFIG, "enrich: f1 threshold %g not in [0, 1)", x);
-    if (i && !(x > o->f1_thresholds[i - 1]))
-      return ps_err_set(err, PS_ECONFIG, "enrich: f1 thresholds must be strictly ascending");
-  }
-  return 0;
 }
 
 // ---- engine -------------------------------------------------------------------------------------
@@ -101,6 +26,8 @@ struct enrich_engine {
   int32_t *tested;     // m: ontology index
   int32_t *compact;    // n_terms: compact index or -1
   uint32_t *K;         // m
+  uint8_t *ns;         // m: namespace (go_namespace_t) of each tested term
+  uint32_t m_ns[4];    // tested terms per namespace (the families of ENRICH_SCOPE_NAMESPACE)
   uint8_t *in_pop;     // n_proteins
   int64_t *pt_off;     // n_proteins + 1
   int32_t *pt;         // compact term ids of each analysed protein
@@ -118,13 +45,13 @@ int enrich_engine_new(enrich_engine_t **out, const go_ontology_t *onto, const go
   enrich_opts_t o;
   if (opts) o = *opts;
   else enrich_opts_default(&o);
-  int rc = opts_check(&o, err);
+  int rc = enrich_opts_check(&o, err);
   if (rc) return rc;
   if (n_proteins < 0 || n_proteins > INT32_MAX)
     return ps_err_set(err, PS_EDIM, "enrich: %lld proteins out of range", (long long)n_proteins);
   for (int64_t p = 0; p < n_proteins; p++)
-    if (annot_of[p] < -1 || annot_of[p] >= (int64_t)annot->n_proteins)
-      return ps_err_set(err, PS_EDIM, "enrich: protein %lld: annotation index %lld outside [-1, %zu)", (long long)p,
+    if (annot_of[p] < -2 || annot_of[p] >= (int64_t)annot->n_proteins)
+      return ps_err_set(err, PS_EDIM, "enrich: protein %lld: annotation index %lld outside [-2, %zu)", (long long)p,
                         (long long)annot_of[p], annot->n_proteins);
   size_t nt = go_n_terms(onto);
   enrich_engine_t *e = ps_xcalloc(1, sizeof *e);
@@ -135,9 +62,11 @@ int enrich_engine_new(enrich_engine_t **out, const go_ontology_t *onto, const go
   uint32_t *Kall = ps_xcalloc(nt ? nt : 1, sizeof *Kall);
   for (int64_t p = 0; p < n_proteins; p++) {
     int64_t a = annot_of[p];
-    if (a < 0 || annot->n_terms[a] == 0) continue;
+    int annotated = a >= 0 && annot->n_terms[a] > 0;
+    if (a == -2 || (!annotated && o.population != ENRICH_POP_ANALYSED)) continue;
     e->in_pop[p] = 1;
     e->pop_n++;
+    if (!annotated) continue;
     for (uint32_t j = 0; j < annot->n_terms[a]; j++) {
       int32_t t = annot->terms[a][j];
       PS_ASSERT(t >= 0 && (size_t)t < nt);
@@ -152,8 +81,8 @@ int enrich_engine_new(enrich_engine_t **out, const go_ontology_t *onto, const go
   }
   if (e->pop_n == 0 || e->m == 0) {
     rc = ps_err_set(err, PS_EMISMATCH,
-                    "enrich: nothing to test: %lld of %lld analysed proteins have annotations, %u terms have >= %u of "
-                    "them (do the protein ids match the annotation file's accessions?)",
+                    "enrich: nothing to test: %lld of %lld analysed proteins in the population, %u terms have >= %u "
+                    "annotated ones (do the protein ids match the annotation file's accessions?)",
                     (long long)e->pop_n, (long long)n_proteins, e->m, o.min_size);
     free(Kall);
     enrich_engine_free(&e);
@@ -161,23 +90,27 @@ int enrich_engine_new(enrich_engine_t **out, const go_ontology_t *onto, const go
   }
   e->tested = ps_xmalloc(e->m * sizeof *e->tested);
   e->K = ps_xmalloc(e->m * sizeof *e->K);
+  e->ns = ps_xmalloc(e->m);
   for (size_t t = 0; t < nt; t++)
     if (e->compact[t] >= 0) {
+      go_namespace_t ns = go_term(onto, (int32_t)t)->ns;
       e->tested[e->compact[t]] = (int32_t)t;
       e->K[e->compact[t]] = Kall[t];
+      e->ns[e->compact[t]] = (uint8_t)(ns <= GO_NS_UNKNOWN ? ns : GO_NS_UNKNOWN);
+      e->m_ns[e->ns[e->compact[t]]]++;
     }
   free(Kall);
   e->pt_off = ps_xmalloc((size_t)(n_proteins + 1) * sizeof *e->pt_off);
   e->pt_off[0] = 0;
   for (int64_t p = 0; p < n_proteins; p++) {
     int64_t c = 0;
-    if (e->in_pop[p])
+    if (e->in_pop[p] && annot_of[p] >= 0)
       for (uint32_t j = 0; j < annot->n_terms[annot_of[p]]; j++) c += e->compact[annot->terms[annot_of[p]][j]] >= 0;
     e->pt_off[p + 1] = e->pt_off[p] + c;
   }
   e->pt = ps_xmalloc((size_t)(e->pt_off[n_proteins] ? e->pt_off[n_proteins] : 1) * sizeof *e->pt);
   for (int64_t p = 0; p < n_proteins; p++) {
-    if (!e->in_pop[p]) continue;
+    if (!e->in_pop[p] || annot_of[p] < 0) continue;
     int64_t q = e->pt_off[p];
     for (uint32_t j = 0; j < annot->n_terms[annot_of[p]]; j++) {
       int32_t c = e->compact[annot->terms[annot_of[p]][j]];
@@ -214,6 +147,7 @@ void enrich_engine_free(enrich_engine_t **ep) {
   free(e->tested);
   free(e->compact);
   free(e->K);
+  free(e->ns);
   free(e->in_pop);
   free(e->pt_off);
   free(e->pt);
@@ -232,6 +166,15 @@ int32_t enrich_tested_term(const enrich_engine_t *e, uint32_t i) { return i < e-
 uint32_t enrich_term_pop(const enrich_engine_t *e, int32_t term) {
   if (term < 0 || (size_t)term >= go_n_terms(e->onto) || e->compact[term] < 0) return 0;
   return e->K[e->compact[term]];
+}
+uint32_t enrich_term_family(const enrich_engine_t *e, int32_t term) {
+  if (term < 0 || (size_t)term >= go_n_terms(e->onto) || e->compact[term] < 0) return 0;
+  return e->opts.scope == ENRICH_SCOPE_NAMESPACE ? e->m_ns[e->ns[e->compact[term]]] : e->m;
+}
+int32_t enrich_term_depth(const enrich_engine_t *e, int32_t term) {
+  const go_term_t *t = go_term(e->onto, term);
+  if (!t) return -1;
+  return e->opts.depth == ENRICH_DEPTH_IS_A ? t->depth_is_a : t->depth;
 }
 
 // ---- the per-feature pass -----------------------------------------------------------------------
@@ -341,17 +284,36 @@ static void run_feature(const enrich_engine_t *e, ws_t *w, const enrich_csc_t *a
   if (ncand == 0) return;
   qsort(w->cand, ncand, sizeof *w->cand, cand_cmp);
   // BH from the largest candidate down; the terms not listed have p >= alpha, so a q < alpha is
-  // exact and a q >= alpha only says "not significant".
-  const double m = e->m, lm = log(m);
+  // exact and a q >= alpha only says "not significant". Under ENRICH_SCOPE_NAMESPACE each
+  // namespace's candidates (still ascending) are corrected as their own family of m_ns terms.
   int64_t h0 = w->n_hits;
   uint32_t kept = 0;
   double *qv = ps_xmalloc(ncand * sizeof *qv);
-  for (uint32_t i = 0; i < ncand; i++) qv[i] = w->cand[i].ln_p;
-  enrich_bh_q(qv, ncand, m);
+  if (e->opts.scope == ENRICH_SCOPE_NAMESPACE) {
+    uint32_t *idx = ps_xmalloc(ncand * sizeof *idx);
+    double *sub = ps_xmalloc(ncand * sizeof *sub);
+    for (uint8_t g = 0; g <= GO_NS_UNKNOWN; g++) {
+      uint32_t ng = 0;
+      for (uint32_t i = 0; i < ncand; i++)
+        if (e->ns[w->cand[i].c] == g) {
+          idx[ng] = i;
+          sub[ng++] = w->cand[i].ln_p;
+        }
+      if (ng == 0) continue;
+      enrich_bh_q(sub, ng, e->m_ns[g]);
+      for (uint32_t j = 0; j < ng; j++) qv[idx[j]] = sub[j];
+    }
+    free(idx);
+    free(sub);
+  } else {
+    for (uint32_t i = 0; i < ncand; i++) qv[i] = w->cand[i].ln_p;
+    enrich_bh_q(qv, ncand, e->m);
+  }
   for (uint32_t i = 0; i < ncand; i++) {
     const cand_t *cd = &w->cand[i];
     uint32_t K = e->K[cd->c];
     if (!((uint64_t)cd->k * (uint64_t)N > (uint64_t)n * K)) continue;  // not enriched
+    const double lm = log(e->opts.scope == ENRICH_SCOPE_NAMESPACE ? (double)e->m_ns[e->ns[cd->c]] : (double)e->m);
     double p = exp(cd->ln_p), pb = exp(cd->ln_p + lm);
     if (pb > 1) pb = 1;
     int sig = e->opts.correction == ENRICH_BONFERRONI ? cd->ln_p + lm < e->ln_alpha : qv[i] < e->opts.alpha;

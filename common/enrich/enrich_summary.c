@@ -13,6 +13,7 @@ typedef struct bfs {
   int32_t *da, *db;   // n_terms, -1 = not reached
   int32_t *qa, *qb;   // visited lists (queues)
   size_t na, nb;
+  int is_a_depth;     // the LCA depth along is_a only (ENRICH_DEPTH_IS_A)
 } bfs_t;
 
 static void bfs_init(bfs_t *b, size_t nt) {
@@ -22,6 +23,7 @@ static void bfs_init(bfs_t *b, size_t nt) {
   b->qb = ps_xmalloc(nt * sizeof *b->qb);
   for (size_t i = 0; i < nt; i++) b->da[i] = b->db[i] = -1;
   b->na = b->nb = 0;
+  b->is_a_depth = 0;
 }
 
 static void bfs_free(bfs_t *b) {
@@ -59,7 +61,7 @@ static int32_t pair_dist(const go_ontology_t *o, bfs_t *b, int32_t x, int32_t y,
     if (b->da[c] < 0) continue;
     int32_t d = b->da[c] + b->db[c];
     if (best < 0 || d < best) best = d;
-    int32_t cd = go_term(o, c)->depth;
+    int32_t cd = b->is_a_depth ? go_term(o, c)->depth_is_a : go_term(o, c)->depth;
     if (cd > dep) dep = cd;
   }
   if (nested) *nested = b->da[y] >= 0 || b->db[x] >= 0;
@@ -133,6 +135,7 @@ void enrich_summarize(const enrich_engine_t *e, const enrich_results_t *r, uint6
   }
   bfs_t b;
   bfs_init(&b, nt ? nt : 1);
+  b.is_a_depth = enrich_engine_opts(e)->depth == ENRICH_DEPTH_IS_A;
   int32_t grp[64], rgrp[64];
   if (mono_top > 64) mono_top = 64;
   double feat_dist = 0, feat_rdist = 0, feat_lca = 0, feat_rlca = 0, feat_nest = 0, feat_rnest = 0;
@@ -150,9 +153,10 @@ void enrich_summarize(const enrich_engine_t *e, const enrich_results_t *r, uint6
     for (uint32_t i = 0; i < ft->n_hits; i++) {
       const go_term_t *t = go_term(o, h[i].term);
       if (t->ns < 3) has[t->ns] = 1;
-      int32_t d = t->depth < 0 ? 0 : t->depth > ENRICH_MAX_DEPTH ? ENRICH_MAX_DEPTH : t->depth;
+      int32_t td = enrich_term_depth(e, h[i].term);
+      int32_t d = td < 0 ? 0 : td > ENRICH_MAX_DEPTH ? ENRICH_MAX_DEPTH : td;
       s->by_depth[d]++;
-      depth_sum += t->depth;
+      depth_sum += td;
       s->n_sig_pairs++;
       if (!seen[h[i].term]) {
         seen[h[i].term] = 1;

@@ -45,9 +45,9 @@ int enrich_write_tsv(const enrich_engine_t *e, const enrich_results_t *r, const 
     for (uint32_t i = 0; i < ft->n_hits; i++) {
       const enrich_hit_t *h = &r->hits[ft->hit0 + i];
       const go_term_t *t = go_term(enrich_ontology(e), h->term);
-      fprintf(f, "%lld\t%s\t%s\t%d\t%s\t%u\t%lld\t%u\t%lld\t%.6g\t%.6e\t%.10g\t%.6e\t%.6e\t%.4f\t%.2f\n", (long long)fi,
-              t->id, go_namespace_name(t->ns), t->depth, t->name, h->k, (long long)ft->n_study, h->K,
-              (long long)r->pop_n, h->fold, h->p, h->ln_p, h->p_bonf, h->q_bh, (double)h->f1,
+      fprintf(f, "%lld\t%s\t%s\t%d\t%s\t%u\t%lld\t%u\t%lld\t%.6g\t%.10e\t%.17g\t%.10e\t%.10e\t%.4f\t%.2f\n",
+              (long long)fi, t->id, go_namespace_name(t->ns), enrich_term_depth(e, h->term), t->name, h->k,
+              (long long)ft->n_study, h->K, (long long)r->pop_n, h->fold, h->p, h->ln_p, h->p_bonf, h->q_bh, (double)h->f1,
               (double)h->f1_threshold);
     }
   }

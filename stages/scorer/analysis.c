@@ -46,7 +46,8 @@ int scorer_enrich_new(scorer_enrich_t **out, const scorer_enrich_cfg_t *cfg, ps_
   e->cfg = *cfg;
   int rc = ps_godata_find(cfg->data_dir, PS_GODATA_NEED_ONTOLOGY | PS_GODATA_NEED_ANNOTATIONS, &e->data, err);
   if (rc < 0) goto fail;
-  if ((rc = go_ontology_load(&e->onto, e->data.obo, NULL, err)) < 0) goto fail;
+  go_load_opts_t lo = {cfg->rels};
+  if ((rc = go_ontology_load(&e->onto, e->data.obo, &lo, err)) < 0) goto fail;
   e->annot = go_annotations_new();
   rc = e->data.annotations_gaf ? go_annotations_load_gaf(e->annot, e->onto, e->data.annotations, NULL, NULL, err)
                                : go_annotations_load_tsv(e->annot, e->onto, e->data.annotations, NULL, NULL, err);
@@ -96,13 +97,16 @@ static char *settings_json(const scorer_enrich_t *e, int64_t n_prot, int64_t pop
   json_t *j = json_object(), *f1 = json_array();
   json_object_set_new(j, "obo", json_string(base_name(e->data.obo)));
   json_object_set_new(j, "annotations", json_string(base_name(e->data.annotations)));
-  json_object_set_new(j, "propagation", json_string("is_a+part_of"));
+  go_ontology_info_t oi;
+  go_ontology_info(e->onto, &oi);
+  json_object_set_new(j, "propagation", json_string(enrich_rels_name(oi.rels)));
+  json_object_set_new(j, "population_rule", json_string(enrich_pop_name(o->population)));
+  json_object_set_new(j, "correction_scope", json_string(enrich_scope_name(o->scope)));
+  json_object_set_new(j, "depth", json_string(enrich_depth_name(o->depth)));
   json_object_set_new(j, "min_size", json_integer(o->min_size));
   json_object_set_new(j, "act_frac", jnum(o->act_frac));
-  json_object_set_new(j, "alternative", json_string(o->alternative == ENRICH_TWO_SIDED ? "two-sided"
-                                                    : o->alternative == ENRICH_LESS    ? "less"
-                                                                                       : "greater"));
-  json_object_set_new(j, "correction", json_string(o->correction == ENRICH_FDR_BH ? "fdr_bh" : "bonferroni"));
+  json_object_set_new(j, "alternative", json_string(enrich_alt_name(o->alternative)));
+  json_object_set_new(j, "correction", json_string(enrich_corr_name(o->correction)));
   json_object_set_new(j, "alpha", jnum(o->alpha));
   json_object_set_new(j, "max_hits", json_integer(o->max_hits));
   for (uint32_t i = 0; i < o->n_f1; i++) json_array_append_new(f1, jnum(o->f1_thresholds[i]));
@@ -169,7 +173,7 @@ static void fill_record(const enrich_engine_t *eng, const enrich_results_t *r, i
     fs_term_hit_t *x = &rec->hits[i];
     snprintf(x->go_id, sizeof x->go_id, "%s", t->id);
     x->ns = (int)t->ns;
-    x->depth = t->depth;
+    x->depth = enrich_term_depth(eng, h[i].term);
     x->name = (char *)t->name;  // borrowed: only encoded, never freed here
     x->k = h[i].k;
     x->n = (uint32_t)ef->n_study;
@@ -205,7 +209,7 @@ int scorer_enrich_run(scorer_enrich_t *e, fs_t *fs, int force, int *ran, double 
   uint8_t *held = ps_xcalloc((size_t)(np ? np : 1), 1);
   for (int64_t p = 0; p < np; p++) {
     held[p] = e->excl && strmap_get(e->excl, c.ids[p], NULL);
-    annot_of[p] = held[p] ? -1 : go_annotations_find(e->annot, c.ids[p]);
+    annot_of[p] = held[p] ? -2 : go_annotations_find(e->annot, c.ids[p]);  // -2: never in the population
   }
   int64_t o = 0;
   indptr[0] = 0;

@@ -48,9 +48,11 @@ typedef struct scorer_enrich_cfg {
   const char *exclude_file;   // ids left out of the enrichment, one a line (NULL = none)
   int threads;                // engine threads (1 = none)
   enrich_opts_t opts;
+  unsigned rels;              // go_rel_t edges the annotations propagate up (enrich-relations; 0 = is_a + part_of)
 } scorer_enrich_cfg_t;
 
-// Loads the ontology and the annotations (propagated). Errors name the data directory / file.
+// Loads the ontology (with the edges of cfg->rels) and the annotations, propagated over them.
+// Errors name the data directory / file.
 int scorer_enrich_new(scorer_enrich_t **out, const scorer_enrich_cfg_t *cfg, ps_err_t *err);
 void scorer_enrich_destroy(scorer_enrich_t **e);
 // Enrich the store now. force: also when a complete enrichment with these settings is stored.

@@ -63,7 +63,7 @@ static const ps_config_entry_t table[] = {
     {"enrich-exclude", "", "ids left out of the enrichment (not in the population, activations dropped), one a line"},
     {"enrich-threads", "2", "enrichment threads"},
     {"enrich-alpha", "0.05", "significance level of a kept term"},
-    {"enrich-correction", "fdr", "multiple testing per feature: fdr (Benjamini-Hochberg) | bonferroni"},
+    ENRICH_CONFIG_ENTRIES("fdr"),
     {"enrich-min-size", "5", "population proteins a GO term needs to be tested"},
     {"interp-out", "", "endpoint for InterpretRequests (PUSH; e.g. @tcp://*:5558; '' = no interpretation)"},
     {"n-interpret", "200", "units to explain and score (0 = every eligible one)"},
@@ -228,15 +228,14 @@ int main(int argc, char **argv) {
   // enrichment: the data directory is checked (and loaded) now, not after the stream
   const char *data = ps_config_str(cfg, "data");
   if (data && data[0]) {
-    scorer_enrich_cfg_t ec = {data, ps_config_str(cfg, "enrich-exclude"), 2, {0}};
+    scorer_enrich_cfg_t ec = {data, ps_config_str(cfg, "enrich-exclude"), 2, {0}, GO_REL_IS_A | GO_REL_PART_OF};
     int64_t th, ms;
     enrich_opts_default(&ec.opts);
     const ps_config_bind_t eopts[] = {PS_CFG_I64("enrich-threads", &th), PS_CFG_F64("enrich-alpha", &ec.opts.alpha),
                                       PS_CFG_I64("enrich-min-size", &ms), {0}};
-    if (ps_config_read(cfg, eopts, &err) < 0) goto fail;
-    if (enrich_corr_parse(ps_config_str(cfg, "enrich-correction"), &ec.opts.correction) < 0 || th < 1 || ms < 1 ||
-        !(ec.opts.alpha > 0 && ec.opts.alpha <= 1)) {
-      ps_err_set(&err, PS_ECONFIG, "enrich-threads, enrich-min-size >= 1, enrich-alpha in (0, 1], enrich-correction fdr | bonferroni");
+    if (ps_config_read(cfg, eopts, &err) < 0 || enrich_opts_config(cfg, &ec.opts, &ec.rels, &err) < 0) goto fail;
+    if (th < 1 || ms < 1 || !(ec.opts.alpha > 0 && ec.opts.alpha <= 1)) {
+      ps_err_set(&err, PS_ECONFIG, "enrich-threads, enrich-min-size >= 1, enrich-alpha in (0, 1]");
       goto fail;
     }
     ec.threads = (int)th;

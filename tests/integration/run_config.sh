@@ -42,6 +42,11 @@ interp-explain-frac = 0.75  # the interpretation keys reach the scorer and the i
 interp-neuron-scaling = minmax
 interp-go-by-namespace = 1
 interp-model = claude-3-5-sonnet-20240620
+enrich-population = analysed  # the study's GO settings reach both scorers (and the stores' settings)
+enrich-relations = is_a
+enrich-correction = bonferroni
+enrich-correction-scope = namespace
+enrich-depth = is_a
 CONF
 "$P" run "$T/run.conf" --k 6 >"$T/out" 2>"$T/err" || { tail -30 "$T/out" "$T/err"; fail "protsae run"; }
 cat "$T/out"
@@ -84,6 +89,13 @@ for c in "interp-go-by-namespace=1" "model=claude-3-5-sonnet-20240620" "uniprot-
 done
 grep -A1 '^interpret_mode: offline$' "$T/out" | grep -q '^features_mean_r: ' ||
   fail "no 'interpret_mode: offline' line just before features_mean_r"
+for c in "enrich-population=analysed" "enrich-relations=is_a" "enrich-correction=bonferroni" \
+  "enrich-correction-scope=namespace" "enrich-depth=is_a"; do
+  for s in features neurons; do grep -q "config $c origin=flag" "$T/w/logs/$s-scorer.log" || fail "$s scorer: no --${c/=/ }"; done
+done
+"$P" dump --db "$T/w/features.db" >"$T/dump.txt"
+grep -q '"propagation":"is_a","population_rule":"analysed","correction_scope":"namespace","depth":"is_a"' "$T/dump.txt" \
+  || fail "features.db: enrich/settings do not record the enrich-* keys"
 "$P" features --db "$T/w/features.db" --limit 1 | grep -q "3000 proteins" || fail "store does not hold 3000 proteins"
 [ -s "$T/w/report.html" ] || fail "no report"
 # one supervisor ran the stages: their logs, one encoder (encoders = 1), nothing left running

@@ -1,6 +1,7 @@
 // The scorer's analysis (stages/scorer/analysis.h) on a small store built from real annotated
 // proteins (../shared human data): the enrichment written into the store equals a fresh run's
-// bytes after an interrupted run (state left mid-way) and after a run with other settings; the
+// bytes after an interrupted run (state left mid-way) and after a run with other settings (each
+// option of issue 18 recorded in enrich/settings and re-enriching when changed); the
 // interpretation plan is deterministic, answers are validated (count, range, unit, store),
 // stored once (a duplicate is ignored), a failure is asked again after the backoff and stored as
 // failed after max_attempts, an unanswered request is sent again after the timeout, and the
@@ -124,7 +125,7 @@ static void test_enrich_resume_and_settings(void **state) {
   snprintf(b, sizeof b, "%s/b.db", d);
   make_store(a, 1200, 1500);  // > 2 groups of 512
   make_store(b, 1200, 1500);
-  scorer_enrich_cfg_t cfg = {g_data, NULL, 2, {0}};
+  scorer_enrich_cfg_t cfg = {g_data, NULL, 2, {0}, 0};
   enrich_opts_default(&cfg.opts);
   scorer_enrich_t *e = NULL;
   ps_err_t err = {0};
@@ -158,6 +159,35 @@ static void test_enrich_resume_and_settings(void **state) {
   enrich(b, e, 0, 1);
   char *db3 = fx_dump_store(b);
   assert_string_equal(da, db3);
+  // every option of issue 18 is in the settings; a store enriched with another value of any one
+  // of them is enriched again (records and settings replaced), and back again gives the same bytes
+  assert_non_null(strstr(da, "\"propagation\":\"is_a+part_of\",\"population_rule\":\"annotated\","
+                             "\"correction_scope\":\"all\",\"depth\":\"relations\""));
+  assert_non_null(strstr(da, "\"correction\":\"bonferroni\""));
+  static const char *const want[] = {"\"propagation\":\"is_a\"", "\"population_rule\":\"analysed\"",
+                                     "\"correction_scope\":\"namespace\"", "\"depth\":\"is_a\"",
+                                     "\"correction\":\"fdr\""};
+  for (int i = 0; i < 5; i++) {
+    scorer_enrich_cfg_t c4 = cfg;
+    if (i == 0) c4.rels = GO_REL_IS_A;
+    if (i == 1) c4.opts.population = ENRICH_POP_ANALYSED;
+    if (i == 2) c4.opts.scope = ENRICH_SCOPE_NAMESPACE;
+    if (i == 3) c4.opts.depth = ENRICH_DEPTH_IS_A;
+    if (i == 4) c4.opts.correction = ENRICH_FDR_BH;
+    scorer_enrich_t *e4 = NULL;
+    assert_int_equal(scorer_enrich_new(&e4, &c4, &err), 0);
+    enrich(b, e4, 0, 1);
+    enrich(b, e4, 0, 0);  // complete with these settings: kept
+    char *d4 = fx_dump_store(b);
+    if (!strstr(d4, want[i])) fail_msg("option %d: the settings lack %s", i, want[i]);
+    assert_string_not_equal(da, d4);
+    free(d4);
+    scorer_enrich_destroy(&e4);
+  }
+  enrich(b, e, 0, 1);
+  char *db4 = fx_dump_store(b);
+  assert_string_equal(da, db4);
+  free(db4);
   // a data directory without an ontology is refused, naming it
   scorer_enrich_cfg_t bad = cfg;
   bad.data_dir = d;

@@ -3,7 +3,9 @@
 // tails below 1e-300 in log space; the engine on a hand-made ontology (study sets, population
 // without unannotated proteins, propagation, act_frac, F1, Bonferroni, BH, only enriched terms
 // kept, dead features), the same results with 1 and 2 threads, bad input (errors name the
-// feature and the position), DAG distances, summaries, TSV export and the describe API.
+// feature and the position), DAG distances, summaries, TSV export and the describe API; the
+// options of issue 18 (population analysed, -2 = left out, correction per namespace for
+// Bonferroni and BH, is_a-only propagation, is_a depth) and their configuration keys.
 // The comparison against scipy itself is tests/unit/enrich_scipy.py.
 #include <math.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 
 #include "fixture.h"
 
+#include "config.h"
 #include "enrich.h"
 
 // ---- exact arithmetic ------------------------------------------------------------------------
@@ -418,6 +421,177 @@ static void test_distance(void **state) {
   gofx_free(&F);
 }
 
+// ---- the options of issue 18 (population, propagation, correction family, depth) ---------------
+static void test_options(void **state) {
+  (void)state;
+  gofx_t F;
+  gofx_init(&F);
+  ps_err_t err = {0};
+  int64_t indptr[5];
+  int32_t rows[128];
+  float vals[128];
+  build_acts(indptr, rows, vals);
+  enrich_csc_t csc = {4, 41, indptr, rows, vals};
+  const double p1 = 1.1797175484382116e-09, p2 = 0.00021795989537925023;  // as test_engine
+  int32_t C = go_lookup(F.o, "GO:0000004"), M1 = go_lookup(F.o, "GO:0000011");
+  // population analysed: X1 (no annotation) counts: N 41, feature 0's study set P1..P10 + X1
+  enrich_opts_t opts;
+  enrich_opts_default(&opts);
+  opts.population = ENRICH_POP_ANALYSED;
+  enrich_engine_t *e = NULL;
+  enrich_results_t r;
+  assert_int_equal(enrich_engine_new(&e, F.o, F.an, F.annot_of, 41, &opts, &err), 0);
+  assert_int_equal(enrich_pop_size(e), 41);
+  assert_int_equal(enrich_term_pop(e, C), 10);
+  assert_int_equal(enrich_run(e, &csc, NULL, &r, &err), 0);
+  assert_int_equal(r.pop_n, 41);
+  assert_int_equal(r.features[0].n_study, 11);
+  const enrich_hit_t *h = find_hit(&r, 0, F.o, "GO:0000004");
+  assert_non_null(h);
+  double pa = 31.0 / (double)choose(41, 11);  // P(X >= 10) = P(X = 10) = C(10,10) C(31,1) / C(41,11)
+  if (rel(h->p, pa) > 1e-12) fail_msg("analysed: p %.17g, expected %.17g", h->p, pa);
+  assert_int_equal(h->k, 10);
+  assert_true(rel(h->fold, (10.0 / 11) / (10.0 / 41)) < 1e-12);
+  enrich_results_free(&r);
+  enrich_engine_free(&e);
+  // -2 leaves a protein out of either population; its activation is then ignored
+  int64_t of[41];
+  memcpy(of, F.annot_of, sizeof of);
+  of[40] = -2;
+  assert_int_equal(enrich_engine_new(&e, F.o, F.an, of, 41, &opts, &err), 0);
+  assert_int_equal(enrich_pop_size(e), 40);
+  assert_int_equal(enrich_run(e, &csc, NULL, &r, &err), 0);
+  assert_int_equal(r.features[0].n_study, 10);
+  assert_true(rel(find_hit(&r, 0, F.o, "GO:0000004")->p, p1) < 1e-12);
+  enrich_results_free(&r);
+  enrich_engine_free(&e);
+  // correction per namespace: BP has 5 tested terms (R, A, B, C, D), MF 2 (M, M1)
+  enrich_opts_default(&opts);
+  opts.correction = ENRICH_FDR_BH;
+  opts.scope = ENRICH_SCOPE_NAMESPACE;
+  assert_int_equal(enrich_engine_new(&e, F.o, F.an, F.annot_of, 41, &opts, &err), 0);
+  assert_int_equal(enrich_term_family(e, C), 5);
+  assert_int_equal(enrich_term_family(e, M1), 2);
+  assert_int_equal(enrich_run(e, &csc, NULL, &r, &err), 0);
+  h = find_hit(&r, 0, F.o, "GO:0000004");
+  assert_true(rel(h->p_bonf, 5 * p1) < 1e-12);
+  assert_true(rel(h->q_bh, 5 * p1) < 1e-12);
+  assert_true(rel(find_hit(&r, 0, F.o, "GO:0000002")->q_bh, p2 * 5 / 3) < 1e-12);
+  h = find_hit(&r, 2, F.o, "GO:0000011");
+  double pm = 1.0 / (double)choose(40, 20);
+  assert_true(rel(h->p_bonf, 2 * pm) < 1e-12);
+  assert_true(rel(h->q_bh, pm) < 1e-12);  // M and M1 tie (k = K = 20): ranks 1, 2 of a family of 2 (all: 7/2 pm)
+  enrich_results_free(&r);
+  enrich_engine_free(&e);
+  // Bonferroni at alpha = 6 p1: kept per namespace (5 p1 < alpha), not over all 7 terms (7 p1)
+  enrich_opts_default(&opts);
+  opts.alpha = 6 * p1;
+  for (int scope = 0; scope < 2; scope++) {
+    opts.scope = scope ? ENRICH_SCOPE_NAMESPACE : ENRICH_SCOPE_ALL;
+    assert_int_equal(enrich_engine_new(&e, F.o, F.an, F.annot_of, 41, &opts, &err), 0);
+    assert_int_equal(enrich_term_family(e, C), scope ? 5 : 7);
+    assert_int_equal(enrich_run(e, &csc, NULL, &r, &err), 0);
+    assert_int_equal(find_hit(&r, 0, F.o, "GO:0000004") != NULL, scope);
+    enrich_results_free(&r);
+    enrich_engine_free(&e);
+  }
+  // propagation over is_a only: D's proteins no longer reach B (D part_of B), so B is untested
+  go_ontology_t *oi = NULL;
+  go_load_opts_t lo = {GO_REL_IS_A};
+  assert_int_equal(go_ontology_parse(&oi, OBO, strlen(OBO), "test.obo", &lo, &err), 0);
+  go_annotations_t *ai = NULL;
+  {  // the fixture's direct annotations again, propagated over is_a
+    char path[PATH_MAX + 16];
+    fx_path(path, sizeof path, "i.tsv");
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int p = 1; p <= 40; p++)
+      fprintf(fp, "P%d\t%s\tIDA\n", p, p <= 10 ? "GO:0000004" : p <= 20 ? "GO:0000005" : "GO:0000011");
+    fclose(fp);
+    ai = go_annotations_new();
+    assert_int_equal(go_annotations_load_tsv(ai, oi, path, NULL, NULL, &err), 0);
+    unlink(path);
+    go_annotations_propagate(ai, oi);
+  }
+  int64_t ofi[41];
+  for (int p = 0; p < 41; p++) {
+    char id[16];
+    snprintf(id, sizeof id, "P%d", p + 1);
+    ofi[p] = p < 40 ? go_annotations_find(ai, id) : -1;
+  }
+  assert_int_equal(enrich_engine_new(&e, oi, ai, ofi, 41, NULL, &err), 0);
+  assert_int_equal(enrich_n_tested(e), 6);
+  assert_int_equal(enrich_term_pop(e, go_lookup(oi, "GO:0000003")), 0);
+  assert_int_equal(enrich_term_pop(e, go_lookup(oi, "GO:0000005")), 10);
+  enrich_engine_free(&e);
+  go_annotations_destroy(&ai);
+  go_ontology_destroy(&oi);
+  // depth along is_a: Z is_a R and part_of Y (Y is_a X is_a R): depth 3, is_a depth 1
+  static const char *DOBO = "[Term]\nid: GO:0000001\nnamespace: biological_process\n\n"
+                            "[Term]\nid: GO:0000002\nnamespace: biological_process\nis_a: GO:0000001\n\n"
+                            "[Term]\nid: GO:0000003\nnamespace: biological_process\nis_a: GO:0000002\n\n"
+                            "[Term]\nid: GO:0000004\nnamespace: biological_process\nis_a: GO:0000001\n"
+                            "relationship: part_of GO:0000003\n";
+  go_ontology_t *od = NULL;
+  assert_int_equal(go_ontology_parse(&od, DOBO, strlen(DOBO), "depth.obo", NULL, &err), 0);
+  int32_t Z = go_lookup(od, "GO:0000004");
+  assert_int_equal(go_term(od, Z)->depth, 3);
+  assert_int_equal(go_term(od, Z)->depth_is_a, 1);
+  assert_int_equal(go_term(od, go_lookup(od, "GO:0000003"))->depth_is_a, 2);
+  go_ontology_destroy(&od);
+  // ... and the engine reports the depth of its rule (the fixture's D: depth 2 both ways; B: 1)
+  enrich_opts_default(&opts);
+  opts.depth = ENRICH_DEPTH_IS_A;
+  assert_int_equal(enrich_engine_new(&e, F.o, F.an, F.annot_of, 41, &opts, &err), 0);
+  for (int32_t t = 0; t < (int32_t)go_n_terms(F.o); t++)
+    assert_int_equal(enrich_term_depth(e, t), go_term(F.o, t)->depth_is_a);
+  enrich_engine_free(&e);
+  gofx_free(&F);
+}
+
+// The options as configuration keys: every key reaches its field; a bad value names key and choices.
+static void test_options_config(void **state) {
+  (void)state;
+  static const ps_config_entry_t table[] = {ENRICH_CONFIG_ENTRIES("fdr"), {NULL, NULL, NULL}};
+  char *argv[] = {"x", "--enrich-population", "analysed", "--enrich-relations", "is_a", "--enrich-correction",
+                  "bonferroni", "--enrich-correction-scope", "namespace", "--enrich-depth", "is_a"};
+  ps_config_t *cfg = NULL;
+  ps_err_t err = {0};
+  enrich_opts_t o;
+  unsigned rels = 0;
+  assert_int_equal(ps_config_parse(&cfg, table, 1, argv, &err), 0);  // defaults
+  enrich_opts_default(&o);
+  o.correction = ENRICH_BONFERRONI;
+  assert_int_equal(enrich_opts_config(cfg, &o, &rels, &err), 0);
+  assert_int_equal(o.population, ENRICH_POP_ANNOTATED);
+  assert_int_equal(rels, GO_REL_IS_A | GO_REL_PART_OF);
+  assert_int_equal(o.correction, ENRICH_FDR_BH);
+  assert_int_equal(o.scope, ENRICH_SCOPE_ALL);
+  assert_int_equal(o.depth, ENRICH_DEPTH_RELATIONS);
+  ps_config_destroy(&cfg);
+  assert_int_equal(ps_config_parse(&cfg, table, 11, argv, &err), 0);
+  assert_int_equal(enrich_opts_config(cfg, &o, &rels, &err), 0);
+  assert_int_equal(o.population, ENRICH_POP_ANALYSED);
+  assert_int_equal(rels, GO_REL_IS_A);
+  assert_int_equal(o.correction, ENRICH_BONFERRONI);
+  assert_int_equal(o.scope, ENRICH_SCOPE_NAMESPACE);
+  assert_int_equal(o.depth, ENRICH_DEPTH_IS_A);
+  assert_string_equal(enrich_pop_name(o.population), "analysed");
+  assert_string_equal(enrich_rels_name(rels), "is_a");
+  assert_string_equal(enrich_scope_name(o.scope), "namespace");
+  assert_string_equal(enrich_depth_name(o.depth), "is_a");
+  assert_string_equal(enrich_corr_name(ENRICH_FDR_BH), "fdr");
+  ps_config_destroy(&cfg);
+  argv[2] = "everyone";
+  assert_int_equal(ps_config_parse(&cfg, table, 3, argv, &err), 0);
+  assert_int_equal(enrich_opts_config(cfg, &o, &rels, &err), PS_ECONFIG);
+  assert_string_equal(err.msg, "--enrich-population 'everyone': annotated | analysed");
+  ps_config_destroy(&cfg);
+  int k = 0;
+  for (const char *const *key = enrich_config_keys; *key; key++, k++) assert_string_equal(*key, table[k].name);
+  assert_int_equal(k, 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bruteforce),
@@ -425,6 +599,8 @@ int main(void) {
       cmocka_unit_test(test_engine),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_distance),
+      cmocka_unit_test(test_options),
+      cmocka_unit_test(test_options_config),
   };
   return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
