@@ -50,6 +50,8 @@ static const ps_config_entry_t table[] = {
     {"shard-out", "@ipc:///tmp/protsae-scorer-shard.ipc", "front: base endpoint of the shard sockets (PUSH, bound; "
                                                           "the K-th: tcp port + K, ipc address + '.K')"},
     {"top-n", "20", "top proteins kept per feature (fixed when the store is created)"},
+    {"residue-top", "8", "residue level: top residues kept per (protein, active feature) in the store's residue codes "
+                         "(0 = none; fixed when the store is created)"},
     {"max-features", "1048576", "largest dictionary (n_features) a batch may set; batches over it are rejected"},
     {"max-message-mb", "128", "largest message accepted on --in, MiB (ZMQ_MAXMSGSIZE; a FeatureBatch of R rows with "
                               "K active units a row is ~R x K x 9 bytes: 8192 rows x 1280 neurons = 94 MB). A larger "
@@ -139,7 +141,8 @@ int main(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_main(&cfg, table, "protsae-scorer", argc, argv);
   if (crc >= 0) return crc;
-  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, mport, max_feat, max_mb, min_free_mb, shards;
+  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, mport, max_feat, max_mb, min_free_mb, shards,
+      residue_top;
   int exit_done, sync;
   const ps_config_bind_t opts[] = {
       PS_CFG_I64("sources", &sources),           PS_CFG_I64("top-n", &top_n),
@@ -147,7 +150,7 @@ int main(int argc, char **argv) {
       PS_CFG_I64("resend-after-ms", &resend_ms), PS_CFG_I64("hwm", &hwm),
       PS_CFG_I64("max-features", &max_feat),     PS_CFG_I64("max-message-mb", &max_mb),
       PS_CFG_I64("min-free-mb", &min_free_mb),   PS_CFG_I64("metrics-port", &mport),
-      PS_CFG_I64("shards", &shards),
+      PS_CFG_I64("shards", &shards),            PS_CFG_I64("residue-top", &residue_top),
       PS_CFG_BOOL("exit-when-complete", &exit_done), PS_CFG_BOOL("sync", &sync),
       {0},
   };
@@ -158,6 +161,10 @@ int main(int argc, char **argv) {
   }
   if (max_feat < 1 || max_feat > UINT32_MAX || max_mb < 1 || max_mb > (1 << 20)) {
     ps_err_set(&err, PS_ECONFIG, "max-features must be in 1..2^32-1, max-message-mb in 1..2^20");
+    goto fail;
+  }
+  if (residue_top < 0 || residue_top > 65536) {
+    ps_err_set(&err, PS_ECONFIG, "residue-top must be in 0..65536");
     goto fail;
   }
   if (shards < 0 || shards > FS_MAX_SHARDS) {
@@ -171,7 +178,7 @@ int main(int argc, char **argv) {
     goto fail;
   }
   int worker = shards > 0 && shard_opt && shard_opt[0], is_front = shards > 0 && !worker;
-  scorer_opts_t so = {db, (uint32_t)top_n, sync, (uint32_t)max_feat, 0, 0};
+  scorer_opts_t so = {db, (uint32_t)top_n, sync, (uint32_t)max_feat, 0, 0, (uint32_t)residue_top};
   char shard_db[4096], in_ep[1024];
   snprintf(in_ep, sizeof in_ep, "%s", ps_config_str(cfg, "in"));
   if (worker) {
