@@ -2,7 +2,8 @@
 // from a run's work directory (the demo's layout): training curves (loss, validation MSE, L0, dead
 // fraction), the feature-frequency distribution, features vs neurons (GO enrichment and
 // interpretability), a feature table, and per-feature cards (top proteins with names, activation
-// histogram, GO terms, explanation and its score). Results (GO enrichment, explanations and their
+// histogram, GO terms, explanation and its score; at residue level the top proteins' sequences with
+// the feature's activations highlighted, report_residue.h). Results (GO enrichment, explanations and their
 // summaries) are read from the feature stores WORKDIR/features.db and neurons.db through featstore.h;
 // the training curves from the trainer's sae/metrics.jsonl; protein names from the data
 // directory's proteins.tsv (godata.h). Every input but the feature store is optional; a missing
@@ -15,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
 #include "featstore.h"
 #include "godata.h"
 #include "proteins_tsv.h"
+#include "report_residue.h"
 #include "strmap.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -31,18 +34,9 @@ static const ps_config_entry_t table[] = {
     {"data", NULL, "data directory with proteins.tsv[.gz] for protein names (default: the shared human data)"},
     {"cards", "24", "feature cards (the best-explained features first)"},
     {"rows", "200", "rows of the feature table"},
+    {"fasta", NULL, "residue level: the run's FASTA, for the cards' sequences (default WORKDIR/synth-residue/proteins.fasta)"},
     {NULL, NULL, NULL},
 };
-
-static void esc(FILE *o, const char *s) {
-  for (; s && *s; s++) {
-    if (*s == '<') fputs("&lt;", o);
-    else if (*s == '>') fputs("&gt;", o);
-    else if (*s == '&') fputs("&amp;", o);
-    else if (*s == '"') fputs("&quot;", o);
-    else fputc(*s, o);
-  }
-}
 
 // ---- SVG line chart ------------------------------------------------------------------------------
 typedef struct series {
@@ -61,7 +55,7 @@ static void chart(FILE *o, const char *title, const series_t *s, int ns, int log
       x0 = fmin(x0, s[k].x[i]), x1 = fmax(x1, s[k].x[i]), y0 = fmin(y0, y), y1 = fmax(y1, y);
     }
   fprintf(o, "<svg class=chart width=%.0f height=%.0f viewBox='0 0 %.0f %.0f'><text x=%.0f y=16 class=t>", W, H, W, H, L);
-  esc(o, title);
+  rr_html_esc(o, title);
   fputs("</text>", o);
   if (!isfinite(x0)) {
     fprintf(o, "<text x=%.0f y=%.0f>no data</text></svg>\n", L + 10, H / 2);
@@ -92,7 +86,7 @@ static void chart(FILE *o, const char *title, const series_t *s, int ns, int log
                 L + (W - L - R) * (s[k].x[i] - x0) / (x1 - x0), H - B - (H - T - B) * (y - y0) / (y1 - y0));
       }
     fprintf(o, "<text x=%.0f y=%d fill='%s' class=ax>", W - R - 150, 40 + 13 * k, s[k].color);
-    esc(o, s[k].name);
+    rr_html_esc(o, s[k].name);
     fputs("</text>", o);
   }
   fputs("</svg>\n", o);
@@ -104,7 +98,7 @@ static void bars(FILE *o, const char *title, const double *v, const char *const 
   fprintf(o, "<svg class=chart width=%d height=%d viewBox='0 0 %d %d'>", w, h, w, h);
   if (title) {
     fprintf(o, "<text x=4 y=14 class=t>");
-    esc(o, title);
+    rr_html_esc(o, title);
     fputs("</text>", o);
   }
   double top = title ? 22 : 4, bw = (double)(w - 8) / (n ? n : 1);
@@ -238,7 +232,7 @@ static char *card_terms(fs_t *fs, uint32_t id, int keep, ps_err_t *err) {
     fprintf(m, "<tr><td>%s</td><td>%s</td><td class=n>%u/%u</td><td class=n>%.3g</td><td class=n>%.1f</td>"
                "<td class=n>%.4f</td><td>",
             h->go_id, h->ns == 0 ? "BP" : h->ns == 1 ? "MF" : "CC", h->k, h->n, h->p, h->fold, (double)h->f1);
-    esc(m, h->name);
+    rr_html_esc(m, h->name);
     fputs("</td></tr>", m);
   }
   fclose(m);
@@ -323,6 +317,36 @@ static int cmpn(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
+// Residue level: the sequences of the carded features' top proteins, from fasta (default
+// WORKDIR/synth-residue/proteins.fasta, the residue demo's; none when absent: the cards say so).
+static int card_seqs(fs_t *fs, const fs_meta_t *m, const unit_t *fu, size_t nfu, const uint8_t *want, const char *fasta,
+                     const char *w, rr_seqs_t *seqs, ps_err_t *err) {
+  char def[PATH_MAX];
+  if (!fasta) {
+    snprintf(def, sizeof def, "%s/synth-residue/proteins.fasta", w);
+    if (access(def, R_OK) != 0) return 0;
+    fasta = def;
+  }
+  size_t n = 0, cap = 64;
+  char **ids = ps_xmalloc(cap * sizeof *ids);
+  fs_feat_t f;
+  fs_feat_init(&f, m->top_n);
+  int rc = 0;
+  for (size_t i = 0; i < nfu && rc >= 0; i++) {
+    if (fu[i].unit < 0 || (uint64_t)fu[i].unit >= m->n_features || !want[fu[i].unit]) continue;
+    if ((rc = fs_feat_get(fs, (uint32_t)fu[i].unit, m->top_n, &f, err)) < 0) break;
+    for (uint32_t t = 0; t < f.n_top; t++) {
+      if (n == cap) ids = ps_xrealloc(ids, (cap *= 2) * sizeof *ids);
+      ids[n++] = ps_xstrdup(f.top[t].id);
+    }
+  }
+  fs_feat_clear(&f);
+  if (rc >= 0) rc = rr_seqs_load(seqs, fasta, (const char *const *)ids, n, err);
+  for (size_t i = 0; i < n; i++) free(ids[i]);
+  free(ids);
+  return rc < 0 ? rc : 0;
+}
+
 int cli_report(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -350,6 +374,7 @@ int cli_report(int argc, char **argv) {
   json_t *isum = NULL;
   FILE *o = NULL;
   int have_neurons = 0;
+  rr_seqs_t seqs = {0};
 
   snprintf(p, sizeof p, "%s/features.db", w);
   if (fs_open(&fs, p, FS_OPEN_READONLY, &err) < 0) goto out;
@@ -383,6 +408,7 @@ int cli_report(int argc, char **argv) {
   for (size_t i = 0; i < nfu && (int64_t)n_card < n_cards; i++)
     if (fu[i].unit >= 0 && (uint64_t)fu[i].unit < m.n_features) want[fu[i].unit] = 1, n_card++;
   load_names(data, &names);
+  if (m.level && card_seqs(fs, &m, fu, nfu, want, ps_config_str(cfg, "fasta"), w, &seqs, &err) < 0) goto out;
 
   snprintf(tmp, sizeof tmp, "%s.tmp", out);
   o = fopen(tmp, "w");
@@ -404,7 +430,7 @@ int cli_report(int argc, char **argv) {
         ".card{border:1px solid #ddd;border-radius:6px;padding:10px;margin:12px 0}.off{color:#a33;font-weight:600}"
         ".muted{color:#777}.scroll{max-height:420px;overflow-y:auto;border:1px solid #eee;display:inline-block}</style></head><body>\n", o);
   fprintf(o, "<h1>protsae report</h1><p class=muted>%s &middot; work directory <code>", when);
-  esc(o, w);
+  rr_html_esc(o, w);
   fprintf(o, "</code></p>\n");
   if (offline)
     fputs("<p class=off>Explanations are OFFLINE (no LLM): built from enriched GO terms, Pfam families and gene names; "
@@ -524,20 +550,21 @@ int cli_report(int argc, char **argv) {
     fprintf(o, "<div class=card id=f%u><b>feature %u</b> &middot; active on %llu proteins &middot; max %.3g &middot; "
                "explanation r = %.2f (p = %.2g)%s<p>", id, id, (unsigned long long)f.n_active, (double)f.max, fu[i].r,
             fu[i].p, fu[i].offline ? " <span class=off>offline</span>" : "");
-    esc(o, fu[i].explanation);
+    rr_html_esc(o, fu[i].explanation);
     fputs("</p><table><tr><th class=n>#</th><th>protein</th><th>gene</th><th>name</th><th class=n>activation</th></tr>", o);
     for (uint32_t t = 0; t < f.n_top && t < 10; t++) {
       uint64_t ix;
       int known = names.idx && strmap_get(names.idx, f.top[t].id, &ix);
       fprintf(o, "<tr><td class=n>%u</td><td>", t + 1);
-      esc(o, f.top[t].id);
+      rr_html_esc(o, f.top[t].id);
       fputs("</td><td>", o);
-      if (known) esc(o, names.gene[ix]);
+      if (known) rr_html_esc(o, names.gene[ix]);
       fputs("</td><td>", o);
-      if (known) esc(o, names.name[ix]);
+      if (known) rr_html_esc(o, names.name[ix]);
       fprintf(o, "</td><td class=n>%.3g</td></tr>", (double)f.top[t].value);
     }
     fputs("</table>", o);
+    if (m.level && rr_card_html(o, fs, id, &f, &seqs, 5, &err) < 0) goto out;
     int lo = FS_HIST_BINS, hi = -1;
     for (int b = 0; b < FS_HIST_BINS; b++)
       if (f.hist[b]) lo = b < lo ? b : lo, hi = b;
@@ -592,6 +619,7 @@ out:
   free(names.gene);
   free(names.name);
   strmap_destroy(&names.idx);
+  rr_seqs_free(&seqs);
   free(mt.step), free(mt.loss), free(mt.val), free(mt.l0), free(mt.dead), free(mt.vstep);
   json_decref(isum), json_decref(nisum), json_decref(esum), json_decref(nesum);
   fs_close(&nfs);
