@@ -16,7 +16,8 @@
 //      against their propagated annotations)
 // then the report and a summary of `key: value` lines, every figure read as data (the stores'
 // "enrich/summary" and "interp/summary", the structs of the in-process steps), never scraped
-// from another command's output. Stage logs go to WORKDIR/logs/.
+// from another command's output. Stage logs go to WORKDIR/logs/. `--level residue` (an AA-level
+// SAE, residue concepts) is demo_residue.c's flow, reusing this file's parts (demo_shared.h).
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -36,6 +37,7 @@
 #include "topo.h"
 #include "cli.h"
 #include "config.h"
+#include "demo_shared.h"
 #include "demo_train.h"
 #include "emb.h"
 #include "fasta.h"
@@ -86,6 +88,12 @@ static const ps_config_entry_t table[] = {
                   "(protsae run CONFIG); needs --fasta"},
     {"fasta", NULL, "the FASTA of --emb (ids are checked against it)"},
     {"ids", NULL, "ids of --emb's rows when it is a single matrix (default for .npy: the FASTA's order)"},
+    {"level", "protein", "protein | residue: an AA-level SAE on residue embeddings, residue concepts (demo_residue.c)"},
+    {"residue-proteins", "500", "residue level: planted proteins written at residue level (protsae synth)"},
+    {"residue-top", NULL, "residue level: top residues kept per protein and feature (protsae-scorer; default its own)"},
+    {"concepts", NULL, "residue level: concept files (UniProt flat, TSV accession/start/end/concept; comma-separated) "
+                       "for the scorer's concept analysis, besides the planted motifs"},
+    {"concept-min-instances", NULL, "residue level: fewest instances a concept needs to be scored (protsae-scorer)"},
     {"data", NULL, "annotation directory (proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz; default "
                    "$PROTSAE_DATA or ../shared/data/human-swissprot)"},
     {NULL, NULL, NULL},
@@ -98,7 +106,7 @@ int demo_has_option(const char *name) {
 }
 
 // The FASTA's ids in order, one a line, into path (the ids of a .npy given without them).
-static int fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *err) {
+int fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *err) {
   fasta_reader_t *fr = NULL;
   FILE *f = fopen(path, "w");
   if (!f) return ps_err_set(err, PS_EIO, "%s: cannot write", path);
@@ -114,13 +122,13 @@ static int fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *
   return rc < 0 ? rc : 0;
 }
 
-static int need_stage(const char *name, char *buf, size_t cap) {
+int need_stage(const char *name, char *buf, size_t cap) {
   if (cli_stage_path(name, buf, cap)) return 0;
   fprintf(stderr, "protsae demo: cannot find the protsae-%s executable (set PROTSAE_LIBEXEC)\n", name);
   return -1;
 }
 
-static const char *g_logs;  // WORKDIR/logs
+const char *g_logs;  // WORKDIR/logs
 
 // The held-out proteome's result in the annotation store (as_result_each's callback).
 typedef struct held_result {
@@ -147,7 +155,7 @@ static void progress_quiet(void *ctx) { prom_progress_end(ctx); }
 // Run t under the supervisor with a progress line from the reader on port (train_port: the
 // trainer's too). 0, 130 when interrupted by a signal, 1 when it failed (the supervisor has said
 // which stage and printed its log's tail).
-static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_result_t *res) {
+int topo_run(topo_t *t, const char *label, int port, int train_port, sv_result_t *res) {
   prom_progress_t prog;
   prom_progress_init(&prog, label, port);
   prog.train_port = train_port;
@@ -168,17 +176,12 @@ static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_r
   return 0;
 }
 
-typedef struct encode_args {
-  const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
-  int n_enc, n_sc;
-} encode_args_t;
-
 // The encode topology of `name` ("features": encoders --sae; "neurons": --neurons 1): reader ->
 // n encoders -> scorer (the sink: ingest, GO enrichment, interpretation requests, results) <->
 // interpreter. Reader, encoders and interpreter are services. A stage that dies is restarted (at
 // most 3 times each); the store ends the same: exactly-once apply, re-sent lost batches, cached
 // LLM answers (offline mode is deterministic).
-static int encode_topology(const char *name, const encode_args_t *a) {
+int encode_topology(const char *name, const encode_args_t *a) {
   char reader[PATH_MAX], encoder[PATH_MAX], scorer[PATH_MAX], interp[PATH_MAX], sn[64];
   if (need_stage("reader", reader, sizeof reader) || need_stage("encoder", encoder, sizeof encoder) ||
       need_stage("scorer", scorer, sizeof scorer) || need_stage("interpreter", interp, sizeof interp))
@@ -201,6 +204,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   if (a->hold_ids) topo_arg(t, s, "--enrich-exclude", "%s", a->hold_ids);
   topo_arg(t, s, "--interp-out", "@ipc://%s/%s-interp.ipc", w, name);
   topo_arg(t, s, "--n-interpret", "%s", a->n_interpret);
+  for (const char *const *x = a->scorer_extra; x && x[0]; x += 2) topo_arg(t, s, x[0], "%s", x[1]);
   if (a->n_sc > 1) {  // the sink is the front; the shards are services (each exits once it has the whole stream)
     topo_arg(t, s, "--shards", "%d", a->n_sc);
     topo_arg(t, s, "--shard-out", "@ipc://%s/%s-shard.ipc", w, name);
@@ -227,6 +231,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
     topo_arg(t, e, "--out", ">ipc://%s/%s-sc.ipc", w, name);
     topo_arg(t, e, "--producer", "encoder-%d", i);
     topo_arg(t, e, "--run-id", "%s", name);
+    for (const char *const *x = a->encoder_extra; x && x[0]; x += 2) topo_arg(t, e, x[0], "%s", x[1]);
   }
   int port = prom_free_port();  // the reader's metrics: the progress bar
   snprintf(sn, sizeof sn, "%s-reader", name);
@@ -241,6 +246,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   topo_arg(t, r, "--run-id", "%s", name);
   topo_arg(t, r, "--metrics-port", "%d", port);
   if (a->ids) topo_arg(t, r, "--ids", "%s", a->ids);
+  for (const char *const *x = a->reader_extra; x && x[0]; x += 2) topo_arg(t, r, x[0], "%s", x[1]);
   snprintf(sn, sizeof sn, "%s-interpreter", name);
   size_t x = topo_add(t, sn, SV_SERVICE, 3, 0);
   argv_push(t->argv[x], interp);
@@ -259,18 +265,13 @@ static int encode_topology(const char *name, const encode_args_t *a) {
 }
 
 // ---- figures from the stores --------------------------------------------------------------------
-typedef struct store_figs {
-  json_t *enrich, *interp;  // "enrich/summary", "interp/summary" (NULL when absent)
-  char mode[96];            // the explanations' mode (first record), "" when none
-} store_figs_t;
-
 static int first_mode(uint32_t unit, const fs_interp_t *x, const char *json, void *ctx) {
   (void)unit, (void)json;
   if (x->mode) snprintf((char *)ctx, 96, "%s", x->mode);
   return 1;  // the first is enough
 }
 
-static json_t *store_json(fs_t *fs, const char *key) {
+json_t *store_json(fs_t *fs, const char *key) {
   char *v = NULL;
   size_t len = 0;
   ps_err_t err = {0};
@@ -280,7 +281,7 @@ static json_t *store_json(fs_t *fs, const char *key) {
   return j;
 }
 
-static void store_figs_load(store_figs_t *f, const char *path) {
+void store_figs_load(store_figs_t *f, const char *path) {
   memset(f, 0, sizeof *f);
   fs_t *fs = NULL;
   ps_err_t err = {0};
@@ -294,13 +295,13 @@ static void store_figs_load(store_figs_t *f, const char *path) {
   fs_close(&fs);
 }
 
-static void store_figs_free(store_figs_t *f) {
+void store_figs_free(store_figs_t *f) {
   json_decref(f->enrich);
   json_decref(f->interp);
   memset(f, 0, sizeof *f);
 }
 
-static double jnum(json_t *o, const char *key) {
+double jnum(json_t *o, const char *key) {
   json_t *x = json_object_get(o, key);
   return json_is_number(x) ? json_number_value(x) : NAN;
 }
@@ -308,7 +309,7 @@ static double jnum(json_t *o, const char *key) {
 static double pct(double a, double b) { return b > 0 ? 100.0 * a / b : 0.0; }
 
 // The headline GO figures, features beside neurons (the full table: protsae report).
-static void print_enrich_table(json_t *f, json_t *n) {
+void print_enrich_table(json_t *f, json_t *n) {
   printf("      %-44s %10s %10s\n", "", "features", "neurons");
 #define ROW(label, fmt, a, b) do { \
     char x_[32], y_[32]; snprintf(x_, sizeof x_, fmt, a); snprintf(y_, sizeof y_, fmt, b); \
@@ -327,7 +328,7 @@ static void print_enrich_table(json_t *f, json_t *n) {
 }
 
 // The explanation scores, features beside neurons.
-static void print_interp_table(json_t *f, json_t *n) {
+void print_interp_table(json_t *f, json_t *n) {
   static const char *const keys[] = {"analysed", "scored", "failed", "mean_r", "median_r", "frac_p_lt_0.05"};
   printf("      %-22s %12s %12s\n", "", "features", "neurons");
   for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
@@ -395,6 +396,10 @@ int cli_demo(int argc, char **argv) {
   ps_config_t *cfg = NULL;
   int crc = ps_config_cli(&cfg, table, "protsae demo", argc, argv);
   if (crc >= 0) return crc;
+  if (strcmp(ps_config_str(cfg, "level"), "protein")) {  // residue level: its own flow
+    ps_config_destroy(&cfg);
+    return demo_residue(argc, argv, table);
+  }
   int status = 1, regen = 0, rc;
   int64_t n_enc = 2, n_sc = 1;
   char work[PATH_MAX], synth_dir[PATH_MAX], meta[PATH_MAX], datadir[PATH_MAX], emb[PATH_MAX], fasta[PATH_MAX],
