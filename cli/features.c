@@ -295,7 +295,7 @@ static int residue_card(fs_t *fs, uint32_t id, const fs_feat_t *f, const char *f
   for (uint32_t i = 0; i < f->n_top; i++) ids[i] = f->top[i].id;
   int rc = fasta ? rr_seqs_load(&seqs, fasta, ids, f->n_top, err) : 0;
   free(ids);
-  if (rc >= 0) rc = rr_card_text(stdout, fs, id, f, &seqs, 5, err);
+  if (rc >= 0) rc = rr_card(stdout, 0, fs, id, f, &seqs, 5, err);
   rr_seqs_free(&seqs);
   return rc;
 }

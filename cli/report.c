@@ -564,7 +564,7 @@ int cli_report(int argc, char **argv) {
       fprintf(o, "</td><td class=n>%.3g</td></tr>", (double)f.top[t].value);
     }
     fputs("</table>", o);
-    if (m.level && rr_card_html(o, fs, id, &f, &seqs, 5, &err) < 0) goto out;
+    if (m.level && rr_card(o, 1, fs, id, &f, &seqs, 5, &err) < 0) goto out;
     int lo = FS_HIST_BINS, hi = -1;
     for (int b = 0; b < FS_HIST_BINS; b++)
       if (f.hist[b]) lo = b < lo ? b : lo, hi = b;

@@ -120,13 +120,6 @@ static int emit_html(FILE *o, const char *id, const char *seq, const fs_top_t *t
   return 0;
 }
 
-int rr_card_html(FILE *o, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
-                 ps_err_t *err) {
-  fputs("<p class=muted>Activations along the top proteins' sequences (their top residues; darker = stronger; "
-        "hover for position and value).</p>", o);
-  return each_protein(o, fs, feature, f, s, max_prot, emit_html, err);
-}
-
 static int emit_text(FILE *o, const char *id, const char *seq, const fs_top_t *t, const uint32_t *pos, const float *val,
                      size_t n, float vmax) {
   (void)vmax;
@@ -155,9 +148,11 @@ static int emit_text(FILE *o, const char *id, const char *seq, const fs_top_t *t
   return 0;
 }
 
-int rr_card_text(FILE *o, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
-                 ps_err_t *err) {
-  fputs("\n  activations along the top proteins (their top residues: aa, 1-based position, value; [x] in the "
-        "sequence)\n", o);
-  return each_protein(o, fs, feature, f, s, max_prot, emit_text, err);
+int rr_card(FILE *o, int html, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
+            ps_err_t *err) {
+  fputs(html ? "<p class=muted>Activations along the top proteins' sequences (their top residues; darker = stronger; "
+               "hover for position and value).</p>"
+             : "\n  activations along the top proteins (their top residues: aa, 1-based position, value; [x] in "
+               "the sequence)\n", o);
+  return each_protein(o, fs, feature, f, s, max_prot, html ? emit_html : emit_text, err);
 }

@@ -33,13 +33,11 @@ void rr_html_esc(FILE *o, const char *s);
 void rr_sequence_html(FILE *o, const char *seq, const uint32_t *pos, const float *val, size_t n, float vmax);
 
 // The residue part of feature's card: its first max_prot distinct top proteins (f: the loaded
-// feature), each with its sequence highlighted from its residue code. Proteins without a residue
-// code or a sequence are said so. 0 or <0 with err (a store read failed).
-int rr_card_html(FILE *o, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
-                 ps_err_t *err);
-// The same as text: per protein its highlighted residues (aa, 1-based position, value) and the
-// sequence around the maximum with the highlighted residues in [brackets].
-int rr_card_text(FILE *o, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
-                 ps_err_t *err);
+// feature), each with its sequence highlighted from its residue code. html: as HTML (spans);
+// else as text: per protein its highlighted residues (aa, 1-based position, value) and the
+// sequence around the maximum with them in [brackets]. Proteins without a residue code or a
+// sequence are said so. 0 or <0 with err (a store read failed).
+int rr_card(FILE *o, int html, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
+            ps_err_t *err);
 
 #endif

@@ -53,7 +53,7 @@ static char *render(int html) {
   char *buf = NULL;
   size_t len = 0;
   FILE *o = open_memstream(&buf, &len);
-  int rc = html ? rr_card_html(o, fs, 3, &f, &s, 5, &err) : rr_card_text(o, fs, 3, &f, &s, 5, &err);
+  int rc = rr_card(o, html, fs, 3, &f, &s, 5, &err);
   assert_int_equal(rc, 0);
   fclose(o);
   rr_seqs_free(&s);
