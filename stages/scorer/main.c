@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #include "analysis.h"
+#include "concepts.h"
 #include "config.h"
 #include "curve.h"
 #include "front.h"
@@ -62,6 +63,10 @@ static const ps_config_entry_t table[] = {
     {"exit-when-complete", "1", "exit once every source stream is complete (and enriched and interpreted)"},
     {"data", "", "annotation data directory (go*.obo[.gz], go_annotations.tsv[.gz]): GO enrichment of the complete "
                  "store into the store ('' = none)"},
+    {"concepts", "", "residue level: residue concept annotations, comma-separated UniProt flat files (.dat/.txt) and/or "
+                     "TSVs (accession, start, end, concept), gzip or plain: InterPLM's concept F1 of every feature "
+                     "into the store after the enrichment ('' = none)"},
+    {"concept-min-instances", "10", "concepts with fewer annotation instances in the evaluated proteins are not tested"},
     {"enrich-exclude", "", "ids left out of the enrichment (not in the population, activations dropped), one a line"},
     {"enrich-threads", "2", "enrichment threads"},
     {"enrich-alpha", "0.05", "significance level of a kept term"},
@@ -129,6 +134,7 @@ int main(int argc, char **argv) {
   void *zctx = NULL, *in = NULL, *ctl = NULL, *isock = NULL;
   wire_peers_t *ipeers = NULL;
   scorer_enrich_t *enr = NULL;
+  scorer_concepts_t *conc = NULL;
   scorer_interp_t *si = NULL;
   front_t *fr = NULL;
   fs_t *merged = NULL;  // the front's view of every shard (opened once they are complete)
@@ -246,6 +252,24 @@ int main(int argc, char **argv) {
     ec.opts.min_size = (uint32_t)ms;
     if (scorer_enrich_new(&enr, &ec, &err) < 0) goto fail;
   }
+  const char *cfiles = ps_config_str(cfg, "concepts");
+  if (cfiles && cfiles[0]) {  // loaded now: a bad file fails at start, not after the stream
+    scorer_concepts_cfg_t cc = {cfiles, {0}};
+    int64_t cmin;
+    concept_f1_opts_default(&cc.opts);
+    const ps_config_bind_t copts[] = {PS_CFG_I64("concept-min-instances", &cmin), {0}};
+    if (ps_config_read(cfg, copts, &err) < 0) goto fail;
+    if (cmin < 1 || cmin > UINT32_MAX) {
+      ps_err_set(&err, PS_ECONFIG, "concept-min-instances must be >= 1");
+      goto fail;
+    }
+    cc.opts.min_instances = (uint32_t)cmin;
+    if (worker) {
+      ps_err_set(&err, PS_ECONFIG, "--concepts belongs to the front (--shards without --shard), not to shard %s", shard_opt);
+      goto fail;
+    }
+    if (scorer_concepts_new(&conc, &cc, &err) < 0) goto fail;
+  }
   scorer_interp_cfg_t icfg;
   memset(&icfg, 0, sizeof icfg);
   icfg.store_name = run_id;
@@ -326,6 +350,7 @@ int main(int argc, char **argv) {
   int64_t t0 = ps_mono_ms(), last_msg = t0, last_commit = t0, last_resend = 0, last_log = t0;
   uint64_t cseq = 0, rows0 = 0;
   int complete = 0, enriched = enr == NULL, interpreted = isock == NULL, enrich_asked = 0, enrich_force = 0;
+  int concepts_done = conc == NULL;
   double enrich_secs = 0;
   iwb = fs_wb_new();
   ps_metrics_set_stall(mx, 600);  // one enrichment of a large store runs between two rounds
@@ -362,6 +387,12 @@ int main(int argc, char **argv) {
       }
       if (ran) PS_INFO("enrichment written into the store seconds=%.2f", enrich_secs);
     }
+    if (conc && store && complete && enriched && !concepts_done) {  // after the enrichment
+      int ran = 0;
+      if (sc && scorer_commit(sc, &err) < 0) goto fail;
+      if (scorer_concepts_run(conc, store, 0, &ran, &err) < 0) goto fail;
+      concepts_done = 1;
+    }
     if (complete && enriched && isock && !si && !interpreted) {
       if (scorer_interp_new(&si, &icfg, store, &err) < 0) goto fail;
     }
@@ -384,7 +415,7 @@ int main(int argc, char **argv) {
         interpreted = 1;
       }
     }
-    if (complete && enriched && interpreted && exit_done) break;
+    if (complete && enriched && concepts_done && interpreted && exit_done) break;
     Protsae__Envelope *env = NULL;
     int rc = wire_recv(in, &env, 100, &ps_stop_flag, &st, &err);
     if (rc == PS_EINTR) break;
@@ -552,6 +583,7 @@ fail:
   ps_metrics_stop(&mx);
   scorer_interp_destroy(&si);
   scorer_enrich_destroy(&enr);
+  scorer_concepts_destroy(&conc);
   fs_wb_free(&iwb);
   wire_peers_destroy(&ipeers);
   wire_close(&isock);
