@@ -88,7 +88,8 @@ static const ps_config_entry_t table[] = {
                   "(protsae run CONFIG); needs --fasta"},
     {"fasta", NULL, "the FASTA of --emb (ids are checked against it)"},
     {"ids", NULL, "ids of --emb's rows when it is a single matrix (default for .npy: the FASTA's order)"},
-    {"level", "protein", "protein | residue: an AA-level SAE on residue embeddings, residue concepts (demo_residue.c)"},
+    {"level", "protein", "protein | residue: an AA-level SAE on residue embeddings, residue concepts; residue "
+                               "defaults d-sae 1024, k 16, train-rows 1000000, n-interpret 100"},
     {"residue-proteins", "500", "residue level: planted proteins written at residue level (protsae synth)"},
     {"residue-top", NULL, "residue level: top residues kept per protein and feature (protsae-scorer; default its own)"},
     {"concepts", NULL, "residue level: concept files (UniProt flat, TSV accession/start/end/concept; comma-separated) "

@@ -2,7 +2,8 @@
 // with its activations along their sequences, as HTML spans (protsae report) and as text
 // (protsae feature N). The activations come from the store's residue codes: per protein and
 // active feature its top residues (the scorer's --residue-top), so a card shows those residues;
-// the rest of the sequence is plain.
+// the rest of the sequence is plain. Above them, the feature's best residue concept when the
+// scorer's concept analysis stored one.
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,17 @@ static int emit_text(FILE *o, const char *id, const char *seq, const fs_top_t *t
 
 int rr_card(FILE *o, int html, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
             ps_err_t *err) {
+  fs_concept_t c;
+  int got = fs_concept_get(fs, feature, &c, err);
+  if (got < 0) return got;
+  if (got) {  // the concept analysis' best for this feature
+    fputs(html ? "<p>best residue concept: <b>" : "\n  best residue concept: ", o);
+    if (html) rr_html_esc(o, c.concept);
+    else fputs(c.concept ? c.concept : "", o);
+    fprintf(o, "%s F1 %.3f (precision %.3f, recall %.3f, at %.2f of the feature's max; %u of %u instances)%s",
+            html ? "</b>" : "", c.f1, c.precision, c.recall, c.threshold, c.found, c.instances, html ? "</p>" : "\n");
+    fs_concept_free(&c);
+  }
   fputs(html ? "<p class=muted>Activations along the top proteins' sequences (their top residues; darker = stronger; "
                "hover for position and value).</p>"
              : "\n  activations along the top proteins (their top residues: aa, 1-based position, value; [x] in "

@@ -36,7 +36,8 @@ void rr_sequence_html(FILE *o, const char *seq, const uint32_t *pos, const float
 // feature), each with its sequence highlighted from its residue code. html: as HTML (spans);
 // else as text: per protein its highlighted residues (aa, 1-based position, value) and the
 // sequence around the maximum with them in [brackets]. Proteins without a residue code or a
-// sequence are said so. 0 or <0 with err (a store read failed).
+// sequence are said so. First the feature's best residue concept (fs_concept_get) when the store
+// has one. 0 or <0 with err (a store read failed).
 int rr_card(FILE *o, int html, fs_t *fs, uint32_t feature, const fs_feat_t *f, const rr_seqs_t *s, uint32_t max_prot,
             ps_err_t *err);
 

@@ -1,7 +1,8 @@
 // test_report_residue.c — residue-level feature cards (cli/report_residue.h): a store holding a
 // known protein's residue code, a FASTA with its sequence; the card's HTML highlights exactly that
 // feature's residues at their positions (other features' residues stay plain), escapes ids, and
-// says when a protein has no residue code; the text card marks the same residues.
+// says when a protein has no residue code, shows the feature's stored best concept; the text card
+// marks the same residues.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -26,6 +27,9 @@ static void make_store(const char *path) {
   static const float val[] = {0.5f, 2.0f, 1.0f, 9.0f};
   fs_rcode_t rc = {.len = 10, .n = 4, .feat = feat, .pos = pos, .val = val};
   fs_wb_put_rcode(fs, wb, "P1", &rc);
+  fs_concept_t c = {.feature = 3, .concept = "MOTIF:<N-T>", .threshold = 0.15, .precision = 0.75, .recall = 0.5,
+                    .f1 = 0.6, .tp = 3, .n_pred = 4, .found = 1, .instances = 2};
+  fs_wb_put_concept(fs, wb, &c);
   assert_int_equal(fs_commit(fs, wb, 1, &err), 0);
   fs_wb_free(&wb);
   fs_close(&fs);
@@ -78,6 +82,9 @@ static void test_html_highlights_known_residues(void **state) {
   assert_non_null(strstr(h, "<b>P&lt;2&gt;</b>"));  // ids escaped
   assert_null(strstr(h, "P<2>"));
   assert_non_null(strstr(h, "(no residue code in the store)"));
+  // the stored best concept, escaped
+  if (!strstr(h, "<p>best residue concept: <b>MOTIF:&lt;N-T&gt;</b> F1 0.600 (precision 0.750, recall 0.500, at 0.15"))
+    fail_msg("card without its concept:\n%s", h);
   free(h);
 }
 
@@ -87,6 +94,7 @@ static void test_text_marks_known_residues(void **state) {
   if (!strstr(t, "P1           N4 2 T6 1\n") || !strstr(t, "1 MKV[N]G[T]SAAW 10\n"))
     fail_msg("text card:\n%s", t);
   assert_non_null(strstr(t, "P<2>         (no residue code in the store)"));
+  assert_non_null(strstr(t, "best residue concept: MOTIF:<N-T> F1 0.600"));
   free(t);
 }
 
