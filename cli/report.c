@@ -347,6 +347,49 @@ static int card_seqs(fs_t *fs, const fs_meta_t *m, const unit_t *fu, size_t nfu,
   return rc < 0 ? rc : 0;
 }
 
+// Residue level: the carded units, the features with a residue concept at F1 > 0.5 first (best F1
+// first; with their explanations when they have one), then the best-explained. *out borrows fu's
+// explanations: free only the array. Its length, or <0 with err.
+typedef struct cf1 {
+  uint32_t feature;
+  double f1;
+} cf1_t;
+static int cf1_fn(const fs_concept_t *c, void *ctx) {
+  struct { cf1_t *v; size_t n, cap; } *a = ctx;
+  if (!(c->f1 > 0.5)) return 0;
+  if (a->n == a->cap) a->v = ps_xrealloc(a->v, (a->cap = a->cap ? 2 * a->cap : 64) * sizeof *a->v);
+  a->v[a->n++] = (cf1_t){c->feature, c->f1};
+  return 0;
+}
+static int cmp_cf1(const void *a, const void *b) {
+  const cf1_t *x = a, *y = b;
+  return x->f1 > y->f1 ? -1 : x->f1 < y->f1 ? 1 : (x->feature > y->feature) - (x->feature < y->feature);
+}
+static long card_units(fs_t *fs, const unit_t *fu, size_t nfu, size_t n_cards, unit_t **out, ps_err_t *err) {
+  struct { cf1_t *v; size_t n, cap; } a = {NULL, 0, 0};
+  if (fs_concept_each(fs, cf1_fn, &a, err) < 0) {
+    free(a.v);
+    return -1;
+  }
+  if (a.v) qsort(a.v, a.n, sizeof *a.v, cmp_cf1);
+  unit_t *u = ps_xcalloc(n_cards + 1, sizeof *u);
+  size_t n = 0;
+  for (size_t i = 0; i < a.n && n < n_cards; i++) {
+    u[n] = (unit_t){.unit = a.v[i].feature, .r = NAN, .p = NAN};
+    for (size_t j = 0; j < nfu; j++)
+      if (fu[j].unit == (int64_t)a.v[i].feature) u[n] = fu[j];
+    n++;
+  }
+  for (size_t j = 0; j < nfu && n < n_cards; j++) {
+    int dup = 0;
+    for (size_t i = 0; i < n && !dup; i++) dup = u[i].unit == fu[j].unit;
+    if (!dup) u[n++] = fu[j];
+  }
+  free(a.v);
+  *out = u;
+  return (long)n;
+}
+
 int cli_report(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -365,7 +408,7 @@ int cli_report(int argc, char **argv) {
   fs_t *fs = NULL, *nfs = NULL;
   fs_meta_t m = {0}, nmeta;
   frow_t *fr = NULL;
-  unit_t *fu = NULL, *nu = NULL;
+  unit_t *fu = NULL, *nu = NULL, *cu_owned = NULL;
   size_t nfu = 0, nnu = 0;
   uint8_t *want = NULL;
   json_t *esum = NULL, *nesum = NULL, *nisum = NULL;
@@ -405,10 +448,17 @@ int cli_report(int argc, char **argv) {
   load_metrics(p, &mt);
   want = ps_xcalloc(m.n_features ? m.n_features : 1, 1);
   size_t n_card = 0;
-  for (size_t i = 0; i < nfu && (int64_t)n_card < n_cards; i++)
-    if (fu[i].unit >= 0 && (uint64_t)fu[i].unit < m.n_features) want[fu[i].unit] = 1, n_card++;
+  unit_t *cu = fu;  // the carded units: the best-explained; at residue level the best concepts first
+  size_t ncu = nfu;
+  if (m.level) {
+    long nc = card_units(fs, fu, nfu, n_cards > 0 ? (size_t)n_cards : 0, &cu_owned, &err);
+    if (nc < 0) goto out;
+    cu = cu_owned, ncu = (size_t)nc;
+  }
+  for (size_t i = 0; i < ncu && (int64_t)n_card < n_cards; i++)
+    if (cu[i].unit >= 0 && (uint64_t)cu[i].unit < m.n_features) want[cu[i].unit] = 1, n_card++;
   load_names(data, &names);
-  if (m.level && card_seqs(fs, &m, fu, nfu, want, ps_config_str(cfg, "fasta"), w, &seqs, &err) < 0) goto out;
+  if (m.level && card_seqs(fs, &m, cu, ncu, want, ps_config_str(cfg, "fasta"), w, &seqs, &err) < 0) goto out;
 
   snprintf(tmp, sizeof tmp, "%s.tmp", out);
   o = fopen(tmp, "w");
@@ -538,19 +588,23 @@ int cli_report(int argc, char **argv) {
   fputs("</table></div>\n", o);
 
   // cards
-  fprintf(o, "<h2>Feature cards</h2><p class=muted>The %zu best-explained features (explanation score first).</p>\n", n_card);
+  fprintf(o, "<h2>Feature cards</h2><p class=muted>The %zu best-explained features (explanation score first)%s.</p>\n",
+          n_card, m.level ? "; at residue level the features with a residue concept at F1 &gt; 0.5 before them" : "");
   fs_feat_t f;
   fs_feat_init(&f, m.top_n);
   size_t shown = 0;
-  for (size_t i = 0; i < nfu && shown < n_card; i++) {
-    if (fu[i].unit < 0 || (uint64_t)fu[i].unit >= m.n_features) continue;
-    uint32_t id = (uint32_t)fu[i].unit;
+  for (size_t i = 0; i < ncu && shown < n_card; i++) {
+    if (cu[i].unit < 0 || (uint64_t)cu[i].unit >= m.n_features) continue;
+    uint32_t id = (uint32_t)cu[i].unit;
     if (fs_feat_get(fs, id, m.top_n, &f, &err) < 0) goto out;
     shown++;
-    fprintf(o, "<div class=card id=f%u><b>feature %u</b> &middot; active on %llu proteins &middot; max %.3g &middot; "
-               "explanation r = %.2f (p = %.2g)%s<p>", id, id, (unsigned long long)f.n_active, (double)f.max, fu[i].r,
-            fu[i].p, fu[i].offline ? " <span class=off>offline</span>" : "");
-    rr_html_esc(o, fu[i].explanation);
+    fprintf(o, "<div class=card id=f%u><b>feature %u</b> &middot; active on %llu proteins &middot; max %.3g &middot; ", id,
+            id, (unsigned long long)f.n_active, (double)f.max);
+    if (cu[i].explanation)
+      fprintf(o, "explanation r = %.2f (p = %.2g)%s<p>", cu[i].r, cu[i].p, cu[i].offline ? " <span class=off>offline</span>" : "");
+    else
+      fputs("not explained<p>", o);
+    rr_html_esc(o, cu[i].explanation);
     fputs("</p><table><tr><th class=n>#</th><th>protein</th><th>gene</th><th>name</th><th class=n>activation</th></tr>", o);
     for (uint32_t t = 0; t < f.n_top && t < 10; t++) {
       uint64_t ix;
@@ -610,6 +664,7 @@ out:
   if (o) fclose(o);
   fs_close(&fs);
   free(fr);
+  free(cu_owned);
   for (size_t i = 0; i < nfu; i++) free(fu[i].explanation);
   for (size_t i = 0; i < nnu; i++) free(nu[i].explanation);
   free(fu);

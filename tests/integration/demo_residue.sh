@@ -57,10 +57,13 @@ R=$T/w/report.html
 grep -q "class=rseq" "$R" || fail "no residue card in the report"
 grep -q "<span class=hl style='background:rgba(208,88,42,[0-9.]*)' title='[A-Z][0-9]*: [0-9.e+-]*'>[A-Z]</span>" "$R" \
   || fail "no highlighted residue in the report"
-# protsae feature N at residue level: the best concept-recovered feature's top residues along its sequence
+grep -q "best residue concept: <b>\(N_GLYCOSYLATION\|PKC_PHOSPHO\|CK2_PHOSPHO\|ZINC_FINGER_C2H2\|TM_HYDROPHOBIC\)</b> F1 0\.[5-9]" "$R" \
+  || fail "no card of a planted-motif feature with its concept"
+# protsae feature N at residue level: the first card (the best concept F1) with its top residues along its sequences
 f=$(awk '/^<div class=card id=f/{sub(/.*id=f/, ""); sub(/>.*/, ""); print; exit}' "$R")
 [ -n "$f" ] || fail "no card"
 "$P" feature "$f" --db "$T/w/features.db" --fasta "$T/w/synth-residue/proteins.fasta" >"$T/feat" || fail "feature $f"
 grep -q "activations along the top proteins" "$T/feat" || fail "feature $f: no residue card"
 grep -q '\[[A-Z]\]' "$T/feat" || fail "feature $f: no marked residue"
+grep -q "best residue concept: [A-Z_0-9]* F1 0\.[5-9]" "$T/feat" || fail "feature $f: the first card's feature has no concept at F1 > 0.5"
 echo "demo_residue: ok ($(kv seconds) s)"
