@@ -5,7 +5,8 @@
 # residue concepts) and --residue-top, the neurons the same; the report's residue cards. Checks
 # the closing key lines (residue_concept_found above 0.5 on the planted set, the concept F1
 # shares of features and neurons), that the residue settings reached their stages, the cards,
-# `protsae feature N` at residue level, and that the protein-level demo keeps its defaults.
+# `protsae feature N` at residue level, `protsae run` at residue level on given embeddings and
+# concepts, and that the protein-level demo keeps its defaults.
 set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 [ -f "$SHARED/data/human-swissprot/proteins.fasta.gz" ] || { echo "no shared data: skip"; exit 77; }
@@ -66,4 +67,24 @@ f=$(awk '/^<div class=card id=f/{sub(/.*id=f/, ""); sub(/>.*/, ""); print; exit}
 grep -q "activations along the top proteins" "$T/feat" || fail "feature $f: no residue card"
 grep -q '\[[A-Z]\]' "$T/feat" || fail "feature $f: no marked residue"
 grep -q "best residue concept: [A-Z_0-9]* F1 0\.[5-9]" "$T/feat" || fail "feature $f: the first card's feature has no concept at F1 > 0.5"
+# protsae run CONFIG at residue level on "user" embeddings (the planted npy + offsets, no truth),
+# reusing the SAE: the user's concept file reaches the scorer, the concept lines come back
+cat >"$T/run.cfg" <<CFG
+workdir = $T/w
+level = residue
+emb = $T/w/synth-residue/residues.npy
+fasta = $T/w/synth-residue/proteins.fasta
+ids = $T/w/synth-residue/residues.ids
+concepts = $S/motif_concepts.tsv
+retrain = 0
+n-interpret = 5
+encoders = 1
+CFG
+"$P" run "$T/run.cfg" >"$T/run.out" 2>"$T/run.err" || { cat "$T/run.out"; tail -30 "$T/run.err"; fail "run exit"; }
+grep -q '^\[1/6\] your residue-level data' "$T/run.out" || fail "run: not the user's data"
+grep -q '^\[2/6\] reusing the SAE' "$T/run.out" || fail "run: the SAE was not reused"
+grep -q '^residue_concept_found: nan' "$T/run.out" || fail "run: residue_concept_found without planted truth"
+awk -F': ' '$1=="features_concept_f1_frac"{ok = $2 > 0} END{exit !ok}' "$T/run.out" || fail "run: no feature with a concept"
+[ "$(grep -c "config concepts=$S/motif_concepts.tsv origin=flag" "$T/w/logs/features-scorer.log")" -eq 2 ] \
+  || fail "run: --concepts did not reach the scorer (the log has the demo's and the run's scorer)"
 echo "demo_residue: ok ($(kv seconds) s)"
