@@ -88,6 +88,10 @@ static const ps_config_entry_t table[] = {
     {"ids", NULL, "ids of --emb's rows when it is a single matrix (default for .npy: the FASTA's order)"},
     {"data", NULL, "annotation directory (proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz; default "
                    "$PROTSAE_DATA or ../shared/data/human-swissprot)"},
+    {"residue-top", "8", "residue level: top residues kept per (protein, feature) in the store (protsae-scorer)"},
+    {"concepts", "", "residue level: UniProt flat files / TSVs of residue concepts for InterPLM's concept F1 "
+                     "(protsae-scorer --concepts; '' = none)"},
+    {"concept-min-instances", "10", "concepts with fewer instances are not tested (protsae-scorer)"},
     {NULL, NULL, NULL},
 };
 
@@ -171,6 +175,7 @@ static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_r
 typedef struct encode_args {
   const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
   int n_enc, n_sc;
+  const char *residue_top, *concepts, *concept_min;  // the scorer's residue codes and concept analysis
 } encode_args_t;
 
 // The encode topology of `name` ("features": encoders --sae; "neurons": --neurons 1): reader ->
@@ -201,6 +206,9 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   if (a->hold_ids) topo_arg(t, s, "--enrich-exclude", "%s", a->hold_ids);
   topo_arg(t, s, "--interp-out", "@ipc://%s/%s-interp.ipc", w, name);
   topo_arg(t, s, "--n-interpret", "%s", a->n_interpret);
+  topo_arg(t, s, "--residue-top", "%s", a->residue_top);
+  if (a->concepts && a->concepts[0]) topo_arg(t, s, "--concepts", "%s", a->concepts);
+  topo_arg(t, s, "--concept-min-instances", "%s", a->concept_min);
   if (a->n_sc > 1) {  // the sink is the front; the shards are services (each exits once it has the whole stream)
     topo_arg(t, s, "--shards", "%d", a->n_sc);
     topo_arg(t, s, "--shard-out", "@ipc://%s/%s-shard.ipc", w, name);
@@ -215,6 +223,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
       topo_arg(t, h, "--control", ">ipc://%s/%s-ctl.ipc", w, name);
       topo_arg(t, h, "--run-id", "%s", name);
       topo_arg(t, h, "--producer", "scorer-shard-%d", k);
+      topo_arg(t, h, "--residue-top", "%s", a->residue_top);
     }
   }
   for (int i = 0; i < a->n_enc; i++) {
@@ -606,7 +615,9 @@ trained:;
   encode_args_t ea = {.work = absw, .emb = emb, .fasta = fasta, .ids = ids, .sae = best,
                       .batch_rows = ps_config_str(cfg, "batch-rows"), .store = fstore, .datadir = datadir,
                       .hold_ids = n_held ? hold_ids : NULL, .mode = ps_config_str(cfg, "mode"),
-                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc};
+                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc,
+                      .residue_top = ps_config_str(cfg, "residue-top"), .concepts = ps_config_str(cfg, "concepts"),
+                      .concept_min = ps_config_str(cfg, "concept-min-instances")};
   if ((rc = encode_topology("features", &ea)) != 0) {
     status = rc;
     goto out;
