@@ -670,8 +670,9 @@ int fs_dump(fs_t *fs, FILE *o, ps_err_t *err) {
   if (rc < 0) return rc;
   if (rc == 0) return ps_err_set(err, PS_ENOTFOUND, "%s: empty feature store (nothing committed)", fs->path);
   fprintf(o, "meta\tformat=%u\tn_features=%u\ttop_n=%u\tlevel=%u\tneurons=%u\tpooling=%u\tproteins=%" PRIu64
-             "\tresidues=%" PRIu64 "\tbatches=%" PRIu64 "\tnnz=%" PRIu64 "\n",
-          m.format, m.n_features, m.top_n, m.level, m.neurons, m.pooling, m.proteins, m.residues, m.batches, m.nnz);
+             "\tresidues=%" PRIu64 "\tbatches=%" PRIu64 "\tnnz=%" PRIu64 "\tresidue_top=%u\n",
+          m.format, m.n_features, m.top_n, m.level, m.neurons, m.pooling, m.proteins, m.residues, m.batches, m.nnz,
+          m.residue_top);
   if ((rc = fs_eos_each(fs, dump_eos, o, err)) < 0) return rc;
   if ((rc = fs_feat_each(fs, m.top_n, dump_feat, o, err)) < 0) return rc;
   if ((rc = fs_code_each(fs, dump_code, o, err)) < 0) return rc;
