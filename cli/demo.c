@@ -91,12 +91,12 @@ static const ps_config_entry_t table[] = {
     {"level", "protein", "protein | residue: an AA-level SAE on residue embeddings, residue concepts; residue "
                                "defaults d-sae 1024, k 16, train-rows 1000000, n-interpret 100"},
     {"residue-proteins", "500", "residue level: planted proteins written at residue level (protsae synth)"},
-    {"residue-top", NULL, "residue level: top residues kept per protein and feature (protsae-scorer; default its own)"},
-    {"concepts", NULL, "residue level: concept files (UniProt flat, TSV accession/start/end/concept; comma-separated) "
-                       "for the scorer's concept analysis, besides the planted motifs"},
-    {"concept-min-instances", NULL, "residue level: fewest instances a concept needs to be scored (protsae-scorer)"},
     {"data", NULL, "annotation directory (proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz; default "
                    "$PROTSAE_DATA or ../shared/data/human-swissprot)"},
+    {"residue-top", "8", "residue level: top residues kept per (protein, feature) in the store (protsae-scorer)"},
+    {"concepts", "", "residue level: UniProt flat files / TSVs of residue concepts for InterPLM's concept F1 "
+                     "(protsae-scorer --concepts; '' = none)"},
+    {"concept-min-instances", "10", "concepts with fewer instances are not tested (protsae-scorer)"},
     {NULL, NULL, NULL},
 };
 
@@ -205,7 +205,9 @@ int encode_topology(const char *name, const encode_args_t *a) {
   if (a->hold_ids) topo_arg(t, s, "--enrich-exclude", "%s", a->hold_ids);
   topo_arg(t, s, "--interp-out", "@ipc://%s/%s-interp.ipc", w, name);
   topo_arg(t, s, "--n-interpret", "%s", a->n_interpret);
-  for (const char *const *x = a->scorer_extra; x && x[0]; x += 2) topo_arg(t, s, x[0], "%s", x[1]);
+  topo_arg(t, s, "--residue-top", "%s", a->residue_top);
+  if (a->concepts && a->concepts[0]) topo_arg(t, s, "--concepts", "%s", a->concepts);
+  topo_arg(t, s, "--concept-min-instances", "%s", a->concept_min);
   if (a->n_sc > 1) {  // the sink is the front; the shards are services (each exits once it has the whole stream)
     topo_arg(t, s, "--shards", "%d", a->n_sc);
     topo_arg(t, s, "--shard-out", "@ipc://%s/%s-shard.ipc", w, name);
@@ -220,6 +222,7 @@ int encode_topology(const char *name, const encode_args_t *a) {
       topo_arg(t, h, "--control", ">ipc://%s/%s-ctl.ipc", w, name);
       topo_arg(t, h, "--run-id", "%s", name);
       topo_arg(t, h, "--producer", "scorer-shard-%d", k);
+      topo_arg(t, h, "--residue-top", "%s", a->residue_top);
     }
   }
   for (int i = 0; i < a->n_enc; i++) {
@@ -612,7 +615,9 @@ trained:;
   encode_args_t ea = {.work = absw, .emb = emb, .fasta = fasta, .ids = ids, .sae = best,
                       .batch_rows = ps_config_str(cfg, "batch-rows"), .store = fstore, .datadir = datadir,
                       .hold_ids = n_held ? hold_ids : NULL, .mode = ps_config_str(cfg, "mode"),
-                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc};
+                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc,
+                      .residue_top = ps_config_str(cfg, "residue-top"), .concepts = ps_config_str(cfg, "concepts"),
+                      .concept_min = ps_config_str(cfg, "concept-min-instances")};
   if ((rc = encode_topology("features", &ea)) != 0) {
     status = rc;
     goto out;

@@ -198,7 +198,7 @@ static int residue_inputs(const ps_config_t *cfg, rpaths_t *p) {
     snprintf(p->ids, sizeof p->ids, "%s/residues.ids", p->synth);
     snprintf(p->concepts, sizeof p->concepts, "%s/truth/motif_concepts.tsv", p->synth);
   }
-  if (u_con) {  // the user's concept files, after the planted motifs
+  if (u_con && u_con[0]) {  // the user's concept files, after the planted motifs
     size_t l = strlen(p->concepts);
     snprintf(p->concepts + l, sizeof p->concepts - l, "%s%s", l ? "," : "", u_con);
   }
@@ -348,12 +348,6 @@ int demo_residue(int argc, char **argv, const ps_config_entry_t *table) {
   // [3/6] encode at residue level with the SAE, then with the neurons; the scorer keeps the top
   // residues and runs the enrichment, the explanations and the concept analysis into its store
   const char *rx[] = {"--level", "residue", NULL}, *ex[] = {"--max-batch-rows", p->max_batch, NULL};
-  const char *sx[9] = {NULL};
-  int ns = 0;
-  if (p->concepts[0]) sx[ns++] = "--concepts", sx[ns++] = p->concepts;
-  if (ps_config_str(cfg, "residue-top")) sx[ns++] = "--residue-top", sx[ns++] = ps_config_str(cfg, "residue-top");
-  if (ps_config_str(cfg, "concept-min-instances"))
-    sx[ns++] = "--concept-min-instances", sx[ns++] = ps_config_str(cfg, "concept-min-instances");
   double t1 = ps_mono_s();
   printf("[3/6] encoding residues: protsae-reader --level residue -> %lld x protsae-encoder -> protsae-scorer "
          "(top residues, concepts%s%s) -> protsae-interpreter, SAE features then neurons\n", (long long)n_enc,
@@ -363,7 +357,9 @@ int demo_residue(int argc, char **argv, const ps_config_entry_t *table) {
                       .sae = p->sae, .batch_rows = ps_config_str(cfg, "batch-rows"), .store = p->fstore,
                       .datadir = p->data, .mode = ps_config_str(cfg, "mode"),
                       .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = 1,
-                      .reader_extra = rx, .encoder_extra = ex, .scorer_extra = sx};
+                      .residue_top = ps_config_str(cfg, "residue-top"), .concepts = p->concepts,
+                      .concept_min = ps_config_str(cfg, "concept-min-instances"), .reader_extra = rx,
+                      .encoder_extra = ex};
   if ((rc = encode_topology("features", &ea)) != 0 || (ea.sae = NULL, ea.store = p->nstore, 0) ||
       (rc = encode_topology("neurons", &ea)) != 0) {
     status = rc;

@@ -25,8 +25,9 @@ int fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *err);
 typedef struct encode_args {
   const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
   int n_enc, n_sc;
-  // NULL or (flag, value) pairs, NULL-ended (borrowed): more flags for the reader, encoders, scorer
-  const char *const *reader_extra, *const *encoder_extra, *const *scorer_extra;
+  const char *residue_top, *concepts, *concept_min;  // the scorer's residue codes and concept analysis
+  // NULL or (flag, value) pairs, NULL-ended (borrowed): more flags for the reader and the encoders
+  const char *const *reader_extra, *const *encoder_extra;
 } encode_args_t;
 // The encode topology of name ("features" with a->sae, "neurons" without): reader -> encoders ->
 // scorer <-> interpreter, run to completion into a->store. 0, 130 or 1 as topo_run.

@@ -233,14 +233,19 @@ struct code_ctx {
   size_t idcap;
   const char *path;
 };
+const char *fs_key_cstr(char **buf, size_t *cap, const char *k, size_t kl) {
+  if (kl + 1 > *cap) {
+    *cap = kl + 64;
+    *buf = ps_xrealloc(*buf, *cap);
+  }
+  memcpy(*buf, k, kl);
+  (*buf)[kl] = 0;
+  return *buf;
+}
+
 static int code_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
   struct code_ctx *x = c;
-  if (kl + 1 > x->idcap) {
-    x->idcap = kl + 64;
-    x->id = ps_xrealloc(x->id, x->idcap);
-  }
-  memcpy(x->id, k, kl);
-  x->id[kl] = 0;
+  fs_key_cstr(&x->id, &x->idcap, k, kl);
   uint32_t nnz = 0;
   const uint8_t *b = NULL;
   int rc = code_decode(v, vl, &nnz, &b, x->path, x->id, err);
@@ -488,17 +493,24 @@ void fs_wb_put_enrich(fs_t *fs, fs_wb_t *w, uint32_t feature, const fs_enrich_fe
   rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_ENRICH], k, 4, (const char *)w->buf, n);
 }
 
-void fs_wb_clear_enrich(fs_t *fs, fs_wb_t *w) {
+void fs_wb_clear_u32_family(fs_t *fs, fs_wb_t *w, int cf) {
   const char lo[4] = {0, 0, 0, 0}, hi[5] = {(char)0xff, (char)0xff, (char)0xff, (char)0xff, 0};
-  rocksdb_writebatch_delete_range_cf(w->wb, fs->cf[CF_ENRICH], lo, 4, hi, 5);
+  rocksdb_writebatch_delete_range_cf(w->wb, fs->cf[cf], lo, 4, hi, 5);
+}
+
+void fs_wb_clear_enrich(fs_t *fs, fs_wb_t *w) { fs_wb_clear_u32_family(fs, w, CF_ENRICH); }
+
+int fs_raw_get_u32(fs_t *fs, int cf, uint32_t id, char **val, size_t *vlen, ps_err_t *err) {
+  char k[4];
+  fs_feat_key(id, k);
+  return fs_raw_get(fs, cf, k, 4, val, vlen, err);
 }
 
 int fs_enrich_get(fs_t *fs, uint32_t feature, fs_enrich_feat_t *e, ps_err_t *err) {
-  char k[4], *v;
+  char *v;
   size_t n;
   memset(e, 0, sizeof *e);
-  fs_feat_key(feature, k);
-  int rc = fs_raw_get(fs, CF_ENRICH, k, 4, &v, &n, err);
+  int rc = fs_raw_get_u32(fs, CF_ENRICH, feature, &v, &n, err);
   if (rc <= 0) return rc;
   char what[300];
   snprintf(what, sizeof what, "%s: feature %u", fs->path, feature);
@@ -658,8 +670,9 @@ int fs_dump(fs_t *fs, FILE *o, ps_err_t *err) {
   if (rc < 0) return rc;
   if (rc == 0) return ps_err_set(err, PS_ENOTFOUND, "%s: empty feature store (nothing committed)", fs->path);
   fprintf(o, "meta\tformat=%u\tn_features=%u\ttop_n=%u\tlevel=%u\tneurons=%u\tpooling=%u\tproteins=%" PRIu64
-             "\tresidues=%" PRIu64 "\tbatches=%" PRIu64 "\tnnz=%" PRIu64 "\n",
-          m.format, m.n_features, m.top_n, m.level, m.neurons, m.pooling, m.proteins, m.residues, m.batches, m.nnz);
+             "\tresidues=%" PRIu64 "\tbatches=%" PRIu64 "\tnnz=%" PRIu64 "\tresidue_top=%u\n",
+          m.format, m.n_features, m.top_n, m.level, m.neurons, m.pooling, m.proteins, m.residues, m.batches, m.nnz,
+          m.residue_top);
   if ((rc = fs_eos_each(fs, dump_eos, o, err)) < 0) return rc;
   if ((rc = fs_feat_each(fs, m.top_n, dump_feat, o, err)) < 0) return rc;
   if ((rc = fs_code_each(fs, dump_code, o, err)) < 0) return rc;

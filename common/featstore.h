@@ -19,7 +19,8 @@
 //            by the scorer's concept analysis (stages/scorer/concepts.c) with "concept/summary"
 //   default also holds string keys (fs_kv_get / fs_wb_put_kv): "enrich/settings" (the GO settings
 //            of the stored enrichment, JSON), "enrich/state" ("done" or the next feature group),
-//            "enrich/summary" (JSON), "interp/plan" (JSON: units asked for), "interp/summary" (JSON)
+//            "enrich/summary" (JSON), "interp/plan" (JSON: units asked for), "interp/summary" (JSON),
+//            "concept/settings" and "concept/summary" (JSON: the residue concept analysis)
 //
 // This header is the project's one API over a store's results: the CLI (feature(s), report,
 // annotate, export), the scorer and the interpreter read statistics, enrichment and

@@ -43,8 +43,13 @@ struct fs_wb {
 // missing), an iteration over a family (optionally a key prefix); u32 keys are big-endian.
 int fs_raw_get(fs_t *fs, int cf, const char *key, size_t klen, char **val, size_t *vlen, ps_err_t *err);
 int fs_raw_iterate(fs_t *fs, int cf, const char *prefix, size_t plen, rdb_iter_fn fn, void *ctx, ps_err_t *err);
+int fs_raw_get_u32(fs_t *fs, int cf, uint32_t id, char **val, size_t *vlen, ps_err_t *err);
 void fs_feat_key(uint32_t id, char k[4]);
 uint32_t fs_key_u32(const char *k);
+// Delete every u32-keyed record of family cf (a new analysis run).
+void fs_wb_clear_u32_family(fs_t *fs, fs_wb_t *w, int cf);
+// A key as a NUL-terminated string in *buf (grown as needed); returns *buf.
+const char *fs_key_cstr(char **buf, size_t *cap, const char *k, size_t kl);
 // The residue-code and concept lines of fs_dump (featstore_rcode.c).
 int fs_rcode_dump(fs_t *fs, FILE *o, ps_err_t *err);
 int fs_concept_dump(fs_t *fs, FILE *o, ps_err_t *err);

@@ -79,12 +79,7 @@ struct rcode_ctx {
 };
 static int rcode_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
   struct rcode_ctx *x = c;
-  if (kl + 1 > x->idcap) {
-    x->idcap = kl + 64;
-    x->id = ps_xrealloc(x->id, x->idcap);
-  }
-  memcpy(x->id, k, kl);
-  x->id[kl] = 0;
+  fs_key_cstr(&x->id, &x->idcap, k, kl);
   char what[300];
   snprintf(what, sizeof what, "%s: protein %s", x->path, x->id);
   fs_rcode_t rc;
@@ -159,17 +154,13 @@ void fs_wb_put_concept(fs_t *fs, fs_wb_t *w, const fs_concept_t *c) {
   free(j);
 }
 
-void fs_wb_clear_concept(fs_t *fs, fs_wb_t *w) {
-  const char lo[4] = {0, 0, 0, 0}, hi[5] = {(char)0xff, (char)0xff, (char)0xff, (char)0xff, 0};
-  rocksdb_writebatch_delete_range_cf(w->wb, fs->cf[CF_CONCEPT], lo, 4, hi, 5);
-}
+void fs_wb_clear_concept(fs_t *fs, fs_wb_t *w) { fs_wb_clear_u32_family(fs, w, CF_CONCEPT); }
 
 int fs_concept_get(fs_t *fs, uint32_t feature, fs_concept_t *c, ps_err_t *err) {
-  char k[4], *v;
+  char *v;
   size_t n;
   memset(c, 0, sizeof *c);
-  fs_feat_key(feature, k);
-  int r = fs_raw_get(fs, CF_CONCEPT, k, 4, &v, &n, err);
+  int r = fs_raw_get_u32(fs, CF_CONCEPT, feature, &v, &n, err);
   if (r <= 0) return r;
   r = fs_concept_from_json(c, feature, v, n, fs->path, err);
   rocksdb_free(v);

@@ -22,6 +22,7 @@
 #include "concepts.h"
 #include "featstore.h"
 #include "fixture.h"
+#include "rbatch_fixture.h"
 #include "scorer.h"
 #include "split.h"
 
@@ -227,8 +228,6 @@ typedef struct fbuf {
 } fbuf_t;
 
 static void make_batch(data_t *d, fbuf_t *b) {
-  Protsae__FeatureBatch init = PROTSAE__FEATURE_BATCH__INIT;
-  b->fb = init;
   uint32_t rows = 0, nnz = 0, pn = 0;
   b->offsets[0] = b->indptr[0] = b->pindptr[0] = 0;
   for (uint32_t p = 0; p < NP; p++) {
@@ -246,15 +245,8 @@ static void make_batch(data_t *d, fbuf_t *b) {
     }
     b->pindptr[p + 1] = pn;
   }
-  Protsae__FeatureBatch *f = &b->fb;
-  f->level = PROTSAE__LEVEL__LEVEL_RESIDUE, f->pooling = PROTSAE__POOLING__POOLING_MAX;
-  f->n_residue_offsets = NP + 1, f->residue_offsets = b->offsets;
-  f->n_pooled_indptr = NP + 1, f->pooled_indptr = b->pindptr;
-  f->n_pooled_indices = f->n_pooled_values = pn, f->pooled_indices = b->pindices, f->pooled_values = b->pvalues;
-  f->n_protein_ids = NP, f->protein_ids = b->ids, f->n_rows = rows, f->n_features = NF;
-  f->n_indptr = rows + 1, f->indptr = b->indptr, f->n_indices = f->n_values = nnz;
-  f->indices = b->indices, f->values = b->values;
-  f->source_producer = "reader-0", f->source_seq = 0, f->stream_batches = 1;
+  rb_arrays_t a = {NP, NF, b->ids, b->offsets, b->indptr, b->indices, b->values, b->pindptr, b->pindices, b->pvalues};
+  rb_batch(&b->fb, &a, 0, 1);
 }
 
 // The annotations as a flat file (current layout: DOMAIN, DISULFID, MOD_RES, REGION) and a TSV (BINDING).

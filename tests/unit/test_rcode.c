@@ -18,6 +18,7 @@
 #include "featstore_priv.h"
 #include "fixture.h"
 #include "fsdump.h"
+#include "rbatch_fixture.h"
 #include "scorer.h"
 #include "split.h"
 
@@ -42,8 +43,6 @@ typedef struct batch {
 
 // n proteins of 1..MAXL residues; values from a small set so ties happen; pooled = max.
 static void make(batch_t *b, uint64_t seq, uint32_t n) {
-  Protsae__FeatureBatch init = PROTSAE__FEATURE_BATCH__INIT;
-  b->fb = init;
   memset(b->dense, 0, sizeof b->dense);
   uint32_t rows = 0, nnz = 0, pn = 0;
   b->offsets[0] = 0;
@@ -70,27 +69,8 @@ static void make(batch_t *b, uint64_t seq, uint32_t n) {
       if (pmax[f] > 0) b->pindices[pn] = f, b->pvalues[pn++] = pmax[f];
     b->pindptr[p + 1] = pn;
   }
-  b->fb.level = PROTSAE__LEVEL__LEVEL_RESIDUE;
-  b->fb.pooling = PROTSAE__POOLING__POOLING_MAX;
-  b->fb.n_residue_offsets = n + 1;
-  b->fb.residue_offsets = b->offsets;
-  b->fb.n_pooled_indptr = n + 1;
-  b->fb.pooled_indptr = b->pindptr;
-  b->fb.n_pooled_indices = b->fb.n_pooled_values = pn;
-  b->fb.pooled_indices = b->pindices;
-  b->fb.pooled_values = b->pvalues;
-  b->fb.n_protein_ids = n;
-  b->fb.protein_ids = b->ids;
-  b->fb.n_rows = rows;
-  b->fb.n_features = NF;
-  b->fb.n_indptr = rows + 1;
-  b->fb.indptr = b->indptr;
-  b->fb.n_indices = b->fb.n_values = nnz;
-  b->fb.indices = b->indices;
-  b->fb.values = b->values;
-  b->fb.source_producer = "reader-0";
-  b->fb.source_seq = seq;
-  b->fb.stream_batches = 3;
+  rb_arrays_t a = {n, NF, b->ids, b->offsets, b->indptr, b->indices, b->values, b->pindptr, b->pindices, b->pvalues};
+  rb_batch(&b->fb, &a, seq, 3);
 }
 
 // Brute force: for every feature, pick R times the largest remaining value (lowest position on
