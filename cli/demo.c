@@ -16,7 +16,8 @@
 //      against their propagated annotations)
 // then the report and a summary of `key: value` lines, every figure read as data (the stores'
 // "enrich/summary" and "interp/summary", the structs of the in-process steps), never scraped
-// from another command's output. Stage logs go to WORKDIR/logs/.
+// from another command's output. Stage logs go to WORKDIR/logs/. `--level residue` (an AA-level
+// SAE, residue concepts) is demo_residue.c's flow, reusing this file's parts (demo_shared.h).
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -38,6 +39,7 @@
 #include "conf.h"
 #include "config.h"
 #include "demo_interp.h"
+#include "demo_shared.h"
 #include "demo_train.h"
 #include "emb.h"
 #include "enrich.h"
@@ -101,8 +103,15 @@ static const ps_config_entry_t table[] = {
                   "(protsae run CONFIG); needs --fasta"},
     {"fasta", NULL, "the FASTA of --emb (ids are checked against it)"},
     {"ids", NULL, "ids of --emb's rows when it is a single matrix (default for .npy: the FASTA's order)"},
+    {"level", "protein", "protein | residue: an AA-level SAE on residue embeddings, residue concepts; residue "
+                               "defaults d-sae 1024, k 16, train-rows 1000000, n-interpret 100"},
+    {"residue-proteins", "500", "residue level: planted proteins written at residue level (protsae synth)"},
     {"data", NULL, "annotation directory (proteins.tsv.gz, go_annotations.tsv.gz, go-*.obo.gz; default "
                    "$PROTSAE_DATA or ../shared/data/human-swissprot)"},
+    {"residue-top", "8", "residue level: top residues kept per (protein, feature) in the store (protsae-scorer)"},
+    {"concepts", "", "residue level: UniProt flat files / TSVs of residue concepts for InterPLM's concept F1 "
+                     "(protsae-scorer --concepts; '' = none)"},
+    {"concept-min-instances", "10", "concepts with fewer instances are not tested (protsae-scorer)"},
     {NULL, NULL, NULL},
 };
 
@@ -131,13 +140,13 @@ int demo_fasta_ids(const char *fasta, const char *path, int64_t *n, ps_err_t *er
   return rc < 0 ? rc : 0;
 }
 
-static int need_stage(const char *name, char *buf, size_t cap) {
+int need_stage(const char *name, char *buf, size_t cap) {
   if (cli_stage_path(name, buf, cap)) return 0;
   fprintf(stderr, "protsae demo: cannot find the protsae-%s executable (set PROTSAE_LIBEXEC)\n", name);
   return -1;
 }
 
-static const char *g_logs;  // WORKDIR/logs
+const char *g_logs;  // WORKDIR/logs
 
 // The held-out proteome's result in the annotation store (as_result_each's callback).
 typedef struct held_result {
@@ -164,7 +173,7 @@ static void progress_quiet(void *ctx) { prom_progress_end(ctx); }
 // Run t under the supervisor with a progress line from the reader on port (train_port: the
 // trainer's too). 0, 130 when interrupted by a signal, 1 when it failed (the supervisor has said
 // which stage and printed its log's tail).
-static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_result_t *res) {
+int topo_run(topo_t *t, const char *label, int port, int train_port, sv_result_t *res) {
   prom_progress_t prog;
   prom_progress_init(&prog, label, port);
   prog.train_port = train_port;
@@ -185,18 +194,12 @@ static int topo_run(topo_t *t, const char *label, int port, int train_port, sv_r
   return 0;
 }
 
-typedef struct encode_args {
-  const char *work, *emb, *fasta, *ids, *sae, *batch_rows, *store, *datadir, *hold_ids, *mode, *n_interpret;
-  int n_enc, n_sc;
-  const ps_config_t *cfg;  // the enrichment keys (enrich_config_keys) and interpretation settings (demo_interp.h)
-} encode_args_t;
-
 // The encode topology of `name` ("features": encoders --sae; "neurons": --neurons 1): reader ->
 // n encoders -> scorer (the sink: ingest, GO enrichment, interpretation requests, results) <->
 // interpreter. Reader, encoders and interpreter are services. A stage that dies is restarted (at
 // most 3 times each); the store ends the same: exactly-once apply, re-sent lost batches, cached
 // LLM answers (offline mode is deterministic).
-static int encode_topology(const char *name, const encode_args_t *a) {
+int encode_topology(const char *name, const encode_args_t *a) {
   char reader[PATH_MAX], encoder[PATH_MAX], scorer[PATH_MAX], interp[PATH_MAX], sn[64];
   if (need_stage("reader", reader, sizeof reader) || need_stage("encoder", encoder, sizeof encoder) ||
       need_stage("scorer", scorer, sizeof scorer) || need_stage("interpreter", interp, sizeof interp))
@@ -224,6 +227,9 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   }
   topo_arg(t, s, "--interp-out", "@ipc://%s/%s-interp.ipc", w, name);
   topo_arg(t, s, "--n-interpret", "%s", a->n_interpret);
+  topo_arg(t, s, "--residue-top", "%s", a->residue_top);
+  if (a->concepts && a->concepts[0]) topo_arg(t, s, "--concepts", "%s", a->concepts);
+  topo_arg(t, s, "--concept-min-instances", "%s", a->concept_min);
   if (a->n_sc > 1) {  // the sink is the front; the shards are services (each exits once it has the whole stream)
     topo_arg(t, s, "--shards", "%d", a->n_sc);
     topo_arg(t, s, "--shard-out", "@ipc://%s/%s-shard.ipc", w, name);
@@ -238,6 +244,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
       topo_arg(t, h, "--control", ">ipc://%s/%s-ctl.ipc", w, name);
       topo_arg(t, h, "--run-id", "%s", name);
       topo_arg(t, h, "--producer", "scorer-shard-%d", k);
+      topo_arg(t, h, "--residue-top", "%s", a->residue_top);
     }
   }
   for (int i = 0; i < a->n_enc; i++) {
@@ -250,6 +257,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
     topo_arg(t, e, "--out", ">ipc://%s/%s-sc.ipc", w, name);
     topo_arg(t, e, "--producer", "encoder-%d", i);
     topo_arg(t, e, "--run-id", "%s", name);
+    for (const char *const *x = a->encoder_extra; x && x[0]; x += 2) topo_arg(t, e, x[0], "%s", x[1]);
   }
   int port = prom_free_port();  // the reader's metrics: the progress bar
   snprintf(sn, sizeof sn, "%s-reader", name);
@@ -264,6 +272,7 @@ static int encode_topology(const char *name, const encode_args_t *a) {
   topo_arg(t, r, "--run-id", "%s", name);
   topo_arg(t, r, "--metrics-port", "%d", port);
   if (a->ids) topo_arg(t, r, "--ids", "%s", a->ids);
+  for (const char *const *x = a->reader_extra; x && x[0]; x += 2) topo_arg(t, r, x[0], "%s", x[1]);
   snprintf(sn, sizeof sn, "%s-interpreter", name);
   size_t x = topo_add(t, sn, SV_SERVICE, 3, 0);
   argv_push(t->argv[x], interp);
@@ -283,18 +292,13 @@ static int encode_topology(const char *name, const encode_args_t *a) {
 }
 
 // ---- figures from the stores --------------------------------------------------------------------
-typedef struct store_figs {
-  json_t *enrich, *interp;  // "enrich/summary", "interp/summary" (NULL when absent)
-  char mode[96];            // the explanations' mode (first record), "" when none
-} store_figs_t;
-
 static int first_mode(uint32_t unit, const fs_interp_t *x, const char *json, void *ctx) {
   (void)unit, (void)json;
   if (x->mode) snprintf((char *)ctx, 96, "%s", x->mode);
   return 1;  // the first is enough
 }
 
-static json_t *store_json(fs_t *fs, const char *key) {
+json_t *store_json(fs_t *fs, const char *key) {
   char *v = NULL;
   size_t len = 0;
   ps_err_t err = {0};
@@ -304,7 +308,7 @@ static json_t *store_json(fs_t *fs, const char *key) {
   return j;
 }
 
-static void store_figs_load(store_figs_t *f, const char *path) {
+void store_figs_load(store_figs_t *f, const char *path) {
   memset(f, 0, sizeof *f);
   fs_t *fs = NULL;
   ps_err_t err = {0};
@@ -318,13 +322,13 @@ static void store_figs_load(store_figs_t *f, const char *path) {
   fs_close(&fs);
 }
 
-static void store_figs_free(store_figs_t *f) {
+void store_figs_free(store_figs_t *f) {
   json_decref(f->enrich);
   json_decref(f->interp);
   memset(f, 0, sizeof *f);
 }
 
-static double jnum(json_t *o, const char *key) {
+double jnum(json_t *o, const char *key) {
   json_t *x = json_object_get(o, key);
   return json_is_number(x) ? json_number_value(x) : NAN;
 }
@@ -332,7 +336,7 @@ static double jnum(json_t *o, const char *key) {
 static double pct(double a, double b) { return b > 0 ? 100.0 * a / b : 0.0; }
 
 // The headline GO figures, features beside neurons (the full table: protsae report).
-static void print_enrich_table(json_t *f, json_t *n) {
+void print_enrich_table(json_t *f, json_t *n) {
   printf("      %-44s %10s %10s\n", "", "features", "neurons");
 #define ROW(label, fmt, a, b) do { \
     char x_[32], y_[32]; snprintf(x_, sizeof x_, fmt, a); snprintf(y_, sizeof y_, fmt, b); \
@@ -351,7 +355,7 @@ static void print_enrich_table(json_t *f, json_t *n) {
 }
 
 // The explanation scores, features beside neurons.
-static void print_interp_table(json_t *f, json_t *n) {
+void print_interp_table(json_t *f, json_t *n) {
   static const char *const keys[] = {"analysed", "scored", "failed", "mean_r", "median_r", "frac_p_lt_0.05"};
   printf("      %-22s %12s %12s\n", "", "features", "neurons");
   for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
@@ -423,6 +427,10 @@ int cli_demo(int argc, char **argv) {
     return 2;
   }
   int crc = ps_config_cli(&cfg, table, "protsae demo", (int)pa.n, pa.av);
+  if (crc < 0 && strcmp(ps_config_str(cfg, "level"), "protein")) {  // residue level: its own flow
+    ps_config_destroy(&cfg);
+    crc = demo_residue((int)pa.n, pa.av, table);
+  }
   conf_argv_free(&pa);  // the option parser keeps copies
   if (crc >= 0) return crc;
   int status = 1, regen = 0, rc;
@@ -642,7 +650,9 @@ trained:;
   encode_args_t ea = {.work = absw, .emb = emb, .fasta = fasta, .ids = ids, .sae = best,
                       .batch_rows = ps_config_str(cfg, "batch-rows"), .store = fstore, .datadir = datadir,
                       .hold_ids = n_held ? hold_ids : NULL, .mode = ps_config_str(cfg, "mode"),
-                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc, .cfg = cfg};
+                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc,
+                      .residue_top = ps_config_str(cfg, "residue-top"), .concepts = ps_config_str(cfg, "concepts"),
+                      .concept_min = ps_config_str(cfg, "concept-min-instances"), .cfg = cfg};
   if ((rc = encode_topology("features", &ea)) != 0) {
     status = rc;
     goto out;

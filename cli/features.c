@@ -3,7 +3,9 @@
 //                 results (featstore.h) the significant GO terms and the explanation score
 //   feature N     one feature: statistics, top proteins with gene and protein names (from the
 //                 data directory's proteins.tsv.gz, streamed), a text histogram, its enriched GO
-//                 terms and its explanation (read from the store, never from another command's files)
+//                 terms and its explanation (read from the store, never from another command's files);
+//                 at residue level the top proteins' top residues (report_residue.h), with --fasta
+//                 along their sequences
 // The store is opened read-only: these work while the scorer runs (as of its last commit).
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "featstore.h"
 #include "godata.h"
 #include "proteins_tsv.h"
+#include "report_residue.h"
 #include "strmap.h"
 
 // ---- features --------------------------------------------------------------------------------
@@ -188,6 +191,7 @@ static const ps_config_entry_t feature_table[] = {
     {"db", "protsae-features.db", "feature store (protsae-scorer --db)"},
     {"data", NULL, "data directory with proteins.tsv[.gz] (accession, gene, name, pfam) for names (default: the shared data)"},
     {"terms", "10", "enriched GO terms shown (best p first)"},
+    {"fasta", NULL, "residue level: the run's FASTA: the top proteins' sequences with the feature's residues marked"},
     {NULL, NULL, NULL},
 };
 
@@ -284,6 +288,18 @@ static int load_names(const char *dir, const fs_feat_t *f, pinfo_t *out, ps_err_
   return rc;
 }
 
+// Residue level: the top proteins' residues of the feature, with their sequences when fasta is given.
+static int residue_card(fs_t *fs, uint32_t id, const fs_feat_t *f, const char *fasta, ps_err_t *err) {
+  rr_seqs_t seqs = {0};
+  const char **ids = ps_xmalloc(f->n_top * sizeof *ids);
+  for (uint32_t i = 0; i < f->n_top; i++) ids[i] = f->top[i].id;
+  int rc = fasta ? rr_seqs_load(&seqs, fasta, ids, f->n_top, err) : 0;
+  free(ids);
+  if (rc >= 0) rc = rr_card(stdout, 0, fs, id, f, &seqs, 5, err);
+  rr_seqs_free(&seqs);
+  return rc;
+}
+
 int cli_feature(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -339,6 +355,7 @@ int cli_feature(int argc, char **argv) {
              info[i].pfam && info[i].pfam[0] ? "]" : "");
     }
   }
+  if (m.level && f.n_top && residue_card(fs, (uint32_t)id, &f, ps_config_str(cfg, "fasta"), &err) < 0) goto out;
   {
     int64_t nterms = 10;
     ps_config_i64(cfg, "terms", &nterms, NULL);

@@ -2,7 +2,8 @@
 // from a run's work directory (the demo's layout): training curves (loss, validation MSE, L0, dead
 // fraction), the feature-frequency distribution, features vs neurons (GO enrichment and
 // interpretability), a feature table, and per-feature cards (top proteins with names, activation
-// histogram, GO terms, explanation and its score). Results (GO enrichment, explanations and their
+// histogram, GO terms, explanation and its score; at residue level the top proteins' sequences with
+// the feature's activations highlighted, report_residue.h). Results (GO enrichment, explanations and their
 // summaries) are read from the feature stores WORKDIR/features.db and neurons.db through featstore.h;
 // the training curves from the trainer's sae/metrics.jsonl; protein names from the data
 // directory's proteins.tsv (godata.h). Every input but the feature store is optional; a missing
@@ -15,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
 #include "featstore.h"
 #include "godata.h"
 #include "proteins_tsv.h"
+#include "report_residue.h"
 #include "strmap.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -31,18 +34,9 @@ static const ps_config_entry_t table[] = {
     {"data", NULL, "data directory with proteins.tsv[.gz] for protein names (default: the shared human data)"},
     {"cards", "24", "feature cards (the best-explained features first)"},
     {"rows", "200", "rows of the feature table"},
+    {"fasta", NULL, "residue level: the run's FASTA, for the cards' sequences (default WORKDIR/synth-residue/proteins.fasta)"},
     {NULL, NULL, NULL},
 };
-
-static void esc(FILE *o, const char *s) {
-  for (; s && *s; s++) {
-    if (*s == '<') fputs("&lt;", o);
-    else if (*s == '>') fputs("&gt;", o);
-    else if (*s == '&') fputs("&amp;", o);
-    else if (*s == '"') fputs("&quot;", o);
-    else fputc(*s, o);
-  }
-}
 
 // ---- SVG line chart ------------------------------------------------------------------------------
 typedef struct series {
@@ -61,7 +55,7 @@ static void chart(FILE *o, const char *title, const series_t *s, int ns, int log
       x0 = fmin(x0, s[k].x[i]), x1 = fmax(x1, s[k].x[i]), y0 = fmin(y0, y), y1 = fmax(y1, y);
     }
   fprintf(o, "<svg class=chart width=%.0f height=%.0f viewBox='0 0 %.0f %.0f'><text x=%.0f y=16 class=t>", W, H, W, H, L);
-  esc(o, title);
+  rr_html_esc(o, title);
   fputs("</text>", o);
   if (!isfinite(x0)) {
     fprintf(o, "<text x=%.0f y=%.0f>no data</text></svg>\n", L + 10, H / 2);
@@ -92,7 +86,7 @@ static void chart(FILE *o, const char *title, const series_t *s, int ns, int log
                 L + (W - L - R) * (s[k].x[i] - x0) / (x1 - x0), H - B - (H - T - B) * (y - y0) / (y1 - y0));
       }
     fprintf(o, "<text x=%.0f y=%d fill='%s' class=ax>", W - R - 150, 40 + 13 * k, s[k].color);
-    esc(o, s[k].name);
+    rr_html_esc(o, s[k].name);
     fputs("</text>", o);
   }
   fputs("</svg>\n", o);
@@ -104,7 +98,7 @@ static void bars(FILE *o, const char *title, const double *v, const char *const 
   fprintf(o, "<svg class=chart width=%d height=%d viewBox='0 0 %d %d'>", w, h, w, h);
   if (title) {
     fprintf(o, "<text x=4 y=14 class=t>");
-    esc(o, title);
+    rr_html_esc(o, title);
     fputs("</text>", o);
   }
   double top = title ? 22 : 4, bw = (double)(w - 8) / (n ? n : 1);
@@ -238,7 +232,7 @@ static char *card_terms(fs_t *fs, uint32_t id, int keep, ps_err_t *err) {
     fprintf(m, "<tr><td>%s</td><td>%s</td><td class=n>%u/%u</td><td class=n>%.3g</td><td class=n>%.1f</td>"
                "<td class=n>%.4f</td><td>",
             h->go_id, h->ns == 0 ? "BP" : h->ns == 1 ? "MF" : "CC", h->k, h->n, h->p, h->fold, (double)h->f1);
-    esc(m, h->name);
+    rr_html_esc(m, h->name);
     fputs("</td></tr>", m);
   }
   fclose(m);
@@ -323,6 +317,79 @@ static int cmpn(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
+// Residue level: the sequences of the carded features' top proteins, from fasta (default
+// WORKDIR/synth-residue/proteins.fasta, the residue demo's; none when absent: the cards say so).
+static int card_seqs(fs_t *fs, const fs_meta_t *m, const unit_t *fu, size_t nfu, const uint8_t *want, const char *fasta,
+                     const char *w, rr_seqs_t *seqs, ps_err_t *err) {
+  char def[PATH_MAX];
+  if (!fasta) {
+    snprintf(def, sizeof def, "%s/synth-residue/proteins.fasta", w);
+    if (access(def, R_OK) != 0) return 0;
+    fasta = def;
+  }
+  size_t n = 0, cap = 64;
+  char **ids = ps_xmalloc(cap * sizeof *ids);
+  fs_feat_t f;
+  fs_feat_init(&f, m->top_n);
+  int rc = 0;
+  for (size_t i = 0; i < nfu && rc >= 0; i++) {
+    if (fu[i].unit < 0 || (uint64_t)fu[i].unit >= m->n_features || !want[fu[i].unit]) continue;
+    if ((rc = fs_feat_get(fs, (uint32_t)fu[i].unit, m->top_n, &f, err)) < 0) break;
+    for (uint32_t t = 0; t < f.n_top; t++) {
+      if (n == cap) ids = ps_xrealloc(ids, (cap *= 2) * sizeof *ids);
+      ids[n++] = ps_xstrdup(f.top[t].id);
+    }
+  }
+  fs_feat_clear(&f);
+  if (rc >= 0) rc = rr_seqs_load(seqs, fasta, (const char *const *)ids, n, err);
+  for (size_t i = 0; i < n; i++) free(ids[i]);
+  free(ids);
+  return rc < 0 ? rc : 0;
+}
+
+// Residue level: the carded units, the features with a residue concept at F1 > 0.5 first (best F1
+// first; with their explanations when they have one), then the best-explained. *out borrows fu's
+// explanations: free only the array. Its length, or <0 with err.
+typedef struct cf1 {
+  uint32_t feature;
+  double f1;
+} cf1_t;
+static int cf1_fn(const fs_concept_t *c, void *ctx) {
+  struct { cf1_t *v; size_t n, cap; } *a = ctx;
+  if (!(c->f1 > 0.5)) return 0;
+  if (a->n == a->cap) a->v = ps_xrealloc(a->v, (a->cap = a->cap ? 2 * a->cap : 64) * sizeof *a->v);
+  a->v[a->n++] = (cf1_t){c->feature, c->f1};
+  return 0;
+}
+static int cmp_cf1(const void *a, const void *b) {
+  const cf1_t *x = a, *y = b;
+  return x->f1 > y->f1 ? -1 : x->f1 < y->f1 ? 1 : (x->feature > y->feature) - (x->feature < y->feature);
+}
+static long card_units(fs_t *fs, const unit_t *fu, size_t nfu, size_t n_cards, unit_t **out, ps_err_t *err) {
+  struct { cf1_t *v; size_t n, cap; } a = {NULL, 0, 0};
+  if (fs_concept_each(fs, cf1_fn, &a, err) < 0) {
+    free(a.v);
+    return -1;
+  }
+  if (a.v) qsort(a.v, a.n, sizeof *a.v, cmp_cf1);
+  unit_t *u = ps_xcalloc(n_cards + 1, sizeof *u);
+  size_t n = 0;
+  for (size_t i = 0; i < a.n && n < n_cards; i++) {
+    u[n] = (unit_t){.unit = a.v[i].feature, .r = NAN, .p = NAN};
+    for (size_t j = 0; j < nfu; j++)
+      if (fu[j].unit == (int64_t)a.v[i].feature) u[n] = fu[j];
+    n++;
+  }
+  for (size_t j = 0; j < nfu && n < n_cards; j++) {
+    int dup = 0;
+    for (size_t i = 0; i < n && !dup; i++) dup = u[i].unit == fu[j].unit;
+    if (!dup) u[n++] = fu[j];
+  }
+  free(a.v);
+  *out = u;
+  return (long)n;
+}
+
 int cli_report(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -341,7 +408,7 @@ int cli_report(int argc, char **argv) {
   fs_t *fs = NULL, *nfs = NULL;
   fs_meta_t m = {0}, nmeta;
   frow_t *fr = NULL;
-  unit_t *fu = NULL, *nu = NULL;
+  unit_t *fu = NULL, *nu = NULL, *cu_owned = NULL;
   size_t nfu = 0, nnu = 0;
   uint8_t *want = NULL;
   json_t *esum = NULL, *nesum = NULL, *nisum = NULL;
@@ -350,6 +417,7 @@ int cli_report(int argc, char **argv) {
   json_t *isum = NULL;
   FILE *o = NULL;
   int have_neurons = 0;
+  rr_seqs_t seqs = {0};
 
   snprintf(p, sizeof p, "%s/features.db", w);
   if (fs_open(&fs, p, FS_OPEN_READONLY, &err) < 0) goto out;
@@ -380,9 +448,17 @@ int cli_report(int argc, char **argv) {
   load_metrics(p, &mt);
   want = ps_xcalloc(m.n_features ? m.n_features : 1, 1);
   size_t n_card = 0;
-  for (size_t i = 0; i < nfu && (int64_t)n_card < n_cards; i++)
-    if (fu[i].unit >= 0 && (uint64_t)fu[i].unit < m.n_features) want[fu[i].unit] = 1, n_card++;
+  unit_t *cu = fu;  // the carded units: the best-explained; at residue level the best concepts first
+  size_t ncu = nfu;
+  if (m.level) {
+    long nc = card_units(fs, fu, nfu, n_cards > 0 ? (size_t)n_cards : 0, &cu_owned, &err);
+    if (nc < 0) goto out;
+    cu = cu_owned, ncu = (size_t)nc;
+  }
+  for (size_t i = 0; i < ncu && (int64_t)n_card < n_cards; i++)
+    if (cu[i].unit >= 0 && (uint64_t)cu[i].unit < m.n_features) want[cu[i].unit] = 1, n_card++;
   load_names(data, &names);
+  if (m.level && card_seqs(fs, &m, cu, ncu, want, ps_config_str(cfg, "fasta"), w, &seqs, &err) < 0) goto out;
 
   snprintf(tmp, sizeof tmp, "%s.tmp", out);
   o = fopen(tmp, "w");
@@ -404,7 +480,7 @@ int cli_report(int argc, char **argv) {
         ".card{border:1px solid #ddd;border-radius:6px;padding:10px;margin:12px 0}.off{color:#a33;font-weight:600}"
         ".muted{color:#777}.scroll{max-height:420px;overflow-y:auto;border:1px solid #eee;display:inline-block}</style></head><body>\n", o);
   fprintf(o, "<h1>protsae report</h1><p class=muted>%s &middot; work directory <code>", when);
-  esc(o, w);
+  rr_html_esc(o, w);
   fprintf(o, "</code></p>\n");
   if (offline)
     fputs("<p class=off>Explanations are OFFLINE (no LLM): from the annotations of the proteins a model would be shown; "
@@ -512,32 +588,37 @@ int cli_report(int argc, char **argv) {
   fputs("</table></div>\n", o);
 
   // cards
-  fprintf(o, "<h2>Feature cards</h2><p class=muted>The %zu best-explained features (explanation score first).</p>\n", n_card);
+  fprintf(o, "<h2>Feature cards</h2><p class=muted>The %zu best-explained features (explanation score first)%s.</p>\n",
+          n_card, m.level ? "; at residue level the features with a residue concept at F1 &gt; 0.5 before them" : "");
   fs_feat_t f;
   fs_feat_init(&f, m.top_n);
   size_t shown = 0;
-  for (size_t i = 0; i < nfu && shown < n_card; i++) {
-    if (fu[i].unit < 0 || (uint64_t)fu[i].unit >= m.n_features) continue;
-    uint32_t id = (uint32_t)fu[i].unit;
+  for (size_t i = 0; i < ncu && shown < n_card; i++) {
+    if (cu[i].unit < 0 || (uint64_t)cu[i].unit >= m.n_features) continue;
+    uint32_t id = (uint32_t)cu[i].unit;
     if (fs_feat_get(fs, id, m.top_n, &f, &err) < 0) goto out;
     shown++;
-    fprintf(o, "<div class=card id=f%u><b>feature %u</b> &middot; active on %llu proteins &middot; max %.3g &middot; "
-               "explanation r = %.2f (p = %.2g)%s<p>", id, id, (unsigned long long)f.n_active, (double)f.max, fu[i].r,
-            fu[i].p, fu[i].offline ? " <span class=off>offline</span>" : "");
-    esc(o, fu[i].explanation);
+    fprintf(o, "<div class=card id=f%u><b>feature %u</b> &middot; active on %llu proteins &middot; max %.3g &middot; ", id,
+            id, (unsigned long long)f.n_active, (double)f.max);
+    if (cu[i].explanation)
+      fprintf(o, "explanation r = %.2f (p = %.2g)%s<p>", cu[i].r, cu[i].p, cu[i].offline ? " <span class=off>offline</span>" : "");
+    else
+      fputs("not explained<p>", o);
+    rr_html_esc(o, cu[i].explanation);
     fputs("</p><table><tr><th class=n>#</th><th>protein</th><th>gene</th><th>name</th><th class=n>activation</th></tr>", o);
     for (uint32_t t = 0; t < f.n_top && t < 10; t++) {
       uint64_t ix;
       int known = names.idx && strmap_get(names.idx, f.top[t].id, &ix);
       fprintf(o, "<tr><td class=n>%u</td><td>", t + 1);
-      esc(o, f.top[t].id);
+      rr_html_esc(o, f.top[t].id);
       fputs("</td><td>", o);
-      if (known) esc(o, names.gene[ix]);
+      if (known) rr_html_esc(o, names.gene[ix]);
       fputs("</td><td>", o);
-      if (known) esc(o, names.name[ix]);
+      if (known) rr_html_esc(o, names.name[ix]);
       fprintf(o, "</td><td class=n>%.3g</td></tr>", (double)f.top[t].value);
     }
     fputs("</table>", o);
+    if (m.level && rr_card(o, 1, fs, id, &f, &seqs, 5, &err) < 0) goto out;
     int lo = FS_HIST_BINS, hi = -1;
     for (int b = 0; b < FS_HIST_BINS; b++)
       if (f.hist[b]) lo = b < lo ? b : lo, hi = b;
@@ -583,6 +664,7 @@ out:
   if (o) fclose(o);
   fs_close(&fs);
   free(fr);
+  free(cu_owned);
   for (size_t i = 0; i < nfu; i++) free(fu[i].explanation);
   for (size_t i = 0; i < nnu; i++) free(nu[i].explanation);
   free(fu);
@@ -592,6 +674,7 @@ out:
   free(names.gene);
   free(names.name);
   strmap_destroy(&names.idx);
+  rr_seqs_free(&seqs);
   free(mt.step), free(mt.loss), free(mt.val), free(mt.l0), free(mt.dead), free(mt.vstep);
   json_decref(isum), json_decref(nisum), json_decref(esum), json_decref(nesum);
   fs_close(&nfs);

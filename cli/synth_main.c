@@ -106,7 +106,7 @@ int cli_synth(int argc, char **argv) {
            "(protein level),\nresidues.npy + residues.offsets.npy + residues.ids / residues.safetensors / "
            "residues.h5 / residues_pt/\n(residue level), and the ground truth in truth/ (directions.npy, "
            "terms.tsv, members.tsv, mu.npy,\noutliers.tsv, aa_directions.npy, motifs.tsv, motif_directions.npy, "
-           "motif_hits.tsv, meta.json).\n");
+           "motif_hits.tsv, motif_concepts.tsv, meta.json).\n");
     ps_config_destroy(&cfg);
     return 0;
   }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const cf_names[CF_N] = {"default", "feat", "codes", "applied", "enrich", "interp"};
+static const char *const cf_names[CF_N] = {"default", "feat", "codes", "applied", "enrich", "interp", "rcodes", "concept"};
 
 // ---- the store ----------------------------------------------------------------------------------
 static int rerr(ps_err_t *err, char *e, const char *what, const char *path) { return rdb_err(err, e, what, path); }
@@ -98,7 +98,7 @@ void fs_close(fs_t **fsp) {
 
 const char *fs_path(const fs_t *fs) { return fs->path; }
 
-static int get_raw(fs_t *fs, int cf, const char *key, size_t klen, char **val, size_t *vlen, ps_err_t *err) {
+int fs_raw_get(fs_t *fs, int cf, const char *key, size_t klen, char **val, size_t *vlen, ps_err_t *err) {
   char *e = NULL;
   *val = NULL;
   if (!fs->cf[cf]) return 0;  // a family this (older) store does not have
@@ -111,7 +111,7 @@ int fs_meta_get(fs_t *fs, fs_meta_t *m, ps_err_t *err) {
   if (fs->n_shards) return fs_sh_meta_get(fs, m, err);
   char *v;
   size_t n;
-  int rc = get_raw(fs, CF_DEFAULT, "meta", 4, &v, &n, err);
+  int rc = fs_raw_get(fs, CF_DEFAULT, "meta", 4, &v, &n, err);
   if (rc <= 0) return rc;
   rc = fs_meta_decode(m, (const uint8_t *)v, n);
   rocksdb_free(v);
@@ -121,7 +121,7 @@ int fs_meta_get(fs_t *fs, fs_meta_t *m, ps_err_t *err) {
   return 1;
 }
 
-static void feat_key(uint32_t id, char k[4]) {
+void fs_feat_key(uint32_t id, char k[4]) {
   k[0] = (char)(id >> 24); k[1] = (char)(id >> 16); k[2] = (char)(id >> 8); k[3] = (char)id;
 }
 
@@ -129,8 +129,8 @@ int fs_feat_get(fs_t *fs, uint32_t feature, uint32_t top_n, fs_feat_t *f, ps_err
   if (fs->n_shards) return fs_sh_feat_get(fs, feature, top_n, f, err);
   char k[4], *v;
   size_t n;
-  feat_key(feature, k);
-  int rc = get_raw(fs, CF_FEAT, k, 4, &v, &n, err);
+  fs_feat_key(feature, k);
+  int rc = fs_raw_get(fs, CF_FEAT, k, 4, &v, &n, err);
   if (rc <= 0) return rc;
   char what[64];
   snprintf(what, sizeof what, "feature %u", feature);
@@ -139,8 +139,7 @@ int fs_feat_get(fs_t *fs, uint32_t feature, uint32_t top_n, fs_feat_t *f, ps_err
   return rc < 0 ? ps_err_prefix(err, "%s: ", fs->path) : 1;
 }
 
-typedef rdb_iter_fn iter_fn;
-static int iterate(fs_t *fs, int cf, const char *prefix, size_t plen, iter_fn fn, void *ctx, ps_err_t *err) {
+int fs_raw_iterate(fs_t *fs, int cf, const char *prefix, size_t plen, rdb_iter_fn fn, void *ctx, ps_err_t *err) {
   return fs->cf[cf] ? rdb_iterate(fs->db, fs->ro, fs->cf[cf], prefix, plen, fn, ctx, fs->path, err) : 0;
 }
 
@@ -163,7 +162,7 @@ static int eos_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, p
 int fs_eos_each(fs_t *fs, int (*cb)(const char *, const fs_eos_t *, void *), void *ctx, ps_err_t *err) {
   if (fs->n_shards) return fs_eos_each(fs->shard[0], cb, ctx, err);  // every shard saw every stream end
   struct eos_ctx x = {cb, ctx, fs->path};
-  return iterate(fs, CF_DEFAULT, "eos/", 4, eos_fn, &x, err);
+  return fs_raw_iterate(fs, CF_DEFAULT, "eos/", 4, eos_fn, &x, err);
 }
 
 struct applied_ctx {
@@ -186,7 +185,7 @@ static int applied_fn(const char *k, size_t kl, const char *v, size_t vl, void *
 int fs_applied_each(fs_t *fs, int (*cb)(const char *, uint64_t, void *), void *ctx, ps_err_t *err) {
   if (fs->n_shards) return fs_applied_each(fs->shard[0], cb, ctx, err);
   struct applied_ctx x = {cb, ctx, fs->path};
-  return iterate(fs, CF_APPLIED, NULL, 0, applied_fn, &x, err);
+  return fs_raw_iterate(fs, CF_APPLIED, NULL, 0, applied_fn, &x, err);
 }
 
 struct feat_ctx {
@@ -209,7 +208,7 @@ int fs_feat_each(fs_t *fs, uint32_t top_n, int (*cb)(uint32_t, const fs_feat_t *
   if (fs->n_shards) return fs_sh_feat_each(fs, top_n, cb, ctx, err);
   struct feat_ctx x = {cb, ctx, {0}, top_n, fs->path};
   fs_feat_init(&x.f, top_n);
-  int rc = iterate(fs, CF_FEAT, NULL, 0, feat_fn, &x, err);
+  int rc = fs_raw_iterate(fs, CF_FEAT, NULL, 0, feat_fn, &x, err);
   fs_feat_clear(&x.f);
   return rc;
 }
@@ -234,14 +233,19 @@ struct code_ctx {
   size_t idcap;
   const char *path;
 };
+const char *fs_key_cstr(char **buf, size_t *cap, const char *k, size_t kl) {
+  if (kl + 1 > *cap) {
+    *cap = kl + 64;
+    *buf = ps_xrealloc(*buf, *cap);
+  }
+  memcpy(*buf, k, kl);
+  (*buf)[kl] = 0;
+  return *buf;
+}
+
 static int code_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
   struct code_ctx *x = c;
-  if (kl + 1 > x->idcap) {
-    x->idcap = kl + 64;
-    x->id = ps_xrealloc(x->id, x->idcap);
-  }
-  memcpy(x->id, k, kl);
-  x->id[kl] = 0;
+  fs_key_cstr(&x->id, &x->idcap, k, kl);
   uint32_t nnz = 0;
   const uint8_t *b = NULL;
   int rc = code_decode(v, vl, &nnz, &b, x->path, x->id, err);
@@ -261,7 +265,7 @@ int fs_code_each(fs_t *fs, int (*cb)(const char *, uint32_t, const uint32_t *, c
                  ps_err_t *err) {
   if (fs->n_shards) return fs_sh_code_each(fs, cb, ctx, err);
   struct code_ctx x = {cb, ctx, NULL, NULL, 0, NULL, 0, fs->path};
-  int rc = iterate(fs, CF_CODES, NULL, 0, code_fn, &x, err);
+  int rc = fs_raw_iterate(fs, CF_CODES, NULL, 0, code_fn, &x, err);
   free(x.idx);
   free(x.val);
   free(x.id);
@@ -275,7 +279,7 @@ int fs_code_get(fs_t *fs, const char *id, uint32_t *nnz, uint32_t **idx, float *
   *idx = NULL;
   *val = NULL;
   *nnz = 0;
-  int rc = get_raw(fs, CF_CODES, id, strlen(id), &v, &n, err);
+  int rc = fs_raw_get(fs, CF_CODES, id, strlen(id), &v, &n, err);
   if (rc <= 0) return rc;
   const uint8_t *b = NULL;
   if ((rc = code_decode(v, n, nnz, &b, fs->path, id, err)) < 0) {
@@ -321,7 +325,7 @@ void fs_wb_put_meta(fs_t *fs, fs_wb_t *w, const fs_meta_t *m) {
 
 void fs_wb_put_feat(fs_t *fs, fs_wb_t *w, uint32_t feature, const fs_feat_t *f) {
   char k[4];
-  feat_key(feature, k);
+  fs_feat_key(feature, k);
   size_t n = fs_feat_encode(f, &w->buf, &w->cap);
   rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_FEAT], k, 4, (const char *)w->buf, n);
 }
@@ -464,7 +468,7 @@ int fs_kv_get(fs_t *fs, const char *key, char **val, size_t *len, ps_err_t *err)
   size_t n;
   *val = NULL;
   if (len) *len = 0;
-  int rc = get_raw(fs, CF_DEFAULT, key, strlen(key), &v, &n, err);
+  int rc = fs_raw_get(fs, CF_DEFAULT, key, strlen(key), &v, &n, err);
   if (rc <= 0) return rc;
   *val = ps_xmalloc(n + 1);
   memcpy(*val, v, n);
@@ -484,22 +488,29 @@ void fs_wb_del_kv(fs_t *fs, fs_wb_t *w, const char *key) {
 
 void fs_wb_put_enrich(fs_t *fs, fs_wb_t *w, uint32_t feature, const fs_enrich_feat_t *e) {
   char k[4];
-  feat_key(feature, k);
+  fs_feat_key(feature, k);
   size_t n = fs_enrich_feat_encode(e, &w->buf, &w->cap);
   rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_ENRICH], k, 4, (const char *)w->buf, n);
 }
 
-void fs_wb_clear_enrich(fs_t *fs, fs_wb_t *w) {
+void fs_wb_clear_u32_family(fs_t *fs, fs_wb_t *w, int cf) {
   const char lo[4] = {0, 0, 0, 0}, hi[5] = {(char)0xff, (char)0xff, (char)0xff, (char)0xff, 0};
-  rocksdb_writebatch_delete_range_cf(w->wb, fs->cf[CF_ENRICH], lo, 4, hi, 5);
+  rocksdb_writebatch_delete_range_cf(w->wb, fs->cf[cf], lo, 4, hi, 5);
+}
+
+void fs_wb_clear_enrich(fs_t *fs, fs_wb_t *w) { fs_wb_clear_u32_family(fs, w, CF_ENRICH); }
+
+int fs_raw_get_u32(fs_t *fs, int cf, uint32_t id, char **val, size_t *vlen, ps_err_t *err) {
+  char k[4];
+  fs_feat_key(id, k);
+  return fs_raw_get(fs, cf, k, 4, val, vlen, err);
 }
 
 int fs_enrich_get(fs_t *fs, uint32_t feature, fs_enrich_feat_t *e, ps_err_t *err) {
-  char k[4], *v;
+  char *v;
   size_t n;
   memset(e, 0, sizeof *e);
-  feat_key(feature, k);
-  int rc = get_raw(fs, CF_ENRICH, k, 4, &v, &n, err);
+  int rc = fs_raw_get_u32(fs, CF_ENRICH, feature, &v, &n, err);
   if (rc <= 0) return rc;
   char what[300];
   snprintf(what, sizeof what, "%s: feature %u", fs->path, feature);
@@ -508,7 +519,7 @@ int fs_enrich_get(fs_t *fs, uint32_t feature, fs_enrich_feat_t *e, ps_err_t *err
   return rc < 0 ? rc : 1;
 }
 
-static uint32_t key_u32(const char *k) {
+uint32_t fs_key_u32(const char *k) {
   return (uint32_t)(uint8_t)k[0] << 24 | (uint32_t)(uint8_t)k[1] << 16 | (uint32_t)(uint8_t)k[2] << 8 | (uint8_t)k[3];
 }
 
@@ -520,7 +531,7 @@ struct enrich_ctx {
 static int enrich_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
   struct enrich_ctx *x = c;
   if (kl != 4) return ps_err_set(err, PS_EFORMAT, "%s: enrichment key of %zu bytes", x->path, kl);
-  uint32_t id = key_u32(k);
+  uint32_t id = fs_key_u32(k);
   char what[300];
   snprintf(what, sizeof what, "%s: feature %u", x->path, id);
   fs_enrich_feat_t e;
@@ -532,7 +543,7 @@ static int enrich_fn(const char *k, size_t kl, const char *v, size_t vl, void *c
 }
 int fs_enrich_each(fs_t *fs, int (*cb)(uint32_t, const fs_enrich_feat_t *, void *), void *ctx, ps_err_t *err) {
   struct enrich_ctx x = {cb, ctx, fs->path};
-  return iterate(fs, CF_ENRICH, NULL, 0, enrich_fn, &x, err);
+  return fs_raw_iterate(fs, CF_ENRICH, NULL, 0, enrich_fn, &x, err);
 }
 
 int fs_enrich_done(fs_t *fs, ps_err_t *err) {
@@ -546,7 +557,7 @@ int fs_enrich_done(fs_t *fs, ps_err_t *err) {
 // ---- explanations ------------------------------------------------------------------------------------
 void fs_wb_put_interp(fs_t *fs, fs_wb_t *w, uint32_t unit, const char *json, size_t len) {
   char k[4];
-  feat_key(unit, k);
+  fs_feat_key(unit, k);
   rocksdb_writebatch_put_cf(w->wb, fs->cf[CF_INTERP], k, 4, json, len);
 }
 
@@ -555,8 +566,8 @@ int fs_interp_get(fs_t *fs, uint32_t unit, fs_interp_t *x, char **json, ps_err_t
   size_t n;
   if (json) *json = NULL;
   memset(x, 0, sizeof *x);
-  feat_key(unit, k);
-  int rc = get_raw(fs, CF_INTERP, k, 4, &v, &n, err);
+  fs_feat_key(unit, k);
+  int rc = fs_raw_get(fs, CF_INTERP, k, 4, &v, &n, err);
   if (rc <= 0) return rc;
   rc = fs_interp_decode(x, unit, v, n, fs->path, err);
   if (rc == 0 && json) {
@@ -578,7 +589,7 @@ struct interp_ctx {
 static int interp_fn(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
   struct interp_ctx *x = c;
   if (kl != 4) return ps_err_set(err, PS_EFORMAT, "%s: explanation key of %zu bytes", x->path, kl);
-  uint32_t id = key_u32(k);
+  uint32_t id = fs_key_u32(k);
   fs_interp_t r;
   int rc = fs_interp_decode(&r, id, v, vl, x->path, err);
   if (rc < 0) return rc;
@@ -595,7 +606,7 @@ static int interp_fn(const char *k, size_t kl, const char *v, size_t vl, void *c
 int fs_interp_each(fs_t *fs, int (*cb)(uint32_t, const fs_interp_t *, const char *, void *), void *ctx,
                    ps_err_t *err) {
   struct interp_ctx x = {cb, ctx, fs->path, NULL, 0};
-  int rc = iterate(fs, CF_INTERP, NULL, 0, interp_fn, &x, err);
+  int rc = fs_raw_iterate(fs, CF_INTERP, NULL, 0, interp_fn, &x, err);
   free(x.buf);
   return rc;
 }
@@ -643,7 +654,7 @@ static int dump_kv(const char *k, size_t kl, const char *v, size_t vl, void *c, 
 static int dump_u32_json(const char *k, size_t kl, const char *v, size_t vl, void *c, ps_err_t *err) {
   const struct dump_ctx *x = c;
   if (kl != 4) return ps_err_set(err, PS_EFORMAT, "%s record key of %zu bytes", x->tag, kl);
-  fprintf(x->o, "%s\t%u\t%.*s\n", x->tag, key_u32(k), (int)vl, v);
+  fprintf(x->o, "%s\t%u\t%.*s\n", x->tag, fs_key_u32(k), (int)vl, v);
   return 0;
 }
 static int dump_enrich(uint32_t id, const fs_enrich_feat_t *e, void *c) {
@@ -659,14 +670,16 @@ int fs_dump(fs_t *fs, FILE *o, ps_err_t *err) {
   if (rc < 0) return rc;
   if (rc == 0) return ps_err_set(err, PS_ENOTFOUND, "%s: empty feature store (nothing committed)", fs->path);
   fprintf(o, "meta\tformat=%u\tn_features=%u\ttop_n=%u\tlevel=%u\tneurons=%u\tpooling=%u\tproteins=%" PRIu64
-             "\tresidues=%" PRIu64 "\tbatches=%" PRIu64 "\tnnz=%" PRIu64 "\n",
-          m.format, m.n_features, m.top_n, m.level, m.neurons, m.pooling, m.proteins, m.residues, m.batches, m.nnz);
+             "\tresidues=%" PRIu64 "\tbatches=%" PRIu64 "\tnnz=%" PRIu64 "\tresidue_top=%u\n",
+          m.format, m.n_features, m.top_n, m.level, m.neurons, m.pooling, m.proteins, m.residues, m.batches, m.nnz,
+          m.residue_top);
   if ((rc = fs_eos_each(fs, dump_eos, o, err)) < 0) return rc;
   if ((rc = fs_feat_each(fs, m.top_n, dump_feat, o, err)) < 0) return rc;
   if ((rc = fs_code_each(fs, dump_code, o, err)) < 0) return rc;
-  if ((rc = iterate(fs, CF_DEFAULT, NULL, 0, dump_kv, o, err)) < 0) return rc;
+  if ((rc = fs_rcode_dump(fs, o, err)) < 0) return rc;
+  if ((rc = fs_raw_iterate(fs, CF_DEFAULT, NULL, 0, dump_kv, o, err)) < 0) return rc;
   struct dump_ctx di = {o, "interp"};
   if ((rc = fs_enrich_each(fs, dump_enrich, o, err)) < 0) return rc;
-  if ((rc = iterate(fs, CF_INTERP, NULL, 0, dump_u32_json, &di, err)) < 0) return rc;
-  return 0;
+  if ((rc = fs_raw_iterate(fs, CF_INTERP, NULL, 0, dump_u32_json, &di, err)) < 0) return rc;
+  return fs_concept_dump(fs, o, err);
 }

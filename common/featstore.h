@@ -13,9 +13,14 @@
 //            fs_enrich_feat_encode), written by the scorer's enrichment when the stream is complete
 //   interp   u32 big-endian unit id -> its explanation and score (JSON: fs_interp_t), applied by
 //            the scorer from the interpreters' InterpretResults
+//   rcodes   residue level: protein id -> its residue code (fs_rcode_t: u32 len, u32 n, then n x
+//            (u32 feature, u32 pos, f32 value), LE), written in the same write batch as its code
+//   concept  u32 big-endian feature id -> its best residue concept (fs_concept_t, JSON), written
+//            by the scorer's concept analysis (stages/scorer/concepts.c) with "concept/summary"
 //   default also holds string keys (fs_kv_get / fs_wb_put_kv): "enrich/settings" (the GO settings
 //            of the stored enrichment, JSON), "enrich/state" ("done" or the next feature group),
-//            "enrich/summary" (JSON), "interp/plan" (JSON: units asked for), "interp/summary" (JSON)
+//            "enrich/summary" (JSON), "interp/plan" (JSON: units asked for), "interp/summary" (JSON),
+//            "concept/settings" and "concept/summary" (JSON: the residue concept analysis)
 //
 // This header is the project's one API over a store's results: the CLI (feature(s), report,
 // annotate, export), the scorer and the interpreter read statistics, enrichment and
@@ -80,6 +85,8 @@ typedef struct fs_meta {
   uint64_t residues;         // residues applied (residue level)
   uint64_t batches;          // batches applied
   uint64_t nnz;              // non-zero protein-level entries applied
+  uint32_t residue_top;      // residue level: top residues kept per (protein, active feature) in
+                             // the residue codes (0 = none; a store written before them reads 0)
 } fs_meta_t;
 
 typedef struct fs_eos {
@@ -173,6 +180,44 @@ typedef struct fs_csc {
 int fs_load_csc(fs_t *fs, fs_csc_t *out, ps_err_t *err);
 void fs_csc_free(fs_csc_t *c);
 
+// ---- residue codes (family "rcodes") ---------------------------------------------------------------
+// Residue codes (residue level only): per protein, for each feature active in it, its top R residues
+// (R = the store's meta residue_top, default 8, scorer flag --residue-top; 0 = none kept) as
+// entries sorted by (feature, pos); len = the protein's residue count.
+// Bounded: a protein keeps at most (features active at one of its residues) x R entries, the R
+// largest values of each feature, ties to the lower position; residues beyond a feature's top R
+// in a protein are not kept (a reader counts them as inactive).
+typedef struct fs_rcode { uint32_t len, n; const uint32_t *feat, *pos; const float *val; } fs_rcode_t;
+int fs_rcode_get(fs_t *fs, const char *id, fs_rcode_t *rc, void **owned, ps_err_t *err); // 1 found, 0 absent; free(*owned)
+// Every protein's residue code in id (byte) order; rc valid during the call only.
+int fs_rcode_each(fs_t *fs, int (*cb)(const char *id, const fs_rcode_t *rc, void *ctx), void *ctx, ps_err_t *err);
+// Put a protein's residue code (entries sorted by (feature, pos), the caller's order is kept).
+void fs_wb_put_rcode(fs_t *fs, fs_wb_t *wb, const char *id, const fs_rcode_t *rc);
+// The stored bytes and back (fuzzed); errors name what and the offset. dec: arrays into *owned.
+size_t fs_rcode_encode(const fs_rcode_t *rc, uint8_t **buf, size_t *cap);
+int fs_rcode_decode(const uint8_t *b, size_t n, fs_rcode_t *rc, void **owned, const char *what, ps_err_t *err);
+
+// ---- residue concepts (family "concept") ---------------------------------------------------------
+// A feature's best (concept, threshold) by InterPLM's F1 (common/concept/concept.h), written by the
+// scorer's concept analysis; "concept/summary" (JSON) and "concept/settings" in the string keys.
+typedef struct fs_concept {
+  uint32_t feature;
+  char *concept;             // owned
+  double threshold, precision, recall, f1;
+  uint64_t tp, n_pred;       // residues at or over the threshold that are in the concept / all
+  uint32_t found, instances; // annotation instances with a residue at or over the threshold / all
+} fs_concept_t;
+void fs_concept_free(fs_concept_t *c);
+char *fs_concept_to_json(const fs_concept_t *c);  // caller frees
+int fs_concept_from_json(fs_concept_t *c, uint32_t feature, const char *json, size_t len, const char *what, ps_err_t *err);
+void fs_wb_put_concept(fs_t *fs, fs_wb_t *wb, const fs_concept_t *c);
+// Drop every concept record (a new run of the analysis).
+void fs_wb_clear_concept(fs_t *fs, fs_wb_t *wb);
+// 1 found (c filled, free with fs_concept_free), 0 absent, <0.
+int fs_concept_get(fs_t *fs, uint32_t feature, fs_concept_t *c, ps_err_t *err);
+// Every record in feature order; c valid during the call only.
+int fs_concept_each(fs_t *fs, int (*cb)(const fs_concept_t *c, void *ctx), void *ctx, ps_err_t *err);
+
 // ---- string keys of the default family ----------------------------------------------------------
 // 1 and *val (NUL-terminated, caller frees) when present, 0 when absent.
 int fs_kv_get(fs_t *fs, const char *key, char **val, size_t *len, ps_err_t *err);
@@ -248,10 +293,10 @@ int fs_interp_each(fs_t *fs, int (*cb)(uint32_t unit, const fs_interp_t *x, cons
 //   DIR/shard-K    K < N, a feature store as above holding the features [lo_K, hi_K)
 //                  (fs_shard_range) and every protein's code restricted to them; every shard
 //                  applies every batch, so each holds every protein, applied key and stream end
-//   DIR/analysis   the enrichment, explanations and string keys, written by the front scorer
+//   DIR/analysis   the enrichment, explanations, concepts and string keys, written by the front scorer
 // fs_open(DIR, ...) opens all of it as one store (fs_open_sharded): meta is shard 0's with nnz
-// summed, features and codes come from the shards (a code is its shards' parts concatenated:
-// ranges ascend, so ids stay ascending), stream ends and applied keys from shard 0, everything
+// summed, features, codes and residue codes come from the shards (a code is its shards' parts
+// concatenated: ranges ascend, so ids stay ascending), stream ends and applied keys from shard 0, everything
 // else (string keys, enrich, interp; writes) from DIR/analysis. So the merged store reads, and
 // dumps, byte for byte as one scorer's store of the same stream. Shards are opened read-only (at
 // their last commit). A missing analysis part reads as empty (read-only opens).
@@ -267,7 +312,8 @@ int fs_open_sharded(fs_t **out, const char *dir, int mode, ps_err_t *err);
 // Streams of a store whose end is recorded (*known) and whose every batch is applied (*complete).
 int fs_streams_complete(fs_t *fs, size_t *complete, size_t *known, ps_err_t *err);
 
-// Text dump of the whole store (meta, eos, features, codes, enrichment, explanations, string keys) — byte-identical for equal content.
+// Text dump of the whole store (meta, eos, features, codes, residue codes, enrichment, explanations,
+// concepts, string keys) — byte-identical for equal content.
 // Used to compare runs; values printed exactly (%a for floats, hex for fixed-point sums).
 int fs_dump(fs_t *fs, FILE *out, ps_err_t *err);
 

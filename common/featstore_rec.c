@@ -164,7 +164,8 @@ int fs_feat_decode(fs_feat_t *f, uint32_t top_n, const uint8_t *buf, size_t len,
   return 0;
 }
 
-#define META_MAGIC 0x314d5350u  // "PSM1"
+#define META_MAGIC_V1 0x314d5350u  // "PSM1"
+#define META_MAGIC 0x324d5350u     // "PSM2"
 void fs_meta_encode(const fs_meta_t *m, uint8_t *p) {
   put_u32(p, META_MAGIC);
   put_u32(p + 4, m->format);
@@ -177,9 +178,11 @@ void fs_meta_encode(const fs_meta_t *m, uint8_t *p) {
   put_u64(p + 36, m->residues);
   put_u64(p + 44, m->batches);
   put_u64(p + 52, m->nnz);
+  put_u32(p + 60, m->residue_top);
 }
 int fs_meta_decode(fs_meta_t *m, const uint8_t *p, size_t n) {
-  if (n != FS_META_LEN || get_u32(p) != META_MAGIC) return -1;
+  int v1 = n == FS_META_LEN_V1 && get_u32(p) == META_MAGIC_V1;
+  if (!v1 && (n != FS_META_LEN || get_u32(p) != META_MAGIC)) return -1;
   m->format = get_u32(p + 4);
   m->n_features = get_u32(p + 8);
   m->top_n = get_u32(p + 12);
@@ -190,6 +193,7 @@ int fs_meta_decode(fs_meta_t *m, const uint8_t *p, size_t n) {
   m->residues = get_u64(p + 36);
   m->batches = get_u64(p + 44);
   m->nnz = get_u64(p + 52);
+  m->residue_top = v1 ? 0 : get_u32(p + 60);
   return 0;
 }
 

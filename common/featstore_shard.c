@@ -106,10 +106,12 @@ int fs_sh_meta_get(fs_t *fs, fs_meta_t *m, ps_err_t *err) {
     fs_meta_t o;
     if ((rc = fs_meta_get(fs->shard[k], &o, err)) < 0) return rc;
     if (rc == 0) continue;  // nothing committed there yet
-    if (o.n_features != m->n_features || o.level != m->level || o.neurons != m->neurons || o.top_n != m->top_n)
-      return ps_err_set(err, PS_EMISMATCH, "%s: shard %u holds %u %s (level %u, top %u), shard 0 %u %s (level %u, top %u)",
-                        fs->path, k, o.n_features, o.neurons ? "neurons" : "features", o.level, o.top_n, m->n_features,
-                        m->neurons ? "neurons" : "features", m->level, m->top_n);
+    if (o.n_features != m->n_features || o.level != m->level || o.neurons != m->neurons || o.top_n != m->top_n ||
+        o.residue_top != m->residue_top)
+      return ps_err_set(err, PS_EMISMATCH, "%s: shard %u holds %u %s (level %u, top %u, residue top %u), shard 0 %u %s "
+                        "(level %u, top %u, residue top %u)", fs->path, k, o.n_features,
+                        o.neurons ? "neurons" : "features", o.level, o.top_n, o.residue_top, m->n_features,
+                        m->neurons ? "neurons" : "features", m->level, m->top_n, m->residue_top);
     m->nnz += o.nnz;
   }
   return 1;
@@ -131,6 +133,13 @@ int fs_sh_feat_each(fs_t *fs, uint32_t top_n, int (*cb)(uint32_t, const fs_feat_
   return 0;
 }
 
+// 1 when *cap was grown (doubling) to hold need entries: the caller reallocs its arrays to *cap.
+static int parts_grow(size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  *cap = need * 2;
+  return 1;
+}
+
 // Append id's code parts from shards 1.. to (*idx, *val, *nnz) of capacity *cap (grown as needed):
 // each shard holds its range of the code, so the concatenation keeps indices ascending.
 static int append_rest(fs_t *fs, const char *id, uint32_t **idx, float **val, size_t *nnz, size_t *cap, ps_err_t *err) {
@@ -139,8 +148,7 @@ static int append_rest(fs_t *fs, const char *id, uint32_t **idx, float **val, si
     float *v2 = NULL;
     int rc = fs_code_get(fs->shard[k], id, &n2, &i2, &v2, err);
     if (rc < 0) return rc;
-    if (*nnz + n2 > *cap) {
-      *cap = (*nnz + n2) * 2;
+    if (parts_grow(cap, *nnz + n2)) {
       *idx = ps_xrealloc(*idx, *cap * sizeof **idx);
       *val = ps_xrealloc(*val, *cap * sizeof **val);
     }
@@ -180,8 +188,7 @@ struct sh_code_ctx {
 static int sh_code_fn(const char *id, uint32_t n, const uint32_t *idx, const float *val, void *c) {
   struct sh_code_ctx *x = c;
   if (x->fs->n_shards == 1) return x->cb(id, n, idx, val, x->ctx);
-  if (n > x->cap) {
-    x->cap = (size_t)n * 2;
+  if (parts_grow(&x->cap, n)) {
     x->idx = ps_xrealloc(x->idx, x->cap * sizeof *x->idx);
     x->val = ps_xrealloc(x->val, x->cap * sizeof *x->val);
   }
@@ -197,6 +204,88 @@ int fs_sh_code_each(fs_t *fs, int (*cb)(const char *, uint32_t, const uint32_t *
   int rc = fs_code_each(fs->shard[0], sh_code_fn, &x, err);
   free(x.idx);
   free(x.val);
+  return x.rc < 0 ? x.rc : rc;
+}
+
+// Residue codes: a protein's parts from every shard concatenated in shard order (feature ranges
+// ascend, so (feature, pos) order is kept); the residue count is shard 0's (every shard has it).
+typedef struct rc_acc {
+  uint32_t *feat, *pos;
+  float *val;
+  size_t n, cap;
+} rc_acc_t;
+static void rc_acc_add(rc_acc_t *a, const fs_rcode_t *rc) {
+  if (parts_grow(&a->cap, a->n + rc->n)) {
+    a->feat = ps_xrealloc(a->feat, a->cap * sizeof *a->feat);
+    a->pos = ps_xrealloc(a->pos, a->cap * sizeof *a->pos);
+    a->val = ps_xrealloc(a->val, a->cap * sizeof *a->val);
+  }
+  if (rc->n) {
+    memcpy(a->feat + a->n, rc->feat, rc->n * sizeof *rc->feat);
+    memcpy(a->pos + a->n, rc->pos, rc->n * sizeof *rc->pos);
+    memcpy(a->val + a->n, rc->val, rc->n * sizeof *rc->val);
+  }
+  a->n += rc->n;
+}
+static void rc_acc_free(rc_acc_t *a) { free(a->feat), free(a->pos), free(a->val); }
+// Append id's parts from shards 1.. to a.
+static int rc_append_rest(fs_t *fs, const char *id, rc_acc_t *a, ps_err_t *err) {
+  for (uint32_t k = 1; k < fs->n_shards; k++) {
+    fs_rcode_t p;
+    void *owned = NULL;
+    int rc = fs_rcode_get(fs->shard[k], id, &p, &owned, err);
+    if (rc < 0) return rc;
+    if (rc > 0) rc_acc_add(a, &p);
+    free(owned);
+  }
+  return 0;
+}
+
+int fs_sh_rcode_get(fs_t *fs, const char *id, fs_rcode_t *out, void **owned, ps_err_t *err) {
+  fs_rcode_t p;
+  void *first = NULL;
+  int rc = fs_rcode_get(fs->shard[0], id, &p, &first, err);
+  if (rc <= 0) return rc;
+  rc_acc_t a = {0};
+  rc_acc_add(&a, &p);
+  free(first);
+  if ((rc = rc_append_rest(fs, id, &a, err)) < 0) {
+    rc_acc_free(&a);
+    memset(out, 0, sizeof *out);
+    return rc;
+  }
+  uint8_t *m = ps_xmalloc(a.n ? a.n * 12 : 1);  // one block, as fs_rcode_decode gives it
+  uint32_t *feat = (uint32_t *)m, *pos = feat + a.n;
+  float *val = (float *)(pos + a.n);
+  if (a.n) memcpy(feat, a.feat, a.n * 4), memcpy(pos, a.pos, a.n * 4), memcpy(val, a.val, a.n * 4);
+  *out = (fs_rcode_t){p.len, (uint32_t)a.n, feat, pos, val};
+  *owned = m;
+  rc_acc_free(&a);
+  return 1;
+}
+
+struct sh_rcode_ctx {
+  fs_t *fs;
+  int (*cb)(const char *, const fs_rcode_t *, void *);
+  void *ctx;
+  rc_acc_t a;
+  ps_err_t *err;
+  int rc;
+};
+static int sh_rcode_fn(const char *id, const fs_rcode_t *p, void *c) {
+  struct sh_rcode_ctx *x = c;
+  if (x->fs->n_shards == 1) return x->cb(id, p, x->ctx);
+  x->a.n = 0;
+  rc_acc_add(&x->a, p);
+  int rc = rc_append_rest(x->fs, id, &x->a, x->err);
+  if (rc < 0) return x->rc = rc;
+  fs_rcode_t m = {p->len, (uint32_t)x->a.n, x->a.feat, x->a.pos, x->a.val};
+  return x->cb(id, &m, x->ctx);
+}
+int fs_sh_rcode_each(fs_t *fs, int (*cb)(const char *, const fs_rcode_t *, void *), void *ctx, ps_err_t *err) {
+  struct sh_rcode_ctx x = {fs, cb, ctx, {0}, err, 0};
+  int rc = fs_rcode_each(fs->shard[0], sh_rcode_fn, &x, err);
+  rc_acc_free(&x.a);
   return x.rc < 0 ? x.rc : rc;
 }
 

@@ -1,7 +1,8 @@
 // recovery.c — planted-direction recovery: how many of the known directions (protsae synth's
 // truth/directions.npy, or any matrix of directions) some decoder row of a trained SAE recovers,
 // per direction the best cosine over all decoder rows. `protsae recovery` (cli/dev) prints it,
-// the demo reports it. Memory: the decoder (d_sae x d) + the directions (n x d) + one block of
+// the demo reports it; and per decoder row the direction it recovers (recovery_match: the residue
+// demo's residue_concept_found). Memory: the decoder (d_sae x d) + the directions (n x d) + one block of
 // 256 x d_sae cosines.
 #include <cblas.h>
 #include <math.h>
@@ -21,12 +22,14 @@ static void normalize_rows(float *a, int64_t n, int64_t d) {
   }
 }
 
-int recovery_measure(const char *sae_dir, const char *truth, recovery_t *out, ps_err_t *err) {
+// The SAE's decoder rows and the directions of truth, both normalised to unit length: *W (m x d)
+// and *dir (n x d), the caller's to free.
+static int load_unit(const char *sae_dir, const char *truth, float **W_out, int64_t *m_out, float **dir_out,
+                     int64_t *n_out, int64_t *d_out, ps_err_t *err) {
   sae_t *s = NULL;
   emb_source_t *src = NULL;
-  float *dir = NULL, *W = NULL, *sim = NULL;
+  float *dir = NULL, *W = NULL;
   int rc = 0;
-  memset(out, 0, sizeof *out);
   if ((rc = sae_load(&s, sae_dir, err)) < 0) goto out;
   emb_source_opts_t eo = emb_source_opts_protein(truth, NULL);
   if ((rc = emb_source_open(&src, &eo, err)) < 0) goto out;
@@ -59,16 +62,36 @@ int recovery_measure(const char *sae_dir, const char *truth, recovery_t *out, ps
     rc = ps_err_set(err, PS_ETRUNC, "%s: no directions", eo.path);
     goto out;
   }
-  int64_t blk = 256, hit9 = 0, hit8 = 0;
   W = malloc((size_t)(m * d) * sizeof(float));
-  sim = malloc((size_t)(blk * m) * sizeof(float));
-  if (!W || !sim) {
+  if (!W) {
     rc = ps_err_set(err, PS_ENOMEM, "recovery: out of memory");
     goto out;
   }
   memcpy(W, s->W_dec, (size_t)(m * d) * sizeof(float));
   normalize_rows(W, m, d);
   normalize_rows(dir, n, d);
+  *W_out = W, *dir_out = dir, *m_out = m, *n_out = n, *d_out = d;
+  W = dir = NULL;
+out:
+  emb_source_destroy(&src);
+  sae_free(&s);
+  free(dir);
+  free(W);
+  return rc < 0 ? rc : 0;
+}
+
+int recovery_measure(const char *sae_dir, const char *truth, recovery_t *out, ps_err_t *err) {
+  float *dir = NULL, *W = NULL, *sim = NULL;
+  int64_t m = 0, n = 0, d = 0;
+  memset(out, 0, sizeof *out);
+  int rc = load_unit(sae_dir, truth, &W, &m, &dir, &n, &d, err);
+  if (rc < 0) return rc;
+  int64_t blk = 256, hit9 = 0, hit8 = 0;
+  sim = malloc((size_t)(blk * m) * sizeof(float));
+  if (!sim) {
+    rc = ps_err_set(err, PS_ENOMEM, "recovery: out of memory");
+    goto out;
+  }
   double sum = 0;
   for (int64_t i0 = 0; i0 < n; i0 += blk) {
     int64_t nb = n - i0 < blk ? n - i0 : blk;
@@ -88,11 +111,38 @@ int recovery_measure(const char *sae_dir, const char *truth, recovery_t *out, ps
   out->planted_recovery_cos08 = (double)hit8 / (double)n;
   out->mean_best_cos = sum / (double)n;
 out:
-  emb_source_destroy(&src);
-  sae_free(&s);
   free(dir);
   free(W);
   free(sim);
   return rc < 0 ? rc : 0;
 }
 
+int recovery_match(const char *sae_dir, const char *truth, float min_cos, int32_t **dir_of, int64_t *d_sae,
+                   ps_err_t *err) {
+  float *dir = NULL, *W = NULL, *sim = NULL;
+  int64_t m = 0, n = 0, d = 0;
+  *dir_of = NULL;
+  int rc = load_unit(sae_dir, truth, &W, &m, &dir, &n, &d, err);
+  if (rc < 0) return rc;
+  int32_t *best = ps_xmalloc((size_t)(m ? m : 1) * sizeof *best);
+  float *bcos = ps_xmalloc((size_t)(m ? m : 1) * sizeof *bcos);
+  int64_t blk = 256;
+  sim = ps_xmalloc((size_t)(blk * n) * sizeof(float));
+  for (int64_t j0 = 0; j0 < m; j0 += blk) {  // a block of decoder rows against every direction
+    int64_t nb = m - j0 < blk ? m - j0 : blk;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n, (int)d, 1.0f, W + j0 * d, (int)d, dir, (int)d,
+                0.0f, sim, (int)n);
+    for (int64_t j = 0; j < nb; j++) {
+      best[j0 + j] = -1, bcos[j0 + j] = min_cos;
+      for (int64_t i = 0; i < n; i++)
+        if (sim[j * n + i] >= bcos[j0 + j]) bcos[j0 + j] = sim[j * n + i], best[j0 + j] = (int32_t)i;
+    }
+  }
+  *dir_of = best;
+  *d_sae = m;
+  free(bcos);
+  free(dir);
+  free(W);
+  free(sim);
+  return 0;
+}

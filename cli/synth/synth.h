@@ -244,5 +244,10 @@ typedef struct recovery {
   double mean_best_cos;
 } recovery_t;
 int recovery_measure(const char *sae_dir, const char *truth, recovery_t *r, ps_err_t *err);
+// Per decoder row (feature) of the SAE in sae_dir, the direction of truth it recovers: the row of
+// truth with the best cosine when that is >= min_cos, else -1. *dir_of (*d_sae entries) is the
+// caller's to free. 0 or a negative code (err says why).
+int recovery_match(const char *sae_dir, const char *truth, float min_cos, int32_t **dir_of, int64_t *d_sae,
+                   ps_err_t *err);
 
 #endif

@@ -312,6 +312,9 @@ static int write_meta(synth_out_t *c, const synth_plan_t *p, const synth_summary
                                   "residue_noise * z_r"));
   json_object_set_new(model, "aa_order", json_string(synth_aa_letters));
   json_object_set_new(model, "motif_hits", json_string("truth/motif_hits.tsv: start/end are 0-based residue rows, end exclusive"));
+  json_object_set_new(model, "motif_concepts",
+                      json_string("truth/motif_concepts.tsv: the same hits as residue concepts (accession, start, end, "
+                                  "motif; 1-based, end inclusive, no header): protsae-scorer --concepts"));
   json_object_set_new(model, "streams",
                       json_string("xoshiro256** seeded by splitmix64 over (seed, stream kind, index); normals by "
                                   "Box-Muller"));
@@ -373,7 +376,7 @@ int synth_generate(const synth_data_t *d, const synth_opts_t *o, synth_summary_t
   float *x = NULL, *mags = NULL, *rows = NULL;
   uint8_t *mask = NULL;
   synth_hit_t *hits = NULL;
-  tfile_t th = {0};
+  tfile_t th = {0}, tc = {0};
   uint64_t hits_all[SYNTH_N_MOTIFS] = {0}, hits_res[SYNTH_N_MOTIFS] = {0}, res_res[SYNTH_N_MOTIFS] = {0};
   int rc = synth_plan_build(&plan, d, o, err);
   if (rc < 0) goto out;
@@ -443,6 +446,8 @@ int synth_generate(const synth_data_t *d, const synth_opts_t *o, synth_summary_t
     if ((rc = write_ids(&c, "residues.ids", d, plan.residue_set, plan.n_residue, err)) < 0) goto out;
     if ((rc = tfile_open(&c, &th, "truth/motif_hits.tsv", err)) < 0) goto out;
     fprintf(th.f, "accession\tmotif\tstart\tend\n");
+    // the same hits as residue concepts (the scorer's --concepts TSV: 1-based, end inclusive, no header)
+    if ((rc = tfile_open(&c, &tc, "truth/motif_concepts.tsv", err)) < 0) goto out;
     if ((rc = synth_out_residue_begin(&c, err)) < 0) goto out;
     for (uint32_t k = 0; k < plan.n_residue; k++) {
       size_t i = plan.residue_set[k];
@@ -457,13 +462,17 @@ int synth_generate(const synth_data_t *d, const synth_opts_t *o, synth_summary_t
       for (int m = 0; m < SYNTH_N_MOTIFS; m++) {
         size_t n = synth_motif_scan(m, d->seqs[i], d->lens[i], hits, maxlen);
         hits_res[m] += n;
-        for (size_t h = 0; h < n; h++) fprintf(th.f, "%s\t%s\t%u\t%u\n", d->ids[i], synth_motif(m)->name, hits[h].start, hits[h].end);
+        for (size_t h = 0; h < n; h++) {
+          fprintf(th.f, "%s\t%s\t%u\t%u\n", d->ids[i], synth_motif(m)->name, hits[h].start, hits[h].end);
+          fprintf(tc.f, "%s\t%u\t%u\t%s\n", d->ids[i], hits[h].start + 1, hits[h].end, synth_motif(m)->name);
+        }
         for (size_t r = 0; r < d->lens[i]; r++) res_res[m] += (mask[r] >> m) & 1u;
       }
       if ((rc = synth_out_residue_add(&c, i, rows, d->lens[i], err)) < 0) goto out;
     }
     if ((rc = synth_out_residue_end(&c, err)) < 0) goto out;
     if ((rc = tfile_close(&c, &th, err)) < 0) goto out;
+    if ((rc = tfile_close(&c, &tc, err)) < 0) goto out;
   }
 
   // ground truth
@@ -493,6 +502,7 @@ int synth_generate(const synth_data_t *d, const synth_opts_t *o, synth_summary_t
 out:
   if (rc < 0) synth_out_abort(&c);
   tfile_abort(&th);
+  tfile_abort(&tc);
   free(x);
   free(mags);
   free(rows);

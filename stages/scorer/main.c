@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #include "analysis.h"
+#include "concepts.h"
 #include "config.h"
 #include "curve.h"
 #include "front.h"
@@ -50,6 +51,8 @@ static const ps_config_entry_t table[] = {
     {"shard-out", "@ipc:///tmp/protsae-scorer-shard.ipc", "front: base endpoint of the shard sockets (PUSH, bound; "
                                                           "the K-th: tcp port + K, ipc address + '.K')"},
     {"top-n", "20", "top proteins kept per feature (fixed when the store is created)"},
+    {"residue-top", "8", "residue level: top residues kept per (protein, active feature) in the store's residue codes "
+                         "(0 = none; fixed when the store is created)"},
     {"max-features", "1048576", "largest dictionary (n_features) a batch may set; batches over it are rejected"},
     {"max-message-mb", "128", "largest message accepted on --in, MiB (ZMQ_MAXMSGSIZE; a FeatureBatch of R rows with "
                               "K active units a row is ~R x K x 9 bytes: 8192 rows x 1280 neurons = 94 MB). A larger "
@@ -60,6 +63,10 @@ static const ps_config_entry_t table[] = {
     {"exit-when-complete", "1", "exit once every source stream is complete (and enriched and interpreted)"},
     {"data", "", "annotation data directory (go*.obo[.gz], go_annotations.tsv[.gz]): GO enrichment of the complete "
                  "store into the store ('' = none)"},
+    {"concepts", "", "residue level: residue concept annotations, comma-separated UniProt flat files (.dat/.txt) and/or "
+                     "TSVs (accession, start, end, concept), gzip or plain: InterPLM's concept F1 of every feature "
+                     "into the store after the enrichment ('' = none)"},
+    {"concept-min-instances", "10", "concepts with fewer annotation instances in the evaluated proteins are not tested"},
     {"enrich-exclude", "", "ids left out of the enrichment (not in the population, activations dropped), one a line"},
     {"enrich-threads", "2", "enrichment threads"},
     {"enrich-alpha", "0.05", "significance level of a kept term"},
@@ -131,6 +138,7 @@ int main(int argc, char **argv) {
   void *zctx = NULL, *in = NULL, *ctl = NULL, *isock = NULL;
   wire_peers_t *ipeers = NULL;
   scorer_enrich_t *enr = NULL;
+  scorer_concepts_t *conc = NULL;
   scorer_interp_t *si = NULL;
   front_t *fr = NULL;
   fs_t *merged = NULL;  // the front's view of every shard (opened once they are complete)
@@ -143,7 +151,8 @@ int main(int argc, char **argv) {
   int status = 1;
   int crc = ps_config_main(&cfg, table, "protsae-scorer", argc, argv);
   if (crc >= 0) return crc;
-  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, mport, max_feat, max_mb, min_free_mb, shards;
+  int64_t sources, top_n, commit_batches, commit_ms, resend_ms, hwm, mport, max_feat, max_mb, min_free_mb, shards,
+      residue_top;
   int exit_done, sync;
   const ps_config_bind_t opts[] = {
       PS_CFG_I64("sources", &sources),           PS_CFG_I64("top-n", &top_n),
@@ -151,7 +160,7 @@ int main(int argc, char **argv) {
       PS_CFG_I64("resend-after-ms", &resend_ms), PS_CFG_I64("hwm", &hwm),
       PS_CFG_I64("max-features", &max_feat),     PS_CFG_I64("max-message-mb", &max_mb),
       PS_CFG_I64("min-free-mb", &min_free_mb),   PS_CFG_I64("metrics-port", &mport),
-      PS_CFG_I64("shards", &shards),
+      PS_CFG_I64("shards", &shards),            PS_CFG_I64("residue-top", &residue_top),
       PS_CFG_BOOL("exit-when-complete", &exit_done), PS_CFG_BOOL("sync", &sync),
       {0},
   };
@@ -162,6 +171,10 @@ int main(int argc, char **argv) {
   }
   if (max_feat < 1 || max_feat > UINT32_MAX || max_mb < 1 || max_mb > (1 << 20)) {
     ps_err_set(&err, PS_ECONFIG, "max-features must be in 1..2^32-1, max-message-mb in 1..2^20");
+    goto fail;
+  }
+  if (residue_top < 0 || residue_top > 65536) {
+    ps_err_set(&err, PS_ECONFIG, "residue-top must be in 0..65536");
     goto fail;
   }
   if (shards < 0 || shards > FS_MAX_SHARDS) {
@@ -175,7 +188,7 @@ int main(int argc, char **argv) {
     goto fail;
   }
   int worker = shards > 0 && shard_opt && shard_opt[0], is_front = shards > 0 && !worker;
-  scorer_opts_t so = {db, (uint32_t)top_n, sync, (uint32_t)max_feat, 0, 0};
+  scorer_opts_t so = {db, (uint32_t)top_n, sync, (uint32_t)max_feat, 0, 0, (uint32_t)residue_top};
   char shard_db[4096], in_ep[1024];
   snprintf(in_ep, sizeof in_ep, "%s", ps_config_str(cfg, "in"));
   if (worker) {
@@ -241,6 +254,24 @@ int main(int argc, char **argv) {
     ec.threads = (int)th;
     ec.opts.min_size = (uint32_t)ms;
     if (scorer_enrich_new(&enr, &ec, &err) < 0) goto fail;
+  }
+  const char *cfiles = ps_config_str(cfg, "concepts");
+  if (cfiles && cfiles[0]) {  // loaded now: a bad file fails at start, not after the stream
+    scorer_concepts_cfg_t cc = {cfiles, {0}};
+    int64_t cmin;
+    concept_f1_opts_default(&cc.opts);
+    const ps_config_bind_t copts[] = {PS_CFG_I64("concept-min-instances", &cmin), {0}};
+    if (ps_config_read(cfg, copts, &err) < 0) goto fail;
+    if (cmin < 1 || cmin > UINT32_MAX) {
+      ps_err_set(&err, PS_ECONFIG, "concept-min-instances must be >= 1");
+      goto fail;
+    }
+    cc.opts.min_instances = (uint32_t)cmin;
+    if (worker) {
+      ps_err_set(&err, PS_ECONFIG, "--concepts belongs to the front (--shards without --shard), not to shard %s", shard_opt);
+      goto fail;
+    }
+    if (scorer_concepts_new(&conc, &cc, &err) < 0) goto fail;
   }
   scorer_interp_cfg_t icfg;
   memset(&icfg, 0, sizeof icfg);
@@ -332,6 +363,7 @@ int main(int argc, char **argv) {
   int64_t t0 = ps_mono_ms(), last_msg = t0, last_commit = t0, last_resend = 0, last_log = t0;
   uint64_t cseq = 0, rows0 = 0;
   int complete = 0, enriched = enr == NULL, interpreted = isock == NULL, enrich_asked = 0, enrich_force = 0;
+  int concepts_done = conc == NULL;
   double enrich_secs = 0;
   iwb = fs_wb_new();
   ps_metrics_set_stall(mx, 600);  // one enrichment of a large store runs between two rounds
@@ -368,6 +400,12 @@ int main(int argc, char **argv) {
       }
       if (ran) PS_INFO("enrichment written into the store seconds=%.2f", enrich_secs);
     }
+    if (conc && store && complete && enriched && !concepts_done) {  // after the enrichment
+      int ran = 0;
+      if (sc && scorer_commit(sc, &err) < 0) goto fail;
+      if (scorer_concepts_run(conc, store, 0, &ran, &err) < 0) goto fail;
+      concepts_done = 1;
+    }
     if (complete && enriched && isock && !si && !interpreted) {
       if (scorer_interp_new(&si, &icfg, store, &err) < 0) goto fail;
     }
@@ -390,7 +428,7 @@ int main(int argc, char **argv) {
         interpreted = 1;
       }
     }
-    if (complete && enriched && interpreted && exit_done) break;
+    if (complete && enriched && concepts_done && interpreted && exit_done) break;
     Protsae__Envelope *env = NULL;
     int rc = wire_recv(in, &env, 100, &ps_stop_flag, &st, &err);
     if (rc == PS_EINTR) break;
@@ -558,6 +596,7 @@ fail:
   ps_metrics_stop(&mx);
   scorer_interp_destroy(&si);
   scorer_enrich_destroy(&enr);
+  scorer_concepts_destroy(&conc);
   fs_wb_free(&iwb);
   wire_peers_destroy(&ipeers);
   wire_close(&isock);

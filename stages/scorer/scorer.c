@@ -36,6 +36,11 @@ struct scorer {
   float *pmax;
   uint32_t *ppos, *touched;
   uint8_t *seen;
+  // residue codes: one protein's residue entries (scratch, grown to the largest protein seen)
+  struct rentry { uint32_t f, pos; float v; } *rent;
+  size_t rcap;
+  uint32_t *rfeat, *rpos;
+  float *rval;
 };
 
 static const char *const reject_names[SCORER_REJ_N] = {
@@ -192,6 +197,10 @@ void scorer_close(scorer_t **sp) {
   free(s->ppos);
   free(s->touched);
   free(s->seen);
+  free(s->rent);
+  free(s->rfeat);
+  free(s->rpos);
+  free(s->rval);
   free(s);
   *sp = NULL;
 }
@@ -206,6 +215,55 @@ static int check_values(const float *v, size_t n, const char *what, const char *
       return ps_err_set(err, PS_ENAN, "%s batch seq=%llu: %s value %g at entry %zu (codes must be finite and >= 0)",
                         prod, (unsigned long long)seq, what, (double)v[i], i);
   return 0;
+}
+
+// by feature, then value descending, then position
+static int rentry_cmp(const void *a, const void *b) {
+  const struct rentry *x = a, *y = b;
+  if (x->f != y->f) return x->f < y->f ? -1 : 1;
+  if (x->v != y->v) return x->v > y->v ? -1 : 1;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+// The residue code of the protein on rows [r0, r1) of fb into the write batch: per feature active
+// at one of its residues, its meta.residue_top largest values (ties to the lower position), as
+// entries sorted by (feature, pos). O(e log e) for the protein's e residue entries.
+static void put_rcode(scorer_t *s, const Protsae__FeatureBatch *fb, const char *id, uint32_t r0, uint32_t r1) {
+  uint32_t R = s->meta.residue_top;
+  size_t e = 0, need = R ? fb->indptr[r1] - fb->indptr[r0] : 0;
+  if (need > s->rcap) {
+    s->rcap = need + need / 2;
+    s->rent = ps_xrealloc(s->rent, s->rcap * sizeof *s->rent);
+    s->rfeat = ps_xrealloc(s->rfeat, s->rcap * sizeof *s->rfeat);
+    s->rpos = ps_xrealloc(s->rpos, s->rcap * sizeof *s->rpos);
+    s->rval = ps_xrealloc(s->rval, s->rcap * sizeof *s->rval);
+  }
+  for (uint32_t r = r0; R && r < r1; r++)
+    for (uint32_t j = fb->indptr[r]; j < fb->indptr[r + 1]; j++)
+      if (fb->values[j] > 0) s->rent[e++] = (struct rentry){fb->indices[j], r - r0, fb->values[j]};
+  qsort(s->rent, e, sizeof *s->rent, rentry_cmp);
+  uint32_t n = 0;
+  for (size_t i = 0; i < e;) {
+    size_t end = i;
+    while (end < e && s->rent[end].f == s->rent[i].f) end++;
+    uint32_t k0 = n;
+    for (size_t t = i; t < end && n - k0 < R; t++) {  // the feature's top R, then in position order
+      int dup = 0;  // a row naming a feature twice (not refused on the wire): its largest value counts
+      for (uint32_t q = k0; q < n && !dup; q++) dup = s->rpos[q] == s->rent[t].pos;
+      if (dup) continue;
+      uint32_t at = n++;
+      while (at > k0 && s->rpos[at - 1] > s->rent[t].pos) {
+        s->rpos[at] = s->rpos[at - 1], s->rval[at] = s->rval[at - 1];
+        at--;
+      }
+      s->rpos[at] = s->rent[t].pos, s->rval[at] = s->rent[t].v;
+      s->rfeat[at] = s->rent[t].f;
+    }
+    for (uint32_t t = k0; t < n; t++) s->rfeat[t] = s->rent[i].f;
+    i = end;
+  }
+  fs_rcode_t rc = {r1 - r0, n, s->rfeat, s->rpos, s->rval};
+  fs_wb_put_rcode(s->fs, s->wb, id, &rc);
 }
 
 #define REJECT(why_, ...)                  \
@@ -293,6 +351,7 @@ int scorer_apply_why(scorer_t *s, const Protsae__FeatureBatch *fb, scorer_reject
     s->meta.level = (uint32_t)residue;
     s->meta.neurons = fb->neurons != 0;
     s->meta.pooling = fb->pooling == PROTSAE__POOLING__POOLING_MAX;
+    s->meta.residue_top = residue ? s->o.residue_top : 0;
     s->have_meta = 1;
     alloc_features(s);
   }
@@ -345,6 +404,7 @@ int scorer_apply_why(scorer_t *s, const Protsae__FeatureBatch *fb, scorer_reject
         fs_feat_offer_top(&s->feats[f], top_n, s->pmax[f], id, s->ppos[f]);
         s->seen[f] = 0;
       }
+      put_rcode(s, fb, id, r0, r1);
       s->meta.residues += r1 - r0;
     }
   }

@@ -7,8 +7,10 @@
 // batch whose key is already applied (a replay: resent after a restart, or duplicated by an
 // upstream re-send) changes nothing. A process killed between commits loses only uncommitted
 // work, which it has not acknowledged anywhere: the upstream re-sends it (scorer_missing).
-// Memory does not grow with the number of proteins: per protein only its code passes through
-// the write batch (bounded by the commit interval); the applied set of a stream is a sorted list
+// Memory does not grow with the number of proteins: per protein only its code (and at residue
+// level its residue code: at most (active features) x residue_top entries, chosen from a scratch
+// array of the protein's residue entries, bounded by the batch) passes through the write batch
+// (bounded by the commit interval); the applied set of a stream is a sorted list
 // of seq ranges (one range when batches arrive in order), so its size never depends on a seq's value.
 //
 // Nothing off the wire is trusted (DESIGN.md): a batch is checked against the stream's bounds
@@ -36,6 +38,9 @@ typedef struct scorer_opts {
   uint32_t max_features;   // largest n_features a batch may set (0 = SCORER_MAX_FEATURES_DEFAULT)
   uint32_t shard, shards;  // shards > 1: this store is shard `shard` of a sharded store (featstore.h) and
                            // takes only entries of its feature range (fs_shard_range); others are rejected
+  uint32_t residue_top;    // residue level: top residues kept per (protein, active feature) in the residue
+                           // codes (0 = none; the stage's --residue-top defaults to 8); fixed when the store
+                           // is created (the store's meta residue_top wins afterwards)
 } scorer_opts_t;
 
 // Memory is ~(600 + 16 top_n) bytes per feature: 2^20 features = ~1 GB at top_n 20.

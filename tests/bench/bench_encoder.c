@@ -168,7 +168,7 @@ static void *shard_run(void *arg) {
   shard_job_t *j = arg;
   ps_err_t err = {0};
   scorer_t *sc = NULL;
-  scorer_opts_t so = {j->db, 20, 0, 0, j->n > 1 ? j->k : 0, j->n > 1 ? j->n : 0};
+  scorer_opts_t so = {j->db, 20, 0, 0, j->n > 1 ? j->k : 0, j->n > 1 ? j->n : 0, 8};
   j->rc = scorer_open(&sc, &so, &err);
   for (int64_t q = 0; q < j->n_batches && j->rc == 0; q++)
     if (scorer_apply(sc, j->parts[q * j->n + j->k], &err) != 1 ||

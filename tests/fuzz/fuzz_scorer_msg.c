@@ -48,7 +48,7 @@ static void open_store(void) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s/db'", dir);
   if (system(cmd) != 0) abort();
   snprintf(db, sizeof db, "%s/db", dir);
-  scorer_opts_t o = {db, 4, 0, FUZZ_MAX_FEATURES, 0, 0};
+  scorer_opts_t o = {db, 4, 0, FUZZ_MAX_FEATURES, 0, 0, 0};
   ps_err_t err = {0};
   if (scorer_open(&sc, &o, &err) < 0) {
     fprintf(stderr, "fuzz_scorer_msg: %s\n", err.msg);

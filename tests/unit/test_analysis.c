@@ -81,7 +81,7 @@ static void make_store(const char *path, uint32_t n_feat, size_t n_prot) {
     fs_wb_put_code(fs, wb, a->protein_ids[p], m, idx, val);
     nnz += m;
   }
-  fs_meta_t meta = {FS_FORMAT, n_feat, 20, 0, 0, 0, n_prot, 0, 1, nnz};
+  fs_meta_t meta = {FS_FORMAT, n_feat, 20, 0, 0, 0, n_prot, 0, 1, nnz, 0};
   fs_wb_put_meta(fs, wb, &meta);
   assert_int_equal(fs_commit(fs, wb, 1, &err), 0);
   fs_wb_free(&wb);

@@ -190,7 +190,7 @@ static void free_batch(tbatch_t *b) {
 static void apply_order(const char *db, const int *order, int n, int commit_every) {
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {db, 4, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   for (int i = 0; i < n; i++) {
     tbatch_t b;
@@ -223,7 +223,7 @@ static void test_scorer_order_free_exactly_once(void **st) {
   // committed ones) gives the same store
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db3, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {db3, 4, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   for (int i = 0; i < 8; i++) {
     tbatch_t t;
@@ -260,7 +260,7 @@ static void test_scorer_rejects_and_missing(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {db, 4, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   tbatch_t b;
   make_batch(&b, 0);
@@ -314,7 +314,7 @@ static void test_scorer_residue_level(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 3, 0, 0, 0, 0};
+  scorer_opts_t o = {db, 3, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   // 2 proteins: A has 3 residues, B has 2; 4 features
   char *ids[] = {"A", "B"};
@@ -393,7 +393,7 @@ static void test_scorer_seq_bounds(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {db, 4, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   tbatch_t b;
   make_batch(&b, 0);
@@ -454,7 +454,7 @@ static void test_scorer_eos_bounds(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {db, 4, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   for (uint64_t q = 0; q < 8; q++) {
     tbatch_t b;
@@ -506,7 +506,7 @@ static void test_scorer_stored_absurd_eos(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {db, 4, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   tbatch_t b;
   make_batch(&b, 0);
@@ -543,7 +543,7 @@ static void test_scorer_n_features_bound(void **st) {
   snprintf(db, sizeof db, "%s/db", d);
   scorer_t *s = NULL;
   ps_err_t err = {0};
-  scorer_opts_t o = {db, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {db, 4, 0, 0, 0, 0, 0};
   assert_int_equal(scorer_open(&s, &o, &err), 0);
   const uint32_t bad[] = {4000000000u, 3000000u, SCORER_MAX_FEATURES_DEFAULT + 1, 0};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -565,7 +565,7 @@ static void test_scorer_n_features_bound(void **st) {
   assert_int_equal(scorer_meta(s)->n_features, NF);
   scorer_close(&s);
   // a smaller bound than the store's count: a clear error at open, no allocation
-  scorer_opts_t o2 = {db, 4, 0, NF - 1, 0, 0};
+  scorer_opts_t o2 = {db, 4, 0, NF - 1, 0, 0, 0};
   assert_true(scorer_open(&s, &o2, &err) < 0);
   assert_non_null(strstr(err.msg, "max-features"));
   assert_null(s);

@@ -161,12 +161,12 @@ static void sharded_vs_one(uint32_t n, uint32_t nf, int residue) {
   snprintf(dir, sizeof dir, "%s", fx_path_tmp("sharded"));
   ps_err_t err = {0};
   scorer_t *s1 = NULL, *sh[5] = {0};
-  scorer_opts_t o = {one, 4, 0, 0, 0, 0};
+  scorer_opts_t o = {one, 4, 0, 0, 0, 0, 3};
   assert_int_equal(scorer_open(&s1, &o, &err), 0);
   assert_int_equal(fs_shards_init(dir, n, &err), 0);
   for (uint32_t k = 0; k < n; k++) {
     fs_shard_path(dir, k, sp_path, sizeof sp_path);
-    scorer_opts_t so = {sp_path, 4, 0, 0, k, n};
+    scorer_opts_t so = {sp_path, 4, 0, 0, k, n, 3};
     assert_int_equal(scorer_open(&sh[k], &so, &err), 0);
   }
   static gen_t g;
