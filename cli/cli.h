@@ -11,6 +11,7 @@
 #include "featstore.h"
 
 int cli_demo(int argc, char **argv);
+extern const ps_config_entry_t demo_keys[];  // the keys of `protsae demo` / `run` (demo_keys.c)
 int demo_has_option(const char *name);  // a key of `protsae demo` (and so of a run CONFIG)
 const ps_config_entry_t *demo_option(const char *name);  // its entry (NULL when not a key)
 // The FASTA's ids in order, one a line, into path (the ids of a .npy given without them); *n ids.

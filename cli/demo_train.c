@@ -77,7 +77,7 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int demo_train_plan(const ps_config_t *cfg, int64_t n_rows, demo_train_plan_t *p, ps_err_t *err) {
   memset(p, 0, sizeof *p);
   int64_t budget = 0, ckpt = 0;
-  double decay = 0, l1_warmup = 0;
+  double decay = 0, l1_warmup = 0, lr_warmup = 0;
   p->n_rows = n_rows;
   p->arch = ps_config_str(cfg, "arch");
   p->target_mode = ps_config_str(cfg, "target-mode");
@@ -93,7 +93,8 @@ int demo_train_plan(const ps_config_t *cfg, int64_t n_rows, demo_train_plan_t *p
   if (ps_config_i64(cfg, "train-rows", &budget, err) < 0 || ps_config_i64(cfg, "train-epochs", &p->epochs, err) < 0 ||
       ps_config_i64(cfg, "train-batch", &p->batch, err) < 0 || ps_config_f64(cfg, "lr", &p->lr, err) < 0 ||
       ps_config_f64(cfg, "lr-decay", &decay, err) < 0 ||
-      ps_config_f64(cfg, "l1-warmup", &l1_warmup, err) < 0 || ps_config_i64(cfg, "ckpt-every", &ckpt, err) < 0)
+      ps_config_f64(cfg, "l1-warmup", &l1_warmup, err) < 0 || ps_config_f64(cfg, "lr-warmup", &lr_warmup, err) < 0 ||
+      ps_config_i64(cfg, "ckpt-every", &ckpt, err) < 0)
     return PS_ECONFIG;
   if (strcmp(p->arch, "topk") && strcmp(p->arch, "batchtopk") && strcmp(p->arch, "relu") && strcmp(p->arch, "jumprelu"))
     return ps_err_set(err, PS_ECONFIG, "--arch %s: expected topk, batchtopk, relu or jumprelu", p->arch);
@@ -103,6 +104,8 @@ int demo_train_plan(const ps_config_t *cfg, int64_t n_rows, demo_train_plan_t *p
                     : !(p->lr > 0) ? "--lr %s: need > 0"
                     : !(decay >= 0 && decay <= 1) ? "--lr-decay %s: need a share of the steps in [0, 1]"
                     : !(l1_warmup >= 0 && l1_warmup <= 1) ? "--l1-warmup %s: need a share of the steps in [0, 1]"
+                    : !(lr_warmup >= 0 && lr_warmup + decay <= 1)
+                        ? "--lr-warmup %s: need a share of the steps in [0, 1 - lr-decay]"
                     : ckpt < 0 ? "--ckpt-every %s: need >= 0 (0 = about 256,000 rows)" : NULL;
   if (bad) {
     char key[32];
@@ -114,6 +117,7 @@ int demo_train_plan(const ps_config_t *cfg, int64_t n_rows, demo_train_plan_t *p
   p->steps = ceil_div(p->epochs * n_rows, p->batch);
   p->decay_steps = llround(decay * (double)p->steps);
   p->l1_warmup_steps = llround(l1_warmup * (double)p->steps);
+  p->warmup_steps = llround(lr_warmup * (double)p->steps);
   // intervals in rows, as with the old batch of 512: a checkpoint every 500 steps, a log line every 20
   p->ckpt_every = ckpt ? ckpt : ceil_div(256000, p->batch);
   p->log_every = ceil_div(10240, p->batch);
@@ -144,6 +148,7 @@ void demo_train_topo(topo_t *t, const ps_config_t *cfg, const demo_train_plan_t 
   topo_arg(t, ti, "--total-steps", "%lld", (long long)p->steps);
   topo_arg(t, ti, "--decay-steps", "%lld", (long long)p->decay_steps);
   topo_arg(t, ti, "--l1-warmup-steps", "%lld", (long long)p->l1_warmup_steps);
+  topo_arg(t, ti, "--warmup-steps", "%lld", (long long)p->warmup_steps);
   topo_arg(t, ti, "--shuffle-rows", "16384");
   topo_arg(t, ti, "--eval-every", "%lld", (long long)p->ckpt_every);  // without validation rows: logs dead %
   if (ps_config_str(cfg, "target")) topo_arg(t, ti, "--target-mode", "%s", p->target_mode);

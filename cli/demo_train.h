@@ -18,6 +18,7 @@ typedef struct demo_train_plan {
   int64_t batch;        // rows per step
   int64_t steps;        // ceil(epochs x n_rows / batch): the trainer's --total-steps
   int64_t decay_steps;  // round(lr-decay x steps): lr decays linearly to 0 over these last steps
+  int64_t warmup_steps;     // round(lr-warmup x steps): lr ramps up linearly from 0 over these first steps
   int64_t l1_warmup_steps;  // round(l1-warmup x steps): relu / jumprelu sparsity penalty ramp
   int64_t ckpt_every;   // --ckpt-every, or (0) about 256K rows' worth of steps
   int64_t log_every;    // about 10K rows' worth of steps

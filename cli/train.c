@@ -34,7 +34,7 @@ static const char *const keys[] = {"fasta", "ids", "target", "target-ids", "targ
                                    "arch", "d-sae", "k", "train-rows", "train-epochs", "train-batch", "lr", "lr-decay",
                                    "tie-coeff", "init-from-data", "normalize-per-sample", "aux-coeff", "k-aux",
                                    "train-threads", "ckpt-every", "val-fraction", "save-best", "dead-steps", "l1",
-                                   "l1-warmup", "preset", NULL};
+                                   "l1-warmup", "lr-warmup", "preset", NULL};
 
 static ps_config_entry_t table[VERB_MAX_KEYS + 1];
 
