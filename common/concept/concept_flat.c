@@ -148,9 +148,9 @@ static int feature_start(concept_set_t *s, entry_t *e, const char *line, size_t 
 // A continuation line "FT" + spaces + text of the pending feature.
 static void feature_more(entry_t *e, const char *t, size_t n) {
   if (!e->have_feat) return;
-  if (e->quote) {  // the rest of a /note="..."
+  if (e->quote) {  // the rest of a /note="..." (quote 1) or of another quoted qualifier (-1)
     const char *q = memchr(t, '"', n);
-    note_append(e, t, q ? (size_t)(q - t) : n);
+    if (e->quote > 0) note_append(e, t, q ? (size_t)(q - t) : n);
     if (q) e->quote = 0;
     return;
   }
@@ -166,7 +166,6 @@ static void feature_more(entry_t *e, const char *t, size_t n) {
     }
     return;
   }
-  if (e->quote < 0) return;
   if (!e->note_is_qual) note_append(e, t, n);  // pre-2019 description running over lines
 }
 

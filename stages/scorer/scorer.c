@@ -36,8 +36,11 @@ struct scorer {
   float *pmax;
   uint32_t *ppos, *touched;
   uint8_t *seen;
-  // residue codes: one protein's residue entries (scratch, grown to the largest protein seen)
-  struct rentry { uint32_t f, pos; float v; } *rent;
+  // residue codes: per feature active in the protein a slot (rslot[f] = slot + 1) holding its best
+  // entries so far; scratch bounded by the protein's residue entries (grown to the largest seen)
+  uint32_t *rslot, *rtouched;
+  struct rslot { uint32_t cnt, off, fill, last; } *rs;
+  struct rkeep { float v; uint32_t pos; } *rk;
   size_t rcap;
   uint32_t *rfeat, *rpos;
   float *rval;
@@ -197,7 +200,10 @@ void scorer_close(scorer_t **sp) {
   free(s->ppos);
   free(s->touched);
   free(s->seen);
-  free(s->rent);
+  free(s->rslot);
+  free(s->rtouched);
+  free(s->rs);
+  free(s->rk);
   free(s->rfeat);
   free(s->rpos);
   free(s->rval);
@@ -217,50 +223,90 @@ static int check_values(const float *v, size_t n, const char *what, const char *
   return 0;
 }
 
-// by feature, then value descending, then position
-static int rentry_cmp(const void *a, const void *b) {
-  const struct rentry *x = a, *y = b;
-  if (x->f != y->f) return x->f < y->f ? -1 : 1;
-  if (x->v != y->v) return x->v > y->v ? -1 : 1;
-  return x->pos < y->pos ? -1 : x->pos > y->pos;
+static int rkeep_pos_cmp(const void *a, const void *b) {
+  uint32_t x = ((const struct rkeep *)a)->pos, y = ((const struct rkeep *)b)->pos;
+  return x < y ? -1 : x > y;
+}
+static int u32_cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+// Offer (v, pos) to a slot's list l (value descending, then position; capacity cap, n used):
+// positions arrive ascending, so an equal value never displaces an earlier position.
+static void rkeep_offer(struct rkeep *l, uint32_t *n, uint32_t cap, float v, uint32_t pos) {
+  if (*n == cap && !(v > l[cap - 1].v)) return;
+  uint32_t at = *n < cap ? (*n)++ : cap - 1;
+  while (at > 0 && l[at - 1].v < v) {
+    l[at] = l[at - 1];
+    at--;
+  }
+  l[at] = (struct rkeep){v, pos};
 }
 
 // The residue code of the protein on rows [r0, r1) of fb into the write batch: per feature active
 // at one of its residues, its meta.residue_top largest values (ties to the lower position), as
-// entries sorted by (feature, pos). O(e log e) for the protein's e residue entries.
+// entries sorted by (feature, pos). Two passes over the protein's e entries: count per feature,
+// then keep each feature's best in a list of min(R, its count) (scratch <= e entries); O(e R) at
+// worst, ~O(e) as most offers fall below the list's last.
 static void put_rcode(scorer_t *s, const Protsae__FeatureBatch *fb, const char *id, uint32_t r0, uint32_t r1) {
-  uint32_t R = s->meta.residue_top;
-  size_t e = 0, need = R ? fb->indptr[r1] - fb->indptr[r0] : 0;
-  if (need > s->rcap) {
-    s->rcap = need + need / 2;
-    s->rent = ps_xrealloc(s->rent, s->rcap * sizeof *s->rent);
+  uint32_t R = s->meta.residue_top, nt = 0;
+  size_t total = 0;
+  if (R && !s->rslot) {
+    s->rslot = ps_xcalloc(s->meta.n_features, sizeof *s->rslot);
+    s->rtouched = ps_xmalloc(s->meta.n_features * sizeof *s->rtouched);
+    s->rs = ps_xmalloc(s->meta.n_features * sizeof *s->rs);
+  }
+  for (uint32_t j = R ? fb->indptr[r0] : 0; R && j < fb->indptr[r1]; j++) {  // 1: slots and counts
+    if (!(fb->values[j] > 0)) continue;
+    uint32_t f = fb->indices[j];
+    if (!s->rslot[f]) {
+      s->rtouched[nt] = f;
+      s->rs[nt] = (struct rslot){0, 0, 0, UINT32_MAX};
+      s->rslot[f] = ++nt;
+    }
+    s->rs[s->rslot[f] - 1].cnt++;
+  }
+  if (nt) qsort(s->rtouched, nt, sizeof *s->rtouched, u32_cmp);  // slots in feature order
+  for (uint32_t i = 0; i < nt; i++) {
+    struct rslot *sl = &s->rs[s->rslot[s->rtouched[i]] - 1];
+    sl->off = (uint32_t)total;
+    total += sl->cnt < R ? sl->cnt : R;
+  }
+  if (total > s->rcap) {
+    s->rcap = total + total / 2;
+    s->rk = ps_xrealloc(s->rk, s->rcap * sizeof *s->rk);
     s->rfeat = ps_xrealloc(s->rfeat, s->rcap * sizeof *s->rfeat);
     s->rpos = ps_xrealloc(s->rpos, s->rcap * sizeof *s->rpos);
     s->rval = ps_xrealloc(s->rval, s->rcap * sizeof *s->rval);
   }
-  for (uint32_t r = r0; R && r < r1; r++)
-    for (uint32_t j = fb->indptr[r]; j < fb->indptr[r + 1]; j++)
-      if (fb->values[j] > 0) s->rent[e++] = (struct rentry){fb->indices[j], r - r0, fb->values[j]};
-  qsort(s->rent, e, sizeof *s->rent, rentry_cmp);
-  uint32_t n = 0;
-  for (size_t i = 0; i < e;) {
-    size_t end = i;
-    while (end < e && s->rent[end].f == s->rent[i].f) end++;
-    uint32_t k0 = n;
-    for (size_t t = i; t < end && n - k0 < R; t++) {  // the feature's top R, then in position order
-      int dup = 0;  // a row naming a feature twice (not refused on the wire): its largest value counts
-      for (uint32_t q = k0; q < n && !dup; q++) dup = s->rpos[q] == s->rent[t].pos;
-      if (dup) continue;
-      uint32_t at = n++;
-      while (at > k0 && s->rpos[at - 1] > s->rent[t].pos) {
-        s->rpos[at] = s->rpos[at - 1], s->rval[at] = s->rval[at - 1];
-        at--;
+  for (uint32_t r = r0; nt && r < r1; r++)  // 2: each feature's best
+    for (uint32_t j = fb->indptr[r]; j < fb->indptr[r + 1]; j++) {
+      float v = fb->values[j];
+      if (!(v > 0)) continue;
+      struct rslot *sl = &s->rs[s->rslot[fb->indices[j]] - 1];
+      struct rkeep *l = s->rk + sl->off;
+      uint32_t cap = sl->cnt < R ? sl->cnt : R, pos = r - r0;
+      if (sl->last == pos) {  // a row naming the feature twice (not refused on the wire): the larger value
+        uint32_t q = 0;
+        while (q < sl->fill && l[q].pos != pos) q++;
+        if (q < sl->fill) {
+          if (!(v > l[q].v)) continue;
+          memmove(l + q, l + q + 1, (sl->fill - q - 1) * sizeof *l);
+          sl->fill--;
+        }
       }
-      s->rpos[at] = s->rent[t].pos, s->rval[at] = s->rent[t].v;
-      s->rfeat[at] = s->rent[t].f;
+      sl->last = pos;
+      rkeep_offer(l, &sl->fill, cap, v, pos);
     }
-    for (uint32_t t = k0; t < n; t++) s->rfeat[t] = s->rent[i].f;
-    i = end;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < nt; i++) {
+    uint32_t f = s->rtouched[i];
+    struct rslot *sl = &s->rs[s->rslot[f] - 1];
+    struct rkeep *l = s->rk + sl->off;
+    qsort(l, sl->fill, sizeof *l, rkeep_pos_cmp);
+    for (uint32_t q = 0; q < sl->fill; q++, n++) s->rfeat[n] = f, s->rpos[n] = l[q].pos, s->rval[n] = l[q].v;
+    s->rslot[f] = 0;
   }
   fs_rcode_t rc = {r1 - r0, n, s->rfeat, s->rpos, s->rval};
   fs_wb_put_rcode(s->fs, s->wb, id, &rc);

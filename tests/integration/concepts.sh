@@ -14,7 +14,7 @@
 set -euo pipefail
 B=${PROTSAE_BUILD:?}; SHARED=${PROTSAE_SHARED:?}
 data=$SHARED/data/human-swissprot; flat=$SHARED/data/uniprot-flat/swiss100.dat
-[ -f "$data/proteins.fasta.gz" ] && [ -f "$flat" ] || { echo "no shared data: skip"; exit 77; }
+if [ ! -f "$data/proteins.fasta.gz" ] || [ ! -f "$flat" ]; then echo "no shared data: skip"; exit 77; fi
 P=$B/cli/protsae; TR=$B/stages/trainer/protsae-trainer; R=$B/stages/reader/protsae-reader
 EN=$B/stages/encoder/protsae-encoder; SC=$B/stages/scorer/protsae-scorer
 T=$(mktemp -d /tmp/protsae-concepts.XXXXXX); trap 'kill -9 $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT

@@ -149,7 +149,8 @@ static const char current[] =
     "FT                   /note=\"Test protein\"\n"
     "FT   DOMAIN          24..130\n"
     "FT                   /note=\"Protein kinase\"\n"
-    "FT                   /evidence=\"ECO:0000255|PROSITE-ProRule:PRU00159\"\n"
+    "FT                   /evidence=\"ECO:0000255|PROSITE-ProRule:PRU00159,\n"
+    "FT                   ECO:0000269|PubMed:12345\"\n"
     "FT   REPEAT          140..150\n"
     "FT                   /note=\"WD 3\"\n"
     "FT   REGION          <1..>20\n"
@@ -246,13 +247,13 @@ static void expect_error(const char *name, const char *text, int at, const char 
 
 static void test_flat_broken(void **state) {
   (void)state;
-  expect_error("trunc.dat", current, 27, NULL, "truncated", 26);  // cut before '//'
+  expect_error("trunc.dat", current, 28, NULL, "truncated", 27);  // cut before '//'
   expect_error("badpos.dat", current, 7, "FT   DOMAIN          24..1x0", "bad position", 7);
-  expect_error("badpos2.dat", current, 15, "FT   BINDING         -5", "bad position", 15);
+  expect_error("badpos2.dat", current, 16, "FT   BINDING         -5", "bad position", 16);
   expect_error("backwards.dat", current, 7, "FT   DOMAIN          130..24", "before it starts", 7);
   expect_error("oldpos.dat", current, 7, "FT   DOMAIN       24    x30       Kinase.", "followed by", 7);
   expect_error("noac.dat", "ID   A_HUMAN\nFT   DOMAIN   1..5\n//\n", 2, "FT   DOMAIN   1..5", "before the entry's AC", 2);
-  expect_error("note.dat", current, 24, "FT                   /note=\"never closed", "not closed", 25);
+  expect_error("note.dat", current, 25, "FT                   /note=\"never closed", "not closed", 26);
   expect_error("outside.dat", "ID   X_HUMAN  Reviewed;\nAC   P1;\n//\n//\n", 4, "//", "outside an entry", 4);
   expect_error("noid.dat", "ID   A_HUMAN\nAC   P1;\n//\nXX   stray\n", 4, "XX   stray", "outside an entry", 4);
 }
