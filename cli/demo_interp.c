@@ -1,6 +1,7 @@
 // demo_interp.c — see demo_interp.h.
 #include "demo_interp.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 void demo_interp_args(topo_t *t, size_t sc, size_t ix, const ps_config_t *cfg) {
@@ -9,7 +10,7 @@ void demo_interp_args(topo_t *t, size_t sc, size_t ix, const ps_config_t *cfg) {
   char flag[64];
   for (size_t i = 0; i < sizeof both / sizeof *both; i++) {
     snprintf(flag, sizeof flag, "--%s", both[i]);
-    topo_arg(t, sc, flag, "%s", ps_config_str(cfg, both[i]));
+    if (sc != SIZE_MAX) topo_arg(t, sc, flag, "%s", ps_config_str(cfg, both[i]));
     topo_arg(t, ix, flag, "%s", ps_config_str(cfg, both[i]));
   }
   for (size_t i = 0; i < sizeof interp_only / sizeof *interp_only; i++) {

@@ -22,7 +22,8 @@
   {"pfam-names", NULL, "Pfam names table (PF00001<TAB>7tm_1): prompts show PF00001 (7tm_1)"},                       \
   {"uniprot-flat", "auto", "UniProt flat file(s) naming Pfam families ('DR   Pfam;' lines; auto = beside --data)"}
 
-// Append the settings to the scorer's (sc) and the interpreter's (ix) argv.
+// Append the settings to the scorer's (sc; SIZE_MAX: none, another interpreter of the same
+// scorer) and the interpreter's (ix) argv.
 void demo_interp_args(topo_t *t, size_t sc, size_t ix, const ps_config_t *cfg);
 
 #endif

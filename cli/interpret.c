@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,7 @@ static int interpret_main(ps_config_t *cfg) {
     topo_arg(t, x, "--mode", "%s", ps_config_str(cfg, "mode"));
     topo_arg(t, x, "--cache", "%s/llm-cache", absw);
     topo_arg(t, x, "--producer", "interp-%lld", (long long)i);
-    demo_interp_args(t, s, x, cfg);  // the scorer's share again each time: the same values
+    demo_interp_args(t, i ? SIZE_MAX : s, x, cfg);
   }
   printf("protsae interpret: %s (%s): protsae-scorer <-> %lld x protsae-interpreter, %s units\n", db,
          neurons ? "neurons" : "features", (long long)n_int, ps_config_str(cfg, "n-interpret"));

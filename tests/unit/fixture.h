@@ -107,4 +107,14 @@ static inline int fx_find_shared(const char *rel) {
   return access(p, R_OK) == 0;
 }
 
+// 1 and the path of a built stage executable ($PROTSAE_BUILD/stages/STAGE/protsae-STAGE) in buf;
+// 0 when it is not there. Tests skip() when it says 0.
+static inline int fx_stage_bin(const char *stage, char *buf, size_t cap) {
+  const char *build = getenv("PROTSAE_BUILD");
+  snprintf(buf, cap, "%s/stages/%s/protsae-%s", build ? build : ".", stage, stage);
+  if (access(buf, X_OK) == 0) return 1;
+  printf("no %s: skipped\n", buf);
+  return 0;
+}
+
 #endif

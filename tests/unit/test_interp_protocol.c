@@ -456,13 +456,8 @@ static pid_t spawn(const char *bin, const char *url, const char *dir, const char
 
 static void test_process_kill9_rerun(void **state) {
   (void)state;
-  const char *build = getenv("PROTSAE_BUILD");
   char bin[512];
-  snprintf(bin, sizeof bin, "%s/stages/interpreter/protsae-interpreter", build ? build : ".");
-  if (access(bin, X_OK) != 0) {
-    printf("no %s: skipped\n", bin);
-    skip();
-  }
+  if (!fx_stage_bin("interpreter", bin, sizeof bin)) skip();
   char dir[PATH_MAX];
   fx_path(dir, sizeof dir, "proc");
   assert_int_equal(mkdir(dir, 0700), 0);

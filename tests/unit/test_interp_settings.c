@@ -406,13 +406,8 @@ static char *answer(const char *prompt, void *ud) {
 
 static void test_process_settings(void **state) {
   (void)state;
-  const char *build = getenv("PROTSAE_BUILD");
   char bin[512];
-  snprintf(bin, sizeof bin, "%s/stages/interpreter/protsae-interpreter", build ? build : ".");
-  if (access(bin, X_OK) != 0) {
-    printf("no %s: skipped\n", bin);
-    skip();
-  }
+  if (!fx_stage_bin("interpreter", bin, sizeof bin)) skip();
   char dir[PATH_MAX], path[PATH_MAX + 64], ids_p[PATH_MAX + 16], npy[PATH_MAX + 16], out[PATH_MAX + 16],
       log[PATH_MAX + 16], tsv[PATH_MAX + 16];
   make_data(dir, sizeof dir);
