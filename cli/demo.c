@@ -416,6 +416,8 @@ int cli_demo(int argc, char **argv) {
                     "(../shared/data/human-swissprot, or scripts/fetch-annotations DIR)\n");
     goto out;
   }
+  unsetenv("PROTSAE_DATA");  // each stage that reads annotations gets --data; in the environment it would also
+                             // reach the shard scorers, which refuse it
 
   if (user)
     printf("== protsae run: features of your embeddings %s ==\n", u_emb);

@@ -288,7 +288,7 @@ int demo_residue(int argc, char **argv, const ps_config_entry_t *table) {
   ps_err_t err = {0};
   rpaths_t *p = ps_xcalloc(1, sizeof *p);
   char logs[PATH_MAX + 8];
-  int64_t n_enc = 2;
+  int64_t n_enc = 2, n_sc = 1;
   double t0 = ps_mono_s(), train_s = NAN, motif09 = NAN, aa09 = NAN, go09 = NAN;
   int64_t train_rows = 0;
   demo_train_plan_t check;
@@ -300,8 +300,10 @@ int demo_residue(int argc, char **argv, const ps_config_entry_t *table) {
     fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
     goto out;
   }
-  if (strcmp(ps_config_str(cfg, "scorers"), "1"))
-    printf("note: --scorers is 1 at residue level (the concept analysis reads every residue code in one store)\n");
+  if (ps_config_i64(cfg, "scorers", &n_sc, &err) < 0 || n_sc < 1 || n_sc > 16) {
+    fprintf(stderr, "protsae demo: --scorers must be 1..16\n");
+    goto out;
+  }
   if (demo_train_plan(cfg, 1, &check, &err) < 0) {
     fprintf(stderr, "protsae demo: %s\n", err.msg);
     goto out;
@@ -316,6 +318,7 @@ int demo_residue(int argc, char **argv, const ps_config_entry_t *table) {
     fprintf(stderr, "protsae demo: no annotation data: %s\n", u_data ? u_data : "set PROTSAE_DATA or --data");
     goto out;
   }
+  unsetenv("PROTSAE_DATA");  // the stages get --data (shard scorers refuse it from the environment too)
   printf("== protsae %s at residue level: an AA-level SAE, residue concepts ==\n", ps_config_str(cfg, "emb") ? "run" : "demo");
   printf("work directory %s (stage logs in logs/)\n", p->work);
   if (residue_inputs(cfg, p) < 0) goto out;
@@ -356,7 +359,7 @@ int demo_residue(int argc, char **argv, const ps_config_entry_t *table) {
   encode_args_t ea = {.work = p->work, .emb = p->emb, .fasta = p->fasta, .ids = p->ids[0] ? p->ids : NULL,
                       .sae = p->sae, .batch_rows = ps_config_str(cfg, "batch-rows"), .store = p->fstore,
                       .datadir = p->data, .mode = ps_config_str(cfg, "mode"),
-                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = 1,
+                      .n_interpret = ps_config_str(cfg, "n-interpret"), .n_enc = (int)n_enc, .n_sc = (int)n_sc,
                       .residue_top = ps_config_str(cfg, "residue-top"), .concepts = p->concepts,
                       .concept_min = ps_config_str(cfg, "concept-min-instances"), .reader_extra = rx,
                       .encoder_extra = ex, .cfg = cfg};

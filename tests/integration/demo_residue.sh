@@ -22,7 +22,7 @@ if "$P" demo --workdir "$T/bad" --level atom >"$T/bad.out" 2>&1; then fail "--le
 grep -q "level atom" "$T/bad.out" || fail "--level atom: no message naming it"
 
 "$P" demo --level residue --workdir "$T/w" --n-terms 100 --residue-proteins 150 --d-sae 256 --train-epochs 6 \
-  --n-interpret 10 --residue-top 4 --encoders 1 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
+  --n-interpret 10 --residue-top 4 --encoders 1 --scorers 2 >"$T/out" 2>"$T/err" || { cat "$T/out"; tail -30 "$T/err"; fail "demo exit"; }
 cat "$T/out"
 kv() { awk -F': ' -v k="$1" '$1==k{v=$2} END{if (v=="") exit 1; print v}' "$T/out"; }
 for pat in '^\[1/6\] generating the planted dataset at residue level' '^\[2/6\] training an AA-level SAE' \
@@ -47,6 +47,11 @@ grep -q "config d-sae=256 origin=flag" "$T/w/logs/trainer.log" || fail "the trai
 grep -q "config level=residue origin=flag" "$T/w/logs/features-reader.log" || fail "the encode reader is not at residue level"
 grep -q "config residue-top=4 origin=flag" "$T/w/logs/features-scorer.log" || fail "the scorer did not get --residue-top 4"
 grep -q "config concepts=.*motif_concepts.tsv origin=flag" "$T/w/logs/features-scorer.log" || fail "the scorer did not get --concepts"
+# --scorers 2: each store a front and two shards (residue codes per shard, the concepts on the merged store)
+for f in features-scorer-shard-0 features-scorer-shard-1 neurons-scorer-shard-1; do
+  grep -q "config residue-top=4 origin=flag" "$T/w/logs/$f.log" || fail "scorers 2: $f did not run with --residue-top 4"
+done
+[ -d "$T/w/features.db/shard-1" ] || fail "scorers 2: features.db is not sharded"
 # the planted motifs as a concept TSV: 1-based, inclusive, the hits of truth/motif_hits.tsv
 S=$T/w/synth-residue/truth
 [ "$(wc -l <"$S/motif_concepts.tsv")" -eq "$(($(wc -l <"$S/motif_hits.tsv") - 1))" ] || fail "motif_concepts.tsv lines"
