@@ -32,7 +32,7 @@ static void add_dir(const char *dir, char *out, size_t cap) {
     names[n++] = ps_xstrdup(e->d_name);
   }
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_str);
+  if (n) qsort(names, n, sizeof *names, cmp_str);  // names is NULL when the directory has none
   for (size_t i = 0; i < n; i++) {
     size_t l = strlen(out);
     snprintf(out + l, cap - l, "%s%s/%s", l ? ";" : "", dir, names[i]);

@@ -312,9 +312,10 @@ static int load_state(run_t *r, ps_err_t *err) {
     return rc;
   }
   if (a->target_delta != b->target_delta) {
-    sae_free(&ls);
-    return ps_err_set(err, PS_EMISMATCH, "resume: %s was trained on the %s target; the options ask for --target-mode %s",
-                      dir, a->target_delta ? "delta" : "raw", b->target_delta ? "delta" : "raw");
+    rc = ps_err_set(err, PS_EMISMATCH, "resume: %s was trained on the %s target; the options ask for --target-mode %s",
+                    dir, a->target_delta ? "delta" : "raw", b->target_delta ? "delta" : "raw");
+    sae_free(&ls);  // a points into it
+    return rc;
   }
   sae_free(&ls);
   snprintf(path, sizeof path, "%s/trainer_state.safetensors", dir);
