@@ -352,6 +352,23 @@ out:
   return rc;
 }
 
+int demo_check_keys(const ps_config_t *cfg, int64_t *n_enc, int64_t *n_sc, demo_train_plan_t *check) {
+  ps_err_t err = {0};
+  if (ps_config_i64(cfg, "encoders", n_enc, &err) < 0 || *n_enc < 1 || *n_enc > 16) {
+    fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
+    return -1;
+  }
+  if (ps_config_i64(cfg, "scorers", n_sc, &err) < 0 || *n_sc < 1 || *n_sc > 16) {
+    fprintf(stderr, "protsae demo: --scorers must be 1..16\n");
+    return -1;
+  }
+  if (demo_train_plan(cfg, 1, check, &err) < 0) {
+    fprintf(stderr, "protsae demo: %s\n", err.msg);
+    return -1;
+  }
+  return 0;
+}
+
 int cli_demo(int argc, char **argv) {
   ps_err_t err = {0};
   ps_config_t *cfg = NULL;
@@ -374,19 +391,8 @@ int cli_demo(int argc, char **argv) {
       absw[PATH_MAX], logs[PATH_MAX + 8];
   snprintf(work, sizeof work, "%s", ps_config_str(cfg, "workdir"));
   ps_config_bool(cfg, "regenerate", &regen, NULL);
-  if (ps_config_i64(cfg, "encoders", &n_enc, &err) < 0 || n_enc < 1 || n_enc > 16) {
-    fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
-    goto out;
-  }
-  if (ps_config_i64(cfg, "scorers", &n_sc, &err) < 0 || n_sc < 1 || n_sc > 16) {
-    fprintf(stderr, "protsae demo: --scorers must be 1..16\n");
-    goto out;
-  }
   demo_train_plan_t check;  // the training keys, checked before anything runs
-  if (demo_train_plan(cfg, 1, &check, &err) < 0) {
-    fprintf(stderr, "protsae demo: %s\n", err.msg);
-    goto out;
-  }
+  if (demo_check_keys(cfg, &n_enc, &n_sc, &check) < 0) goto out;
   ps_blas_core_check();  // once here; each stage's log says it again
   mkdir(work, 0755);
   if (!realpath(work, absw)) snprintf(absw, sizeof absw, "%s", work);

@@ -296,18 +296,7 @@ int demo_residue(int argc, char **argv, const ps_config_entry_t *table) {
     fprintf(stderr, "protsae demo: --level %s: expected protein or residue\n", ps_config_str(cfg, "level"));
     goto out;
   }
-  if (ps_config_i64(cfg, "encoders", &n_enc, &err) < 0 || n_enc < 1 || n_enc > 16) {
-    fprintf(stderr, "protsae demo: --encoders must be 1..16\n");
-    goto out;
-  }
-  if (ps_config_i64(cfg, "scorers", &n_sc, &err) < 0 || n_sc < 1 || n_sc > 16) {
-    fprintf(stderr, "protsae demo: --scorers must be 1..16\n");
-    goto out;
-  }
-  if (demo_train_plan(cfg, 1, &check, &err) < 0) {
-    fprintf(stderr, "protsae demo: %s\n", err.msg);
-    goto out;
-  }
+  if (demo_check_keys(cfg, &n_enc, &n_sc, &check) < 0) goto out;
   const char *w = ps_config_str(cfg, "workdir"), *u_data = ps_config_str(cfg, "data");
   mkdir(w, 0755);
   if (!realpath(w, p->work)) snprintf(p->work, sizeof p->work, "%s", w);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "demo_train.h"
 #include "err.h"
 #include "featstore.h"
 #include "topo.h"
@@ -42,6 +43,10 @@ json_t *store_json(fs_t *fs, const char *key);  // the JSON value of a store key
 double jnum(json_t *o, const char *key);        // a number of o, NAN when absent
 void print_enrich_table(json_t *f, json_t *n);  // GO figures, features beside neurons
 void print_interp_table(json_t *f, json_t *n);  // explanation scores, features beside neurons
+
+// The keys checked before anything runs: encoders and scorers (1..16 each) into *n_enc, *n_sc,
+// and the training keys (demo_train_plan over one row) into *check. 0, or -1 (said on stderr).
+int demo_check_keys(const ps_config_t *cfg, int64_t *n_enc, int64_t *n_sc, demo_train_plan_t *check);
 
 // The residue-level flow of `protsae demo --level residue` / `run` (demo_residue.c): argv parsed
 // again against table with residue-level defaults. The command's exit status.
