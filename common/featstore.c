@@ -44,6 +44,7 @@ int fs_open(fs_t **out, const char *path, int mode, ps_err_t *err) {
     size_t n_have = 0;
     char **have = rocksdb_list_column_families(s->opts, path, &n_have, &e);
     if (e) {
+      rocksdb_list_column_families_destroy(have, n_have);  // RocksDB allocates the (empty) list on error too
       int rc = rerr(err, e, "cannot open the feature store (run the scorer first?)", path);
       fs_close(&s);
       return rc;
